@@ -1,0 +1,1 @@
+"""joerl benchmarks: every figure beside its baselines, measured in the same run."""

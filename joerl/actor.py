@@ -1,0 +1,219 @@
+"""Actor hooks, the ActorContext an actor acts through, and ActorRef handles.
+
+An actor is either a subclass of :class:`Actor` (hooks ``started``,
+``handle_message``, ``stopped``), or a plain function ``fn(ctx, *args)``
+spawned with ``spawn_fn`` that calls the blocking ``ctx.receive()`` as an
+Erlang process would. Every hook and every function body runs in the actor's
+own greenlet.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+from .message import NORMAL
+from .pid import Pid, Ref
+
+if TYPE_CHECKING:
+    from .system import ActorSystem
+    from .timer import TimerRef
+
+
+class Actor:
+    """Base class for class-based actors. Override the hooks you need."""
+
+    def started(self, ctx: ActorContext) -> None:
+        """Runs in the actor's greenlet before the first message."""
+
+    def handle_message(self, msg: Any, ctx: ActorContext) -> None:
+        """Runs in the actor's greenlet for each message, in arrival order."""
+
+    def stopped(self, reason: Any, ctx: ActorContext) -> None:
+        """Runs in the actor's greenlet as it ends (not when it is killed)."""
+
+
+class StopActor(BaseException):
+    """Raised by ``ctx.stop(reason)`` inside an actor to end it; not an error."""
+
+    def __init__(self, reason: Any = NORMAL) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ActorContext:
+    """What an actor uses to act: its pid, its mailbox, links, monitors, timers.
+
+    One context per process; the runtime keeps its bookkeeping here too (the
+    underscored slots), so a process costs one small object beside its
+    greenlet and mailbox.
+    """
+
+    __slots__ = (
+        "pid",
+        "system",
+        "sender",
+        "_mailbox",
+        "_greenlet",
+        "_links",
+        "_monitors",
+        "_monitored_by",
+        "_trap_exit",
+        "_name",
+        "_parent",
+        "_state",
+        "_pending_exit",
+        "_done",
+        "_actor",
+        "_supervisor",
+    )
+
+    def __init__(self, system: ActorSystem, pid: Pid, mailbox: Any, parent: Pid | None) -> None:
+        self.pid = pid
+        self.system = system
+        #: The sender of the message being handled, when one is known.
+        self.sender: Pid | None = None
+        self._mailbox = mailbox
+        self._greenlet: Any = None
+        self._links: set[Pid] | None = None
+        self._monitors: dict[Ref, Any] | None = None  # monitors I hold: ref -> target
+        self._monitored_by: dict[Ref, Any] | None = None  # ref -> watcher pid or callable
+        self._trap_exit = False
+        self._name: str | None = None
+        self._parent = parent
+        self._state = 0  # 0 new, 1 running, 2 exiting, 3 dead
+        self._pending_exit: Any = None
+        self._done: Any = None
+        self._actor: Any = None
+        self._supervisor = False
+
+    def __repr__(self) -> str:
+        return f"<ActorContext {self.pid}>"
+
+    # -- messaging -------------------------------------------------------------
+
+    def send(self, dest: Any, msg: Any) -> None:
+        """Send ``msg`` to a Pid, a registered name, ``(name, node)`` or an ActorRef."""
+        self.system.send(dest, msg, sender=self.pid)
+
+    def receive(self, match: Callable[[Any], bool] | type | tuple | None = None, timeout: float | None = None) -> Any:
+        """Take the next message (the next one that ``match``es), waiting for it.
+
+        Args:
+            match: None for any message; a predicate; or a type / tuple of
+                types (``isinstance``). Messages that don't match stay queued,
+                in order.
+            timeout: seconds to wait; None waits forever; 0 only looks.
+
+        Raises:
+            ReceiveTimeout: nothing matched in time.
+        """
+        if isinstance(match, (type, tuple)):
+            types = match
+            match = lambda m: isinstance(m, types)  # noqa: E731
+        msg, sender = self._mailbox.receive(match, timeout)
+        self.sender = sender
+        return msg
+
+    def send_after(self, delay: float, dest: Any, msg: Any) -> TimerRef:
+        """Send ``msg`` to ``dest`` after ``delay`` seconds; returns a cancellable timer."""
+        return self.system.send_after(delay, dest, msg, sender=self.pid)
+
+    # -- processes -------------------------------------------------------------
+
+    def spawn(self, actor: Any, *args: Any, mailbox_size: int | None = None, name: str | None = None) -> ActorRef:
+        """Spawn an actor (an Actor instance, or a function ``fn(ctx, *args)``)."""
+        return self.system._spawn(actor, args, mailbox_size, name, self.pid, False)
+
+    def spawn_link(self, actor: Any, *args: Any, mailbox_size: int | None = None, name: str | None = None) -> ActorRef:
+        """Spawn and link in one step: the child cannot die unlinked."""
+        return self.system._spawn(actor, args, mailbox_size, name, self.pid, True)
+
+    def link(self, pid: Any) -> None:
+        """Link to ``pid`` (both ways). Linking to a dead process raises NoProcError,
+        or delivers ``Exit(pid, "noproc")`` when trapping exits."""
+        self.system.link(self.pid, pid)
+
+    def unlink(self, pid: Any) -> None:
+        """Remove the link to ``pid``, at once, both ways."""
+        self.system.unlink(self.pid, pid)
+
+    def monitor(self, pid: Any) -> Ref:
+        """Monitor ``pid``: exactly one ``Down(ref, pid, reason)`` will arrive."""
+        return self.system.monitor(self.pid, pid)
+
+    def demonitor(self, ref: Ref, flush: bool = False) -> None:
+        """Cancel a monitor; with ``flush`` also drop its Down if already queued."""
+        self.system.demonitor(self.pid, ref)
+        if flush:
+            self._mailbox.remove_if(lambda m: m.__class__.__name__ == "Down" and getattr(m, "ref", None) == ref)
+
+    def trap_exit(self, flag: bool = True) -> bool:
+        """Turn exit signals into ``Exit`` messages; returns the previous setting."""
+        old = self._trap_exit
+        self._trap_exit = bool(flag)
+        return old
+
+    def exit(self, pid: Any, reason: Any) -> None:
+        """Send an exit signal to ``pid`` (``"kill"`` cannot be trapped)."""
+        self.system.exit(pid, reason, sender=self.pid)
+
+    def stop(self, reason: Any = NORMAL) -> None:
+        """End this actor with ``reason`` (runs ``stopped``)."""
+        raise StopActor(reason)
+
+    def register(self, name: str) -> None:
+        """Register this process under ``name`` (freed when it dies)."""
+        self.system.register(name, self.pid)
+
+    def whereis(self, name: str) -> Pid | None:
+        return self.system.whereis(name)
+
+    def call(self, server: Any, request: Any, timeout: float | None = 5.0) -> Any:
+        """Call a GenServer (see :func:`joerl.gen_server.call`)."""
+        return self.system.call(server, request, timeout, caller=self.pid)
+
+    @property
+    def trapping_exits(self) -> bool:
+        return self._trap_exit
+
+    @property
+    def mailbox_len(self) -> int:
+        return len(self._mailbox)
+
+
+class ActorRef:
+    """A handle on a spawned process: its pid plus convenience methods."""
+
+    __slots__ = ("pid", "system")
+
+    def __init__(self, system: ActorSystem, pid: Pid) -> None:
+        self.pid = pid
+        self.system = system
+
+    def __repr__(self) -> str:
+        return f"<ActorRef {self.pid}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ActorRef) and other.pid == self.pid
+
+    def __hash__(self) -> int:
+        return hash(self.pid)
+
+    def send(self, msg: Any) -> None:
+        """Send ``msg``; waits cooperatively while a bounded mailbox is full."""
+        self.system.send(self.pid, msg)
+
+    def try_send(self, msg: Any) -> None:
+        """Send without waiting. Raises MailboxFull when the bounded mailbox is full."""
+        self.system.try_send(self.pid, msg)
+
+    def is_alive(self) -> bool:
+        return self.system.is_process_alive(self.pid)
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait until the process has ended; True if it did within ``timeout``."""
+        return self.system.join(self.pid, timeout)
+
+    def stop(self, reason: Any = NORMAL, timeout: float | None = 5.0) -> bool:
+        """Ask the process to end with ``reason`` (its ``stopped`` hook runs); wait for it."""
+        return self.system.stop(self.pid, reason, timeout)

@@ -1,0 +1,193 @@
+"""Mailbox: a one-reader message queue with selective receive and an optional bound.
+
+Items are ``(message, sender)`` pairs. One greenlet (the owning actor) reads;
+any greenlet, or the hub (timers), writes. A bounded mailbox makes ``put``
+wait cooperatively while full (backpressure); ``put_signal`` (exit and down
+signals, timer messages) never waits. When the owner dies the mailbox is
+closed: blocked writers are released and later puts are dropped, as messages
+to a dead Erlang process are.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Callable
+
+from gevent import get_hub, getcurrent
+from gevent.hub import Waiter
+
+from .errors import ReceiveTimeout
+
+_TIMEOUT = object()
+_WAKE = object()
+
+
+class Mailbox:
+    """A deque with a single waiting reader (the fastest one-reader primitive)."""
+
+    __slots__ = ("_q", "_reader", "_maxsize", "_putters", "_hub", "_callback", "closed")
+
+    def __init__(self, maxsize: int | None = None) -> None:
+        if maxsize is not None and maxsize < 1:
+            raise ValueError(f"mailbox_size must be a positive int or None, got {maxsize!r}")
+        self._q: deque[tuple[Any, Any]] = deque()
+        self._reader: Waiter | None = None
+        self._maxsize = maxsize
+        self._putters: deque[Waiter] | None = None
+        self._hub = get_hub()
+        self._callback = self._hub.loop.run_callback
+        self.closed = False
+
+    def __len__(self) -> int:
+        return len(self._q)
+
+    @property
+    def maxsize(self) -> int | None:
+        return self._maxsize
+
+    def full(self) -> bool:
+        return self._maxsize is not None and len(self._q) >= self._maxsize
+
+    # -- writers ---------------------------------------------------------------
+
+    def put(self, item: tuple[Any, Any]) -> None:
+        """Append ``item``; wait while a bounded mailbox is full (never in the hub)."""
+        if self._maxsize is not None and len(self._q) >= self._maxsize:
+            if getcurrent() is not self._hub:
+                self._wait_for_room()
+            if self.closed:
+                return
+        self._q.append(item)
+        reader = self._reader
+        if reader is not None:
+            self._reader = None
+            self._callback(reader.switch, _WAKE)
+
+    def try_put(self, item: tuple[Any, Any]) -> bool:
+        """Append ``item`` unless the mailbox is full; False when full."""
+        if self._maxsize is not None and len(self._q) >= self._maxsize:
+            return False
+        self.put_signal(item)
+        return True
+
+    def put_signal(self, item: tuple[Any, Any]) -> None:
+        """Append ``item`` regardless of the bound (signals are never held back)."""
+        if self.closed:
+            return
+        self._q.append(item)
+        reader = self._reader
+        if reader is not None:
+            self._reader = None
+            self._callback(reader.switch, _WAKE)
+
+    def _wait_for_room(self) -> None:
+        while not self.closed and self._maxsize is not None and len(self._q) >= self._maxsize:
+            waiter = Waiter(self._hub)
+            if self._putters is None:
+                self._putters = deque()
+            self._putters.append(waiter)
+            try:
+                waiter.get()
+            finally:
+                try:
+                    self._putters.remove(waiter)
+                except ValueError:
+                    pass
+
+    def _release_putter(self) -> None:
+        putters = self._putters
+        if putters:
+            self._callback(putters.popleft().switch, _WAKE)
+
+    def close(self) -> None:
+        """Drop what is queued and release every blocked writer."""
+        self.closed = True
+        self._q.clear()
+        putters = self._putters
+        while putters:
+            self._callback(putters.popleft().switch, _WAKE)
+
+    # -- the reader ------------------------------------------------------------
+
+    def get(self, timeout: float | None = None) -> tuple[Any, Any]:
+        """Take the oldest item, waiting for one (raises ReceiveTimeout)."""
+        q = self._q
+        while not q:
+            self._wait(timeout)
+        item = q.popleft()
+        if self._putters:
+            self._release_putter()
+        return item
+
+    def receive(
+        self, match: Callable[[Any], bool] | None, timeout: float | None = None
+    ) -> tuple[Any, Any]:
+        """Take the oldest item whose message satisfies ``match``.
+
+        Items that don't match stay where they are, in order. ``timeout=0``
+        looks at what is queued without waiting.
+
+        Raises:
+            ReceiveTimeout: nothing matched within ``timeout`` seconds.
+        """
+        if match is None:
+            if timeout == 0 and not self._q:
+                raise ReceiveTimeout(0)
+            return self.get(timeout)
+        q = self._q
+        scanned = 0
+        deadline = None
+        if timeout is not None:
+            deadline = self._hub.loop.now() + timeout
+        while True:
+            n = len(q)
+            for i in range(scanned, n):
+                item = q[i]
+                if match(item[0]):
+                    del q[i]
+                    if self._putters:
+                        self._release_putter()
+                    return item
+            scanned = n
+            if deadline is None:
+                self._wait(None)
+            else:
+                remaining = deadline - self._hub.loop.now()
+                if remaining <= 0:
+                    raise ReceiveTimeout(timeout)  # type: ignore[arg-type]
+                self._wait(remaining)
+
+    def _wait(self, timeout: float | None) -> None:
+        waiter = Waiter(self._hub)
+        self._reader = waiter
+        if timeout is None:
+            try:
+                waiter.get()
+            finally:
+                self._reader = None
+            return
+        if timeout <= 0:
+            self._reader = None
+            raise ReceiveTimeout(timeout)
+        timer = self._hub.loop.timer(timeout)
+        timer.start(waiter.switch, _TIMEOUT)
+        try:
+            result = waiter.get()
+        finally:
+            timer.close()
+            self._reader = None
+        if result is _TIMEOUT and not self._q:
+            raise ReceiveTimeout(timeout)
+
+    def remove_if(self, pred: Callable[[Any], bool]) -> int:
+        """Remove every queued message satisfying ``pred``; return how many."""
+        keep = [item for item in self._q if not pred(item[0])]
+        removed = len(self._q) - len(keep)
+        if removed:
+            self._q.clear()
+            self._q.extend(keep)
+        return removed
+
+    def messages(self) -> list[Any]:
+        """A snapshot of the queued messages (for debugging and tests)."""
+        return [item[0] for item in self._q]

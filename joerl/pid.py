@@ -1,0 +1,121 @@
+"""Pid and Ref: immutable, hashable identities of processes and references.
+
+A ``Pid`` names a process: ``node`` (32-bit; 0 means "this node"), ``id``
+(64-bit, never reused within a system) and ``creation`` (32-bit incarnation of
+the node that made it). A ``Ref`` has the same three parts and names a unique
+reference (a monitor, a call).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_U32 = 0xFFFFFFFF
+_U64 = 0xFFFFFFFFFFFFFFFF
+
+
+def _check(kind: str, node: int, id: int, creation: int) -> None:
+    for field, value, top in (("node", node, _U32), ("id", id, _U64), ("creation", creation, _U32)):
+        if type(value) is not int and not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"{kind}.{field} must be an int, not {type(value).__name__}")
+        if not 0 <= value <= top:
+            raise ValueError(f"{kind}.{field} must be in 0..{top}, got {value}")
+
+
+class _Ident:
+    __slots__ = ("node", "id", "creation", "_hash")
+    _kind = "Ident"
+    node: int
+    id: int
+    creation: int
+
+    def __init__(self, node: int = 0, id: int = 0, creation: int = 0) -> None:
+        _check(self._kind, node, id, creation)
+        object.__setattr__(self, "node", node)
+        object.__setattr__(self, "id", id)
+        object.__setattr__(self, "creation", creation)
+        object.__setattr__(self, "_hash", hash((self._kind, node, id, creation)))
+
+    @classmethod
+    def _unchecked(cls, node: int, id: int, creation: int) -> Any:
+        self = object.__new__(cls)
+        object.__setattr__(self, "node", node)
+        object.__setattr__(self, "id", id)
+        object.__setattr__(self, "creation", creation)
+        object.__setattr__(self, "_hash", hash((cls._kind, node, id, creation)))
+        return self
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{self._kind} is immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{self._kind} is immutable")
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (
+            self.id == other.id  # type: ignore[attr-defined]
+            and self.node == other.node  # type: ignore[attr-defined]
+            and self.creation == other.creation  # type: ignore[attr-defined]
+        )
+
+    def __ne__(self, other: object) -> bool:
+        eq = self.__eq__(other)
+        return eq if eq is NotImplemented else not eq
+
+    def __lt__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return (self.node, self.id, self.creation) < (other.node, other.id, other.creation)  # type: ignore[attr-defined]
+
+    def __reduce__(self) -> Any:
+        return (self.__class__, (self.node, self.id, self.creation))
+
+    def __copy__(self) -> Any:
+        return self
+
+    def __deepcopy__(self, memo: Any) -> Any:
+        return self
+
+    def is_local(self) -> bool:
+        """True when this names something on the local node (``node == 0``)."""
+        return self.node == 0
+
+    def with_node_id(self, node: int, creation: int | None = None) -> Any:
+        """The same id on another node (and, optionally, another creation)."""
+        return self.__class__(node, self.id, self.creation if creation is None else creation)
+
+    @classmethod
+    def with_node(cls, node: int, id: int, creation: int = 0) -> Any:
+        """Build an identity on node ``node``: ``Pid.with_node(42, 100)`` is ``<42.100.0>``."""
+        return cls(node, id, creation)
+
+
+class Pid(_Ident):
+    """A process identifier. ``str(pid)`` is ``<node.id.creation>``."""
+
+    __slots__ = ()
+    _kind = "Pid"
+
+    def __str__(self) -> str:
+        return f"<{self.node}.{self.id}.{self.creation}>"
+
+    def __repr__(self) -> str:
+        return f"Pid({self.node}, {self.id}, {self.creation})"
+
+
+class Ref(_Ident):
+    """A unique reference (monitors, calls). ``str(ref)`` is ``#Ref<node.id.creation>``."""
+
+    __slots__ = ()
+    _kind = "Ref"
+
+    def __str__(self) -> str:
+        return f"#Ref<{self.node}.{self.id}.{self.creation}>"
+
+    def __repr__(self) -> str:
+        return f"Ref({self.node}, {self.id}, {self.creation})"
