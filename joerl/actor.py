@@ -173,6 +173,11 @@ class ActorContext:
         return self.system.call(server, request, timeout, caller=self.pid)
 
     @property
+    def parent(self) -> Pid | None:
+        """The pid of the process that spawned this one (None for top-level ones)."""
+        return self._parent
+
+    @property
     def trapping_exits(self) -> bool:
         return self._trap_exit
 

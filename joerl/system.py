@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, NamedTuple
 
 import gevent
 from gevent import get_hub, getcurrent
@@ -77,23 +77,15 @@ class _FnActor:
         return f"<fn {getattr(self.fn, '__qualname__', self.fn)!r}>"
 
 
-class From:
-    """Where a GenServer reply goes: the caller's pid and the call's ref."""
+class From(NamedTuple):
+    """Where a GenServer reply goes: the caller's pid and the call's ref.
 
-    __slots__ = ("pid", "ref")
+    A plain tuple, so that it crosses nodes as one (and a ``(pid, ref)`` pair
+    that arrives from another node works wherever a From does).
+    """
 
-    def __init__(self, pid: Pid, ref: Ref) -> None:
-        self.pid = pid
-        self.ref = ref
-
-    def __repr__(self) -> str:
-        return f"From({self.pid}, {self.ref})"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, From) and other.ref == self.ref and other.pid == self.pid
-
-    def __hash__(self) -> int:
-        return hash(self.ref)
+    pid: Pid
+    ref: Ref
 
 
 class ActorSystem:
@@ -240,7 +232,10 @@ class ActorSystem:
         if run_stopped and body.__class__ is not _FnActor:
             try:
                 body.stopped(reason, ctx)
-            except (StopActor, ExitSignal, gevent.GreenletExit):
+            except ExitSignal as sig:
+                if not sig.run_stopped:
+                    reason = KILLED  # killed while stopping
+            except (StopActor, gevent.GreenletExit):
                 pass
             except BaseException as exc:  # noqa: BLE001
                 if not crashed:
@@ -503,8 +498,12 @@ class ActorSystem:
         self._exit_signal(pid, sender, reason, from_link)
 
     def _end(self, ctx: ActorContext, reason: Any, run_stopped: bool = True) -> None:
-        """End a local process with ``reason`` as soon as it next runs."""
-        if ctx._state >= _EXITING:
+        """End a local process with ``reason`` as soon as it next runs.
+
+        Only a kill (``run_stopped=False``) interrupts a process that is already
+        in its ``stopped`` hook, as ``kill`` always kills in Erlang.
+        """
+        if ctx._state >= _EXITING and (run_stopped or ctx._state == _DEAD):
             return
         signal = ExitSignal(reason, run_stopped)
         if ctx._state == _NEW:
@@ -519,7 +518,7 @@ class ActorSystem:
     @staticmethod
     def _throw(ctx: ActorContext, signal: ExitSignal) -> None:
         # Runs in the hub; switches into the actor with the exception.
-        if ctx._state != _RUNNING:
+        if ctx._state != _RUNNING and not (ctx._state == _EXITING and not signal.run_stopped):
             return
         g = ctx._greenlet
         if g is not None and not g.dead:
@@ -718,7 +717,7 @@ class ActorSystem:
 
         A reply to a call that has already ended (timed out) is dropped.
         """
-        ref = from_.ref
+        ref = from_[1]
         if ref.node != 0:
             if self.remote is not None:
                 self.remote.reply(from_, value)
