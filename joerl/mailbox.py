@@ -55,8 +55,8 @@ class Mailbox:
         if self._maxsize is not None and len(self._q) >= self._maxsize:
             if getcurrent() is not self._hub:
                 self._wait_for_room()
-            if self.closed:
-                return
+        if self.closed:
+            return
         self._q.append(item)
         reader = self._reader
         if reader is not None:
@@ -92,7 +92,10 @@ class Mailbox:
                 try:
                     self._putters.remove(waiter)
                 except ValueError:
-                    pass
+                    # We were woken for a free slot; if we leave without taking
+                    # it (killed), pass the wake-up on to the next writer.
+                    if not self.closed and not self.full():
+                        self._release_putter()
 
     def _release_putter(self) -> None:
         putters = self._putters
@@ -155,7 +158,10 @@ class Mailbox:
                 remaining = deadline - self._hub.loop.now()
                 if remaining <= 0:
                     raise ReceiveTimeout(timeout)  # type: ignore[arg-type]
-                self._wait(remaining)
+                try:
+                    self._wait(remaining)
+                except ReceiveTimeout:
+                    raise ReceiveTimeout(timeout) from None  # type: ignore[arg-type]
 
     def _wait(self, timeout: float | None) -> None:
         waiter = Waiter(self._hub)

@@ -28,6 +28,7 @@ class _Ident:
     node: int
     id: int
     creation: int
+    _hash: int
 
     def __init__(self, node: int = 0, id: int = 0, creation: int = 0) -> None:
         _check(self._kind, node, id, creation)

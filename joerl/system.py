@@ -199,8 +199,13 @@ class ActorSystem:
         crashed = False
         try:
             ctx._state = _RUNNING
-            if ctx._pending_exit is not None:
-                raise ctx._pending_exit
+            pending = ctx._pending_exit
+            if pending is not None:
+                # Ended before it first ran: a kill runs no hook at all; any
+                # other exit runs started() so that stopped() never runs alone.
+                if pending.run_stopped and body.__class__ is not _FnActor:
+                    body.started(ctx)
+                raise pending
             if body.__class__ is _FnActor:
                 body.fn(ctx, *body.args)
             else:
@@ -424,8 +429,8 @@ class ActorSystem:
         if b.node != 0:
             if actx is None:
                 raise NoProcError(a)
-            _add_link(actx, b)
             self._remote_or_fail(b).link(a, b)
+            _add_link(actx, b)
             return
         bctx = self._procs.get(b)
         if bctx is None or bctx._state >= _EXITING:
@@ -477,10 +482,12 @@ class ActorSystem:
     def _exit_signal(self, pid: Pid, sender: Pid, reason: Any, from_link: bool) -> None:
         """Deliver an exit signal to a local process (from a link or from exit/2)."""
         ctx = self._procs.get(pid)
-        if ctx is None or ctx._state >= _EXITING:
+        if ctx is None:
             return
         if reason == KILL and not from_link:
-            self._end(ctx, KILLED, run_stopped=False)
+            self._end(ctx, KILLED, run_stopped=False)  # even while it is stopping
+        elif ctx._state >= _EXITING:
+            return
         elif ctx._trap_exit:
             ctx._mailbox.put_signal((Exit(sender, reason), sender))
         elif reason == NORMAL and not (sender == pid):
@@ -783,7 +790,7 @@ class ActorSystem:
             remaining = deadline - self._hub.loop.now()
             if remaining <= 0:
                 return
-            if ctx.pid in self._procs:
+            if ctx._greenlet is not current and ctx.pid in self._procs:
                 self.join(ctx.pid, remaining)
 
     @property

@@ -1,0 +1,347 @@
+"""ActorSystem: plain-code use from the main greenlet (with and without
+monkey-patching), send rules, introspection, and shutdown that leaves no
+process and no greenlet behind."""
+
+from __future__ import annotations
+
+import gc
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import gevent
+import greenlet
+import pytest
+from gevent.event import Event
+
+from joerl.actor import Actor, ActorContext
+from joerl.errors import DistributionError, NotRegistered, SystemShutdown
+from joerl.message import SHUTDOWN, Down
+from joerl.pid import Pid
+from joerl.system import SYSTEM_PID, ActorSystem
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def live_greenlets() -> set[greenlet.greenlet]:
+    return {o for o in gc.get_objects() if isinstance(o, greenlet.greenlet) and not o.dead}
+
+
+class Stoppable(Actor):
+    """Records its stopped() reason into a shared list, tagged."""
+
+    def __init__(self, tag: Any, log: list[Any], trap: bool = False, busy: Event | None = None) -> None:
+        self.tag, self.log, self.trap, self.busy = tag, log, trap, busy
+        self.running = Event()
+
+    def started(self, ctx: ActorContext) -> None:
+        ctx.trap_exit(self.trap)
+        self.running.set()
+
+    def handle_message(self, msg: Any, ctx: ActorContext) -> None:
+        if self.busy is not None:
+            self.busy.wait()  # stuck in a hook: shutdown must still end it
+
+    def stopped(self, reason: Any, ctx: ActorContext) -> None:
+        self.log.append((self.tag, reason))
+
+
+# -- use from plain code ---------------------------------------------------------
+
+
+def test_plain_code_in_the_main_greenlet(system: ActorSystem) -> None:
+    assert gevent.getcurrent() is greenlet.getcurrent()
+    results: list[int] = []
+
+    def adder(ctx: ActorContext, total: int) -> None:
+        while True:
+            msg = ctx.receive()
+            if msg == "done":
+                results.append(total)
+                return
+            total += msg
+
+    ref = system.spawn_fn(adder, 100)
+    for i in range(10):
+        system.send(ref.pid, i)
+    ref.send("done")
+    assert ref.join(2.0)
+    assert results == [145]
+
+
+SCRIPT = textwrap.dedent(
+    """
+    import sys
+    if sys.argv[1] == "patched":
+        from gevent import monkey
+        monkey.patch_all()
+    import time
+    from joerl.actor import Actor
+    from joerl.system import ActorSystem
+
+    class Pong(Actor):
+        def handle_message(self, msg, ctx):
+            ctx.send(ctx.sender, ("pong", msg))
+
+    def ping(ctx, pong, n):
+        for i in range(n):
+            ctx.send(pong, i)
+            assert ctx.receive(timeout=5) == ("pong", i)
+        ctx.send_after(0.01, ctx.pid, "tick")
+        ctx.receive(timeout=5)
+        if sys.argv[1] == "patched":
+            time.sleep(0.01)  # patched: cooperative
+        print("pinged", n, flush=True)
+
+    with ActorSystem() as system:
+        pong = system.spawn(Pong(), name="pong")
+        pinger = system.spawn_fn(ping, "pong", 200)
+        assert pinger.join(10)
+        assert system.processes() == [pong.pid]
+    assert system.processes() == []
+    print("OK", sys.argv[1], flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize("mode", ["patched", "unpatched"])
+def test_usable_with_and_without_monkey_patching(tmp_path: Path, mode: str) -> None:
+    script = tmp_path / "script.py"
+    script.write_text(SCRIPT)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run(
+        [sys.executable, str(script), mode], capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["pinged 200", f"OK {mode}"]
+
+
+def test_context_manager() -> None:
+    log: list[Any] = []
+    with ActorSystem("cm") as system:
+        system.spawn(Stoppable("a", log))
+        system.spawn_fn(lambda ctx: ctx.receive())
+        assert len(system.processes()) == 2
+    assert system.closed
+    assert system.processes() == []
+    assert log == [("a", SHUTDOWN)]
+
+
+def test_context_manager_shuts_down_on_error() -> None:
+    with pytest.raises(KeyError):
+        with ActorSystem() as system:
+            system.spawn_fn(lambda ctx: ctx.receive())
+            raise KeyError("x")
+    assert system.closed and system.processes() == []
+
+
+# -- sending ------------------------------------------------------------------------
+
+
+def test_sends_to_dead_pids_are_dropped_silently(system: ActorSystem, probe: Any) -> None:
+    dead = system.spawn_fn(lambda ctx: None)
+    assert dead.join(2.0)
+    system.send(dead.pid, "x")
+    system.try_send(dead.pid, "x")
+    dead.send("x")
+    system.send(Pid(0, 10**9), "never existed")
+
+    def body(ctx: ActorContext) -> None:
+        ctx.send(dead.pid, "x")
+        ctx.send(probe.pid, "still alive")
+
+    system.spawn_fn(body)
+    assert probe.get() == "still alive"
+
+
+def test_send_destinations(system: ActorSystem, probe: Any) -> None:
+    system.register("p", probe.pid)
+    system.send(probe.pid, 1)
+    system.send(probe.ref, 2)
+    system.send("p", 3)
+    system.send(("p", "anynode"), 4)  # a local system resolves (name, node) here
+    assert [probe.get() for _ in range(4)] == [1, 2, 3, 4]
+    with pytest.raises(TypeError, match="cannot send"):
+        system.send(42, "x")
+    with pytest.raises(NotRegistered):
+        system.send("nobody", "x")
+    with pytest.raises(DistributionError, match="not distributed"):
+        system.send(Pid.with_node(42, 1), "x")
+
+
+def test_message_order_between_two_processes(system: ActorSystem, probe: Any) -> None:
+    def sender(ctx: ActorContext) -> None:
+        for i in range(500):
+            ctx.send(probe.pid, i)
+
+    system.spawn_fn(sender)
+    assert [probe.get() for _ in range(500)] == list(range(500))
+
+
+# -- introspection ------------------------------------------------------------------
+
+
+def test_processes_and_is_process_alive(system: ActorSystem) -> None:
+    assert system.processes() == []
+    refs = [system.spawn_fn(lambda ctx: ctx.receive()) for _ in range(3)]
+    assert system.processes() == [r.pid for r in refs]  # oldest first
+    assert all(system.is_process_alive(r.pid) for r in refs)
+    refs[1].send("go")
+    assert refs[1].join(2.0)
+    assert system.processes() == [refs[0].pid, refs[2].pid]
+    assert not system.is_process_alive(refs[1].pid)
+    assert not system.is_process_alive(Pid(0, 10**9))
+    assert not system.is_process_alive(SYSTEM_PID)
+    assert system.context_of(refs[0].pid).pid == refs[0].pid  # type: ignore[union-attr]
+    assert system.context_of(refs[1].pid) is None
+    assert "processes=2" in repr(system)
+
+
+def test_join_timeout(system: ActorSystem) -> None:
+    ref = system.spawn_fn(lambda ctx: ctx.receive())
+    assert system.join(ref.pid, 0.01) is False
+    ref.send("go")
+    assert system.join(ref.pid, 2.0) is True
+    assert system.join(ref.pid, 0) is True
+
+
+# -- shutdown -----------------------------------------------------------------------
+
+
+def test_shutdown_stops_everything_with_reason_shutdown() -> None:
+    log: list[Any] = []
+    busy = Event()
+    system = ActorSystem()
+    plain = Stoppable("plain", log)
+    trapping = Stoppable("trapping", log, trap=True)
+    stuck = Stoppable("stuck", log, busy=busy)
+    for actor in (plain, trapping, stuck):
+        system.spawn(actor)
+        assert actor.running.wait(2.0)
+    system.send(system.processes()[2], "work")  # stuck now waits inside handle_message
+    system.spawn_fn(lambda ctx: ctx.receive())
+    system.spawn_fn(lambda ctx: None)
+    t0 = time.monotonic()
+    system.shutdown(timeout=5.0)
+    assert time.monotonic() - t0 < 2.0
+    assert system.processes() == [] and system.closed
+    assert sorted(log) == [("plain", SHUTDOWN), ("stuck", SHUTDOWN), ("trapping", SHUTDOWN)]
+    system.shutdown()  # twice is fine
+    with pytest.raises(SystemShutdown):
+        system.spawn_fn(lambda ctx: None)
+
+
+def test_shutdown_order_newest_first_supervisors_first() -> None:
+    log: list[Any] = []
+
+    class Sup(Stoppable):
+        _joerl_supervisor = True
+
+    system = ActorSystem()
+    system.spawn(Stoppable("old", log))
+    system.spawn(Sup("sup", log))
+    system.spawn(Stoppable("new", log))
+    system.shutdown()
+    assert log == [("sup", SHUTDOWN), ("new", SHUTDOWN), ("old", SHUTDOWN)]
+
+
+def test_shutdown_with_monitors_between_processes() -> None:
+    got: list[Any] = []
+    system = ActorSystem()
+    target = system.spawn_fn(lambda ctx: ctx.receive())
+
+    class Watcher(Actor):
+        def started(self, ctx: ActorContext) -> None:
+            self.ref = ctx.monitor(target.pid)
+
+        def stopped(self, reason: Any, ctx: ActorContext) -> None:
+            got.append(reason)
+
+    system.spawn(Watcher())
+    system.shutdown()  # newest first: the watcher goes before its target
+    assert got == [SHUTDOWN]
+    assert system.processes() == []
+
+
+def test_shutdown_leaves_no_greenlet_behind() -> None:
+    gevent.get_hub()
+    before = live_greenlets()
+    log: list[Any] = []
+    never = Event()
+    system = ActorSystem()
+    full = system.spawn_fn(lambda ctx: never.wait(), mailbox_size=1)
+    full.send("fill")
+    for i in range(20):
+        system.spawn(Stoppable(i, log, trap=bool(i % 2)))
+        system.spawn_fn(lambda ctx: ctx.receive())
+        system.spawn_fn(lambda ctx, pid: ctx.send(pid, "blocked"), full.pid)  # blocks on the full mailbox
+        system.spawn_fn(lambda ctx: never.wait())
+    gevent.sleep(0)
+    system.send_after(60, full.pid, "timer")
+    assert len(live_greenlets() - before) == 81
+    system.shutdown()
+    assert system.processes() == []
+    assert live_greenlets() - before == set()
+    assert len(log) == 20
+
+
+def test_shutdown_of_many_processes_is_fast() -> None:
+    system = ActorSystem()
+    for _ in range(5000):
+        system.spawn_fn(lambda ctx: ctx.receive())
+    t0 = time.monotonic()
+    system.shutdown()
+    assert time.monotonic() - t0 < 5.0
+    assert system.processes() == []
+
+
+def test_shutdown_kills_a_hanging_stopped_hook_before_returning() -> None:
+    gevent.get_hub()
+    before = live_greenlets()
+    never = Event()
+
+    class Hangs(Actor):
+        def stopped(self, reason: Any, ctx: ActorContext) -> None:
+            never.wait()
+
+    system = ActorSystem()
+    system.spawn(Hangs())
+    gevent.sleep(0)
+    t0 = time.monotonic()
+    try:
+        system.shutdown(timeout=0.1)
+        assert time.monotonic() - t0 < 1.0  # killed once the timeout is out
+        assert system.processes() == []
+        assert live_greenlets() - before == set()
+    finally:
+        deadline = time.monotonic() + 2.0
+        while live_greenlets() - before and time.monotonic() < deadline:
+            gevent.sleep(0.01)  # let the pending kill land: nothing may leak into later tests
+
+
+def test_shutdown_from_inside_an_actor() -> None:
+    log: list[Any] = []
+    system = ActorSystem()
+    system.spawn(Stoppable("other", log))
+    caller = system.spawn_fn(lambda ctx: (ctx.receive(), ctx.system.shutdown(timeout=1.0)))
+    caller.send("go")
+    t0 = time.monotonic()
+    try:
+        assert caller.join(3.0)
+        assert time.monotonic() - t0 < 0.5
+        assert system.closed and system.processes() == []
+        assert log == [("other", SHUTDOWN)]
+    finally:
+        system.shutdown()
+
+
+def test_down_from_shutdown_seen_by_plain_monitor(system: ActorSystem, probe: Any) -> None:
+    # a process stopped while the system runs reports the reason it was given
+    target = system.spawn_fn(lambda ctx: ctx.receive())
+    ref = system.monitor(probe.pid, target.pid)
+    assert system.stop(target.pid, SHUTDOWN)
+    assert probe.get() == Down(ref, target.pid, SHUTDOWN)
