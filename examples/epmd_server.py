@@ -1,0 +1,50 @@
+"""Standalone port mapper: the seed's ``examples/epmd_server.rs``, in Python.
+
+Usage::
+
+    python examples/epmd_server.py [ADDRESS] [--allow-remote-register]
+
+ADDRESS defaults to ``127.0.0.1:4369``. ``0.0.0.0:4369`` serves a whole
+cluster from one daemon, as the seed did: Erlang's ``erl`` and ``epmd
+-names`` work against it, and so do joerl nodes. joerl nodes on other hosts
+may register only with ``--allow-remote-register`` (anyone who reaches the
+port could then claim a free name: use it on a trusted network only).
+
+It prints ``READY port=N`` once listening, logs every registration,
+unregistration and expiry, and stops cleanly on Ctrl+C or SIGTERM.
+(``joerl-epmd`` is the same daemon with every option.)
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+
+import gevent
+
+from joerl.epmd import EpmdServer
+
+
+def main(argv: list[str]) -> int:
+    args = [a for a in argv[1:] if not a.startswith("--")]
+    address = args[0] if args else "127.0.0.1:4369"
+    allow_remote = "--allow-remote-register" in argv
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log = logging.getLogger("epmd_server")
+    log.info("joerl port mapper starting on %s (Ctrl+C to stop)", address)
+
+    server = EpmdServer(address, keepalive_timeout=60.0, allow_remote_register=allow_remote)
+    server.start()
+    if not allow_remote and not address.startswith(("127.", "localhost", "[::1]")):
+        log.info("joerl nodes on other hosts cannot register: add --allow-remote-register to allow it")
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        gevent.signal_handler(signum, lambda: gevent.spawn(server.stop))
+    print(f"READY port={server.port}", flush=True)
+    server.serve_forever()
+    log.info("bye")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,175 @@
+"""``joerl-epmd [ADDRESS]`` and ``python -m joerl.epmd [ADDRESS]``: run the port mapper.
+
+This module owns the command line: options, logging set-up (an application
+may configure logging; the library never does), ``--daemon`` detaching, and
+a clean stop on SIGINT/SIGTERM. Once listening it prints one line
+``READY port=N pid=P`` on standard output, for scripts and supervisors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import select
+import signal
+import sys
+from typing import Sequence
+
+from .protocol import DEFAULT_PORT, parse_address
+from .server import DEFAULT_MAX_CONNECTIONS, EpmdServer
+
+__all__ = ["main", "build_parser"]
+
+
+def _default_address() -> str:
+    port = os.environ.get("ERL_EPMD_PORT", "").strip()
+    return f"127.0.0.1:{port if port.isdigit() else DEFAULT_PORT}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="joerl-epmd",
+        description="joerl's port mapper: serves Erlang's EPMD protocol (erl, epmd -names) "
+                    "and joerl's extension (host and metadata) on one table.")
+    ap.add_argument("address", nargs="?", default=None,
+                    help="HOST:PORT to listen on (default 127.0.0.1:4369, or 127.0.0.1:$ERL_EPMD_PORT); "
+                         "0.0.0.0:4369 serves a whole cluster")
+    ap.add_argument("--keepalive-timeout", type=float, default=60.0, metavar="S",
+                    help="drop a joerl registration after S seconds without keep-alive (default 60)")
+    ap.add_argument("--packet-timeout", type=float, default=60.0, metavar="S",
+                    help="close an unregistered connection idle for S seconds (default 60, as epmd)")
+    ap.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS, metavar="N",
+                    help=f"connections served at once (default {DEFAULT_MAX_CONNECTIONS})")
+    ap.add_argument("--allow-remote-register", action="store_true",
+                    help="accept joerl registrations from other hosts (trusted networks only)")
+    ap.add_argument("--relaxed-command-check", action="store_true",
+                    default=bool(os.environ.get("ERL_EPMD_RELAXED_COMMAND_CHECK")),
+                    help="obey KILL with live names, and STOP (as epmd -relaxed_command_check)")
+    ap.add_argument("--log-level", default="info",
+                    choices=["debug", "info", "warning", "error", "critical"],
+                    help="log level (default info)")
+    ap.add_argument("--log-file", default=None, metavar="PATH",
+                    help="log to PATH instead of standard error (with --daemon: else no log)")
+    ap.add_argument("--daemon", action="store_true",
+                    help="detach (as epmd -daemon); exits once the daemon listens, or fails")
+    return ap
+
+
+def _configure_logging(level: str, path: str | None, daemon: bool) -> None:
+    handler: logging.Handler
+    if path:
+        handler = logging.FileHandler(path)
+    elif daemon:
+        handler = logging.NullHandler()
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s joerl-epmd %(levelname)s %(message)s"))
+    root = logging.getLogger("joerl")
+    root.addHandler(handler)
+    root.setLevel(getattr(logging, level.upper()))
+
+
+def _detach() -> int | None:
+    """Fork twice (as epmd -daemon). In the original process: wait for the
+    daemon's report, print it and return the exit code. In the daemon:
+    return None, with the report pipe's write end in ``_REPORT_FD``."""
+    global _REPORT_FD
+    r, w = os.pipe()
+    if os.fork() > 0:
+        os.close(w)
+        report = b""
+        while not report.endswith(b"\n"):
+            ready, _, _ = select.select([r], [], [], 30.0)
+            if not ready:
+                break
+            chunk = os.read(r, 4096)
+            if not chunk:
+                break
+            report += chunk
+        os.close(r)
+        text = report.decode("utf-8", "replace").strip()
+        if text.startswith("READY"):
+            print(text, flush=True)
+            return 0
+        print(f"joerl-epmd: {text or 'the daemon exited before listening'}", file=sys.stderr, flush=True)
+        return 1
+    os.close(r)
+    os.setsid()
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    if os.fork() > 0:
+        os._exit(0)
+    os.chdir("/")
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+    _REPORT_FD = w
+    return None
+
+
+_REPORT_FD: int | None = None
+
+
+def _report(line: str) -> None:
+    global _REPORT_FD
+    if _REPORT_FD is None:
+        print(line, flush=True)
+        return
+    try:
+        os.write(_REPORT_FD, (line + "\n").encode())
+    finally:
+        os.close(_REPORT_FD)
+        _REPORT_FD = None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the daemon until SIGINT, SIGTERM or a KILL request; return the exit code."""
+    args = build_parser().parse_args(argv)
+    address = args.address or _default_address()
+    try:
+        parse_address(address)
+    except ValueError as exc:
+        print(f"joerl-epmd: {exc}", file=sys.stderr)
+        return 2
+    log_file = os.path.abspath(args.log_file) if args.log_file else None
+    if args.daemon:
+        code = _detach()
+        if code is not None:
+            return code
+    _configure_logging(args.log_level, log_file, args.daemon)
+
+    import gevent
+
+    if args.daemon:
+        gevent.reinit()
+    server = EpmdServer(address, keepalive_timeout=args.keepalive_timeout,
+                        packet_timeout=args.packet_timeout, max_connections=args.max_connections,
+                        allow_remote_register=args.allow_remote_register,
+                        relaxed_command_check=args.relaxed_command_check)
+    try:
+        server.start()
+    except OSError as exc:
+        message = f"cannot listen on {address}: {exc.strerror or exc}"
+        if args.daemon:
+            _report(f"ERROR {message}")
+        else:
+            print(f"joerl-epmd: {message}", file=sys.stderr)
+        return 1
+
+    def on_signal(signum: int) -> None:
+        logging.getLogger("joerl.epmd").info("received %s, stopping", signal.Signals(signum).name)
+        gevent.spawn(server.stop)
+
+    handlers = [gevent.signal_handler(s, on_signal, s) for s in (signal.SIGINT, signal.SIGTERM)]
+    _report(f"READY port={server.port} pid={os.getpid()}")
+    try:
+        server.serve_forever()
+    finally:
+        for h in handlers:
+            h.cancel()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
