@@ -89,7 +89,15 @@ EXAMPLES: dict[str, Example] = {
     # -- owned by other modules' authors: fill in ``expect`` when they land ---------
     "gen_server_counter.py": Example(expect=("done",), allow_tracebacks=True),
     "supervision_tree.py": Example(allow_tracebacks=True),
-    "serialization_example.py": Example(),
+    "serialization_example.py": Example(
+        expect=(
+            "node B sees reply_to=<7.42.1>",
+            "reply_to=<0.42.0> (local again: True)",
+            "Job v1 upgraded",
+            "refused at send time: msg['items'][3].tags[0]",
+            "hostile input refused",
+        )
+    ),
     "wsgi_server.py": Example(tested_elsewhere="runs an HTTP server until stopped; covered by its own integration test"),
     "epmd_server.py": Example(tested_elsewhere="runs an EPMD daemon until stopped; covered by the EPMD integration tests"),
 }

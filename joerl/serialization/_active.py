@@ -1,0 +1,105 @@
+"""The codec that is running a user's ``serialize()`` or deserializer, and the
+helpers hand-written serializers use through it.
+
+``pid_to_bytes`` inside a ``serialize()`` applies the sending node's pid hook;
+``pid_from_bytes`` inside a deserializer applies the receiving node's. Outside
+a codec they apply none, and ``encode``/``decode`` use a plain codec on the
+default registry.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import DecodeError, SerializationError
+from ..pid import Pid, Ref
+from ._codec import ACTIVE, EXT_PID, EXT_REF, IDENT, Codec
+from ._explain import Refused
+from ._interface import not_serializable
+from ._registry import MessageRegistry, default_registry
+
+
+def active_codec() -> Codec | None:
+    """The codec running the current ``serialize()`` or deserializer, if any."""
+    return ACTIVE.get()
+
+
+def plain_codec(registry: MessageRegistry) -> Codec:
+    """A hook-less codec bound to ``registry`` (one per registry and thread)."""
+    local = registry._plain_codecs
+    codec: Codec | None = getattr(local, "codec", None)
+    if codec is None:
+        codec = local.codec = Codec(registry)
+    return codec
+
+
+def current_codec() -> Codec:
+    """The active codec, else the default registry's plain codec."""
+    codec = ACTIVE.get()
+    return codec if codec is not None else plain_codec(default_registry())
+
+
+def encode(value: Any) -> bytes:
+    """Encode ``value`` with the active codec (inside a ``serialize()``), else
+    with a plain codec on the default registry. See ``Codec.encode``."""
+    return current_codec().encode(value)
+
+
+def decode(data: bytes | bytearray | memoryview) -> Any:
+    """Decode with the active codec (inside a deserializer), else with a plain
+    codec on the default registry. See ``Codec.decode``."""
+    return current_codec().decode(data)
+
+
+def pid_to_bytes(pid: Pid) -> bytes:
+    """The 16-byte form of ``pid`` for hand-written serializers (node u32, id
+    u64, creation u32, big-endian), mapped by the active codec's ``encode_pid``."""
+    return _ident_to_bytes(pid, Pid)
+
+
+def ref_to_bytes(ref: Ref) -> bytes:
+    """As ``pid_to_bytes``, for a Ref."""
+    return _ident_to_bytes(ref, Ref)
+
+
+def pid_from_bytes(data: bytes | bytearray | memoryview) -> Pid:
+    """Inverse of ``pid_to_bytes`` (mapped by the active codec's ``decode_pid``).
+
+    Raises:
+        DecodeError: ``data`` is not 16 bytes.
+    """
+    return _ident_from_bytes(data, Pid)  # type: ignore[no-any-return]
+
+
+def ref_from_bytes(data: bytes | bytearray | memoryview) -> Ref:
+    """Inverse of ``ref_to_bytes``."""
+    return _ident_from_bytes(data, Ref)  # type: ignore[no-any-return]
+
+
+def _ident_to_bytes(value: object, kind: type[Pid] | type[Ref]) -> bytes:
+    if value.__class__ is not kind:
+        raise not_serializable(type(value), "", f"expected a {kind.__name__}")
+    ident: Any = value
+    codec = ACTIVE.get()
+    if codec is None:
+        return IDENT.pack(ident.node, ident.id, ident.creation)
+    try:
+        ext = codec._enc_pid(ident) if kind is Pid else codec._enc_ref(ident)
+    except Refused as exc:
+        raise (exc.error or SerializationError(exc.reason)) from exc.__cause__
+    return ext[1]  # type: ignore[no-any-return]
+
+
+def _ident_from_bytes(data: bytes | bytearray | memoryview, kind: Any) -> Any:
+    if data.__class__ is not bytes:
+        if not isinstance(data, (bytearray, memoryview)):
+            raise DecodeError(f"a {kind.__name__} is read from bytes, not {type(data).__name__}")
+        data = bytes(data)
+    if len(data) != 16:
+        raise DecodeError(f"a {kind.__name__} takes 16 bytes, not {len(data)}")
+    codec = ACTIVE.get()
+    if codec is None:
+        return kind._unchecked(*IDENT.unpack(data))
+    code, cache = (EXT_PID, codec._pid_in) if kind is Pid else (EXT_REF, codec._ref_in)
+    value = cache.get(data)
+    return value if value is not None else codec._dec_ident(data, code)
