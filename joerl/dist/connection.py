@@ -1,0 +1,878 @@
+"""One node link: the handshake over a socket, then the link's greenlets.
+
+This module owns the IO of a link to one peer node and nothing else: it runs
+the sans-IO :class:`~joerl.dist.protocol.Handshake` over a socket within a
+deadline (:func:`dial`, :func:`accept_handshake`), then a :class:`Connection`
+moves frames: a reader greenlet (``recv -> FrameDecoder.feed -> handler``),
+one writer greenlet that coalesces every frame waiting into one ``sendall``,
+and a ticker that keeps an idle link alive and declares a silent peer down.
+On an idle plain-TCP link the first frame of a burst is tried on the socket
+at once, without blocking (as asyncio's transports do); the rest of the burst
+queues for the writer. Request/response latency gains a greenlet hop; bulk
+traffic is still written in batches.
+Routing, the node tables (one link per peer, reconnection) and payload
+serialization belong to ``node.py``; the bytes belong to ``protocol.py``.
+
+Typical use by a node::
+
+    conn = dial(("127.0.0.1", port), identity, cookie, expected_peer="b",
+                config=cfg, decide=node.check_hello, handler=node.on_message,
+                on_closed=node.on_link_closed)
+    node.register(conn)          # before start(): no message arrives before it
+    conn.start()
+    conn.send_frame(conn.encoder.send(sender_pid, to_pid, payload_bytes))
+
+On the listening side, a ``StreamServer`` handler calls :func:`accept_handshake`,
+registers and starts the connection, then blocks in ``conn.wait_closed()``
+(gevent closes the socket when the handler returns).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket as _stdsocket
+from dataclasses import dataclass
+from time import monotonic
+from typing import Any, Callable, Optional
+
+import gevent
+from gevent import socket as gsocket
+from gevent.event import Event
+
+from ..errors import (
+    AuthenticationError,
+    ConnectionLost,
+    HandshakeError,
+    LocalProtocolError,
+    NodeUnreachable,
+    ProtocolError,
+    SerializationError,
+)
+from .protocol import (
+    ACCEPT,
+    DEFAULT_MAX_FRAME_SIZE,
+    DIALING,
+    STATUS_BUSY,
+    STATUS_NOK,
+    STATUS_OK,
+    TICK_FRAME,
+    Established,
+    FrameDecoder,
+    FrameEncoder,
+    FrameError,
+    Handshake,
+    HandshakeRefused,
+    Message,
+    NodeIdentity,
+    OversizedFrame,
+    PeerHello,
+    Role,
+    SimultaneousConnect,
+    Tick,
+    Verdict,
+    refusal_error,
+)
+
+__all__ = [
+    "Backoff",
+    "Connection",
+    "LinkConfig",
+    "LinkStats",
+    "accept_handshake",
+    "dial",
+]
+
+log = logging.getLogger(__name__)
+
+MIN_TICK_TIME = 1.0
+_HANDSHAKE_RECV = 4096
+
+#: ``handler(conn, message)``: runs in the link's reader greenlet, once per
+#: control message, in arrival order.
+Handler = Callable[["Connection", Message], None]
+#: ``on_closed(conn, reason)``: runs once, in the greenlet that closed the link.
+ClosedCallback = Callable[["Connection", Any], None]
+#: ``decide(peer_hello) -> Verdict``: the node's answer to a peer's HELLO.
+Decide = Callable[[PeerHello], Verdict]
+
+
+@dataclass(frozen=True)
+class LinkConfig:
+    """Settings of a link (both the handshake and the running connection).
+
+    Attributes:
+        tick_time: seconds; a peer heard nothing from for this long is declared
+            down. An idle link sends a tick every quarter of the smaller of
+            both sides' tick times. Default 60 (Erlang's net_ticktime); at least 1.
+        handshake_timeout: seconds for connect + handshake (Erlang's
+            net_setuptime, 7 s).
+        max_frame_size: the largest frame body accepted from the peer (and
+            announced to it); a larger one closes the link. Default 64 MiB.
+        max_queue_bytes: the outgoing queue's cap. A sender finding it full
+            waits cooperatively for the writer (backpressure); the queue holds
+            at most this plus one frame. Default 8 MiB.
+        send_timeout: how long a sender may wait on a full queue before the
+            link is dropped as dead (the peer does not read). Default 60 s.
+        recv_size: bytes asked of each ``recv``. Default 256 KiB.
+        mandatory_flags: capability flags the peer must offer.
+        wrap_socket: ``wrap_socket(sock, server_side) -> sock``, applied after
+            TCP connect/accept and before the handshake: the TLS hook, e.g.
+            ``lambda s, server: ctx.wrap_socket(s, server_side=server, ...)``
+            with a gevent ``ssl.SSLContext``. None: plain TCP.
+    """
+
+    tick_time: float = 60.0
+    handshake_timeout: float = 7.0
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
+    max_queue_bytes: int = 8 * 1024 * 1024
+    send_timeout: float = 60.0
+    recv_size: int = 256 * 1024
+    mandatory_flags: int = 0
+    wrap_socket: Optional[Callable[[Any, bool], Any]] = None
+
+    def __post_init__(self) -> None:
+        if not self.tick_time >= MIN_TICK_TIME:
+            raise ValueError(f"tick_time must be at least {MIN_TICK_TIME}s, got {self.tick_time}")
+        if not self.handshake_timeout > 0:
+            raise ValueError(f"handshake_timeout must be positive, got {self.handshake_timeout}")
+        if not self.send_timeout > 0:
+            raise ValueError(f"send_timeout must be positive, got {self.send_timeout}")
+        if self.max_queue_bytes < 1 or self.recv_size < 1:
+            raise ValueError("max_queue_bytes and recv_size must be positive")
+
+
+@dataclass
+class LinkStats:
+    """Counters of one link (plain ints, read them any time)."""
+
+    frames_in: int = 0  #: control messages and bad frames received (ticks excluded)
+    frames_out: int = 0  #: frames written (ticks included)
+    bytes_in: int = 0
+    bytes_out: int = 0
+    writes: int = 0  #: ``sendall`` calls: frames_out / writes is the batching factor
+    bad_frames: int = 0  #: frames dropped: undecodable, or refused by the handler's decoding
+    handler_errors: int = 0  #: other exceptions raised by the handler (logged)
+    ticks_in: int = 0
+    ticks_out: int = 0
+
+
+class Connection:
+    """An established link to one peer node.
+
+    Made by :func:`dial` or :func:`accept_handshake` (not started); call
+    :meth:`start` once the node has registered it. Frames queued before
+    ``start`` are kept and written then.
+
+    Args:
+        sock: the connected (gevent) socket, handshake done; the connection owns it.
+        local: our identity.
+        established: the handshake's result (its leftover bytes are decoded first).
+        role: which side dialled.
+        config: link settings.
+        handler: ``handler(conn, msg)`` for every control message; runs in the
+            reader greenlet, so a slow handler stalls this link's reads. A
+            ``SerializationError`` or ``ProtocolError`` it raises counts the
+            frame as bad (logged, dropped); any other exception is logged and
+            counted in ``stats.handler_errors``. The link survives both.
+        on_closed: ``on_closed(conn, reason)``, called exactly once when the
+            link closes, in the greenlet that closed it, before
+            :meth:`wait_closed` returns. ``reason`` is what :meth:`close` got:
+            ``"normal"`` by default, or a ``ConnectionLost`` (peer closed,
+            write failed, tick timeout, send queue stuck), an
+            ``OversizedFrame``, ...
+
+    Attributes:
+        peer: the peer's HELLO (name, node_id, creation, flags, tick_ms, max_frame).
+        peer_name: ``peer.name``.
+        flags: capabilities in use (both sides' flags ANDed).
+        version: protocol version in use.
+        status: ``"ok"`` or ``"ok_simultaneous"``.
+        encoder: a :class:`FrameEncoder` bounded by the peer's max frame size.
+        stats: a :class:`LinkStats`.
+        close_reason: why the link closed (None while open).
+    """
+
+    def __init__(
+        self,
+        sock: Any,
+        local: NodeIdentity,
+        established: Established,
+        role: Role,
+        config: LinkConfig | None = None,
+        *,
+        handler: Handler | None = None,
+        on_closed: ClosedCallback | None = None,
+    ) -> None:
+        self.sock = sock
+        self.local = local
+        self.role = role
+        self.config = config = config or LinkConfig()
+        self.peer: PeerHello = established.peer
+        self.peer_name: str = established.peer.name
+        self.flags: int = established.flags
+        self.version: int = established.version
+        self.status: str = established.status
+        self.handler = handler
+        self.on_closed = on_closed
+        self.stats = LinkStats()
+        self.encoder = FrameEncoder(self.peer.max_frame)
+        self.close_reason: Any = None
+        peer_tick = self.peer.tick_ms / 1000.0 if self.peer.tick_ms else config.tick_time
+        #: Seconds between checks of the ticker: a tick goes out when nothing
+        #: was written during one interval.
+        self.tick_interval: float = min(config.tick_time, peer_tick) / 4.0
+        self._decoder = FrameDecoder(config.max_frame_size)
+        self._leftover = established.leftover
+        self._out: list[bytes] = []
+        self._out_bytes = 0
+        self._max_queue = config.max_queue_bytes
+        self._max_out_frame = self.peer.max_frame + 4
+        self._writer_waiting = False
+        self._writing = False
+        # Immediate writes (see _write_now) only on a plain gevent TCP socket,
+        # whose send() takes a zero timeout; a TLS socket always uses the writer.
+        self._direct_ok = config.wrap_socket is None and type(sock) is gsocket.socket
+        self._direct_spent = False
+        self._loop = gevent.get_hub().loop
+        self._wake = Event()
+        self._space = Event()
+        self._drained = Event()
+        self._closed_event = Event()
+        self._closed = False
+        self._started = False
+        self._last_read = monotonic()
+        self._greenlets: list[gevent.Greenlet] = []
+        self._reader: gevent.Greenlet | None = None
+        self._ticker: gevent.Greenlet | None = None
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("up" if self._started else "new")
+        return f"<Connection {self.local.name}->{self.peer_name} {self.role.value} {state}>"
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` ran (for whatever reason)."""
+        return self._closed
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def start(self) -> None:
+        """Spawn the reader, writer and ticker greenlets.
+
+        Raises:
+            ValueError: no handler was given.
+            RuntimeError: already started.
+            ConnectionLost: the connection was closed before it started.
+        """
+        if self.handler is None:
+            raise ValueError("set a handler before starting the connection")
+        if self._started:
+            raise RuntimeError(f"{self!r} is already started")
+        if self._closed:
+            raise ConnectionLost(f"link to node {self.peer_name!r} is closed: {self.close_reason}")
+        self._started = True
+        self._last_read = monotonic()
+        self._reader = gevent.spawn(self._read_loop)
+        writer = gevent.spawn(self._write_loop)
+        self._ticker = gevent.spawn(self._tick_loop)
+        self._greenlets = [self._reader, writer, self._ticker]
+        for g, what in zip(self._greenlets, ("reader", "writer", "ticker")):
+            g.name = f"joerl-link-{what}:{self.local.name}->{self.peer_name}"
+
+    def close(self, reason: Any = "normal") -> None:
+        """Close the link (idempotent); frames still queued are dropped.
+
+        Closes the socket, which ends the reader and writer; then calls
+        ``on_closed(self, reason)`` once. Use :meth:`flush` first for a
+        graceful close. Never blocks.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self.close_reason = reason
+        self._out = []
+        self._out_bytes = 0
+        try:
+            self.sock.close()
+        except OSError:  # pragma: no cover - closing a socket hardly fails
+            pass
+        self._wake.set()
+        self._space.set()
+        self._drained.set()
+        if reason == "normal" or reason == "shutdown":
+            log.debug("link %s -> %s closed: %s", self.local.name, self.peer_name, reason)
+        else:
+            log.warning("link %s -> %s closed: %s", self.local.name, self.peer_name, reason)
+        callback = self.on_closed
+        if callback is not None:
+            try:
+                callback(self, reason)
+            except Exception:
+                log.exception("on_closed callback of %r failed", self)
+        self._closed_event.set()
+
+    def wait_closed(self, timeout: float | None = None) -> bool:
+        """Wait until the link is closed and its greenlets have ended.
+
+        Returns:
+            True if so within ``timeout`` seconds.
+        """
+        deadline = None if timeout is None else monotonic() + timeout
+        if not self._closed_event.wait(timeout):
+            return False
+        current = gevent.getcurrent()
+        others = [g for g in self._greenlets if g is not current]
+        remaining = None if deadline is None else max(0.0, deadline - monotonic())
+        gevent.joinall(others, timeout=remaining)
+        return all(g.dead for g in others)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every queued frame has been handed to the socket.
+
+        Returns:
+            True when the queue drained, False on timeout or if the link closed.
+        """
+        deadline = None if timeout is None else monotonic() + timeout
+        while not self._closed:
+            if not self._out and not self._writing:
+                return True
+            self._drained.clear()
+            remaining = None if deadline is None else deadline - monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
+            self._drained.wait(remaining)
+        return False
+
+    # -- sending ---------------------------------------------------------------
+
+    def send(self, item: Message | Tick | bytes) -> None:
+        """Queue a control message (encoded here) or an already encoded frame.
+
+        Never blocks on the socket; blocks cooperatively only while the
+        outgoing queue is full (see :meth:`send_frame`).
+
+        Raises:
+            LocalProtocolError: the message cannot be encoded or is too large for the peer.
+            ConnectionLost: the link is closed (or was dropped while waiting).
+        """
+        self.send_frame(item if item.__class__ is bytes else self.encoder.encode(item))  # type: ignore[arg-type]
+
+    def send_frame(self, frame: bytes) -> None:
+        """Queue one encoded frame (``Len:32 | body``, e.g. from :attr:`encoder`).
+
+        When the queue holds ``max_queue_bytes`` or more, the caller waits
+        until the writer takes it (backpressure), except the link's own
+        reader and ticker greenlets and the hub, which never wait (a handler
+        answering on its own link cannot deadlock two nodes). A wait longer
+        than ``send_timeout`` drops the link and raises ``ConnectionLost``.
+
+        Raises:
+            LocalProtocolError: the frame exceeds the peer's max frame size.
+            ConnectionLost: the link is closed.
+        """
+        if self._closed:
+            raise ConnectionLost(f"link to node {self.peer_name!r} is closed: {self.close_reason}")
+        size = len(frame)
+        if size > self._max_out_frame:
+            raise LocalProtocolError(
+                f"frame of {size - 4} bytes exceeds the limit of node {self.peer_name!r} ({self.peer.max_frame} bytes)"
+            )
+        if self._out_bytes >= self._max_queue and self._out:
+            self._wait_for_space()
+        elif self._writer_waiting and not self._out and self._direct_ok and not self._direct_spent:
+            frame = self._write_now(frame)
+            if not frame:
+                return
+            size = len(frame)
+        self._out.append(frame)
+        self._out_bytes += size
+        if self._writer_waiting:
+            self._writer_waiting = False
+            self._wake.set()
+
+    def _write_now(self, frame: bytes) -> bytes:
+        """Latency path: the link is idle, so try the socket at once, never blocking.
+
+        As asyncio's transports do, the first frame after an idle spell goes
+        straight to the socket (sparing a switch to the writer and back); the
+        rest of the same burst queues for the writer, which coalesces it.
+        Returns what the socket did not take (queued next, ahead of anything else).
+        """
+        self._direct_spent = True
+        self._loop.run_callback(self._refresh_direct)
+        try:
+            sent = self.sock.send(frame, 0, 0.0)
+        except OSError:  # EAGAIN, or a broken socket the writer will report
+            return frame
+        stats = self.stats
+        stats.writes += 1
+        stats.bytes_out += sent
+        if sent == len(frame):
+            stats.frames_out += 1
+            return b""
+        return frame[sent:]
+
+    def _refresh_direct(self) -> None:
+        self._direct_spent = False
+
+    def _wait_for_space(self) -> None:
+        current = gevent.getcurrent()
+        if current is self._reader or current is self._ticker or current is gevent.get_hub():
+            return
+        timeout = self.config.send_timeout
+        deadline = monotonic() + timeout
+        while self._out_bytes >= self._max_queue and self._out and not self._closed:
+            remaining = deadline - monotonic()
+            if remaining <= 0:
+                self.close(
+                    ConnectionLost(
+                        f"send queue to node {self.peer_name!r} stayed full ({self._max_queue} bytes) for "
+                        f"{timeout}s: the peer is not reading; link dropped"
+                    )
+                )
+                break
+            self._space.clear()
+            self._space.wait(remaining)
+        if self._closed:
+            raise ConnectionLost(f"link to node {self.peer_name!r} is closed: {self.close_reason}")
+
+    # -- greenlets -------------------------------------------------------------
+
+    def _write_loop(self) -> None:
+        sock = self.sock
+        stats = self.stats
+        try:
+            while True:
+                while not self._out:
+                    if self._closed:
+                        return
+                    self._drained.set()
+                    self._writer_waiting = True
+                    self._wake.wait()
+                    self._wake.clear()
+                if self._closed:
+                    return
+                batch = self._out
+                was_full = self._out_bytes >= self._max_queue
+                self._out = []
+                self._out_bytes = 0
+                if was_full:
+                    self._space.set()
+                data = batch[0] if len(batch) == 1 else b"".join(batch)
+                self._writing = True
+                try:
+                    sock.sendall(data)
+                finally:
+                    self._writing = False
+                stats.writes += 1
+                stats.frames_out += len(batch)
+                stats.bytes_out += len(data)
+        except OSError as exc:
+            if not self._closed:
+                self.close(ConnectionLost(f"writing to node {self.peer_name!r} failed: {exc}"))
+        except Exception as exc:  # a bug must not leave a half-dead link behind
+            log.exception("link %s -> %s: writer failed", self.local.name, self.peer_name)
+            self.close(ConnectionLost(f"writer of the link to {self.peer_name!r} failed: {exc!r}"))
+
+    def _read_loop(self) -> None:
+        sock = self.sock
+        recv_size = self.config.recv_size
+        try:
+            if self._leftover:
+                data, self._leftover = self._leftover, b""
+                if not self._deliver(data):
+                    return
+            while not self._closed:
+                data = sock.recv(recv_size)
+                if not data:
+                    self.close(ConnectionLost(f"node {self.peer_name!r} closed the connection"))
+                    return
+                self._last_read = monotonic()
+                if not self._deliver(data):
+                    return
+        except OSError as exc:
+            if not self._closed:
+                self.close(ConnectionLost(f"reading from node {self.peer_name!r} failed: {exc}"))
+        except Exception as exc:  # a bug must not leave a half-dead link behind
+            log.exception("link %s -> %s: reader failed", self.local.name, self.peer_name)
+            self.close(ConnectionLost(f"reader of the link to {self.peer_name!r} failed: {exc!r}"))
+
+    def _deliver(self, data: bytes) -> bool:
+        """Decode and dispatch; False when the link closed meanwhile."""
+        self.stats.bytes_in += len(data)
+        try:
+            messages = self._decoder.feed(data)
+        except OversizedFrame as exc:
+            self._dispatch(exc.messages)
+            self.close(exc)
+            return False
+        self.stats.ticks_in = self._decoder.ticks
+        self._dispatch(messages)
+        return not self._closed
+
+    def _dispatch(self, messages: list[Message | FrameError]) -> None:
+        handler = self.handler
+        assert handler is not None
+        self.stats.frames_in += len(messages)
+        for msg in messages:
+            if msg.__class__ is FrameError:
+                self._bad_frame(msg)  # type: ignore[arg-type]
+                continue
+            try:
+                handler(self, msg)  # type: ignore[arg-type]
+            except (SerializationError, ProtocolError) as exc:
+                self._bad_frame(exc)
+            except Exception:
+                self.stats.handler_errors += 1
+                log.exception("link %s -> %s: handler failed on %s", self.local.name, self.peer_name, type(msg).__name__)
+            if self._closed:
+                return
+
+    def _bad_frame(self, exc: BaseException) -> None:
+        stats = self.stats
+        stats.bad_frames += 1
+        n = stats.bad_frames
+        if n <= 10 or n % 1000 == 0:
+            log.warning(
+                "link %s -> %s: dropped a bad frame (%d so far): %s", self.local.name, self.peer_name, n, exc
+            )
+
+    def _tick_loop(self) -> None:
+        interval = self.tick_interval
+        limit = self.config.tick_time
+        stats = self.stats
+        mark = -1
+        while not self._closed_event.wait(interval):
+            silent = monotonic() - self._last_read
+            if silent > limit:
+                self.close(
+                    ConnectionLost(
+                        f"node {self.peer_name!r} sent nothing for {silent:.1f}s (tick time {limit}s): declared down"
+                    )
+                )
+                return
+            if stats.bytes_out == mark and not self._out and not self._closed:
+                stats.ticks_out += 1
+                self.send_frame(TICK_FRAME)
+                mark = stats.bytes_out + len(TICK_FRAME)
+            else:
+                mark = stats.bytes_out
+
+
+# -- handshake over a socket ------------------------------------------------------
+
+
+def _tune(sock: Any) -> None:
+    try:
+        sock.setsockopt(_stdsocket.IPPROTO_TCP, _stdsocket.TCP_NODELAY, 1)
+    except (OSError, AttributeError):  # pragma: no cover - not TCP (a socketpair in tests)
+        pass
+
+
+def _flush(sock: Any, hs: Handshake) -> None:
+    out = hs.data_to_send()
+    if out:
+        sock.sendall(out)
+
+
+def _flush_quietly(sock: Any, hs: Handshake) -> None:
+    try:
+        _flush(sock, hs)
+    except OSError:
+        pass
+
+
+def _apply_verdict(hs: Handshake, verdict: Verdict, sock: Any) -> None:
+    peer = hs.peer
+    assert peer is not None
+    if verdict.status == STATUS_OK:
+        hs.accept()
+        return
+    if verdict.status == DIALING.status:
+        if hs.accept(dialing=True) == STATUS_NOK:
+            _flush_quietly(sock, hs)
+            raise SimultaneousConnect(
+                STATUS_NOK, "simultaneous connect: this node's own dial survives", peer=peer.name, by_peer=False
+            )
+        return
+    try:
+        hs.refuse(verdict.status, verdict.reason)
+    except LocalProtocolError as exc:
+        raise ValueError(f"decide() returned an invalid verdict {verdict!r}: {exc}") from None
+    _flush_quietly(sock, hs)
+    raise refusal_error(verdict.status, verdict.reason, peer.name, by_peer=False)
+
+
+def _run_handshake(sock: Any, hs: Handshake, decide: Decide | None, who: str) -> Established:
+    """Drive ``hs`` over ``sock`` until it is established (or raise)."""
+    try:
+        _flush(sock, hs)
+        refeed = False
+        while True:
+            if refeed:
+                data = b""
+            else:
+                data = sock.recv(_HANDSHAKE_RECV)
+                if not data:
+                    raise HandshakeError(
+                        f"{who} closed the connection during the handshake (state {hs.state.value})"
+                    )
+            refeed = False
+            try:
+                events = hs.feed(data)
+            except HandshakeError:
+                _flush_quietly(sock, hs)
+                raise
+            for event in events:
+                if event.__class__ is Established:
+                    _flush(sock, hs)
+                    return event  # type: ignore[return-value]
+                verdict = decide(event.peer) if decide is not None else ACCEPT
+                _apply_verdict(hs, verdict, sock)
+                refeed = True
+            _flush(sock, hs)
+    except OSError as exc:
+        raise HandshakeError(f"connection to {who} broke during the handshake: {exc}") from None
+
+
+def _log_failure(local: NodeIdentity, who: str, exc: BaseException) -> None:
+    if isinstance(exc, AuthenticationError):
+        log.warning("node %s refused the link with %s: %s", local.name, who, exc)
+    elif isinstance(exc, SimultaneousConnect) or (isinstance(exc, HandshakeRefused) and exc.status == STATUS_BUSY):
+        log.debug("node %s: no link with %s from this connection: %s", local.name, who, exc)
+    else:
+        log.warning("node %s: handshake with %s failed: %s", local.name, who, exc)
+
+
+def _handshake(
+    sock: Any,
+    hs: Handshake,
+    config: LinkConfig,
+    decide: Decide | None,
+    who: str,
+    connect: Callable[[], Any] | None,
+) -> tuple[Any, Established]:
+    timer = gevent.Timeout(config.handshake_timeout)
+    timer.start()
+    try:
+        if connect is not None:
+            sock = connect()
+        _tune(sock)
+        if config.wrap_socket is not None:
+            sock = config.wrap_socket(sock, hs.role is Role.ACCEPTOR)
+        established = _run_handshake(sock, hs, decide, who)
+        sock.settimeout(None)
+        return sock, established
+    except gevent.Timeout as t:
+        if t is not timer:
+            raise
+        _close_quietly(sock)
+        raise HandshakeError(
+            f"handshake with {who} did not complete within {config.handshake_timeout}s (state {hs.state.value})"
+        ) from None
+    except BaseException:
+        _close_quietly(sock)
+        raise
+    finally:
+        timer.close()
+
+
+def _close_quietly(sock: Any) -> None:
+    if sock is not None:
+        try:
+            sock.close()
+        except OSError:  # pragma: no cover
+            pass
+
+
+def _new_handshake(
+    role: Role,
+    local: NodeIdentity,
+    cookie: bytes | str,
+    config: LinkConfig,
+    expected_peer: str | None,
+    random_bytes: Callable[[int], bytes],
+) -> Handshake:
+    return Handshake(
+        role,
+        local,
+        cookie,
+        expected_peer=expected_peer,
+        tick_ms=int(config.tick_time * 1000),
+        max_frame_size=config.max_frame_size,
+        mandatory_flags=config.mandatory_flags,
+        random_bytes=random_bytes,
+    )
+
+
+def dial(
+    address: tuple[str, int],
+    local: NodeIdentity,
+    cookie: bytes | str,
+    *,
+    expected_peer: str | None = None,
+    config: LinkConfig | None = None,
+    decide: Decide | None = None,
+    handler: Handler | None = None,
+    on_closed: ClosedCallback | None = None,
+    random_bytes: Callable[[int], bytes] = os.urandom,
+) -> Connection:
+    """Connect to a node and run the handshake as the initiator.
+
+    Connect and handshake together must finish within
+    ``config.handshake_timeout``.
+
+    Args:
+        address: ``(host, port)`` of the peer's listener.
+        local: our identity.
+        cookie: the shared secret.
+        expected_peer: the name we mean to reach; another name answering is refused.
+        config: link settings.
+        decide: ``decide(peer_hello) -> Verdict`` once the peer's HELLO has
+            passed the built-in checks: ``ACCEPT``, or ``Verdict.refuse(
+            "id_collision" | "not_allowed" | "busy", reason)`` (e.g. its id is
+            that of another linked node). None accepts.
+        handler, on_closed: passed to the :class:`Connection`.
+        random_bytes: source of the challenge.
+
+    Returns:
+        A :class:`Connection`, not started.
+
+    Raises:
+        NodeUnreachable: the TCP connect failed.
+        SimultaneousConnect: the peer was dialling us too and its dial wins:
+            expect its connection instead (not an error).
+        HandshakeRefused: refused (``busy``: the peer has a link or handshake
+            with our name already; ``not_allowed``; ``id_collision`` as
+            :class:`~joerl.dist.protocol.NodeIdCollision`), by it or by us.
+        AuthenticationError: the cookies differ.
+        HandshakeError: timeout, connection lost, or a protocol violation
+            (:class:`~joerl.dist.protocol.HandshakeProtocolError`).
+    """
+    config = config or LinkConfig()
+    host, port = address[0], address[1]
+    who = f"node {expected_peer!r} at {host}:{port}" if expected_peer else f"node at {host}:{port}"
+    hs = _new_handshake(Role.INITIATOR, local, cookie, config, expected_peer, random_bytes)
+
+    def connect() -> Any:
+        try:
+            return gsocket.create_connection((host, port))
+        except OSError as exc:
+            raise NodeUnreachable(expected_peer or f"{host}:{port}", f"cannot connect to {host}:{port}: {exc}") from None
+
+    try:
+        sock, established = _handshake(None, hs, config, decide, who, connect)
+    except (HandshakeError, NodeUnreachable) as exc:
+        _log_failure(local, who, exc)
+        raise
+    log.info("node %s linked to %s (%s, creation %d)", local.name, who, established.status, established.peer.creation)
+    return Connection(sock, local, established, Role.INITIATOR, config, handler=handler, on_closed=on_closed)
+
+
+def accept_handshake(
+    sock: Any,
+    local: NodeIdentity,
+    cookie: bytes | str,
+    *,
+    config: LinkConfig | None = None,
+    decide: Decide | None = None,
+    handler: Handler | None = None,
+    on_closed: ClosedCallback | None = None,
+    random_bytes: Callable[[int], bytes] = os.urandom,
+    address: Any = None,
+) -> Connection:
+    """Run the handshake as the acceptor on an accepted socket (which this takes over).
+
+    Must finish within ``config.handshake_timeout``. On failure the socket is
+    closed and the refusal logged.
+
+    Args:
+        sock: the accepted socket (a StreamServer handler's first argument).
+        local: our identity.
+        cookie: the shared secret.
+        config: link settings.
+        decide: ``decide(peer_hello) -> Verdict``, the node's tables speaking:
+            ``ACCEPT``; ``DIALING`` when the node is dialling that peer itself
+            (the tie-break then picks the surviving connection); or
+            ``Verdict.refuse(status, reason)``: ``busy`` (a link or handshake
+            with that name exists), ``id_collision`` (another linked node has
+            that id), ``not_allowed``. None accepts.
+        handler, on_closed: passed to the :class:`Connection`.
+        random_bytes: source of the challenge.
+        address: the peer's address, for messages.
+
+    Returns:
+        A :class:`Connection`, not started. Its ``status`` is
+        ``"ok_simultaneous"`` when the node was dialling that peer too and
+        must give its own dial up (that dial will fail with ``SimultaneousConnect``).
+
+    Raises:
+        SimultaneousConnect: we were dialling the peer too and our dial wins:
+            this connection is refused (not an error).
+        HandshakeRefused, AuthenticationError, HandshakeError: as :func:`dial`.
+    """
+    config = config or LinkConfig()
+    if address is None:
+        try:
+            address = sock.getpeername()
+        except OSError:
+            address = "?"
+    who = f"node at {address[0]}:{address[1]}" if isinstance(address, tuple) else f"node at {address}"
+    hs = _new_handshake(Role.ACCEPTOR, local, cookie, config, None, random_bytes)
+    try:
+        sock, established = _handshake(sock, hs, config, decide, who, None)
+    except HandshakeError as exc:
+        _log_failure(local, f"{hs.peer.name!r} ({who})" if hs.peer else who, exc)
+        raise
+    log.info(
+        "node %s accepted a link from %r (%s, creation %d)",
+        local.name, established.peer.name, established.status, established.peer.creation,
+    )  # fmt: skip
+    return Connection(sock, local, established, Role.ACCEPTOR, config, handler=handler, on_closed=on_closed)
+
+
+class Backoff:
+    """Delays between reconnection attempts: exponential, capped, jittered.
+
+    ``delay()`` returns the next wait (``initial``, then times ``factor``
+    each failure, at most ``maximum``, each spread by +-``jitter``);
+    ``reset()`` after a success. The node keeps one per peer and refuses to
+    dial again before the delay has passed ("reconnect on the next send").
+
+    Args:
+        initial: first delay, seconds.
+        maximum: cap, seconds.
+        factor: growth per failure.
+        jitter: relative spread, 0..1 (so two nodes do not retry in lockstep).
+        rand: a ``random()``-like source in [0, 1).
+    """
+
+    def __init__(
+        self,
+        initial: float = 0.05,
+        maximum: float = 5.0,
+        factor: float = 2.0,
+        jitter: float = 0.2,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        if not 0 < initial <= maximum or factor < 1 or not 0 <= jitter < 1:
+            raise ValueError("need 0 < initial <= maximum, factor >= 1, 0 <= jitter < 1")
+        self.initial, self.maximum, self.factor, self.jitter = initial, maximum, factor, jitter
+        self._rand = rand
+        self._next = initial
+        #: Consecutive failures since the last reset.
+        self.failures = 0
+
+    def delay(self) -> float:
+        """The wait before the next attempt (call once per failure)."""
+        base = self._next
+        self._next = min(self.maximum, base * self.factor)
+        self.failures += 1
+        return base * (1 + self.jitter * (2 * self._rand() - 1))
+
+    def reset(self) -> None:
+        """After a success: the next failure waits ``initial`` again."""
+        self._next = self.initial
+        self.failures = 0
