@@ -107,10 +107,25 @@ class ActorContext:
         Raises:
             ReceiveTimeout: nothing matched in time.
         """
+        mailbox = self._mailbox
+        if match is None and timeout is None:
+            # The common case, kept short: take the head of the queue here, as
+            # the Actor loop does, and go through the mailbox only to park.
+            q = mailbox._q
+            while not q:
+                mailbox._wait(None)
+            msg = q.popleft()
+            if msg.__class__ is tuple:  # a (message, sender) pair: see mailbox._queued()
+                msg, self.sender = msg
+            else:
+                self.sender = None
+            if mailbox._putters:
+                mailbox._release_putter()  # a slot is free: let a blocked writer in
+            return msg
         if isinstance(match, (type, tuple)):
             types = match
             match = lambda m: isinstance(m, types)  # noqa: E731
-        msg, sender = self._mailbox.receive(match, timeout)
+        msg, sender = mailbox.receive(match, timeout)
         self.sender = sender
         return msg
 

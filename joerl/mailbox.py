@@ -1,11 +1,11 @@
 """Mailbox: a one-reader message queue with selective receive and an optional bound.
 
-Items are ``(message, sender)`` pairs. One greenlet (the owning actor) reads;
-any greenlet, or the hub (timers), writes. A bounded mailbox makes ``put``
-wait cooperatively while full (backpressure); ``put_signal`` (exit and down
-signals, timer messages) never waits. When the owner dies the mailbox is
-closed: blocked writers are released and later puts are dropped, as messages
-to a dead Erlang process are.
+Items go in and come out as ``(message, sender)`` pairs. One greenlet (the
+owning actor) reads; any greenlet, or the hub (timers), writes. A bounded
+mailbox makes ``put`` wait cooperatively while full (backpressure);
+``put_signal`` (exit and down signals, timer messages) never waits. When the
+owner dies the mailbox is closed: blocked writers are released and later puts
+are dropped, as messages to a dead Erlang process are.
 """
 
 from __future__ import annotations
@@ -22,6 +22,30 @@ _TIMEOUT = object()
 _WAKE = object()
 
 
+# How the deque holds an item: a message without a sender (what plain code
+# sends) is queued bare, sparing a tuple per message, unless it is itself
+# exactly a tuple; anything else is queued as its ``(message, sender)`` tuple.
+# So a queued object whose class is exactly ``tuple`` is a pair, and any other
+# is a message whose sender is None. The runtime's hot paths (ActorSystem.send,
+# the Actor loop, ActorContext.receive) apply the same rule inline.
+
+
+def _queued(item: tuple[Any, Any]) -> Any:
+    """What the deque holds for the pair ``item``."""
+    msg = item[0]
+    return msg if item[1] is None and msg.__class__ is not tuple else item
+
+
+def _pair(queued: Any) -> tuple[Any, Any]:
+    """The ``(message, sender)`` pair of a queued object."""
+    return queued if queued.__class__ is tuple else (queued, None)
+
+
+def _message(queued: Any) -> Any:
+    """The message of a queued object."""
+    return queued[0] if queued.__class__ is tuple else queued
+
+
 class Mailbox:
     """A deque with a single waiting reader (the fastest one-reader primitive)."""
 
@@ -30,7 +54,7 @@ class Mailbox:
     def __init__(self, maxsize: int | None = None) -> None:
         if maxsize is not None and maxsize < 1:
             raise ValueError(f"mailbox_size must be a positive int or None, got {maxsize!r}")
-        self._q: deque[tuple[Any, Any]] = deque()
+        self._q: deque[Any] = deque()  # see _queued()
         self._reader: Waiter | None = None
         self._maxsize = maxsize
         self._putters: deque[Waiter] | None = None
@@ -55,13 +79,7 @@ class Mailbox:
         if self._maxsize is not None and len(self._q) >= self._maxsize:
             if getcurrent() is not self._hub:
                 self._wait_for_room()
-        if self.closed:
-            return
-        self._q.append(item)
-        reader = self._reader
-        if reader is not None:
-            self._reader = None
-            self._callback(reader.switch, _WAKE)
+        self.put_signal(item)
 
     def try_put(self, item: tuple[Any, Any]) -> bool:
         """Append ``item`` unless the mailbox is full; False when full."""
@@ -74,11 +92,21 @@ class Mailbox:
         """Append ``item`` regardless of the bound (signals are never held back)."""
         if self.closed:
             return
-        self._q.append(item)
+        self._q.append(_queued(item))
+        if self._reader is not None:
+            self._wake_reader()
+
+    def _wake_reader(self) -> None:
+        """Wake the parked reader, through the hub (``Waiter.switch`` may only run there).
+
+        Writers call this after appending, when ``_reader`` is set. Each park
+        uses a fresh Waiter and clears ``_reader`` when it ends, so a wake-up
+        that comes late lands on a Waiter nobody waits on: it never reaches a
+        reader that is blocked on something else.
+        """
         reader = self._reader
-        if reader is not None:
-            self._reader = None
-            self._callback(reader.switch, _WAKE)
+        self._reader = None
+        self._callback(reader.switch, _WAKE)  # type: ignore[union-attr]
 
     def _wait_for_room(self) -> None:
         while not self.closed and self._maxsize is not None and len(self._q) >= self._maxsize:
@@ -117,10 +145,10 @@ class Mailbox:
         q = self._q
         while not q:
             self._wait(timeout)
-        item = q.popleft()
+        queued = q.popleft()
         if self._putters:
             self._release_putter()
-        return item
+        return _pair(queued)
 
     def receive(
         self, match: Callable[[Any], bool] | None, timeout: float | None = None
@@ -145,12 +173,12 @@ class Mailbox:
         while True:
             n = len(q)
             for i in range(scanned, n):
-                item = q[i]
-                if match(item[0]):
+                queued = q[i]
+                if match(_message(queued)):
                     del q[i]
                     if self._putters:
                         self._release_putter()
-                    return item
+                    return _pair(queued)
             scanned = n
             if deadline is None:
                 self._wait(None)
@@ -187,7 +215,7 @@ class Mailbox:
 
     def remove_if(self, pred: Callable[[Any], bool]) -> int:
         """Remove every queued message satisfying ``pred``; return how many."""
-        keep = [item for item in self._q if not pred(item[0])]
+        keep = [queued for queued in self._q if not pred(_message(queued))]
         removed = len(self._q) - len(keep)
         if removed:
             self._q.clear()
@@ -196,4 +224,4 @@ class Mailbox:
 
     def messages(self) -> list[Any]:
         """A snapshot of the queued messages (for debugging and tests)."""
-        return [item[0] for item in self._q]
+        return [_message(queued) for queued in self._q]

@@ -22,29 +22,59 @@ def _check(kind: str, node: int, id: int, creation: int) -> None:
             raise ValueError(f"{kind}.{field} must be in 0..{top}, got {value}")
 
 
-class _Ident:
+class _Fields:
+    """The storage of a Pid or Ref: four slots and nothing else."""
+
     __slots__ = ("node", "id", "creation", "_hash")
-    _kind = "Ident"
     node: int
     id: int
     creation: int
     _hash: int
 
-    def __init__(self, node: int = 0, id: int = 0, creation: int = 0) -> None:
-        _check(self._kind, node, id, creation)
-        object.__setattr__(self, "node", node)
-        object.__setattr__(self, "id", id)
-        object.__setattr__(self, "creation", creation)
-        object.__setattr__(self, "_hash", hash((self._kind, node, id, creation)))
 
-    @classmethod
-    def _unchecked(cls, node: int, id: int, creation: int) -> Any:
-        self = object.__new__(cls)
-        object.__setattr__(self, "node", node)
-        object.__setattr__(self, "id", id)
-        object.__setattr__(self, "creation", creation)
-        object.__setattr__(self, "_hash", hash((cls._kind, node, id, creation)))
-        return self
+class _Blank(_Fields):
+    """A writable ``_Fields`` that :func:`_make` fills and then turns into a Pid or Ref."""
+
+    __slots__ = ()
+
+
+_new = object.__new__
+
+
+def _make(cls: Any, node: int, id: int, creation: int) -> Any:
+    """A ``cls`` instance with these (already checked) fields.
+
+    Pid and Ref forbid assignment, so their slots could only be written
+    through ``object.__setattr__``, four slow calls. A Ref is made for every
+    GenServer call, so the fields go into a writable twin with the same layout
+    by plain stores, and the twin's class is then switched to ``cls``: half
+    the cost.
+    """
+    h = hash((cls._kind, node, id, creation))
+    self = _new(_Blank)
+    self.node = node
+    self.id = id
+    self.creation = creation
+    self._hash = h
+    try:
+        self.__class__ = cls
+    except TypeError:  # a subclass with another layout (one with a __dict__): the slow way
+        self = _new(cls)
+        for field, value in (("node", node), ("id", id), ("creation", creation), ("_hash", h)):
+            object.__setattr__(self, field, value)
+    return self
+
+
+class _Ident(_Fields):
+    __slots__ = ()
+    _kind = "Ident"
+
+    def __new__(cls, node: int = 0, id: int = 0, creation: int = 0) -> Any:
+        _check(cls._kind, node, id, creation)
+        return _make(cls, node, id, creation)
+
+    #: Build without range checks (for the runtime and decoders, whose ints are known good).
+    _unchecked = classmethod(_make)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"{self._kind} is immutable")

@@ -49,6 +49,8 @@ from .timer import TimerRef
 
 log = logging.getLogger("joerl.actor")
 
+_tuple_new = tuple.__new__
+
 #: The pid that plain (non-actor) code sends from: ``<0.0.0>``; never a process.
 SYSTEM_PID = Pid(0, 0, 0)
 
@@ -88,6 +90,13 @@ class From(NamedTuple):
     ref: Ref
 
 
+class RemoteName(NamedTuple):
+    """A ``(name, node)`` destination on another node: only that node can resolve it."""
+
+    name: str
+    node: str
+
+
 class ActorSystem:
     """A local actor runtime. Use as a context manager, or call :meth:`shutdown`.
 
@@ -98,7 +107,9 @@ class ActorSystem:
     def __init__(self, name: str = "local") -> None:
         self.name = name
         self._hub = get_hub()
-        self._procs: dict[Pid, ActorContext] = {}
+        #: Live local processes by ``pid.id`` (an int key hashes in C, a Pid in
+        #: Python); look them up with :meth:`_local`, which also checks the pid.
+        self._procs: dict[int, ActorContext] = {}
         self._ids = itertools.count(1)
         self._ref_ids = itertools.count(1)
         self._registry = Registry()
@@ -119,6 +130,13 @@ class ActorSystem:
 
     def __repr__(self) -> str:
         return f"<ActorSystem {self.name} processes={len(self._procs)}>"
+
+    def _local(self, pid: Pid) -> ActorContext | None:
+        """The context of the live local process ``pid``, or None."""
+        ctx = self._procs.get(pid.id)
+        if ctx is not None and (ctx.pid is pid or ctx.pid == pid):
+            return ctx
+        return None  # dead, or another node's pid with the same id
 
     # -- identities ------------------------------------------------------------
 
@@ -170,18 +188,18 @@ class ActorSystem:
         ctx = ActorContext(self, pid, Mailbox(mailbox_size), parent)
         ctx._actor = body
         ctx._supervisor = bool(getattr(body, "_joerl_supervisor", False))
-        self._procs[pid] = ctx
+        self._procs[pid.id] = ctx
         self._empty.clear()
         if name is not None:
             try:
                 self._registry.register(name, pid)
             except BaseException:
-                del self._procs[pid]
+                del self._procs[pid.id]
                 if not self._procs:
                     self._empty.set()
                 raise
         if link and parent is not None:
-            pctx = self._procs.get(parent)
+            pctx = self._local(parent)
             if pctx is not None:
                 _add_link(pctx, pid)
                 _add_link(ctx, parent)
@@ -215,7 +233,11 @@ class ActorSystem:
                 q = mailbox._q
                 while True:
                     if q:
-                        msg, ctx.sender = q.popleft()
+                        msg = q.popleft()
+                        if msg.__class__ is tuple:  # a (message, sender) pair: see mailbox._queued()
+                            msg, ctx.sender = msg
+                        else:
+                            ctx.sender = None
                         if mailbox._putters:
                             mailbox._release_putter()
                     else:
@@ -252,7 +274,7 @@ class ActorSystem:
         """Tear down a process that has ended: names, links, monitors, waiters."""
         pid = ctx.pid
         ctx._state = _DEAD
-        self._procs.pop(pid, None)
+        self._procs.pop(pid.id, None)
         self._registry.drop_pid(pid)
         ctx._mailbox.close()
         links, ctx._links = ctx._links, None
@@ -264,7 +286,7 @@ class ActorSystem:
         if links:
             for other in links:
                 if other.node == 0:
-                    octx = self._procs.get(other)
+                    octx = self._local(other)
                     if octx is not None and octx._links is not None:
                         octx._links.discard(pid)
                     self._exit_signal(other, pid, reason, True)
@@ -293,17 +315,33 @@ class ActorSystem:
         """
         if dest.__class__ is Pid:
             if dest.node == 0:
-                ctx = self._procs.get(dest)
-                if ctx is not None:
+                # The hot path of the runtime, so _local() and the unbounded case
+                # of Mailbox.put() are written out here. (A subscript is cheaper
+                # than get() for live pids; a send to a dead one is the rare case.)
+                try:
+                    ctx = self._procs[dest.id]
+                except KeyError:
+                    return
+                if ctx.pid is dest or ctx.pid == dest:
                     mailbox = ctx._mailbox
-                    if mailbox._maxsize is not None and sender == dest:
+                    if mailbox._maxsize is None:
+                        # Never closed: a mailbox closes after its process has left the
+                        # table. What is queued follows mailbox._queued().
+                        mailbox._q.append(msg if sender is None and msg.__class__ is not tuple else (msg, sender))
+                        if mailbox._reader is not None:
+                            mailbox._wake_reader()
+                    elif sender == dest:
                         mailbox.put_signal((msg, sender))  # never wait on our own mailbox
                     else:
                         mailbox.put((msg, sender))
                 return
             self._remote_or_fail(dest).send(sender, dest, msg)
             return
-        self.send(self._resolve(dest), msg, sender=sender)
+        target = self._resolve(dest)
+        if target.__class__ is RemoteName:
+            self.remote.send_named(sender, target.name, target.node, msg)
+            return
+        self.send(target, msg, sender=sender)
 
     def try_send(self, dest: Any, msg: Any, *, sender: Pid | None = None) -> None:
         """Send without waiting.
@@ -315,7 +353,7 @@ class ActorSystem:
         if pid.node != 0:
             self._remote_or_fail(pid).send(sender, pid, msg)
             return
-        ctx = self._procs.get(pid)
+        ctx = self._local(pid)
         if ctx is not None and not ctx._mailbox.try_put((msg, sender)):
             raise MailboxFull(pid)
 
@@ -326,7 +364,7 @@ class ActorSystem:
         except Exception:  # noqa: BLE001 - a timer to a vanished name is dropped
             return
         if pid.node == 0:
-            ctx = self._procs.get(pid)
+            ctx = self._local(pid)
             if ctx is not None:
                 ctx._mailbox.put_signal((msg, sender))
         elif self.remote is not None:
@@ -355,7 +393,7 @@ class ActorSystem:
             remote = self.remote
             if remote is None or node == remote.node_name:
                 return self._resolve(name)
-            return remote.whereis_remote(name, node)
+            return RemoteName(name, node)  # type: ignore[return-value]  # resolved by that node
         if isinstance(dest, Pid):
             return dest
         raise TypeError(f"cannot send to {dest!r}: expected a Pid, a name, (name, node) or an ActorRef")
@@ -374,7 +412,7 @@ class ActorSystem:
             NameTaken: the name is in use. NoProcError: the process is dead.
         """
         pid = self._resolve(pid)
-        if pid not in self._procs:
+        if self._local(pid) is None:
             raise NoProcError(pid)
         self._registry.register(name, pid)
 
@@ -397,21 +435,21 @@ class ActorSystem:
         pid = self._resolve(pid)
         if pid.node != 0:
             return bool(self._remote_or_fail(pid).is_process_alive(pid))
-        ctx = self._procs.get(pid)
+        ctx = self._local(pid)
         return ctx is not None and ctx._state < _EXITING
 
     def processes(self) -> list[Pid]:
         """The pids of all live processes, oldest first."""
-        return list(self._procs)
+        return [ctx.pid for ctx in self._procs.values()]
 
     def context_of(self, pid: Pid) -> ActorContext | None:
         """The context of a live local process (for the runtime's own modules)."""
-        return self._procs.get(pid)
+        return self._local(pid) if isinstance(pid, Pid) else None
 
     def join(self, pid: Any, timeout: float | None = None) -> bool:
         """Wait until ``pid`` has ended; True if it did within ``timeout``."""
         pid = self._resolve(pid)
-        ctx = self._procs.get(pid)
+        ctx = self._local(pid)
         if ctx is None:
             return True
         if ctx._done is None:
@@ -425,14 +463,14 @@ class ActorSystem:
         a, b = self._resolve(a), self._resolve(b)
         if a == b:
             return
-        actx = self._procs.get(a) if a.node == 0 else None
+        actx = self._local(a) if a.node == 0 else None
         if b.node != 0:
             if actx is None:
                 raise NoProcError(a)
             self._remote_or_fail(b).link(a, b)
             _add_link(actx, b)
             return
-        bctx = self._procs.get(b)
+        bctx = self._local(b)
         if bctx is None or bctx._state >= _EXITING:
             if actx is not None and actx._trap_exit:
                 actx._mailbox.put_signal((Exit(b, NOPROC), b))
@@ -448,7 +486,7 @@ class ActorSystem:
         a, b = self._resolve(a), self._resolve(b)
         for x, y in ((a, b), (b, a)):
             if x.node == 0:
-                ctx = self._procs.get(x)
+                ctx = self._local(x)
                 if ctx is not None and ctx._links is not None:
                     ctx._links.discard(y)
         if b.node != 0 and self.remote is not None:
@@ -456,7 +494,7 @@ class ActorSystem:
 
     def add_remote_link(self, local: Pid, remote: Pid) -> bool:
         """Node layer: a remote process linked to ``local``. False if ``local`` is dead."""
-        ctx = self._procs.get(local)
+        ctx = self._local(local)
         if ctx is None or ctx._state >= _EXITING:
             return False
         _add_link(ctx, remote)
@@ -464,7 +502,7 @@ class ActorSystem:
 
     def remove_remote_link(self, local: Pid, remote: Pid) -> None:
         """Node layer: a remote process unlinked from ``local``."""
-        ctx = self._procs.get(local)
+        ctx = self._local(local)
         if ctx is not None and ctx._links is not None:
             ctx._links.discard(remote)
 
@@ -481,7 +519,7 @@ class ActorSystem:
 
     def _exit_signal(self, pid: Pid, sender: Pid, reason: Any, from_link: bool) -> None:
         """Deliver an exit signal to a local process (from a link or from exit/2)."""
-        ctx = self._procs.get(pid)
+        ctx = self._local(pid)
         if ctx is None:
             return
         if reason == KILL and not from_link:
@@ -498,7 +536,7 @@ class ActorSystem:
     def remote_exit(self, sender: Pid, pid: Pid, reason: Any, from_link: bool) -> None:
         """Node layer: an exit signal from a remote process to local ``pid``."""
         if from_link:
-            ctx = self._procs.get(pid)
+            ctx = self._local(pid)
             if ctx is None or ctx._links is None or sender not in ctx._links:
                 return
             ctx._links.discard(sender)
@@ -535,7 +573,7 @@ class ActorSystem:
         """End ``pid`` with ``reason`` whatever it is doing (its ``stopped`` hook runs),
         and wait up to ``timeout`` for it; True if it ended."""
         pid = self._resolve(pid)
-        ctx = self._procs.get(pid)
+        ctx = self._local(pid)
         if ctx is None:
             return True
         self._end(ctx, reason)
@@ -558,7 +596,7 @@ class ActorSystem:
         return ref
 
     def _add_monitor(self, watcher: Any, target: Pid, ref: Ref) -> None:
-        wctx = self._procs.get(watcher) if watcher.__class__ is Pid else None
+        wctx = self._local(watcher) if watcher.__class__ is Pid else None
         if target.node != 0:
             if wctx is not None:
                 if wctx._monitors is None:
@@ -566,13 +604,11 @@ class ActorSystem:
                 wctx._monitors[ref] = target
             self._remote_or_fail(target).monitor(watcher, target, ref)
             return
-        tctx = self._procs.get(target)
+        tctx = self._local(target)
         if tctx is None or tctx._state >= _EXITING:
             self._deliver_down(watcher, ref, target, NOPROC)
             return
-        if tctx._monitored_by is None:
-            tctx._monitored_by = {}
-        tctx._monitored_by[ref] = watcher
+        _add_watcher(tctx, ref, watcher)
         if wctx is not None:
             if wctx._monitors is None:
                 wctx._monitors = {}
@@ -590,7 +626,7 @@ class ActorSystem:
     def demonitor(self, watcher: Any, ref: Ref) -> bool:
         """Cancel monitor ``ref`` held by ``watcher``; True if it was active."""
         watcher = self._resolve(watcher) if watcher is not None else None
-        wctx = self._procs.get(watcher) if watcher is not None else None
+        wctx = self._local(watcher) if watcher is not None else None
         target = None
         if wctx is not None and wctx._monitors is not None:
             target = wctx._monitors.pop(ref, None)
@@ -608,29 +644,23 @@ class ActorSystem:
             if self.remote is not None:
                 self.remote.demonitor(watcher, target, ref)
             return
-        tctx = self._procs.get(target)
-        if tctx is not None and tctx._monitored_by is not None:
-            tctx._monitored_by.pop(ref, None)
+        _remove_watcher(self._local(target), ref)
 
     def add_remote_monitor(self, watcher: Pid, target: Pid, ref: Ref) -> bool:
         """Node layer: remote ``watcher`` monitors local ``target``. False if it is dead."""
-        tctx = self._procs.get(target)
+        tctx = self._local(target)
         if tctx is None or tctx._state >= _EXITING:
             return False
-        if tctx._monitored_by is None:
-            tctx._monitored_by = {}
-        tctx._monitored_by[ref] = watcher
+        _add_watcher(tctx, ref, watcher)
         return True
 
     def remove_remote_monitor(self, target: Pid, ref: Ref) -> None:
         """Node layer: a remote watcher cancelled its monitor of local ``target``."""
-        tctx = self._procs.get(target)
-        if tctx is not None and tctx._monitored_by is not None:
-            tctx._monitored_by.pop(ref, None)
+        _remove_watcher(self._local(target), ref)
 
     def remote_down(self, watcher: Pid, ref: Ref, pid: Pid, reason: Any) -> None:
         """Node layer: a remote process that local ``watcher`` monitored has ended."""
-        wctx = self._procs.get(watcher)
+        wctx = self._local(watcher)
         if wctx is None or wctx._monitors is None or wctx._monitors.pop(ref, None) is None:
             return
         wctx._mailbox.put_signal((Down(ref, pid, reason), pid))
@@ -641,7 +671,7 @@ class ActorSystem:
                 if self.remote is not None:
                     self.remote.down(watcher, ref, pid, reason)
                 return
-            wctx = self._procs.get(watcher)
+            wctx = self._local(watcher)
             if wctx is not None:
                 if wctx._monitors is not None:
                     wctx._monitors.pop(ref, None)
@@ -687,22 +717,21 @@ class ActorSystem:
             raise CallError(server, NOPROC) from None
         if caller is not None and pid == caller:
             raise CallError(server, "calling_self")
-        if pid.node != 0:
+        if pid.__class__ is RemoteName or pid.node != 0:
             return self._remote_or_fail(pid).call(pid, request, timeout, caller)
+        tctx = self._local(pid)
+        if tctx is None or tctx._state >= _EXITING:
+            raise CallError(server, NOPROC)
+        # One ref both tags the request and monitors the server, as in OTP's
+        # gen:call: the server's Down fails the call waiting under that ref.
         ref = self.make_ref()
         waiter = Waiter(self._hub)
         self._calls[ref] = waiter
-        schedule = self._hub.loop.run_callback
-
-        def on_down(_mref: Ref, _pid: Pid, reason: Any) -> None:
-            if self._calls.pop(ref, None) is waiter:
-                schedule(waiter.switch, (False, reason))
-
-        mref = self.monitor_callback(pid, on_down)
+        _add_watcher(tctx, ref, self._call_target_down)
         timer = None
         try:
-            if ref in self._calls:
-                self.send(pid, ("$gen_call", From(caller or SYSTEM_PID, ref), request), sender=caller)
+            from_ = _tuple_new(From, (caller or SYSTEM_PID, ref))  # From(...) without its Python-level __new__
+            self.send(pid, ("$gen_call", from_, request), sender=caller)
             if timeout is not None:
                 timer = self._hub.loop.timer(timeout)
                 timer.start(waiter.switch, None)
@@ -711,7 +740,7 @@ class ActorSystem:
             if timer is not None:
                 timer.close()
             self._calls.pop(ref, None)
-            self.demonitor_callback(mref, pid)
+            _remove_watcher(tctx, ref)
         if result is None:
             raise CallTimeout(server, timeout)  # type: ignore[arg-type]
         ok, value = result
@@ -730,6 +759,10 @@ class ActorSystem:
                 self.remote.reply(from_, value)
             return
         self.complete_call(ref, value)
+
+    def _call_target_down(self, ref: Ref, _pid: Pid, reason: Any) -> None:
+        # The monitor callback of a local call: its server ended.
+        self.fail_call(ref, reason)
 
     def complete_call(self, ref: Ref, value: Any) -> None:
         """Deliver a reply to the local call waiting on ``ref`` (dropped if none)."""
@@ -777,7 +810,7 @@ class ActorSystem:
             self._closed = True
 
     def _is_supervised(self, ctx: ActorContext) -> bool:
-        parent = self._procs.get(ctx._parent) if ctx._parent is not None else None
+        parent = self._local(ctx._parent) if ctx._parent is not None else None
         return parent is not None and parent._supervisor
 
     def _stop_all(self, ctxs: Iterable[ActorContext], deadline: float) -> None:
@@ -790,7 +823,7 @@ class ActorSystem:
             remaining = deadline - self._hub.loop.now()
             if remaining <= 0:
                 return
-            if ctx._greenlet is not current and ctx.pid in self._procs:
+            if ctx._greenlet is not current and ctx.pid.id in self._procs:
                 self.join(ctx.pid, remaining)
 
     @property
@@ -803,4 +836,18 @@ def _add_link(ctx: ActorContext, pid: Pid) -> None:
         ctx._links = {pid}
     else:
         ctx._links.add(pid)
+
+
+def _add_watcher(tctx: ActorContext, ref: Ref, watcher: Any) -> None:
+    """Record that ``watcher`` (a pid or a callback) monitors ``tctx``'s process under ``ref``."""
+    if tctx._monitored_by is None:
+        tctx._monitored_by = {ref: watcher}
+    else:
+        tctx._monitored_by[ref] = watcher
+
+
+def _remove_watcher(tctx: ActorContext | None, ref: Ref) -> None:
+    """Forget monitor ``ref`` of ``tctx``'s process (None, or no such monitor: nothing to do)."""
+    if tctx is not None and tctx._monitored_by is not None:
+        tctx._monitored_by.pop(ref, None)
 

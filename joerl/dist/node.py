@@ -1,0 +1,934 @@
+"""The node (OTP's net_kernel): listener, port-mapper registration, links, routing.
+
+A :class:`DistributedSystem` is an :class:`~joerl.system.ActorSystem` that
+other OS processes can reach. It listens for node links, registers its name
+with the port mapper (starting one if none answers, as ``erl`` does), and
+routes every message, link, monitor and exit signal addressed to a pid of
+another node over one authenticated link per peer, dialled on first use.
+
+Pids at the boundary: locally a pid is ``<0.id.0>``; on the wire it is
+``<node_id.id.creation>``. The serialization codec's pid hooks do the mapping
+both ways, so a pid inside any message names the same process wherever it
+arrives, and a pid of a previous incarnation of this node (another creation)
+never reaches a process of this one.
+
+Threading: like ActorSystem, a node lives in one thread (any greenlets).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket as _stdsocket
+from dataclasses import dataclass, field
+from time import monotonic
+from typing import Any, Callable
+
+import gevent
+from gevent import getcurrent
+from gevent.event import Event
+from gevent.hub import Waiter
+from gevent.server import StreamServer
+
+from .. import epmd as _epmd
+from ..errors import (
+    CallError,
+    CallTimeout,
+    DistributionError,
+    EpmdError,
+    HandshakeError,
+    NodeUnreachable,
+    SerializationError,
+)
+from ..message import NOCONNECTION, NOPROC, NodeDown, NodeUp
+from ..pid import Pid, Ref
+from ..serialization import Codec, Limits, MessageRegistry, default_registry
+from ..system import SYSTEM_PID, ActorSystem, From, RemoteName
+from . import protocol as P
+from .config import load_cookie, node_id_of, parse_address, resolve_epmd_address
+from .connection import Backoff, Connection, LinkConfig, accept_handshake, dial
+
+log = logging.getLogger("joerl.dist")
+
+PROTOCOL_NAME = "joerl-dist/1"
+
+
+@dataclass
+class NodeStats:
+    """Counters of one node's traffic (for tests, benchmarks and operators)."""
+
+    sent: int = 0
+    received: int = 0
+    dropped_stale: int = 0
+    dropped_unreachable: int = 0
+    dropped_unknown_node: int = 0
+    bad_payloads: int = 0
+    connects: int = 0
+    connect_failures: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class _Peer:
+    """What this node knows of one other node, linked or not."""
+
+    __slots__ = (
+        "name",
+        "node_id",
+        "creation",
+        "link",
+        "conn",
+        "pending",
+        "connecting",
+        "up",
+        "backoff",
+        "next_attempt",
+        "calls",
+        "last_error",
+    )
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.node_id = node_id_of(name)
+        self.creation: int | None = None
+        self.link: Connection | None = None  # registered link (may still be flushing)
+        self.conn: Connection | None = None  # the link, once open for direct sends
+        self.pending: list[Any] = []  # protocol messages waiting for the link, in order
+        self.connecting: Any = None  # the greenlet dialling
+        self.up = Event()
+        self.backoff = Backoff()
+        self.next_attempt = 0.0
+        self.calls: set[Ref] = set()  # local calls waiting on a server of this node
+        self.last_error = ""
+
+
+class DistributedSystem:
+    """A node: an actor system reachable from other nodes.
+
+    Args:
+        name: the node's name, unique at its port mapper (1-255 bytes, no '@').
+        listen_address: ``"host:port"`` to listen on; port 0 picks a free one.
+        epmd_address: the port mapper; else ``$JOERL_EPMD_ADDRESS``, else
+            ``127.0.0.1:4369``.
+        cookie: the shared secret; else ``$JOERL_COOKIE``, else ``~/.joerl.cookie``.
+        start_epmd: start a port mapper (a detached ``joerl-epmd --daemon``)
+            when none answers at ``epmd_address``.
+        tick_time: seconds of silence after which a peer is declared down
+            (Erlang's net_ticktime; at least 1).
+        registry: the message types this node decodes (default: the process-wide one).
+        limits: decoding limits for payloads from peers.
+        link_config: link settings (handshake deadline, frame and queue sizes, TLS hook).
+        advertise_host: the host peers should dial (default: the listen host,
+            or this machine's name when listening on a wildcard address).
+        metadata: extra key/values published with the registration.
+
+    Raises:
+        DistributionError: the name is taken, or the port mapper cannot be reached.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        listen_address: str = "127.0.0.1:0",
+        epmd_address: str | None = None,
+        *,
+        cookie: str | bytes | None = None,
+        start_epmd: bool = True,
+        tick_time: float = 60.0,
+        registry: MessageRegistry | None = None,
+        limits: Limits | None = None,
+        link_config: LinkConfig | None = None,
+        advertise_host: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        epmd_timeout: float = 5.0,
+    ) -> None:
+        _epmd.check_name(name)
+        self.node_name = name
+        self.node_id = node_id_of(name)
+        self.stats = NodeStats()
+        self._cookie = load_cookie(cookie)
+        self._config = link_config or LinkConfig(tick_time=tick_time)
+        if link_config is not None and tick_time != 60.0:
+            self._config.tick_time = tick_time
+        self.system = ActorSystem(name)
+        self.system.remote = self
+        self._peers: dict[str, _Peer] = {}
+        self._peers_by_id: dict[int, _Peer] = {}
+        self._dialing: set[str] = set()
+        self._node_watchers: dict[Pid, set[str] | None] = {}  # pid -> names (None: all)
+        self._alive_waiters: dict[Ref, Waiter] = {}
+        self._factories: dict[str, Callable[..., Any]] = {}
+        self._spawn_waiters: dict[Ref, Waiter] = {}
+        self._spawns: dict[Ref, tuple[Any, bool, bool]] = {}
+        self._glob_cache: dict[int, Pid] = {}
+        self._closed = False
+        self.creation = 0
+        self._codec = Codec(
+            registry or default_registry(),
+            encode_pid=self._glob_pid,
+            decode_pid=self._local_pid,
+            encode_ref=self._glob_ref,
+            decode_ref=self._local_ref,
+            limits=limits,
+        )
+        host, port = parse_address(listen_address)
+        self._server = StreamServer((host, port), self._handle_inbound)
+        self._server.start()
+        self.listen_port: int = self._server.server_port
+        self.listen_host = host
+        if advertise_host is None:
+            advertise_host = host if host not in ("0.0.0.0", "::", "") else _stdsocket.gethostname()
+        self.advertise_host = advertise_host
+        self.epmd_address = resolve_epmd_address(epmd_address)
+        try:
+            if start_epmd and not _epmd.ping(self.epmd_address, timeout=1.0):
+                log.info("no port mapper at %s: starting one", self.epmd_address)
+                _epmd.spawn_daemon(self.epmd_address)
+            self._epmd = _epmd.EpmdClient(self.epmd_address, timeout=epmd_timeout)
+            meta = {"node_id": self.node_id, "protocol": PROTOCOL_NAME}
+            meta.update(metadata or {})
+            info = self._epmd.register(name, advertise_host, self.listen_port, metadata=meta)
+        except BaseException as exc:
+            self._server.stop()
+            if isinstance(exc, _epmd.NameInUse):
+                raise DistributionError(f"node name {name!r} is already registered at {self.epmd_address}") from exc
+            if isinstance(exc, EpmdError):
+                raise DistributionError(f"cannot register node {name!r} at port mapper {self.epmd_address}: {exc}") from exc
+            raise
+        # The incarnation is fixed at first registration: pids handed out
+        # stay valid even if the port mapper restarts and hands out another.
+        self.creation = info.creation or (secrets.randbits(32) or 1)
+        self._identity = P.NodeIdentity(name, self.node_id, self.creation)
+        log.info(
+            "node %s (id %d, creation %d) listening on %s:%d, port mapper %s",
+            name, self.node_id, self.creation, host, self.listen_port, self.epmd_address,
+        )
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def __enter__(self) -> DistributedSystem:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.shutdown()
+
+    def __repr__(self) -> str:
+        return f"<DistributedSystem {self.node_name} id={self.node_id} port={self.listen_port}>"
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop every actor, close every link, unregister from the port mapper."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.system.shutdown(timeout)
+        finally:
+            for peer in list(self._peers.values()):
+                if peer.connecting is not None:
+                    peer.connecting.kill(block=False)
+                link = peer.link
+                if link is not None:
+                    link.flush(timeout=1.0)
+                    link.close("shutdown")
+            self._server.stop(timeout=1.0)
+            try:
+                self._epmd.close()
+            except Exception:  # noqa: BLE001 - the port mapper may be gone already
+                log.debug("port mapper close failed", exc_info=True)
+            log.info("node %s shut down", self.node_name)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # -- the ActorSystem API, for convenience -----------------------------------
+
+    def spawn(self, actor: Any, **kw: Any) -> Any:
+        return self.system.spawn(actor, **kw)
+
+    def spawn_fn(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+        return self.system.spawn_fn(fn, *args, **kw)
+
+    def register(self, name: str, pid: Any) -> None:
+        self.system.register(name, pid)
+
+    def whereis(self, name: str) -> Pid | None:
+        return self.system.whereis(name)
+
+    # -- discovery ---------------------------------------------------------------
+
+    def list_nodes(self) -> list[Any]:
+        """Every node the port mapper knows (``NodeInfo`` records), this one included."""
+        return self._epmd.list_nodes()
+
+    def nodes(self) -> list[str]:
+        """The names of the peers this node has a live link with."""
+        return sorted(p.name for p in self._peers.values() if p.conn is not None)
+
+    def connect_to_node(self, name: str, timeout: float | None = None) -> bool:
+        """Make sure a link to ``name`` is up (sends connect by themselves; this waits).
+
+        Raises:
+            NodeUnreachable: the node cannot be found or reached.
+        """
+        if name == self.node_name:
+            return True
+        peer = self._peer(name)
+        if peer.conn is not None:
+            return True
+        peer.next_attempt = 0.0
+        self._ensure_connecting(peer)
+        g = peer.connecting
+        if g is not None:
+            g.join(timeout if timeout is not None else self._config.handshake_timeout + 10)
+        if peer.conn is None:
+            raise NodeUnreachable(name, peer.last_error or "no link")
+        return True
+
+    def node_of(self, pid: Pid) -> str | None:
+        """The name of the node ``pid`` lives on (None if unknown)."""
+        if pid.node == 0 or pid.node == self.node_id:
+            return self.node_name
+        peer = self._peers_by_id.get(pid.node)
+        return peer.name if peer is not None else None
+
+    # -- node monitoring -----------------------------------------------------------
+
+    def monitor_nodes(self, pid: Any, flag: bool = True) -> None:
+        """``pid`` receives ``NodeUp(name)`` / ``NodeDown(name, reason)`` for every peer."""
+        pid = self.system._resolve(pid)
+        if flag:
+            self._node_watchers[pid] = None
+        else:
+            self._node_watchers.pop(pid, None)
+
+    def monitor_node(self, pid: Any, name: str, flag: bool = True) -> None:
+        """``pid`` receives ``NodeDown(name, reason)`` (and ``NodeUp``) for node ``name``.
+
+        Like Erlang's ``monitor_node``, a node that is not linked is connected
+        to; if that fails, ``NodeDown`` arrives at once.
+        """
+        pid = self.system._resolve(pid)
+        names = self._node_watchers.get(pid, set())
+        if names is None:
+            return
+        if flag:
+            names.add(name)
+            self._node_watchers[pid] = names
+            try:
+                self.connect_to_node(name)
+            except NodeUnreachable as exc:
+                self.system.send(pid, NodeDown(name, exc.reason or NOCONNECTION))
+        else:
+            names.discard(name)
+
+    def _notify_nodes(self, event: Any) -> None:
+        for pid, names in list(self._node_watchers.items()):
+            if names is None or event.node in names:
+                ctx = self.system.context_of(pid)
+                if ctx is None:
+                    self._node_watchers.pop(pid, None)
+                else:
+                    ctx._mailbox.put_signal((event, None))
+
+    # -- pids at the boundary ------------------------------------------------------
+
+    def _glob_pid(self, pid: Pid) -> Pid:
+        if pid.node != 0:
+            return pid
+        g = self._glob_cache.get(pid.id)
+        if g is None:
+            if len(self._glob_cache) > 65536:
+                self._glob_cache.clear()
+            g = self._glob_cache[pid.id] = Pid._unchecked(self.node_id, pid.id, self.creation)
+        return g
+
+    def _local_pid(self, pid: Pid) -> Pid:
+        if pid.node == self.node_id and pid.creation == self.creation:
+            return Pid._unchecked(0, pid.id, 0)
+        return pid  # another node's, or a stale one of ours (dropped when used)
+
+    def _glob_ref(self, ref: Ref) -> Ref:
+        if ref.node != 0:
+            return ref
+        return Ref._unchecked(self.node_id, ref.id, self.creation)
+
+    def _local_ref(self, ref: Ref) -> Ref:
+        if ref.node == self.node_id and ref.creation == self.creation:
+            return Ref._unchecked(0, ref.id, 0)
+        return ref
+
+    def _glob_opt(self, pid: Pid | None) -> Pid | None:
+        return None if pid is None or pid == SYSTEM_PID else self._glob_pid(pid)
+
+    def _local_target(self, pid: Pid) -> Pid | None:
+        """A pid addressed to us -> the local pid, or None if stale (another creation)."""
+        if pid.node == self.node_id and pid.creation == self.creation:
+            return Pid._unchecked(0, pid.id, 0)
+        self.stats.dropped_stale += 1
+        log.debug("dropping a message for %s: not a process of this incarnation", pid)
+        return None
+
+    def _wire_reason(self, reason: Any) -> bytes:
+        """Exit reasons cross as data: an exception becomes ``"Type: message"``."""
+        if isinstance(reason, BaseException):
+            reason = f"{type(reason).__name__}: {reason}"
+        try:
+            return self._codec.encode(reason)
+        except SerializationError:
+            return self._codec.encode(repr(reason))
+
+    # -- the router interface the ActorSystem calls --------------------------------
+
+    def send(self, sender: Pid | None, to: Any, msg: Any) -> None:
+        """Send ``msg`` from ``sender`` to ``to`` (a local or remote pid, or a name).
+
+        A remote destination is reached over a link dialled on first use;
+        messages wait in order while it comes up.
+
+        Raises:
+            NotSerializable: the message cannot cross nodes.
+        """
+        if to.__class__ is not Pid or to.node == 0:
+            self.system.send(to, msg, sender=sender)
+            return
+        peer = self._peers_by_id.get(to.node)
+        payload = self._codec.encode(msg)
+        if peer is not None:
+            conn = peer.conn
+            if conn is not None:
+                if to.creation != peer.creation:
+                    self.stats.dropped_stale += 1
+                    return
+                self.stats.sent += 1
+                conn.send_frame(conn.encoder.send(self._glob_opt(sender), to, payload))
+                return
+        self._route(to.node, P.Send(self._glob_opt(sender), to, payload))
+
+    def send_named(self, sender: Pid | None, name: str, node: str, msg: Any) -> None:
+        """Send to the process registered as ``name`` on ``node`` (``{Name, Node} ! Msg``)."""
+        if node == self.node_name:
+            self.system.send(name, msg, sender=sender)
+            return
+        payload = self._codec.encode(msg)
+        self._enqueue(self._peer(node), P.RegSend(self._glob_opt(sender), name, payload))
+
+    def reply(self, from_: Any, value: Any) -> None:
+        ref = from_[1]
+        self._route(ref.node, P.CallReply(ref, self._codec.encode(value)))
+
+    def link(self, local: Pid, remote: Pid) -> None:
+        self._route(remote.node, P.Link(self._glob_pid(local), remote))
+
+    def unlink(self, local: Pid, remote: Pid) -> None:
+        self._route(remote.node, P.Unlink(self._glob_pid(local), remote, 0))
+
+    def link_exit(self, local: Pid, remote: Pid, reason: Any) -> None:
+        self._route(remote.node, P.Exit(self._glob_pid(local), remote, self._wire_reason(reason)))
+
+    def exit(self, sender: Pid, to: Pid, reason: Any) -> None:
+        self._route(to.node, P.Exit2(self._glob_opt(sender), to, self._wire_reason(reason)))
+
+    def monitor(self, watcher: Any, target: Pid, ref: Ref) -> None:
+        if watcher.__class__ is not Pid:
+            raise DistributionError("internal monitors of remote processes are not supported")
+        self._route(target.node, P.Monitor(self._glob_pid(watcher), target, self._glob_ref(ref)))
+
+    def demonitor(self, watcher: Any, target: Pid, ref: Ref) -> None:
+        if watcher.__class__ is Pid:
+            self._route(target.node, P.Demonitor(self._glob_pid(watcher), target, self._glob_ref(ref)))
+
+    def down(self, watcher: Pid, ref: Ref, pid: Pid, reason: Any) -> None:
+        self._route(watcher.node, P.Down(self._glob_pid(pid), watcher, ref, self._wire_reason(reason)))
+
+    def is_process_alive(self, pid: Pid, timeout: float = 5.0) -> bool:
+        """A real round trip to the pid's node; False if the node cannot be reached."""
+        if pid.node == 0:
+            return self.system.is_process_alive(pid)
+        if pid.node == self.node_id:
+            return False  # a pid of a previous incarnation of this node
+        peer = self._peers_by_id.get(pid.node) or self._peer_for_id(pid.node)
+        if peer is None:
+            return False
+        ref = self.system.make_ref()
+        waiter = Waiter(self.system._hub)
+        self._alive_waiters[ref] = waiter
+        peer.calls.add(ref)
+        timer = self.system._hub.loop.timer(timeout)
+        timer.start(waiter.switch, None)
+        try:
+            self._enqueue(peer, P.AliveRequest(self._glob_ref(ref), pid))
+            result = waiter.get()
+        finally:
+            timer.close()
+            self._alive_waiters.pop(ref, None)
+            peer.calls.discard(ref)
+        return bool(result)
+
+    def call(self, server: Any, request: Any, timeout: float | None, caller: Pid | None) -> Any:
+        """A GenServer call to a process of another node.
+
+        The server is monitored for the duration of the call (by name when
+        called as ``(name, node)``), so its death, or the loss of its node,
+        fails the call at once; a late reply is dropped.
+        """
+        system = self.system
+        if isinstance(server, RemoteName):
+            peer = self._peer(server.node)
+            target: Any = server.name
+        else:
+            peer = self._peers_by_id.get(server.node) or self._peer_for_id(server.node)
+            target = server
+            if peer is None or server.node == self.node_id:
+                raise CallError(server, NOPROC)
+        ref = system.make_ref()
+        gref = self._glob_ref(ref)
+        waiter = Waiter(system._hub)
+        system._calls[ref] = waiter
+        peer.calls.add(ref)
+        payload = self._codec.encode(("$gen_call", From(self._glob_pid(caller or SYSTEM_PID), gref), request))
+        gcaller = self._glob_pid(caller or SYSTEM_PID)
+        timer = None
+        try:
+            self._enqueue(peer, P.Monitor(gcaller, target, gref))
+            if isinstance(target, str):
+                self._enqueue(peer, P.RegSend(self._glob_opt(caller), target, payload))
+            else:
+                self._enqueue(peer, P.Send(self._glob_opt(caller), target, payload))
+            if timeout is not None:
+                timer = system._hub.loop.timer(timeout)
+                timer.start(waiter.switch, None)
+            result = waiter.get()
+        finally:
+            if timer is not None:
+                timer.close()
+            system._calls.pop(ref, None)
+            peer.calls.discard(ref)
+            if peer.conn is not None:
+                peer.conn.send(P.Demonitor(gcaller, target, gref))
+        shown = server.name + "@" + server.node if isinstance(server, RemoteName) else server
+        if result is None:
+            raise CallTimeout(shown, timeout)  # type: ignore[arg-type]
+        ok, value = result
+        if ok:
+            return value
+        raise CallError(shown, value)
+
+    # -- remote spawn ------------------------------------------------------------------
+
+    def register_factory(self, name: str, factory: Callable[..., Any], *, function: bool = False) -> None:
+        """Let peers spawn processes here by ``name``: no code travels, nothing is pickled.
+
+        Args:
+            name: what peers pass to :meth:`spawn_remote`.
+            factory: ``factory(*args) -> Actor`` instance; or, with
+                ``function=True``, a process body run as ``factory(ctx, *args)``.
+        """
+        if not callable(factory):
+            raise TypeError(f"factory {name!r} must be callable")
+        self._factories[name] = (factory, function)
+
+    def spawn_remote(
+        self,
+        node: str,
+        name: str,
+        *args: Any,
+        link: bool = False,
+        monitor: bool = False,
+        caller: Any = None,
+        timeout: float = 10.0,
+    ) -> Any:
+        """Spawn the factory registered as ``name`` on ``node``.
+
+        Args:
+            link: link the new process to ``caller``, atomically (spawn_link).
+            monitor: ``caller`` monitors the new process (spawn_monitor); the
+                result is then ``(pid, ref)``, as Erlang's ``spawn_monitor``.
+            caller: the local process to link or monitor from (a Pid or an
+                ActorContext); required with ``link`` or ``monitor``.
+
+        Returns:
+            The new process's pid, or ``(pid, ref)`` with ``monitor=True``.
+
+        Raises:
+            NodeUnreachable: the node cannot be reached.
+            DistributionError: the node has no such factory, or the spawn failed.
+        """
+        requester = getattr(caller, "pid", caller)
+        if (link or monitor) and (requester is None or self.system.context_of(requester) is None):
+            raise ValueError("link/monitor need a live local caller process (pass caller=ctx)")
+        if node == self.node_name:
+            pid = self._spawn_local(name, args)
+            if link:
+                self.system.link(requester, pid)
+            if monitor:
+                return pid, self.system.monitor(requester, pid)
+            return pid
+        self.connect_to_node(node)
+        peer = self._peer(node)
+        ref = self.system.make_ref()
+        waiter = Waiter(self.system._hub)
+        self._spawn_waiters[ref] = waiter
+        self._spawns[ref] = (requester, link, monitor)
+        peer.calls.add(ref)
+        timer = self.system._hub.loop.timer(timeout)
+        timer.start(waiter.switch, None)
+        try:
+            sender = self._glob_pid(requester or SYSTEM_PID)
+            self._enqueue(peer, P.SpawnRequest(self._glob_ref(ref), sender, name, self._codec.encode(tuple(args)), link, monitor))
+            result = waiter.get()
+        finally:
+            timer.close()
+            self._spawn_waiters.pop(ref, None)
+            self._spawns.pop(ref, None)
+            peer.calls.discard(ref)
+        if result is None:
+            raise DistributionError(f"spawning {name!r} on node {node!r} failed: no answer within {timeout}s or the link was lost")
+        if not isinstance(result, Pid):
+            raise DistributionError(f"spawning {name!r} on node {node!r} failed: {result}")
+        return (result, ref) if monitor else result
+
+    def _spawn_local(self, name: str, args: tuple[Any, ...]) -> Pid:
+        entry = self._factories.get(name)
+        if entry is None:
+            raise DistributionError(f"no factory {name!r} registered on node {self.node_name!r}")
+        factory, function = entry
+        if function:
+            return self.system.spawn_fn(factory, *args).pid
+        return self.system.spawn(factory(*args)).pid
+
+    def _on_spawn_reply(self, msg: Any) -> None:
+        """Record the link or monitor before any later frame (the child's exit) is read."""
+        ref = self._local_ref(msg.ref)
+        entry = self._spawns.get(ref)
+        if entry is not None and isinstance(msg.result, Pid):
+            requester, link, monitor = entry
+            ctx = self.system.context_of(requester) if requester is not None else None
+            if ctx is not None:
+                if link:
+                    if ctx._links is None:
+                        ctx._links = set()
+                    ctx._links.add(msg.result)
+                if monitor:
+                    if ctx._monitors is None:
+                        ctx._monitors = {}
+                    ctx._monitors[ref] = msg.result
+        self._wake(ref, msg.result)
+
+    # -- links to peers ----------------------------------------------------------------
+
+    def _peer(self, name: str) -> _Peer:
+        peer = self._peers.get(name)
+        if peer is None:
+            if name == self.node_name:
+                raise DistributionError(f"{name!r} is this node")
+            _epmd.check_name(name)
+            peer = self._peers[name] = _Peer(name)
+            other = self._peers_by_id.get(peer.node_id)
+            if other is None:
+                self._peers_by_id[peer.node_id] = peer
+            else:
+                log.error("node ids of %r and %r collide (%d): pids of %r cannot be routed", other.name, name, peer.node_id, name)
+        return peer
+
+    def _peer_for_id(self, node_id: int) -> _Peer | None:
+        """The peer with ``node_id``, asking the port mapper for names when unknown."""
+        peer = self._peers_by_id.get(node_id)
+        if peer is not None:
+            return peer
+        if getcurrent() is self.system._hub:
+            return None  # cannot block here
+        try:
+            for info in self._epmd.list_nodes():
+                if info.name != self.node_name and node_id_of(info.name) == node_id:
+                    return self._peer(info.name)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("cannot resolve node id %d at the port mapper: %s", node_id, exc)
+        return None
+
+    def _route(self, node_id: int, msg: Any) -> None:
+        """Queue a protocol message for node ``node_id`` (connecting if needed)."""
+        if node_id == self.node_id or node_id == 0:
+            self.stats.dropped_stale += 1
+            return
+        peer = self._peers_by_id.get(node_id)
+        if peer is None:
+            if getcurrent() is self.system._hub:
+                gevent.spawn(self._route, node_id, msg)
+                return
+            peer = self._peer_for_id(node_id)
+            if peer is None:
+                self.stats.dropped_unknown_node += 1
+                log.warning("dropping a message for node id %d: no such node at the port mapper", node_id)
+                return
+        self._enqueue(peer, msg)
+
+    def _enqueue(self, peer: _Peer, msg: Any) -> None:
+        conn = peer.conn
+        if conn is not None:
+            self.stats.sent += msg.__class__ is P.Send
+            conn.send(msg)
+            return
+        if self._closed:
+            return
+        if not peer.pending and peer.connecting is None and monotonic() < peer.next_attempt:
+            self.stats.dropped_unreachable += 1
+            self._fail_unreachable(msg)
+            return
+        peer.pending.append(msg)
+        self._ensure_connecting(peer)
+
+    def _ensure_connecting(self, peer: _Peer) -> None:
+        if peer.connecting is None and peer.conn is None and not self._closed:
+            peer.connecting = gevent.spawn(self._connect, peer)
+
+    def _connect(self, peer: _Peer) -> None:
+        name = peer.name
+        try:
+            if peer.link is None:
+                info = self._epmd.lookup(name)
+                if info is None:
+                    raise NodeUnreachable(name, f"not registered at port mapper {self.epmd_address}")
+                host = info.host or parse_address(self.epmd_address)[0]
+                self._dialing.add(name)
+                try:
+                    conn = dial(
+                        (host, info.port),
+                        self._identity,
+                        self._cookie,
+                        expected_peer=name,
+                        config=self._config,
+                        decide=self._decide_outbound,
+                        handler=self._on_frame,
+                        on_closed=self._on_closed,
+                    )
+                except P.HandshakeRefused as exc:
+                    if exc.status not in (P.STATUS_NOK, P.STATUS_BUSY):
+                        raise
+                    conn = None  # the peer's own dial wins: wait for it
+                finally:
+                    self._dialing.discard(name)
+                if conn is not None:
+                    self._register(conn)
+                    conn.start()
+            if peer.link is None and not peer.up.wait(self._config.handshake_timeout):
+                raise NodeUnreachable(name, "the peer's own connection never came up")
+            self._flush(peer)
+            peer.backoff.reset()
+            self.stats.connects += 1
+        except (NodeUnreachable, HandshakeError, EpmdError, OSError) as exc:
+            self.stats.connect_failures += 1
+            peer.next_attempt = monotonic() + peer.backoff.delay()
+            peer.last_error = str(exc)
+            lost, peer.pending = peer.pending, []
+            self.stats.dropped_unreachable += sum(m.__class__ is P.Send for m in lost)
+            log.warning("cannot reach node %r: %s (%d queued messages dropped)", name, exc, len(lost))
+            for msg in lost:
+                self._fail_unreachable(msg)
+            for ref in list(peer.calls):
+                self.system.fail_call(ref, NOCONNECTION)
+                self._wake(ref, None)
+        finally:
+            peer.connecting = None
+
+    def _flush(self, peer: _Peer) -> None:
+        """Move queued messages onto the link, in order, then open it for direct sends."""
+        conn = peer.link
+        if conn is None:
+            raise NodeUnreachable(peer.name, "the link closed while it was opening")
+        while peer.pending:
+            batch, peer.pending = peer.pending, []
+            for msg in batch:
+                self.stats.sent += msg.__class__ is P.Send
+                conn.send(msg)
+        if peer.link is conn and not conn.closed:
+            peer.conn = conn
+
+    def _fail_unreachable(self, msg: Any) -> None:
+        """What the sender of ``msg`` learns when its node cannot be reached."""
+        cls = msg.__class__
+        if cls is P.Link:
+            self.system.remote_exit(msg.to, self._local_pid(msg.sender), NOCONNECTION, True)
+        elif cls is P.Monitor:
+            watcher = self._local_pid(msg.sender)
+            ref = self._local_ref(msg.ref)
+            if ref in self.system._calls:
+                self.system.fail_call(ref, NOCONNECTION)
+            elif isinstance(msg.to, Pid):
+                self.system.remote_down(watcher, ref, msg.to, NOCONNECTION)
+
+    def _decide_outbound(self, hello: Any) -> Any:
+        """The handshake of a dial asks: is the node that answered acceptable?"""
+        other = self._peers_by_id.get(hello.node_id)
+        if other is not None and other.name != hello.name:
+            return P.Verdict.refuse("id_collision", f"node id {hello.node_id} is that of {other.name!r}")
+        return P.ACCEPT
+
+    def _decide(self, hello: Any) -> Any:
+        """The handshake of an inbound link asks: may this peer link with us?"""
+        if self._closed:
+            return P.Verdict.refuse("not_allowed", "node is shutting down")
+        other = self._peers_by_id.get(hello.node_id)
+        if other is not None and other.name != hello.name:
+            return P.Verdict.refuse("id_collision", f"node id {hello.node_id} is that of {other.name!r}")
+        peer = self._peers.get(hello.name)
+        if peer is not None and peer.link is not None and not peer.link.closed:
+            if peer.creation is not None and hello.creation != peer.creation:
+                # A new incarnation: the old link is dead even if TCP has not said so.
+                peer.link.close(NOCONNECTION)
+            else:
+                return P.Verdict.refuse(P.STATUS_BUSY, "a link with that node is up")
+        if hello.name in self._dialing:
+            return P.DIALING
+        return P.ACCEPT
+
+    def _register(self, conn: Connection) -> None:
+        """A link is up (either direction): make it the peer's, announce NodeUp."""
+        hello = conn.peer
+        peer = self._peer(hello.name)
+        if peer.node_id != hello.node_id:
+            conn.close("id mismatch")
+            raise HandshakeError(f"node {hello.name!r} announced id {hello.node_id}, expected {peer.node_id}")
+        if peer.creation is not None and peer.creation != hello.creation:
+            log.info("node %s restarted (creation %s -> %s)", hello.name, peer.creation, hello.creation)
+        peer.creation = hello.creation
+        peer.link = conn
+        peer.up.set()
+        log.info("node %s: link to %s up", self.node_name, hello.name)
+        self._notify_nodes(NodeUp(hello.name))
+
+    def _handle_inbound(self, sock: Any, address: Any) -> None:
+        """StreamServer handler: handshake, then hold the socket for the link's life."""
+        try:
+            conn = accept_handshake(
+                sock,
+                self._identity,
+                self._cookie,
+                config=self._config,
+                decide=self._decide,
+                handler=self._on_frame,
+                on_closed=self._on_closed,
+                address=address,
+            )
+        except HandshakeError:
+            return  # logged by the connection module
+        except Exception:  # noqa: BLE001 - a bad peer never takes the node down
+            log.exception("inbound connection from %s failed", address)
+            return
+        try:
+            self._register(conn)
+        except HandshakeError as exc:
+            log.error("%s", exc)
+            return
+        conn.start()
+        peer = self._peers[conn.peer_name]
+        if peer.connecting is None:
+            try:
+                self._flush(peer)
+            except NodeUnreachable:
+                pass
+        conn.wait_closed()
+
+    def _on_closed(self, conn: Connection, reason: Any) -> None:
+        peer = self._peers.get(conn.peer_name) if conn.peer is not None else None
+        if peer is None or peer.link is not conn:
+            return
+        peer.link = None
+        peer.conn = None
+        peer.up = Event()
+        peer.next_attempt = 0.0  # the next send tries again at once
+        log.info("node %s: link to %s down (%s)", self.node_name, peer.name, reason)
+        self.system.node_down(peer.node_id, NOCONNECTION)
+        for ref in list(peer.calls):
+            self.system.fail_call(ref, NOCONNECTION)
+            self._wake(ref, None)
+        self._notify_nodes(NodeDown(peer.name, NOCONNECTION))
+
+    def _wake(self, ref: Ref, value: Any) -> None:
+        for table in (self._alive_waiters, self._spawn_waiters):
+            waiter = table.pop(ref, None)
+            if waiter is not None:
+                self.system._hub.loop.run_callback(waiter.switch, value)
+
+    # -- frames from peers ----------------------------------------------------------------
+
+    def _on_frame(self, conn: Connection, msg: Any) -> None:
+        """Runs in the link's reader greenlet for each control message."""
+        cls = msg.__class__
+        system = self.system
+        if cls is P.Send:
+            to = msg.to
+            if to.node == self.node_id and to.creation == self.creation:
+                ctx = system._procs.get(to.id)
+                if ctx is None:
+                    return
+                self.stats.received += 1
+                ctx._mailbox.put((self._codec.decode(msg.payload), msg.sender))
+            else:
+                self.stats.dropped_stale += 1
+        elif cls is P.RegSend:
+            pid = system.whereis(msg.to_name)
+            if pid is not None:
+                self.stats.received += 1
+                system.send(pid, self._codec.decode(msg.payload), sender=msg.sender)
+        elif cls is P.CallReply:
+            ref = self._local_ref(msg.ref)
+            if ref in system._calls:
+                system.complete_call(ref, self._codec.decode(msg.payload))
+        elif cls is P.AliveRequest:
+            local = self._local_target(msg.pid)
+            alive = local is not None and system.is_process_alive(local)
+            conn.send(P.AliveReply(msg.ref, alive))
+        elif cls is P.AliveReply:
+            self._wake(self._local_ref(msg.ref), bool(msg.alive))
+        elif cls is P.Link:
+            local = self._local_target(msg.to)
+            if local is None or not system.add_remote_link(local, msg.sender):
+                conn.send(P.Exit(msg.to, msg.sender, self._wire_reason(NOPROC)))
+        elif cls is P.Unlink:
+            local = self._local_target(msg.to)
+            if local is not None:
+                system.remove_remote_link(local, msg.sender)
+        elif cls is P.Exit or cls is P.Exit2:
+            local = self._local_target(msg.to)
+            if local is not None:
+                system.remote_exit(msg.sender or SYSTEM_PID, local, self._codec.decode(msg.reason), cls is P.Exit)
+        elif cls is P.Monitor:
+            target = msg.to
+            local = system.whereis(target) if isinstance(target, str) else self._local_target(target)
+            if local is None or not system.add_remote_monitor(msg.sender, local, msg.ref):
+                conn.send(P.Down(target, msg.sender, msg.ref, self._wire_reason(NOPROC)))
+        elif cls is P.Demonitor:
+            target = msg.to
+            local = system.whereis(target) if isinstance(target, str) else self._local_target(target)
+            if local is not None:
+                system.remove_remote_monitor(local, msg.ref)
+        elif cls is P.Down:
+            ref = self._local_ref(msg.ref)
+            reason = self._codec.decode(msg.reason)
+            if ref in system._calls:
+                system.fail_call(ref, reason)
+            else:
+                watcher = self._local_target(msg.to)
+                pid = msg.sender if isinstance(msg.sender, Pid) else Pid._unchecked(conn.peer.node_id, 0, conn.peer.creation)
+                if watcher is not None:
+                    system.remote_down(watcher, ref, pid, reason)
+        elif cls is P.SpawnRequest:
+            self._on_spawn_request(conn, msg)
+        elif cls is P.SpawnReply:
+            self._on_spawn_reply(msg)
+        else:
+            log.debug("ignoring %s from %s", cls.__name__, conn.peer_name)
+
+    def _on_spawn_request(self, conn: Connection, msg: Any) -> None:
+        try:
+            pid = self._spawn_local(msg.factory, tuple(self._codec.decode(msg.args)))
+        except Exception as exc:  # noqa: BLE001 - the error goes back to the caller
+            conn.send(P.SpawnReply(msg.ref, msg.sender, f"{type(exc).__name__}: {exc}"))
+            return
+        # The child has not run yet: link and monitor before it can exit.
+        if msg.link:
+            self.system.add_remote_link(pid, msg.sender)
+        if msg.monitor:
+            self.system.add_remote_monitor(msg.sender, pid, msg.ref)
+        conn.send(P.SpawnReply(msg.ref, msg.sender, self._glob_pid(pid)))
