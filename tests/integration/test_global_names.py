@@ -1,0 +1,416 @@
+"""Cluster-wide names (joerl.dist.global_names) on real loopback nodes in one process.
+
+Registration seen from every node, taken names, unregistration, a name freed
+when its process dies, when its node shuts down and when its node's links go
+down; concurrent registrations of one name from several nodes; partitions that
+heal with the same name registered on both sides (never-connected nodes, a
+three-node cluster where the loser is on the bigger side, and a link closed
+and reopened); bad messages to a name server. Every wait is on a message or
+a condition with a deadline; each test tears its nodes down and leaves no
+greenlet behind.
+"""
+
+from __future__ import annotations
+
+import gc
+import random
+import time
+from typing import Any, Iterator
+
+import gevent
+import pytest
+from gevent.event import Event
+from gevent.queue import Empty, Queue
+
+from joerl.actor import ActorContext
+from joerl.dist.global_names import CONFLICT, SERVER_NAME, GlobalNames
+from joerl.dist.node import DistributedSystem
+from joerl.errors import DistributionError, NoProcError, NotRegistered
+from joerl.pid import Pid
+from joerl.testing import node_cluster, wait_until
+
+WAIT = 5.0
+COOKIE = "joerl-global-test-cookie"
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def remote(node: DistributedSystem, pid: Pid) -> Pid:
+    """How other nodes name ``node``'s local process ``pid``."""
+    return Pid(node.node_id, pid.id, node.creation)
+
+
+class Inbox:
+    """A process whose messages the test reads from a queue."""
+
+    def __init__(self, node: DistributedSystem) -> None:
+        self.node = node
+        self.queue: Queue = Queue()
+        ready = Event()
+
+        def body(ctx: ActorContext) -> None:
+            ready.set()
+            while True:
+                self.queue.put(ctx.receive())
+
+        self.pid: Pid = node.spawn_fn(body).pid
+        assert ready.wait(WAIT)
+
+    @property
+    def gpid(self) -> Pid:
+        return remote(self.node, self.pid)
+
+    def get(self, timeout: float = WAIT) -> Any:
+        try:
+            return self.queue.get(timeout=timeout)
+        except Empty:
+            raise AssertionError(f"inbox {self.pid} received nothing within {timeout}s") from None
+
+    def assert_next(self, marker: Any) -> None:
+        """``marker`` is the very next message: nothing else was queued before it."""
+        self.node.system.send(self.pid, marker)
+        assert self.get() == marker
+        assert self.queue.empty()
+
+    def stop(self) -> None:
+        assert self.node.system.stop(self.pid, "normal", WAIT)
+
+
+def live_greenlets() -> set[gevent.Greenlet]:
+    return {o for o in gc.get_objects() if isinstance(o, gevent.Greenlet) and not o.dead}
+
+
+def everywhere(names: list[GlobalNames], name: str) -> list[Any]:
+    """Where each replica says ``name`` is, as (node name, pid id) or None."""
+    out = []
+    for g in names:
+        pid = g.whereis(name)
+        out.append(None if pid is None else (g.node.node_of(pid), pid.id))
+    return out
+
+
+def full_mesh(*nodes: DistributedSystem) -> None:
+    for n in nodes:
+        for m in nodes:
+            if n is not m:
+                n.connect_to_node(m.node_name)
+
+
+def close_links(node: DistributedSystem) -> None:
+    """Cut every link of ``node`` (as a network failure would), and wait until
+    both ends have seen it."""
+    peers = node.nodes()
+    for name in peers:
+        link = node._peers[name].link
+        if link is not None:
+            link.close("test")
+    wait_until(lambda: node.nodes() == [], WAIT, what="links closed")
+
+
+@pytest.fixture
+def no_leaks() -> Iterator[None]:
+    gevent.get_hub()
+    before = live_greenlets()
+    yield
+    wait_until(lambda: not (live_greenlets() - before), timeout=WAIT, what="the test's greenlets to end")
+
+
+@pytest.fixture
+def cluster(no_leaks: None) -> Iterator[list[DistributedSystem]]:
+    """Three nodes a, b, c, not linked yet."""
+    with node_cluster("a", "b", "c", cookie=COOKIE) as nodes:
+        yield nodes
+
+
+@pytest.fixture
+def mesh(cluster: list[DistributedSystem]) -> tuple[list[DistributedSystem], list[GlobalNames]]:
+    """a, b, c linked to each other, each with a name server."""
+    full_mesh(*cluster)
+    return cluster, [GlobalNames(n) for n in cluster]
+
+
+# -- registration seen from every node ----------------------------------------------------
+
+
+def test_register_on_a_whereis_and_send_from_b_and_c(mesh: Any) -> None:
+    (a, b, c), (ga, gb, gc_) = mesh
+    svc = Inbox(a)
+    assert ga.register("svc", svc.pid) is True
+    # register returns once every linked node has the entry.
+    assert ga.whereis("svc") == svc.pid
+    assert gb.whereis("svc") == svc.gpid and gc_.whereis("svc") == svc.gpid
+    assert [g.registered() for g in (ga, gb, gc_)] == [["svc"]] * 3
+
+    assert gc_.send("svc", ("hello", 1)) == svc.gpid
+    assert svc.get() == ("hello", 1)
+    gb.send("svc", "from b")
+    assert svc.get() == "from b"
+    with pytest.raises(NotRegistered):
+        gc_.send("nobody", "lost")
+
+
+def test_a_taken_name_is_refused_from_any_node(mesh: Any) -> None:
+    (a, b, c), (ga, gb, gc_) = mesh
+    first, second, third = Inbox(a), Inbox(b), Inbox(a)
+    assert ga.register("svc", first.pid)
+    assert gb.register("svc", second.pid) is False
+    assert ga.register("svc", third.pid) is False
+    assert gc_.register("svc", remote(b, second.pid)) is False
+    assert everywhere([ga, gb, gc_], "svc") == [("a", first.pid.id)] * 3
+    # One process may hold several names (as the same name twice is refused).
+    assert gb.register("other", remote(a, first.pid))
+    assert ga.register("other", first.pid) is False
+    assert everywhere([ga, gb, gc_], "other") == [("a", first.pid.id)] * 3
+
+
+def test_unregister_from_another_node_frees_it_everywhere(mesh: Any) -> None:
+    (a, b, c), (ga, gb, gc_) = mesh
+    old, new = Inbox(a), Inbox(c)
+    assert ga.register("svc", old.pid)
+    gb.unregister("svc")
+    assert everywhere([ga, gb, gc_], "svc") == [None] * 3
+    gb.unregister("svc")  # already free: nothing happens
+    assert gc_.register("svc", new.pid)
+    assert everywhere([ga, gb, gc_], "svc") == [("c", new.pid.id)] * 3
+    old.assert_next("nothing else")  # unregistering tells the process nothing
+
+
+def test_a_name_is_freed_everywhere_when_its_process_dies(mesh: Any) -> None:
+    (a, b, c), (ga, gb, gc_) = mesh
+    svc, other = Inbox(a), Inbox(b)
+    assert ga.register("svc", svc.pid) and gb.register("other", other.pid)
+    svc.stop()
+    wait_until(lambda: everywhere([ga, gb, gc_], "svc") == [None] * 3, WAIT, what="svc freed everywhere")
+    assert everywhere([ga, gb, gc_], "other") == [("b", other.pid.id)] * 3
+    # ... and the name can be taken again.
+    again = Inbox(c)
+    assert gb.register("svc", remote(c, again.pid))
+    assert everywhere([ga, gb, gc_], "svc") == [("c", again.pid.id)] * 3
+
+
+def test_a_remote_pid_can_be_registered_and_its_death_frees_it(mesh: Any) -> None:
+    (a, b, c), (ga, gb, gc_) = mesh
+    svc = Inbox(a)
+    assert gc_.register("svc", svc.gpid)  # registered from c, lives on a
+    assert ga.whereis("svc") == svc.pid
+    ga.send("svc", "local")
+    assert svc.get() == "local"
+    svc.stop()
+    wait_until(lambda: everywhere([ga, gb, gc_], "svc") == [None] * 3, WAIT, what="svc freed")
+
+
+def test_the_names_of_a_node_that_shuts_down_are_freed(mesh: Any) -> None:
+    (a, b, c), (ga, gb, gc_) = mesh
+    on_c, on_a = Inbox(c), Inbox(a)
+    assert gc_.register("on_c", on_c.pid) and ga.register("on_a", on_a.pid)
+    c.shutdown()
+    wait_until(lambda: everywhere([ga, gb], "on_c") == [None, None], WAIT, what="on_c freed on a and b")
+    assert everywhere([ga, gb], "on_a") == [("a", on_a.pid.id)] * 2
+    assert ga.registered() == gb.registered() == ["on_a"]
+
+
+def test_the_names_of_a_node_whose_links_go_down_are_freed_and_come_back(mesh: Any) -> None:
+    """No process dies: the node becomes unreachable (noconnection), then returns."""
+    (a, b, c), (ga, gb, gc_) = mesh
+    on_c = Inbox(c)
+    assert gc_.register("on_c", on_c.pid)
+    close_links(c)
+    wait_until(lambda: everywhere([ga, gb], "on_c") == [None, None], WAIT, what="on_c dropped on a and b")
+    assert gc_.whereis("on_c") == on_c.pid, "c's own replica keeps its live process"
+    # c comes back by linking to a only: the sync brings the name back to a, and
+    # a's sync makes c link to b (transitive), which then learns it too.
+    c.connect_to_node("a")
+    wait_until(lambda: everywhere([ga, gb, gc_], "on_c") == [("c", on_c.pid.id)] * 3, WAIT, what="on_c back")
+    assert c.nodes() == ["a", "b"]
+
+
+def test_a_late_name_server_learns_the_names_of_its_linked_peers(cluster: list[DistributedSystem]) -> None:
+    a, b, c = cluster
+    full_mesh(a, b, c)
+    ga = GlobalNames(a)
+    svc = Inbox(a)
+    assert ga.register("svc", svc.pid)
+    gb, gc_ = GlobalNames(b), GlobalNames(c)  # started after the links and the name
+    wait_until(lambda: everywhere([gb, gc_], "svc") == [("a", svc.pid.id)] * 2, WAIT, what="late servers synced")
+
+
+# -- concurrency --------------------------------------------------------------------------
+
+
+def test_concurrent_registrations_of_one_name_exactly_one_wins(mesh: Any) -> None:
+    nodes, servers = mesh
+    inboxes = [Inbox(n) for n in nodes]
+    rounds = 30
+    shuffle = random.Random(7)
+    for i in range(rounds):
+        name = f"race{i}"
+        go = Event()
+        order = list(range(3))
+        shuffle.shuffle(order)
+
+        def contend(k: int) -> bool:
+            go.wait()
+            for _ in range(shuffle.randint(0, 3)):  # vary the interleaving
+                gevent.sleep(0)
+            return servers[k].register(name, inboxes[k].pid)
+
+        racers = {k: gevent.spawn(contend, k) for k in order}
+        go.set()
+        gevent.joinall(list(racers.values()), timeout=WAIT, raise_error=True)
+        results = {k: g.value for k, g in racers.items()}
+        winners = [k for k, won in results.items() if won]
+        assert len(winners) == 1, f"{name}: {results}"
+        w = winners[0]
+        assert everywhere(servers, name) == [(nodes[w].node_name, inboxes[w].pid.id)] * 3, name
+    for inbox in inboxes:
+        inbox.assert_next("no conflict messages")  # the losers were refused, not told
+    print(f"\n{rounds} three-way races, {sum(s.retries for s in servers)} retries after an older claim")
+
+
+# -- partitions that heal -----------------------------------------------------------------
+
+
+def test_a_healed_partition_keeps_the_older_registration(cluster: list[DistributedSystem]) -> None:
+    a, b, _ = cluster
+    ga, gb = GlobalNames(a), GlobalNames(b)
+    older, newer = Inbox(a), Inbox(b)
+    assert a.nodes() == [] and b.nodes() == []
+    assert ga.register("svc", older.pid)  # first: the older stamp
+    assert gb.register("svc", newer.pid)  # b cannot see a: it registers too
+    a.connect_to_node("b")
+    wait_until(lambda: everywhere([ga, gb], "svc") == [("a", older.pid.id)] * 2, WAIT, what="one owner")
+    # The loser is told, once, with the winner's pid as its node names it; it lives on.
+    assert newer.get() == (CONFLICT, "svc", older.gpid)
+    newer.assert_next("told once")
+    older.assert_next("the winner is told nothing")
+    assert b.system.is_process_alive(newer.pid)
+    assert ga.registered() == gb.registered() == ["svc"]
+
+
+def test_a_healed_partition_where_the_loser_is_on_the_bigger_side(cluster: list[DistributedSystem]) -> None:
+    """{a, c} against {b}: b registered first, so b's process keeps the name on a
+    and c too; the transitive link a-b is made by the name servers."""
+    a, b, c = cluster
+    a.connect_to_node("c")
+    ga, gb, gc_ = GlobalNames(a), GlobalNames(b), GlobalNames(c)
+    lone, crowd = Inbox(b), Inbox(a)
+    assert gb.register("svc", lone.pid)
+    assert ga.register("svc", crowd.pid)
+    assert everywhere([ga, gc_], "svc") == [("a", crowd.pid.id)] * 2
+    b.connect_to_node("c")  # heal through c only
+    wait_until(lambda: everywhere([ga, gb, gc_], "svc") == [("b", lone.pid.id)] * 3, WAIT, what="b's process everywhere")
+    assert crowd.get() == (CONFLICT, "svc", lone.gpid)
+    crowd.assert_next("told once")
+    lone.assert_next("the winner is told nothing")
+    wait_until(lambda: a.nodes() == ["b", "c"], WAIT, what="a and b linked by the name servers")
+
+
+def test_a_link_closed_and_reopened_with_a_name_registered_on_both_sides(cluster: list[DistributedSystem]) -> None:
+    a, b, _ = cluster
+    ga, gb = GlobalNames(a), GlobalNames(b)
+    kept = Inbox(a)
+    assert ga.register("kept", kept.pid)
+    a.connect_to_node("b")
+    wait_until(lambda: gb.whereis("kept") is not None, WAIT, what="b learns 'kept'")
+    close_links(a)
+    wait_until(lambda: b.nodes() == [] and gb.whereis("kept") is None, WAIT, what="b drops a's names")
+    # Apart: both register "svc" (b first, so b's is older); neither asks the other.
+    on_b, on_a = Inbox(b), Inbox(a)
+    assert gb.register("svc", on_b.pid)
+    assert ga.register("svc", on_a.pid)
+    assert a.nodes() == [] and b.nodes() == [], "the name servers did not reconnect by themselves"
+    a.connect_to_node("b")
+    wait_until(lambda: everywhere([ga, gb], "svc") == [("b", on_b.pid.id)] * 2, WAIT, what="one owner")
+    assert on_a.get() == (CONFLICT, "svc", on_b.gpid)
+    on_a.assert_next("told once")
+    assert everywhere([ga, gb], "kept") == [("a", kept.pid.id)] * 2
+
+
+# -- robustness and errors ----------------------------------------------------------------
+
+
+def test_bad_messages_do_not_end_a_name_server(mesh: Any) -> None:
+    (a, b, c), (ga, gb, gc_) = mesh
+    server = gb.pid
+    junk: list[Any] = [
+        "text",
+        (),
+        ("commit",),
+        ("commit", "x", "not a pid", (1, "a", 1)),
+        ("commit", "x", Inbox(a).gpid, "not a stamp"),
+        ("unregister", 1, 2, 3),
+        ("sync", "a", "not a list", [], False),
+        ("sync", "a", [("x",)], [], False),
+        ("abort",),
+        ("nonsense", 1),
+        ("$gen_call", "no from", ("claim",)),
+        ("$gen_stop", "from another node"),
+        {"a": 1},
+    ]
+    for msg in junk:
+        a.system.send((SERVER_NAME, "b"), msg)
+    assert a.system.call((SERVER_NAME, "b"), ("claim", "x"), WAIT) == ("error", "badarg")
+    assert a.system.call((SERVER_NAME, "b"), ("local_begin", "x", Inbox(a).gpid, None), WAIT) == ("error", "badarg")
+    assert b.system.is_process_alive(server)
+    svc = Inbox(a)
+    assert ga.register("svc", svc.pid)
+    assert gb.whereis("svc") == svc.gpid and gb.registered() == ["svc"]
+
+
+def test_argument_errors_and_close(mesh: Any) -> None:
+    (a, b, c), (ga, gb, gc_) = mesh
+    svc = Inbox(a)
+    with pytest.raises(TypeError):
+        ga.register("", svc.pid)
+    with pytest.raises(TypeError):
+        ga.register("svc", "not a pid")
+    dead = Inbox(a)
+    dead.stop()
+    with pytest.raises(NoProcError):
+        ga.register("svc", dead.pid)
+    with pytest.raises(DistributionError):
+        GlobalNames(a)  # one name server per node
+    assert ga.register("svc", svc.pid)
+    # Closing a's name service frees its processes' names everywhere.
+    ga.close()
+    ga.close()
+    assert ga.closed and ga.registered() == []
+    wait_until(lambda: everywhere([gb, gc_], "svc") == [None, None], WAIT, what="a's names freed")
+    with pytest.raises(DistributionError):
+        ga.register("svc", svc.pid)
+    # The others carry on without it (a no longer answers claims).
+    assert gb.register("svc", Inbox(b).pid)
+
+
+def test_a_linked_node_without_a_name_server_is_not_asked(cluster: list[DistributedSystem]) -> None:
+    a, b, _ = cluster
+    a.connect_to_node("b")
+    ga = GlobalNames(a)  # b runs none
+    svc = Inbox(a)
+    start = time.monotonic()
+    assert ga.register("svc", svc.pid)
+    assert time.monotonic() - start < 1.0, "b's missing server answers noproc at once"
+    gb = GlobalNames(b)  # when it starts, it learns the names
+    wait_until(lambda: gb.whereis("svc") == svc.gpid, WAIT, what="b learns svc")
+
+
+def test_a_vanished_registrars_claim_blocks_only_until_it_expires_or_its_node_goes(
+    cluster: list[DistributedSystem],
+) -> None:
+    a, b, c = cluster
+    full_mesh(a, b, c)
+    ga, gb = GlobalNames(a), GlobalNames(b, claim_ttl=0.3)  # c plays a registrar that vanishes
+    somebody = Inbox(c).gpid
+    old_stamp = (1, "c", 1)  # older than any real one
+    assert c.system.call((SERVER_NAME, "b"), ("claim", "x", somebody, old_stamp), WAIT) == "ok"
+    svc = Inbox(a)
+    start = time.monotonic()
+    assert ga.register("x", svc.pid)
+    assert time.monotonic() - start >= 0.25 and ga.retries > 0, "waited for the older claim to expire"
+    assert gb.whereis("x") == svc.gpid
+
+    assert c.system.call((SERVER_NAME, "b"), ("claim", "y", somebody, old_stamp), WAIT) == "ok"
+    close_links(c)  # the registrar's node goes: b forgets its claims at once
+    wait_until(lambda: "y" not in gb._server.claims, WAIT, what="b drops c's claim")
+    assert ga.register("y", svc.pid, timeout=0.2)
