@@ -682,16 +682,23 @@ class ActorSystem:
             except Exception:  # noqa: BLE001 - internal callbacks must not break teardown
                 log.exception("monitor callback failed")
 
-    def node_down(self, node_id: int, reason: Any) -> None:
-        """Node layer: the link to node ``node_id`` is gone; fire every link and monitor
-        across it with ``reason`` (``"noconnection"``)."""
+    def node_down(self, node_id: int, reason: Any, name: str | None = None) -> None:
+        """Node layer: the link to node ``node_id`` (called ``name``) is gone; fire
+        every link and monitor across it with ``reason`` (``"noconnection"``),
+        monitors of ``(registered_name, name)`` included."""
+
+        def across(target: Any) -> bool:
+            if target.__class__ is RemoteName:
+                return target.node == name
+            return bool(target.node == node_id)
+
         for ctx in list(self._procs.values()):
             if ctx._links:
                 for other in [p for p in ctx._links if p.node == node_id]:
                     ctx._links.discard(other)
                     self._exit_signal(ctx.pid, other, reason, True)
             if ctx._monitors:
-                for ref, target in [(r, t) for r, t in ctx._monitors.items() if t.node == node_id]:
+                for ref, target in [(r, t) for r, t in ctx._monitors.items() if across(t)]:
                     del ctx._monitors[ref]
                     ctx._mailbox.put_signal((Down(ref, target, reason), target))
             if ctx._monitored_by:

@@ -21,7 +21,7 @@ import logging
 import os
 import secrets
 import socket as _stdsocket
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from time import monotonic
 from typing import Any, Callable
 
@@ -35,6 +35,7 @@ from .. import epmd as _epmd
 from ..errors import (
     CallError,
     CallTimeout,
+    ConnectionLost,
     DistributionError,
     EpmdError,
     HandshakeError,
@@ -47,11 +48,22 @@ from ..serialization import Codec, Limits, MessageRegistry, default_registry
 from ..system import SYSTEM_PID, ActorSystem, From, RemoteName
 from . import protocol as P
 from .config import load_cookie, node_id_of, parse_address, resolve_epmd_address
+from .global_names import GlobalNames
 from .connection import Backoff, Connection, LinkConfig, accept_handshake, dial
 
 log = logging.getLogger("joerl.dist")
 
 PROTOCOL_NAME = "joerl-dist/1"
+_GEN_CALL = "$gen_call"
+
+
+def _as_gen_call(msg: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A call from another node: its ``(pid, ref)`` pair becomes a ``From`` again,
+    so that a server sees the same message whether its caller is local or not."""
+    from_ = msg[1]
+    if from_.__class__ is tuple and len(from_) == 2 and from_[0].__class__ is Pid and from_[1].__class__ is Ref:
+        return (msg[0], From(from_[0], from_[1]), msg[2])
+    return msg
 
 
 @dataclass
@@ -85,6 +97,7 @@ class _Peer:
         "next_attempt",
         "calls",
         "last_error",
+        "flushing",
     )
 
     def __init__(self, name: str) -> None:
@@ -100,6 +113,7 @@ class _Peer:
         self.next_attempt = 0.0
         self.calls: set[Ref] = set()  # local calls waiting on a server of this node
         self.last_error = ""
+        self.flushing = False  # a greenlet is moving ``pending`` onto the link
 
 
 class DistributedSystem:
@@ -121,6 +135,7 @@ class DistributedSystem:
         advertise_host: the host peers should dial (default: the listen host,
             or this machine's name when listening on a wildcard address).
         metadata: extra key/values published with the registration.
+        global_names: run the cluster-wide name server (``global_register`` & co.).
 
     Raises:
         DistributionError: the name is taken, or the port mapper cannot be reached.
@@ -141,6 +156,7 @@ class DistributedSystem:
         advertise_host: str | None = None,
         metadata: dict[str, Any] | None = None,
         epmd_timeout: float = 5.0,
+        global_names: bool = True,
     ) -> None:
         _epmd.check_name(name)
         self.node_name = name
@@ -149,15 +165,16 @@ class DistributedSystem:
         self._cookie = load_cookie(cookie)
         self._config = link_config or LinkConfig(tick_time=tick_time)
         if link_config is not None and tick_time != 60.0:
-            self._config.tick_time = tick_time
+            self._config = replace(link_config, tick_time=tick_time)  # LinkConfig is frozen
         self.system = ActorSystem(name)
         self.system.remote = self
         self._peers: dict[str, _Peer] = {}
         self._peers_by_id: dict[int, _Peer] = {}
         self._dialing: set[str] = set()
+        self._unresolved: dict[int, list[Any]] = {}  # node id -> messages waiting for its name
         self._node_watchers: dict[Pid, set[str] | None] = {}  # pid -> names (None: all)
         self._alive_waiters: dict[Ref, Waiter] = {}
-        self._factories: dict[str, Callable[..., Any]] = {}
+        self._factories: dict[str, tuple[Callable[..., Any], bool]] = {}
         self._spawn_waiters: dict[Ref, Waiter] = {}
         self._spawns: dict[Ref, tuple[Any, bool, bool]] = {}
         self._glob_cache: dict[int, Pid] = {}
@@ -199,6 +216,8 @@ class DistributedSystem:
         # stay valid even if the port mapper restarts and hands out another.
         self.creation = info.creation or (secrets.randbits(32) or 1)
         self._identity = P.NodeIdentity(name, self.node_id, self.creation)
+        #: Cluster-wide names (Erlang's ``global``); see docs/global_names.md.
+        self.global_names: GlobalNames | None = GlobalNames(self) if global_names else None
         log.info(
             "node %s (id %d, creation %d) listening on %s:%d, port mapper %s",
             name, self.node_id, self.creation, host, self.listen_port, self.epmd_address,
@@ -254,6 +273,37 @@ class DistributedSystem:
 
     def whereis(self, name: str) -> Pid | None:
         return self.system.whereis(name)
+
+    # -- cluster-wide names ------------------------------------------------------
+
+    def _global(self) -> GlobalNames:
+        if self.global_names is None:
+            raise DistributionError(f"node {self.node_name!r} was started with global_names=False")
+        return self.global_names
+
+    def global_register(self, name: str, pid: Any) -> bool:
+        """Register ``pid`` as ``name`` on every connected node; False if the name is taken."""
+        return self._global().register(name, pid)
+
+    def global_whereis(self, name: str) -> Pid | None:
+        """The pid registered cluster-wide as ``name`` (a local read), or None."""
+        return self._global().whereis(name)
+
+    def global_unregister(self, name: str) -> None:
+        """Free the cluster-wide ``name`` on every connected node."""
+        self._global().unregister(name)
+
+    def global_send(self, name: str, msg: Any, *, sender: Pid | None = None) -> Pid:
+        """Send ``msg`` to the process registered cluster-wide as ``name``.
+
+        Raises:
+            NotRegistered: nobody holds the name.
+        """
+        return self._global().send(name, msg, sender=sender)
+
+    def global_registered(self) -> list[str]:
+        """Every cluster-wide name this node knows of."""
+        return self._global().registered()
 
     # -- discovery ---------------------------------------------------------------
 
@@ -429,14 +479,25 @@ class DistributedSystem:
     def exit(self, sender: Pid, to: Pid, reason: Any) -> None:
         self._route(to.node, P.Exit2(self._glob_opt(sender), to, self._wire_reason(reason)))
 
-    def monitor(self, watcher: Any, target: Pid, ref: Ref) -> None:
+    def monitor(self, watcher: Any, target: Pid | RemoteName, ref: Ref) -> None:
+        """``watcher`` monitors a remote pid, or a ``(name, node)`` (resolved by that node)."""
         if watcher.__class__ is not Pid:
             raise DistributionError("internal monitors of remote processes are not supported")
-        self._route(target.node, P.Monitor(self._glob_pid(watcher), target, self._glob_ref(ref)))
+        if target.__class__ is RemoteName:
+            msg = P.Monitor(self._glob_pid(watcher), target.name, self._glob_ref(ref))  # type: ignore[union-attr]
+            self._enqueue(self._peer(target.node), msg)  # type: ignore[arg-type]
+            return
+        self._route(target.node, P.Monitor(self._glob_pid(watcher), target, self._glob_ref(ref)))  # type: ignore[arg-type]
 
-    def demonitor(self, watcher: Any, target: Pid, ref: Ref) -> None:
+    def demonitor(self, watcher: Any, target: Pid | RemoteName, ref: Ref) -> None:
         if watcher.__class__ is Pid:
-            self._route(target.node, P.Demonitor(self._glob_pid(watcher), target, self._glob_ref(ref)))
+            if target.__class__ is RemoteName:
+                msg = P.Demonitor(self._glob_pid(watcher), target.name, self._glob_ref(ref))  # type: ignore[union-attr]
+                peer = self._peers.get(target.node)  # type: ignore[arg-type]
+                if peer is not None:
+                    self._enqueue(peer, msg)
+                return
+            self._route(target.node, P.Demonitor(self._glob_pid(watcher), target, self._glob_ref(ref)))  # type: ignore[arg-type]
 
     def down(self, watcher: Pid, ref: Ref, pid: Pid, reason: Any) -> None:
         self._route(watcher.node, P.Down(self._glob_pid(pid), watcher, ref, self._wire_reason(reason)))
@@ -473,6 +534,7 @@ class DistributedSystem:
         fails the call at once; a late reply is dropped.
         """
         system = self.system
+        peer: _Peer | None
         if isinstance(server, RemoteName):
             peer = self._peer(server.node)
             target: Any = server.name
@@ -486,8 +548,10 @@ class DistributedSystem:
         waiter = Waiter(system._hub)
         system._calls[ref] = waiter
         peer.calls.add(ref)
-        payload = self._codec.encode(("$gen_call", From(self._glob_pid(caller or SYSTEM_PID), gref), request))
         gcaller = self._glob_pid(caller or SYSTEM_PID)
+        # From crosses as a plain (pid, ref) pair (the codec keeps no
+        # NamedTuple types); the server's node makes it a From again.
+        payload = self._codec.encode((_GEN_CALL, (gcaller, gref), request))
         timer = None
         try:
             self._enqueue(peer, P.Monitor(gcaller, target, gref))
@@ -653,15 +717,38 @@ class DistributedSystem:
             return
         peer = self._peers_by_id.get(node_id)
         if peer is None:
+            waiting = self._unresolved.get(node_id)
+            if waiting is not None:
+                waiting.append(msg)  # in order, behind those already waiting for the name
+                return
             if getcurrent() is self.system._hub:
-                gevent.spawn(self._route, node_id, msg)
+                # The hub (a timer) cannot ask the port mapper: one greenlet per
+                # node id does, and routes everything queued for it meanwhile, in order.
+                self._unresolved[node_id] = [msg]
+                gevent.spawn(self._route_unresolved, node_id)
                 return
             peer = self._peer_for_id(node_id)
             if peer is None:
-                self.stats.dropped_unknown_node += 1
-                log.warning("dropping a message for node id %d: no such node at the port mapper", node_id)
+                self._drop_unknown(node_id, [msg])
                 return
         self._enqueue(peer, msg)
+
+    def _route_unresolved(self, node_id: int) -> None:
+        try:
+            peer = self._peer_for_id(node_id)
+        finally:
+            msgs = self._unresolved.pop(node_id, [])
+        if peer is None:
+            self._drop_unknown(node_id, msgs)
+            return
+        for msg in msgs:
+            self._enqueue(peer, msg)
+
+    def _drop_unknown(self, node_id: int, msgs: list[Any]) -> None:
+        self.stats.dropped_unknown_node += len(msgs)
+        log.warning("dropping %d message(s) for node id %d: no such node at the port mapper", len(msgs), node_id)
+        for msg in msgs:
+            self._fail_unreachable(msg, node_id)
 
     def _enqueue(self, peer: _Peer, msg: Any) -> None:
         conn = peer.conn
@@ -672,8 +759,8 @@ class DistributedSystem:
         if self._closed:
             return
         if not peer.pending and peer.connecting is None and monotonic() < peer.next_attempt:
-            self.stats.dropped_unreachable += 1
-            self._fail_unreachable(msg)
+            self.stats.dropped_unreachable += msg.__class__ is P.Send
+            self._fail_unreachable(msg, peer.node_id)
             return
         peer.pending.append(msg)
         self._ensure_connecting(peer)
@@ -717,14 +804,22 @@ class DistributedSystem:
             peer.backoff.reset()
             self.stats.connects += 1
         except (NodeUnreachable, HandshakeError, EpmdError, OSError) as exc:
+            if peer.link is not None and not peer.link.closed:
+                # The peer's own dial brought a link up meanwhile: ours is moot.
+                log.debug("node %s: own dial to %s ended (%s); the peer's link is up", self.node_name, name, exc)
+                try:
+                    self._flush(peer)
+                except NodeUnreachable:
+                    pass
+                return
             self.stats.connect_failures += 1
             peer.next_attempt = monotonic() + peer.backoff.delay()
-            peer.last_error = str(exc)
+            peer.last_error = exc.reason if isinstance(exc, NodeUnreachable) and exc.reason else str(exc)
             lost, peer.pending = peer.pending, []
             self.stats.dropped_unreachable += sum(m.__class__ is P.Send for m in lost)
             log.warning("cannot reach node %r: %s (%d queued messages dropped)", name, exc, len(lost))
             for msg in lost:
-                self._fail_unreachable(msg)
+                self._fail_unreachable(msg, peer.node_id)
             for ref in list(peer.calls):
                 self.system.fail_call(ref, NOCONNECTION)
                 self._wake(ref, None)
@@ -732,30 +827,49 @@ class DistributedSystem:
             peer.connecting = None
 
     def _flush(self, peer: _Peer) -> None:
-        """Move queued messages onto the link, in order, then open it for direct sends."""
+        """Move queued messages onto the link, in order, then open it for direct sends.
+
+        One greenlet at a time: another that finds a flush under way leaves
+        the queue to it (two could interleave while a full link blocks one).
+        """
         conn = peer.link
         if conn is None:
             raise NodeUnreachable(peer.name, "the link closed while it was opening")
-        while peer.pending:
-            batch, peer.pending = peer.pending, []
-            for msg in batch:
-                self.stats.sent += msg.__class__ is P.Send
-                conn.send(msg)
+        if peer.flushing:
+            return
+        peer.flushing = True
+        try:
+            while peer.pending:
+                batch, peer.pending = peer.pending, []
+                for msg in batch:
+                    self.stats.sent += msg.__class__ is P.Send
+                    conn.send(msg)
+        except ConnectionLost as exc:  # what crossed it fires with noconnection (_on_closed)
+            raise NodeUnreachable(peer.name, f"the link closed while it was opening: {exc}") from None
+        finally:
+            peer.flushing = False
         if peer.link is conn and not conn.closed:
             peer.conn = conn
 
-    def _fail_unreachable(self, msg: Any) -> None:
-        """What the sender of ``msg`` learns when its node cannot be reached."""
+    def _fail_unreachable(self, msg: Any, node_id: int) -> None:
+        """What the sender of ``msg`` learns when node ``node_id`` cannot be reached."""
         cls = msg.__class__
+        system = self.system
         if cls is P.Link:
-            self.system.remote_exit(msg.to, self._local_pid(msg.sender), NOCONNECTION, True)
+            # Later, from the hub: this may run inside the ActorSystem.link()
+            # that sent the Link, before it has recorded the link (and in the
+            # greenlet of the very process the exit signal is for).
+            system._hub.loop.run_callback(system.remote_exit, msg.to, self._local_pid(msg.sender), NOCONNECTION, True)
         elif cls is P.Monitor:
             watcher = self._local_pid(msg.sender)
             ref = self._local_ref(msg.ref)
-            if ref in self.system._calls:
-                self.system.fail_call(ref, NOCONNECTION)
-            elif isinstance(msg.to, Pid):
-                self.system.remote_down(watcher, ref, msg.to, NOCONNECTION)
+            if ref in system._calls:
+                system.fail_call(ref, NOCONNECTION)
+            else:
+                pid = msg.to if isinstance(msg.to, Pid) else Pid._unchecked(node_id, 0, 0)  # a (name, node) monitor
+                system.remote_down(watcher, ref, pid, NOCONNECTION)
+        elif cls is P.AliveRequest or cls is P.SpawnRequest:
+            self._wake(self._local_ref(msg.ref), None)  # is_process_alive: False; spawn_remote: failed
 
     def _decide_outbound(self, hello: Any) -> Any:
         """The handshake of a dial asks: is the node that answered acceptable?"""
@@ -773,10 +887,10 @@ class DistributedSystem:
             return P.Verdict.refuse("id_collision", f"node id {hello.node_id} is that of {other.name!r}")
         peer = self._peers.get(hello.name)
         if peer is not None and peer.link is not None and not peer.link.closed:
-            if peer.creation is not None and hello.creation != peer.creation:
-                # A new incarnation: the old link is dead even if TCP has not said so.
-                peer.link.close(NOCONNECTION)
-            else:
+            # A new incarnation may replace the link (the old one is dead even
+            # if TCP has not said so), but only once it has proved the cookie:
+            # _register closes the old link then, never on a mere HELLO.
+            if peer.creation is None or hello.creation == peer.creation:
                 return P.Verdict.refuse(P.STATUS_BUSY, "a link with that node is up")
         if hello.name in self._dialing:
             return P.DIALING
@@ -791,6 +905,9 @@ class DistributedSystem:
             raise HandshakeError(f"node {hello.name!r} announced id {hello.node_id}, expected {peer.node_id}")
         if peer.creation is not None and peer.creation != hello.creation:
             log.info("node %s restarted (creation %s -> %s)", hello.name, peer.creation, hello.creation)
+            old = peer.link
+            if old is not None and old is not conn:
+                old.close(NOCONNECTION)  # fires what crossed it (noconnection), NodeDown
         peer.creation = hello.creation
         peer.link = conn
         peer.up.set()
@@ -821,12 +938,12 @@ class DistributedSystem:
             log.error("%s", exc)
             return
         conn.start()
-        peer = self._peers[conn.peer_name]
-        if peer.connecting is None:
-            try:
-                self._flush(peer)
-            except NodeUnreachable:
-                pass
+        # Even while this node's own dial is in flight: the peer's dial won
+        # (or ours is stuck), so what is queued goes out on this link now.
+        try:
+            self._flush(self._peers[conn.peer_name])
+        except NodeUnreachable:
+            pass
         conn.wait_closed()
 
     def _on_closed(self, conn: Connection, reason: Any) -> None:
@@ -838,7 +955,7 @@ class DistributedSystem:
         peer.up = Event()
         peer.next_attempt = 0.0  # the next send tries again at once
         log.info("node %s: link to %s down (%s)", self.node_name, peer.name, reason)
-        self.system.node_down(peer.node_id, NOCONNECTION)
+        self.system.node_down(peer.node_id, NOCONNECTION, peer.name)
         for ref in list(peer.calls):
             self.system.fail_call(ref, NOCONNECTION)
             self._wake(ref, None)
@@ -853,24 +970,43 @@ class DistributedSystem:
     # -- frames from peers ----------------------------------------------------------------
 
     def _on_frame(self, conn: Connection, msg: Any) -> None:
-        """Runs in the link's reader greenlet for each control message."""
+        """Runs in the link's reader greenlet for each control message.
+
+        A payload or reason this node cannot decode (an unknown message type,
+        bytes over a limit) is counted in ``stats.bad_payloads`` and re-raised:
+        the link logs and drops that frame, and carries on.
+        """
+        try:
+            if msg.__class__ is P.Send:  # the hot path, kept inline
+                to = msg.to
+                if to.node == self.node_id and to.creation == self.creation:
+                    ctx = self.system._procs.get(to.id)
+                    if ctx is not None:
+                        payload = self._codec.decode(msg.payload)
+                        if payload.__class__ is tuple and len(payload) == 3 and payload[0] == _GEN_CALL:
+                            payload = _as_gen_call(payload)
+                        self.stats.received += 1
+                        ctx._mailbox.put((payload, msg.sender))
+                else:
+                    self.stats.dropped_stale += 1
+            else:
+                self._on_control(conn, msg)
+        except SerializationError:
+            self.stats.bad_payloads += 1
+            raise
+
+    def _on_control(self, conn: Connection, msg: Any) -> None:
+        """Every control message but ``Send`` (reader greenlet)."""
         cls = msg.__class__
         system = self.system
-        if cls is P.Send:
-            to = msg.to
-            if to.node == self.node_id and to.creation == self.creation:
-                ctx = system._procs.get(to.id)
-                if ctx is None:
-                    return
-                self.stats.received += 1
-                ctx._mailbox.put((self._codec.decode(msg.payload), msg.sender))
-            else:
-                self.stats.dropped_stale += 1
-        elif cls is P.RegSend:
+        if cls is P.RegSend:
             pid = system.whereis(msg.to_name)
             if pid is not None:
+                payload = self._codec.decode(msg.payload)
+                if payload.__class__ is tuple and len(payload) == 3 and payload[0] == _GEN_CALL:
+                    payload = _as_gen_call(payload)
                 self.stats.received += 1
-                system.send(pid, self._codec.decode(msg.payload), sender=msg.sender)
+                system.send(pid, payload, sender=msg.sender)
         elif cls is P.CallReply:
             ref = self._local_ref(msg.ref)
             if ref in system._calls:

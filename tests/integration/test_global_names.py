@@ -119,7 +119,7 @@ def no_leaks() -> Iterator[None]:
 @pytest.fixture
 def cluster(no_leaks: None) -> Iterator[list[DistributedSystem]]:
     """Three nodes a, b, c, not linked yet."""
-    with node_cluster("a", "b", "c", cookie=COOKIE) as nodes:
+    with node_cluster("a", "b", "c", cookie=COOKIE, global_names=False) as nodes:
         yield nodes
 
 
@@ -414,3 +414,18 @@ def test_a_vanished_registrars_claim_blocks_only_until_it_expires_or_its_node_go
     close_links(c)  # the registrar's node goes: b forgets its claims at once
     wait_until(lambda: "y" not in gb._server.claims, WAIT, what="b drops c's claim")
     assert ga.register("y", svc.pid, timeout=0.2)
+
+
+def test_a_node_runs_its_name_server_by_default() -> None:
+    with node_cluster("a", "b", cookie=COOKIE) as (a, b):
+        def holder(ctx: Any) -> None:
+            ctx.receive()
+
+        pid = a.system.spawn_fn(holder).pid
+        a.connect_to_node("b")
+        assert wait_until(lambda: "a" in b.nodes(), timeout=5)
+        assert a.global_register("svc", pid)
+        assert b.global_whereis("svc") == a._glob_pid(pid)  # the same process, seen from b
+        assert "svc" in b.global_registered()
+        a.global_unregister("svc")
+        assert wait_until(lambda: b.global_whereis("svc") is None, timeout=5)

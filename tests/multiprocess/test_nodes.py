@@ -292,12 +292,6 @@ def test_sigstop_gives_nodedown_within_tick_and_sigcont_reconnects(start_node: A
 # -- known bugs (found by the three-node chat example) ------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="node.py: messages queued while this node's own dial is in flight are not moved onto the link "
-    "that the peer's winning dial brought up; they wait for the doomed dial and are dropped when it fails "
-    "(or when the node shuts down)",
-)
 def test_crossed_dials_lose_no_queued_message(epmd: str) -> None:
     """Two nodes dial each other; the greater name's dial wins the tie-break.
 
