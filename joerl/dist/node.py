@@ -23,7 +23,7 @@ import secrets
 import socket as _stdsocket
 from dataclasses import dataclass, field, replace
 from time import monotonic
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import gevent
 from gevent import getcurrent
@@ -49,6 +49,7 @@ from ..system import SYSTEM_PID, ActorSystem, From, RemoteName
 from . import protocol as P
 from .config import load_cookie, node_id_of, parse_address, resolve_epmd_address
 from .global_names import GlobalNames
+from .tls import TlsConfig, tls_wrapper
 from .connection import Backoff, Connection, LinkConfig, accept_handshake, dial
 
 log = logging.getLogger("joerl.dist")
@@ -78,6 +79,7 @@ class NodeStats:
     bad_payloads: int = 0
     connects: int = 0
     connect_failures: int = 0
+    refused_connections: int = 0
     extra: dict[str, int] = field(default_factory=dict)
 
 
@@ -136,6 +138,13 @@ class DistributedSystem:
             or this machine's name when listening on a wildcard address).
         metadata: extra key/values published with the registration.
         global_names: run the cluster-wide name server (``global_register`` & co.).
+        tls: certificates for mutual TLS on every link (see docs/distribution.md);
+            a TLS node refuses plaintext peers.
+        allowed_nodes: if given, only these node names may link with this one;
+            any other is refused after authentication (it learns nothing).
+        max_handshakes: inbound handshakes in progress at once; more are closed at once.
+        max_connections_per_second: inbound connections accepted per second
+            (a burst of as many); more are closed at once.
 
     Raises:
         DistributionError: the name is taken, or the port mapper cannot be reached.
@@ -157,6 +166,10 @@ class DistributedSystem:
         metadata: dict[str, Any] | None = None,
         epmd_timeout: float = 5.0,
         global_names: bool = True,
+        tls: TlsConfig | None = None,
+        allowed_nodes: Iterable[str] | None = None,
+        max_handshakes: int = 64,
+        max_connections_per_second: float = 200.0,
     ) -> None:
         _epmd.check_name(name)
         self.node_name = name
@@ -164,6 +177,17 @@ class DistributedSystem:
         self.stats = NodeStats()
         self._cookie = load_cookie(cookie)
         self._config = link_config or LinkConfig(tick_time=tick_time)
+        if tls is not None:
+            if self._config.wrap_socket is not None:
+                raise ValueError("give either tls= or link_config.wrap_socket, not both")
+            self._config = replace(self._config, wrap_socket=tls_wrapper(tls))
+        self._allowed = None if allowed_nodes is None else frozenset(allowed_nodes)
+        if max_handshakes < 1 or max_connections_per_second <= 0:
+            raise ValueError("max_handshakes and max_connections_per_second must be positive")
+        self._max_handshakes = max_handshakes
+        self._handshakes = 0
+        self._accept_rate = _TokenBucket(max_connections_per_second)
+        self._refusal_log = _TokenBucket(1.0)  # at most one such warning a second
         if link_config is not None and tick_time != 60.0:
             self._config = replace(link_config, tick_time=tick_time)  # LinkConfig is frozen
         self.system = ActorSystem(name)
@@ -796,7 +820,7 @@ class DistributedSystem:
                 finally:
                     self._dialing.discard(name)
                 if conn is not None:
-                    self._register(conn)
+                    self._register(conn)  # raises NotAllowed for a name off the allow-list
                     conn.start()
             if peer.link is None and not peer.up.wait(self._config.handshake_timeout):
                 raise NodeUnreachable(name, "the peer's own connection never came up")
@@ -899,6 +923,10 @@ class DistributedSystem:
     def _register(self, conn: Connection) -> None:
         """A link is up (either direction): make it the peer's, announce NodeUp."""
         hello = conn.peer
+        if self._allowed is not None and hello.name not in self._allowed:
+            # Refused after authentication; the peer sees a closed connection, nothing more.
+            conn.close("not allowed")
+            raise NotAllowed(f"node {self.node_name}: refused a link with node {hello.name!r}: not in allowed_nodes")
         peer = self._peer(hello.name)
         if peer.node_id != hello.node_id:
             conn.close("id mismatch")
@@ -915,7 +943,22 @@ class DistributedSystem:
         self._notify_nodes(NodeUp(hello.name))
 
     def _handle_inbound(self, sock: Any, address: Any) -> None:
-        """StreamServer handler: handshake, then hold the socket for the link's life."""
+        """StreamServer handler: handshake, then hold the socket for the link's life.
+
+        An unauthenticated connection gets nothing but the handshake, within
+        its deadline; past ``max_handshakes`` at once, or over the connection
+        rate, it is closed before a byte is read.
+        """
+        if self._handshakes >= self._max_handshakes or not self._accept_rate.take():
+            self.stats.refused_connections += 1
+            if self._refusal_log.take():
+                log.warning(
+                    "node %s: closing a connection from %s: too many handshakes in progress (%d) or connections per second",
+                    self.node_name, address, self._handshakes,
+                )
+            sock.close()
+            return
+        self._handshakes += 1
         try:
             conn = accept_handshake(
                 sock,
@@ -932,10 +975,12 @@ class DistributedSystem:
         except Exception:  # noqa: BLE001 - a bad peer never takes the node down
             log.exception("inbound connection from %s failed", address)
             return
+        finally:
+            self._handshakes -= 1
         try:
             self._register(conn)
         except HandshakeError as exc:
-            log.error("%s", exc)
+            log.warning("%s", exc)
             return
         conn.start()
         # Even while this node's own dial is in flight: the peer's dial won
@@ -1068,3 +1113,27 @@ class DistributedSystem:
         if msg.monitor:
             self.system.add_remote_monitor(msg.sender, pid, msg.ref)
         conn.send(P.SpawnReply(msg.ref, msg.sender, self._glob_pid(pid)))
+
+
+class NotAllowed(HandshakeError):
+    """The peer authenticated, but its name is not in ``allowed_nodes``."""
+
+
+class _TokenBucket:
+    """``rate`` events per second, in bursts of up to ``rate``."""
+
+    __slots__ = ("rate", "tokens", "stamp")
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.tokens = rate
+        self.stamp = monotonic()
+
+    def take(self) -> bool:
+        now = monotonic()
+        self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False

@@ -1,0 +1,207 @@
+"""Node-level security: mutual TLS, the allow-list, the handshake cap and the
+connection-rate limit. Certificates are made on the fly with ``cryptography``."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from gevent import socket  # cooperative: the nodes run while the test waits
+from pathlib import Path
+from typing import Any, Iterator
+
+import gevent
+import pytest
+from gevent.event import Event
+
+from joerl import DistributedSystem, NodeUnreachable
+from joerl.dist.tls import TlsConfig
+from joerl.testing import running_epmd, wait_until
+
+x509 = pytest.importorskip("cryptography.x509")
+from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
+from cryptography.x509.oid import NameOID  # noqa: E402
+
+COOKIE = "security-test-cookie"
+
+
+def _name(cn: str) -> Any:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def _write(path: Path, data: bytes) -> str:
+    path.write_bytes(data)
+    return str(path)
+
+
+class CA:
+    """A throwaway certificate authority that signs node certificates."""
+
+    def __init__(self, directory: Path, cn: str) -> None:
+        self.dir = directory
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        now = datetime.datetime.now(datetime.timezone.utc)
+        self.cert = (
+            x509.CertificateBuilder()
+            .subject_name(_name(cn))
+            .issuer_name(_name(cn))
+            .public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(self.key, hashes.SHA256())
+        )
+        self.cafile = _write(directory / f"{cn}.pem", self.cert.public_bytes(serialization.Encoding.PEM))
+
+    def node(self, cn: str, allowed_subjects: set[str] | None = None) -> TlsConfig:
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = datetime.datetime.now(datetime.timezone.utc)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(_name(cn))
+            .issuer_name(self.cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .sign(self.key, hashes.SHA256())
+        )
+        certfile = _write(self.dir / f"{cn}.crt", cert.public_bytes(serialization.Encoding.PEM))
+        keyfile = _write(
+            self.dir / f"{cn}.key",
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+        )
+        return TlsConfig(certfile, keyfile, self.cafile, None if allowed_subjects is None else frozenset(allowed_subjects))
+
+
+@pytest.fixture
+def epmd() -> Iterator[str]:
+    with running_epmd() as address:
+        yield address
+
+
+@pytest.fixture
+def nodes(epmd: str) -> Iterator[Any]:
+    made: list[DistributedSystem] = []
+
+    def make(name: str, **options: Any) -> DistributedSystem:
+        options.setdefault("cookie", COOKIE)
+        node = DistributedSystem(name, "127.0.0.1:0", epmd, start_epmd=False, global_names=False, **options)
+        made.append(node)
+        return node
+
+    yield make
+    for node in reversed(made):
+        node.shutdown()
+
+
+def _inbox(node: DistributedSystem, name: str) -> tuple[list[Any], Event]:
+    got: list[Any] = []
+    arrived = Event()
+
+    def body(ctx: Any) -> None:
+        while True:
+            got.append(ctx.receive())
+            arrived.set()
+
+    node.system.register(name, node.system.spawn_fn(body).pid)
+    return got, arrived
+
+
+def test_tls_nodes_link_and_talk(tmp_path: Path, nodes: Any) -> None:
+    ca = CA(tmp_path, "cluster-ca")
+    a = nodes("a", tls=ca.node("a"))
+    b = nodes("b", tls=ca.node("b"))
+    got, arrived = _inbox(b, "inbox")
+    a.system.send(("inbox", "b"), "over tls")
+    assert arrived.wait(10)
+    assert got == ["over tls"]
+    link = b._peers["a"].link
+    assert link is not None and "SSL" in type(link.sock).__name__
+
+
+def test_a_tls_node_refuses_a_plaintext_peer_and_the_reverse_fails_cleanly(
+    tmp_path: Path, nodes: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    ca = CA(tmp_path, "cluster-ca")
+    secure = nodes("secure", tls=ca.node("secure"))
+    plain = nodes("plain")
+    got, _ = _inbox(secure, "inbox")
+    with caplog.at_level(logging.WARNING, logger="joerl"):
+        with pytest.raises(NodeUnreachable):
+            plain.connect_to_node("secure", timeout=10)
+        with pytest.raises(NodeUnreachable):
+            secure.connect_to_node("plain", timeout=10)
+    assert secure.nodes() == [] and plain.nodes() == [] and got == []
+    assert "TLS handshake failed" in caplog.text
+
+
+def test_a_certificate_from_another_ca_is_refused(tmp_path: Path, nodes: Any) -> None:
+    ours, theirs = CA(tmp_path, "cluster-ca"), CA(tmp_path, "rogue-ca")
+    a = nodes("a", tls=ours.node("a"))
+    rogue_cfg = theirs.node("rogue")
+    # The rogue trusts our CA, so only our side can refuse it.
+    rogue = nodes("rogue", tls=TlsConfig(rogue_cfg.certfile, rogue_cfg.keyfile, ours.cafile))
+    with pytest.raises(NodeUnreachable):
+        rogue.connect_to_node("a", timeout=10)
+    assert a.nodes() == []
+
+
+def test_the_subject_allow_list_refuses_other_certificates(tmp_path: Path, nodes: Any) -> None:
+    ca = CA(tmp_path, "cluster-ca")
+    a = nodes("a", tls=ca.node("a", allowed_subjects={"a", "b"}))
+    b = nodes("b", tls=ca.node("b"))
+    c = nodes("c", tls=ca.node("c"))
+    assert b.connect_to_node("a", timeout=10)
+    with pytest.raises(NodeUnreachable):
+        c.connect_to_node("a", timeout=10)
+    assert a.nodes() == ["b"]
+
+
+def test_the_node_allow_list_refuses_other_names_after_authentication(
+    nodes: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    a = nodes("a", allowed_nodes={"b"})
+    b = nodes("b")
+    c = nodes("c")
+    got, _ = _inbox(a, "inbox")
+    assert b.connect_to_node("a", timeout=10)
+    with caplog.at_level(logging.WARNING, logger="joerl"):
+        c.system.send(("inbox", "a"), "let me in")
+        with pytest.raises(NodeUnreachable):
+            c.connect_to_node("a", timeout=10)
+    wait_until(lambda: "refused a link with node 'c': not in allowed_nodes" in caplog.text, timeout=5)
+    assert a.nodes() == ["b"] and got == []
+
+
+def test_connections_past_the_handshake_cap_are_closed_at_once(nodes: Any) -> None:
+    a = nodes("a", max_handshakes=2)
+    b = nodes("b")
+    stalled = [socket.create_connection(("127.0.0.1", a.listen_port)) for _ in range(2)]
+    try:
+        wait_until(lambda: a._handshakes == 2, timeout=5)
+        extra = socket.create_connection(("127.0.0.1", a.listen_port))
+        extra.settimeout(5)
+        assert extra.recv(1) == b""  # closed without a byte
+        extra.close()
+        assert a.stats.refused_connections >= 1
+    finally:
+        for sock in stalled:
+            sock.close()
+    wait_until(lambda: a._handshakes == 0, timeout=5)
+    assert b.connect_to_node("a", timeout=10)  # a well-behaved peer still gets in
+
+
+def test_the_connection_rate_limit_closes_a_burst(nodes: Any) -> None:
+    a = nodes("a", max_connections_per_second=5)
+    socks = []
+    try:
+        for _ in range(20):
+            socks.append(socket.create_connection(("127.0.0.1", a.listen_port)))
+        wait_until(lambda: a.stats.refused_connections >= 10, timeout=5)
+    finally:
+        for sock in socks:
+            sock.close()
+    gevent.sleep(0)
