@@ -17,7 +17,7 @@ import sys
 from typing import Sequence
 
 from .protocol import DEFAULT_PORT, parse_address
-from .server import DEFAULT_MAX_CONNECTIONS, EpmdServer
+from .server import DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PER_ADDRESS, DEFAULT_RATE_PER_ADDRESS, EpmdServer
 
 __all__ = ["main", "build_parser"]
 
@@ -41,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="close an unregistered connection idle for S seconds (default 60, as epmd)")
     ap.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS, metavar="N",
                     help=f"connections served at once (default {DEFAULT_MAX_CONNECTIONS})")
+    ap.add_argument("--max-per-address", type=int, default=DEFAULT_MAX_PER_ADDRESS, metavar="N",
+                    help=f"connections at once from one remote address (default {DEFAULT_MAX_PER_ADDRESS})")
+    ap.add_argument("--rate-per-address", type=float, default=DEFAULT_RATE_PER_ADDRESS, metavar="R",
+                    help=f"new connections per second from one remote address (default {DEFAULT_RATE_PER_ADDRESS:g})")
+    ap.add_argument("--limit-loopback", action="store_true",
+                    help="apply the per-address limits to loopback peers too")
     ap.add_argument("--allow-remote-register", action="store_true",
                     help="accept joerl registrations from other hosts (trusted networks only)")
     ap.add_argument("--relaxed-command-check", action="store_true",
@@ -146,7 +152,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     server = EpmdServer(address, keepalive_timeout=args.keepalive_timeout,
                         packet_timeout=args.packet_timeout, max_connections=args.max_connections,
                         allow_remote_register=args.allow_remote_register,
-                        relaxed_command_check=args.relaxed_command_check)
+                        relaxed_command_check=args.relaxed_command_check,
+                        max_per_address=args.max_per_address, rate_per_address=args.rate_per_address,
+                        limit_loopback=args.limit_loopback)
     try:
         server.start()
     except OSError as exc:

@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_ADDRESS = "127.0.0.1:4369"
 DEFAULT_MAX_CONNECTIONS = 4096
+DEFAULT_MAX_PER_ADDRESS = 256  # connections at once from one remote address
+DEFAULT_RATE_PER_ADDRESS = 100.0  # new connections per second from one remote address
 REMEMBERED_NAMES = 1000  # epmd's MAX_UNREG_COUNT
 _U32 = 0xFFFFFFFF
 
@@ -104,6 +106,11 @@ class EpmdServer:
         sweep_interval: seconds between expiry sweeps (default:
             ``keepalive_timeout / 4``, at most 10).
         backlog: listen backlog.
+        max_per_address: connections served at once from one remote address.
+        rate_per_address: new connections per second from one remote address
+            (in bursts of as many).
+        limit_loopback: apply the two per-address limits to loopback peers too
+            (by default local nodes and tools are trusted, as epmd trusts them).
     """
 
     def __init__(self, address: str | tuple[str, int] = DEFAULT_ADDRESS, *,
@@ -111,7 +118,10 @@ class EpmdServer:
                  max_connections: int = DEFAULT_MAX_CONNECTIONS, max_metadata: int = p.MAX_METADATA,
                  allow_remote_register: bool = False, relaxed_command_check: bool = False,
                  clock: Callable[[], float] = time.monotonic, wallclock: Callable[[], float] = time.time,
-                 sweep_interval: float | None = None, backlog: int = 1024) -> None:
+                 sweep_interval: float | None = None, backlog: int = 1024,
+                 max_per_address: int = DEFAULT_MAX_PER_ADDRESS,
+                 rate_per_address: float = DEFAULT_RATE_PER_ADDRESS,
+                 limit_loopback: bool = False) -> None:
         self._bind = p.parse_address(address)
         self.keepalive_timeout = keepalive_timeout
         self.packet_timeout = packet_timeout
@@ -123,6 +133,11 @@ class EpmdServer:
         self._wallclock = wallclock
         self._sweep_interval = sweep_interval or min(10.0, keepalive_timeout / 4)
         self._backlog = backlog
+        self.max_per_address = max_per_address
+        self.rate_per_address = rate_per_address
+        self.limit_loopback = limit_loopback
+        self._per_address: dict[str, list[float]] = {}  # ip -> [live connections, tokens, stamp]
+        self.refused = 0  # connections closed by the per-address limits
         self._entries: dict[str, _Entry] = {}  # registration order
         self._old: OrderedDict[str, tuple[int, int, int]] = OrderedDict()  # name -> (creation, port, fd)
         self._conns: set[_Conn] = set()
@@ -287,8 +302,33 @@ class EpmdServer:
         except (OSError, ValueError, IndexError, TypeError):
             return False
 
+    def _admit(self, ip: str) -> bool:
+        """Per-address limits: live connections and new connections per second."""
+        now = self._clock()
+        slot = self._per_address.get(ip)
+        if slot is None:
+            if len(self._per_address) > 65536:  # forget idle addresses
+                for key in [k for k, v in self._per_address.items() if v[0] == 0]:
+                    del self._per_address[key]
+            slot = self._per_address[ip] = [0, self.rate_per_address, now]
+        slot[1] = min(self.rate_per_address, slot[1] + (now - slot[2]) * self.rate_per_address)
+        slot[2] = now
+        if slot[0] >= self.max_per_address or slot[1] < 1.0:
+            return False
+        slot[0] += 1
+        slot[1] -= 1.0
+        return True
+
     def _handle(self, sock: GSocket, peer: Any) -> None:
-        conn = _Conn(sock, peer, self._peer_is_local(sock, peer))
+        local = self._peer_is_local(sock, peer)
+        ip = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+        limited = self.limit_loopback or not local
+        if limited and not self._admit(ip):
+            self.refused += 1
+            log.warning("closing a connection from %s: over the per-address limits", _peer_text(peer))
+            sock.close()
+            return
+        conn = _Conn(sock, peer, local)
         self._conns.add(conn)
         why = "connection closed"
         try:
@@ -305,6 +345,8 @@ class EpmdServer:
             log.exception("error serving %s", _peer_text(peer))
         finally:
             self._conns.discard(conn)
+            if limited:
+                self._per_address[ip][0] -= 1
             if conn.entry is not None:
                 self._remove(conn.entry, why)
                 conn.entry = None

@@ -504,3 +504,47 @@ def test_connection_limit_queues_then_serves(make_server: Callable[..., EpmdServ
         waiting.recv(10)
     held[0].close()
     assert read_until_closed(waiting)[4:] == b"name h2 at port 5000\nname h1 at port 5000\n"
+
+
+# -- per-address limits (issue 7) -------------------------------------------------
+
+
+def test_per_address_limits_close_what_is_over_and_serve_the_rest() -> None:
+    """With the limits applied to loopback, a burst past the rate and past the
+    live-connection cap is closed at once; the daemon still serves a client."""
+    from gevent import socket as gsocket
+
+    from joerl.epmd import EpmdClient, EpmdServer
+
+    clock = [0.0]
+    server = EpmdServer("127.0.0.1:0", limit_loopback=True, max_per_address=5, rate_per_address=10.0,
+                        clock=lambda: clock[0])
+    server.start()
+    socks = []
+    try:
+        for _ in range(12):
+            socks.append(gsocket.create_connection(("127.0.0.1", server.port)))
+        deadline = gevent.get_hub().loop.now() + 5
+        while server.refused < 7 and gevent.get_hub().loop.now() < deadline:
+            gevent.sleep(0.01)
+        assert server.refused == 7  # 5 live connections admitted, the rest closed
+        for sock in socks:
+            sock.close()
+        socks.clear()
+        clock[0] += 1.0  # a second later the rate allows more
+        while any(v[0] for v in server._per_address.values()) and gevent.get_hub().loop.now() < deadline:
+            gevent.sleep(0.01)
+        with EpmdClient(f"127.0.0.1:{server.port}", timeout=5) as client:
+            assert client.ping()
+            assert client.list_nodes() == []
+    finally:
+        for sock in socks:
+            sock.close()
+        server.stop()
+
+
+def test_loopback_is_not_limited_by_default() -> None:
+    from joerl.epmd import EpmdServer
+
+    server = EpmdServer("127.0.0.1:0", max_per_address=1, rate_per_address=1.0)
+    assert not server.limit_loopback
