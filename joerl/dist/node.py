@@ -578,11 +578,18 @@ class DistributedSystem:
         payload = self._codec.encode((_GEN_CALL, (gcaller, gref), request))
         timer = None
         try:
-            self._enqueue(peer, P.Monitor(gcaller, target, gref))
+            monitor = P.Monitor(gcaller, target, gref)
             if isinstance(target, str):
-                self._enqueue(peer, P.RegSend(self._glob_opt(caller), target, payload))
+                request_msg: Any = P.RegSend(self._glob_opt(caller), target, payload)
             else:
-                self._enqueue(peer, P.Send(self._glob_opt(caller), target, payload))
+                request_msg = P.Send(self._glob_opt(caller), target, payload)
+            conn = peer.conn
+            if conn is not None:
+                # Both frames in one write: the server's node wakes up once per call.
+                conn.send_frame(conn.encoder.encode(monitor) + conn.encoder.encode(request_msg))
+            else:
+                self._enqueue(peer, monitor)
+                self._enqueue(peer, request_msg)
             if timeout is not None:
                 timer = system._hub.loop.timer(timeout)
                 timer.start(waiter.switch, None)
