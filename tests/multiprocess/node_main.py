@@ -8,11 +8,29 @@ The cookie comes from ``$JOERL_COOKIE``. Every role first prints one line
 ``READY port=N node=NAME creation=C`` once the node is registered, then:
 
 ``serve``
-    registers ``echo`` (answers ``("ping", n, pid)`` with ``("pong", n)`` and
-    ``("whois", pid)`` with ``("pid", echo_pid)``) and ``sink`` (takes
+    registers ``echo`` (answers ``("ping", n, pid)`` with ``("pong", n)``,
+    ``("whois", pid)`` with ``("pid", echo_pid)`` and ``("whereis", name,
+    pid)`` with ``("pid", name, pid_or_None)``; passes the ``msg`` of
+    ``("fwd", node, msg)`` on to ``echo`` on ``node``), ``sink`` (takes
     ``("n", i)`` and checks the ``i`` come 0, 1, 2, ...; on ``("end", n, pid)``
     prints ``SINK received=M expected=n in_order=B`` and answers
-    ``("sunk", M, B)``). Runs until its standard input is closed.
+    ``("sunk", M, B)``) and ``stream`` (see :func:`stream`: numbered messages,
+    acknowledged every 100, gaps and order violations counted). Runs until
+    its standard input is closed.
+``consume --mailbox N --rate R --slow-for S``
+    a slow consumer: registers ``echo`` and ``slow``, a ``sink`` (same
+    messages, same answers) whose mailbox holds at most N messages and which
+    takes at most R messages a second for the first S seconds after the
+    first message arrives (then as fast as it can). Runs until its standard
+    input is closed.
+``flood --to NODE --seconds S [--queue-bytes B]``
+    prints ``FLOOD_READY`` once linked, waits for a line on its standard
+    input, then sends numbered messages to ``slow`` on NODE as fast as the
+    link lets it for S seconds (``FLOODING t=T`` when it starts), then the
+    end marker; prints ``FLOOD sent=N received=M in_order=B seconds=S
+    rate=R queue_max=Q drain=D`` (Q: the most bytes seen waiting in the
+    link's outgoing queue; D: seconds from the last send to the consumer's
+    answer).
 ``send --to NODE --count N``
     sends N numbered messages to ``sink`` on NODE, then the end marker;
     prints ``SENT count=N received=M in_order=B seconds=S rate=R``.
@@ -40,6 +58,7 @@ import gevent
 import gevent.os
 
 from joerl.actor import ActorContext
+from joerl.dist.connection import LinkConfig
 from joerl.dist.node import DistributedSystem
 from joerl.errors import NodeUnreachable, ReceiveTimeout
 from joerl.message import Down, NodeDown
@@ -58,6 +77,10 @@ def echo(ctx: ActorContext) -> None:
             ctx.send(msg[2], ("pong", msg[1]))
         elif msg[0] == "whois":
             ctx.send(msg[1], ("pid", ctx.pid))
+        elif msg[0] == "whereis":
+            ctx.send(msg[2], ("pid", msg[1], ctx.whereis(msg[1])))
+        elif msg[0] == "fwd":
+            ctx.send(("echo", msg[1]), msg[2])
 
 
 def sink(ctx: ActorContext) -> None:
@@ -74,6 +97,79 @@ def sink(ctx: ActorContext) -> None:
             say(f"SINK received={received} expected={msg[1]} in_order={in_order}")
             ctx.send(msg[2], ("sunk", received, in_order))
             received, in_order = 0, True
+
+
+def stream(ctx: ActorContext) -> None:
+    """Numbered messages ``("s", seq)`` from one sender, which may lose some.
+
+    Keeps the highest ``seq`` seen, the count received, the missing ranges
+    (gaps) and the order violations (a ``seq`` not above the highest seen:
+    a duplicate or a reordering). Every 100 messages received it sends
+    ``("ack", highest, received, violations)`` to the sender. Answers
+    ``("hello",)`` with ``("hello", stream_pid)`` and ``("end",)`` with
+    ``("sunk", received, highest, violations, gaps)``, gaps as ``[first,
+    last]`` pairs.
+    """
+    highest = -1
+    received = 0
+    violations = 0
+    gaps: list[list[int]] = []
+    receive = ctx.receive
+    while True:
+        msg = receive()
+        tag = msg[0]
+        if tag == "s":
+            seq = msg[1]
+            if seq > highest:
+                if seq > highest + 1:
+                    gaps.append([highest + 1, seq - 1])
+                highest = seq
+            else:
+                violations += 1
+            received += 1
+            if received % 100 == 0:
+                ctx.send(ctx.sender, ("ack", highest, received, violations))
+        elif tag == "hello":
+            ctx.send(ctx.sender, ("hello", ctx.pid))
+        elif tag == "end":
+            ctx.send(ctx.sender, ("sunk", received, highest, violations, gaps))
+
+
+def slow_sink(ctx: ActorContext, rate: float, slow_for: float) -> None:
+    """The ``sink`` protocol (``("n", i)``, ``("end", n, pid)``), at most
+    ``rate`` messages a second for ``slow_for`` seconds after the first one."""
+    received = 0
+    in_order = True
+    receive = ctx.receive
+    t0 = 0.0
+    while True:
+        msg = receive()
+        if msg[0] == "n":
+            if msg[1] != received:
+                in_order = False
+            received += 1
+            if received == 1:
+                t0 = time.monotonic()
+            if received % 100 == 0:
+                now = time.monotonic()
+                if now - t0 < slow_for:
+                    ahead = t0 + received / rate - now
+                    if ahead > 0:
+                        gevent.sleep(ahead)  # the consumer's work, simulated
+        elif msg[0] == "end":
+            say(f"SINK received={received} expected={msg[1]} in_order={in_order}")
+            ctx.send(msg[2], ("sunk", received, in_order))
+            received, in_order = 0, True
+
+
+def wait_stdin_line() -> None:
+    """Return when a line (or EOF) arrives on standard input (the test's "go")."""
+    fd = sys.stdin.fileno()
+    gevent.os.make_nonblocking(fd)
+    while True:
+        data = gevent.os.nb_read(fd, 4096)
+        if not data or b"\n" in data:
+            return
 
 
 def wait_stdin_closed() -> None:
@@ -168,25 +264,78 @@ def role_watch(node: DistributedSystem, peer: str) -> bool:
     return sorted(seen) == ["down", "nodedown"]
 
 
+def role_flood(node: DistributedSystem, peer: str, seconds: float) -> bool:
+    result: dict[str, Any] = {}
+
+    def body(ctx: ActorContext) -> None:
+        ctx.send(("echo", peer), ("whereis", "slow", ctx.pid))
+        _, _, dest = ctx.receive(match=lambda m: m[0] == "pid", timeout=WAIT)
+        link = node._peers[peer].conn
+        queue_max = 0
+        say("FLOOD_READY")
+        wait_stdin_line()
+        say(f"FLOODING t={time.monotonic():.6f}")
+        t0 = time.perf_counter()
+        deadline = t0 + seconds
+        send = ctx.send
+        i = 0
+        while True:
+            for _ in range(1000):
+                send(dest, ("n", i))
+                i += 1
+            if link is not None:
+                queue_max = max(queue_max, link._out_bytes)
+            if time.perf_counter() >= deadline:
+                break
+        t1 = time.perf_counter()
+        ctx.send(dest, ("end", i, ctx.pid))
+        _, received, in_order = ctx.receive(match=lambda m: m[0] == "sunk", timeout=WAIT * 2)
+        result.update(sent=i, received=received, in_order=in_order, seconds=t1 - t0,
+                      queue_max=queue_max, drain=time.perf_counter() - t1)
+
+    node.spawn_fn(body).join(WAIT * 3 + seconds)
+    if not result:
+        say("FLOOD failed: no answer from the consumer")
+        return False
+    r = result
+    say(f"FLOOD sent={r['sent']} received={r['received']} in_order={r['in_order']} seconds={r['seconds']:.3f} "
+        f"rate={r['sent'] / r['seconds']:.0f} queue_max={r['queue_max']} drain={r['drain']:.3f}")
+    return r["received"] == r["sent"] and r["in_order"] is True
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="node_main")
     ap.add_argument("name")
     ap.add_argument("--epmd", required=True)
     ap.add_argument("--tick", type=float, default=60.0)
-    ap.add_argument("role", choices=["serve", "send", "ping", "watch"])
+    ap.add_argument("role", choices=["serve", "send", "ping", "watch", "consume", "flood"])
     ap.add_argument("--to", default=None)
     ap.add_argument("--count", type=int, default=1000)
+    ap.add_argument("--mailbox", type=int, default=1000, help="consume: the sink's mailbox bound")
+    ap.add_argument("--rate", type=float, default=20000.0, help="consume: messages a second while slow")
+    ap.add_argument("--slow-for", type=float, default=5.0, help="consume: seconds of slowness")
+    ap.add_argument("--seconds", type=float, default=5.0, help="flood: seconds of sending")
+    ap.add_argument("--queue-bytes", type=int, default=None, help="the links' outgoing queue bound")
     args = ap.parse_args(argv)
     if not os.environ.get("JOERL_COOKIE"):
         ap.error("set $JOERL_COOKIE")
 
-    node = DistributedSystem(args.name, "127.0.0.1:0", args.epmd, start_epmd=False, tick_time=args.tick)
+    link_config = None
+    if args.queue_bytes is not None:
+        link_config = LinkConfig(tick_time=args.tick, max_queue_bytes=args.queue_bytes)
+    node = DistributedSystem(args.name, "127.0.0.1:0", args.epmd, start_epmd=False, tick_time=args.tick,
+                             link_config=link_config)
     ok = True
     try:
         say(f"READY port={node.listen_port} node={node.node_name} creation={node.creation}")
         if args.role == "serve":
             node.spawn_fn(echo, name="echo")
             node.spawn_fn(sink, name="sink")
+            node.spawn_fn(stream, name="stream")
+            wait_stdin_closed()
+        elif args.role == "consume":
+            node.spawn_fn(echo, name="echo")
+            node.spawn_fn(slow_sink, args.rate, args.slow_for, name="slow", mailbox_size=args.mailbox)
             wait_stdin_closed()
         else:
             if not args.to:
@@ -196,6 +345,8 @@ def main(argv: list[str]) -> int:
                 ok = role_send(node, args.to, args.count)
             elif args.role == "ping":
                 ok = role_ping(node, args.to, args.count)
+            elif args.role == "flood":
+                ok = role_flood(node, args.to, args.seconds)
             else:
                 ok = role_watch(node, args.to)
     finally:

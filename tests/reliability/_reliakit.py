@@ -1,0 +1,388 @@
+"""Helpers of the fault and soak tests: node processes, RSS, and a stream that keeps count.
+
+* :class:`Child`: a subprocess (a node of ``tests/multiprocess/node_main.py``,
+  or a port mapper) whose standard output is read line by line; its standard
+  error goes to a file, so a chatty child never blocks on a full pipe.
+* :func:`rss_kb`: the resident set of a process, from ``/proc``.
+* :class:`Stream`: a process of the test's own node that sends numbered
+  messages to the ``stream`` process of a ``serve`` node and keeps the books:
+  what it sent, what the far end acknowledged, and which ranges it was told
+  were lost (a ``NodeDown`` or a ``Down(noconnection)`` of its monitor makes
+  every unacknowledged message "in doubt"). The far end counts what arrived,
+  gaps and order violations; at the end the two accounts are compared.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import gevent
+from gevent import subprocess
+from gevent.event import Event
+from gevent.queue import Empty, Queue
+
+from joerl.actor import ActorContext
+from joerl.dist.node import DistributedSystem
+from joerl.errors import ConnectionLost, ReceiveTimeout
+from joerl.message import Down, NodeDown, NodeUp
+
+ROOT = Path(__file__).resolve().parents[2]
+NODE_MAIN = ROOT / "tests" / "multiprocess" / "node_main.py"
+COOKIE = "joerl-reliability-test"
+WAIT = 30.0  # generous: the machine is shared; the figures say how long things really took
+
+
+def child_env() -> dict[str, str]:
+    """The children's environment: our cookie, our source tree, no port mapper default."""
+    env = dict(os.environ, JOERL_COOKIE=COOKIE)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env.pop("JOERL_EPMD_ADDRESS", None)
+    return env
+
+
+def fields(line: str) -> dict[str, str]:
+    """``"WORD a=1 b=x"`` -> ``{"a": "1", "b": "x"}``."""
+    return dict(word.split("=", 1) for word in line.split()[1:] if "=" in word)
+
+
+def rss_kb(pid: int) -> int:
+    """The resident set size of process ``pid`` in KiB (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return 0
+
+
+class Child:
+    """A subprocess whose standard output is read, line by line, into a queue."""
+
+    def __init__(self, argv: list[str]) -> None:
+        self.argv = argv
+        self._err = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._err, env=child_env(), cwd=ROOT
+        )
+        self.pid = self.proc.pid
+        self.lines: list[str] = []
+        self.ready: dict[str, str] = {}
+        self._queue: Queue = Queue()
+        self._reader = gevent.spawn(self._read)
+
+    def _read(self) -> None:
+        for raw in self.proc.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            self.lines.append(line)
+            self._queue.put(line)
+        self._queue.put(None)
+
+    def wait_line(self, prefix: str, timeout: float = WAIT) -> str:
+        """The next line starting with ``prefix`` (other lines before it are skipped)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except Empty:
+                raise AssertionError(f"{self}: no line {prefix!r} within {timeout}s; output: {self.lines}") from None
+            if line is None:
+                self._queue.put(None)
+                raise AssertionError(
+                    f"{self}: exited ({self.proc.wait()}) before {prefix!r}; output: {self.lines}\n{self.stderr()}"
+                )
+            if line.startswith(prefix):
+                return line
+
+    def wait_ready(self, timeout: float = WAIT) -> dict[str, str]:
+        self.ready = fields(self.wait_line("READY", timeout))
+        return self.ready
+
+    def write_line(self, text: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(text.encode() + b"\n")
+        self.proc.stdin.flush()
+
+    def wait(self, timeout: float = WAIT) -> int:
+        code = self.proc.wait(timeout=timeout)
+        self._reader.join(timeout)
+        return code
+
+    def stderr(self, limit: int = 20000) -> str:
+        self._err.seek(0)
+        return self._err.read()[-limit:].decode("utf-8", "replace")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def close(self) -> None:
+        """Kill it (if still running) and reap it; close the pipes."""
+        if self.proc.poll() is None:
+            try:
+                self.proc.send_signal(signal.SIGCONT)  # a stopped process dies of SIGKILL too; be tidy
+                self.proc.kill()
+            except ProcessLookupError:
+                pass
+        self.proc.wait(timeout=WAIT)
+        self._reader.join(WAIT)
+        for f in (self.proc.stdin, self.proc.stdout):
+            if f is not None:
+                try:
+                    f.close()
+                except OSError:  # a broken stdin pipe
+                    pass
+        self._err.close()
+
+    def __repr__(self) -> str:
+        return f"<Child {' '.join(self.argv[1:4])} pid={self.pid}>"
+
+
+def epmd_argv(address: str) -> list[str]:
+    """A port mapper process on ``address`` (port 0: any free port), quiet."""
+    return [sys.executable, "-m", "joerl.epmd", "--log-level", "warning", address]
+
+
+def node_argv(name: str, epmd: str, role: str, *options: str, tick: float = 60.0) -> list[str]:
+    return [sys.executable, str(NODE_MAIN), name, "--epmd", epmd, "--tick", str(tick), role, *options]
+
+
+def wait_for(cond: Callable[[], Any], event: Event, timeout: float, what: str) -> Any:
+    """Wait until ``cond()`` is true, re-checking whenever ``event`` is set."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError(f"{what}: not within {timeout}s")
+        event.clear()
+        event.wait(remaining)
+
+
+class Stream:
+    """Numbered messages ``("s", seq)`` from a process of ``node`` to the
+    ``stream`` process of node ``peer``, and the books on them.
+
+    The sender monitors the sink and the peer node. It keeps at most
+    ``window`` messages unsettled (None: no limit); a message is settled once
+    the sink acknowledged it or once the sender was told it may be lost.
+    After a loss report it monitors the sink again before it sends more, so
+    that a message lost to a failed reconnection is reported too (its
+    ``Monitor`` fails with ``noconnection``); between reconnection attempts
+    that fail at once it backs off (50 ms, doubling, at most 0.5 s), as an
+    application would.
+
+    Args:
+        node: the test's node.
+        peer: the ``serve`` node to stream to.
+        total: how many messages to send (None: until :meth:`stop`).
+        window: the most unsettled messages (None: no limit).
+        batch: messages sent between two looks at the mailbox.
+        stop_on_loss: send nothing more after the first loss report (for a
+            peer that will not come back).
+    """
+
+    def __init__(self, node: DistributedSystem, peer: str, *, total: int | None = None,
+                 window: int | None = None, batch: int = 100, stop_on_loss: bool = False) -> None:
+        self.node, self.peer = node, peer
+        self.total, self.window, self.batch = total, window, batch
+        self.stop_on_loss = stop_on_loss
+        self.sent = 0  #: messages sent (the next seq)
+        self.acked_hi = -1  #: the highest seq the sink acknowledged
+        self.acked_received = 0  #: how many messages the sink had when it last acknowledged
+        self.ack_violations = 0  #: order violations the sink reported in its acks
+        self.acks_out_of_order = 0  #: acks that went backwards (must stay 0)
+        self.acks: list[tuple[float, int]] = []  #: (time, highest seq acknowledged)
+        self.reported: list[list[Any]] = []  #: [first, last, time, why]: ranges reported maybe lost
+        self.reported_hi = -1
+        self.node_downs: list[tuple[float, Any]] = []
+        self.node_ups: list[float] = []
+        self.downs: list[tuple[float, Any]] = []
+        self.send_errors: list[str] = []  #: exceptions a send raised (a send should never raise)
+        self.final: tuple[int, int, int, list[list[int]]] | None = None
+        self.sink: Any = None
+        self.changed = Event()
+        self._stopping = False
+        self._final_wanted = True
+        self._mon: Any = None
+        self._retry_at = 0.0
+        self._delay = 0.0
+        ready = Event()
+        self._ready = ready
+        self.ref = node.spawn_fn(self._run)
+        if not ready.wait(WAIT):
+            raise AssertionError(f"the stream to {peer} did not start: {self.ref}")
+
+    # -- the test's side ---------------------------------------------------------
+
+    def wait(self, cond: Callable[[Stream], Any], timeout: float = WAIT, what: str = "") -> Any:
+        """Wait until ``cond(self)`` holds (re-checked on every ack and report)."""
+        def check() -> Any:
+            value = cond(self)
+            if value or self.ref.is_alive():
+                return value
+            raise AssertionError(f"the stream's process died before {what or cond!r}")
+        return wait_for(check, self.changed, timeout, what or "stream condition")
+
+    def stop(self, final: bool = True, timeout: float = WAIT) -> None:
+        """Stop sending; with ``final``, ask the sink for its account (:attr:`final`)."""
+        self._final_wanted = final
+        self._stopping = True
+        self.node.system.send(self.ref.pid, ("stop",))
+        if not self.ref.join(timeout):
+            raise AssertionError("the stream did not stop")
+        if final and self.final is None:
+            raise AssertionError(f"the sink of {self.peer} gave no account within {timeout}s")
+
+    # -- the books -----------------------------------------------------------------
+
+    def missing(self) -> list[tuple[int, int]]:
+        """The ranges of seqs the sink never got (needs :attr:`final`)."""
+        assert self.final is not None
+        _, highest, _, gaps = self.final
+        out = [(a, b) for a, b in gaps]
+        if highest < self.sent - 1:
+            out.append((highest + 1, self.sent - 1))
+        return out
+
+    def unreported(self) -> int:
+        """How many missing seqs fall in no reported range (must be 0)."""
+        ranges = sorted((r[0], r[1]) for r in self.reported)
+        count = 0
+        for a, b in self.missing():
+            seq = a
+            while seq <= b:
+                cover = next(((lo, hi) for lo, hi in ranges if lo <= seq <= hi), None)
+                if cover is None:
+                    nxt = min((lo for lo, _ in ranges if lo > seq), default=b + 1)
+                    stop = min(b, nxt - 1)
+                    count += stop - seq + 1
+                    seq = stop + 1
+                else:
+                    seq = cover[1] + 1
+        return count
+
+    def reported_count(self) -> int:
+        return sum(r[1] - r[0] + 1 for r in self.reported)
+
+    def first_ack_after(self, t: float, above: int) -> float | None:
+        """When the first ack after ``t`` acknowledged a seq above ``above``."""
+        return next((at for at, hi in self.acks if at >= t and hi > above), None)
+
+    # -- the sending process --------------------------------------------------------------
+
+    def _run(self, ctx: ActorContext) -> None:
+        node, peer = self.node, self.peer
+        node.monitor_node(ctx.pid, peer)
+        ctx.send(("stream", peer), ("hello",))
+        _, self.sink = ctx.receive(match=lambda m: m.__class__ is tuple and m[0] == "hello", timeout=WAIT)
+        self._mon = ctx.monitor(self.sink)
+        self._ready.set()
+        sink = self.sink
+        send = ctx.send
+        while not self._stopping:
+            while ctx.mailbox_len:
+                self._handle(ctx.receive(), ctx)
+            if self._stopping:
+                break
+            if self.stop_on_loss and self.reported:
+                self._take(ctx, None)
+                continue
+            now = time.monotonic()
+            if self._mon is None:
+                if now < self._retry_at:
+                    self._take(ctx, self._retry_at - now)
+                    continue
+                self._mon = ctx.monitor(sink)
+            room = self.batch
+            if self.total is not None:
+                room = min(room, self.total - self.sent)
+            if self.window is not None:
+                settled = max(self.acked_hi, self.reported_hi) + 1
+                room = min(room, self.window - (self.sent - settled))
+            if room <= 0:
+                self._take(ctx, None)  # an ack, a report, or stop
+                continue
+            seq = self.sent
+            try:
+                for _ in range(room):
+                    send(sink, ("s", seq))
+                    seq += 1
+            except ConnectionLost as exc:
+                self.send_errors.append(f"{type(exc).__name__}: {exc}")
+                seq += 1  # that one is gone too: the exception was its report
+            finally:
+                self.sent = seq
+            gevent.idle()  # let the link's greenlets write and read
+        if self._final_wanted:
+            self._ask_final(ctx)
+
+    def _take(self, ctx: ActorContext, timeout: float | None) -> None:
+        try:
+            msg = ctx.receive(timeout=WAIT * 2 if timeout is None else timeout)
+        except ReceiveTimeout:
+            return
+        self._handle(msg, ctx)
+
+    def _handle(self, msg: Any, ctx: ActorContext) -> None:
+        now = time.monotonic()
+        cls = msg.__class__
+        if cls is tuple:
+            tag = msg[0]
+            if tag == "ack":
+                _, hi, received, violations = msg
+                if hi < self.acked_hi:
+                    self.acks_out_of_order += 1
+                elif hi > self.acked_hi:
+                    self.acked_hi, self.acked_received = hi, received
+                    self._delay = 0.0
+                self.ack_violations = max(self.ack_violations, violations)
+                self.acks.append((now, hi))
+            elif tag == "sunk":
+                self.final = (msg[1], msg[2], msg[3], [list(g) for g in msg[4]])
+        elif cls is NodeDown:
+            if msg.node == self.peer:
+                self.node_downs.append((now, msg.reason))
+                self._loss(now, "NodeDown")
+        elif cls is NodeUp:
+            if msg.node == self.peer:
+                self.node_ups.append(now)
+        elif cls is Down:
+            if msg.ref == self._mon:
+                self._mon = None
+                self.downs.append((now, msg.reason))
+                self._loss(now, f"Down({msg.reason})")
+                self._retry_at = now + self._delay
+                self._delay = min(0.5, self._delay * 2 or 0.05)
+        self.changed.set()
+
+    def _loss(self, now: float, why: str) -> None:
+        first = max(self.acked_hi, self.reported_hi) + 1
+        last = self.sent - 1
+        if last >= first:
+            self.reported.append([first, last, now, why])
+            self.reported_hi = last
+
+    def _ask_final(self, ctx: ActorContext) -> None:
+        """The sink's account: received, highest, violations, gaps (asked again
+        if a reconnection swallowed the question)."""
+        deadline = time.monotonic() + WAIT
+        while self.final is None and time.monotonic() < deadline:
+            if self._mon is None:
+                self._mon = ctx.monitor(self.sink)
+            ctx.send(self.sink, ("end",))
+            try:
+                msg = ctx.receive(match=lambda m: m.__class__ is tuple and m[0] == "sunk", timeout=5.0)
+            except ReceiveTimeout:
+                continue
+            self._handle(msg, ctx)
+        while ctx.mailbox_len:
+            self._handle(ctx.receive(), ctx)
