@@ -100,6 +100,7 @@ class _Peer:
         "calls",
         "last_error",
         "flushing",
+        "pending_bytes",
     )
 
     def __init__(self, name: str) -> None:
@@ -115,6 +116,7 @@ class _Peer:
         self.next_attempt = 0.0
         self.calls: set[Ref] = set()  # local calls waiting on a server of this node
         self.last_error = ""
+        self.pending_bytes = 0  # what ``pending`` holds, roughly (payloads + overhead)
         self.flushing = False  # a greenlet is moving ``pending`` onto the link
 
 
@@ -475,7 +477,10 @@ class DistributedSystem:
                     self.stats.dropped_stale += 1
                     return
                 self.stats.sent += 1
-                conn.send_frame(conn.encoder.send(self._glob_opt(sender), to, payload))
+                try:
+                    conn.send_frame(conn.encoder.send(self._glob_opt(sender), to, payload))
+                except ConnectionLost:  # dropped while we waited for room: lost with the link
+                    self.stats.dropped_unreachable += 1
                 return
         self._route(to.node, P.Send(self._glob_opt(sender), to, payload))
 
@@ -586,7 +591,10 @@ class DistributedSystem:
             conn = peer.conn
             if conn is not None:
                 # Both frames in one write: the server's node wakes up once per call.
-                conn.send_frame(conn.encoder.encode(monitor) + conn.encoder.encode(request_msg))
+                try:
+                    conn.send_frame(conn.encoder.encode(monitor) + conn.encoder.encode(request_msg))
+                except ConnectionLost:
+                    pass  # _on_closed has failed this call with noconnection
             else:
                 self._enqueue(peer, monitor)
                 self._enqueue(peer, request_msg)
@@ -785,7 +793,12 @@ class DistributedSystem:
         conn = peer.conn
         if conn is not None:
             self.stats.sent += msg.__class__ is P.Send
-            conn.send(msg)
+            try:
+                conn.send(msg)
+            except ConnectionLost:
+                # The link dropped while we waited for room: the message is lost
+                # with it, as in Erlang; monitors and NodeDown tell the rest.
+                self.stats.dropped_unreachable += msg.__class__ is P.Send
             return
         if self._closed:
             return
@@ -793,7 +806,20 @@ class DistributedSystem:
             self.stats.dropped_unreachable += msg.__class__ is P.Send
             self._fail_unreachable(msg, peer.node_id)
             return
+        dialing = peer.connecting
+        if (
+            dialing is not None
+            and peer.pending_bytes >= self._config.max_queue_bytes
+            and getcurrent() is not self.system._hub
+            and getcurrent() is not dialing
+        ):
+            # Backpressure while the link comes up, as on a full link queue:
+            # wait for the dial to end (flushed, or failed and dropped).
+            dialing.join(self._config.handshake_timeout + 1.0)
+            self._enqueue(peer, msg)
+            return
         peer.pending.append(msg)
+        peer.pending_bytes += len(getattr(msg, "payload", b"")) + 32
         self._ensure_connecting(peer)
 
     def _ensure_connecting(self, peer: _Peer) -> None:
@@ -847,6 +873,7 @@ class DistributedSystem:
             peer.next_attempt = monotonic() + peer.backoff.delay()
             peer.last_error = exc.reason if isinstance(exc, NodeUnreachable) and exc.reason else str(exc)
             lost, peer.pending = peer.pending, []
+            peer.pending_bytes = 0
             self.stats.dropped_unreachable += sum(m.__class__ is P.Send for m in lost)
             log.warning("cannot reach node %r: %s (%d queued messages dropped)", name, exc, len(lost))
             for msg in lost:
@@ -872,6 +899,7 @@ class DistributedSystem:
         try:
             while peer.pending:
                 batch, peer.pending = peer.pending, []
+                peer.pending_bytes = 0
                 for msg in batch:
                     self.stats.sent += msg.__class__ is P.Send
                     conn.send(msg)

@@ -106,14 +106,6 @@ def test_a_slow_consumer_does_not_make_its_node_declare_a_live_peer_down(pair: A
 
 
 @pytest.mark.timeout(30)
-@pytest.mark.xfail(
-    strict=True,
-    reason="node.py send(): a sender waiting on a full link queue (backpressure) gets ConnectionLost "
-    "raised into it when the link drops meanwhile (connection.py _wait_for_space), so the sending "
-    "process crashes; a send to a remote pid must never raise (Erlang's semantics, and "
-    "docs/distribution.md: the link is dropped 'with NodeDown'). Fix: catch ConnectionLost in "
-    "DistributedSystem.send and _enqueue and drop the message (NodeDown/Down already report it).",
-)
 def test_a_sender_blocked_by_backpressure_survives_the_link_dropping(pair: Any) -> None:
     queue_bytes = 64 * 1024
     a, b = pair(LinkConfig(tick_time=60.0, max_queue_bytes=queue_bytes), LinkConfig(tick_time=60.0))
@@ -151,14 +143,6 @@ def test_a_sender_blocked_by_backpressure_survives_the_link_dropping(pair: Any) 
 
 
 @pytest.mark.timeout(30)
-@pytest.mark.xfail(
-    strict=True,
-    reason="node.py _enqueue: while a link is being dialled (up to handshake_timeout, 7 s by default, "
-    "when the peer is frozen or its accept backlog is stuck), every message goes to peer.pending, a "
-    "list without bound and without backpressure: a fast sender queues a million messages and their "
-    "memory before the dial fails. Fix: bound pending by max_queue_bytes and make senders wait on it "
-    "as on a full link queue.",
-)
 def test_messages_queued_while_dialling_are_bounded(pair: Any) -> None:
     bound = 64 * 1024
     a, b = pair(LinkConfig(max_queue_bytes=bound, handshake_timeout=5.0), LinkConfig())
