@@ -112,7 +112,10 @@ class LinkConfig:
             announced to it); a larger one closes the link. Default 64 MiB.
         max_queue_bytes: the outgoing queue's cap. A sender finding it full
             waits cooperatively for the writer (backpressure); the queue holds
-            at most this plus one frame. Default 8 MiB.
+            at most this plus one frame. The link's reader and ticker and the
+            hub cannot wait: past twice this (``queue_hard_limit``) a frame
+            they queue closes the link instead (the peer is not reading).
+            Default 8 MiB.
         send_timeout: how long a sender may wait on a full queue before the
             link is dropped as dead (the peer does not read). Default 60 s.
         recv_size: bytes asked of each ``recv``. Default 256 KiB.
@@ -141,6 +144,12 @@ class LinkConfig:
             raise ValueError(f"send_timeout must be positive, got {self.send_timeout}")
         if self.max_queue_bytes < 1 or self.recv_size < 1:
             raise ValueError("max_queue_bytes and recv_size must be positive")
+
+    @property
+    def queue_hard_limit(self) -> int:
+        """Bytes queued past which a frame from a greenlet that cannot wait
+        (the link's reader or ticker, the hub) closes the link: 2 x ``max_queue_bytes``."""
+        return 2 * self.max_queue_bytes
 
 
 @dataclass
@@ -228,6 +237,7 @@ class Connection:
         self._out: list[bytes] = []
         self._out_bytes = 0
         self._max_queue = config.max_queue_bytes
+        self._hard_limit = config.queue_hard_limit
         self._max_out_frame = self.peer.max_frame + 4
         self._writer_waiting = False
         self._writing = False
@@ -367,10 +377,13 @@ class Connection:
         reader and ticker greenlets and the hub, which never wait (a handler
         answering on its own link cannot deadlock two nodes). A wait longer
         than ``send_timeout`` drops the link and raises ``ConnectionLost``.
+        A frame from one that cannot wait, which would take the queue past
+        ``queue_hard_limit`` (twice ``max_queue_bytes``), drops the link at
+        once and raises ``ConnectionLost``: the peer is not reading.
 
         Raises:
             LocalProtocolError: the frame exceeds the peer's max frame size.
-            ConnectionLost: the link is closed.
+            ConnectionLost: the link is closed, or was dropped for either reason.
         """
         if self._closed:
             raise ConnectionLost(f"link to node {self.peer_name!r} is closed: {self.close_reason}")
@@ -380,7 +393,7 @@ class Connection:
                 f"frame of {size - 4} bytes exceeds the limit of node {self.peer_name!r} ({self.peer.max_frame} bytes)"
             )
         if self._out_bytes >= self._max_queue and self._out:
-            self._wait_for_space()
+            self._wait_for_space(size)
         elif self._writer_waiting and not self._out and self._direct_ok and not self._direct_spent:
             frame = self._write_now(frame)
             if not frame:
@@ -417,9 +430,23 @@ class Connection:
     def _refresh_direct(self) -> None:
         self._direct_spent = False
 
-    def _wait_for_space(self) -> None:
+    def _wait_for_space(self, size: int) -> None:
         current = gevent.getcurrent()
-        if current is self._reader or current is self._ticker or current is gevent.get_hub():
+        hub = gevent.get_hub()
+        if current is self._reader or current is self._ticker or current is hub:
+            # These cannot wait (a reader waiting for its writer could deadlock
+            # two nodes whose peers do the same); bound them instead.
+            if self._out_bytes + size > self._hard_limit:
+                reason = ConnectionLost(
+                    f"send queue to node {self.peer_name!r} would pass {self._hard_limit} bytes (twice "
+                    f"max_queue_bytes) with frames the link's reader, ticker or the hub queue: peer not "
+                    "reading; link dropped"
+                )
+                if current is hub:  # on_closed may block: not in the hub
+                    gevent.spawn(self.close, reason)
+                    raise ConnectionLost(f"link to node {self.peer_name!r} is closing: {reason}")
+                self.close(reason)
+                raise ConnectionLost(f"link to node {self.peer_name!r} is closed: {reason}")
             return
         timeout = self.config.send_timeout
         deadline = monotonic() + timeout
@@ -524,11 +551,23 @@ class Connection:
                 handler(self, msg)  # type: ignore[arg-type]
             except (SerializationError, ProtocolError) as exc:
                 self._bad_frame(exc)
+            except ConnectionLost:
+                if not self._closed:  # another link's: the handler's business
+                    self.stats.handler_errors += 1
+                    log.exception(
+                        "link %s -> %s: handler failed on %s", self.local.name, self.peer_name, type(msg).__name__
+                    )
             except Exception:
                 self.stats.handler_errors += 1
                 log.exception("link %s -> %s: handler failed on %s", self.local.name, self.peer_name, type(msg).__name__)
             if self._closed:
                 return
+            if self._out_bytes >= self._max_queue:
+                # Replies fill the queue faster than the writer gets to run:
+                # let it (a yield, never a wait; see send_frame).
+                gevent.sleep(0)
+                if self._closed:
+                    return
 
     def _bad_frame(self, exc: BaseException) -> None:
         stats = self.stats

@@ -297,6 +297,35 @@ def _check_name(name: Any, what: str) -> str | None:
     return None
 
 
+_SCALARS = (bool, int, float, str, bytes)
+
+
+def _describe(value: object, limit: int = 40) -> str:
+    """A short rendering of a value (often the peer's) for an error message.
+
+    Never recursive and bounded in size, whatever the peer sent (``repr`` of a
+    value nested ~1000 deep raises ``RecursionError``; that of a long string
+    is as long): the type name, plus the value itself, truncated, for scalars.
+    """
+    if value is None or value.__class__ is bool or value.__class__ is float:
+        return repr(value)
+    if isinstance(value, int):
+        bits = int(value).bit_length()
+        return repr(int(value)) if bits <= 128 else f"an int of {bits} bits"
+    if isinstance(value, (str, bytes, bytearray)):
+        head = repr(value[:limit])
+        return f"{head}... ({len(value)} long)" if len(value) > limit else head
+    if value.__class__ is tuple or value.__class__ is list:
+        items: Any = value
+        if len(items) <= 4 and all(x is None or x.__class__ in _SCALARS for x in items):
+            inner = ", ".join(_describe(x, 16) for x in items)  # scalars: no deeper than this
+            return f"[{inner}]" if items.__class__ is list else f"({inner}{',' if len(items) == 1 else ''})"
+    if isinstance(value, (list, tuple, dict)):
+        n = len(value)
+        return f"a {type(value).__name__} of {n} item{'' if n == 1 else 's'}"
+    return f"a value of type {type(value).__name__}"
+
+
 def _is_uint(value: Any, top: int) -> bool:
     return type(value) is int and 0 <= value <= top
 
@@ -325,11 +354,11 @@ class NodeIdentity:
         if problem:
             raise ValueError(problem)
         if not _is_uint(self.node_id, _U32) or self.node_id == 0:
-            raise ValueError(f"node_id must be an int in 1..{_U32}, got {self.node_id!r}")
+            raise ValueError(f"node_id must be an int in 1..{_U32}, got {_describe(self.node_id)}")
         if not _is_uint(self.creation, _U32):
-            raise ValueError(f"creation must be an int in 0..{_U32}, got {self.creation!r}")
+            raise ValueError(f"creation must be an int in 0..{_U32}, got {_describe(self.creation)}")
         if not _is_uint(self.flags, _U64):
-            raise ValueError(f"flags must be an int in 0..{_U64}, got {self.flags!r}")
+            raise ValueError(f"flags must be an int in 0..{_U64}, got {_describe(self.flags)}")
 
 
 @dataclass(frozen=True)
@@ -479,14 +508,16 @@ class Handshake:
         challenge_size: int = DEFAULT_CHALLENGE_SIZE,
     ) -> None:
         if not isinstance(role, Role):
-            raise ValueError(f"role must be a Role, got {role!r}")
+            raise ValueError(f"role must be a Role, got {_describe(role)}")
         key = cookie.encode("utf-8") if isinstance(cookie, str) else bytes(cookie)
         if not key:
             raise ValueError("the cookie must not be empty")
         if not _is_uint(tick_ms, _U32):
-            raise ValueError(f"tick_ms must be an int in 0..{_U32}, got {tick_ms!r}")
+            raise ValueError(f"tick_ms must be an int in 0..{_U32}, got {_describe(tick_ms)}")
         if not (_is_uint(max_frame_size, _U32) and max_frame_size >= MIN_MAX_FRAME_SIZE):
-            raise ValueError(f"max_frame_size must be an int in {MIN_MAX_FRAME_SIZE}..{_U32}, got {max_frame_size!r}")
+            raise ValueError(
+                f"max_frame_size must be an int in {MIN_MAX_FRAME_SIZE}..{_U32}, got {_describe(max_frame_size)}"
+            )
         if not 1 <= min_version <= version:
             raise ValueError(f"need 1 <= min_version <= version, got {min_version}..{version}")
         if not CHALLENGE_MIN <= challenge_size <= CHALLENGE_MAX:
@@ -622,7 +653,7 @@ class Handshake:
         """
         self._pending_decision()
         if status not in _REFUSALS or status == STATUS_NOK:
-            raise LocalProtocolError(f"cannot refuse with status {status!r}")
+            raise LocalProtocolError(f"cannot refuse with status {_describe(status)}")
         self._refuse(status, reason)
 
     # -- internals -----------------------------------------------------------
@@ -696,7 +727,7 @@ class Handshake:
             status, reason = self._status_fields(msg)
             if status not in _OK_STATUSES:
                 if status not in _REFUSALS:
-                    raise HandshakeProtocolError(f"unknown handshake status {status!r}")
+                    raise HandshakeProtocolError(f"unknown handshake status {_describe(status)}")
                 raise refusal_error(status, reason, peer_name, by_peer=True)
             self.status = status
             self.state = HandshakeState.AWAIT_PEER_HELLO
@@ -719,7 +750,7 @@ class Handshake:
                 )
             self.state = HandshakeState.DONE
             return None
-        raise HandshakeProtocolError(f"unexpected handshake message {kind!r} in state {state.value}")
+        raise HandshakeProtocolError(f"unexpected handshake message {_describe(kind)} in state {state.value}")
 
     @staticmethod
     def _status_fields(msg: dict[str, Any]) -> tuple[str, str]:
@@ -776,20 +807,20 @@ def _parse_hello(msg: dict[str, Any]) -> PeerHello:
     tick_ms: Any = msg.get("tick_ms", 0)
     max_frame: Any = msg.get("max_frame", DEFAULT_MAX_FRAME_SIZE)
     if not _is_uint(v, _U32) or v == 0:
-        raise HandshakeProtocolError(f"HELLO version must be a positive int, got {v!r}")
+        raise HandshakeProtocolError(f"HELLO version must be a positive int, got {_describe(v)}")
     problem = _check_name(name, "HELLO name")
     if problem:
         raise HandshakeProtocolError(problem)
     if not _is_uint(nid, _U32) or nid == 0:
-        raise HandshakeProtocolError(f"HELLO node id must be an int in 1..{_U32}, got {nid!r}")
+        raise HandshakeProtocolError(f"HELLO node id must be an int in 1..{_U32}, got {_describe(nid)}")
     if not _is_uint(creation, _U32):
-        raise HandshakeProtocolError(f"HELLO creation must be an int in 0..{_U32}, got {creation!r}")
+        raise HandshakeProtocolError(f"HELLO creation must be an int in 0..{_U32}, got {_describe(creation)}")
     if not _is_uint(flags, _U64):
-        raise HandshakeProtocolError(f"HELLO flags must be an int in 0..{_U64}, got {flags!r}")
+        raise HandshakeProtocolError(f"HELLO flags must be an int in 0..{_U64}, got {_describe(flags)}")
     if not isinstance(challenge, bytes) or not CHALLENGE_MIN <= len(challenge) <= CHALLENGE_MAX:
         raise HandshakeProtocolError(f"HELLO challenge must be {CHALLENGE_MIN}..{CHALLENGE_MAX} bytes")
     if not _is_uint(tick_ms, _U32):
-        raise HandshakeProtocolError(f"HELLO tick_ms must be an int in 0..{_U32}, got {tick_ms!r}")
+        raise HandshakeProtocolError(f"HELLO tick_ms must be an int in 0..{_U32}, got {_describe(tick_ms)}")
     if not _is_uint(max_frame, _U32) or max_frame < MIN_MAX_FRAME_SIZE:
         raise HandshakeProtocolError(f"HELLO max_frame must be an int in {MIN_MAX_FRAME_SIZE}..{_U32}")
     return PeerHello(name, nid, creation, flags, v, tick_ms, max_frame)
@@ -979,7 +1010,7 @@ def _ebytes(b: Any, what: str) -> bytes:
 
 def _ename(n: Any, what: str) -> str:
     if n.__class__ is not str or not n:
-        raise _Bad(f"{what} must be a non-empty str, got {n!r}")
+        raise _Bad(f"{what} must be a non-empty str, got {_describe(n)}")
     return n
 
 
@@ -989,13 +1020,13 @@ def _etarget(t: Any, what: str) -> Any:
 
 def _ebool(b: Any, what: str) -> bool:
     if b.__class__ is not bool:
-        raise _Bad(f"{what} must be a bool, got {b!r}")
+        raise _Bad(f"{what} must be a bool, got {_describe(b)}")
     return b
 
 
 def _eid(i: Any) -> int:
     if not _is_uint(i, _U64):
-        raise _Bad(f"unlink id must be an int in 0..{_U64}, got {i!r}")
+        raise _Bad(f"unlink id must be an int in 0..{_U64}, got {_describe(i)}")
     return i
 
 
@@ -1132,7 +1163,7 @@ def _dref(x: Any) -> Ref:
         n, i, c = x
         if _is_uint(n, _U32) and n and _is_uint(i, _U64) and _is_uint(c, _U32):
             return Ref._unchecked(n, i, c)
-    raise _Bad(f"expected a ref [node>0, id, creation], got {x!r:.60}")
+    raise _Bad(f"expected a ref [node>0, id, creation], got {_describe(x)}")
 
 
 def _dbytes(x: Any, what: str) -> bytes:
@@ -1143,13 +1174,13 @@ def _dbytes(x: Any, what: str) -> bytes:
 
 def _dname(x: Any, what: str) -> str:
     if type(x) is not str or not x:
-        raise _Bad(f"{what} must be a non-empty str, got {x!r:.60}")
+        raise _Bad(f"{what} must be a non-empty str, got {_describe(x)}")
     return x
 
 
 def _dbool(x: Any, what: str) -> bool:
     if type(x) is not bool:
-        raise _Bad(f"{what} must be a bool, got {x!r:.60}")
+        raise _Bad(f"{what} must be a bool, got {_describe(x)}")
     return x
 
 
@@ -1337,7 +1368,7 @@ class FrameDecoder:
 
     def _decode(self, t: Any, size: int) -> Message | FrameError:
         if t.__class__ is not tuple or not t or t[0].__class__ is not int:
-            return FrameError(f"body is not an array [op, ...]: {t!r:.60}", size=size)
+            return FrameError(f"body is not an array [op, ...]: {_describe(t)}", size=size)
         op = t[0]
         fn = self._ops.get(op)
         if fn is None:
@@ -1364,7 +1395,7 @@ class FrameDecoder:
                         self._pids.clear()
                     self._pids[x] = p
                     return p
-            raise _Bad(f"{what} must be a pid [node>0, id, creation], got {x!r:.60}")
+            raise _Bad(f"{what} must be a pid [node>0, id, creation], got {_describe(x)}")
         return p
 
     def _opt_pid(self, x: Any, what: str) -> Pid | None:
@@ -1376,5 +1407,5 @@ class FrameDecoder:
     @staticmethod
     def _id(x: Any) -> int:
         if not _is_uint(x, _U64):
-            raise _Bad(f"unlink id must be an int in 0..{_U64}, got {x!r:.60}")
+            raise _Bad(f"unlink id must be an int in 0..{_U64}, got {_describe(x)}")
         return x

@@ -146,7 +146,7 @@ class InvalidName(EpmdError, LocalProtocolError, ValueError):
     """
 
     def __init__(self, name: object, reason: str) -> None:
-        super().__init__(f"invalid node name {name!r}: {reason}")
+        super().__init__(f"invalid node name {_describe(name, 300)}: {reason}")
         self.name = name
         self.reason = reason
 
@@ -662,6 +662,35 @@ def _map(value: object, what: str) -> dict[str, Any]:
     return value
 
 
+_SCALARS = (bool, int, float, str, bytes)
+
+
+def _describe(value: object, limit: int = 40) -> str:
+    """A short rendering of a peer's value for an error message.
+
+    Never recursive and bounded in size, whatever the peer sent (``repr`` of a
+    value nested ~1000 deep raises ``RecursionError``; that of a 64 MiB string
+    is 64 MiB): the type name, plus the value itself, truncated, for scalars.
+    """
+    if value is None or value.__class__ is bool or value.__class__ is float:
+        return repr(value)
+    if isinstance(value, int):
+        bits = int(value).bit_length()
+        return repr(int(value)) if bits <= 128 else f"an int of {bits} bits"
+    if isinstance(value, (str, bytes, bytearray)):
+        head = repr(value[:limit])
+        return f"{head}... ({len(value)} long)" if len(value) > limit else head
+    if value.__class__ is tuple or value.__class__ is list:
+        items: Any = value
+        if len(items) <= 4 and all(x is None or x.__class__ in _SCALARS for x in items):
+            inner = ", ".join(_describe(x, 16) for x in items)  # scalars: no deeper than this
+            return f"[{inner}]" if items.__class__ is list else f"({inner}{',' if len(items) == 1 else ''})"
+    if isinstance(value, (list, tuple, dict)):
+        n = len(value)
+        return f"a {type(value).__name__} of {n} item{'' if n == 1 else 's'}"
+    return f"a value of type {type(value).__name__}"
+
+
 def _field(m: dict[str, Any], key: str, default: Any) -> Any:
     value = m.get(key, _MISSING)
     if value is _MISSING:
@@ -681,7 +710,7 @@ def _str(m: dict[str, Any], key: str, default: Any = _MISSING) -> str:
 def _int(m: dict[str, Any], key: str, top: int, default: Any = _MISSING) -> int:
     value = _field(m, key, default)
     if type(value) is not int or not 0 <= value <= top:
-        raise EpmdProtocolError(f"field {key!r} must be an int in 0..{top}, got {value!r}")
+        raise EpmdProtocolError(f"field {key!r} must be an int in 0..{top}, got {_describe(value)}")
     return value
 
 
@@ -925,7 +954,7 @@ def _decode_ext_reply(body: bytes) -> ExtReply:
         return KeepAliveAck()
     if op == "error":
         return ExtError(_str(m, "code"), _str(m, "message", ""))
-    raise EpmdProtocolError(f"unknown extension reply op {op!r}")
+    raise EpmdProtocolError(f"unknown extension reply op {_describe(op)}")
 
 
 class ExtReplyDecoder:
@@ -1028,11 +1057,11 @@ class ClassicReplyDecoder:
             raise EpmdProtocolError(f"connection closed after {len(buf)} bytes of a {what} reply")
         if k is KillReq:
             if buf not in (b"OK", b"NO"):
-                raise EpmdProtocolError(f"KILL reply {buf!r} is neither OK nor NO")
+                raise EpmdProtocolError(f"KILL reply {_describe(buf)} is neither OK nor NO")
             return KillResp(buf == b"OK")
         if k is StopReq:
             if not buf or not buf.isalpha() or not buf.isascii():
-                raise EpmdProtocolError(f"STOP reply {buf!r} is not a word")
+                raise EpmdProtocolError(f"STOP reply {_describe(buf)} is not a word")
             return StopResp(buf.decode("ascii"))
         if len(buf) < 4:
             raise EpmdProtocolError(f"reply of {len(buf)} bytes lacks the daemon's port")
@@ -1100,5 +1129,5 @@ def _parse_names(text: str) -> tuple[tuple[str, int], ...]:
     found = _NAMES_LINE.findall(text)
     if len(found) != text.count("\n"):
         bad = next(line for line in text.split("\n")[:-1] if not _NAMES_LINE.fullmatch(line))
-        raise EpmdProtocolError(f"NAMES line {bad!r} is not 'name N at port P'")
+        raise EpmdProtocolError(f"NAMES line {_describe(bad, 80)} is not 'name N at port P'")
     return tuple((name, int(port)) for name, port in found)

@@ -21,7 +21,8 @@ from ._registry import MessageRegistry, default_registry
 
 def active_codec() -> Codec | None:
     """The codec running the current ``serialize()`` or deserializer, if any."""
-    return ACTIVE.get()
+    frame = ACTIVE.get()
+    return None if frame is None else frame[0]
 
 
 def plain_codec(registry: MessageRegistry) -> Codec:
@@ -35,8 +36,8 @@ def plain_codec(registry: MessageRegistry) -> Codec:
 
 def current_codec() -> Codec:
     """The active codec, else the default registry's plain codec."""
-    codec = ACTIVE.get()
-    return codec if codec is not None else plain_codec(default_registry())
+    frame = ACTIVE.get()
+    return frame[0] if frame is not None else plain_codec(default_registry())
 
 
 def encode(value: Any) -> bytes:
@@ -80,9 +81,10 @@ def _ident_to_bytes(value: object, kind: type[Pid] | type[Ref]) -> bytes:
     if value.__class__ is not kind:
         raise not_serializable(type(value), "", f"expected a {kind.__name__}")
     ident: Any = value
-    codec = ACTIVE.get()
-    if codec is None:
+    frame = ACTIVE.get()
+    if frame is None:
         return IDENT.pack(ident.node, ident.id, ident.creation)
+    codec = frame[0]
     try:
         ext = codec._enc_pid(ident) if kind is Pid else codec._enc_ref(ident)
     except Refused as exc:
@@ -97,9 +99,10 @@ def _ident_from_bytes(data: bytes | bytearray | memoryview, kind: Any) -> Any:
         data = bytes(data)
     if len(data) != 16:
         raise DecodeError(f"a {kind.__name__} takes 16 bytes, not {len(data)}")
-    codec = ACTIVE.get()
-    if codec is None:
+    frame = ACTIVE.get()
+    if frame is None:
         return kind._unchecked(*IDENT.unpack(data))
+    codec = frame[0]
     code, cache = (EXT_PID, codec._pid_in) if kind is Pid else (EXT_REF, codec._ref_in)
     value = cache.get(data)
     return value if value is not None else codec._dec_ident(data, code)

@@ -26,7 +26,7 @@ from ..errors import DecodeError, SerializationError
 from ..pid import Pid, Ref
 from ._explain import Refused, explain
 from ._interface import MAX_TYPE_ID_BYTES, BrokenMessageType, ISerializableMessage, check_type_id, verify_message
-from ._limits import Limits, exceeds_depth
+from ._limits import MAX_NESTED_MESSAGES, ExtWalk, Limits, exceeds_depth
 from ._registry import MessageRegistry, default_registry
 
 EXT_PID = 1
@@ -40,6 +40,12 @@ IDENT = struct.Struct(">IQI")  # node, id, creation
 RECORD_VERSION = struct.Struct(">I")
 
 _CACHE_MAX = 4096
+# Headers of a message walked to find where a registered message sits whose
+# payload is decoded again, when checking its depth did not walk it already:
+# this many, plus _WALK_PER_PAYLOAD per payload decoded again so far (beyond
+# that, ExtWalk.bound bounds the depth, and is then at most max_depth).
+_WALK_BASE = 65536
+_WALK_PER_PAYLOAD = 256
 
 PidHook = Callable[[Pid], Pid]
 RefHook = Callable[[Ref], Ref]
@@ -75,8 +81,20 @@ class _RecordHead:
         self.version = version
 
 
-#: The codec running a user's serialize() or deserializer (see _active.py).
-ACTIVE: contextvars.ContextVar[Codec | None] = contextvars.ContextVar("joerl_codec", default=None)
+#: ``(codec, decoder)``: the codec running a user's serialize() or deserializer
+#: (see _active.py) and, for a deserializer a decode runs for a registered
+#: message it met, that decode (else None). A decode the deserializer starts
+#: decodes the message's payload again: ``decoder.payload_budget()`` bounds it.
+ACTIVE: contextvars.ContextVar[tuple[Codec, _Decoder | None] | None] = contextvars.ContextVar(
+    "joerl_codec", default=None
+)
+_active = ACTIVE.get
+
+#: What a registered message's payload decoded again inside another message
+#: may use: the depth left to it, how many more registered messages may nest
+#: in it, and the bytes left to every payload decoded again inside the
+#: outermost message (one shared, mutable cell). See Limits.
+Budget = tuple[int, int, list[int]]
 
 
 class Codec:
@@ -139,6 +157,7 @@ class Codec:
         self._heads: dict[bytes, _RecordHead] = {}
         self._encoder = _Encoder(self)
         self._decoder = _Decoder(self)
+        self._frame: tuple[Codec, _Decoder | None] = (self, None)  # ACTIVE's value outside decodes
 
     def __repr__(self) -> str:
         return f"<Codec {self.registry!r} {self.limits!r}>"
@@ -245,7 +264,7 @@ class Codec:
                 prefix = self._prefix(type_id)
         except (AttributeError, TypeError, ValueError) as exc:
             raise Refused(msg, error=BrokenMessageType(cls, f"its message_type_id is unusable: {exc}")) from None
-        token = ACTIVE.set(self)
+        token = ACTIVE.set(self._frame)
         try:
             data = msg.serialize()
         except SerializationError as exc:
@@ -279,10 +298,22 @@ class Codec:
                 a deserializer rejected its payload.
             UnknownMessageType: a message type id not registered here.
         """
+        frame = _active()
+        if frame is not None and frame[1] is not None:  # a deserializer's decode: a payload decoded again
+            return self._decode_payload(data, frame[1].payload_budget())
         dec = self._decoder
         if dec.busy:
-            dec = _Decoder(self)
+            dec = _Decoder(self)  # re-entered from a hook, or a greenlet switched inside a deserializer
         return dec.run(data)
+
+    def _decode_payload(self, data: bytes | bytearray | memoryview, budget: Budget) -> Any:
+        """Decode a registered message's payload inside the decode that met
+        the message, within what that decode leaves it (see ``Limits``)."""
+        raw = data if data.__class__ is bytes else _Decoder.as_bytes(data)
+        self._check_payload(raw, budget)
+        dec = _Decoder(self)
+        dec.budget = budget
+        return dec.run(raw)
 
     def _check_size(self, data: bytes) -> None:
         lim = self.limits
@@ -290,6 +321,34 @@ class Codec:
             raise DecodeError(f"a message of {len(data)} bytes is over max_bytes={lim.max_bytes}")
         if exceeds_depth(data, lim.max_depth):
             raise DecodeError(f"the message nests deeper than max_depth={lim.max_depth}")
+
+    def _check_payload(self, data: bytes, budget: Budget) -> None:
+        """Check a registered message's payload decoded inside another message
+        against what the enclosing decodes left it (see ``Limits``)."""
+        depth, levels, left = budget
+        lim = self.limits
+        if levels < 0:
+            raise DecodeError(
+                f"registered messages whose payloads are decoded again nest more than {MAX_NESTED_MESSAGES} deep"
+            )
+        if depth < 0:
+            raise DecodeError(
+                f"registered messages nest deeper than max_depth={lim.max_depth} (each one whose payload "
+                "is decoded again counts one level)"
+            )
+        size = len(data)
+        if size > lim.max_bytes:
+            raise DecodeError(f"a message of {size} bytes is over max_bytes={lim.max_bytes}")
+        if size > left[0]:
+            raise DecodeError(
+                f"the payloads of registered messages decoded inside one message add up to more than "
+                f"max_bytes={lim.max_bytes}"
+            )
+        left[0] -= size
+        if exceeds_depth(data, min(depth, lim.max_depth)):
+            raise DecodeError(
+                f"the message nests deeper than max_depth={lim.max_depth}, counting the messages it is nested in"
+            )
 
     def _dec_ident(self, data: bytes, code: int) -> Any:
         if len(data) != 16:
@@ -305,7 +364,7 @@ class Codec:
         cache[data] = value
         return value
 
-    def _dec_message(self, data: bytes) -> Any:
+    def _dec_message(self, data: bytes, decoder: _Decoder) -> Any:
         size = data[0] if data else 0
         end = size + 1
         if not size or len(data) < end:
@@ -315,12 +374,16 @@ class Codec:
         except UnicodeDecodeError:
             raise DecodeError("a message type id that is not UTF-8") from None
         entry = self._entries.get(type_id) or self.registry.lookup(type_id)
-        return self.call_deserializer(type_id, entry.deserializer, data[end:])
+        return self.call_deserializer(type_id, entry.deserializer, data[end:], decoder)
 
-    def call_deserializer(self, type_id: str, deserializer: Callable[[bytes], Any], data: bytes) -> Any:
+    def call_deserializer(
+        self, type_id: str, deserializer: Callable[[bytes], Any], data: bytes, decoder: _Decoder | None = None
+    ) -> Any:
         """Run a registered deserializer with this codec active (so that
-        ``pid_from_bytes`` and ``decode`` inside it use this codec)."""
-        token = ACTIVE.set(self)
+        ``pid_from_bytes`` and ``decode`` inside it use this codec); from
+        inside a decode, ``decoder`` is that decode (which bounds the decodes
+        the deserializer starts)."""
+        token = ACTIVE.set(self._frame if decoder is None else decoder.frame)
         try:
             return deserializer(data)
         except SerializationError:
@@ -416,9 +479,19 @@ class _Encoder:
 
 
 class _Decoder:
-    """The hooks of one decode, and its count of unconsumed ext 3/6 markers."""
+    """The hooks of one decode, its count of unconsumed ext 3/6 markers, and
+    what a registered message's payload decoded inside it may still use.
 
-    __slots__ = ("codec", "busy", "pending", "ext_hook", "list_hook")
+    ``budget`` is None for an outermost decode (until a payload is decoded
+    again), else the ``Budget`` given to a payload's (fresh) decoder by
+    ``Codec._decode_payload``; ``count`` counts the ext 4s met; ``walk``
+    finds where they sit in ``data``, once a payload is decoded again (most
+    deserializers read bytes: no walk); ``payloads`` counts those decodes.
+    """
+
+    __slots__ = (
+        "codec", "busy", "pending", "ext_hook", "list_hook", "data", "budget", "count", "walk", "payloads", "frame"
+    )  # fmt: skip
 
     def __init__(self, codec: Codec) -> None:
         self.codec = codec
@@ -426,16 +499,27 @@ class _Decoder:
         self.pending = 0
         self.ext_hook = self._ext_hook
         self.list_hook = self._list_hook
+        self.data = b""
+        self.budget: Budget | None = None
+        self.count = 0
+        self.walk: ExtWalk | None = None
+        self.payloads = 0
+        self.frame: tuple[Codec, _Decoder | None] = (codec, self)  # ACTIVE's value in its deserializers
+
+    @staticmethod
+    def as_bytes(data: Any) -> bytes:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"decode() takes bytes, not {type(data).__name__}")
+        return bytes(data)
 
     def run(self, data: bytes | bytearray | memoryview) -> Any:
         codec = self.codec
         if data.__class__ is not bytes:
-            if not isinstance(data, (bytes, bytearray, memoryview)):
-                raise TypeError(f"decode() takes bytes, not {type(data).__name__}")
-            data = bytes(data)
+            data = self.as_bytes(data)
         size = len(data)
         if size > codec._check_above:
-            codec._check_size(data)
+            codec._check_size(data)  # (a payload decoded again was checked against its budget too)
+        self.data = data
         # A map of more than 15 pairs (map16/map32 header: 0xde, 0xdf) is built by
         # _checked_dict, which refuses keys with colliding hashes (hash flooding).
         flood_check = size >= _MIN_BIG_MAP and (0xDE in data or 0xDF in data)  # int: a memchr
@@ -462,6 +546,13 @@ class _Decoder:
             raise DecodeError(f"malformed message: {exc or type(exc).__name__}") from exc
         finally:
             self.busy = False
+            self.data = b""
+            if self.count:  # it met a registered message
+                self.count = 0
+                if self.walk is not None:  # and decoded a payload again
+                    self.walk = None
+                    self.payloads = 0
+                    self.budget = None  # (only a payload's decoder is given one; it is not reused)
         if self.pending:
             raise DecodeError("a tuple or record marker outside the head of an array")
         return obj
@@ -481,13 +572,36 @@ class _Decoder:
             self.pending += 1
             return head
         if code == EXT_MESSAGE:
-            return codec._dec_message(data)
+            self.count += 1  # payload_budget() tells which one is being deserialized
+            return codec._dec_message(data, self)
         if code == EXT_REF:
             ref = codec._ref_in.get(data)
             return ref if ref is not None else codec._dec_ident(data, code)
         if code == EXT_BIGINT:
             return codec._dec_bigint(data)
         raise DecodeError(f"unknown ext type {code}")
+
+    def payload_budget(self) -> Budget:
+        """What the payload of the registered message being deserialized (the
+        last ext 4 met) may use when decoded again: the depth below where the
+        message sits, less one for the message, one nesting level less, and
+        the bytes left to all such payloads."""
+        budget = self.budget
+        if budget is None:
+            lim = self.codec.limits
+            budget = self.budget = (lim.max_depth, MAX_NESTED_MESSAGES, [lim.max_bytes])
+        depth, levels, left = budget
+        walk = self.walk
+        if walk is None:
+            walk = self.walk = ExtWalk(self.data, EXT_MESSAGE)
+        self.payloads += 1
+        if walk.bound > depth:  # checking the message's depth walked all of it: so may this
+            where = walk.depth_of(self.count - 1, len(self.data) + 1)
+        else:  # maybe millions of scalars: walk a bounded part, else the bound will do
+            where = walk.depth_of(self.count - 1, _WALK_BASE + _WALK_PER_PAYLOAD * self.payloads)
+        if where is None:  # not reached (or malformed, which msgpack refuses anyway)
+            where = min(walk.bound, depth)
+        return (depth - where - 1, levels - 1, left)
 
     def _list_hook(self, items: list[Any]) -> Any:
         if items:

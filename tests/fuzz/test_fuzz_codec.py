@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import datetime
 import struct
+import time
 from dataclasses import dataclass
 from typing import Any
 
+import gevent
 import msgpack
 import pytest
 from hypothesis import event, given
@@ -21,6 +23,7 @@ from zope.interface import implementer
 from joerl.errors import DecodeError, SerializationError
 from joerl.pid import Pid, Ref
 from joerl.serialization import Codec, ISerializableMessage, Limits, MessageRegistry, serializable
+from joerl.serialization._limits import ExtWalk, ext_depths
 
 from _fuzzkit import fuzz_settings, msgpack_values, mutated, nested, packb
 
@@ -216,14 +219,162 @@ def _wrapped(inner: bytes, type_id: bytes, times: int) -> bytes:
     return inner
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: Limits.max_depth does not count nesting through registered-message payloads: an ext 4 "
-    "of a @serializable type is decoded by RecordSpec.from_bytes with a fresh depth budget, so records "
-    "wrapped in ext 4 nest until Python's recursion limit. A 7 MiB message so nested ~150 times (under "
-    "max_bytes) took 4 s and 2.1 GB of memory to decode, against 7 ms flat",
-)
 def test_max_depth_bounds_nesting_through_registered_messages() -> None:
     codec = Codec(REGISTRY, limits=Limits(max_depth=8))
     data = _wrapped(codec.encode(Point(1, 2)), b"fuzz::Point", 20)
     assert isinstance(decode_or_error(codec, data), DecodeError)
+
+
+def _point_message(point: Point, codec: Codec = CODEC) -> bytes:
+    """``point`` as a peer may send it: a registered message (ext 4) whose
+    payload is the record's bytes, decoded again by ``RecordSpec.from_bytes``."""
+    return _wrapped(codec.encode(point), b"fuzz::Point", 1)
+
+
+@pytest.mark.parametrize("times, ok", [(5, True), (6, True), (7, False), (20, False)])
+def test_each_registered_message_decoded_again_counts_one_level(times: int, ok: bool) -> None:
+    """With max_depth 8 a record (2 levels) fits under 6 registered messages (1 each), not 7."""
+    codec = Codec(REGISTRY, limits=Limits(max_depth=8))
+    value = decode_or_error(codec, _wrapped(codec.encode(Point(1, 2)), b"fuzz::Point", times))
+    if ok:
+        assert value == Point(1, 2)
+    else:
+        assert isinstance(value, DecodeError) and "max_depth=8" in str(value), value
+
+
+@pytest.mark.parametrize("arrays, ok", [(0, True), (4, True), (5, False)])
+def test_a_payload_counts_from_where_its_message_sits(arrays: int, ok: bool) -> None:
+    """The payload's levels add to the containers around its message (the map,
+    ``arrays``, then 1 for the message and 2 for the record: at most 8), not to
+    the deepest part of the enclosing message (8 levels, elsewhere)."""
+    codec = Codec(REGISTRY, limits=Limits(max_depth=8))
+    data = b"\x82\xa1a" + nested(7, leaf=b"\x01") + b"\xa1b" + nested(arrays, leaf=_point_message(Point(1, 2), codec))
+    value = decode_or_error(codec, data)
+    if ok:
+        assert isinstance(value, dict) and _depth(value["a"]) == 7
+        inner = value["b"]
+        for _ in range(arrays):
+            [inner] = inner
+        assert inner == Point(1, 2)
+    else:
+        assert isinstance(value, DecodeError) and "max_depth=8" in str(value), value
+
+
+def test_a_hand_written_payload_is_not_counted() -> None:
+    """A registered type whose deserializer reads bytes itself nests like a leaf."""
+    codec = Codec(REGISTRY, limits=Limits(max_depth=8))
+    assert codec.decode(codec.encode(nested_list(8, Blob(b"x")))) == nested_list(8, Blob(b"x"))
+
+
+def nested_list(depth: int, leaf: Any) -> Any:
+    for _ in range(depth):
+        leaf = [leaf]
+    return leaf
+
+
+@pytest.mark.parametrize("times, ok", [(32, True), (33, False), (1000, False)])
+def test_registered_messages_nest_at_most_32_deep_whatever_max_depth(times: int, ok: bool) -> None:
+    """Far from Python's recursion limit: refused by the limit, in any greenlet."""
+    codec = Codec(REGISTRY, limits=Limits(max_depth=10_000))
+    data = _wrapped(codec.encode(Point(1, 2)), b"fuzz::Point", times)
+    value = gevent.spawn(decode_or_error, codec, data).get(timeout=10)
+    if ok:
+        assert value == Point(1, 2)
+    else:
+        assert isinstance(value, DecodeError) and "more than 32 deep" in str(value), value
+
+
+def test_payloads_decoded_again_share_one_max_bytes() -> None:
+    """A message of 7 MiB nested 150 times in registered messages (under
+    max_bytes) is refused at the second level: its payloads would add up to
+    more than max_bytes. It used to cost seconds and gigabytes."""
+    limits = Limits()
+    point = CODEC.encode(Point("x" * (7 * 1024 * 1024), 1))
+    data = _wrapped(point, b"fuzz::Point", 150)
+    assert len(data) <= limits.max_bytes
+    start = time.process_time()
+    value = decode_or_error(CODEC, data)
+    assert isinstance(value, DecodeError) and "add up to more than max_bytes" in str(value), value
+    assert time.process_time() - start < 1.0
+    assert CODEC.decode(_wrapped(point, b"fuzz::Point", 1)) == Point("x" * (7 * 1024 * 1024), 1)
+
+
+def test_sibling_payloads_share_the_byte_budget() -> None:
+    """Payloads side by side are charged once each: a list of them fits when
+    the message does; nested twice, the same bytes count twice."""
+    codec = Codec(REGISTRY, limits=Limits(max_bytes=1000))
+    one = _point_message(Point("y" * 400), codec)
+    assert codec.decode(b"\x92" + one + one) == [Point("y" * 400), Point("y" * 400)]
+    twice = _wrapped(codec.encode(Point("y" * 400)), b"fuzz::Point", 2)
+    assert codec.decode(twice) == Point("y" * 400)
+    thrice = _wrapped(codec.encode(Point("y" * 400)), b"fuzz::Point", 3)
+    assert isinstance(decode_or_error(codec, thrice), DecodeError)
+
+
+def test_a_refused_payload_leaves_the_codec_unbounded() -> None:
+    """After a nested decode fails, the next message gets the full limits again."""
+    codec = Codec(REGISTRY, limits=Limits(max_depth=8))
+    assert isinstance(decode_or_error(codec, _wrapped(codec.encode(Point(1, 2)), b"fuzz::Point", 7)), DecodeError)
+    assert codec.decode(nested(8, leaf=b"\x01")) == nested_list(8, 1)
+    assert codec.decode(_wrapped(codec.encode(Point(1, 2)), b"fuzz::Point", 6)) == Point(1, 2)
+
+
+def _ext4_depths(value: Any, depth: int, out: list[int]) -> list[int]:
+    """Reference for ``ext_depths``: the depth of each ext 4, in packing order."""
+    if isinstance(value, msgpack.ExtType):
+        if value.code == 4:
+            out.append(depth)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _ext4_depths(item, depth + 1, out)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _ext4_depths(k, depth + 1, out)
+            _ext4_depths(v, depth + 1, out)
+    return out
+
+
+_ext_data = st.binary(max_size=20) | st.sampled_from([b"", b"x", b"ab", b"abcd", b"a" * 8, b"b" * 16, b"c" * 300])
+_exts = st.builds(msgpack.ExtType, st.sampled_from([1, 4, 4, 6, 127]), _ext_data)
+_ext_trees = st.recursive(
+    msgpack_values | _exts,
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=3) | _exts, inner, max_size=4),
+    max_leaves=25,
+)
+
+
+@fuzz_settings(300)
+@given(_ext_trees)
+def test_ext_depths_finds_each_ext_where_msgpack_puts_it(value: Any) -> None:
+    data = packb(value)
+    assert ext_depths(data, 4) == _ext4_depths(value, 0, [])
+    seen: list[int] = []
+    msgpack.unpackb(data, ext_hook=lambda code, _: seen.append(code), strict_map_key=False)
+    assert len(ext_depths(data, 4)) == seen.count(4)
+
+
+def test_ext_walk_is_resumable_and_bounded() -> None:
+    """``depth_of`` reads at most the headers it is allowed, and goes on from
+    there when asked again."""
+    data = packb([0] * 1000 + [[msgpack.ExtType(4, b"a")], msgpack.ExtType(4, b"b")])
+    walk = ExtWalk(data, 4)
+    assert walk.depth_of(0, 500) is None and walk.headers == 500
+    assert walk.depth_of(0, 10_000) == 2 and walk.headers == 1003
+    assert walk.depth_of(1, 1003) is None  # no header more allowed
+    assert walk.depth_of(1, 10_000) == 1 and walk.depth_of(2, 10_000) is None
+    assert walk.bound == 2
+
+
+def test_finding_a_payload_among_millions_of_items_costs_a_bounded_walk() -> None:
+    """A registered message decoded again after 4 million scalars (nested 100
+    deep): where it sits is bounded by the message's array and map headers
+    instead of walking every item in Python (seconds), and it decodes."""
+    million = b"\xdd" + struct.pack(">I", 1 << 20) + b"\x00" * (1 << 20)
+    point = _point_message(Point(1, 2))
+    data = nested(100, leaf=b"\x95" + million * 4 + point)
+    start = time.process_time()
+    value = CODEC.decode(data)
+    assert time.process_time() - start < 0.8
+    for _ in range(100):
+        [value] = value
+    assert value[4] == Point(1, 2)

@@ -12,6 +12,7 @@ import socket as stdsocket
 import struct
 from typing import Any
 
+import gevent
 import pytest
 from gevent import socket as gsocket
 from gevent.event import Event
@@ -107,16 +108,42 @@ def test_a_bad_frame_never_disturbs_its_neighbours(bodies: list[bytes], data: st
     assert [outcome(m) for m in got] == [outcome(m) for m in expected]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RecursionError,
-    reason="bug: FrameDecoder._decode formats a body that is not an array with repr(); a map or array "
-    "nested ~1000 deep (msgpack's unpacker allows 1023) makes repr() raise RecursionError out of feed() "
-    "instead of a FrameError, and the node's reader then closes the link (joerl/dist/protocol.py _decode)",
-)
 def test_a_deeply_nested_frame_body_is_a_frame_error() -> None:
     out = FrameDecoder().feed(frame(nested(1010, opener=b"\x81\xa1k")))
     assert len(out) == 1 and isinstance(out[0], FrameError)
+
+
+_DEEP = nested(1010)  # arrays nested past repr's limit (msgpack allows 1023)
+_PID = packb([1, 2, 3])
+_REF = packb([1, 4, 5])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        nested(1010),  # the body itself: op is an array
+        b"\x92" + _DEEP + b"\x01",  # [[[...]], 1]
+        b"\x94\x01" + _DEEP + _PID + b"\xc4\x00",  # SEND, sender
+        b"\x94\x01\xc0" + _DEEP + b"\xc4\x00",  # SEND, to
+        b"\x94\x01\xc0" + _PID + _DEEP,  # SEND, payload
+        b"\x94\x02\xc0" + _DEEP + b"\xc4\x00",  # REG_SEND, to_name
+        b"\x94\x04" + _PID + _PID + _DEEP,  # UNLINK, id
+        b"\x94\x08" + _PID + _DEEP + _REF,  # MONITOR, to
+        b"\x94\x08" + _PID + _PID + _DEEP,  # MONITOR, ref
+        b"\x97\x0b" + _REF + _PID + b"\xa1f\xc4\x00" + _DEEP + b"\xc2",  # SPAWN_REQUEST, link
+        b"\x94\x0c" + _REF + _PID + _DEEP,  # SPAWN_REPLY, result
+        b"\x93\x0e" + _REF + _DEEP,  # ALIVE_REPLY, alive
+    ],
+    ids=["body", "op", "send-sender", "send-to", "send-payload", "reg_send-to_name", "unlink-id", "monitor-to",
+         "monitor-ref", "spawn_request-link", "spawn_reply-result", "alive_reply-alive"],
+)
+def test_a_field_nested_deep_is_a_short_frame_error(body: bytes) -> None:
+    """Wherever it sits, a value nested past repr's limit makes a frame error
+    whose text stays short; the frame after it decodes."""
+    ok = dp.AliveReply(Ref(1, 2, 3), True)
+    out = FrameDecoder().feed(frame(body) + dp.encode_frame(ok))
+    assert len(out) == 2 and isinstance(out[0], FrameError) and out[1] == ok, out
+    assert "Recursion" not in str(out[0]) and len(str(out[0])) < 200, str(out[0])
 
 
 # -- a live link sending garbage -----------------------------------------------------------
@@ -272,12 +299,6 @@ def test_oversized_frame_closes_only_that_link(cluster: Any, good_peer_talks: An
         again.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a frame body nested ~1000 deep makes FrameDecoder.feed raise RecursionError (see "
-    "test_a_deeply_nested_frame_body_is_a_frame_error); the link's reader logs 'reader failed' and closes "
-    "the link, where a bad frame should be counted and skipped",
-)
 def test_deeply_nested_frame_is_counted_not_fatal(cluster: Any) -> None:
     target, _ = cluster
     raw = RawPeer(target)
@@ -289,13 +310,14 @@ def test_deeply_nested_frame_is_counted_not_fatal(cluster: Any) -> None:
         raw.close()
 
 
-def _silent_link(target: Any, name: str) -> Any:
+def _silent_link(target: Any, name: str, rcvbuf: int | None = 4096) -> Any:
     """A link to ``target`` made by hand over a plain socket, whose peer (this
     test) sends frames but never reads again after the handshake."""
     identity = dp.NodeIdentity(name, node_id_of(name), 1)
     engine = dp.Handshake(dp.Role.INITIATOR, identity, CLUSTER_COOKIE, expected_peer=target.node_name)
     sock = gsocket.create_connection(("127.0.0.1", target.listen_port), timeout=5.0)
-    sock.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_RCVBUF, 4096)
+    if rcvbuf is not None:
+        sock.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_RCVBUF, rcvbuf)
     sock.sendall(engine.data_to_send())
     while engine.state is not dp.HandshakeState.DONE:
         for event in engine.feed(sock.recv(4096)):
@@ -306,15 +328,7 @@ def _silent_link(target: Any, name: str) -> Any:
     return sock
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the per-link outgoing queue bound (LinkConfig.max_queue_bytes, then send_timeout) does not "
-    "apply to frames queued by the link's own reader: replies to ALIVE_REQUEST (also EXIT for a LINK to a "
-    "dead pid, DOWN for a MONITOR, SPAWN_REPLY) from a linked peer that never reads pile up without limit "
-    "(Connection._wait_for_space returns at once for the reader); measured 2.7 MB queued against a 64 KiB cap, "
-    "growing linearly, link still up",
-)
-def test_outgoing_queue_stays_bounded_when_the_peer_does_not_read() -> None:
+def test_outgoing_queue_stays_bounded_when_the_peer_does_not_read(caplog: pytest.LogCaptureFixture) -> None:
     config = LinkConfig(handshake_timeout=3.0, max_queue_bytes=64 * 1024)
     with node_cluster("fz-target", cookie=CLUSTER_COOKIE.decode(), link_config=config) as (target,):
         echo = target.system.spawn_fn(lambda ctx: ctx.receive()).pid
@@ -342,5 +356,91 @@ def test_outgoing_queue_stays_bounded_when_the_peer_does_not_read() -> None:
             assert link.closed or link._out_bytes <= bound, (
                 f"{link._out_bytes} bytes queued for a peer that does not read (bound {bound}) after {sent} requests"
             )
+            assert "peer not reading" in str(link.close_reason), link.close_reason
+            wait_until(lambda: "fz-flood" not in target.nodes(), what="the node dropped the flooding peer")
+            assert link.stats.handler_errors == 0  # the reply that hit the limit is no handler failure
+            assert not [r for r in caplog.records if "handler failed" in r.getMessage()]
+        finally:
+            sock.close()
+
+
+def _reading_link(target: Any, name: str) -> tuple[Any, list[int], Any]:
+    """A link made by hand like ``_silent_link``, whose peer reads all the time:
+    returns the socket, ``[ALIVE_REPLY frames read]`` and the reading greenlet."""
+    sock = _silent_link(target, name, rcvbuf=None)
+    got = [0]
+
+    def read() -> None:
+        decoder = FrameDecoder()
+        try:
+            while True:
+                data = sock.recv(1 << 20)
+                if not data:
+                    return
+                got[0] += sum(isinstance(m, dp.AliveReply) for m in decoder.feed(data))
+        except OSError:
+            return
+
+    return sock, got, gevent.spawn(read)
+
+
+def test_a_peer_that_reads_may_pipeline_many_requests() -> None:
+    """The hard limit is no trap for a peer that reads: 60,000 ALIVE_REQUESTs
+    sent in bursts to a node with a 64 KiB queue (one recv brings far more
+    than 128 KiB of replies' worth) are all answered, the link stays up."""
+    config = LinkConfig(handshake_timeout=3.0, max_queue_bytes=64 * 1024)
+    with node_cluster("fz-target", cookie=CLUSTER_COOKIE.decode(), link_config=config) as (target,):
+        echo = target.system.spawn_fn(lambda ctx: ctx.receive()).pid
+        sock, got, reader = _reading_link(target, "fz-pipeline")
+        try:
+            link = target._peers["fz-pipeline"].link
+            me = node_id_of("fz-pipeline")
+            about = Pid(target.node_id, echo.id, target.creation)
+            encoder = dp.FrameEncoder()
+            for burst in range(3):
+                sock.sendall(b"".join(
+                    encoder.encode(dp.AliveRequest(Ref(me, burst * 20_000 + i, 1), about)) for i in range(20_000)
+                ))  # fmt: skip
+            wait_until(lambda: got[0] == 60_000 or link.closed, timeout=30.0, what="every request answered")
+            assert not link.closed, link.close_reason
+            assert got[0] == 60_000
+        finally:
+            sock.close()
+            reader.join(5.0)
+
+
+def test_frames_queued_by_the_hub_past_the_hard_limit_drop_the_link() -> None:
+    """The hub cannot wait either: frames it queues for a peer that does not
+    read close the link at twice max_queue_bytes, with a clear reason, and
+    the node drops the peer."""
+    config = LinkConfig(handshake_timeout=3.0, max_queue_bytes=64 * 1024)
+    with node_cluster("fz-target", cookie=CLUSTER_COOKIE.decode(), link_config=config) as (target,):
+        sock = _silent_link(target, "fz-deaf")
+        try:
+            link = target._peers["fz-deaf"].link
+            payload = dp.encode_frame(dp.Send(None, Pid(node_id_of("fz-deaf"), 1, 1), b"h" * 8192))
+            done = Event()
+            outcome: dict[str, Any] = {"sent": 0, "most": 0}
+
+            def from_the_hub() -> None:
+                try:
+                    for _ in range(10_000):
+                        link.send_frame(payload)
+                        outcome["sent"] += 1
+                        outcome["most"] = max(outcome["most"], link._out_bytes)
+                except ConnectionLost as exc:
+                    outcome["error"] = exc
+                finally:
+                    done.set()
+
+            gevent.get_hub().loop.run_callback(from_the_hub)
+            assert done.wait(10.0)
+            assert isinstance(outcome.get("error"), ConnectionLost), outcome
+            assert "peer not reading" in str(outcome["error"])
+            wait_until(lambda: link.closed, what="the link closed (from a greenlet: not in the hub)")
+            assert "peer not reading" in str(link.close_reason)
+            assert outcome["most"] <= config.queue_hard_limit
+            assert outcome["sent"] >= config.max_queue_bytes // len(payload)
+            wait_until(lambda: "fz-deaf" not in target.nodes(), what="the node dropped the deaf peer")
         finally:
             sock.close()

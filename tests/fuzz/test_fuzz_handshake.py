@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 import gevent
+import msgpack
 import pytest
 from gevent import socket
 from hypothesis import given
@@ -134,17 +135,44 @@ def test_a_valid_handshake_with_trailing_bytes_leaves_them_for_the_link(trailing
     assert done_a.leftover == trailing and done_i.leftover == trailing
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RecursionError,
-    reason="bug: Handshake puts the peer's value into its error text with repr(); a HELLO field nested "
-    "~1000 deep (msgpack allows 1023; the message is ~1 KiB, under the 4096-byte cap) makes repr() raise "
-    "RecursionError instead of HandshakeProtocolError (joerl/dist/protocol.py _parse_hello, {v!r} etc.)",
-)
 def test_hello_with_a_deeply_nested_field_is_a_protocol_error() -> None:
     body = b"\x82\xa1t\xa5hello\xa1v" + nested(1010)  # {"t": "hello", "v": [[[...]]]}
     engine = Handshake(Role.ACCEPTOR, ACC, COOKIE)
     with pytest.raises(dp.HandshakeProtocolError):
+        engine.feed(struct.pack(">H", len(body)) + body)
+
+
+def _valid_hello() -> dict[str, Any]:
+    ini = Handshake(Role.INITIATOR, INI, COOKIE)
+    return msgpack.unpackb(ini.data_to_send()[2:])  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("key", ["v", "name", "id", "creation", "flags", "challenge", "tick_ms", "max_frame", "t"])
+@pytest.mark.parametrize("role", [Role.ACCEPTOR, Role.INITIATOR])
+def test_every_hello_field_nested_deep_is_a_protocol_error(key: str, role: Role) -> None:
+    """Each field of an otherwise valid HELLO, replaced by arrays nested past
+    repr's limit, to both roles: a short ``HandshakeProtocolError``."""
+    fields = {k: v for k, v in _valid_hello().items() if k != key}
+    head = msgpack.packb(fields)
+    body = bytes([head[0] + 1]) + head[1:] + msgpack.packb(key) + nested(1010)
+    assert len(body) <= dp.MAX_HANDSHAKE_FRAME
+    engine = Handshake(role, ACC, COOKIE)
+    data = struct.pack(">H", len(body)) + body
+    if role is Role.INITIATOR:  # an initiator reads a status first
+        status = msgpack.packb({"t": "status", "status": "ok", "reason": ""})
+        data = struct.pack(">H", len(status)) + status + data
+    with pytest.raises(dp.HandshakeProtocolError) as info:
+        engine.feed(data)
+    assert len(str(info.value)) < 300
+
+
+def test_hello_error_text_shows_a_bounded_rendering_of_the_value() -> None:
+    fields = _valid_hello()
+    fields["creation"] = "c" * 1000
+    body = msgpack.packb(fields)
+    engine = Handshake(Role.ACCEPTOR, ACC, COOKIE)
+    with pytest.raises(dp.HandshakeProtocolError, match=r"HELLO creation must be an int in 0\.\.4294967295, "
+                       r"got 'c{40}'\.\.\. \(1000 long\)$"):
         engine.feed(struct.pack(">H", len(body)) + body)
 
 
@@ -352,7 +380,7 @@ def test_node_listener_survives_fuzzed_handshakes(cluster: Any, good_peer_talks:
         assert not link.closed, f"the good link closed during the fuzz: {link.close_reason}"
 
     fuzz()
-    # The node also survives a HELLO nested past repr's limit (it logs the bug, see the xfail).
+    # A HELLO nested past repr's limit is refused like any other bad HELLO.
     deep = b"\x82\xa1t\xa5hello\xa1v" + nested(1010)
     _raw_attempt(port, struct.pack(">H", len(deep)) + deep)
     assert attempts >= 120
