@@ -253,6 +253,7 @@ class Connection:
         self._closed = False
         self._started = False
         self._last_read = monotonic()
+        self._dispatching = False  # the reader is delivering (its wait is not the peer's silence)
         self._greenlets: list[gevent.Greenlet] = []
         self._reader: gevent.Greenlet | None = None
         self._ticker: gevent.Greenlet | None = None
@@ -519,6 +520,10 @@ class Connection:
                 self._last_read = monotonic()
                 if not self._deliver(data):
                     return
+                if len(data) == recv_size:
+                    # More is surely waiting: let the rest of the node run
+                    # (timers, other links) before reading on.
+                    gevent.idle()
         except OSError as exc:
             if not self._closed:
                 self.close(ConnectionLost(f"reading from node {self.peer_name!r} failed: {exc}"))
@@ -536,7 +541,12 @@ class Connection:
             self.close(exc)
             return False
         self.stats.ticks_in = self._decoder.ticks
-        self._dispatch(messages)
+        self._dispatching = True
+        try:
+            self._dispatch(messages)
+        finally:
+            self._dispatching = False
+            self._last_read = monotonic()
         return not self._closed
 
     def _dispatch(self, messages: list[Message | FrameError]) -> None:
@@ -585,7 +595,9 @@ class Connection:
         mark = -1
         while not self._closed_event.wait(interval):
             silent = monotonic() - self._last_read
-            if silent > limit:
+            if silent > limit and not self._dispatching:
+                # (Time our reader spends delivering, e.g. waiting on a full
+                # bounded mailbox, is ours, not the peer's silence.)
                 self.close(
                     ConnectionLost(
                         f"node {self.peer_name!r} sent nothing for {silent:.1f}s (tick time {limit}s): declared down"
@@ -594,8 +606,11 @@ class Connection:
                 return
             if stats.bytes_out == mark and not self._out and not self._closed:
                 stats.ticks_out += 1
+                before = stats.bytes_out
                 self.send_frame(TICK_FRAME)
-                mark = stats.bytes_out + len(TICK_FRAME)
+                # Idle again next time means nothing but this tick went out (it
+                # may have been written at once, or be queued for the writer).
+                mark = before + len(TICK_FRAME)
             else:
                 mark = stats.bytes_out
 

@@ -341,10 +341,6 @@ def test_nodeup_comes_before_the_first_reply_on_a_link_this_node_dialled(cluster
     assert watch.get() == "reply"
 
 
-@pytest.mark.xfail(strict=True, reason="connection.py Connection._tick_loop declares the peer silent when the "
-                   "reader greenlet has read nothing for tick_time, even while that reader is blocked in the "
-                   "handler (node.py delivers to a full bounded mailbox with a blocking Mailbox.put): one "
-                   "process that does not read drops the whole link (noconnection everywhere, messages lost)")
 def test_a_full_bounded_mailbox_does_not_take_the_node_link_down(make_node: Any) -> None:
     a, b = make_node("ta", tick_time=1.0), make_node("tb", tick_time=1.0)
     release = Event()

@@ -69,14 +69,6 @@ def blocked_consumer(node: DistributedSystem, release: Event, got: list[Any]) ->
 
 
 @pytest.mark.timeout(30)
-@pytest.mark.xfail(
-    strict=True,
-    reason="connection.py _tick_loop: the silence is measured from the reader's last recv, so a node "
-    "whose reader waits on a full mailbox (a slow consumer) declares the *sending* peer down after "
-    "tick_time although that peer is alive and its data and ticks wait in the socket: NodeDown, the "
-    "link and everything queued on it are lost. Fix: do not count the time the reader spends "
-    "dispatching (e.g. refresh _last_read after _deliver, or skip the check while it is delivering).",
-)
 def test_a_slow_consumer_does_not_make_its_node_declare_a_live_peer_down(pair: Any) -> None:
     a, b = pair(LinkConfig(tick_time=1.0), LinkConfig(tick_time=1.0))
     release = Event()
@@ -217,14 +209,6 @@ def test_a_slow_but_steady_consumer_keeps_its_link(pair: Any) -> None:
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.xfail(
-    strict=True,
-    reason="connection.py _read_loop: a gevent socket's recv returns at once while data is waiting, so "
-    "a link whose peer sends faster than the node decodes never yields: every other process of the "
-    "receiving node (the receiver of the stream included) is starved until the peer pauses, and the "
-    "receiver's mailbox grows with the whole stream. Fix: yield to the hub after each chunk delivered "
-    "in _read_loop (gevent.idle() works; gevent.sleep(0) is not enough: timers still wait).",
-)
 def test_a_node_receiving_a_stream_keeps_running_its_other_processes() -> None:
     count = 200_000
     with running_epmd() as address:
