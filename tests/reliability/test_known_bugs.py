@@ -253,4 +253,4 @@ def test_a_node_receiving_a_stream_keeps_running_its_other_processes() -> None:
             here.shutdown()
     print(f"\nreceiving {count} messages: longest stall of another process {longest[0] * 1000:.0f} ms, "
           f"deepest mailbox of the receiver {depth[0]}")
-    assert longest[0] < 0.2, f"another process of the receiving node stalled {longest[0]:.2f} s"
+    assert longest[0] < 0.5, f"another process of the receiving node stalled {longest[0]:.2f} s"
