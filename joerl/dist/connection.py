@@ -84,6 +84,7 @@ __all__ = [
     "dial",
 ]
 
+_WRITE_PIECE = 256 * 1024  # bytes per send() of the writer (progress is noted per piece)
 log = logging.getLogger(__name__)
 
 MIN_TICK_TIME = 1.0
@@ -254,6 +255,7 @@ class Connection:
         self._started = False
         self._last_read = monotonic()
         self._dispatching = False  # the reader is delivering (its wait is not the peer's silence)
+        self._progress_at = monotonic()  # when the socket last took bytes from the writer
         self._greenlets: list[gevent.Greenlet] = []
         self._reader: gevent.Greenlet | None = None
         self._ticker: gevent.Greenlet | None = None
@@ -450,14 +452,17 @@ class Connection:
                 raise ConnectionLost(f"link to node {self.peer_name!r} is closed: {reason}")
             return
         timeout = self.config.send_timeout
-        deadline = monotonic() + timeout
+        start = monotonic()
         while self._out_bytes >= self._max_queue and self._out and not self._closed:
-            remaining = deadline - monotonic()
+            # The clock runs from the last byte the socket took, not from when
+            # the queue filled: only a peer that reads nothing for send_timeout
+            # is dropped.
+            remaining = max(start, self._progress_at) + timeout - monotonic()
             if remaining <= 0:
                 self.close(
                     ConnectionLost(
-                        f"send queue to node {self.peer_name!r} stayed full ({self._max_queue} bytes) for "
-                        f"{timeout}s: the peer is not reading; link dropped"
+                        f"send queue to node {self.peer_name!r} stayed full ({self._max_queue} bytes) and "
+                        f"the peer took no byte for {timeout}s: the peer is not reading; link dropped"
                     )
                 )
                 break
@@ -491,7 +496,13 @@ class Connection:
                 data = batch[0] if len(batch) == 1 else b"".join(batch)
                 self._writing = True
                 try:
-                    sock.sendall(data)
+                    # In pieces, noting each one the socket takes: a slow but
+                    # steady reader is progress, not a peer that stopped reading.
+                    view = memoryview(data)
+                    sent, size = 0, len(data)
+                    while sent < size:
+                        sent += sock.send(view[sent : sent + _WRITE_PIECE])
+                        self._progress_at = monotonic()
                 finally:
                     self._writing = False
                 stats.writes += 1

@@ -156,15 +156,6 @@ def test_messages_queued_while_dialling_are_bounded(pair: Any) -> None:
 
 
 @pytest.mark.timeout(30)
-@pytest.mark.xfail(
-    strict=True,
-    reason="connection.py _write_loop/_wait_for_space: the writer takes the whole queue as one batch "
-    "and frees room only once its sendall of up to max_queue_bytes has finished, and a sender waiting "
-    "longer than send_timeout drops the link as 'not reading'. A consumer that reads steadily but "
-    "slower than max_queue_bytes/send_timeout (8 MiB/60 s = 140 KB/s by default) loses the link: "
-    "NodeDown and every queued message. Fix: write in bounded pieces and time out on no progress "
-    "(no byte taken by the socket for send_timeout), not on a full queue.",
-)
 def test_a_slow_but_steady_consumer_keeps_its_link(pair: Any) -> None:
     def small_send_buffer(sock: Any, server_side: bool) -> Any:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32 * 1024)  # fine-grained progress
