@@ -147,7 +147,7 @@ def render(data: dict[str, Any]) -> str:
     if bugs:
         lines += ["", "## Known bugs", "",
                   "Found by these tests; each has a minimal repro marked `xfail(strict=True)` in "
-                  "`tests/reliability/test_known_bugs.py` (a fix makes it pass, and strict mode then "
+                  "`tests/reliability/test_regressions.py` (a fix makes it pass, and strict mode then "
                   "asks for the mark to go).", ""]
         for t in bugs:
             name = t["nodeid"].split("::")[-1]

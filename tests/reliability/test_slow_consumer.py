@@ -102,6 +102,7 @@ def test_slow_consumer_keeps_the_senders_memory_bounded(
         "messages: each queued frame is a Python bytes object (some 33 bytes of header for a ~30-byte "
         "frame), and the writer joins a whole batch into one more buffer before writing it. A send waits "
         "until the writer takes the whole queue, i.e. until the previous batch (up to the bound) has gone "
-        "into the socket; hence the overrun (and the known bug on slow but steady consumers)."
+        "into the socket; hence the overrun. (The send timeout counts from the last byte the socket took, "
+        "so a slow but steady consumer keeps its link.)"
     )
     rec.verify()

@@ -1,8 +1,5 @@
-"""Bugs the fault and soak tests found, each as a minimal repro (``xfail(strict=True)``:
-a fix turns it into a failure that says "remove the mark").
-
-All are in ``joerl/dist/connection.py`` and ``joerl/dist/node.py`` (another
-module's files); each reason says what goes wrong, where, and a fix:
+"""Regression tests: the bugs the fault and soak tests found, each as a minimal
+repro (all fixed, in ``joerl/dist/connection.py`` and ``joerl/dist/node.py``):
 
 * a node whose reader waits on a slow consumer's full mailbox declares the
   live, sending peer down after ``tick_time``;
