@@ -85,6 +85,7 @@ __all__ = [
 ]
 
 _WRITE_PIECE = 256 * 1024  # bytes per send() of the writer (progress is noted per piece)
+_YIELD_AT = 64 * 1024  # queued bytes past which a sender yields to the writer
 log = logging.getLogger(__name__)
 
 MIN_TICK_TIME = 1.0
@@ -247,6 +248,7 @@ class Connection:
         self._direct_ok = config.wrap_socket is None and type(sock) is gsocket.socket
         self._direct_spent = False
         self._loop = gevent.get_hub().loop
+        self._loop_hub = gevent.get_hub()
         self._wake = Event()
         self._space = Event()
         self._drained = Event()
@@ -407,6 +409,14 @@ class Connection:
         if self._writer_waiting:
             self._writer_waiting = False
             self._wake.set()
+        if self._out_bytes >= _YIELD_AT and self._yield_ok():
+            # A burst is piling up: let the writer put it on the wire now, so
+            # the peer decodes while we keep producing (the two overlap).
+            gevent.sleep(0)
+
+    def _yield_ok(self) -> bool:
+        current = gevent.getcurrent()
+        return current is not self._reader and current is not self._ticker and current is not self._loop_hub
 
     def _write_now(self, frame: bytes) -> bytes:
         """Latency path: the link is idle, so try the socket at once, never blocking.
