@@ -8,7 +8,6 @@ condition that no event announces; it polls with a deadline.
 from __future__ import annotations
 
 import gc
-import time
 from typing import Any, Callable, Iterator
 
 import gevent
@@ -20,6 +19,7 @@ from gevent.queue import Empty, Queue
 from joerl.actor import ActorContext
 from joerl.pid import Pid
 from joerl.system import ActorSystem
+from joerl.testing import wait_until
 
 #: How long a test waits for something that should happen at once.
 WAIT = 2.0
@@ -28,25 +28,6 @@ WAIT = 2.0
 def live_greenlets() -> list[greenlet.greenlet]:
     """Every greenlet of this process that has not finished (the main one and the hub included)."""
     return [o for o in gc.get_objects() if isinstance(o, greenlet.greenlet) and not o.dead]
-
-
-def wait_until(cond: Callable[[], Any], timeout: float = WAIT, interval: float = 0.01, what: str = "") -> Any:
-    """Poll ``cond`` until it returns something true, and return that.
-
-    For the rare condition no event announces. Yields to the hub between
-    checks (``gevent.sleep(interval)``) so that other greenlets run.
-
-    Raises:
-        AssertionError: ``cond`` stayed false for ``timeout`` seconds.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"condition {what or cond!r} not met within {timeout}s")
-        gevent.sleep(interval)
 
 
 class Probe:

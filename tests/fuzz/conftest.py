@@ -9,7 +9,6 @@ server still serves a well-behaved client.
 from __future__ import annotations
 
 import gc
-import time
 from typing import Any, Callable, Iterator
 
 import gevent
@@ -21,6 +20,7 @@ from joerl.dist.connection import LinkConfig
 from joerl.epmd.server import EpmdServer
 from joerl.pid import Pid
 from joerl.testing import node_cluster
+from joerl.testing import wait_until
 
 WAIT = 10.0
 #: The echo process every target node runs (a name no fuzzer draws).
@@ -38,12 +38,11 @@ def no_greenlets_left() -> Iterator[None]:
     gevent.get_hub()
     before = _live()
     yield
-    deadline = time.monotonic() + 5.0
-    while True:
-        leaked = _live() - before
-        if not leaked or time.monotonic() > deadline:
-            break
-        gevent.sleep(0.02)
+    try:
+        wait_until(lambda: not (_live() - before), timeout=5.0)
+    except TimeoutError:
+        pass
+    leaked = _live() - before
     assert not leaked, f"greenlets left behind: {leaked}"
 
 

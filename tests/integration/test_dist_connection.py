@@ -48,6 +48,7 @@ from joerl.errors import (
     NodeUnreachable,
 )
 from joerl.pid import Pid
+from joerl.testing import wait_until
 
 COOKIE = b"integration-cookie"
 A = NodeIdentity("alpha", 0x0A, creation=1)
@@ -59,18 +60,6 @@ FAST = LinkConfig(handshake_timeout=3.0)
 def live_greenlets() -> set[greenlet.greenlet]:
     """Live gevent greenlets (gevent's own resolver threads are not ours to check)."""
     return {o for o in gc.get_objects() if isinstance(o, gevent.Greenlet) and not o.dead}
-
-
-def wait_until(cond: Callable[[], Any], timeout: float = 5.0, what: str = "") -> Any:
-    """Poll ``cond`` with a deadline (for conditions no event announces)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"condition {what or cond} not met within {timeout}s")
-        gevent.sleep(0.01)
 
 
 class Inbox:

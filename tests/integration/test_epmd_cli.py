@@ -8,7 +8,6 @@ import os
 import shutil
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -17,6 +16,7 @@ import pytest
 from gevent import socket, subprocess
 
 from joerl.epmd import EpmdClient, EpmdConnectionError, ping, spawn_daemon
+from joerl.testing import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT = 20.0
@@ -144,9 +144,10 @@ def test_spawn_daemon_detaches_and_answers() -> None:
         c.close()
     finally:
         os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + WAIT
-        while _alive(pid) and time.monotonic() < deadline:
-            gevent.sleep(0.02)
+        try:
+            wait_until(lambda: not _alive(pid), timeout=WAIT)
+        except TimeoutError:
+            pass
         if _alive(pid):
             os.kill(pid, signal.SIGKILL)
     assert not ping(address)

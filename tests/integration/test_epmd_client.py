@@ -21,6 +21,7 @@ from joerl.epmd import (
     EpmdClient, EpmdClientClosed, EpmdConnectionError, EpmdProtocolError, EpmdServer, EpmdTimeout,
     InvalidName, NameInUse, NodeInfo, RegistrationRefused, ping,
 )
+from joerl.testing import wait_until
 
 WAIT = 3.0
 
@@ -34,17 +35,6 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
-
-
-def wait_until(cond: Callable[[], Any], timeout: float = WAIT, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"condition {what or cond} not met within {timeout}s")
-        gevent.sleep(0.01)
 
 
 def live_greenlets() -> set[Any]:

@@ -18,6 +18,7 @@ from gevent import socket
 
 from joerl.epmd import protocol as p
 from joerl.epmd.server import EpmdServer
+from joerl.testing import wait_until
 
 WAIT = 3.0
 
@@ -31,17 +32,6 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
-
-
-def wait_until(cond: Callable[[], Any], timeout: float = WAIT, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"condition {what or cond} not met within {timeout}s")
-        gevent.sleep(0.01)
 
 
 def live_greenlets() -> set[Any]:
@@ -302,7 +292,7 @@ def test_request_split_across_segments(server: EpmdServer, socks: list) -> None:
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     for b in p.PortPlease2Req("split").encode():
         s.sendall(bytes([b]))
-        gevent.sleep(0.005)
+        gevent.sleep(0.005)  # pacing, not synchronisation: each byte its own TCP segment
     assert read_until_closed(s)[:4] == b"w\x00\x04\xd2"
 
 
@@ -524,16 +514,13 @@ def test_per_address_limits_close_what_is_over_and_serve_the_rest() -> None:
     try:
         for _ in range(12):
             socks.append(gsocket.create_connection(("127.0.0.1", server.port)))
-        deadline = gevent.get_hub().loop.now() + 5
-        while server.refused < 7 and gevent.get_hub().loop.now() < deadline:
-            gevent.sleep(0.01)
+        wait_until(lambda: server.refused >= 7, timeout=5)
         assert server.refused == 7  # 5 live connections admitted, the rest closed
         for sock in socks:
             sock.close()
         socks.clear()
         clock[0] += 1.0  # a second later the rate allows more
-        while any(v[0] for v in server._per_address.values()) and gevent.get_hub().loop.now() < deadline:
-            gevent.sleep(0.01)
+        wait_until(lambda: not any(v[0] for v in server._per_address.values()), timeout=5)
         with EpmdClient(f"127.0.0.1:{server.port}", timeout=5) as client:
             assert client.ping()
             assert client.list_nodes() == []

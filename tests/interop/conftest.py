@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from typing import Any, Callable, Iterator
 
 import gevent
@@ -19,6 +18,7 @@ import pytest
 from gevent import socket, subprocess
 
 from joerl.epmd import EpmdClient, EpmdServer
+from joerl.testing import wait_until
 
 BOOT = 30.0  # an erl node boots in about a second; be generous on a loaded CI machine
 
@@ -30,17 +30,6 @@ def free_port() -> int:
     port = s.getsockname()[1]
     s.close()
     return port
-
-
-def wait_until(cond: Callable[[], Any], timeout: float = 5.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"condition {what or cond} not met within {timeout}s")
-        gevent.sleep(0.02)
 
 
 @pytest.fixture(scope="session")

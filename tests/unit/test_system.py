@@ -23,6 +23,7 @@ from joerl.errors import DistributionError, NotRegistered, SystemShutdown
 from joerl.message import SHUTDOWN, Down
 from joerl.pid import Pid
 from joerl.system import SYSTEM_PID, ActorSystem
+from joerl.testing import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -318,9 +319,8 @@ def test_shutdown_kills_a_hanging_stopped_hook_before_returning() -> None:
         assert system.processes() == []
         assert live_greenlets() - before == set()
     finally:
-        deadline = time.monotonic() + 2.0
-        while live_greenlets() - before and time.monotonic() < deadline:
-            gevent.sleep(0.01)  # let the pending kill land: nothing may leak into later tests
+        # Let the pending kill land: nothing may leak into later tests.
+        wait_until(lambda: not (live_greenlets() - before), timeout=2.0)
 
 
 def test_shutdown_from_inside_an_actor() -> None:
