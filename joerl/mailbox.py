@@ -81,6 +81,28 @@ class Mailbox:
                 self._wait_for_room()
         self.put_signal(item)
 
+    def deliver(self, msg: Any, sender: Any) -> None:
+        """``put((msg, sender))`` in one call: the node layer's per-message path."""
+        if self._maxsize is None and not self.closed:
+            self._q.append(msg if sender is None and msg.__class__ is not tuple else (msg, sender))
+            if self._reader is not None:
+                self._wake_reader()
+        else:
+            self.put((msg, sender))
+
+    def deliver_all(self, msgs: tuple[Any, ...], sender: Any) -> None:
+        """``deliver(msg, sender)`` for each of ``msgs``, in order."""
+        if self._maxsize is None and not self.closed:
+            if sender is None:
+                self._q.extend([m if m.__class__ is not tuple else (m, None) for m in msgs])
+            else:
+                self._q.extend([(m, sender) for m in msgs])
+            if self._reader is not None:
+                self._wake_reader()
+        else:
+            for m in msgs:
+                self.put((m, sender))
+
     def try_put(self, item: tuple[Any, Any]) -> bool:
         """Append ``item`` unless the mailbox is full; False when full."""
         if self._maxsize is not None and len(self._q) >= self._maxsize:

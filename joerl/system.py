@@ -335,7 +335,10 @@ class ActorSystem:
                     else:
                         mailbox.put((msg, sender))
                 return
-            self._remote_or_fail(dest).send(sender, dest, msg)
+            remote = self.remote
+            if remote is None:
+                remote = self._remote_or_fail(dest)  # raises
+            remote.send(sender, dest, msg)
             return
         target = self._resolve(dest)
         if target.__class__ is RemoteName:

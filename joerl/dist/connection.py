@@ -50,10 +50,13 @@ from ..errors import (
     ProtocolError,
     SerializationError,
 )
+from ..pid import Pid
 from .protocol import (
     ACCEPT,
     DEFAULT_MAX_FRAME_SIZE,
     DIALING,
+    FLAG_SEND_TERMS,
+    MAX_TERMS_PER_FRAME,
     STATUS_BUSY,
     STATUS_NOK,
     STATUS_OK,
@@ -85,6 +88,7 @@ __all__ = [
 ]
 
 _WRITE_PIECE = 256 * 1024  # bytes per send() of the writer (progress is noted per piece)
+_TERMS_BYTES = 256 * 1024  # the most message bytes one SEND_TERMS frame gathers
 _YIELD_AT = 64 * 1024  # queued bytes past which a sender yields to the writer
 log = logging.getLogger(__name__)
 
@@ -169,6 +173,17 @@ class LinkStats:
     ticks_out: int = 0
 
 
+class _Terms(list):  # type: ignore[type-arg]
+    """Plain terms queued along one route: the writer makes them one SEND_TERMS frame."""
+
+    __slots__ = ("route", "size")
+
+    def __init__(self, route: bytes, body: bytes) -> None:
+        super().__init__((body,))
+        self.route = route
+        self.size = len(body)
+
+
 class Connection:
     """An established link to one peer node.
 
@@ -228,7 +243,7 @@ class Connection:
         self.handler = handler
         self.on_closed = on_closed
         self.stats = LinkStats()
-        self.encoder = FrameEncoder(self.peer.max_frame)
+        self.encoder = FrameEncoder(self.peer.max_frame, terms=bool(self.flags & FLAG_SEND_TERMS))
         self.close_reason: Any = None
         peer_tick = self.peer.tick_ms / 1000.0 if self.peer.tick_ms else config.tick_time
         #: Seconds between checks of the ticker: a tick goes out when nothing
@@ -236,11 +251,14 @@ class Connection:
         self.tick_interval: float = min(config.tick_time, peer_tick) / 4.0
         self._decoder = FrameDecoder(config.max_frame_size)
         self._leftover = established.leftover
-        self._out: list[bytes] = []
+        self._out: list[bytes | _Terms] = []
         self._out_bytes = 0
         self._max_queue = config.max_queue_bytes
         self._hard_limit = config.queue_hard_limit
         self._max_out_frame = self.peer.max_frame + 4
+        # SEND_TERMS: head (at most 4 bytes) and route (at most 34) leave this to messages.
+        self._max_term = self.peer.max_frame - 38
+        self._batch_bytes = min(_TERMS_BYTES, self._max_term)
         self._writer_waiting = False
         self._writing = False
         # Immediate writes (see _write_now) only on a plain gevent TCP socket,
@@ -405,6 +423,57 @@ class Connection:
                 return
             size = len(frame)
         self._out.append(frame)
+        self._queued(size)
+
+    def send_term(self, sender: Pid | None, to: Pid, msg: Any) -> bool:
+        """Queue ``msg`` from ``sender`` to ``to`` if it is a plain term (see
+        ``FrameEncoder.term``); False when it is not (encode it with the
+        serialization codec and use :meth:`send_frame`).
+
+        Plain terms queued one after another from one sender to one process,
+        while the writer is busy, go out as one SEND_TERMS frame (up to
+        ``MAX_TERMS_PER_FRAME`` of them, 256 KiB). Backpressure and errors as
+        :meth:`send_frame`.
+        """
+        encoder = self.encoder
+        body = encoder.term(msg)
+        if body is None:
+            return False
+        if self._closed:
+            raise ConnectionLost(f"link to node {self.peer_name!r} is closed: {self.close_reason}")
+        route = encoder.route(sender, to)
+        size = len(body)
+        if self._out_bytes >= self._max_queue and self._out:
+            self._wait_for_space(size)
+        out = self._out
+        if out:
+            last = out[-1]
+            if (
+                last.__class__ is _Terms
+                and last.route is route
+                and len(last) < MAX_TERMS_PER_FRAME
+                and last.size + size <= self._batch_bytes
+            ):
+                last.append(body)  # the hot path: the writer is already awake
+                last.size += size
+                self._out_bytes += size
+                if self._out_bytes >= _YIELD_AT and self._yield_ok():
+                    gevent.sleep(0)  # see _queued
+                return True
+        elif self._writer_waiting and self._direct_ok and not self._direct_spent:
+            self.send_frame(encoder.send_terms(route, [body]))  # the latency path
+            return True
+        if size > self._max_term:
+            raise LocalProtocolError(
+                f"a message of {size} bytes does not fit the frame limit of node {self.peer_name!r} "
+                f"({self.peer.max_frame} bytes)"
+            )
+        out.append(_Terms(route, body))
+        self._queued(size)
+        return True
+
+    def _queued(self, size: int) -> None:
+        """``size`` more bytes wait in ``_out``: wake the writer, maybe yield to it."""
         self._out_bytes += size
         if self._writer_waiting:
             self._writer_waiting = False
@@ -503,7 +572,8 @@ class Connection:
                 self._out_bytes = 0
                 if was_full:
                     self._space.set()
-                data = batch[0] if len(batch) == 1 else b"".join(batch)
+                frames = [f if f.__class__ is bytes else self.encoder.send_terms(f.route, f) for f in batch]
+                data = frames[0] if len(frames) == 1 else b"".join(frames)
                 self._writing = True
                 try:
                     # In pieces, noting each one the socket takes: a slow but

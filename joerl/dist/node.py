@@ -194,6 +194,7 @@ class DistributedSystem:
             self._config = replace(link_config, tick_time=tick_time)  # LinkConfig is frozen
         self.system = ActorSystem(name)
         self.system.remote = self
+        self._procs = self.system._procs  # the same dict: local pid id -> process
         self._peers: dict[str, _Peer] = {}
         self._peers_by_id: dict[int, _Peer] = {}
         self._dialing: set[str] = set()
@@ -469,20 +470,26 @@ class DistributedSystem:
             self.system.send(to, msg, sender=sender)
             return
         peer = self._peers_by_id.get(to.node)
-        payload = self._codec.encode(msg)
         if peer is not None:
             conn = peer.conn
             if conn is not None:
+                if sender is not None:
+                    glob = self._glob_cache.get(sender.id) if sender.node == 0 else sender
+                    sender = glob if glob is not None and sender.id else self._glob_opt(sender)
                 if to.creation != peer.creation:
+                    self._codec.encode(msg)  # NotSerializable all the same
                     self.stats.dropped_stale += 1
                     return
                 self.stats.sent += 1
                 try:
-                    conn.send_frame(conn.encoder.send(self._glob_opt(sender), to, payload))
+                    # A plain term (("ping", 7)) travels as itself, skipping the
+                    # codec, and a burst of them to one process shares frames.
+                    if not conn.send_term(sender, to, msg):
+                        conn.send_frame(conn.encoder.send(sender, to, self._codec.encode(msg)))
                 except ConnectionLost:  # dropped while we waited for room: lost with the link
                     self.stats.dropped_unreachable += 1
                 return
-        self._route(to.node, P.Send(self._glob_opt(sender), to, payload))
+        self._route(to.node, P.Send(self._glob_opt(sender), to, self._codec.encode(msg)))
 
     def send_named(self, sender: Pid | None, name: str, node: str, msg: Any) -> None:
         """Send to the process registered as ``name`` on ``node`` (``{Name, Node} ! Msg``)."""
@@ -1056,17 +1063,29 @@ class DistributedSystem:
         bytes over a limit) is counted in ``stats.bad_payloads`` and re-raised:
         the link logs and drops that frame, and carries on.
         """
+        cls = msg.__class__
+        if cls is P.SendTerms:  # the hot path, kept inline: plain terms, never a call
+            to = msg[1]
+            if to.node == self.node_id and to.creation == self.creation:
+                ctx = self._procs.get(to.id)
+                if ctx is not None:
+                    msgs = msg[2]
+                    self.stats.received += len(msgs)
+                    ctx._mailbox.deliver_all(msgs, msg[0])
+            else:
+                self.stats.dropped_stale += len(msg[2])
+            return
         try:
-            if msg.__class__ is P.Send:  # the hot path, kept inline
+            if cls is P.Send:
                 to = msg.to
                 if to.node == self.node_id and to.creation == self.creation:
-                    ctx = self.system._procs.get(to.id)
+                    ctx = self._procs.get(to.id)
                     if ctx is not None:
                         payload = self._codec.decode(msg.payload)
                         if payload.__class__ is tuple and len(payload) == 3 and payload[0] == _GEN_CALL:
                             payload = _as_gen_call(payload)
                         self.stats.received += 1
-                        ctx._mailbox.put((payload, msg.sender))
+                        ctx._mailbox.deliver(payload, msg.sender)
                 else:
                     self.stats.dropped_stale += 1
             else:

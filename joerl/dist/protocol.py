@@ -61,13 +61,28 @@ Link frames, after the handshake::
     Body = msgpack array [op, field, ...]; trailing extra fields are ignored
 
 A pid or ref in a control field is ``[node:u32, id:u64, creation:u32]`` with
-node != 0. ``payload``, ``reason`` and ``args`` are msgpack bin: opaque bytes
+node != 0. The two messages that carry processes' messages, SEND and
+SEND_TERMS, name both pids in one ``route`` instead (the receiver looks the
+pair up once per frame): a bin of ``to`` as ``node:u32 | id:u64 |
+creation:u32``, followed by the sender's 16 bytes when there is a sender. ``payload``, ``reason`` and ``args`` are msgpack bin: opaque bytes
 made by the serialization codec; this module only carries them.
+
+SEND_TERMS is SEND for the commonest messages, *plain terms*: a str, bin,
+int (64-bit), float, bool or nil, or a flat tuple of at most
+:data:`MAX_TERM_ITEMS` of them (``("ping", 7)``). It carries 1 to
+:data:`MAX_TERMS_PER_FRAME` of them, in order, from one sender to one process:
+each is the value itself in msgpack (a tuple as an array), not a codec payload
+in a bin, so the frame's one decode yields every message, where SEND takes
+two decodes for one (the frame, then the payload). A sender batches a burst of
+plain terms to one process into one frame. Only these types travel this way:
+a frame with any other ``msg`` (a map, a nested array, an ext) is a bad frame,
+all of it. It is sent only when both sides offer :data:`FLAG_SEND_TERMS`;
+anything else takes SEND.
 
 ====  ==============  =====================================================
 op    message         fields after op
 ====  ==============  =====================================================
-1     SEND            sender: pid|nil, to: pid, payload: bin
+1     SEND            route: bin, payload: bin
 2     REG_SEND        sender: pid|nil, to_name: str, payload: bin
 3     LINK            sender: pid, to: pid
 4     UNLINK          sender: pid, to: pid, id: u64 (0: no ack wanted)
@@ -82,6 +97,7 @@ op    message         fields after op
 13    ALIVE_REQUEST   ref, pid
 14    ALIVE_REPLY     ref, alive: bool
 15    CALL_REPLY      ref, payload: bin
+16    SEND_TERMS      route: bin, msg: plain term, msg, ... (see above)
 ====  ==============  =====================================================
 
 Errors: a peer breaking the handshake raises :class:`HandshakeProtocolError`
@@ -138,6 +154,8 @@ __all__ = [
     "HandshakeState",
     "HelloReceived",
     "Link",
+    "MAX_TERM_ITEMS",
+    "MAX_TERMS_PER_FRAME",
     "Message",
     "Monitor",
     "NodeIdCollision",
@@ -147,6 +165,7 @@ __all__ = [
     "RegSend",
     "Role",
     "Send",
+    "SendTerms",
     "SimultaneousConnect",
     "SpawnReply",
     "SpawnRequest",
@@ -183,7 +202,8 @@ FLAG_SPAWN = 0x08  #: SPAWN_REQUEST / SPAWN_REPLY
 FLAG_ALIVE = 0x10  #: ALIVE_REQUEST / ALIVE_REPLY
 FLAG_UNLINK_ACK = 0x20  #: UNLINK carries an id answered by UNLINK_ACK
 FLAG_CALL_REPLY = 0x40  #: CALL_REPLY
-DEFAULT_FLAGS = 0x7F
+FLAG_SEND_TERMS = 0x80  #: SEND_TERMS
+DEFAULT_FLAGS = 0xFF
 
 STATUS_OK = "ok"
 STATUS_OK_SIMULTANEOUS = "ok_simultaneous"
@@ -819,6 +839,14 @@ OP_SPAWN_REPLY = 12
 OP_ALIVE_REQUEST = 13
 OP_ALIVE_REPLY = 14
 OP_CALL_REPLY = 15
+OP_SEND_TERMS = 16
+
+#: The most items a plain term's tuple may hold (SEND_TERMS); longer ones take SEND.
+MAX_TERM_ITEMS = 32
+#: The most messages one SEND_TERMS frame carries.
+MAX_TERMS_PER_FRAME = 1024
+#: The types a plain term (or each item of its tuple) may have: exact types only.
+TERM_SCALARS = frozenset({str, bytes, int, float, bool, type(None)})
 
 
 class Send(NamedTuple):
@@ -827,6 +855,15 @@ class Send(NamedTuple):
     sender: Pid | None
     to: Pid
     payload: bytes
+
+
+class SendTerms(NamedTuple):
+    """SEND_TERMS: plain terms from one sender to one pid, in order (see the
+    module docstring); ``msgs`` is a tuple of the messages themselves."""
+
+    sender: Pid | None
+    to: Pid
+    msgs: tuple[Any, ...]
 
 
 class RegSend(NamedTuple):
@@ -946,7 +983,7 @@ class Tick(NamedTuple):
 
 
 Message = Union[
-    Send, RegSend, Link, Unlink, UnlinkAck, Exit, Exit2, Monitor, Demonitor, Down,
+    Send, SendTerms, RegSend, Link, Unlink, UnlinkAck, Exit, Exit2, Monitor, Demonitor, Down,
     SpawnRequest, SpawnReply, AliveRequest, AliveReply, CallReply,
 ]  # fmt: skip
 
@@ -1036,6 +1073,9 @@ _BODY: dict[type, Callable[[Any], tuple[Any, ...]]] = {
 
 
 _BIN8 = [b"\xc4" + bytes([n]) for n in range(256)]
+_IDENT = struct.Struct(">IQI")  # a pid in a route: node, id, creation
+_ROUTE_TO_ONLY = b"\xc4\x10"  # bin of 16 bytes: to
+_ROUTE_BOTH = b"\xc4\x20"  # bin of 32 bytes: to, sender
 
 
 def _bin_header(n: int) -> bytes:
@@ -1058,13 +1098,22 @@ class FrameEncoder:
         max_frame_size: the largest body the peer accepts (its HELLO's
             ``max_frame``); larger frames raise ``LocalProtocolError``.
         pid_cache_size: packed pids kept; the cache is cleared when full.
+        terms: whether the peer takes SEND_TERMS (``FLAG_SEND_TERMS`` in
+            use); when False, :meth:`term` always answers None.
     """
 
-    def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE, *, pid_cache_size: int = 4096) -> None:
+    def __init__(
+        self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE, *, pid_cache_size: int = 4096, terms: bool = True
+    ) -> None:
         self.max_frame_size = max_frame_size
+        self.terms = terms
         self._packer = msgpack.Packer(use_bin_type=True)
-        self._pids: dict[Pid, bytes] = {}
+        self._pack = self._packer.pack
+        self._pids: dict[int, tuple[Pid, bytes]] = {}  # id(pid) -> (pid, its 16 route bytes)
         self._pid_cache_size = pid_cache_size
+        self._route = b""  # the last route made, for _route_to from _route_sender
+        self._route_to: Any = None
+        self._route_sender: Any = None
 
     def encode(self, msg: Message | Tick) -> bytes:
         """The frame for ``msg``.
@@ -1078,6 +1127,15 @@ class FrameEncoder:
             return TICK_FRAME
         if cls is Send:
             return self.send(*msg)  # type: ignore[misc]
+        if cls is SendTerms:
+            sender, to, msgs = msg  # type: ignore[misc]
+            if not msgs or len(msgs) > MAX_TERMS_PER_FRAME:
+                raise LocalProtocolError(f"SendTerms carries 1 to {MAX_TERMS_PER_FRAME} messages, not {len(msgs)}")
+            bodies = [self.term(m) for m in msgs]
+            if None in bodies:
+                bad = msgs[bodies.index(None)]
+                raise LocalProtocolError(f"cannot encode SendTerms: not a plain term (or terms are off): {_describe(bad)}")
+            return self.send_terms(self.route(sender, to), bodies)  # type: ignore[arg-type]
         try:
             fields = _BODY[cls](msg)
         except KeyError:
@@ -1096,26 +1154,85 @@ class FrameEncoder:
         Raises:
             LocalProtocolError: as :meth:`encode`.
         """
-        pids = self._pids
-        try:
-            to_b = pids.get(to) or self._pid_bytes(to, "to")
-            sender_b = b"\xc0" if sender is None else (pids.get(sender) or self._pid_bytes(sender, "sender"))
-            if payload.__class__ is not bytes:
-                raise _Bad(f"payload must be bytes (encoded by the serialization codec), not {type(payload).__name__}")
-        except (_Bad, TypeError) as exc:
-            raise LocalProtocolError(f"cannot encode Send: {exc}") from None
-        n = len(payload)
-        header = _bin_header(n)
-        size = 2 + len(sender_b) + len(to_b) + len(header) + n
+        if payload.__class__ is not bytes:
+            raise LocalProtocolError(
+                f"cannot encode Send: payload must be bytes (encoded by the serialization codec), "
+                f"not {type(payload).__name__}"
+            )
+        route = self._route if to is self._route_to and sender is self._route_sender else self.route(sender, to)
+        header = _bin_header(len(payload))
+        size = 2 + len(route) + len(header) + len(payload)
         if size > self.max_frame_size:
             raise self._too_large(size)
-        return b"".join((_pack_len32(size), b"\x94\x01", sender_b, to_b, header, payload))
+        return b"".join((_pack_len32(size), b"\x93\x01", route, header, payload))
+
+    def term(self, msg: Any) -> bytes | None:
+        """``msg`` packed for :meth:`send_terms`, or None when it is not a plain
+        term or the peer takes none (then encode it with the serialization
+        codec and use :meth:`send`)."""
+        cls = msg.__class__
+        if cls is tuple:  # _plain_terms((msg,)), inlined: this is every send's path
+            if len(msg) > MAX_TERM_ITEMS:
+                return None
+            for item in msg:
+                if item.__class__ not in TERM_SCALARS:
+                    return None
+        elif cls not in TERM_SCALARS:
+            return None
+        if not self.terms:
+            return None
+        try:
+            return self._pack(msg)  # type: ignore[no-any-return]
+        except (OverflowError, UnicodeEncodeError):  # a big int, a lone surrogate: the codec's business
+            self._packer.reset()
+            return None
+
+    def send_terms(self, route: bytes, bodies: list[bytes]) -> bytes:
+        """The SEND_TERMS frame of ``bodies`` (from :meth:`term`, 1 to
+        ``MAX_TERMS_PER_FRAME``) along ``route`` (from :meth:`route`).
+
+        Raises:
+            LocalProtocolError: the frame is too large for the peer.
+        """
+        n = len(bodies) + 2
+        head = bytes((0x90 | n, OP_SEND_TERMS)) if n < 16 else b"\xdc" + n.to_bytes(2, "big") + b"\x10"
+        data = b"".join(bodies)
+        size = len(head) + len(route) + len(data)
+        if size > self.max_frame_size:
+            raise self._too_large(size)
+        return b"".join((_pack_len32(size), head, route, data))
+
+    def route(self, sender: Pid | None, to: Pid) -> bytes:
+        """The route of a SEND or SEND_TERMS frame from ``sender`` to ``to``:
+        ``to``'s 16 bytes, then the sender's, in a msgpack bin. The last one
+        is kept: a stream reuses it (compare with ``is``).
+
+        Raises:
+            LocalProtocolError: a pid is not a Pid, or has node 0.
+        """
+        if to is self._route_to and sender is self._route_sender:
+            return self._route
+        to_b = self._pid_bytes(to, "to")
+        if sender is None:
+            route = _ROUTE_TO_ONLY + to_b
+        else:
+            route = _ROUTE_BOTH + to_b + self._pid_bytes(sender, "sender")
+        self._route, self._route_to, self._route_sender = route, to, sender
+        return route
 
     def _pid_bytes(self, pid: Any, what: str) -> bytes:
-        packed: bytes = self._packer.pack(_epid(pid, what))
-        if len(self._pids) >= self._pid_cache_size:
-            self._pids.clear()
-        self._pids[pid] = packed
+        """A pid's 16 route bytes, cached (the same few pids recur on a link)."""
+        hit = self._pids.get(id(pid))  # by identity: Pid's own hash is Python code
+        if hit is not None and hit[0] is pid:
+            return hit[1]
+        try:
+            packed = _IDENT.pack(*_epid(pid, what))
+        except _Bad as exc:
+            raise LocalProtocolError(f"cannot encode a route: {exc}") from None
+        pids = self._pids
+        if len(pids) >= self._pid_cache_size:
+            pids.clear()
+        pids[id(pid)] = (pid, packed)
         return packed
 
     def _too_large(self, size: int) -> LocalProtocolError:
@@ -1154,6 +1271,31 @@ def _dname(x: Any, what: str) -> str:
     return x
 
 
+def _plain_terms(msgs: tuple[Any, ...]) -> bool:
+    """Whether every one of ``msgs`` is a plain term (see SEND_TERMS)."""
+    for m in msgs:
+        cls = m.__class__
+        if cls is tuple:
+            if len(m) > MAX_TERM_ITEMS:
+                return False
+            for item in m:
+                if item.__class__ not in TERM_SCALARS:
+                    return False
+        elif cls not in TERM_SCALARS:
+            return False
+    return True
+
+
+def _dterms(t: tuple[Any, ...]) -> tuple[Any, ...]:
+    msgs = t[2:]
+    if len(msgs) > MAX_TERMS_PER_FRAME:
+        raise _Bad(f"carries {len(msgs)} messages, over the {MAX_TERMS_PER_FRAME} a frame may")
+    if not _plain_terms(msgs):
+        bad = next(m for m in msgs if not _plain_terms((m,)))
+        raise _Bad(f"msg must be a plain term (a scalar, or a flat array of at most {MAX_TERM_ITEMS}), got {_describe(bad)}")
+    return msgs
+
+
 def _dbool(x: Any, what: str) -> bool:
     if type(x) is not bool:
         raise _Bad(f"{what} must be a bool, got {_describe(x)}")
@@ -1165,12 +1307,12 @@ _OP_NAMES = {
     OP_UNLINK_ACK: "UNLINK_ACK", OP_EXIT: "EXIT", OP_EXIT2: "EXIT2", OP_MONITOR: "MONITOR",
     OP_DEMONITOR: "DEMONITOR", OP_DOWN: "DOWN", OP_SPAWN_REQUEST: "SPAWN_REQUEST",
     OP_SPAWN_REPLY: "SPAWN_REPLY", OP_ALIVE_REQUEST: "ALIVE_REQUEST", OP_ALIVE_REPLY: "ALIVE_REPLY",
-    OP_CALL_REPLY: "CALL_REPLY",
+    OP_CALL_REPLY: "CALL_REPLY", OP_SEND_TERMS: "SEND_TERMS",
 }  # fmt: skip
 _ARITY = {
-    OP_SEND: 4, OP_REG_SEND: 4, OP_LINK: 3, OP_UNLINK: 4, OP_UNLINK_ACK: 4, OP_EXIT: 4, OP_EXIT2: 4,
+    OP_SEND: 3, OP_REG_SEND: 4, OP_LINK: 3, OP_UNLINK: 4, OP_UNLINK_ACK: 4, OP_EXIT: 4, OP_EXIT2: 4,
     OP_MONITOR: 4, OP_DEMONITOR: 4, OP_DOWN: 5, OP_SPAWN_REQUEST: 7, OP_SPAWN_REPLY: 4,
-    OP_ALIVE_REQUEST: 3, OP_ALIVE_REPLY: 3, OP_CALL_REPLY: 3,
+    OP_ALIVE_REQUEST: 3, OP_ALIVE_REPLY: 3, OP_CALL_REPLY: 3, OP_SEND_TERMS: 3,
 }  # fmt: skip
 
 
@@ -1201,11 +1343,12 @@ class FrameDecoder:
         self._buf = bytearray()
         self._broken: OversizedFrame | None = None
         self._pids: dict[Any, Pid] = {}
+        self._routes: dict[bytes, tuple[Pid | None, Pid]] = {}  # SEND's route -> (sender, to)
         self._pid_cache_size = pid_cache_size
         self._pos = 0
         self._new_unpacker()
         self._ops: dict[int, Callable[[tuple[Any, ...]], Message]] = {
-            OP_SEND: lambda t: Send(self._opt_pid(t[1], "sender"), self._pid(t[2], "to"), _dbytes(t[3], "payload")),
+            OP_SEND: lambda t: Send(*self._route(t[1]), _dbytes(t[2], "payload")),
             OP_REG_SEND: lambda t: RegSend(
                 self._opt_pid(t[1], "sender"), _dname(t[2], "to_name"), _dbytes(t[3], "payload")
             ),
@@ -1230,6 +1373,7 @@ class FrameDecoder:
             OP_ALIVE_REQUEST: lambda t: AliveRequest(_dref(t[1]), self._pid(t[2], "pid")),
             OP_ALIVE_REPLY: lambda t: AliveReply(_dref(t[1]), _dbool(t[2], "alive")),
             OP_CALL_REPLY: lambda t: CallReply(_dref(t[1]), _dbytes(t[2], "payload")),
+            OP_SEND_TERMS: lambda t: SendTerms(*self._route(t[1]), _dterms(t)),
         }  # fmt: skip
 
     def buffered(self) -> int:
@@ -1263,7 +1407,7 @@ class FrameDecoder:
         append = out.append
         limit = self.max_frame_size
         feed, unpack, tell = self._feed, self._unpack, self._tell
-        pids = self._pids
+        routes = self._routes
         pos = self._pos  # bytes fed to the Unpacker (its tell() must agree)
         while end_all - off >= 4:
             (size,) = _unpack_len32(src, off)
@@ -1298,17 +1442,18 @@ class FrameDecoder:
                 append(self._reset("body is not msgpack (extra data after the message)", size))
                 feed, unpack, tell, pos = self._feed, self._unpack, self._tell, 0
                 continue
-            # The SEND hot path, inlined: cached pids, exact types; anything
-            # else (a new pid, a malformed field) takes the general path.
+            # The SEND and SEND_TERMS hot path, inlined: a known route, exact
+            # types; anything else (a new route, a bad field) takes the general path.
             try:
                 op = t[0]
-                if op == OP_SEND and op.__class__ is int:
-                    to = pids[t[2]]
-                    sender = t[1]
-                    if sender is not None:
-                        sender = pids[sender]
-                    payload = t[3]
-                    if payload.__class__ is bytes:
+                if op.__class__ is int and (op == OP_SEND_TERMS or op == OP_SEND):
+                    sender, to = routes[t[1]]
+                    if op == OP_SEND_TERMS:
+                        msgs = t[2:]
+                        if msgs and len(msgs) <= MAX_TERMS_PER_FRAME and _plain_terms(msgs):
+                            append(_new_tuple(SendTerms, (sender, to, msgs)))
+                            continue
+                    elif (payload := t[2]).__class__ is bytes:
                         append(_new_tuple(Send, (sender, to, payload)))
                         continue
             except (LookupError, TypeError):
@@ -1329,8 +1474,8 @@ class FrameDecoder:
             raw=False,
             max_buffer_size=max(self.max_frame_size, 1 << 20),
             max_bin_len=self.max_frame_size,
-            max_str_len=65536,
-            max_array_len=64,
+            max_str_len=self.max_frame_size,  # a str allocates nothing before its bytes arrive
+            max_array_len=MAX_TERMS_PER_FRAME + 2,  # bounds what one array header makes msgpack allocate
             max_map_len=64,
             max_ext_len=64,
         )
@@ -1373,6 +1518,26 @@ class FrameDecoder:
                     return p
             raise _Bad(f"{what} must be a pid [node>0, id, creation], got {_describe(x)}")
         return p
+
+    def _route(self, x: Any) -> tuple[Pid | None, Pid]:
+        """A SEND / SEND_TERMS route (``to``'s 16 bytes, then the sender's, if any) -> (sender, to)."""
+        r = self._routes.get(x) if x.__class__ is bytes else None
+        if r is not None:
+            return r
+        if x.__class__ is not bytes or len(x) not in (16, 32):
+            raise _Bad(f"route must be a bin of 16 or 32 bytes (to, sender), got {_describe(x)}")
+        to = self._route_pid(x, 0, "to")
+        r = (self._route_pid(x, 16, "sender") if len(x) == 32 else None, to)
+        if len(self._routes) >= self._pid_cache_size:
+            self._routes.clear()
+        self._routes[x] = r
+        return r
+
+    def _route_pid(self, x: bytes, offset: int, what: str) -> Pid:
+        node, id_, creation = _IDENT.unpack_from(x, offset)
+        if not node:
+            raise _Bad(f"{what} in a route has node 0")
+        return self._pid((node, id_, creation), what)
 
     def _opt_pid(self, x: Any, what: str) -> Pid | None:
         return None if x is None else self._pid(x, what)

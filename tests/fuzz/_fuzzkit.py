@@ -330,8 +330,14 @@ pids = st.builds(Pid, st.integers(1, 2**32 - 1), st.integers(0, 2**64 - 1), st.i
 refs = st.builds(Ref, st.integers(1, 2**32 - 1), st.integers(0, 2**64 - 1), st.integers(0, 2**32 - 1))
 _names = st.text(min_size=1, max_size=8)
 _blobs = st.binary(max_size=30)
+_scalars = st.one_of(
+    st.text(max_size=8), st.binary(max_size=8), st.integers(-(2**63), 2**64 - 1), st.floats(allow_nan=False),
+    st.booleans(), st.none(),
+)
+plain_terms = _scalars | st.lists(_scalars, max_size=dp.MAX_TERM_ITEMS).map(tuple)
 control_messages = st.one_of(
     st.builds(dp.Send, st.none() | pids, pids, _blobs),
+    st.builds(dp.SendTerms, st.none() | pids, pids, st.lists(plain_terms, min_size=1, max_size=5).map(tuple)),
     st.builds(dp.RegSend, st.none() | pids, _names, _blobs),
     st.builds(dp.Link, pids, pids),
     st.builds(dp.Unlink, pids, pids, st.integers(0, 2**64 - 1)),

@@ -44,7 +44,7 @@ from _fuzzkit import (
     split,
 )
 
-MESSAGE_TYPES = (dp.Send, dp.RegSend, dp.Link, dp.Unlink, dp.UnlinkAck, dp.Exit, dp.Exit2, dp.Monitor,
+MESSAGE_TYPES = (dp.Send, dp.SendTerms, dp.RegSend, dp.Link, dp.Unlink, dp.UnlinkAck, dp.Exit, dp.Exit2, dp.Monitor,
                  dp.Demonitor, dp.Down, dp.SpawnRequest, dp.SpawnReply, dp.AliveRequest, dp.AliveReply,
                  dp.CallReply)  # fmt: skip
 LIMIT = 1024  # a small max_frame_size, so that fuzzed length prefixes often exceed it
@@ -116,6 +116,7 @@ def test_a_deeply_nested_frame_body_is_a_frame_error() -> None:
 _DEEP = nested(1010)  # arrays nested past repr's limit (msgpack allows 1023)
 _PID = packb([1, 2, 3])
 _REF = packb([1, 4, 5])
+_ROUTE = packb(bytes.fromhex("00000001 0000000000000002 00000003"))
 
 
 @pytest.mark.parametrize(
@@ -123,9 +124,9 @@ _REF = packb([1, 4, 5])
     [
         nested(1010),  # the body itself: op is an array
         b"\x92" + _DEEP + b"\x01",  # [[[...]], 1]
-        b"\x94\x01" + _DEEP + _PID + b"\xc4\x00",  # SEND, sender
-        b"\x94\x01\xc0" + _DEEP + b"\xc4\x00",  # SEND, to
-        b"\x94\x01\xc0" + _PID + _DEEP,  # SEND, payload
+        b"\x93\x01" + _DEEP + b"\xc4\x00",  # SEND, route
+        b"\x93\x01" + _ROUTE + _DEEP,  # SEND, payload
+        b"\x94\x10" + _ROUTE + b"\x01" + _DEEP,  # SEND_TERMS, a msg
         b"\x94\x02\xc0" + _DEEP + b"\xc4\x00",  # REG_SEND, to_name
         b"\x94\x04" + _PID + _PID + _DEEP,  # UNLINK, id
         b"\x94\x08" + _PID + _DEEP + _REF,  # MONITOR, to
@@ -134,7 +135,7 @@ _REF = packb([1, 4, 5])
         b"\x94\x0c" + _REF + _PID + _DEEP,  # SPAWN_REPLY, result
         b"\x93\x0e" + _REF + _DEEP,  # ALIVE_REPLY, alive
     ],
-    ids=["body", "op", "send-sender", "send-to", "send-payload", "reg_send-to_name", "unlink-id", "monitor-to",
+    ids=["body", "op", "send-route", "send-payload", "send_terms-msg", "reg_send-to_name", "unlink-id", "monitor-to",
          "monitor-ref", "spawn_request-link", "spawn_reply-result", "alive_reply-alive"],
 )
 def test_a_field_nested_deep_is_a_short_frame_error(body: bytes) -> None:
@@ -268,8 +269,8 @@ def test_linked_peer_sending_garbage_frames(cluster: Any, good_peer_talks: Any) 
         raw.conn.send(dp.Send(raw.pid(), echo, Codec().encode(("ping", 42))))
         while True:
             msg = raw.inbox.get(timeout=10.0)
-            if isinstance(msg, dp.Send) and msg.to == raw.pid():
-                assert Codec().decode(msg.payload) == ("pong", 42)
+            if isinstance(msg, dp.SendTerms) and msg.to == raw.pid():  # a plain term comes back as itself
+                assert msg.msgs == (("pong", 42),)
                 break
         good_peer_talks(1)
         assert raw.link.stats.handler_errors == 0

@@ -553,21 +553,65 @@ ALL_MESSAGES: list[Any] = [
     p.AliveReply(R1, False),
     p.CallReply(R1, b"\xa2ok"),
     p.Send(Pid(2**32 - 1, 2**64 - 1, 2**32 - 1), Pid(1, 0, 0), b"max"),
+    p.SendTerms(P1, P2, (("ping", 1),)),
+    p.SendTerms(None, P2, ("text", b"bin", 0, -(2**63), 2**64 - 1, 1.5, True, None, (), ("a",) * 32)),
+    p.SendTerms(P1, P2, tuple(range(p.MAX_TERMS_PER_FRAME))),
 ]
+# A pid as a route holds it: node:u32 | id:u64 | creation:u32.
+P1_ROUTE = bytes.fromhex("00000001 0000000000000002 00000003")
+P2_ROUTE = bytes.fromhex("00000004 0000000000000005 00000006")
 
 
 def test_send_byte_vector() -> None:
     frame = encode_frame(p.Send(P1, P2, b"hi"))
-    body = bytes.fromhex("94 01 93010203 93040506 c4026869")
+    body = bytes.fromhex("93 01 c420") + P2_ROUTE + P1_ROUTE + bytes.fromhex("c402 6869")
     assert frame == struct.pack(">I", len(body)) + body
     assert FrameEncoder().send(P1, P2, b"hi") == frame
+
+
+def test_send_terms_byte_vector() -> None:
+    frame = encode_frame(p.SendTerms(P1, P2, (("ping", 1), 7)))
+    body = bytes.fromhex("94 10 c420") + P2_ROUTE + P1_ROUTE + bytes.fromhex("92 a470696e67 01  07")
+    assert frame == struct.pack(">I", len(body)) + body
+    enc = FrameEncoder()
+    bodies = [enc.term(("ping", 1)), enc.term(7)]
+    assert enc.send_terms(enc.route(P1, P2), bodies) == frame  # type: ignore[arg-type]
+    many = encode_frame(p.SendTerms(None, P2, (1,) * 14))  # 16 array items: an array16 header
+    assert many[4:9] == bytes.fromhex("dc 0010 10 c4")
+
+
+@pytest.mark.parametrize(
+    "msg",
+    ["s", b"b", 1, -1, 2**64 - 1, -(2**63), 0.5, True, None, (), ("ping", 1), tuple(range(p.MAX_TERM_ITEMS))],
+    ids=repr,
+)
+def test_plain_terms_are_packed_as_themselves(msg: Any) -> None:
+    body = FrameEncoder().term(msg)
+    assert body == msgpack.packb(msg)
+    assert FrameEncoder(terms=False).term(msg) is None  # the peer takes no SEND_TERMS
+
+
+class _Str(str):
+    pass
+
+
+@pytest.mark.parametrize(
+    "msg",
+    [[1], {"a": 1}, (1, [2]), ((1,),), (1, {}), P1, R1, 2**64, -(2**63) - 1, "\ud800", (b"x", "\udc00"),
+     _Str("sub"), tuple(range(p.MAX_TERM_ITEMS + 1)), frozenset(), 1j],
+    ids=repr,
+)
+def test_anything_else_is_not_a_plain_term(msg: Any) -> None:
+    enc = FrameEncoder()
+    assert enc.term(msg) is None
+    assert enc.term(("after", 1)) == msgpack.packb(("after", 1))  # a failed pack leaves no residue
 
 
 def test_control_byte_vectors() -> None:
     assert encode_frame(p.Link(P1, P2)) == bytes.fromhex("0000000a 93 03 93010203 93040506")
     assert encode_frame(p.Monitor(P1, "ab", R1)) == bytes.fromhex("0000000d 94 08 93010203 a26162 93016303")
     assert encode_frame(p.AliveReply(R1, True)) == bytes.fromhex("00000007 93 0e 93016303 c3")
-    assert encode_frame(p.Send(None, P2, b"")) == bytes.fromhex("00000009 94 01 c0 93040506 c400")
+    assert encode_frame(p.Send(None, P2, b"")) == bytes.fromhex("00000016 93 01 c410") + P2_ROUTE + b"\xc4\x00"
     assert encode_frame(p.Tick()) == p.TICK_FRAME == b"\x00\x00\x00\x00"
 
 
@@ -608,8 +652,10 @@ def test_ticks_are_counted_not_returned() -> None:
 
 
 def test_trailing_extra_fields_are_ignored() -> None:
-    body = msgpack.packb([1, [1, 2, 3], [4, 5, 6], b"x", "future", 42])
+    body = msgpack.packb([1, P2_ROUTE + P1_ROUTE, b"x", "future", 42])
     assert FrameDecoder().feed(struct.pack(">I", len(body)) + body) == [p.Send(P1, P2, b"x")]
+    body = msgpack.packb([3, [1, 2, 3], [4, 5, 6], "future"])
+    assert FrameDecoder().feed(struct.pack(">I", len(body)) + body) == [p.Link(P1, P2)]
 
 
 def _raw_frame(body: bytes) -> bytes:
@@ -623,13 +669,23 @@ BAD_BODIES = [
     (msgpack.packb([]), "not an array"),
     (msgpack.packb(["send"]), "not an array"),
     (msgpack.packb([99, 1, 2]), "unknown control message type 99"),
-    (msgpack.packb([1, [1, 2, 3]]), "SEND needs 3 fields, got 1"),
-    (msgpack.packb([1, [1, 2, 3], [4, 5, 6], "text"]), "payload must be bin"),
-    (msgpack.packb([1, [1, 2, 3], [0, 5, 6], b"x"]), "node>0"),
-    (msgpack.packb([1, [1, 2, 3], [4, -5, 6], b"x"]), "pid"),
-    (msgpack.packb([1, [1, 2, 3], [4, 5], b"x"]), "pid"),
-    (msgpack.packb([1, {"a": 1}, [4, 5, 6], b"x"]), "SEND"),
-    (msgpack.packb([1, [1, 2, 3], [True, 5, 6], b"x"]), "pid"),
+    (msgpack.packb([1, P2_ROUTE]), "SEND needs 2 fields, got 1"),
+    (msgpack.packb([1, P2_ROUTE, "text"]), "payload must be bin"),
+    (msgpack.packb([1, bytes(4) + P2_ROUTE[4:], b"x"]), "SEND: to in a route has node 0"),
+    (msgpack.packb([1, P2_ROUTE + bytes(16), b"x"]), "SEND: sender in a route has node 0"),
+    (msgpack.packb([1, P2_ROUTE[:15], b"x"]), "route must be a bin of 16 or 32 bytes"),
+    (msgpack.packb([1, P2_ROUTE * 3, b"x"]), "route must be a bin of 16 or 32 bytes"),
+    (msgpack.packb([1, [4, 5, 6], b"x"]), "route must be a bin"),
+    (msgpack.packb([1, {"a": 1}, b"x"]), "SEND"),
+    (msgpack.packb([1, "route", b"x"]), "route must be a bin"),
+    (msgpack.packb([16, P2_ROUTE]), "SEND_TERMS needs 2 fields, got 1"),
+    (msgpack.packb([16, P2_ROUTE, {"a": 1}]), "SEND_TERMS: msg must be a plain term"),
+    (msgpack.packb([16, P2_ROUTE, "ok", [[1]]]), "SEND_TERMS: msg must be a plain term"),
+    (msgpack.packb([16, P2_ROUTE, list(range(33))]), "SEND_TERMS: msg must be a plain term"),
+    (msgpack.packb([16, P2_ROUTE, msgpack.ExtType(5, b"")]), "SEND_TERMS: msg must be a plain term"),
+    (msgpack.packb([16, P2_ROUTE, 1, 2, msgpack.Timestamp(1)]), "SEND_TERMS: msg must be a plain term"),
+    (msgpack.packb([16, P2_ROUTE[:3], "x"]), "SEND_TERMS: route must be a bin"),
+    (msgpack.packb([16, P2_ROUTE, *range(p.MAX_TERMS_PER_FRAME + 1)]), "not msgpack"),  # over max_array_len
     (msgpack.packb([3, [1, 2, 3], "x"]), "LINK: to must be a pid"),
     (msgpack.packb([8, [1, 2, 3], "", [1, 2, 3]]), "MONITOR"),
     (msgpack.packb([8, [1, 2, 3], [4, 5, 6], [1, 2]]), "expected a ref"),
@@ -637,7 +693,7 @@ BAD_BODIES = [
     (msgpack.packb([4, [1, 2, 3], [4, 5, 6], -1]), "unlink id"),
     (msgpack.packb([14, [1, 2, 3], 1]), "alive must be a bool"),
     (msgpack.packb([2, None, "", b"x"]), "to_name"),
-    (msgpack.packb([1, [1, 2, 3], [4, 5, 6], b"x"]) + b"\x00", "not msgpack"),  # extra data
+    (msgpack.packb([1, P2_ROUTE, b"x"]) + b"\x00", "not msgpack"),  # extra data
     (b"\xd4\x05\x00", "not an array"),  # an ext type
     (b"\xdd\x0f\xff\xff\xff", "not msgpack"),  # declares a 268M-element array: refused, not allocated
     (b"\x94\x01\xc6\x7f\xff\xff\xff", "not msgpack"),  # a 2 GiB bin in a 7-byte body
@@ -688,13 +744,21 @@ def test_encode_errors() -> None:
         encode_frame((1, 2))  # type: ignore[arg-type]
     with pytest.raises(LocalProtocolError, match="exceeds the peer's limit of 1024"):
         FrameEncoder(1024).send(P1, P2, b"x" * 1024)
+    with pytest.raises(LocalProtocolError, match="exceeds the peer's limit of 1024"):
+        FrameEncoder(1024).send_terms(FrameEncoder().route(P1, P2), [msgpack.packb(b"x" * 1000)])
+    with pytest.raises(LocalProtocolError, match="not a plain term"):
+        encode_frame(p.SendTerms(P1, P2, ("ok", [1])))
+    with pytest.raises(LocalProtocolError, match="carries 1 to 1024 messages, not 0"):
+        encode_frame(p.SendTerms(P1, P2, ()))
+    with pytest.raises(LocalProtocolError, match="node 0"):
+        FrameEncoder().route(None, Pid(0, 5, 0))
 
 
 def test_pid_cache_is_bounded_and_correct() -> None:
     dec = FrameDecoder(pid_cache_size=4)
     msgs = [p.Send(Pid(1, i, 0), Pid(2, i % 3, 1), b"") for i in range(50)]
     assert dec.feed(b"".join(encode_frame(m) for m in msgs)) == msgs
-    assert len(dec._pids) <= 4
+    assert len(dec._pids) <= 4 and len(dec._routes) <= 4
 
 
 def test_feeding_is_linear() -> None:
