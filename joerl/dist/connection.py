@@ -89,6 +89,9 @@ __all__ = [
 
 _WRITE_PIECE = 256 * 1024  # bytes per send() of the writer (progress is noted per piece)
 _TERMS_BYTES = 256 * 1024  # the most message bytes one SEND_TERMS frame gathers
+# What a queued plain term costs beyond its bytes (a bytes object and a list
+# slot): counted against max_queue_bytes, so that the bound holds for memory.
+_TERM_COST = 48
 _YIELD_AT = 64 * 1024  # queued bytes past which a sender yields to the writer
 log = logging.getLogger(__name__)
 
@@ -178,10 +181,10 @@ class _Terms(list):  # type: ignore[type-arg]
 
     __slots__ = ("route", "size")
 
-    def __init__(self, route: bytes, body: bytes) -> None:
+    def __init__(self, route: bytes, body: bytes, size: int) -> None:
         super().__init__((body,))
         self.route = route
-        self.size = len(body)
+        self.size = size  # the bodies' bytes and _TERM_COST for each
 
 
 class Connection:
@@ -442,7 +445,7 @@ class Connection:
         if self._closed:
             raise ConnectionLost(f"link to node {self.peer_name!r} is closed: {self.close_reason}")
         route = encoder.route(sender, to)
-        size = len(body)
+        size = len(body) + _TERM_COST
         if self._out_bytes >= self._max_queue and self._out:
             self._wait_for_space(size)
         out = self._out
@@ -463,12 +466,12 @@ class Connection:
         elif self._writer_waiting and self._direct_ok and not self._direct_spent:
             self.send_frame(encoder.send_terms(route, [body]))  # the latency path
             return True
-        if size > self._max_term:
+        if len(body) > self._max_term:
             raise LocalProtocolError(
-                f"a message of {size} bytes does not fit the frame limit of node {self.peer_name!r} "
+                f"a message of {len(body)} bytes does not fit the frame limit of node {self.peer_name!r} "
                 f"({self.peer.max_frame} bytes)"
             )
-        out.append(_Terms(route, body))
+        out.append(_Terms(route, body, size))
         self._queued(size)
         return True
 

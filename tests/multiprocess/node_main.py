@@ -23,6 +23,12 @@ The cookie comes from ``$JOERL_COOKIE``. Every role first prints one line
     takes at most R messages a second for the first S seconds after the
     first message arrives (then as fast as it can). Runs until its standard
     input is closed.
+``host``
+    hosts processes for a test node that links to, monitors, spawns and
+    calls them: registers the factories ``worker`` (see :func:`worker`) and
+    ``linker`` (see :func:`linker`) for ``spawn_remote``, and the GenServer
+    ``store`` (see :class:`Store`; it prints ``HELD`` when it holds a call
+    unanswered). Runs until its standard input is closed.
 ``flood --to NODE --seconds S [--queue-bytes B]``
     prints ``FLOOD_READY`` once linked, waits for a line on its standard
     input, then sends numbered messages to ``slow`` on NODE as fast as the
@@ -57,11 +63,15 @@ from typing import Any
 import gevent
 import gevent.os
 
+from joerl import gen_server
 from joerl.actor import ActorContext
 from joerl.dist.connection import LinkConfig
 from joerl.dist.node import DistributedSystem
 from joerl.errors import NodeUnreachable, ReceiveTimeout
-from joerl.message import Down, NodeDown
+from joerl.gen_server import GenServer, NoReply, Reply
+from joerl.message import Down, Exit, NodeDown
+from joerl.pid import Pid
+from joerl.system import From
 
 WAIT = 30.0  # seconds any single step may take before the role gives up
 
@@ -160,6 +170,45 @@ def slow_sink(ctx: ActorContext, rate: float, slow_for: float) -> None:
             say(f"SINK received={received} expected={msg[1]} in_order={in_order}")
             ctx.send(msg[2], ("sunk", received, in_order))
             received, in_order = 0, True
+
+
+def worker(ctx: ActorContext, node: DistributedSystem) -> None:
+    """Answers ``("ping", n)`` with ``("pong", n)``; ``("die", reason)`` ends
+    it with ``reason`` (``"raise"``: it raises ``RuntimeError("boom")``);
+    ``("global_register", name)`` registers it cluster-wide and answers
+    ``("registered", ok)``."""
+    while True:
+        msg = ctx.receive()
+        if msg[0] == "ping":
+            ctx.send(ctx.sender, ("pong", msg[1]))
+        elif msg[0] == "die":
+            if msg[1] == "raise":
+                raise RuntimeError("boom")
+            ctx.stop(msg[1])
+        elif msg[0] == "global_register":
+            ctx.send(ctx.sender, ("registered", node.global_register(msg[1], ctx.pid)))
+
+
+def linker(ctx: ActorContext, other: Pid, report: Pid) -> None:
+    """Traps exits, links to ``other``, sends ``("linked", pid)`` to
+    ``report``, then ``("exit", pid, reason)`` for every exit signal."""
+    ctx.trap_exit(True)
+    ctx.link(other)
+    ctx.send(report, ("linked", ctx.pid))
+    while True:
+        msg = ctx.receive(match=Exit)
+        ctx.send(report, ("exit", msg.pid, msg.reason))
+
+
+class Store(GenServer):
+    """Answers ``("echo", x)`` with ``x``; holds ``("hold",)`` unanswered,
+    printing ``HELD``."""
+
+    def handle_call(self, request: Any, from_: From, state: Any) -> Reply | NoReply:
+        if request[0] == "hold":
+            say("HELD")
+            return NoReply()
+        return Reply(request[1])
 
 
 def wait_stdin_line() -> None:
@@ -308,7 +357,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("name")
     ap.add_argument("--epmd", required=True)
     ap.add_argument("--tick", type=float, default=60.0)
-    ap.add_argument("role", choices=["serve", "send", "ping", "watch", "consume", "flood"])
+    ap.add_argument("role", choices=["serve", "host", "send", "ping", "watch", "consume", "flood"])
     ap.add_argument("--to", default=None)
     ap.add_argument("--count", type=int, default=1000)
     ap.add_argument("--mailbox", type=int, default=1000, help="consume: the sink's mailbox bound")
@@ -332,6 +381,11 @@ def main(argv: list[str]) -> int:
             node.spawn_fn(echo, name="echo")
             node.spawn_fn(sink, name="sink")
             node.spawn_fn(stream, name="stream")
+            wait_stdin_closed()
+        elif args.role == "host":
+            node.register_factory("worker", lambda ctx: worker(ctx, node), function=True)
+            node.register_factory("linker", linker, function=True)
+            gen_server.start(node.system, Store(), name="store")
             wait_stdin_closed()
         elif args.role == "consume":
             node.spawn_fn(echo, name="echo")

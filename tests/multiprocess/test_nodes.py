@@ -13,7 +13,6 @@ Figures (rates, detection times) are printed: run with ``-s`` to see them.
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import time
@@ -22,13 +21,13 @@ from typing import Any, Iterator
 
 import gevent
 import pytest
-from gevent import subprocess
 from gevent.queue import Empty, Queue
 
 from joerl.actor import ActorContext
 from joerl.dist.node import DistributedSystem
 from joerl.message import NOCONNECTION, NOPROC, Down, NodeDown, NodeUp
 from joerl.pid import Pid
+from joerl.testing import ChildProcess, fields
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_MAIN = Path(__file__).with_name("node_main.py")
@@ -38,110 +37,60 @@ WAIT = 30.0  # generous: the machine is shared; figures are printed, not asserte
 pytestmark = pytest.mark.reliability
 
 
-def child_env() -> dict[str, str]:
-    env = dict(os.environ, JOERL_COOKIE=COOKIE, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    env.pop("JOERL_EPMD_ADDRESS", None)
-    return env
+def start_child(argv: list[str]) -> ChildProcess:
+    return ChildProcess(argv, cookie=COOKIE, cwd=ROOT, timeout=WAIT)
 
 
-class Child:
-    """A subprocess whose standard output is read line by line into a queue."""
-
-    def __init__(self, argv: list[str]) -> None:
-        self.argv = argv
-        self.proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env(), cwd=ROOT
-        )
-        self.lines: list[str] = []
-        self._queue: Queue = Queue()
-        self._reader = gevent.spawn(self._read)
-
-    def _read(self) -> None:
-        for raw in self.proc.stdout:
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            self.lines.append(line)
-            self._queue.put(line)
-        self._queue.put(None)
-
-    def wait_line(self, prefix: str, timeout: float = WAIT) -> str:
-        """The next line starting with ``prefix`` (earlier other lines are skipped)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            except Empty:
-                raise AssertionError(f"{self}: no line {prefix!r} within {timeout}s; output: {self.lines}") from None
-            if line is None:
-                raise AssertionError(f"{self}: exited ({self.proc.wait()}) before {prefix!r}; output: {self.lines}\n{self.stderr()}")
-            if line.startswith(prefix):
-                return line
-
-    def wait(self, timeout: float = WAIT) -> int:
-        code = self.proc.wait(timeout=timeout)
-        self._reader.join(timeout)
-        return code
-
-    def stderr(self) -> str:
-        if self.proc.poll() is None:
-            return "(still running)"
-        return self.proc.stderr.read().decode("utf-8", "replace")
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)  # a stopped process still dies of SIGKILL; be tidy
-            self.proc.kill()
-        self.proc.wait(timeout=WAIT)
-        self._reader.join(WAIT)
-        for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-            f.close()
-
-    def __repr__(self) -> str:
-        return f"<Child {' '.join(self.argv[1:4])} pid={self.proc.pid}>"
+def epmd_argv() -> list[str]:
+    """A port mapper process on a free loopback port."""
+    return [sys.executable, "-m", "joerl.epmd", "127.0.0.1:0"]
 
 
-def fields(line: str) -> dict[str, str]:
-    """``"WORD a=1 b=x"`` -> ``{"a": "1", "b": "x"}``."""
-    return dict(word.split("=", 1) for word in line.split()[1:] if "=" in word)
+def node_argv(name: str, epmd: str, role: str, *options: str, tick: float) -> list[str]:
+    """A ``node_main.py`` process."""
+    return [sys.executable, str(NODE_MAIN), name, "--epmd", epmd, "--tick", str(tick), role, *options]
 
 
 @pytest.fixture
-def children() -> Iterator[list[Child]]:
-    started: list[Child] = []
+def children() -> Iterator[list[ChildProcess]]:
+    started: list[ChildProcess] = []
     yield started
     for child in reversed(started):
         child.close()
 
 
 @pytest.fixture
-def epmd(children: list[Child]) -> str:
+def epmd(children: list[ChildProcess]) -> str:
     """A private port mapper process on a free loopback port; its address."""
-    child = Child([sys.executable, "-m", "joerl.epmd", "127.0.0.1:0"])
+    child = start_child(epmd_argv())
     children.append(child)
-    return f"127.0.0.1:{fields(child.wait_line('READY'))['port']}"
+    return f"127.0.0.1:{child.wait_ready()['port']}"
 
 
 @pytest.fixture
-def start_node(children: list[Child], epmd: str) -> Any:
+def start_node(children: list[ChildProcess], epmd: str) -> Any:
     """``start_node(name, role, *options, tick=1.0)``: a node_main process, once READY."""
 
-    def start(name: str, role: str, *options: str, tick: float = 1.0) -> Child:
-        child = Child([sys.executable, str(NODE_MAIN), name, "--epmd", epmd, "--tick", str(tick), role, *options])
+    def start(name: str, role: str, *options: str, tick: float = 1.0) -> ChildProcess:
+        child = start_child(node_argv(name, epmd, role, *options, tick=tick))
         children.append(child)
-        child.ready = fields(child.wait_line("READY"))  # type: ignore[attr-defined]
+        child.wait_ready()
         return child
 
     return start
 
 
 class Inbox:
-    """A process of the test's own node whose messages the test reads from a queue."""
+    """A process of the test's own node whose messages the test reads from a queue
+    (with ``trap_exit``: a process that traps exits)."""
 
-    def __init__(self, node: DistributedSystem) -> None:
+    def __init__(self, node: DistributedSystem, *, trap_exit: bool = False) -> None:
         self.queue: Queue = Queue()
         self.stash: list[Any] = []
         ready = gevent.event.Event()
 
         def body(ctx: ActorContext) -> None:
+            ctx.trap_exit(trap_exit)
             self.ctx = ctx
             ready.set()
             while True:

@@ -1,8 +1,8 @@
 """Helpers of the fault and soak tests: node processes, RSS, and a stream that keeps count.
 
-* :class:`Child`: a subprocess (a node of ``tests/multiprocess/node_main.py``,
-  or a port mapper) whose standard output is read line by line; its standard
-  error goes to a file, so a chatty child never blocks on a full pipe.
+* :func:`start_child`: a :class:`~joerl.testing.ChildProcess` with the
+  tests' cookie (a node of ``tests/multiprocess/node_main.py``, or a port
+  mapper; see :func:`epmd_argv` and :func:`node_argv`).
 * :func:`rss_kb`: the resident set of a process, from ``/proc``.
 * :class:`Stream`: a process of the test's own node that sends numbered
   messages to the ``stream`` process of a ``serve`` node and keeps the books:
@@ -14,41 +14,24 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import gevent
-from gevent import subprocess
 from gevent.event import Event
-from gevent.queue import Empty, Queue
 
 from joerl.actor import ActorContext
 from joerl.dist.node import DistributedSystem
 from joerl.errors import ConnectionLost, ReceiveTimeout
 from joerl.message import Down, NodeDown, NodeUp
+from joerl.testing import ChildProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_MAIN = ROOT / "tests" / "multiprocess" / "node_main.py"
 COOKIE = "joerl-reliability-test"
 WAIT = 30.0  # generous: the machine is shared; the figures say how long things really took
-
-
-def child_env() -> dict[str, str]:
-    """The children's environment: our cookie, our source tree, no port mapper default."""
-    env = dict(os.environ, JOERL_COOKIE=COOKIE)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    env.pop("JOERL_EPMD_ADDRESS", None)
-    return env
-
-
-def fields(line: str) -> dict[str, str]:
-    """``"WORD a=1 b=x"`` -> ``{"a": "1", "b": "x"}``."""
-    return dict(word.split("=", 1) for word in line.split()[1:] if "=" in word)
 
 
 def rss_kb(pid: int) -> int:
@@ -63,85 +46,9 @@ def rss_kb(pid: int) -> int:
     return 0
 
 
-class Child:
-    """A subprocess whose standard output is read, line by line, into a queue."""
-
-    def __init__(self, argv: list[str]) -> None:
-        self.argv = argv
-        self._err = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._err, env=child_env(), cwd=ROOT
-        )
-        self.pid = self.proc.pid
-        self.lines: list[str] = []
-        self.ready: dict[str, str] = {}
-        self._queue: Queue = Queue()
-        self._reader = gevent.spawn(self._read)
-
-    def _read(self) -> None:
-        for raw in self.proc.stdout:
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            self.lines.append(line)
-            self._queue.put(line)
-        self._queue.put(None)
-
-    def wait_line(self, prefix: str, timeout: float = WAIT) -> str:
-        """The next line starting with ``prefix`` (other lines before it are skipped)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            except Empty:
-                raise AssertionError(f"{self}: no line {prefix!r} within {timeout}s; output: {self.lines}") from None
-            if line is None:
-                self._queue.put(None)
-                raise AssertionError(
-                    f"{self}: exited ({self.proc.wait()}) before {prefix!r}; output: {self.lines}\n{self.stderr()}"
-                )
-            if line.startswith(prefix):
-                return line
-
-    def wait_ready(self, timeout: float = WAIT) -> dict[str, str]:
-        self.ready = fields(self.wait_line("READY", timeout))
-        return self.ready
-
-    def write_line(self, text: str) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(text.encode() + b"\n")
-        self.proc.stdin.flush()
-
-    def wait(self, timeout: float = WAIT) -> int:
-        code = self.proc.wait(timeout=timeout)
-        self._reader.join(timeout)
-        return code
-
-    def stderr(self, limit: int = 20000) -> str:
-        self._err.seek(0)
-        return self._err.read()[-limit:].decode("utf-8", "replace")
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def close(self) -> None:
-        """Kill it (if still running) and reap it; close the pipes."""
-        if self.proc.poll() is None:
-            try:
-                self.proc.send_signal(signal.SIGCONT)  # a stopped process dies of SIGKILL too; be tidy
-                self.proc.kill()
-            except ProcessLookupError:
-                pass
-        self.proc.wait(timeout=WAIT)
-        self._reader.join(WAIT)
-        for f in (self.proc.stdin, self.proc.stdout):
-            if f is not None:
-                try:
-                    f.close()
-                except OSError:  # a broken stdin pipe
-                    pass
-        self._err.close()
-
-    def __repr__(self) -> str:
-        return f"<Child {' '.join(self.argv[1:4])} pid={self.pid}>"
+def start_child(argv: list[str]) -> ChildProcess:
+    """``argv`` as a child process with the tests' cookie and waits (close it after)."""
+    return ChildProcess(argv, cookie=COOKIE, cwd=ROOT, timeout=WAIT)
 
 
 def epmd_argv(address: str) -> list[str]:

@@ -23,9 +23,10 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from _reliakit import COOKIE, Child, epmd_argv, fields, node_argv
+from _reliakit import COOKIE, epmd_argv, node_argv, start_child
 from joerl.dist.connection import LinkConfig
 from joerl.dist.node import DistributedSystem
+from joerl.testing import ChildProcess, fields
 
 RESULTS_ENV = "JOERL_RELIABILITY_JSON"
 DEFAULT_JSON = Path(__file__).with_name(".last_run.json")
@@ -130,20 +131,20 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 @pytest.fixture
-def procs() -> Iterator[list[Child]]:
+def procs() -> Iterator[list[ChildProcess]]:
     """Every child process a test starts goes here; all are killed and reaped after it."""
-    started: list[Child] = []
+    started: list[ChildProcess] = []
     yield started
     for child in reversed(started):
         child.close()
 
 
 @pytest.fixture
-def start(procs: list[Child]) -> Callable[[list[str]], Child]:
-    """``start(argv) -> Child``, killed after the test."""
+def start(procs: list[ChildProcess]) -> Callable[[list[str]], ChildProcess]:
+    """``start(argv) -> ChildProcess``, killed after the test."""
 
-    def run(argv: list[str]) -> Child:
-        child = Child(argv)
+    def run(argv: list[str]) -> ChildProcess:
+        child = start_child(argv)
         procs.append(child)
         return child
 
@@ -151,17 +152,17 @@ def start(procs: list[Child]) -> Callable[[list[str]], Child]:
 
 
 @pytest.fixture
-def epmd(start: Callable[[list[str]], Child]) -> str:
+def epmd(start: Callable[[list[str]], ChildProcess]) -> str:
     """A private port mapper process on a free loopback port; its address."""
     child = start(epmd_argv("127.0.0.1:0"))
     return f"127.0.0.1:{fields(child.wait_line('READY'))['port']}"
 
 
 @pytest.fixture
-def start_node(start: Callable[[list[str]], Child], epmd: str) -> Callable[..., Child]:
+def start_node(start: Callable[[list[str]], ChildProcess], epmd: str) -> Callable[..., ChildProcess]:
     """``start_node(name, role, *options, tick=1.0)``: a node_main process, once READY."""
 
-    def run(name: str, role: str, *options: str, tick: float = 1.0) -> Child:
+    def run(name: str, role: str, *options: str, tick: float = 1.0) -> ChildProcess:
         child = start(node_argv(name, epmd, role, *options, tick=tick))
         child.wait_ready()
         return child

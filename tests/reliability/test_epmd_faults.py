@@ -22,13 +22,13 @@ from gevent import socket
 from gevent.event import Event
 from gevent.queue import Empty, Queue
 
-from _reliakit import COOKIE, WAIT, Child, epmd_argv, fields, node_argv, rss_kb
+from _reliakit import COOKIE, WAIT, epmd_argv, node_argv, rss_kb
 from joerl.actor import ActorContext
 from joerl.dist.node import DistributedSystem
 from joerl.epmd import EpmdClient
 from joerl.epmd.client import DEFAULT_KEEPALIVE, DEFAULT_RETRY
 from joerl.errors import EpmdError
-from joerl.testing import free_port
+from joerl.testing import ChildProcess, fields, free_port
 
 pytestmark = pytest.mark.reliability
 
@@ -73,7 +73,7 @@ class Pongs:
 
 @pytest.mark.timeout(90)
 def test_port_mapper_killed_and_restarted_under_10_live_nodes(
-    start: Callable[[list[str]], Child], scenario: Any
+    start: Callable[[list[str]], ChildProcess], scenario: Any
 ) -> None:
     n_nodes = 10
     rec = scenario(
@@ -230,7 +230,7 @@ def _garbage(kind: int, rng: random.Random) -> tuple[bytes, bool]:
 
 @pytest.mark.timeout(90)
 def test_1000_concurrent_port_mapper_clients_10_percent_garbage(
-    start: Callable[[list[str]], Child], scenario: Any
+    start: Callable[[list[str]], ChildProcess], scenario: Any
 ) -> None:
     n_clients, garbage_share = 1000, 0.10
     n_bad = int(n_clients * garbage_share)

@@ -18,9 +18,10 @@ from typing import Any, Callable
 
 import pytest
 
-from _reliakit import Child, Stream
+from _reliakit import Stream
 from joerl.dist.node import DistributedSystem
 from joerl.message import NOCONNECTION
+from joerl.testing import ChildProcess
 
 pytestmark = pytest.mark.reliability
 
@@ -60,7 +61,7 @@ def book_figures(rec: Any, stream: Stream, *, final: bool = True) -> None:
 
 @pytest.mark.timeout(60)
 def test_kill_9_of_a_peer_during_a_stream_of_100k(
-    start_node: Callable[..., Child], here: DistributedSystem, scenario: Any
+    start_node: Callable[..., ChildProcess], here: DistributedSystem, scenario: Any
 ) -> None:
     total, window = 100_000, 10_000
     rec = scenario(
@@ -98,7 +99,7 @@ def test_kill_9_of_a_peer_during_a_stream_of_100k(
 
 @pytest.mark.timeout(60)
 def test_link_reset_mid_stream_reconnects_on_the_next_send(
-    start_node: Callable[..., Child], here: DistributedSystem, scenario: Any
+    start_node: Callable[..., ChildProcess], here: DistributedSystem, scenario: Any
 ) -> None:
     total, window, resets = 60_000, 5_000, 3
     rec = scenario(
@@ -147,7 +148,7 @@ def test_link_reset_mid_stream_reconnects_on_the_next_send(
 
 @pytest.mark.timeout(60)
 def test_sigstop_and_sigcont_of_a_peer(
-    start_node: Callable[..., Child], here: DistributedSystem, scenario: Any
+    start_node: Callable[..., ChildProcess], here: DistributedSystem, scenario: Any
 ) -> None:
     window, tick = 5_000, 1.0
     rec = scenario(

@@ -23,7 +23,7 @@ import gevent
 import pytest
 from gevent.event import Event
 
-from _reliakit import COOKIE, WAIT, Child, node_argv
+from _reliakit import COOKIE, WAIT, node_argv, start_child
 from joerl.actor import ActorContext
 from joerl.dist.connection import LinkConfig
 from joerl.dist.node import DistributedSystem
@@ -230,7 +230,7 @@ def test_a_node_receiving_a_stream_keeps_running_its_other_processes() -> None:
 
             here.spawn_fn(sink, name="sink")
             beat = here.spawn_fn(heartbeat)
-            child = Child(node_argv("sender", address, "send", "--to", "tester", "--count", str(count)))
+            child = start_child(node_argv("sender", address, "send", "--to", "tester", "--count", str(count)))
             child.wait_ready()
             child.wait_line("SENT", timeout=WAIT * 2)
             stop.set()

@@ -19,7 +19,8 @@ import gevent
 import pytest
 from gevent.event import Event
 
-from _reliakit import Child, fields, rss_kb
+from _reliakit import rss_kb
+from joerl.testing import ChildProcess, fields
 
 pytestmark = pytest.mark.reliability
 
@@ -29,7 +30,7 @@ MiB = 1024 * 1024
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("queue_mib", [8, 1], ids=["queue-8MiB", "queue-1MiB"])
 def test_slow_consumer_keeps_the_senders_memory_bounded(
-    start_node: Callable[..., Child], scenario: Any, queue_mib: int
+    start_node: Callable[..., ChildProcess], scenario: Any, queue_mib: int
 ) -> None:
     flood_s, slow_for, rate, mailbox = 3.0, 4.0, 20_000, 1000
     queue = queue_mib * MiB

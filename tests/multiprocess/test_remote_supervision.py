@@ -1,0 +1,168 @@
+"""Links, remote spawn, calls and global names with a peer that is a real OS process.
+
+The same features are tested with several nodes in one process in
+``tests/integration`` (test_node_links.py, test_node_calls.py,
+test_global_names.py); here the far end is a ``node_main.py host`` process,
+so exit signals, spawn requests, calls and name tables cross a real process
+boundary, and a node killed with SIGKILL is gone without a word. One host
+node serves the tests that leave it alive; a test that kills its node starts
+its own. The test's own node runs in this process.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Iterator
+
+import gevent
+import pytest
+from gevent.event import AsyncResult
+
+from joerl.dist.node import DistributedSystem
+from joerl.errors import CallError, CallTimeout
+from joerl.message import NOCONNECTION, Down, Exit, NodeDown
+from joerl.testing import ChildProcess, wait_until
+from test_nodes import COOKIE, Inbox, epmd_argv, node_argv, start_child
+
+STEP = 10.0  # the longest any single step may take (a shared, busy machine)
+PROMPT = 3.0  # "at once": far below the call timeout, with slack for a busy machine
+BOOM = "RuntimeError: boom"  # an exception crosses nodes as "Type: message"
+HOST = "host"
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture(scope="module")
+def epmd() -> Iterator[str]:
+    """A private port mapper process for this module's nodes; its address."""
+    with start_child(epmd_argv()) as child:
+        yield f"127.0.0.1:{child.wait_ready(STEP)['port']}"
+
+
+@pytest.fixture(scope="module")
+def here(epmd: str) -> Iterator[DistributedSystem]:
+    """This test process as a node (default tick time: losses are seen by EOF, not ticks)."""
+    node = DistributedSystem("tester", "127.0.0.1:0", epmd, cookie=COOKIE, start_epmd=False)
+    try:
+        yield node
+    finally:
+        node.shutdown()
+
+
+@pytest.fixture(scope="module")
+def host(epmd: str, here: DistributedSystem) -> Iterator[ChildProcess]:
+    """The ``host`` node process the tests that leave it alive share."""
+    with start_child(node_argv(HOST, epmd, "host", tick=60.0)) as child:
+        child.wait_ready(STEP)
+        yield child
+
+
+@pytest.fixture
+def start_host(epmd: str) -> Iterator[Callable[[str], ChildProcess]]:
+    """``start_host(name)``: a ``host`` node process of this test's own (to kill)."""
+    started: list[ChildProcess] = []
+
+    def start(name: str) -> ChildProcess:
+        child = start_child(node_argv(name, epmd, "host", tick=60.0))
+        started.append(child)
+        child.wait_ready(STEP)
+        return child
+
+    yield start
+    for child in started:
+        child.close()
+
+
+def call_in_greenlet(node: DistributedSystem, server: Any, request: Any, timeout: float) -> AsyncResult:
+    """``node`` calls ``server`` from a greenlet; the result holds (value or
+    exception, seconds the call took)."""
+    out: AsyncResult = AsyncResult()
+
+    def run() -> None:
+        t0 = time.monotonic()
+        try:
+            value: Any = node.system.call(server, request, timeout=timeout)
+        except CallError as exc:
+            value = exc
+        out.set((value, time.monotonic() - t0))
+
+    gevent.spawn(run)
+    return out
+
+
+# -- links ------------------------------------------------------------------------------------
+
+
+def test_a_remote_exit_reaches_a_linked_trapping_process_here(here: DistributedSystem, host: ChildProcess) -> None:
+    trapper = Inbox(here, trap_exit=True)
+    victim = here.spawn_remote(HOST, "worker")
+    trapper.ctx.link(victim)
+    # The Link frame goes out before this message on the same link.
+    trapper.ctx.send(victim, ("die", ("custom", [1, 2])))
+    assert trapper.get(STEP, match=Exit) == Exit(victim, ("custom", [1, 2]))
+    assert here.system.is_process_alive(trapper.pid)
+
+
+def test_a_local_exit_reaches_a_linked_trapping_process_there(here: DistributedSystem, host: ChildProcess) -> None:
+    report = Inbox(here)
+    local = Inbox(here)
+    there = here.spawn_remote(HOST, "linker", local.pid, report.pid)
+    assert report.get(STEP, match="linked") == ("linked", there)
+    here.system.exit(local.pid, ("bad", "thing"))
+    # The linker names it by its node-wide pid, which comes home as the local one.
+    assert report.get(STEP, match="exit") == ("exit", local.pid, ("bad", "thing"))
+
+
+# -- remote spawn -------------------------------------------------------------------------------
+
+
+def test_spawn_remote_linked_and_monitored_reports_the_death(here: DistributedSystem, host: ChildProcess) -> None:
+    caller = Inbox(here, trap_exit=True)
+    pid, ref = here.spawn_remote(HOST, "worker", link=True, monitor=True, caller=caller.ctx)
+    assert here.node_of(pid) == HOST
+    caller.ctx.send(pid, ("ping", 1))
+    assert caller.get(STEP, match="pong") == ("pong", 1)
+    caller.ctx.send(pid, ("die", "raise"))
+    assert caller.get(STEP, match=Exit) == Exit(pid, BOOM)
+    assert caller.get(STEP, match=Down) == Down(ref, pid, BOOM)
+    assert not here.is_process_alive(pid)
+
+
+# -- nodes killed with SIGKILL ----------------------------------------------------------------------
+
+
+def test_a_call_whose_server_node_is_killed_fails_at_once_with_noconnection(
+    here: DistributedSystem, start_host: Callable[[str], ChildProcess]
+) -> None:
+    node = start_host("victim_c")
+    server = ("store", "victim_c")
+    assert here.system.call(server, ("echo", 7), timeout=STEP) == 7
+    out = call_in_greenlet(here, server, ("hold",), timeout=30.0)
+    node.wait_line("HELD", STEP)
+    t0 = time.monotonic()
+    node.proc.kill()
+    exc, seconds = out.get(timeout=STEP)
+    failed_after = time.monotonic() - t0
+    print(f"\na call whose server's node was killed -9 failed after {failed_after * 1000:.0f} ms")
+    assert isinstance(exc, CallError) and not isinstance(exc, CallTimeout), exc
+    assert exc.reason == NOCONNECTION
+    assert failed_after < PROMPT and seconds < 30.0
+
+
+def test_a_global_name_of_a_killed_node_disappears(
+    here: DistributedSystem, start_host: Callable[[str], ChildProcess]
+) -> None:
+    node = start_host("victim_g")
+    watch = Inbox(here)
+    holder = here.spawn_remote("victim_g", "worker")
+    here.monitor_node(watch.pid, "victim_g")
+    watch.ctx.send(holder, ("global_register", "the-holder"))
+    assert watch.get(STEP, match="registered") == ("registered", True)
+    assert wait_until(lambda: here.global_whereis("the-holder"), STEP, what="the name seen here") == holder
+    here.global_send("the-holder", ("ping", 2), sender=watch.pid)
+    assert watch.get(STEP, match="pong") == ("pong", 2)
+
+    node.proc.kill()
+    assert watch.get(STEP, match=NodeDown) == NodeDown("victim_g", NOCONNECTION)
+    wait_until(lambda: here.global_whereis("the-holder") is None, STEP, what="the name gone")
+    assert "the-holder" not in here.global_registered()
