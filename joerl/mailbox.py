@@ -11,6 +11,7 @@ are dropped, as messages to a dead Erlang process are.
 from __future__ import annotations
 
 from collections import deque
+from itertools import repeat
 from typing import Any, Callable
 
 from gevent import get_hub, getcurrent
@@ -93,10 +94,7 @@ class Mailbox:
     def deliver_all(self, msgs: tuple[Any, ...], sender: Any) -> None:
         """``deliver(msg, sender)`` for each of ``msgs``, in order."""
         if self._maxsize is None and not self.closed:
-            if sender is None:
-                self._q.extend([m if m.__class__ is not tuple else (m, None) for m in msgs])
-            else:
-                self._q.extend([(m, sender) for m in msgs])
+            self._q.extend(zip(msgs, repeat(sender)))  # pairs, even with no sender: see _queued()
             if self._reader is not None:
                 self._wake_reader()
         else:
