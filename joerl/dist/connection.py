@@ -56,6 +56,7 @@ from .protocol import (
     DEFAULT_MAX_FRAME_SIZE,
     DIALING,
     FLAG_SEND_TERMS,
+    MAX_TERMS_BYTES,
     MAX_TERMS_PER_FRAME,
     STATUS_BUSY,
     STATUS_NOK,
@@ -88,7 +89,6 @@ __all__ = [
 ]
 
 _WRITE_PIECE = 256 * 1024  # bytes per send() of the writer (progress is noted per piece)
-_TERMS_BYTES = 256 * 1024  # the most message bytes one SEND_TERMS frame gathers
 # What a queued plain term costs beyond its bytes (a bytes object and a list
 # slot): counted against max_queue_bytes, so that the bound holds for memory.
 _TERM_COST = 48
@@ -261,7 +261,7 @@ class Connection:
         self._max_out_frame = self.peer.max_frame + 4
         # SEND_TERMS: head (at most 4 bytes) and route (at most 34) leave this to messages.
         self._max_term = self.peer.max_frame - 38
-        self._batch_bytes = min(_TERMS_BYTES, self._max_term)
+        self._batch_bytes = min(MAX_TERMS_BYTES, self._max_term)
         self._writer_waiting = False
         self._writing = False
         # Immediate writes (see _write_now) only on a plain gevent TCP socket,
@@ -435,7 +435,7 @@ class Connection:
 
         Plain terms queued one after another from one sender to one process,
         while the writer is busy, go out as one SEND_TERMS frame (up to
-        ``MAX_TERMS_PER_FRAME`` of them, 256 KiB). Backpressure and errors as
+        ``MAX_TERMS_PER_FRAME`` of them, ``MAX_TERMS_BYTES``). Backpressure and errors as
         :meth:`send_frame`.
         """
         encoder = self.encoder
@@ -464,7 +464,10 @@ class Connection:
                     gevent.sleep(0)  # see _queued
                 return True
         elif self._writer_waiting and self._direct_ok and not self._direct_spent:
-            self.send_frame(encoder.send_terms(route, [body]))  # the latency path
+            rest = self._write_now(encoder.send_terms(route, [body]))  # the latency path: see send_frame
+            if rest:
+                out.append(rest)
+                self._queued(len(rest))
             return True
         if len(body) > self._max_term:
             raise LocalProtocolError(

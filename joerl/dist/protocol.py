@@ -75,9 +75,9 @@ each is the value itself in msgpack (a tuple as an array), not a codec payload
 in a bin, so the frame's one decode yields every message, where SEND takes
 two decodes for one (the frame, then the payload). A sender batches a burst of
 plain terms to one process into one frame. Only these types travel this way:
-a frame with any other ``msg`` (a map, a nested array, an ext) is a bad frame,
-all of it. It is sent only when both sides offer :data:`FLAG_SEND_TERMS`;
-anything else takes SEND.
+a frame with any other ``msg`` (a map, a nested array, an ext), or more than
+:data:`MAX_TERMS_BYTES` of messages, is a bad frame, all of it. It is sent
+only when both sides offer :data:`FLAG_SEND_TERMS`; anything else takes SEND.
 
 ====  ==============  =====================================================
 op    message         fields after op
@@ -155,6 +155,7 @@ __all__ = [
     "HelloReceived",
     "Link",
     "MAX_TERM_ITEMS",
+    "MAX_TERMS_BYTES",
     "MAX_TERMS_PER_FRAME",
     "Message",
     "Monitor",
@@ -845,6 +846,10 @@ OP_SEND_TERMS = 16
 MAX_TERM_ITEMS = 32
 #: The most messages one SEND_TERMS frame carries.
 MAX_TERMS_PER_FRAME = 1024
+#: The most bytes of messages one SEND_TERMS frame carries (a larger plain
+#: term takes SEND, and the serialization codec's limits).
+MAX_TERMS_BYTES = 256 * 1024
+_MAX_TERMS_FRAME = MAX_TERMS_BYTES + 40  # and its head (<= 4 bytes) and route (<= 34)
 #: The types a plain term (or each item of its tuple) may have: exact types only.
 TERM_SCALARS = frozenset({str, bytes, int, float, bool, type(None)})
 
@@ -1182,10 +1187,11 @@ class FrameEncoder:
         if not self.terms:
             return None
         try:
-            return self._pack(msg)  # type: ignore[no-any-return]
+            body: bytes = self._pack(msg)
         except (OverflowError, UnicodeEncodeError):  # a big int, a lone surrogate: the codec's business
             self._packer.reset()
             return None
+        return body if len(body) <= MAX_TERMS_BYTES else None
 
     def send_terms(self, route: bytes, bodies: list[bytes]) -> bytes:
         """The SEND_TERMS frame of ``bodies`` (from :meth:`term`, 1 to
@@ -1450,7 +1456,7 @@ class FrameDecoder:
                     sender, to = routes[t[1]]
                     if op == OP_SEND_TERMS:
                         msgs = t[2:]
-                        if msgs and len(msgs) <= MAX_TERMS_PER_FRAME and _plain_terms(msgs):
+                        if size <= _MAX_TERMS_FRAME and msgs and len(msgs) <= MAX_TERMS_PER_FRAME and _plain_terms(msgs):
                             append(_new_tuple(SendTerms, (sender, to, msgs)))
                             continue
                     elif (payload := t[2]).__class__ is bytes:
@@ -1496,6 +1502,8 @@ class FrameDecoder:
             return FrameError(f"unknown control message type {op}", size=size, op=op)
         if len(t) < _ARITY[op]:
             return FrameError(f"{_OP_NAMES[op]} needs {_ARITY[op] - 1} fields, got {len(t) - 1}", size=size, op=op)
+        if op == OP_SEND_TERMS and size > _MAX_TERMS_FRAME:
+            return FrameError(f"SEND_TERMS: a frame of {size} bytes, over {_MAX_TERMS_FRAME}", size=size, op=op)
         try:
             return fn(t)
         except _Bad as exc:

@@ -591,6 +591,12 @@ def test_plain_terms_are_packed_as_themselves(msg: Any) -> None:
     assert FrameEncoder(terms=False).term(msg) is None  # the peer takes no SEND_TERMS
 
 
+def test_a_big_plain_term_takes_send() -> None:
+    enc = FrameEncoder()
+    assert enc.term(b"x" * (p.MAX_TERMS_BYTES - 5)) is not None
+    assert enc.term(b"x" * (p.MAX_TERMS_BYTES - 4)) is None  # with its 5-byte bin header: over
+
+
 class _Str(str):
     pass
 
@@ -686,6 +692,7 @@ BAD_BODIES = [
     (msgpack.packb([16, P2_ROUTE, 1, 2, msgpack.Timestamp(1)]), "SEND_TERMS: msg must be a plain term"),
     (msgpack.packb([16, P2_ROUTE[:3], "x"]), "SEND_TERMS: route must be a bin"),
     (msgpack.packb([16, P2_ROUTE, *range(p.MAX_TERMS_PER_FRAME + 1)]), "not msgpack"),  # over max_array_len
+    (msgpack.packb([16, P2_ROUTE, b"x" * (p.MAX_TERMS_BYTES + 100)]), "SEND_TERMS: a frame of 262269 bytes, over"),
     (msgpack.packb([3, [1, 2, 3], "x"]), "LINK: to must be a pid"),
     (msgpack.packb([8, [1, 2, 3], "", [1, 2, 3]]), "MONITOR"),
     (msgpack.packb([8, [1, 2, 3], [4, 5, 6], [1, 2]]), "expected a ref"),
@@ -700,7 +707,7 @@ BAD_BODIES = [
 ]
 
 
-@pytest.mark.parametrize("body, match", BAD_BODIES)
+@pytest.mark.parametrize("body, match", BAD_BODIES, ids=[f"{i}-{m}" for i, (_, m) in enumerate(BAD_BODIES)])
 def test_bad_frame_is_reported_and_skipped(body: bytes, match: str) -> None:
     good = encode_frame(p.Link(P1, P2))
     stream = good + _raw_frame(body) + good
