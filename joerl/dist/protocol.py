@@ -180,8 +180,9 @@ __all__ = [
     "refusal_error",
 ]
 
-PROTOCOL_VERSION = 1
-MIN_PROTOCOL_VERSION = 1
+#: 2: SEND names its pids in a route, and SEND_TERMS (1 was this release's first draft).
+PROTOCOL_VERSION = 2
+MIN_PROTOCOL_VERSION = 2
 
 #: The largest link frame body accepted unless configured otherwise: 64 MiB.
 #: Room for big messages (the issue asks for 1 MiB ones) while bounding what a

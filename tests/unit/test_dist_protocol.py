@@ -113,9 +113,9 @@ def test_handshake_establishes_both_sides(mode: str) -> None:
     result = handshake(ini, acc, mode)
     est_i: Established = result["initiator"]
     est_a: Established = result["acceptor"]
-    assert est_i.peer == p.PeerHello("beta", B.node_id, 9, p.DEFAULT_FLAGS, 1, p.DEFAULT_TICK_MS, p.DEFAULT_MAX_FRAME_SIZE)
+    assert est_i.peer == p.PeerHello("beta", B.node_id, 9, p.DEFAULT_FLAGS, 2, p.DEFAULT_TICK_MS, p.DEFAULT_MAX_FRAME_SIZE)
     assert est_a.peer.name == "alpha" and est_a.peer.node_id == A.node_id and est_a.peer.creation == 7
-    assert est_i.version == est_a.version == 1
+    assert est_i.version == est_a.version == 2
     assert est_i.status == est_a.status == "ok"
     assert est_i.leftover == est_a.leftover == b""
     assert ini.state is acc.state is HandshakeState.DONE
@@ -129,7 +129,7 @@ def test_handshake_byte_vectors() -> None:
     wire = handshake(ini, acc)["wire"]
     hello_i_raw, hello_i = split_messages(wire[0])[0]
     assert hello_i == {
-        "t": "hello", "v": 1, "name": "alpha", "id": 0x0A0A0A0A, "creation": 7, "flags": p.DEFAULT_FLAGS,
+        "t": "hello", "v": 2, "name": "alpha", "id": 0x0A0A0A0A, "creation": 7, "flags": p.DEFAULT_FLAGS,
         "challenge": fixed_bytes(1)(32), "tick_ms": 60000, "max_frame": 64 * 1024 * 1024,
     }  # fmt: skip
     assert hello_i_raw[:2] == struct.pack(">H", len(hello_i_raw) - 2)
@@ -294,8 +294,8 @@ def test_initiator_refuses_id_collision_of_acceptor() -> None:
 
 
 def test_version_mismatch_refused_by_acceptor() -> None:
-    ini, acc = engines(a_version=3, a_min_version=2)
-    with pytest.raises(HandshakeRefused, match="version 1 is too old") as local:
+    ini, acc = engines(a_version=4, a_min_version=3)
+    with pytest.raises(HandshakeRefused, match="version 2 is too old") as local:
         acc.feed(ini.data_to_send())
     assert local.value.status == "not_allowed"
     with pytest.raises(HandshakeRefused, match="not_allowed"):
@@ -303,8 +303,8 @@ def test_version_mismatch_refused_by_acceptor() -> None:
 
 
 def test_version_mismatch_refused_by_initiator() -> None:
-    ini, acc = engines(i_version=2, i_min_version=2)
-    acc.feed(ini.data_to_send())  # the acceptor speaks 1, which it may use
+    ini, acc = engines(i_version=3, i_min_version=3)
+    acc.feed(ini.data_to_send())  # the acceptor speaks 2, which it may use
     acc.accept()
     with pytest.raises(HandshakeRefused, match="too old"):
         ini.feed(acc.data_to_send())
@@ -316,7 +316,7 @@ def test_version_mismatch_refused_by_initiator() -> None:
 def test_newer_peer_version_negotiates_down() -> None:
     ini, acc = engines(i_version=5)
     result = handshake(ini, acc)
-    assert result["initiator"].version == result["acceptor"].version == 1
+    assert result["initiator"].version == result["acceptor"].version == 2
 
 
 def test_same_name_refused() -> None:
@@ -372,7 +372,7 @@ def test_local_misuse_raises_local_protocol_error() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"cookie": b""}, {"tick_ms": -1}, {"max_frame_size": 10}, {"min_version": 2}, {"challenge_size": 8}],
+    [{"cookie": b""}, {"tick_ms": -1}, {"max_frame_size": 10}, {"min_version": 3}, {"challenge_size": 8}],
 )
 def test_bad_arguments(kwargs: dict[str, Any]) -> None:
     args = {"cookie": COOKIE, **kwargs}
@@ -441,7 +441,7 @@ def test_simultaneous_connect_converges_to_one_link(order: str) -> None:
         (b"\x00\x01\xc1", "undecodable"),
         (b"\x00\x03" + msgpack.packb([1, 2]), "not a map"),
         (Handshake._frame({"t": "ack", "mac": 1}), "unexpected handshake message 'ack'"),
-        (Handshake._frame({"t": "hello", "v": 1}), "HELLO name"),
+        (Handshake._frame({"t": "hello", "v": 2}), "HELLO name"),
     ],
 )
 def test_garbage_into_acceptor(data: bytes, match: str) -> None:
@@ -452,7 +452,7 @@ def test_garbage_into_acceptor(data: bytes, match: str) -> None:
 
 
 def _hello(**override: Any) -> bytes:
-    body = {"t": "hello", "v": 1, "name": "x", "id": 5, "creation": 0, "flags": 0, "challenge": b"c" * 16}
+    body = {"t": "hello", "v": 2, "name": "x", "id": 5, "creation": 0, "flags": 0, "challenge": b"c" * 16}
     body.update(override)
     return Handshake._frame(body)
 
