@@ -43,6 +43,7 @@ from joerl.serialization import (
     register_message_type,
     serializable,
 )
+from joerl.serialization._limits import ExtWalk, _walk, ext_depths
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -888,6 +889,25 @@ def test_depth_walk_reads_every_header_width() -> None:
     assert codec.decode(wire) == [big]
     with pytest.raises(DecodeError, match="max_depth=3"):
         codec.decode(codec.encode([[big]]))
+
+
+def test_header_walks_stop_where_the_bytes_go_wrong() -> None:
+    """The depth walk and ``ExtWalk`` share one header walk: neither reads
+    past the top-level object, a length past the end or the unused byte 0xC1,
+    and a count cut short still opens a level."""
+    assert not _walk(nested(3, leaf=b"\xc1" + b"\x91" * 5), 3)
+    assert _walk(nested(4, leaf=b"\xc1"), 3)
+    assert _walk(nested(3, leaf=b"\xdc\x00"), 3) and _walk(nested(3, leaf=b"\xdc"), 3)
+    assert not _walk(b"\x91\xdb\xff\xff\xff\xff" + b"\x91" * 10, 1)  # a str of 4 GiB: past the end
+    assert not _walk(b"\xc0" + nested(10), 1)  # trailing bytes
+    pid = b"\xd8\x01" + b"\x91" * 16  # a fixext 16 of opener bytes is one scalar
+    assert not _walk(b"\x91" + pid, 1) and _walk(b"\x91" + pid, 0)
+    assert ext_depths(b"\x93\xd5\x04ab\x91\xc7\x01\x04z\xc1\xd5\x04ab", 4) == [1, 2]
+    assert ext_depths(b"\x91\xc8\x00", 4) == ext_depths(b"\x91\xd5", 4) == []
+    assert ext_depths(b"\xd5\x04ab\x91\xd5\x04ab", 4) == [0]
+    walk = ExtWalk(b"\x92\xc1\xd5\x04ab", 4)
+    assert walk.depth_of(0, 100) is None and walk.headers == 2
+    assert walk.depth_of(0, 100) is None and walk.headers == 2  # does not go on past 0xC1
 
 
 @pytest.mark.parametrize("depth", [129, 1025, 100_000])
