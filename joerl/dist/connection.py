@@ -179,12 +179,14 @@ class LinkStats:
 class _Terms(list):  # type: ignore[type-arg]
     """Plain terms queued along one route: the writer makes them one SEND_TERMS frame."""
 
-    __slots__ = ("route", "size")
+    __slots__ = ("sender", "to", "route", "room")
 
-    def __init__(self, route: bytes, body: bytes, size: int) -> None:
+    def __init__(self, sender: Pid | None, to: Pid, route: bytes, body: bytes, room: int) -> None:
         super().__init__((body,))
+        self.sender = sender  # the terms' sender and destination (as objects: compared with "is")
+        self.to = to
         self.route = route
-        self.size = size  # the bodies' bytes and _TERM_COST for each
+        self.room = room  # what more terms may add (each counts its bytes and _TERM_COST)
 
 
 class Connection:
@@ -261,7 +263,11 @@ class Connection:
         self._max_out_frame = self.peer.max_frame + 4
         # SEND_TERMS: head (at most 4 bytes) and route (at most 34) leave this to messages.
         self._max_term = self.peer.max_frame - 38
-        self._batch_bytes = min(MAX_TERMS_BYTES, self._max_term)
+        # A batch's room, in bytes and _TERM_COST per term: it bounds the
+        # frame's bytes and, as every term costs more than _TERM_COST, its count.
+        self._batch_room = min(MAX_TERMS_BYTES, self._max_term, MAX_TERMS_PER_FRAME * (_TERM_COST + 1))
+        self._batch: _Terms | None = None  # the _Terms at the end of _out, open to more terms
+        self._term = self.encoder.term
         self._writer_waiting = False
         self._writing = False
         # Immediate writes (see _write_now) only on a plain gevent TCP socket,
@@ -330,6 +336,7 @@ class Connection:
         self.close_reason = reason
         self._out = []
         self._out_bytes = 0
+        self._batch = None
         try:
             self.sock.close()
         except OSError:  # pragma: no cover - closing a socket hardly fails
@@ -426,6 +433,7 @@ class Connection:
                 return
             size = len(frame)
         self._out.append(frame)
+        self._batch = None  # later plain terms queue behind this frame
         self._queued(size)
 
     def send_term(self, sender: Pid | None, to: Pid, msg: Any) -> bool:
@@ -435,48 +443,54 @@ class Connection:
 
         Plain terms queued one after another from one sender to one process,
         while the writer is busy, go out as one SEND_TERMS frame (up to
-        ``MAX_TERMS_PER_FRAME`` of them, ``MAX_TERMS_BYTES``). Backpressure and errors as
+        ``MAX_TERMS_PER_FRAME`` of them). Backpressure and errors as
         :meth:`send_frame`.
         """
-        encoder = self.encoder
-        body = encoder.term(msg)
+        body = self._term(msg)
         if body is None:
             return False
+        size = len(body) + _TERM_COST
+        batch = self._batch
+        if batch is not None and to is batch.to and sender is batch.sender and batch.room >= size:
+            batch.append(body)  # the hot path: a burst to one process, the writer awake
+            batch.room -= size
+            self._out_bytes += size
+            if self._out_bytes >= _YIELD_AT:
+                self._pressure()
+            return True
+        self._send_new_term(sender, to, body, size)
+        return True
+
+    def _send_new_term(self, sender: Pid | None, to: Pid, body: bytes, size: int) -> None:
+        """A plain term that does not join the open SEND_TERMS batch."""
+        route = self.encoder.route(sender, to)
         if self._closed:
             raise ConnectionLost(f"link to node {self.peer_name!r} is closed: {self.close_reason}")
-        route = encoder.route(sender, to)
-        size = len(body) + _TERM_COST
         if self._out_bytes >= self._max_queue and self._out:
             self._wait_for_space(size)
         out = self._out
-        if out:
-            last = out[-1]
-            if (
-                last.__class__ is _Terms
-                and last.route is route
-                and len(last) < MAX_TERMS_PER_FRAME
-                and last.size + size <= self._batch_bytes
-            ):
-                last.append(body)  # the hot path: the writer is already awake
-                last.size += size
-                self._out_bytes += size
-                if self._out_bytes >= _YIELD_AT and self._yield_ok():
-                    gevent.sleep(0)  # see _queued
-                return True
-        elif self._writer_waiting and self._direct_ok and not self._direct_spent:
-            rest = self._write_now(encoder.send_terms(route, [body]))  # the latency path: see send_frame
+        if not out and self._writer_waiting and self._direct_ok and not self._direct_spent:
+            rest = self._write_now(self.encoder.send_terms(route, [body]))  # the latency path: see send_frame
             if rest:
                 out.append(rest)
                 self._queued(len(rest))
-            return True
+            return
         if len(body) > self._max_term:
             raise LocalProtocolError(
                 f"a message of {len(body)} bytes does not fit the frame limit of node {self.peer_name!r} "
                 f"({self.peer.max_frame} bytes)"
             )
-        out.append(_Terms(route, body, size))
+        batch = self._batch = _Terms(sender, to, route, body, self._batch_room - size)
+        out.append(batch)
         self._queued(size)
-        return True
+
+    def _pressure(self) -> None:
+        """The queue grew past _YIELD_AT in the hot path of send_term: as _queued
+        would, yield to the writer; past max_queue_bytes, wait for room."""
+        if self._out_bytes >= self._max_queue:
+            self._wait_for_space(0)
+        elif self._yield_ok():
+            gevent.sleep(0)
 
     def _queued(self, size: int) -> None:
         """``size`` more bytes wait in ``_out``: wake the writer, maybe yield to it."""
@@ -575,6 +589,7 @@ class Connection:
                 batch = self._out
                 was_full = self._out_bytes >= self._max_queue
                 self._out = []
+                self._batch = None
                 self._out_bytes = 0
                 if was_full:
                     self._space.set()
