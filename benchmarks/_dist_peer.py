@@ -20,7 +20,8 @@ Modes (the Erlang counterparts are in ``dist_peer.erl``):
   actor, an echo actor and an echo GenServer, registered as ``sink``,
   ``echo``, ``server``. ``tx``'s commands: ``oneway N`` (an actor sends
   ``("ping", i)`` N times to the remote sink, then ``("end",)``; the sink
-  answers ``("ack", count)``), ``pingpong N`` (an actor sends and waits for
+  answers ``("ack", count)``), ``oneway-dict N`` (the same with
+  ``{"ping": i}``, a message that is not a plain term), ``pingpong N`` (an actor sends and waits for
   each echo), ``call N`` (``system.call(remote_pid, i)`` from plain code) and
   ``lcall N`` (the same to a GenServer of the tx node itself).
 * ``watcher NAME`` / ``victim NAME``: node-down detection. The watcher's
@@ -276,6 +277,9 @@ def node_rx(args: argparse.Namespace) -> None:
         count = 0
 
         def handle_message(self, msg: Any, ctx: Any) -> None:
+            if msg.__class__ is dict:  # oneway-dict
+                self.count += 1
+                return
             tag = msg[0]
             if tag == "ping":
                 self.count += 1
@@ -347,6 +351,15 @@ def node_tx(args: argparse.Namespace) -> None:
         if ack != ("ack", n):
             raise RuntimeError(f"the sink acknowledged {ack!r}, expected {n}")
 
+    def oneway_dict_body(ctx: Any, n: int) -> None:
+        send = ctx.send
+        for i in range(n):
+            send(sink, {"ping": i})
+        send(sink, ("end",))
+        ack = ctx.receive(timeout=120)
+        if ack != ("ack", n):
+            raise RuntimeError(f"the sink acknowledged {ack!r}, expected {n}")
+
     def pingpong_body(ctx: Any, n: int) -> None:
         send, receive = ctx.send, ctx.receive
         for i in range(n):
@@ -366,6 +379,7 @@ def node_tx(args: argparse.Namespace) -> None:
 
     ops: dict[str, Callable[[int], None]] = {
         "oneway": lambda n: in_actor(oneway_body, n),
+        "oneway-dict": lambda n: in_actor(oneway_dict_body, n),
         "pingpong": lambda n: in_actor(pingpong_body, n),
         "call": calls(server),
         "lcall": calls(local),

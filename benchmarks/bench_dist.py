@@ -7,7 +7,8 @@ each command itself and answers with one JSON line, so the figures leave out
 this process and the pipes. The contestants take turns (a, b, c, a, b, c, ...)
 so that noise on the shared machine lands on all of them alike.
 
-* ``one-way``: an actor of one node sends N ``("ping", i)`` to a sink actor
+* ``one-way``: an actor of one node sends N ``("ping", i)`` (or ``{"ping":
+  i}``, which is not a plain term and takes the codec) to a sink actor
   of another, then ``("end",)``, and waits for the sink's acknowledgement;
   beside raw gevent TCP with 4-byte length + msgpack frames (one ``sendall``
   per frame, and batches of 100) and two Erlang nodes (``Pid ! {ping, I}``).
@@ -307,6 +308,7 @@ def _ratio(a: Figure | None, b: Figure | None) -> float | None:
 # -- throughput and round trips ----------------------------------------------------------
 
 J_ONE_WAY = "joerl actor -> remote sink"
+J_ONE_WAY_DICT = "joerl actor -> remote sink, dicts"
 RAW_BATCH = "raw gevent, batches of 100"
 RAW_ONE = "raw gevent, sendall per frame"
 RAW_NAIVE = "raw gevent, batches, recv per frame"
@@ -340,6 +342,7 @@ def messaging(c: Cluster, p: Params, erlang: bool) -> list[Row]:
     n, rt = p.one_way_n, p.round_trip_n
     one_way = {
         J_ONE_WAY: Contestant(tx, rx, "oneway", n),
+        J_ONE_WAY_DICT: Contestant(tx, rx, "oneway-dict", n),
         RAW_BATCH: Contestant(raw, raw_server, "batch", n),
         RAW_ONE: Contestant(raw, raw_server, "oneway", n),
         RAW_NAIVE: Contestant(raw, raw_server, "batch-naive", n),
@@ -380,6 +383,10 @@ def messaging(c: Cluster, p: Params, erlang: bool) -> list[Row]:
         rows.append(Row("one-way", ow[J_ONE_WAY], erl_ow, None,
                         note="the same, beside two Erlang nodes (Pid ! {ping, I}, then an ack); the aim is > 1x",
                         extra=base_extra))
+    rows.append(Row("one-way", ow[J_ONE_WAY_DICT], ow[RAW_BATCH], None,
+                    note="N {'ping': i} (not a plain term: each takes the serialization codec and a frame of "
+                         "its own), beside raw batches of ['ping', i]",
+                    extra={"n": n, "ratio_erlang": _ratio(ow[J_ONE_WAY_DICT], erl_ow)}))
     rows.append(Row("ping-pong", tr[J_PING], tr[RAW_RR], TARGET_ROUND_TRIP,
                     note="an actor sends ('ping', i) to an echo actor of the other node and waits for it, N times; "
                          "beside raw gevent request-response (one frame each way)",

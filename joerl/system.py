@@ -338,7 +338,7 @@ class ActorSystem:
             remote = self.remote
             if remote is None:
                 remote = self._remote_or_fail(dest)  # raises
-            remote.send(sender, dest, msg)
+            remote.send_remote(sender, dest, msg)
             return
         target = self._resolve(dest)
         if target.__class__ is RemoteName:
@@ -372,7 +372,7 @@ class ActorSystem:
                 ctx._mailbox.put_signal((msg, sender))
         elif self.remote is not None:
             try:
-                self.remote.send(sender, pid, msg)
+                self.remote.send_remote(sender, pid, msg)
             except Exception:  # noqa: BLE001
                 log.exception("timer could not send to %s", pid)
 

@@ -469,6 +469,11 @@ class DistributedSystem:
         if to.__class__ is not Pid or to.node == 0:
             self.system.send(to, msg, sender=sender)
             return
+        self.send_remote(sender, to, msg)
+
+    def send_remote(self, sender: Pid | None, to: Pid, msg: Any) -> None:
+        """:meth:`send` to a pid of another node (``to.node != 0``): what
+        ``ActorSystem.send`` calls for one."""
         peer = self._peers_by_id.get(to.node)
         if peer is not None:
             conn = peer.conn
