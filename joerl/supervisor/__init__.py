@@ -1,0 +1,91 @@
+"""Supervisors: ChildSpec, the restart strategies, restart intensity, and the
+calls that manage children at run time (OTP's ``supervisor``).
+
+A :class:`Supervisor` is an actor that traps exits, starts its children in
+order (each linked to it) and restarts them when they end, as their
+:class:`ChildSpec` says:
+
+* ``permanent`` children are always restarted; ``transient`` ones only after
+  an abnormal exit (anything but ``normal``, ``shutdown``, ``("shutdown", x)``);
+  ``temporary`` ones never, and their spec is dropped when they end.
+* ``one_for_one`` restarts the child that ended; ``one_for_all`` stops the
+  others (newest first) and restarts them all in start order; ``rest_for_one``
+  does the same for the children started after it.
+* More than ``intensity`` restarts within ``period`` seconds and the
+  supervisor gives up: it stops every child (newest first) and exits with
+  reason ``"shutdown"``, so that its own supervisor reacts.
+
+A supervisor that is told to stop (an exit signal from its parent,
+``system.stop``, ``ActorSystem.shutdown``) stops its children newest first,
+each as its spec says (``"shutdown"`` then ``"kill"`` after a timeout, or
+``"kill"`` at once), before it ends: a nested tree comes down leaves first.
+
+Everything a supervisor does runs in its own greenlet. The module functions
+(:func:`start_child`, :func:`which_children`, ...) are calls to it, made from
+any greenlet with an :class:`~joerl.system.ActorSystem` (plain code) or an
+:class:`~joerl.actor.ActorContext` (inside an actor).
+
+Import everything from here; the private modules are ``_child`` (ChildSpec),
+``_strategy``, ``_intensity``, ``_server`` (the Supervisor process),
+``_client`` (starting one, the calls, SupervisorRef) and ``_errors``.
+"""
+
+from __future__ import annotations
+
+from ._child import IGNORE, ChildInfo, ChildSpec
+from ._client import (
+    SupervisorRef,
+    count_children,
+    delete_child,
+    restart_child,
+    start_child,
+    start_link,
+    start_supervisor,
+    terminate_child,
+    which_children,
+)
+from ._errors import AlreadyPresent, AlreadyStarted, ChildNotFound, ChildStartError, StillRunning, SupervisorError
+from ._server import Supervisor
+
+# Importable from here too, though not in __all__ (``X as X`` re-exports them
+# for type checkers): the string constants and the Caller type.
+from ._child import (
+    BRUTAL_KILL as BRUTAL_KILL,
+    CHILD_TYPES as CHILD_TYPES,
+    INFINITY as INFINITY,
+    PERMANENT as PERMANENT,
+    RESTART_TYPES as RESTART_TYPES,
+    SUPERVISOR as SUPERVISOR,
+    TEMPORARY as TEMPORARY,
+    TRANSIENT as TRANSIENT,
+    WORKER as WORKER,
+)
+from ._client import Caller as Caller
+from ._strategy import (
+    ONE_FOR_ALL as ONE_FOR_ALL,
+    ONE_FOR_ONE as ONE_FOR_ONE,
+    REST_FOR_ONE as REST_FOR_ONE,
+    STRATEGIES as STRATEGIES,
+)
+
+__all__ = [
+    "AlreadyPresent",
+    "AlreadyStarted",
+    "ChildInfo",
+    "ChildNotFound",
+    "ChildSpec",
+    "ChildStartError",
+    "IGNORE",
+    "StillRunning",
+    "Supervisor",
+    "SupervisorError",
+    "SupervisorRef",
+    "count_children",
+    "delete_child",
+    "restart_child",
+    "start_child",
+    "start_link",
+    "start_supervisor",
+    "terminate_child",
+    "which_children",
+]

@@ -1,0 +1,237 @@
+"""One child of a supervisor: its ChildSpec (checked when it is made), the
+start callables behind the spec's shorthands, the supervisor's record of it
+while the supervisor runs (:class:`Child`), and the row that reports it
+(:class:`ChildInfo`)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
+
+from ..actor import Actor, ActorContext, ActorRef
+from ..pid import Pid
+
+if TYPE_CHECKING:
+    from ._server import Supervisor
+
+PERMANENT = "permanent"
+TRANSIENT = "transient"
+TEMPORARY = "temporary"
+BRUTAL_KILL = "brutal_kill"
+INFINITY = "infinity"
+WORKER = "worker"
+SUPERVISOR = "supervisor"
+#: What a ``ChildSpec.start`` returns to say "nothing to start" (OTP's ``ignore``).
+IGNORE = "ignore"
+
+RESTART_TYPES = (PERMANENT, TRANSIENT, TEMPORARY)
+CHILD_TYPES = (WORKER, SUPERVISOR)
+
+
+class _Default:
+    def __repr__(self) -> str:
+        return "<default>"
+
+
+_DEFAULT: Any = _Default()
+
+
+@dataclass(frozen=True)
+class ChildSpec:
+    """How a supervisor starts, restarts and stops one child.
+
+    Args:
+        id: names the child within its supervisor (any hashable value).
+        start: ``start(ctx) -> Pid | ActorRef`` runs in the supervisor's
+            greenlet and must spawn the child *linked* to it (typically
+            ``lambda ctx: ctx.spawn_link(Worker())``); it may return
+            :data:`IGNORE` to start nothing. An exception is a failed start.
+        restart: ``"permanent"`` (always restarted), ``"transient"`` (only
+            after an abnormal exit) or ``"temporary"`` (never; dropped when it ends).
+        shutdown: ``"brutal_kill"``; seconds to wait after the ``"shutdown"``
+            exit signal before killing; or None / ``"infinity"`` to wait for
+            ever. Defaults to 5.0 for a worker, None for a supervisor.
+        type: ``"worker"`` or ``"supervisor"``.
+
+    Raises:
+        ValueError, TypeError: a field is out of range or of the wrong kind.
+    """
+
+    id: Hashable
+    start: Callable[[ActorContext], Any]
+    restart: str = PERMANENT
+    shutdown: float | str | None = _DEFAULT
+    type: str = WORKER
+
+    def __post_init__(self) -> None:
+        try:
+            hash(self.id)
+        except TypeError:
+            raise TypeError(f"child id must be hashable, got {self.id!r}") from None
+        if not callable(self.start):
+            raise TypeError(f"child {self.id!r}: start must be callable as start(ctx), got {self.start!r}")
+        if self.restart not in RESTART_TYPES:
+            raise ValueError(
+                f"child {self.id!r}: unknown restart type {self.restart!r}; expected one of {RESTART_TYPES}"
+            )
+        if self.type not in CHILD_TYPES:
+            raise ValueError(f"child {self.id!r}: unknown child type {self.type!r}; expected one of {CHILD_TYPES}")
+        shutdown = self.shutdown
+        if shutdown is _DEFAULT:
+            shutdown = None if self.type == SUPERVISOR else 5.0
+        elif shutdown == INFINITY:
+            shutdown = None
+        elif shutdown is not None and shutdown != BRUTAL_KILL:
+            if isinstance(shutdown, bool) or not isinstance(shutdown, (int, float)):
+                raise TypeError(
+                    f"child {self.id!r}: shutdown must be seconds, 'brutal_kill', 'infinity' or None, got {shutdown!r}"
+                )
+            if math.isnan(shutdown) or shutdown < 0:
+                raise ValueError(f"child {self.id!r}: shutdown timeout must be >= 0 seconds, got {shutdown!r}")
+            shutdown = None if math.isinf(shutdown) else float(shutdown)
+        object.__setattr__(self, "shutdown", shutdown)
+
+    @classmethod
+    def worker(
+        cls,
+        id: Hashable,
+        factory: Callable[..., Actor],
+        *args: Any,
+        restart: str = PERMANENT,
+        shutdown: float | str | None = 5.0,
+        name: str | None = None,
+        mailbox_size: int | None = None,
+    ) -> ChildSpec:
+        """A worker made by ``factory(*args)`` (an Actor class or a function
+        returning a fresh Actor instance), spawned linked at each (re)start,
+        registered as ``name`` if given. A GenServer is started with
+        ``gen_server.start_link`` (``init(None)`` has run when the start
+        returns; a failing ``init`` is a failed start)."""
+        return cls(id, _SpawnActor(id, factory, args, name, mailbox_size, False), restart, shutdown, WORKER)
+
+    @classmethod
+    def worker_fn(
+        cls,
+        id: Hashable,
+        fn: Callable[..., Any],
+        *args: Any,
+        restart: str = PERMANENT,
+        shutdown: float | str | None = 5.0,
+        name: str | None = None,
+        mailbox_size: int | None = None,
+    ) -> ChildSpec:
+        """A worker process running ``fn(ctx, *args)`` (like ``spawn_fn``)."""
+        if not callable(fn):
+            raise TypeError(f"child {id!r}: fn must be callable as fn(ctx, *args), got {fn!r}")
+        return cls(id, _SpawnFn(fn, args, name, mailbox_size), restart, shutdown, WORKER)
+
+    @classmethod
+    def supervisor(
+        cls,
+        id: Hashable,
+        factory: Callable[..., Supervisor],
+        *args: Any,
+        restart: str = PERMANENT,
+        shutdown: float | str | None = None,
+        name: str | None = None,
+    ) -> ChildSpec:
+        """A nested supervisor made by ``factory(*args)`` (a fresh instance per
+        start), started with :func:`start_link`: the start returns once its own
+        children are started, and fails if they fail."""
+        return cls(id, _SpawnActor(id, factory, args, name, None, True), restart, shutdown, SUPERVISOR)
+
+
+def check_specs(children: Any) -> tuple[ChildSpec, ...]:
+    """A supervisor's initial children as a tuple, in start order.
+
+    Raises:
+        TypeError: one is not a ChildSpec.
+        ValueError: two share an id.
+    """
+    specs = tuple(children)
+    seen: set[Hashable] = set()
+    for spec in specs:
+        if not isinstance(spec, ChildSpec):
+            raise TypeError(f"children must be ChildSpec instances, got {spec!r}")
+        if spec.id in seen:
+            raise ValueError(f"duplicate child id {spec.id!r}")
+        seen.add(spec.id)
+    return specs
+
+
+class _SpawnActor:
+    """``ChildSpec.start`` for ``worker``/``supervisor``: a fresh instance each time."""
+
+    __slots__ = ("id", "factory", "args", "name", "mailbox_size", "is_sup")
+
+    def __init__(
+        self, id: Hashable, factory: Any, args: tuple[Any, ...], name: str | None, mailbox_size: int | None, is_sup: bool
+    ) -> None:
+        if isinstance(factory, Actor):
+            raise TypeError(
+                f"child {id!r}: pass the class or a factory, not an Actor instance: "
+                "each restart needs a fresh actor (e.g. ChildSpec.worker(id, Worker, arg))"
+            )
+        if not callable(factory):
+            raise TypeError(f"child {id!r}: factory must be callable, got {factory!r}")
+        self.id, self.factory, self.args = id, factory, args
+        self.name, self.mailbox_size, self.is_sup = name, mailbox_size, is_sup
+
+    def __call__(self, ctx: ActorContext) -> ActorRef:
+        # Imported here, not at the top: _client and _server import this
+        # module, and behaviours don't import each other at load.
+        from .. import gen_server
+        from ._client import start_link
+        from ._server import Supervisor
+
+        actor = self.factory(*self.args)
+        if self.is_sup:
+            if not isinstance(actor, Supervisor):
+                raise TypeError(f"child {self.id!r}: factory returned {actor!r}, not a Supervisor")
+            return start_link(ctx, actor, name=self.name)
+        if not isinstance(actor, Actor):
+            raise TypeError(f"child {self.id!r}: factory returned {actor!r}, not an Actor instance")
+        if isinstance(actor, gen_server.GenServer):  # its init runs before the start returns
+            return gen_server.start_link(ctx, actor, name=self.name, mailbox_size=self.mailbox_size)
+        return ctx.spawn_link(actor, mailbox_size=self.mailbox_size, name=self.name)
+
+    def __repr__(self) -> str:
+        return f"<start {getattr(self.factory, '__qualname__', self.factory)}{self.args!r}>"
+
+
+class _SpawnFn:
+    """``ChildSpec.start`` for ``worker_fn``."""
+
+    __slots__ = ("fn", "args", "name", "mailbox_size")
+
+    def __init__(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], name: str | None, mailbox_size: int | None
+    ) -> None:
+        self.fn, self.args, self.name, self.mailbox_size = fn, args, name, mailbox_size
+
+    def __call__(self, ctx: ActorContext) -> ActorRef:
+        return ctx.spawn_link(self.fn, *self.args, mailbox_size=self.mailbox_size, name=self.name)
+
+    def __repr__(self) -> str:
+        return f"<start fn {getattr(self.fn, '__qualname__', self.fn)}{self.args!r}>"
+
+
+class Child:
+    """A running supervisor's record of one child (in its greenlet only)."""
+
+    __slots__ = ("spec", "pid", "restarting")
+
+    def __init__(self, spec: ChildSpec) -> None:
+        self.spec = spec
+        self.pid: Pid | None = None
+        self.restarting = False  # meant to run, waiting for a (re)start
+
+
+class ChildInfo(NamedTuple):
+    """One row of :func:`which_children`."""
+
+    id: Hashable
+    pid: Pid | None  # None: not running
+    type: str

@@ -1,0 +1,181 @@
+"""The caller's side of a supervisor: starting one (and waiting until its
+children are started), the calls that manage its children at run time, and
+SupervisorRef, which offers those calls as methods. These run in the
+caller's greenlet, with an :class:`~joerl.system.ActorSystem` (plain code)
+or an :class:`~joerl.actor.ActorContext` (inside an actor)."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import TYPE_CHECKING, Any, Union
+
+from ..actor import ActorContext, ActorRef
+from ..errors import CallError, CallTimeout, ReceiveTimeout, StartError
+from ..message import KILL, SHUTDOWN, Exit
+from ..pid import Pid
+from ._child import ChildInfo, ChildSpec
+from ._errors import BY_CODE, SupervisorError
+from ._server import READY, Supervisor
+
+if TYPE_CHECKING:
+    from ..system import ActorSystem
+
+Caller = Union["ActorSystem", ActorContext]
+
+
+# -- starting supervisors ------------------------------------------------------
+
+
+def start_supervisor(
+    system: ActorSystem, supervisor: Supervisor, *, name: str | None = None, timeout: float | None = None
+) -> SupervisorRef:
+    """Spawn ``supervisor`` (not linked) and wait until its children are started.
+
+    Raises:
+        StartError: a child failed to start (``reason`` says which), or the
+            start took longer than ``timeout`` (the supervisor is killed).
+    """
+    if not isinstance(supervisor, Supervisor):
+        raise TypeError(f"start_supervisor takes a Supervisor instance, got {supervisor!r}")
+    pid = system.spawn(supervisor, name=name).pid
+    _await_started(system, pid, None, timeout)
+    return SupervisorRef(system, pid)
+
+
+def start_link(
+    ctx: ActorContext, supervisor: Supervisor, *, name: str | None = None, timeout: float | None = None
+) -> SupervisorRef:
+    """Spawn ``supervisor`` linked to the calling actor and wait until its
+    children are started (what :meth:`ChildSpec.supervisor` uses).
+
+    Raises:
+        StartError: as :func:`start_supervisor`; the link is removed first.
+    """
+    if not isinstance(supervisor, Supervisor):
+        raise TypeError(f"start_link takes a Supervisor instance, got {supervisor!r}")
+    pid = ctx.spawn_link(supervisor, name=name).pid
+    try:
+        _await_started(ctx.system, pid, ctx.pid, timeout)
+    except StartError:
+        ctx.unlink(pid)
+        if ctx.trapping_exits:
+            try:
+                ctx.receive(lambda m: m.__class__ is Exit and m.pid == pid, 0)
+            except ReceiveTimeout:
+                pass
+        raise
+    return SupervisorRef(ctx.system, pid)
+
+
+def _await_started(system: ActorSystem, pid: Pid, caller: Pid | None, timeout: float | None) -> None:
+    # started() runs before the first message: the reply means the children are up.
+    try:
+        system.call(pid, (READY,), timeout, caller=caller)
+    except CallTimeout:
+        if caller is not None:
+            system.unlink(caller, pid)
+        system.exit(pid, KILL)
+        raise StartError("timeout") from None
+    except CallError as err:
+        raise StartError(err.reason) from None
+
+
+# -- calls ---------------------------------------------------------------------
+
+
+def _call(via: Caller, sup: Any, request: tuple[Any, ...], timeout: float | None) -> Any:
+    result = via.call(sup, request, timeout)  # an ActorContext passes its pid as the caller
+    if result[0] == "ok":
+        return result[1]
+    make = BY_CODE.get(result[1])
+    if make is None:
+        raise SupervisorError(f"supervisor {sup} refused {request!r}: {result[1]} {result[2]!r}")
+    raise make(*result[2])
+
+
+def start_child(via: Caller, sup: Any, spec: ChildSpec, *, timeout: float | None = None) -> Pid | None:
+    """Add ``spec`` to the running supervisor ``sup`` and start it (after the others).
+
+    Args:
+        via: the ActorSystem (plain code) or the calling actor's ActorContext.
+        sup: the supervisor's Pid, name or ref.
+
+    Returns:
+        The child's pid (None if its start returned IGNORE).
+
+    Raises:
+        AlreadyStarted, AlreadyPresent: the id is taken.
+        ChildStartError: the start failed; the spec is not kept.
+        CallError: the supervisor is not running.
+    """
+    if not isinstance(spec, ChildSpec):
+        raise TypeError(f"start_child takes a ChildSpec, got {spec!r}")
+    return _call(via, sup, ("start_child", spec), timeout)  # type: ignore[no-any-return]
+
+
+def terminate_child(via: Caller, sup: Any, id: Hashable, *, timeout: float | None = None) -> None:
+    """Stop child ``id`` as its spec says; its spec stays (unless temporary).
+
+    Raises:
+        ChildNotFound: no such child.
+    """
+    _call(via, sup, ("terminate_child", id), timeout)
+
+
+def restart_child(via: Caller, sup: Any, id: Hashable, *, timeout: float | None = None) -> Pid | None:
+    """Start the stopped child ``id`` again; returns its new pid.
+
+    Raises:
+        ChildNotFound, StillRunning, ChildStartError.
+    """
+    return _call(via, sup, ("restart_child", id), timeout)  # type: ignore[no-any-return]
+
+
+def delete_child(via: Caller, sup: Any, id: Hashable, *, timeout: float | None = None) -> None:
+    """Forget the stopped child ``id``.
+
+    Raises:
+        ChildNotFound, StillRunning.
+    """
+    _call(via, sup, ("delete_child", id), timeout)
+
+
+def which_children(via: Caller, sup: Any, *, timeout: float | None = None) -> list[ChildInfo]:
+    """``[ChildInfo(id, pid_or_None, type), ...]`` in start order."""
+    return _call(via, sup, ("which_children",), timeout)  # type: ignore[no-any-return]
+
+
+def count_children(via: Caller, sup: Any, *, timeout: float | None = None) -> dict[str, int]:
+    """``{"specs", "active", "supervisors", "workers"}`` counts."""
+    return _call(via, sup, ("count_children",), timeout)  # type: ignore[no-any-return]
+
+
+class SupervisorRef(ActorRef):
+    """An ActorRef to a supervisor, with the child-management calls as methods."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"<SupervisorRef {self.pid}>"
+
+    def start_child(self, spec: ChildSpec, *, timeout: float | None = None) -> Pid | None:
+        return start_child(self.system, self.pid, spec, timeout=timeout)
+
+    def terminate_child(self, id: Hashable, *, timeout: float | None = None) -> None:
+        terminate_child(self.system, self.pid, id, timeout=timeout)
+
+    def restart_child(self, id: Hashable, *, timeout: float | None = None) -> Pid | None:
+        return restart_child(self.system, self.pid, id, timeout=timeout)
+
+    def delete_child(self, id: Hashable, *, timeout: float | None = None) -> None:
+        delete_child(self.system, self.pid, id, timeout=timeout)
+
+    def which_children(self, *, timeout: float | None = None) -> list[ChildInfo]:
+        return which_children(self.system, self.pid, timeout=timeout)
+
+    def count_children(self, *, timeout: float | None = None) -> dict[str, int]:
+        return count_children(self.system, self.pid, timeout=timeout)
+
+    def stop(self, reason: Any = SHUTDOWN, timeout: float | None = 5.0) -> bool:
+        """Stop the supervisor (its children first, newest first); wait for it."""
+        return self.system.stop(self.pid, reason, timeout)
