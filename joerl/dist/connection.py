@@ -176,7 +176,7 @@ class LinkStats:
     ticks_out: int = 0
 
 
-class _Terms(list):  # type: ignore[type-arg]
+class _Terms(list[bytes]):
     """Plain terms queued along one route: the writer makes them one SEND_TERMS frame."""
 
     __slots__ = ("sender", "to", "route", "room")
@@ -593,7 +593,7 @@ class Connection:
                 self._out_bytes = 0
                 if was_full:
                     self._space.set()
-                frames = [f if f.__class__ is bytes else self.encoder.send_terms(f.route, f) for f in batch]
+                frames = [self.encoder.send_terms(f.route, f) if isinstance(f, _Terms) else f for f in batch]
                 data = frames[0] if len(frames) == 1 else b"".join(frames)
                 self._writing = True
                 try:

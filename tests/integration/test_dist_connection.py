@@ -47,7 +47,7 @@ from joerl.errors import (
     LocalProtocolError,
     NodeUnreachable,
 )
-from joerl.pid import Pid
+from joerl.pid import Pid, Ref
 from joerl.testing import wait_until
 
 COOKIE = b"integration-cookie"
@@ -218,8 +218,8 @@ def test_handshake_and_messages_both_ways(net: Net) -> None:
     assert listener.inbox.wait_for(3) == [
         p.Send(PA, PB, b"hello"), p.Send(PA, PB, b"fast path"), p.RegSend(PA, "logger", b"by name")
     ]  # fmt: skip
-    accepted.send(p.CallReply(p.Ref(0x0A, 5, 1), b"reply"))
-    assert conn.handler.wait_for(1) == [p.CallReply(p.Ref(0x0A, 5, 1), b"reply")]  # type: ignore[union-attr]
+    accepted.send(p.CallReply(Ref(0x0A, 5, 1), b"reply"))
+    assert conn.handler.wait_for(1) == [p.CallReply(Ref(0x0A, 5, 1), b"reply")]  # type: ignore[union-attr]
     # Closing one side closes the other, each on_closed exactly once.
     accepted.close("normal")
     reason = closes.wait()
