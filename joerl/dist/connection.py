@@ -57,7 +57,7 @@ from .protocol import (
     DIALING,
     FLAG_SEND_TERMS,
     MAX_TERMS_BYTES,
-    MAX_TERMS_PER_FRAME,
+    MAX_MESSAGES_PER_FRAME,
     STATUS_BUSY,
     STATUS_NOK,
     STATUS_OK,
@@ -176,17 +176,35 @@ class LinkStats:
     ticks_out: int = 0
 
 
-class _Terms(list[bytes]):
-    """Plain terms queued along one route: the writer makes them one SEND_TERMS frame."""
+class _Batch(list[bytes]):
+    """Messages queued along one route, that the writer sends as one frame."""
 
     __slots__ = ("sender", "to", "route", "room")
 
     def __init__(self, sender: Pid | None, to: Pid, route: bytes, body: bytes, room: int) -> None:
         super().__init__((body,))
-        self.sender = sender  # the terms' sender and destination (as objects: compared with "is")
+        self.sender = sender  # the messages' sender and destination (as objects: compared with "is")
         self.to = to
         self.route = route
-        self.room = room  # what more terms may add (each counts its bytes and _TERM_COST)
+        self.room = room  # what more messages may add (each counts its bytes and _TERM_COST)
+
+    @staticmethod
+    def frame(encoder: FrameEncoder, route: bytes, items: list[bytes]) -> bytes:
+        raise NotImplementedError
+
+
+class _Terms(_Batch):
+    """Plain terms (``FrameEncoder.term``): one SEND_TERMS frame."""
+
+    __slots__ = ()
+    frame = staticmethod(FrameEncoder.send_terms)  # type: ignore[assignment]
+
+
+class _Sends(_Batch):
+    """Codec payloads (``FrameEncoder.payload``): one SEND frame."""
+
+    __slots__ = ()
+    frame = staticmethod(FrameEncoder.send_many)  # type: ignore[assignment]
 
 
 class Connection:
@@ -256,17 +274,17 @@ class Connection:
         self.tick_interval: float = min(config.tick_time, peer_tick) / 4.0
         self._decoder = FrameDecoder(config.max_frame_size)
         self._leftover = established.leftover
-        self._out: list[bytes | _Terms] = []
+        self._out: list[bytes | _Batch] = []
         self._out_bytes = 0
         self._max_queue = config.max_queue_bytes
         self._hard_limit = config.queue_hard_limit
         self._max_out_frame = self.peer.max_frame + 4
-        # SEND_TERMS: head (at most 4 bytes) and route (at most 34) leave this to messages.
+        # SEND and SEND_TERMS: head (at most 4 bytes) and route (at most 34) leave this to messages.
         self._max_term = self.peer.max_frame - 38
         # A batch's room, in bytes and _TERM_COST per term: it bounds the
         # frame's bytes and, as every term costs more than _TERM_COST, its count.
-        self._batch_room = min(MAX_TERMS_BYTES, self._max_term, MAX_TERMS_PER_FRAME * (_TERM_COST + 1))
-        self._batch: _Terms | None = None  # the _Terms at the end of _out, open to more terms
+        self._batch_room = min(MAX_TERMS_BYTES, self._max_term, MAX_MESSAGES_PER_FRAME * (_TERM_COST + 1))
+        self._batch: _Batch | None = None  # the _Batch at the end of _out, open to more messages
         self._term = self.encoder.term
         self._writer_waiting = False
         self._writing = False
@@ -439,11 +457,11 @@ class Connection:
     def send_term(self, sender: Pid | None, to: Pid, msg: Any) -> bool:
         """Queue ``msg`` from ``sender`` to ``to`` if it is a plain term (see
         ``FrameEncoder.term``); False when it is not (encode it with the
-        serialization codec and use :meth:`send_frame`).
+        serialization codec and use :meth:`send_payload`).
 
         Plain terms queued one after another from one sender to one process,
         while the writer is busy, go out as one SEND_TERMS frame (up to
-        ``MAX_TERMS_PER_FRAME`` of them). Backpressure and errors as
+        ``MAX_MESSAGES_PER_FRAME`` of them). Backpressure and errors as
         :meth:`send_frame`.
         """
         body = self._term(msg)
@@ -451,18 +469,51 @@ class Connection:
             return False
         size = len(body) + _TERM_COST
         batch = self._batch
-        if batch is not None and to is batch.to and sender is batch.sender and batch.room >= size:
+        if (
+            batch is not None
+            and batch.__class__ is _Terms
+            and to is batch.to
+            and sender is batch.sender
+            and batch.room >= size
+        ):
             batch.append(body)  # the hot path: a burst to one process, the writer awake
             batch.room -= size
             self._out_bytes += size
             if self._out_bytes >= _YIELD_AT:
                 self._pressure()
             return True
-        self._send_new_term(sender, to, body, size)
+        self._send_new(_Terms, sender, to, body, size)
         return True
 
-    def _send_new_term(self, sender: Pid | None, to: Pid, body: bytes, size: int) -> None:
-        """A plain term that does not join the open SEND_TERMS batch."""
+    def send_payload(self, sender: Pid | None, to: Pid, payload: bytes) -> None:
+        """Queue a message from ``sender`` to ``to``, ``payload`` being its
+        serialization codec bytes: as :meth:`send_term` for the rest, a burst
+        of them to one process shares one SEND frame (a big one goes alone).
+        Backpressure and errors as :meth:`send_frame`.
+        """
+        size = len(payload) + _TERM_COST + 5  # and its bin header
+        if size > self._batch_room:
+            self.send_frame(self.encoder.send(sender, to, payload))
+            return
+        body = self.encoder.payload(payload)
+        batch = self._batch
+        if (
+            batch is not None
+            and batch.__class__ is _Sends
+            and to is batch.to
+            and sender is batch.sender
+            and batch.room >= size
+        ):
+            batch.append(body)
+            batch.room -= size
+            self._out_bytes += size
+            if self._out_bytes >= _YIELD_AT:
+                self._pressure()
+            return
+        self._send_new(_Sends, sender, to, body, size)
+
+    def _send_new(self, kind: type[_Batch], sender: Pid | None, to: Pid, body: bytes, size: int) -> None:
+        """A message for a batch of ``kind`` that does not join the open one."""
         route = self.encoder.route(sender, to)
         if self._closed:
             raise ConnectionLost(f"link to node {self.peer_name!r} is closed: {self.close_reason}")
@@ -470,7 +521,7 @@ class Connection:
             self._wait_for_space(size)
         out = self._out
         if not out and self._writer_waiting and self._direct_ok and not self._direct_spent:
-            rest = self._write_now(self.encoder.send_terms(route, [body]))  # the latency path: see send_frame
+            rest = self._write_now(kind.frame(self.encoder, route, [body]))  # the latency path: see send_frame
             if rest:
                 out.append(rest)
                 self._queued(len(rest))
@@ -480,7 +531,7 @@ class Connection:
                 f"a message of {len(body)} bytes does not fit the frame limit of node {self.peer_name!r} "
                 f"({self.peer.max_frame} bytes)"
             )
-        batch = self._batch = _Terms(sender, to, route, body, self._batch_room - size)
+        batch = self._batch = kind(sender, to, route, body, self._batch_room - size)
         out.append(batch)
         self._queued(size)
 
@@ -593,7 +644,7 @@ class Connection:
                 self._out_bytes = 0
                 if was_full:
                     self._space.set()
-                frames = [self.encoder.send_terms(f.route, f) if isinstance(f, _Terms) else f for f in batch]
+                frames = [f.frame(self.encoder, f.route, f) if isinstance(f, _Batch) else f for f in batch]
                 data = frames[0] if len(frames) == 1 else b"".join(frames)
                 self._writing = True
                 try:

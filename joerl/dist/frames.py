@@ -34,7 +34,7 @@ __all__ = [
     "Link",
     "MAX_TERM_ITEMS",
     "MAX_TERMS_BYTES",
-    "MAX_TERMS_PER_FRAME",
+    "MAX_MESSAGES_PER_FRAME",
     "Message",
     "Monitor",
     "OversizedFrame",
@@ -131,8 +131,8 @@ OP_SEND_TERMS = 16
 
 #: The most items a plain term's tuple may hold (SEND_TERMS); longer ones take SEND.
 MAX_TERM_ITEMS = 32
-#: The most messages one SEND_TERMS frame carries.
-MAX_TERMS_PER_FRAME = 1024
+#: The most messages one SEND or SEND_TERMS frame carries.
+MAX_MESSAGES_PER_FRAME = 1024
 #: The most bytes of messages one SEND_TERMS frame carries (a larger plain
 #: term takes SEND, and the serialization codec's limits).
 MAX_TERMS_BYTES = 256 * 1024
@@ -421,8 +421,8 @@ class FrameEncoder:
             return self.send(*msg)  # type: ignore[misc]
         if cls is SendTerms:
             sender, to, msgs = cast(SendTerms, msg)
-            if not msgs or len(msgs) > MAX_TERMS_PER_FRAME:
-                raise LocalProtocolError(f"SendTerms carries 1 to {MAX_TERMS_PER_FRAME} messages, not {len(msgs)}")
+            if not msgs or len(msgs) > MAX_MESSAGES_PER_FRAME:
+                raise LocalProtocolError(f"SendTerms carries 1 to {MAX_MESSAGES_PER_FRAME} messages, not {len(msgs)}")
             bodies = [self.term(m) for m in msgs]
             if None in bodies:
                 bad = msgs[bodies.index(None)]
@@ -458,6 +458,28 @@ class FrameEncoder:
             raise self._too_large(size)
         return b"".join((_pack_len32(size), b"\x93\x01", route, header, payload))
 
+    def payload(self, payload: bytes) -> bytes:
+        """``payload`` (the codec's bytes) as one of the items of :meth:`send_many`.
+
+        Raises:
+            LocalProtocolError: ``payload`` is not bytes.
+        """
+        if payload.__class__ is not bytes:
+            raise LocalProtocolError(
+                f"cannot encode Send: payload must be bytes (encoded by the serialization codec), "
+                f"not {type(payload).__name__}"
+            )
+        return _bin_header(len(payload)) + payload
+
+    def send_many(self, route: bytes, items: list[bytes]) -> bytes:
+        """The SEND frame of several payloads (each from :meth:`payload`, 1 to
+        ``MAX_MESSAGES_PER_FRAME`` of them) along ``route`` (:meth:`route`).
+
+        Raises:
+            LocalProtocolError: the frame is too large for the peer.
+        """
+        return self._many(OP_SEND, route, items)
+
     def term(self, msg: Any) -> bytes | None:
         """``msg`` packed for :meth:`send_terms`, or None when it is not a plain
         term or the peer takes none (then encode it with the serialization
@@ -482,14 +504,17 @@ class FrameEncoder:
 
     def send_terms(self, route: bytes, bodies: list[bytes]) -> bytes:
         """The SEND_TERMS frame of ``bodies`` (from :meth:`term`, 1 to
-        ``MAX_TERMS_PER_FRAME``) along ``route`` (from :meth:`route`).
+        ``MAX_MESSAGES_PER_FRAME``) along ``route`` (from :meth:`route`).
 
         Raises:
             LocalProtocolError: the frame is too large for the peer.
         """
-        n = len(bodies) + 2
-        head = bytes((0x90 | n, OP_SEND_TERMS)) if n < 16 else b"\xdc" + n.to_bytes(2, "big") + b"\x10"
-        data = b"".join(bodies)
+        return self._many(OP_SEND_TERMS, route, bodies)
+
+    def _many(self, op: int, route: bytes, items: list[bytes]) -> bytes:
+        n = len(items) + 2
+        head = bytes((0x90 | n, op)) if n < 16 else b"\xdc" + n.to_bytes(2, "big") + bytes((op,))
+        data = b"".join(items)
         size = len(head) + len(route) + len(data)
         if size > self.max_frame_size:
             raise self._too_large(size)
@@ -579,10 +604,23 @@ def _plain_terms(msgs: tuple[Any, ...]) -> bool:
     return True
 
 
+def _bins(t: tuple[Any, ...]) -> bool:
+    """Whether every field of ``t`` after its first two is bytes (SEND's payloads)."""
+    for p in t[2:]:
+        if p.__class__ is not bytes:
+            return False
+    return True
+
+
+def _dpayloads(t: tuple[Any, ...]) -> tuple[bytes, ...]:
+    payloads = t[2:]  # (at most MAX_MESSAGES_PER_FRAME: the Unpacker's max_array_len)
+    for p in payloads:
+        _dbytes(p, "payload")
+    return payloads
+
+
 def _dterms(t: tuple[Any, ...]) -> tuple[Any, ...]:
-    msgs = t[2:]
-    if len(msgs) > MAX_TERMS_PER_FRAME:
-        raise _Bad(f"carries {len(msgs)} messages, over the {MAX_TERMS_PER_FRAME} a frame may")
+    msgs = t[2:]  # (at most MAX_MESSAGES_PER_FRAME: the Unpacker's max_array_len)
     if not _plain_terms(msgs):
         bad = next(m for m in msgs if not _plain_terms((m,)))
         raise _Bad(f"msg must be a plain term (a scalar, or a flat array of at most {MAX_TERM_ITEMS}), got {_describe(bad)}")
@@ -626,7 +664,8 @@ class FrameDecoder:
 
     Attributes:
         ticks: ticks received so far (they are counted, not returned).
-        frames: frames received so far (messages and bad frames; not ticks).
+        frames: control messages and bad frames returned so far (a SEND of
+            several payloads counts one for each; ticks do not count).
     """
 
     def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE, *, pid_cache_size: int = 4096) -> None:
@@ -641,7 +680,7 @@ class FrameDecoder:
         self._pos = 0
         self._new_unpacker()
         self._ops: dict[int, Callable[[tuple[Any, ...]], Message]] = {
-            OP_SEND: lambda t: Send(*self._route(t[1]), _dbytes(t[2], "payload")),
+            OP_SEND: lambda t: [Send(*route, p) for route in (self._route(t[1]),) for p in _dpayloads(t)],
             OP_REG_SEND: lambda t: RegSend(
                 self._opt_pid(t[1], "sender"), _dname(t[2], "to_name"), _dbytes(t[3], "payload")
             ),
@@ -743,15 +782,24 @@ class FrameDecoder:
                     sender, to = routes[t[1]]
                     if op == OP_SEND_TERMS:
                         msgs = t[2:]
-                        if size <= _MAX_TERMS_FRAME and msgs and len(msgs) <= MAX_TERMS_PER_FRAME and _plain_terms(msgs):
+                        if size <= _MAX_TERMS_FRAME and msgs and _plain_terms(msgs):
                             append(_new_tuple(SendTerms, (sender, to, msgs)))
                             continue
-                    elif (payload := t[2]).__class__ is bytes:
-                        append(_new_tuple(Send, (sender, to, payload)))
+                    elif len(t) == 3:
+                        if (payload := t[2]).__class__ is bytes:
+                            append(_new_tuple(Send, (sender, to, payload)))
+                            continue
+                    elif len(t) > 3 and _bins(t):
+                        for payload in t[2:]:
+                            append(_new_tuple(Send, (sender, to, payload)))
                         continue
             except (LookupError, TypeError):
                 pass
-            append(self._decode(t, size))
+            event = self._decode(t, size)
+            if event.__class__ is list:  # a SEND of several payloads
+                out += event  # type: ignore[arg-type]
+            else:
+                append(event)  # type: ignore[arg-type]
         self._pos = pos
         self.frames += len(out)
         if src is buf:
@@ -768,7 +816,9 @@ class FrameDecoder:
             max_buffer_size=max(self.max_frame_size, 1 << 20),
             max_bin_len=self.max_frame_size,
             max_str_len=self.max_frame_size,  # a str allocates nothing before its bytes arrive
-            max_array_len=MAX_TERMS_PER_FRAME + 2,  # bounds what one array header makes msgpack allocate
+            # Bounds what one array header makes msgpack allocate, and the
+            # messages of one SEND or SEND_TERMS frame (op, route, messages).
+            max_array_len=MAX_MESSAGES_PER_FRAME + 2,
             max_map_len=64,
             max_ext_len=64,
         )
@@ -780,7 +830,7 @@ class FrameDecoder:
         self._new_unpacker()
         return FrameError(message, size=size)
 
-    def _decode(self, t: Any, size: int) -> Message | FrameError:
+    def _decode(self, t: Any, size: int) -> Message | FrameError | list[Send]:
         if t.__class__ is not tuple or not t or t[0].__class__ is not int:
             return FrameError(f"body is not an array [op, ...]: {_describe(t)}", size=size)
         op = t[0]

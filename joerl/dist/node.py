@@ -490,7 +490,7 @@ class DistributedSystem:
                     # A plain term (("ping", 7)) travels as itself, skipping the
                     # codec, and a burst of them to one process shares frames.
                     if not conn.send_term(sender, to, msg):
-                        conn.send_frame(conn.encoder.send(sender, to, self._codec.encode(msg)))
+                        conn.send_payload(sender, to, self._codec.encode(msg))
                 except ConnectionLost:  # dropped while we waited for room: lost with the link
                     self.stats.dropped_unreachable += 1
                 return

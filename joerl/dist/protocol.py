@@ -61,22 +61,29 @@ Link frames, after the handshake::
 
     Len:32 | Body          Len == 0 is a tick (no body); 1 <= Len <= max_frame
     Body = msgpack array [op, field, ...]; trailing extra fields are ignored
+           (but by SEND and SEND_TERMS, whose fields after the route are messages)
 
 A pid or ref in a control field is ``[node:u32, id:u64, creation:u32]`` with
 node != 0. The two messages that carry processes' messages, SEND and
 SEND_TERMS, name both pids in one ``route`` instead (the receiver looks the
 pair up once per frame): a bin of ``to`` as ``node:u32 | id:u64 |
-creation:u32``, followed by the sender's 16 bytes when there is a sender. ``payload``, ``reason`` and ``args`` are msgpack bin: opaque bytes
-made by the serialization codec; this module only carries them.
+creation:u32``, followed by the sender's 16 bytes when there is a sender.
+``payload``, ``reason`` and ``args`` are msgpack bin: opaque bytes made by the
+serialization codec; this module only carries them.
+
+SEND carries 1 to :data:`MAX_MESSAGES_PER_FRAME` payloads, in order, from one
+sender to one process (the decoder returns one :class:`Send` for each): a
+sender batches a burst of messages to one process into one frame. A frame
+with a field that is not a bin after the route is a bad frame, all of it.
 
 SEND_TERMS is SEND for the commonest messages, *plain terms*: a str, bin,
 int (64-bit), float, bool or nil, or a flat tuple of at most
 :data:`MAX_TERM_ITEMS` of them (``("ping", 7)``). It carries 1 to
-:data:`MAX_TERMS_PER_FRAME` of them, in order, from one sender to one process:
+:data:`MAX_MESSAGES_PER_FRAME` of them, in order, from one sender to one process:
 each is the value itself in msgpack (a tuple as an array), not a codec payload
 in a bin, so the frame's one decode yields every message, where SEND takes
 two decodes for one (the frame, then the payload). A sender batches a burst of
-plain terms to one process into one frame. Only these types travel this way:
+plain terms to one process into one frame, as with SEND. Only these types travel this way:
 a frame with any other ``msg`` (a map, a nested array, an ext), or more than
 :data:`MAX_TERMS_BYTES` of messages, is a bad frame, all of it. It is sent
 only when both sides offer :data:`FLAG_SEND_TERMS`; anything else takes SEND.
@@ -84,7 +91,7 @@ only when both sides offer :data:`FLAG_SEND_TERMS`; anything else takes SEND.
 ====  ==============  =====================================================
 op    message         fields after op
 ====  ==============  =====================================================
-1     SEND            route: bin, payload: bin
+1     SEND            route: bin, payload: bin, payload, ...
 2     REG_SEND        sender: pid|nil, to_name: str, payload: bin
 3     LINK            sender: pid, to: pid
 4     UNLINK          sender: pid, to: pid, id: u64 (0: no ack wanted)
@@ -121,7 +128,7 @@ from .frames import (
     FrameError,
     OversizedFrame,
     MAX_TERM_ITEMS,
-    MAX_TERMS_PER_FRAME,
+    MAX_MESSAGES_PER_FRAME,
     MAX_TERMS_BYTES,
     Send,
     SendTerms,
@@ -236,7 +243,7 @@ __all__ = [
     "Link",
     "MAX_TERM_ITEMS",
     "MAX_TERMS_BYTES",
-    "MAX_TERMS_PER_FRAME",
+    "MAX_MESSAGES_PER_FRAME",
     "Message",
     "Monitor",
     "NodeIdCollision",

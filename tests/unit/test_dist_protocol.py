@@ -555,7 +555,7 @@ ALL_MESSAGES: list[Any] = [
     p.Send(Pid(2**32 - 1, 2**64 - 1, 2**32 - 1), Pid(1, 0, 0), b"max"),
     p.SendTerms(P1, P2, (("ping", 1),)),
     p.SendTerms(None, P2, ("text", b"bin", 0, -(2**63), 2**64 - 1, 1.5, True, None, (), ("a",) * 32)),
-    p.SendTerms(P1, P2, tuple(range(p.MAX_TERMS_PER_FRAME))),
+    p.SendTerms(P1, P2, tuple(range(p.MAX_MESSAGES_PER_FRAME))),
 ]
 # A pid as a route holds it: node:u32 | id:u64 | creation:u32.
 P1_ROUTE = bytes.fromhex("00000001 0000000000000002 00000003")
@@ -567,6 +567,25 @@ def test_send_byte_vector() -> None:
     body = bytes.fromhex("93 01 c420") + P2_ROUTE + P1_ROUTE + bytes.fromhex("c402 6869")
     assert frame == struct.pack(">I", len(body)) + body
     assert FrameEncoder().send(P1, P2, b"hi") == frame
+
+
+def test_a_send_of_several_payloads() -> None:
+    enc = FrameEncoder()
+    route = enc.route(P1, P2)
+    frame = enc.send_many(route, [enc.payload(b"a"), enc.payload(b""), enc.payload(b"c" * 300)])
+    body = bytes.fromhex("95 01 c420") + P2_ROUTE + P1_ROUTE + bytes.fromhex("c401 61  c400  c5012c") + b"c" * 300
+    assert frame == struct.pack(">I", len(body)) + body
+    sends = [p.Send(P1, P2, b"a"), p.Send(P1, P2, b""), p.Send(P1, P2, b"c" * 300)]
+    assert FrameDecoder().feed(frame) == sends
+    dec = FrameDecoder()  # the general path (a route not seen yet), then the fast one
+    assert dec.feed(frame) + dec.feed(frame) == sends * 2 and dec.frames == 6
+    many = [enc.payload(bytes([i % 256])) for i in range(p.MAX_MESSAGES_PER_FRAME)]
+    assert len(FrameDecoder().feed(enc.send_many(route, many))) == p.MAX_MESSAGES_PER_FRAME
+    with pytest.raises(LocalProtocolError, match="payload must be bytes"):
+        enc.payload("text")  # type: ignore[arg-type]
+    for empty in ([1, route[2:]], [16, route[2:]]):  # a known route, no message: a bad frame all the same
+        [err] = dec.feed(_raw_frame(msgpack.packb(empty)))
+        assert isinstance(err, FrameError) and "needs 2 fields, got 1" in str(err)
 
 
 def test_send_terms_byte_vector() -> None:
@@ -658,8 +677,7 @@ def test_ticks_are_counted_not_returned() -> None:
 
 
 def test_trailing_extra_fields_are_ignored() -> None:
-    body = msgpack.packb([1, P2_ROUTE + P1_ROUTE, b"x", "future", 42])
-    assert FrameDecoder().feed(struct.pack(">I", len(body)) + body) == [p.Send(P1, P2, b"x")]
+    """(Not by SEND and SEND_TERMS, whose fields after the route are all messages.)"""
     body = msgpack.packb([3, [1, 2, 3], [4, 5, 6], "future"])
     assert FrameDecoder().feed(struct.pack(">I", len(body)) + body) == [p.Link(P1, P2)]
 
@@ -677,6 +695,8 @@ BAD_BODIES = [
     (msgpack.packb([99, 1, 2]), "unknown control message type 99"),
     (msgpack.packb([1, P2_ROUTE]), "SEND needs 2 fields, got 1"),
     (msgpack.packb([1, P2_ROUTE, "text"]), "payload must be bin"),
+    (msgpack.packb([1, P2_ROUTE, b"ok", "text"]), "payload must be bin"),  # all or nothing
+    (msgpack.packb([1, P2_ROUTE, *[b""] * (p.MAX_MESSAGES_PER_FRAME + 1)]), "not msgpack"),  # over max_array_len
     (msgpack.packb([1, bytes(4) + P2_ROUTE[4:], b"x"]), "SEND: to in a route has node 0"),
     (msgpack.packb([1, P2_ROUTE + bytes(16), b"x"]), "SEND: sender in a route has node 0"),
     (msgpack.packb([1, P2_ROUTE[:15], b"x"]), "route must be a bin of 16 or 32 bytes"),
@@ -691,7 +711,7 @@ BAD_BODIES = [
     (msgpack.packb([16, P2_ROUTE, msgpack.ExtType(5, b"")]), "SEND_TERMS: msg must be a plain term"),
     (msgpack.packb([16, P2_ROUTE, 1, 2, msgpack.Timestamp(1)]), "SEND_TERMS: msg must be a plain term"),
     (msgpack.packb([16, P2_ROUTE[:3], "x"]), "SEND_TERMS: route must be a bin"),
-    (msgpack.packb([16, P2_ROUTE, *range(p.MAX_TERMS_PER_FRAME + 1)]), "not msgpack"),  # over max_array_len
+    (msgpack.packb([16, P2_ROUTE, *range(p.MAX_MESSAGES_PER_FRAME + 1)]), "not msgpack"),  # over max_array_len
     (msgpack.packb([16, P2_ROUTE, b"x" * (p.MAX_TERMS_BYTES + 100)]), "SEND_TERMS: a frame of 262269 bytes, over"),
     (msgpack.packb([3, [1, 2, 3], "x"]), "LINK: to must be a pid"),
     (msgpack.packb([8, [1, 2, 3], "", [1, 2, 3]]), "MONITOR"),
