@@ -179,7 +179,7 @@ class LinkStats:
 class _Batch(list[bytes]):
     """Messages queued along one route, that the writer sends as one frame."""
 
-    __slots__ = ("sender", "to", "route", "room")
+    __slots__ = ("sender", "to", "route", "room", "start")
 
     def __init__(self, sender: Pid | None, to: Pid, route: bytes, body: bytes, room: int) -> None:
         super().__init__((body,))
@@ -187,6 +187,7 @@ class _Batch(list[bytes]):
         self.to = to
         self.route = route
         self.room = room  # what more messages may add (each counts its bytes and _TERM_COST)
+        self.start = room  # room when opened: start - room is what joined since
 
     @staticmethod
     def frame(encoder: FrameEncoder, route: bytes, items: list[bytes]) -> bytes:
@@ -284,7 +285,9 @@ class Connection:
         # A batch's room, in bytes and _TERM_COST per term: it bounds the
         # frame's bytes and, as every term costs more than _TERM_COST, its count.
         self._batch_room = min(MAX_TERMS_BYTES, self._max_term, MAX_MESSAGES_PER_FRAME * (_TERM_COST + 1))
-        self._batch: _Batch | None = None  # the _Batch at the end of _out, open to more messages
+        # The _Batch at the end of _out, open to more messages (one of the two, or neither).
+        self._terms: _Terms | None = None
+        self._sends: _Sends | None = None
         self._term = self.encoder.term
         self._writer_waiting = False
         self._writing = False
@@ -354,7 +357,7 @@ class Connection:
         self.close_reason = reason
         self._out = []
         self._out_bytes = 0
-        self._batch = None
+        self._terms = self._sends = None
         try:
             self.sock.close()
         except OSError:  # pragma: no cover - closing a socket hardly fails
@@ -443,6 +446,7 @@ class Connection:
             raise LocalProtocolError(
                 f"frame of {size - 4} bytes exceeds the limit of node {self.peer_name!r} ({self.peer.max_frame} bytes)"
             )
+        self._close_batch()  # later messages queue behind this frame
         if self._out_bytes >= self._max_queue and self._out:
             self._wait_for_space(size)
         elif self._writer_waiting and not self._out and self._direct_ok and not self._direct_spent:
@@ -451,7 +455,6 @@ class Connection:
                 return
             size = len(frame)
         self._out.append(frame)
-        self._batch = None  # later plain terms queue behind this frame
         self._queued(size)
 
     def send_term(self, sender: Pid | None, to: Pid, msg: Any) -> bool:
@@ -468,19 +471,10 @@ class Connection:
         if body is None:
             return False
         size = len(body) + _TERM_COST
-        batch = self._batch
-        if (
-            batch is not None
-            and batch.__class__ is _Terms
-            and to is batch.to
-            and sender is batch.sender
-            and batch.room >= size
-        ):
-            batch.append(body)  # the hot path: a burst to one process, the writer awake
+        batch = self._terms
+        if batch is not None and to is batch.to and sender is batch.sender and batch.room >= size:
+            batch.append(body)  # the hot path: a burst to one process (counted in _out_bytes by _close_batch)
             batch.room -= size
-            self._out_bytes += size
-            if self._out_bytes >= _YIELD_AT:
-                self._pressure()
             return True
         self._send_new(_Terms, sender, to, body, size)
         return True
@@ -496,25 +490,17 @@ class Connection:
             self.send_frame(self.encoder.send(sender, to, payload))
             return
         body = self.encoder.payload(payload)
-        batch = self._batch
-        if (
-            batch is not None
-            and batch.__class__ is _Sends
-            and to is batch.to
-            and sender is batch.sender
-            and batch.room >= size
-        ):
+        batch = self._sends
+        if batch is not None and to is batch.to and sender is batch.sender and batch.room >= size:
             batch.append(body)
             batch.room -= size
-            self._out_bytes += size
-            if self._out_bytes >= _YIELD_AT:
-                self._pressure()
             return
         self._send_new(_Sends, sender, to, body, size)
 
     def _send_new(self, kind: type[_Batch], sender: Pid | None, to: Pid, body: bytes, size: int) -> None:
         """A message for a batch of ``kind`` that does not join the open one."""
         route = self.encoder.route(sender, to)
+        self._close_batch()
         if self._closed:
             raise ConnectionLost(f"link to node {self.peer_name!r} is closed: {self.close_reason}")
         if self._out_bytes >= self._max_queue and self._out:
@@ -531,17 +517,18 @@ class Connection:
                 f"a message of {len(body)} bytes does not fit the frame limit of node {self.peer_name!r} "
                 f"({self.peer.max_frame} bytes)"
             )
-        batch = self._batch = kind(sender, to, route, body, self._batch_room - size)
+        batch = kind(sender, to, route, body, self._batch_room - size)
+        self._terms, self._sends = (batch, None) if kind is _Terms else (None, batch)  # type: ignore[assignment]
         out.append(batch)
         self._queued(size)
 
-    def _pressure(self) -> None:
-        """The queue grew past _YIELD_AT in the hot path of send_term: as _queued
-        would, yield to the writer; past max_queue_bytes, wait for room."""
-        if self._out_bytes >= self._max_queue:
-            self._wait_for_space(0)
-        elif self._yield_ok():
-            gevent.sleep(0)
+    def _close_batch(self) -> None:
+        """No more messages join the open batch: count what joined it since it
+        opened (the hot paths leave that to here) in ``_out_bytes``."""
+        batch = self._terms or self._sends
+        if batch is not None:
+            self._out_bytes += batch.start - batch.room
+            self._terms = self._sends = None
 
     def _queued(self, size: int) -> None:
         """``size`` more bytes wait in ``_out``: wake the writer, maybe yield to it."""
@@ -640,7 +627,7 @@ class Connection:
                 batch = self._out
                 was_full = self._out_bytes >= self._max_queue
                 self._out = []
-                self._batch = None
+                self._terms = self._sends = None
                 self._out_bytes = 0
                 if was_full:
                     self._space.set()

@@ -370,6 +370,11 @@ _ROUTE_TO_ONLY = b"\xc4\x10"  # bin of 16 bytes: to
 _ROUTE_BOTH = b"\xc4\x20"  # bin of 32 bytes: to, sender
 
 
+def _no_term(msg: Any) -> None:
+    """FrameEncoder.term when the peer takes no SEND_TERMS."""
+    return None
+
+
 def _bin_header(n: int) -> bytes:
     """The msgpack bin header for ``n`` bytes."""
     if n < 256:
@@ -399,6 +404,8 @@ class FrameEncoder:
     ) -> None:
         self.max_frame_size = max_frame_size
         self.terms = terms
+        if not terms:
+            self.term = _no_term  # type: ignore[method-assign]
         self._packer = msgpack.Packer(use_bin_type=True)
         self._pack = self._packer.pack
         self._pids: dict[int, tuple[Pid, bytes]] = {}  # id(pid) -> (pid, its 16 route bytes)
@@ -492,8 +499,6 @@ class FrameEncoder:
                 if item.__class__ not in TERM_SCALARS:
                     return None
         elif cls not in TERM_SCALARS:
-            return None
-        if not self.terms:
             return None
         try:
             body: bytes = self._pack(msg)
