@@ -154,6 +154,35 @@ def test_close_releases_writers_and_drops_later_puts() -> None:
     assert len(mb) == 0
 
 
+def test_deliver_and_deliver_all_keep_order_and_senders() -> None:
+    """The node layer's paths: one message, and a burst from one sender."""
+    mb = Mailbox()
+    mb.deliver("bare", None)
+    mb.deliver(("t", 1), None)
+    mb.deliver_all(("a", ("b", 2)), "peer")
+    mb.deliver_all((1, (2,)), None)
+    got = [mb.get() for _ in range(6)]
+    assert got == [("bare", None), (("t", 1), None), ("a", "peer"), (("b", 2), "peer"), (1, None), ((2,), None)]
+
+
+def test_deliver_all_to_a_bounded_mailbox_waits_for_room() -> None:
+    mb = Mailbox(2)
+    writer = gevent.spawn(mb.deliver_all, tuple(range(5)), "s")
+    gevent.sleep(0)  # let the writer fill the mailbox and park (a yield, not a wait for time)
+    assert len(mb) == 2 and not writer.dead
+    assert [mb.get(timeout=2.0)[0] for _ in range(5)] == [0, 1, 2, 3, 4]
+    writer.join(2.0)
+    assert writer.dead
+
+
+def test_deliver_after_close_is_dropped() -> None:
+    mb = Mailbox()
+    mb.close()
+    mb.deliver("x", None)
+    mb.deliver_all(("y", "z"), "s")
+    assert len(mb) == 0
+
+
 def test_put_after_close_is_dropped() -> None:
     mb = Mailbox()
     mb.close()
