@@ -1,38 +1,33 @@
-"""One node link: the handshake over a socket, then the link's greenlets.
+"""One running node link: its socket and greenlets, once the handshake is done.
 
-This module owns the IO of a link to one peer node and nothing else: it runs
-the sans-IO :class:`~joerl.dist.protocol.Handshake` over a socket within a
-deadline (:func:`dial`, :func:`accept_handshake`), then a :class:`Connection`
-moves frames: a reader greenlet (``recv -> FrameDecoder.feed -> handler``),
-one writer greenlet that coalesces every frame waiting into one ``sendall``,
-and a ticker that keeps an idle link alive and declares a silent peer down.
-On an idle plain-TCP link the first frame of a burst is tried on the socket
-at once, without blocking (as asyncio's transports do); the rest of the burst
-queues for the writer. Request/response latency gains a greenlet hop; bulk
-traffic is still written in batches.
-Routing, the node tables (one link per peer, reconnection) and payload
-serialization belong to ``node.py``; the bytes belong to ``protocol.py``.
+This module owns the IO of an established link to one peer node: a
+:class:`Connection` moves frames with a reader greenlet
+(``recv -> FrameDecoder.feed -> handler``), one writer greenlet that coalesces
+every frame waiting into one ``sendall``, and a ticker that keeps an idle link
+alive and declares a silent peer down. On an idle plain-TCP link the first
+frame of a burst is tried on the socket at once, without blocking (as
+asyncio's transports do); the rest of the burst queues for the writer.
+Request/response latency gains a greenlet hop; bulk traffic is still written
+in batches. :class:`LinkConfig` holds the settings of a link, handshake
+included.
+Setting a link up (the handshake over a socket) belongs to ``link_setup.py``;
+routing, the node tables (one link per peer, reconnection) and payload
+serialization to ``node.py``; the bytes to ``protocol.py``.
 
-Typical use by a node::
+Typical use by a node, with a connection from
+:func:`~joerl.dist.link_setup.dial` or :func:`~joerl.dist.link_setup.accept_handshake`::
 
-    conn = dial(("127.0.0.1", port), identity, cookie, expected_peer="b",
-                config=cfg, decide=node.check_hello, handler=node.on_message,
-                on_closed=node.on_link_closed)
     node.register(conn)          # before start(): no message arrives before it
     conn.start()
     conn.send_frame(conn.encoder.send(sender_pid, to_pid, payload_bytes))
-
-On the listening side, a ``StreamServer`` handler calls :func:`accept_handshake`,
-registers and starts the connection, then blocks in ``conn.wait_closed()``
-(gevent closes the socket when the handler returns).
+    ...
+    conn.flush()
+    conn.close()
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import random
-import socket as _stdsocket
 from dataclasses import dataclass
 from time import monotonic
 from typing import Any, Callable, Optional
@@ -41,51 +36,30 @@ import gevent
 from gevent import socket as gsocket
 from gevent.event import Event
 
-from ..errors import (
-    AuthenticationError,
-    ConnectionLost,
-    HandshakeError,
-    LocalProtocolError,
-    NodeUnreachable,
-    ProtocolError,
-    SerializationError,
-)
+from ..errors import ConnectionLost, LocalProtocolError, ProtocolError, SerializationError
 from ..pid import Pid
 from .protocol import (
-    ACCEPT,
     DEFAULT_MAX_FRAME_SIZE,
-    DIALING,
     FLAG_SEND_TERMS,
     MAX_TERMS_BYTES,
     MAX_MESSAGES_PER_FRAME,
-    STATUS_BUSY,
-    STATUS_NOK,
-    STATUS_OK,
     TICK_FRAME,
     Established,
     FrameDecoder,
     FrameEncoder,
     FrameError,
-    Handshake,
-    HandshakeRefused,
     Message,
     NodeIdentity,
     OversizedFrame,
     PeerHello,
     Role,
-    SimultaneousConnect,
     Tick,
-    Verdict,
-    refusal_error,
 )
 
 __all__ = [
-    "Backoff",
     "Connection",
     "LinkConfig",
     "LinkStats",
-    "accept_handshake",
-    "dial",
 ]
 
 _WRITE_PIECE = 256 * 1024  # bytes per send() of the writer (progress is noted per piece)
@@ -96,15 +70,12 @@ _YIELD_AT = 64 * 1024  # queued bytes past which a sender yields to the writer
 log = logging.getLogger(__name__)
 
 MIN_TICK_TIME = 1.0
-_HANDSHAKE_RECV = 4096
 
 #: ``handler(conn, message)``: runs in the link's reader greenlet, once per
 #: control message, in arrival order.
 Handler = Callable[["Connection", Message], None]
 #: ``on_closed(conn, reason)``: runs once, in the greenlet that closed the link.
 ClosedCallback = Callable[["Connection", Any], None]
-#: ``decide(peer_hello) -> Verdict``: the node's answer to a peer's HELLO.
-Decide = Callable[[PeerHello], Verdict]
 
 
 @dataclass(frozen=True)
@@ -211,7 +182,8 @@ class _Sends(_Batch):
 class Connection:
     """An established link to one peer node.
 
-    Made by :func:`dial` or :func:`accept_handshake` (not started); call
+    Made by :func:`~joerl.dist.link_setup.dial` or
+    :func:`~joerl.dist.link_setup.accept_handshake` (not started); call
     :meth:`start` once the node has registered it. Frames queued before
     ``start`` are kept and written then.
 
@@ -775,320 +747,3 @@ class Connection:
                 mark = before + len(TICK_FRAME)
             else:
                 mark = stats.bytes_out
-
-
-# -- handshake over a socket ------------------------------------------------------
-
-
-def _tune(sock: Any) -> None:
-    try:
-        sock.setsockopt(_stdsocket.IPPROTO_TCP, _stdsocket.TCP_NODELAY, 1)
-    except (OSError, AttributeError):  # pragma: no cover - not TCP (a socketpair in tests)
-        pass
-
-
-def _flush(sock: Any, hs: Handshake) -> None:
-    out = hs.data_to_send()
-    if out:
-        sock.sendall(out)
-
-
-def _flush_quietly(sock: Any, hs: Handshake) -> None:
-    try:
-        _flush(sock, hs)
-    except OSError:
-        pass
-
-
-def _apply_verdict(hs: Handshake, verdict: Verdict, sock: Any) -> None:
-    peer = hs.peer
-    assert peer is not None
-    if verdict.status == STATUS_OK:
-        hs.accept()
-        return
-    if verdict.status == DIALING.status:
-        if hs.accept(dialing=True) == STATUS_NOK:
-            _flush_quietly(sock, hs)
-            raise SimultaneousConnect(
-                STATUS_NOK, "simultaneous connect: this node's own dial survives", peer=peer.name, by_peer=False
-            )
-        return
-    try:
-        hs.refuse(verdict.status, verdict.reason)
-    except LocalProtocolError as exc:
-        raise ValueError(f"decide() returned an invalid verdict {verdict!r}: {exc}") from None
-    _flush_quietly(sock, hs)
-    raise refusal_error(verdict.status, verdict.reason, peer.name, by_peer=False)
-
-
-def _run_handshake(sock: Any, hs: Handshake, decide: Decide | None, who: str) -> Established:
-    """Drive ``hs`` over ``sock`` until it is established (or raise)."""
-    try:
-        _flush(sock, hs)
-        refeed = False
-        while True:
-            if refeed:
-                data = b""
-            else:
-                data = sock.recv(_HANDSHAKE_RECV)
-                if not data:
-                    raise HandshakeError(
-                        f"{who} closed the connection during the handshake (state {hs.state.value})"
-                    )
-            refeed = False
-            try:
-                events = hs.feed(data)
-            except HandshakeError:
-                _flush_quietly(sock, hs)
-                raise
-            for event in events:
-                if event.__class__ is Established:
-                    _flush(sock, hs)
-                    return event  # type: ignore[return-value]
-                verdict = decide(event.peer) if decide is not None else ACCEPT
-                _apply_verdict(hs, verdict, sock)
-                refeed = True
-            _flush(sock, hs)
-    except OSError as exc:
-        raise HandshakeError(f"connection to {who} broke during the handshake: {exc}") from None
-
-
-def _log_failure(local: NodeIdentity, who: str, exc: BaseException) -> None:
-    if isinstance(exc, AuthenticationError):
-        log.warning("node %s refused the link with %s: %s", local.name, who, exc)
-    elif isinstance(exc, SimultaneousConnect) or (isinstance(exc, HandshakeRefused) and exc.status == STATUS_BUSY):
-        log.debug("node %s: no link with %s from this connection: %s", local.name, who, exc)
-    else:
-        log.warning("node %s: handshake with %s failed: %s", local.name, who, exc)
-
-
-def _handshake(
-    sock: Any,
-    hs: Handshake,
-    config: LinkConfig,
-    decide: Decide | None,
-    who: str,
-    connect: Callable[[], Any] | None,
-) -> tuple[Any, Established]:
-    timer = gevent.Timeout(config.handshake_timeout)
-    timer.start()
-    try:
-        if connect is not None:
-            sock = connect()
-        _tune(sock)
-        if config.wrap_socket is not None:
-            sock = config.wrap_socket(sock, hs.role is Role.ACCEPTOR)
-        established = _run_handshake(sock, hs, decide, who)
-        sock.settimeout(None)
-        return sock, established
-    except gevent.Timeout as t:
-        if t is not timer:
-            raise
-        _close_quietly(sock)
-        raise HandshakeError(
-            f"handshake with {who} did not complete within {config.handshake_timeout}s (state {hs.state.value})"
-        ) from None
-    except BaseException:
-        _close_quietly(sock)
-        raise
-    finally:
-        timer.close()
-
-
-def _close_quietly(sock: Any) -> None:
-    if sock is not None:
-        try:
-            sock.close()
-        except OSError:  # pragma: no cover
-            pass
-
-
-def _new_handshake(
-    role: Role,
-    local: NodeIdentity,
-    cookie: bytes | str,
-    config: LinkConfig,
-    expected_peer: str | None,
-    random_bytes: Callable[[int], bytes],
-) -> Handshake:
-    return Handshake(
-        role,
-        local,
-        cookie,
-        expected_peer=expected_peer,
-        tick_ms=int(config.tick_time * 1000),
-        max_frame_size=config.max_frame_size,
-        mandatory_flags=config.mandatory_flags,
-        random_bytes=random_bytes,
-    )
-
-
-def dial(
-    address: tuple[str, int],
-    local: NodeIdentity,
-    cookie: bytes | str,
-    *,
-    expected_peer: str | None = None,
-    config: LinkConfig | None = None,
-    decide: Decide | None = None,
-    handler: Handler | None = None,
-    on_closed: ClosedCallback | None = None,
-    random_bytes: Callable[[int], bytes] = os.urandom,
-) -> Connection:
-    """Connect to a node and run the handshake as the initiator.
-
-    Connect and handshake together must finish within
-    ``config.handshake_timeout``.
-
-    Args:
-        address: ``(host, port)`` of the peer's listener.
-        local: our identity.
-        cookie: the shared secret.
-        expected_peer: the name we mean to reach; another name answering is refused.
-        config: link settings.
-        decide: ``decide(peer_hello) -> Verdict`` once the peer's HELLO has
-            passed the built-in checks: ``ACCEPT``, or ``Verdict.refuse(
-            "id_collision" | "not_allowed" | "busy", reason)`` (e.g. its id is
-            that of another linked node). None accepts.
-        handler, on_closed: passed to the :class:`Connection`.
-        random_bytes: source of the challenge.
-
-    Returns:
-        A :class:`Connection`, not started.
-
-    Raises:
-        NodeUnreachable: the TCP connect failed.
-        SimultaneousConnect: the peer was dialling us too and its dial wins:
-            expect its connection instead (not an error).
-        HandshakeRefused: refused (``busy``: the peer has a link or handshake
-            with our name already; ``not_allowed``; ``id_collision`` as
-            :class:`~joerl.dist.protocol.NodeIdCollision`), by it or by us.
-        AuthenticationError: the cookies differ.
-        HandshakeError: timeout, connection lost, or a protocol violation
-            (:class:`~joerl.dist.protocol.HandshakeProtocolError`).
-    """
-    config = config or LinkConfig()
-    host, port = address[0], address[1]
-    who = f"node {expected_peer!r} at {host}:{port}" if expected_peer else f"node at {host}:{port}"
-    hs = _new_handshake(Role.INITIATOR, local, cookie, config, expected_peer, random_bytes)
-
-    def connect() -> Any:
-        try:
-            return gsocket.create_connection((host, port))
-        except OSError as exc:
-            raise NodeUnreachable(expected_peer or f"{host}:{port}", f"cannot connect to {host}:{port}: {exc}") from None
-
-    try:
-        sock, established = _handshake(None, hs, config, decide, who, connect)
-    except (HandshakeError, NodeUnreachable) as exc:
-        _log_failure(local, who, exc)
-        raise
-    log.info("node %s linked to %s (%s, creation %d)", local.name, who, established.status, established.peer.creation)
-    return Connection(sock, local, established, Role.INITIATOR, config, handler=handler, on_closed=on_closed)
-
-
-def accept_handshake(
-    sock: Any,
-    local: NodeIdentity,
-    cookie: bytes | str,
-    *,
-    config: LinkConfig | None = None,
-    decide: Decide | None = None,
-    handler: Handler | None = None,
-    on_closed: ClosedCallback | None = None,
-    random_bytes: Callable[[int], bytes] = os.urandom,
-    address: Any = None,
-) -> Connection:
-    """Run the handshake as the acceptor on an accepted socket (which this takes over).
-
-    Must finish within ``config.handshake_timeout``. On failure the socket is
-    closed and the refusal logged.
-
-    Args:
-        sock: the accepted socket (a StreamServer handler's first argument).
-        local: our identity.
-        cookie: the shared secret.
-        config: link settings.
-        decide: ``decide(peer_hello) -> Verdict``, the node's tables speaking:
-            ``ACCEPT``; ``DIALING`` when the node is dialling that peer itself
-            (the tie-break then picks the surviving connection); or
-            ``Verdict.refuse(status, reason)``: ``busy`` (a link or handshake
-            with that name exists), ``id_collision`` (another linked node has
-            that id), ``not_allowed``. None accepts.
-        handler, on_closed: passed to the :class:`Connection`.
-        random_bytes: source of the challenge.
-        address: the peer's address, for messages.
-
-    Returns:
-        A :class:`Connection`, not started. Its ``status`` is
-        ``"ok_simultaneous"`` when the node was dialling that peer too and
-        must give its own dial up (that dial will fail with ``SimultaneousConnect``).
-
-    Raises:
-        SimultaneousConnect: we were dialling the peer too and our dial wins:
-            this connection is refused (not an error).
-        HandshakeRefused, AuthenticationError, HandshakeError: as :func:`dial`.
-    """
-    config = config or LinkConfig()
-    if address is None:
-        try:
-            address = sock.getpeername()
-        except OSError:
-            address = "?"
-    who = f"node at {address[0]}:{address[1]}" if isinstance(address, tuple) else f"node at {address}"
-    hs = _new_handshake(Role.ACCEPTOR, local, cookie, config, None, random_bytes)
-    try:
-        sock, established = _handshake(sock, hs, config, decide, who, None)
-    except HandshakeError as exc:
-        _log_failure(local, f"{hs.peer.name!r} ({who})" if hs.peer else who, exc)
-        raise
-    log.info(
-        "node %s accepted a link from %r (%s, creation %d)",
-        local.name, established.peer.name, established.status, established.peer.creation,
-    )  # fmt: skip
-    return Connection(sock, local, established, Role.ACCEPTOR, config, handler=handler, on_closed=on_closed)
-
-
-class Backoff:
-    """Delays between reconnection attempts: exponential, capped, jittered.
-
-    ``delay()`` returns the next wait (``initial``, then times ``factor``
-    each failure, at most ``maximum``, each spread by +-``jitter``);
-    ``reset()`` after a success. The node keeps one per peer and refuses to
-    dial again before the delay has passed ("reconnect on the next send").
-
-    Args:
-        initial: first delay, seconds.
-        maximum: cap, seconds.
-        factor: growth per failure.
-        jitter: relative spread, 0..1 (so two nodes do not retry in lockstep).
-        rand: a ``random()``-like source in [0, 1).
-    """
-
-    def __init__(
-        self,
-        initial: float = 0.05,
-        maximum: float = 5.0,
-        factor: float = 2.0,
-        jitter: float = 0.2,
-        rand: Callable[[], float] = random.random,
-    ) -> None:
-        if not 0 < initial <= maximum or factor < 1 or not 0 <= jitter < 1:
-            raise ValueError("need 0 < initial <= maximum, factor >= 1, 0 <= jitter < 1")
-        self.initial, self.maximum, self.factor, self.jitter = initial, maximum, factor, jitter
-        self._rand = rand
-        self._next = initial
-        #: Consecutive failures since the last reset.
-        self.failures = 0
-
-    def delay(self) -> float:
-        """The wait before the next attempt (call once per failure)."""
-        base = self._next
-        self._next = min(self.maximum, base * self.factor)
-        self.failures += 1
-        return base * (1 + self.jitter * (2 * self._rand() - 1))
-
-    def reset(self) -> None:
-        """After a success: the next failure waits ``initial`` again."""
-        self._next = self.initial
-        self.failures = 0

@@ -234,7 +234,7 @@ HandshakeEvent = Union[HelloReceived, Established]
 
 
 class Verdict(NamedTuple):
-    """A node's answer to :class:`HelloReceived` (used by ``connection.py``).
+    """A node's answer to :class:`HelloReceived` (used by ``link_setup.py``).
 
     ``status`` is ``"ok"`` (:data:`ACCEPT`), ``"dialing"`` (:data:`DIALING`:
     the acceptor is dialling that peer too, apply the tie-break) or a refusal

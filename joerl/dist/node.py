@@ -50,7 +50,8 @@ from . import protocol as P
 from .config import load_cookie, node_id_of, parse_address, resolve_epmd_address
 from .global_names import GlobalNames
 from .tls import TlsConfig, tls_wrapper
-from .connection import Backoff, Connection, LinkConfig, accept_handshake, dial
+from .connection import Connection, LinkConfig
+from .link_setup import Backoff, accept_handshake, dial
 
 log = logging.getLogger("joerl.dist")
 

@@ -5,7 +5,7 @@ the one import path for the code that makes them: the handshake engine
 (:class:`Handshake`, in ``handshake.py``), the frame codec
 (:class:`FrameEncoder`, :func:`encode_frame`, :class:`FrameDecoder`) and the
 control message types (in ``frames.py``). None of them opens a socket or
-imports gevent; ``connection.py`` moves the bytes.
+imports gevent; ``link_setup.py`` and ``connection.py`` move the bytes.
 joerl's link protocol is its own (msgpack, HMAC-SHA256), not Erlang's, though
 it borrows Erlang's shape: name exchange, status, challenge both ways, ticks.
 

@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 
 from joerl.dist import protocol as dp
 from joerl.dist.config import node_id_of
-from joerl.dist.connection import Connection, LinkConfig, dial
+from joerl.dist.connection import Connection, LinkConfig
+from joerl.dist.link_setup import dial
 from joerl.dist.protocol import FrameDecoder, FrameError, OversizedFrame
 from joerl.errors import ConnectionLost, SerializationError
 from joerl.pid import Pid, Ref

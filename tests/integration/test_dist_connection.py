@@ -1,4 +1,4 @@
-"""One node link over real loopback sockets (joerl/dist/connection.py).
+"""One node link over real loopback sockets (joerl/dist/link_setup.py sets it up, joerl/dist/connection.py runs it).
 
 Listeners are gevent StreamServers on port 0. Tests wait on events (or poll a
 condition with a deadline); each cleans up its servers, links and greenlets.
@@ -24,7 +24,8 @@ from gevent.queue import Queue
 from gevent.server import StreamServer
 
 from joerl.dist import protocol as p
-from joerl.dist.connection import Backoff, Connection, LinkConfig, accept_handshake, dial
+from joerl.dist.connection import Connection, LinkConfig
+from joerl.dist.link_setup import Backoff, accept_handshake, dial
 from joerl.dist.protocol import (
     ACCEPT,
     DIALING,
