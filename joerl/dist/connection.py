@@ -8,8 +8,10 @@ alive and declares a silent peer down. On an idle plain-TCP link the first
 frame of a burst is tried on the socket at once, without blocking (as
 asyncio's transports do); the rest of the burst queues for the writer.
 Request/response latency gains a greenlet hop; bulk traffic is still written
-in batches. :class:`LinkConfig` holds the settings of a link, handshake
-included.
+in batches, and the messages one process sends another meanwhile share one
+frame (:meth:`Connection.send_term` for plain terms, :meth:`Connection.send_payload`
+for the codec's payloads). :class:`LinkConfig` holds the settings of a link,
+handshake included.
 Setting a link up (the handshake over a socket) belongs to ``link_setup.py``;
 routing, the node tables (one link per peer, reconnection) and payload
 serialization to ``node.py``; the bytes to ``protocol.py``.
@@ -19,7 +21,9 @@ Typical use by a node, with a connection from
 
     node.register(conn)          # before start(): no message arrives before it
     conn.start()
-    conn.send_frame(conn.encoder.send(sender_pid, to_pid, payload_bytes))
+    if not conn.send_term(sender_pid, to_pid, msg):    # a plain term travels as itself
+        conn.send_payload(sender_pid, to_pid, codec.encode(msg))
+    conn.send(Link(sender_pid, to_pid))                # any other control message
     ...
     conn.flush()
     conn.close()

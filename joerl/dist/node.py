@@ -18,7 +18,6 @@ Threading: like ActorSystem, a node lives in one thread (any greenlets).
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import socket as _stdsocket
 from dataclasses import dataclass, field, replace
