@@ -846,24 +846,7 @@ class DistributedSystem:
                 if info is None:
                     raise NodeUnreachable(name, f"not registered at port mapper {self.epmd_address}")
                 host = info.host or parse_address(self.epmd_address)[0]
-                self._dialing.add(name)
-                try:
-                    conn = dial(
-                        (host, info.port),
-                        self._identity,
-                        self._cookie,
-                        expected_peer=name,
-                        config=self._config,
-                        decide=self._decide_outbound,
-                        handler=self._on_frame,
-                        on_closed=self._on_closed,
-                    )
-                except P.HandshakeRefused as exc:
-                    if exc.status not in (P.STATUS_NOK, P.STATUS_BUSY):
-                        raise
-                    conn = None  # the peer's own dial wins: wait for it
-                finally:
-                    self._dialing.discard(name)
+                conn = self._dial(peer, (host, info.port))
                 if conn is not None:
                     self._register(conn)  # raises NotAllowed for a name off the allow-list
                     conn.start()
@@ -895,6 +878,43 @@ class DistributedSystem:
                 self._wake(ref, None)
         finally:
             peer.connecting = None
+
+    def _dial(self, peer: _Peer, address: tuple[str, int]) -> Connection | None:
+        """Dial ``peer``: the new link, or None when the peer's own link is the one to wait for.
+
+        A peer that answers ``busy`` holds a link with us: either its own dial
+        just brought one up (wait for it), or a link we no longer have and it
+        has not yet seen drop (it was frozen, say). It refuses a second link
+        until the first is closed, so that nothing arrives out of order: dial
+        again, backing off, until the handshake timeout.
+        """
+        deadline = monotonic() + self._config.handshake_timeout
+        delay = 0.01
+        while True:
+            self._dialing.add(peer.name)
+            try:
+                return dial(
+                    address,
+                    self._identity,
+                    self._cookie,
+                    expected_peer=peer.name,
+                    config=self._config,
+                    decide=self._decide_outbound,
+                    handler=self._on_frame,
+                    on_closed=self._on_closed,
+                )
+            except P.HandshakeRefused as exc:
+                if exc.status == P.STATUS_NOK:
+                    return None  # the peer's own dial wins: wait for it
+                if exc.status != P.STATUS_BUSY:
+                    raise
+                if peer.up.wait(min(delay, max(0.0, deadline - monotonic()))):
+                    return None
+                if monotonic() + delay > deadline:
+                    raise
+                delay = min(delay * 2, 0.5)
+            finally:
+                self._dialing.discard(peer.name)
 
     def _flush(self, peer: _Peer) -> None:
         """Move queued messages onto the link, in order, then open it for direct sends.

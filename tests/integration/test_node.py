@@ -646,6 +646,29 @@ def test_a_new_incarnation_replaces_a_link_that_still_looks_alive(cluster: list[
     assert watch.get(NodeDown) == NodeDown("b", NOCONNECTION)
 
 
+def test_a_dial_refused_busy_by_a_link_the_peer_has_not_seen_drop_is_retried(
+    cluster: list[DistributedSystem],
+) -> None:
+    """The peer still holds the old link (frozen, it has not read the close
+    yet), so it answers a new dial "busy": the dialler tries again, backing
+    off, and the message sent meanwhile arrives once the old link is gone."""
+    a, b, _ = cluster
+    inbox = Inbox(b)
+    a.system.send(inbox.gpid, 1)
+    assert inbox.get() == 1
+    stale = link(b, "a")
+    assert stale._reader is not None
+    stale._reader.kill()  # b no longer reads that link: it will not see it drop by itself
+    link(a, "b").close("test")
+    wait_until(lambda: "b" not in a.nodes(), what="a's link closed")
+    refusals = a.stats.connect_failures
+    gevent.spawn_later(0.3, stale.close, "seen late")  # the frozen peer wakes up (not a synchronisation)
+    a.system.send(inbox.gpid, 2)
+    assert inbox.get(timeout=10) == 2
+    assert a.stats.connect_failures == refusals  # retried within one dial, nothing dropped
+    assert link(a, "b") is not None and link(b, "a") is not stale
+
+
 # -- liveness and discovery -----------------------------------------------------------------------------
 
 
