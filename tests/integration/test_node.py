@@ -429,6 +429,23 @@ def test_plain_terms_and_other_messages_keep_their_order_and_types(cluster: list
     assert conn.stats.frames_out < len(msgs)  # bursts of plain terms shared frames
 
 
+def test_messages_sent_while_the_link_comes_up_arrive_in_order_and_share_frames(
+    cluster: list[DistributedSystem],
+) -> None:
+    a, b, _ = cluster
+    inbox = Inbox(b)
+    to = inbox.gpid
+    n = 2000
+
+    def source(ctx: ActorContext) -> None:
+        for i in range(n):
+            ctx.send(to, ("n", i))  # the first send starts the dial; the rest queue behind it
+
+    a.spawn_fn(source)
+    assert [inbox.get() for _ in range(n)] == [("n", i) for i in range(n)]
+    assert link(a, "b").stats.frames_out < n // 10
+
+
 def test_a_1_mib_message(cluster: list[DistributedSystem]) -> None:
     a, b, _ = cluster
     server = remote(b, b.spawn_fn(echo).pid)
