@@ -226,12 +226,13 @@ def test_daemon_gone_then_back_later(cleanup: list[Any], caplog: pytest.LogCaptu
 
 
 CHILD = textwrap.dedent("""
-    import sys, gevent
+    import sys
+    from gevent.event import Event
     from joerl.epmd import EpmdClient
     c = EpmdClient(sys.argv[1], keepalive_interval=30)
     info = c.register("victim", "127.0.0.1", 6123, {"pid": 1})
     print("READY creation=%d" % info.creation, flush=True)
-    gevent.sleep(60)
+    Event().wait()  # registered until killed
 """)
 
 

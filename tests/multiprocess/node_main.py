@@ -72,6 +72,7 @@ from joerl.gen_server import GenServer, NoReply, Reply
 from joerl.message import Down, Exit, NodeDown
 from joerl.pid import Pid
 from joerl.system import From
+from joerl.testing import wait_until
 
 WAIT = 30.0  # seconds any single step may take before the role gives up
 
@@ -230,16 +231,16 @@ def wait_stdin_closed() -> None:
 
 
 def connect(node: DistributedSystem, peer: str) -> None:
-    """Link with ``peer``, waiting (bounded) until it has registered."""
-    deadline = time.monotonic() + WAIT
-    while True:
+    """Link with ``peer``, polling (bounded) until it has registered with the port mapper."""
+
+    def linked() -> bool:
         try:
             node.connect_to_node(peer)
-            return
         except NodeUnreachable:
-            if time.monotonic() > deadline:
-                raise
-            gevent.sleep(0.1)
+            return False
+        return True
+
+    wait_until(linked, timeout=WAIT, interval=0.1, what=f"{peer} registered and linked")
 
 
 def role_send(node: DistributedSystem, peer: str, count: int) -> bool:
