@@ -28,7 +28,7 @@ _WAKE = object()
 # exactly a tuple; anything else is queued as its ``(message, sender)`` tuple.
 # So a queued object whose class is exactly ``tuple`` is a pair, and any other
 # is a message whose sender is None. The runtime's hot paths (ActorSystem.send,
-# the Actor loop, ActorContext.receive) apply the same rule inline.
+# Mailbox.deliver, the Actor loop, ActorContext.receive) apply the same rule inline.
 
 
 def _queued(item: tuple[Any, Any]) -> Any:
