@@ -5,6 +5,8 @@
 * :func:`wait_until` polls a condition with a deadline, for the rare case
   where there is no event to wait on.
 * :func:`free_port` finds a free loopback port (for subprocess daemons).
+* :func:`live_greenlets` lists the greenlets still running (leak checks);
+  :class:`FakeClock` is a clock a test moves by hand.
 * :class:`ChildProcess` runs a program (a node, a port mapper) as a child
   process and reads its standard output line by line, so a test can wait for
   a line such as ``READY port=N``; :func:`child_env` is the environment it
@@ -28,6 +30,29 @@ from gevent.queue import Empty, Queue
 
 #: Where this joerl package lives: children find it first on their ``PYTHONPATH``.
 _SOURCE_ROOT = str(Path(__file__).resolve().parents[1])
+
+
+class FakeClock:
+    """A clock a test moves by hand: pass it where a ``clock`` (a callable
+    returning seconds) is accepted, e.g. ``EpmdServer(clock=...)``."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def live_greenlets(kind: type = gevent.Greenlet) -> set[Any]:
+    """The greenlets of ``kind`` in this process that have not finished
+    (``greenlet.greenlet`` to count the hub and raw greenlets too): take one
+    set before a test and one after to find what it left running."""
+    import gc
+
+    return {o for o in gc.get_objects() if isinstance(o, kind) and not o.dead}
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -7,7 +7,6 @@ condition that no event announces; it polls with a deadline.
 
 from __future__ import annotations
 
-import gc
 from typing import Any, Callable, Iterator
 
 import gevent
@@ -20,14 +19,10 @@ from joerl.actor import ActorContext
 from joerl.pid import Pid
 from joerl.system import ActorSystem
 from joerl.testing import wait_until
+from joerl.testing import live_greenlets
 
 #: How long a test waits for something that should happen at once.
 WAIT = 2.0
-
-
-def live_greenlets() -> list[greenlet.greenlet]:
-    """Every greenlet of this process that has not finished (the main one and the hub included)."""
-    return [o for o in gc.get_objects() if isinstance(o, greenlet.greenlet) and not o.dead]
 
 
 class Probe:
@@ -83,14 +78,14 @@ def system() -> Iterator[ActorSystem]:
     """An ActorSystem; after the test it is shut down and must leave no
     process and no greenlet behind."""
     gevent.get_hub()
-    before = set(live_greenlets())
+    before = set(live_greenlets(greenlet.greenlet))
     sys_ = ActorSystem("test")
     try:
         yield sys_
     finally:
         sys_.shutdown(timeout=WAIT)
     assert sys_.processes() == []
-    leaked = [g for g in live_greenlets() if g not in before]
+    leaked = [g for g in live_greenlets(greenlet.greenlet) if g not in before]
     assert leaked == [], f"greenlets left behind: {leaked}"
 
 

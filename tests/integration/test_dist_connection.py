@@ -6,7 +6,6 @@ condition with a deadline); each cleans up its servers, links and greenlets.
 
 from __future__ import annotations
 
-import gc
 import logging
 import socket as stdsocket
 import struct
@@ -15,7 +14,6 @@ from collections import defaultdict
 from typing import Any, Callable, Iterator
 
 import gevent
-import greenlet
 import pytest
 from gevent import socket as gsocket
 from gevent.event import Event
@@ -49,18 +47,13 @@ from joerl.errors import (
     NodeUnreachable,
 )
 from joerl.pid import Pid, Ref
-from joerl.testing import wait_until
+from joerl.testing import live_greenlets, wait_until
 
 COOKIE = b"integration-cookie"
 A = NodeIdentity("alpha", 0x0A, creation=1)
 B = NodeIdentity("beta", 0x0B, creation=2)
 PA, PB = Pid(0x0A, 1, 1), Pid(0x0B, 1, 2)
 FAST = LinkConfig(handshake_timeout=3.0)
-
-
-def live_greenlets() -> set[greenlet.greenlet]:
-    """Live gevent greenlets (gevent's own resolver threads are not ours to check)."""
-    return {o for o in gc.get_objects() if isinstance(o, gevent.Greenlet) and not o.dead}
 
 
 class Inbox:

@@ -4,7 +4,6 @@ with -9, the daemon restarted under live clients, errors and timeouts."""
 
 from __future__ import annotations
 
-import gc
 import os
 import signal
 import sys
@@ -21,29 +20,9 @@ from joerl.epmd import (
     EpmdClient, EpmdClientClosed, EpmdConnectionError, EpmdProtocolError, EpmdServer, EpmdTimeout,
     InvalidName, NameInUse, NodeInfo, RegistrationRefused, ping,
 )
-from joerl.testing import wait_until
+from joerl.testing import FakeClock, live_greenlets, wait_until
 
 WAIT = 3.0
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-def live_greenlets() -> set[Any]:
-    return {o for o in gc.get_objects() if isinstance(o, gevent.Greenlet) and not o.dead}
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ must close only the offending connection."""
 
 from __future__ import annotations
 
-import gc
 import resource
 import struct
 import time
@@ -18,30 +17,9 @@ from gevent import socket
 
 from joerl.epmd import protocol as p
 from joerl.epmd.server import EpmdServer
-from joerl.testing import wait_until
+from joerl.testing import FakeClock, live_greenlets, wait_until
 
 WAIT = 3.0
-
-
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-def live_greenlets() -> set[Any]:
-    """Live gevent greenlets of this thread (the resolver's pool threads are not ours)."""
-    return {o for o in gc.get_objects() if isinstance(o, gevent.Greenlet) and not o.dead}
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture

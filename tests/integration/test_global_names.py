@@ -12,7 +12,6 @@ greenlet behind.
 
 from __future__ import annotations
 
-import gc
 import random
 import time
 from typing import Any, Iterator
@@ -27,7 +26,7 @@ from joerl.dist.global_names import CONFLICT, SERVER_NAME, GlobalNames
 from joerl.dist.node import DistributedSystem
 from joerl.errors import DistributionError, NoProcError, NotRegistered
 from joerl.pid import Pid
-from joerl.testing import node_cluster, wait_until
+from joerl.testing import live_greenlets, node_cluster, wait_until
 
 WAIT = 5.0
 COOKIE = "joerl-global-test-cookie"
@@ -75,10 +74,6 @@ class Inbox:
 
     def stop(self) -> None:
         assert self.node.system.stop(self.pid, "normal", WAIT)
-
-
-def live_greenlets() -> set[gevent.Greenlet]:
-    return {o for o in gc.get_objects() if isinstance(o, gevent.Greenlet) and not o.dead}
 
 
 def everywhere(names: list[GlobalNames], name: str) -> list[Any]:

@@ -40,7 +40,7 @@ from joerl.errors import AuthenticationError, DistributionError, HandshakeError,
 from joerl.message import NOCONNECTION, NOPROC, Down, NodeDown, NodeUp
 from joerl.pid import Pid, Ref
 from joerl.serialization import MessageRegistry, default_registry, serializable
-from joerl.testing import node_cluster, wait_until
+from joerl.testing import live_greenlets, node_cluster, wait_until
 
 #: How long a test waits for something that should happen at once.
 WAIT = 5.0
@@ -67,11 +67,6 @@ def context(node: DistributedSystem, pid: Pid) -> ActorContext:
     ctx = node.system.context_of(pid)
     assert ctx is not None, f"{pid} is not alive on {node.node_name}"
     return ctx
-
-
-def live_greenlets() -> set[gevent.Greenlet]:
-    """Live gevent greenlets (gevent's own resolver threads are not ours to check)."""
-    return {o for o in gc.get_objects() if isinstance(o, gevent.Greenlet) and not o.dead}
 
 
 def open_sockets(*nodes: DistributedSystem, connected: bool = False) -> list[Any]:

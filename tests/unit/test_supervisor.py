@@ -4,11 +4,9 @@ Down callbacks, joins and recorded events, never on sleeps."""
 
 from __future__ import annotations
 
-import gc
 import time
 from typing import Any, Callable, Iterator
 
-import gevent
 import pytest
 from gevent.event import AsyncResult, Event
 
@@ -34,6 +32,7 @@ from joerl.supervisor import (
     which_children,
 )
 from joerl.system import ActorSystem
+from joerl.testing import live_greenlets
 
 WAIT = 5.0
 
@@ -134,10 +133,6 @@ def crash(system: ActorSystem, sup: SupervisorRef, id: Any, msg: Any = "crash") 
     assert system.join(pid, WAIT)
     pids(sup)  # a round trip: the Exit has been handled
     return reason.get(timeout=WAIT)
-
-
-def live_greenlets() -> list[gevent.Greenlet]:
-    return [o for o in gc.get_objects() if isinstance(o, gevent.Greenlet) and not o.dead]
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ process and no greenlet behind."""
 
 from __future__ import annotations
 
-import gc
 import os
 import subprocess
 import sys
@@ -24,12 +23,9 @@ from joerl.message import SHUTDOWN, Down
 from joerl.pid import Pid
 from joerl.system import SYSTEM_PID, ActorSystem
 from joerl.testing import wait_until
+from joerl.testing import live_greenlets
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def live_greenlets() -> set[greenlet.greenlet]:
-    return {o for o in gc.get_objects() if isinstance(o, greenlet.greenlet) and not o.dead}
 
 
 class Stoppable(Actor):
@@ -270,7 +266,7 @@ def test_shutdown_with_monitors_between_processes() -> None:
 
 def test_shutdown_leaves_no_greenlet_behind() -> None:
     gevent.get_hub()
-    before = live_greenlets()
+    before = live_greenlets(greenlet.greenlet)
     log: list[Any] = []
     never = Event()
     system = ActorSystem()
@@ -283,10 +279,10 @@ def test_shutdown_leaves_no_greenlet_behind() -> None:
         system.spawn_fn(lambda ctx: never.wait())
     gevent.sleep(0)
     system.send_after(60, full.pid, "timer")
-    assert len(live_greenlets() - before) == 81
+    assert len(live_greenlets(greenlet.greenlet) - before) == 81
     system.shutdown()
     assert system.processes() == []
-    assert live_greenlets() - before == set()
+    assert live_greenlets(greenlet.greenlet) - before == set()
     assert len(log) == 20
 
 
@@ -302,7 +298,7 @@ def test_shutdown_of_many_processes_is_fast() -> None:
 
 def test_shutdown_kills_a_hanging_stopped_hook_before_returning() -> None:
     gevent.get_hub()
-    before = live_greenlets()
+    before = live_greenlets(greenlet.greenlet)
     never = Event()
 
     class Hangs(Actor):
@@ -317,10 +313,10 @@ def test_shutdown_kills_a_hanging_stopped_hook_before_returning() -> None:
         system.shutdown(timeout=0.1)
         assert time.monotonic() - t0 < 1.0  # killed once the timeout is out
         assert system.processes() == []
-        assert live_greenlets() - before == set()
+        assert live_greenlets(greenlet.greenlet) - before == set()
     finally:
         # Let the pending kill land: nothing may leak into later tests.
-        wait_until(lambda: not (live_greenlets() - before), timeout=2.0)
+        wait_until(lambda: not (live_greenlets(greenlet.greenlet) - before), timeout=2.0)
 
 
 def test_shutdown_from_inside_an_actor() -> None:
