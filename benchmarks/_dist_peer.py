@@ -246,7 +246,7 @@ def raw_client(port: int, naive_port: int) -> None:
 
 
 def start_node(args: argparse.Namespace) -> Any:
-    from joerl.dist.node import DistributedSystem
+    from joerl.node.node import DistributedSystem
 
     return DistributedSystem(args.name, "127.0.0.1:0", args.epmd, start_epmd=False, tick_time=args.tick)
 

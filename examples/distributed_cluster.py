@@ -40,7 +40,7 @@ import gevent
 from gevent.event import Event
 
 from joerl.actor import ActorContext
-from joerl.dist.node import PROTOCOL_NAME, DistributedSystem
+from joerl.node.node import PROTOCOL_NAME, DistributedSystem
 from joerl.errors import NodeUnreachable
 from joerl.message import NodeDown, NodeUp
 

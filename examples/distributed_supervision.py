@@ -44,7 +44,7 @@ import gevent
 from gevent import subprocess
 
 from joerl.actor import ActorContext
-from joerl.dist.node import DistributedSystem
+from joerl.node.node import DistributedSystem
 from joerl.message import Down, NodeDown
 from joerl.pid import Pid
 

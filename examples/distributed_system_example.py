@@ -35,7 +35,7 @@ import gevent
 from gevent.event import Event
 
 from joerl.actor import ActorContext
-from joerl.dist.node import DistributedSystem
+from joerl.node.node import DistributedSystem
 from joerl.gen_server import From, GenServer, Reply, cast, start
 
 

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from joerl.actor import Actor, ActorContext
-from joerl.dist.node import DistributedSystem
+from joerl.node.node import DistributedSystem
 from joerl.pid import Pid
 from joerl.serialization import serializable
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""atheris harness: the link frame decoder (joerl/dist/protocol.py ``FrameDecoder``).
+"""atheris harness: the link frame decoder (joerl/node/protocol.py ``FrameDecoder``).
 
 Input layout: ``step:8 | bytes``: a stream of ``Len:32 | body`` frames, fed
 whole and in pieces of ``step``, into a decoder with a 1 KiB frame limit.
@@ -18,7 +18,7 @@ from typing import Any
 from _harness import instrumented, main, outcome, pieces
 
 with instrumented():
-    from joerl.dist import protocol as p
+    from joerl.node import protocol as p
     from joerl.pid import Pid, Ref
 
 LIMIT = 1024

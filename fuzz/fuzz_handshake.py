@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""atheris harness: the node handshake engine (joerl/dist/protocol.py ``Handshake``).
+"""atheris harness: the node handshake engine (joerl/node/protocol.py ``Handshake``).
 
 Input layout: ``mode:8 | step:8 | bytes``. ``mode`` picks the role and where
 the fuzzed bytes start: an acceptor from scratch, an initiator from scratch,
@@ -20,7 +20,7 @@ from typing import Any, Callable
 from _harness import instrumented, main, outcome, pieces
 
 with instrumented():
-    from joerl.dist.protocol import (
+    from joerl.node.protocol import (
         Established,
         Handshake,
         HandshakeState,

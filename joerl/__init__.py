@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from .actor import Actor, ActorContext, ActorRef
-from .dist.node import DistributedSystem
+from .node.node import DistributedSystem
 from .errors import (
     AuthenticationError,
     CallError,

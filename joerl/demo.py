@@ -66,7 +66,7 @@ class Worker(Actor):
 
 def node_main(argv: list[str]) -> int:
     """One demo node: registers its services, prints READY, runs until told to stop."""
-    from .dist.node import DistributedSystem
+    from .node.node import DistributedSystem
 
     parser = argparse.ArgumentParser(prog="python -m joerl demo-node")
     parser.add_argument("name")
@@ -114,7 +114,7 @@ def _start(cmd: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[str], 
 
 
 def main(argv: list[str]) -> int:
-    from .dist.node import DistributedSystem
+    from .node.node import DistributedSystem
     from .supervisor import ChildSpec, Supervisor, start_supervisor, which_children
 
     parser = argparse.ArgumentParser(prog="python -m joerl demo")

@@ -94,9 +94,9 @@ def running_epmd(**options: Any) -> Iterator[str]:
 
 @contextlib.contextmanager
 def node_cluster(*names: str, cookie: str = "joerl-test-cookie", tick_time: float = 60.0, **options: Any) -> Iterator[list[Any]]:
-    """Start a port mapper and one :class:`~joerl.dist.node.DistributedSystem` per
+    """Start a port mapper and one :class:`~joerl.node.node.DistributedSystem` per
     name, all in this process on loopback; shut everything down afterwards."""
-    from .dist.node import DistributedSystem
+    from .node.node import DistributedSystem
 
     with running_epmd() as epmd_address:
         nodes: list[Any] = []
@@ -118,7 +118,7 @@ def child_env(cookie: str | None = None) -> dict[str, str]:
     set to ``cookie`` (if given), the directory of this joerl package first
     on ``$PYTHONPATH`` (a child imports the same joerl, installed or not) and
     no ``$JOERL_EPMD_ADDRESS`` (pass the port mapper explicitly)."""
-    from .dist.config import COOKIE_ENV, EPMD_ENV
+    from .node.config import COOKIE_ENV, EPMD_ENV
 
     env = dict(os.environ)
     if cookie is not None:

@@ -22,7 +22,7 @@ import msgpack
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from joerl.dist import protocol as dp
+from joerl.node import protocol as dp
 from joerl.epmd import protocol as ep
 from joerl.pid import Pid, Ref
 

@@ -16,7 +16,7 @@ import pytest
 from gevent.queue import Empty, Queue
 
 from joerl.actor import ActorContext
-from joerl.dist.connection import LinkConfig
+from joerl.node.connection import LinkConfig
 from joerl.epmd.server import EpmdServer
 from joerl.pid import Pid
 from joerl.testing import node_cluster

@@ -20,11 +20,11 @@ from gevent.queue import Empty, Queue
 from hypothesis import given
 from hypothesis import strategies as st
 
-from joerl.dist import protocol as dp
-from joerl.dist.config import node_id_of
-from joerl.dist.connection import Connection, LinkConfig
-from joerl.dist.link_setup import dial
-from joerl.dist.protocol import FrameDecoder, FrameError, OversizedFrame
+from joerl.node import protocol as dp
+from joerl.node.config import node_id_of
+from joerl.node.connection import Connection, LinkConfig
+from joerl.node.link_setup import dial
+from joerl.node.protocol import FrameDecoder, FrameError, OversizedFrame
 from joerl.errors import ConnectionLost, SerializationError
 from joerl.pid import Pid, Ref
 from joerl.serialization import Codec

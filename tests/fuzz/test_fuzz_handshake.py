@@ -19,9 +19,9 @@ from gevent import socket
 from hypothesis import given
 from hypothesis import strategies as st
 
-from joerl.dist import protocol as dp
-from joerl.dist.config import node_id_of
-from joerl.dist.protocol import Established, Handshake, HandshakeState, HelloReceived, Role
+from joerl.node import protocol as dp
+from joerl.node.config import node_id_of
+from joerl.node.protocol import Established, Handshake, HandshakeState, HelloReceived, Role
 from joerl.errors import AuthenticationError, HandshakeError, LocalProtocolError
 from joerl.testing import wait_until
 

@@ -1,4 +1,4 @@
-"""Cluster-wide names (joerl.dist.global_names) on real loopback nodes in one process.
+"""Cluster-wide names (joerl.node.global_names) on real loopback nodes in one process.
 
 Registration seen from every node, taken names, unregistration, a name freed
 when its process dies, when its node shuts down and when its node's links go
@@ -22,8 +22,8 @@ from gevent.event import Event
 from gevent.queue import Empty, Queue
 
 from joerl.actor import ActorContext
-from joerl.dist.global_names import CONFLICT, SERVER_NAME, GlobalNames
-from joerl.dist.node import DistributedSystem
+from joerl.node.global_names import CONFLICT, SERVER_NAME, GlobalNames
+from joerl.node.node import DistributedSystem
 from joerl.errors import DistributionError, NoProcError, NotRegistered
 from joerl.pid import Pid
 from joerl.testing import live_greenlets, node_cluster, wait_until

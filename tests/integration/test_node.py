@@ -31,11 +31,11 @@ from gevent.event import Event
 from gevent.queue import Empty, Queue
 
 from joerl.actor import ActorContext
-from joerl.dist import protocol as P
-from joerl.dist.config import node_id_of
-from joerl.dist.connection import Connection, LinkConfig
-from joerl.dist.node import DistributedSystem
-from joerl.dist.protocol import Handshake, HelloReceived, Role
+from joerl.node import protocol as P
+from joerl.node.config import node_id_of
+from joerl.node.connection import Connection, LinkConfig
+from joerl.node.node import DistributedSystem
+from joerl.node.protocol import Handshake, HelloReceived, Role
 from joerl.errors import AuthenticationError, DistributionError, HandshakeError, NodeUnreachable, NotSerializable
 from joerl.message import NOCONNECTION, NOPROC, Down, NodeDown, NodeUp
 from joerl.pid import Pid, Ref

@@ -17,7 +17,7 @@ from gevent.event import AsyncResult, Event
 
 from joerl import gen_server
 from joerl.actor import ActorContext, Actor
-from joerl.dist.node import DistributedSystem
+from joerl.node.node import DistributedSystem
 from joerl.errors import CallError, CallTimeout, DistributionError, NodeUnreachable
 from joerl.gen_server import GenServer, NoReply, Reply
 from joerl.message import NOCONNECTION, NOPROC, Down, Exit

@@ -14,8 +14,8 @@ import pytest
 from gevent.event import Event
 
 from joerl.actor import ActorContext
-from joerl.dist.config import node_id_of
-from joerl.dist.node import DistributedSystem
+from joerl.node.config import node_id_of
+from joerl.node.node import DistributedSystem
 from joerl.errors import NodeUnreachable
 from joerl.message import KILLED, NOCONNECTION, NOPROC, NORMAL, SHUTDOWN, Down, Exit, NodeDown, NodeUp
 from joerl.pid import Pid

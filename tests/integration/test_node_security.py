@@ -14,7 +14,7 @@ import pytest
 from gevent.event import Event
 
 from joerl import DistributedSystem, NodeUnreachable
-from joerl.dist.tls import TlsConfig
+from joerl.node.tls import TlsConfig
 from joerl.testing import running_epmd, wait_until
 
 x509 = pytest.importorskip("cryptography.x509")

@@ -65,8 +65,8 @@ import gevent.os
 
 from joerl import gen_server
 from joerl.actor import ActorContext
-from joerl.dist.connection import LinkConfig
-from joerl.dist.node import DistributedSystem
+from joerl.node.connection import LinkConfig
+from joerl.node.node import DistributedSystem
 from joerl.errors import NodeUnreachable, ReceiveTimeout
 from joerl.gen_server import GenServer, NoReply, Reply
 from joerl.message import Down, Exit, NodeDown

@@ -24,7 +24,7 @@ import pytest
 from gevent.queue import Empty, Queue
 
 from joerl.actor import ActorContext
-from joerl.dist.node import DistributedSystem
+from joerl.node.node import DistributedSystem
 from joerl.message import NOCONNECTION, NOPROC, Down, NodeDown, NodeUp
 from joerl.pid import Pid
 from joerl.testing import ChildProcess, fields
@@ -250,7 +250,7 @@ def test_crossed_dials_lose_no_queued_message(epmd: str) -> None:
     (Between processes the same happens whenever the losing dial is slow, as
     with three chat nodes where two newcomers greet each other at once.)
     """
-    from joerl.dist.connection import LinkConfig
+    from joerl.node.connection import LinkConfig
 
     def make(name: str) -> DistributedSystem:
         return DistributedSystem(name, "127.0.0.1:0", epmd, cookie=COOKIE, start_epmd=False,

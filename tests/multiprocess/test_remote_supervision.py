@@ -18,7 +18,7 @@ import gevent
 import pytest
 from gevent.event import AsyncResult
 
-from joerl.dist.node import DistributedSystem
+from joerl.node.node import DistributedSystem
 from joerl.errors import CallError, CallTimeout
 from joerl.message import NOCONNECTION, Down, Exit, NodeDown
 from joerl.testing import ChildProcess, wait_until

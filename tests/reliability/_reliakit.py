@@ -23,7 +23,7 @@ import gevent
 from gevent.event import Event
 
 from joerl.actor import ActorContext
-from joerl.dist.node import DistributedSystem
+from joerl.node.node import DistributedSystem
 from joerl.errors import ConnectionLost, ReceiveTimeout
 from joerl.message import Down, NodeDown, NodeUp
 from joerl.testing import ChildProcess

@@ -24,8 +24,8 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from _reliakit import COOKIE, epmd_argv, node_argv, start_child
-from joerl.dist.connection import LinkConfig
-from joerl.dist.node import DistributedSystem
+from joerl.node.connection import LinkConfig
+from joerl.node.node import DistributedSystem
 from joerl.testing import ChildProcess, fields
 
 RESULTS_ENV = "JOERL_RELIABILITY_JSON"

@@ -24,7 +24,7 @@ from gevent.queue import Empty, Queue
 
 from _reliakit import COOKIE, WAIT, epmd_argv, node_argv, rss_kb
 from joerl.actor import ActorContext
-from joerl.dist.node import DistributedSystem
+from joerl.node.node import DistributedSystem
 from joerl.epmd import EpmdClient
 from joerl.epmd.client import DEFAULT_KEEPALIVE, DEFAULT_RETRY
 from joerl.errors import EpmdError

@@ -19,7 +19,7 @@ from typing import Any, Callable
 import pytest
 
 from _reliakit import Stream
-from joerl.dist.node import DistributedSystem
+from joerl.node.node import DistributedSystem
 from joerl.message import NOCONNECTION
 from joerl.testing import ChildProcess
 

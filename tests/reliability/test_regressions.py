@@ -1,5 +1,5 @@
 """Regression tests: the bugs the fault and soak tests found, each as a minimal
-repro (all fixed, in ``joerl/dist/connection.py`` and ``joerl/dist/node.py``):
+repro (all fixed, in ``joerl/node/connection.py`` and ``joerl/node/node.py``):
 
 * a node whose reader waits on a slow consumer's full mailbox declares the
   live, sending peer down after ``tick_time``;
@@ -25,8 +25,8 @@ from gevent.event import Event
 
 from _reliakit import COOKIE, WAIT, node_argv, start_child
 from joerl.actor import ActorContext
-from joerl.dist.connection import LinkConfig
-from joerl.dist.node import DistributedSystem
+from joerl.node.connection import LinkConfig
+from joerl.node.node import DistributedSystem
 from joerl.errors import ConnectionLost, ReceiveTimeout
 from joerl.message import NodeDown
 from joerl.testing import running_epmd, wait_until

@@ -1,4 +1,4 @@
-"""Byte vectors for the node-link protocol (joerl/dist/protocol.py): handshake and frames.
+"""Byte vectors for the node-link protocol (joerl/node/protocol.py): handshake and frames.
 
 Every decoder is fed whole, one byte at a time, and followed by extra bytes;
 random bytes into every decoder give only our protocol errors.
@@ -18,8 +18,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from joerl.dist import protocol as p
-from joerl.dist.protocol import (
+from joerl.node import protocol as p
+from joerl.node.protocol import (
     Established,
     FrameDecoder,
     FrameEncoder,

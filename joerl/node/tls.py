@@ -71,7 +71,7 @@ def common_name(cert: dict[str, Any] | None) -> str | None:
 
 
 def tls_wrapper(config: TlsConfig) -> Callable[[Any, bool], Any]:
-    """The ``wrap_socket(sock, server_side)`` hook for :class:`~joerl.dist.connection.LinkConfig`.
+    """The ``wrap_socket(sock, server_side)`` hook for :class:`~joerl.node.connection.LinkConfig`.
 
     Raises (from the hook):
         HandshakeError: the TLS handshake failed (a plaintext peer, a

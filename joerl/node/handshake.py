@@ -4,8 +4,8 @@
 (:class:`NodeIdentity`, :class:`PeerHello`), its events and the node's
 :class:`Verdict`, the simultaneous-connect rule (:func:`dial_survives`) and
 the handshake errors. Opens no socket, imports no gevent. The messages, the
-statuses and the MAC are specified in ``joerl/dist/protocol.py``'s docstring;
-import these names from :mod:`joerl.dist.protocol`.
+statuses and the MAC are specified in ``joerl/node/protocol.py``'s docstring;
+import these names from :mod:`joerl.node.protocol`.
 """
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ class NodeIdentity:
 
     Args:
         name: the node's name, 1..255 bytes of UTF-8, printable.
-        node_id: its 32-bit id, 1..2**32-1 (``joerl.dist.config.node_id_of``).
+        node_id: its 32-bit id, 1..2**32-1 (``joerl.node.config.node_id_of``).
         creation: its incarnation, 0..2**32-1 (from the port mapper).
         flags: the ``FLAG_*`` capabilities it offers.
 

@@ -1,4 +1,4 @@
-"""One node link over real loopback sockets (joerl/dist/link_setup.py sets it up, joerl/dist/connection.py runs it).
+"""One node link over real loopback sockets (joerl/node/link_setup.py sets it up, joerl/node/connection.py runs it).
 
 Listeners are gevent StreamServers on port 0. Tests wait on events (or poll a
 condition with a deadline); each cleans up its servers, links and greenlets.
@@ -21,10 +21,10 @@ from gevent.pool import Pool
 from gevent.queue import Queue
 from gevent.server import StreamServer
 
-from joerl.dist import protocol as p
-from joerl.dist.connection import Connection, LinkConfig
-from joerl.dist.link_setup import Backoff, accept_handshake, dial
-from joerl.dist.protocol import (
+from joerl.node import protocol as p
+from joerl.node.connection import Connection, LinkConfig
+from joerl.node.link_setup import Backoff, accept_handshake, dial
+from joerl.node.protocol import (
     ACCEPT,
     DIALING,
     Handshake,
@@ -256,7 +256,7 @@ def test_frames_in_the_same_read_as_the_ack_are_not_lost(net: Net) -> None:
 
 
 def test_wrong_cookie_refused_on_both_sides_and_logged(net: Net, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="joerl.dist")
+    caplog.set_level(logging.WARNING, logger="joerl.node")
     listener = net.listen(cookie=b"the-right-one")
     with pytest.raises(AuthenticationError, match="cookie does not match"):
         net.dial(listener, cookie=b"a-wrong-one")
@@ -398,7 +398,7 @@ def test_idle_link_writes_at_once_and_batches_a_burst(net: Net) -> None:
 
 
 def test_bad_frames_are_dropped_and_the_link_survives(net: Net, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="joerl.dist")
+    caplog.set_level(logging.WARNING, logger="joerl.node")
     listener = net.listen()
     conn = net.dial(listener)  # not started yet: its socket is ours to write raw bytes
     good = p.encode_frame(p.Send(PA, PB, b"good"))
@@ -439,7 +439,7 @@ def test_payload_the_node_cannot_decode_is_counted_and_dropped(net: Net) -> None
 
 
 def test_oversized_frame_closes_the_link_with_a_clear_error(net: Net, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="joerl.dist")
+    caplog.set_level(logging.WARNING, logger="joerl.node")
     listener = net.listen(config=LinkConfig(max_frame_size=4096))
     closes = Closes()
     conn = net.dial(listener, on_closed=closes)

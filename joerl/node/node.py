@@ -52,7 +52,7 @@ from .tls import TlsConfig, tls_wrapper
 from .connection import Connection, LinkConfig
 from .link_setup import Backoff, accept_handshake, dial
 
-log = logging.getLogger("joerl.dist")
+log = logging.getLogger("joerl.node")
 
 PROTOCOL_NAME = "joerl-dist/1"
 _GEN_CALL = "$gen_call"

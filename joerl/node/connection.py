@@ -17,7 +17,7 @@ routing, the node tables (one link per peer, reconnection) and payload
 serialization to ``node.py``; the bytes to ``protocol.py``.
 
 Typical use by a node, with a connection from
-:func:`~joerl.dist.link_setup.dial` or :func:`~joerl.dist.link_setup.accept_handshake`::
+:func:`~joerl.node.link_setup.dial` or :func:`~joerl.node.link_setup.accept_handshake`::
 
     node.register(conn)          # before start(): no message arrives before it
     conn.start()
@@ -186,8 +186,8 @@ class _Sends(_Batch):
 class Connection:
     """An established link to one peer node.
 
-    Made by :func:`~joerl.dist.link_setup.dial` or
-    :func:`~joerl.dist.link_setup.accept_handshake` (not started); call
+    Made by :func:`~joerl.node.link_setup.dial` or
+    :func:`~joerl.node.link_setup.accept_handshake` (not started); call
     :meth:`start` once the node has registered it. Frames queued before
     ``start`` are kept and written then.
 

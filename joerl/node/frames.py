@@ -4,8 +4,8 @@ The control message types (:class:`Send`, :class:`SendTerms`, ... :class:`Tick`)
 :class:`FrameEncoder` / :func:`encode_frame` (messages to bytes) and
 :class:`FrameDecoder` (bytes to messages, :class:`FrameError` and
 :class:`OversizedFrame`). Opens no socket, imports no gevent. The wire layout,
-op codes and plain terms are specified in ``joerl/dist/protocol.py``'s
-docstring; import these names from :mod:`joerl.dist.protocol`.
+op codes and plain terms are specified in ``joerl/node/protocol.py``'s
+docstring; import these names from :mod:`joerl.node.protocol`.
 """
 
 from __future__ import annotations

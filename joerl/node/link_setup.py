@@ -1,10 +1,10 @@
 """Setting a node link up: the handshake over a socket, within a deadline.
 
-This module turns a socket into a :class:`~joerl.dist.connection.Connection`:
+This module turns a socket into a :class:`~joerl.node.connection.Connection`:
 :func:`dial` connects to a peer's listener and :func:`accept_handshake` takes
 over an accepted socket; both tune the socket, apply the TLS hook
 (``LinkConfig.wrap_socket``) and run the sans-IO
-:class:`~joerl.dist.protocol.Handshake` (``recv -> feed -> decide -> send``)
+:class:`~joerl.node.protocol.Handshake` (``recv -> feed -> decide -> send``)
 until it is established, refused or out of time (``handshake_timeout``). The
 node's tables answer each peer HELLO through ``decide``. :class:`Backoff`
 spaces reconnection attempts. The wire layout of the handshake is in the
@@ -249,10 +249,10 @@ def dial(
             expect its connection instead (not an error).
         HandshakeRefused: refused (``busy``: the peer has a link or handshake
             with our name already; ``not_allowed``; ``id_collision`` as
-            :class:`~joerl.dist.protocol.NodeIdCollision`), by it or by us.
+            :class:`~joerl.node.protocol.NodeIdCollision`), by it or by us.
         AuthenticationError: the cookies differ.
         HandshakeError: timeout, connection lost, or a protocol violation
-            (:class:`~joerl.dist.protocol.HandshakeProtocolError`).
+            (:class:`~joerl.node.protocol.HandshakeProtocolError`).
     """
     config = config or LinkConfig()
     host, port = address[0], address[1]
