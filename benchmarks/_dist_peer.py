@@ -42,7 +42,8 @@ import os
 import struct
 import sys
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import gevent
 from gevent import socket
@@ -95,13 +96,13 @@ class Frames:
             data = self.sock.recv(RECV)
             if not data:
                 return []
-            buf = self.buf[self.pos:] + data if self.pos < len(self.buf) else data
+            buf = self.buf[self.pos :] + data if self.pos < len(self.buf) else data
             pos, end = 0, len(buf)
             while end - pos >= 4:
                 (size,) = unpack_from(buf, pos)
                 if end - pos - 4 < size:
                     break
-                out.append(unpackb(buf[pos + 4:pos + 4 + size]))
+                out.append(unpackb(buf[pos + 4 : pos + 4 + size]))
                 pos += 4 + size
             self.buf, self.pos = buf, pos
         return out

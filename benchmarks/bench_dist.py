@@ -44,9 +44,10 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import gevent
 from gevent import subprocess
@@ -77,10 +78,17 @@ class Params:
     @classmethod
     def for_mode(cls, quick: bool) -> Params:
         if quick:
-            return cls(repeats=3, one_way_n=100_000, round_trip_n=5_000, local_call_n=20_000,
-                       ticks=(1.0, 2.0), down_samples=3)
-        return cls(repeats=7, one_way_n=200_000, round_trip_n=10_000, local_call_n=50_000,
-                   ticks=(1.0, 2.0, 4.0), down_samples=5)
+            return cls(
+                repeats=3, one_way_n=100_000, round_trip_n=5_000, local_call_n=20_000, ticks=(1.0, 2.0), down_samples=3
+            )
+        return cls(
+            repeats=7,
+            one_way_n=200_000,
+            round_trip_n=10_000,
+            local_call_n=50_000,
+            ticks=(1.0, 2.0, 4.0),
+            down_samples=5,
+        )
 
 
 # -- helper processes ---------------------------------------------------------------
@@ -100,14 +108,22 @@ def _die_with_parent() -> None:
 class Child:
     """A helper process: lines out (read with deadlines), commands in; killed by pid at the end."""
 
-    def __init__(self, label: str, argv: list[str], env: dict[str, str], logdir: Path,
-                 stop_signal: int | None = None) -> None:
+    def __init__(
+        self, label: str, argv: list[str], env: dict[str, str], logdir: Path, stop_signal: int | None = None
+    ) -> None:
         self.label = label
         self.stop_signal = stop_signal  # how to stop it, if not by closing its input
         self.log_path = logdir / f"{label}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
-                                     env=env, cwd=str(ROOT), preexec_fn=_die_with_parent)
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            env=env,
+            cwd=str(ROOT),
+            preexec_fn=_die_with_parent,
+        )
         self.backlog: list[str] = []
         self.first = ""  # the READY line
 
@@ -197,8 +213,11 @@ class Cluster:
         self.erl_dir: Path | None = None
 
     def __enter__(self) -> Cluster:
-        epmd = self.spawn("epmd", [sys.executable, "-m", "joerl.epmd", "127.0.0.1:0", "--log-level", "warning"],
-                          stop_signal=signal.SIGTERM)
+        epmd = self.spawn(
+            "epmd",
+            [sys.executable, "-m", "joerl.epmd", "127.0.0.1:0", "--log-level", "warning"],
+            stop_signal=signal.SIGTERM,
+        )
         self.epmd_port = int(re.search(r"port=(\d+)", epmd.ready()).group(1))  # type: ignore[union-attr]
         self.epmd = f"127.0.0.1:{self.epmd_port}"
         return self
@@ -211,8 +230,9 @@ class Cluster:
                 print(f"  dist: could not stop {child.label}: {err}", file=sys.stderr)
         self._tmp.cleanup()
 
-    def spawn(self, label: str, argv: list[str], *, env: dict[str, str] | None = None,
-              stop_signal: int | None = None) -> Child:
+    def spawn(
+        self, label: str, argv: list[str], *, env: dict[str, str] | None = None, stop_signal: int | None = None
+    ) -> Child:
         child = Child(label, argv, env or self.env, self.dir, stop_signal)
         self.children.append(child)
         return child
@@ -244,8 +264,23 @@ class Cluster:
     def erl(self, label: str, name: str, code: str, tick: float = 60.0) -> Child:
         """An erl node ``NAME@127.0.0.1`` running ``code``; ``net_ticktime`` is whole seconds."""
         assert self.erl_dir is not None and tick == int(tick)
-        argv = ["erl", "-name", self.erl_name(name), "-setcookie", self.cookie, "-start_epmd", "false",
-                "-noshell", "-pa", str(self.erl_dir), "-kernel", "net_ticktime", str(int(tick)), "-eval", code]
+        argv = [
+            "erl",
+            "-name",
+            self.erl_name(name),
+            "-setcookie",
+            self.cookie,
+            "-start_epmd",
+            "false",
+            "-noshell",
+            "-pa",
+            str(self.erl_dir),
+            "-kernel",
+            "net_ticktime",
+            str(int(tick)),
+            "-eval",
+            code,
+        ]
         return self.spawn(label, argv, env=dict(self.env, ERL_EPMD_PORT=str(self.epmd_port)))
 
 
@@ -271,8 +306,9 @@ def cpu_seconds(pid: int) -> float | None:
         return None
 
 
-def turns(contestants: dict[str, Contestant], repeats: int, unit: str,
-          timeout: float = 300.0) -> tuple[dict[str, Figure], dict[str, dict[str, float]]]:
+def turns(
+    contestants: dict[str, Contestant], repeats: int, unit: str, timeout: float = 300.0
+) -> tuple[dict[str, Figure], dict[str, dict[str, float]]]:
     """Measure in turns; a sample is n / the seconds the client reports.
 
     One warm-up command each (a tenth of n), then ``repeats`` turns. Also
@@ -294,9 +330,12 @@ def turns(contestants: dict[str, Contestant], repeats: int, unit: str,
                 a, b = before[i], after[i]
                 cpu[key][i] += (b - a) if a is not None and b is not None else float("nan")
     per_op = {
-        k: {"client_cpu_us": round(v[0] * 1e6 / (repeats * contestants[k].n), 2),
-            "server_cpu_us": round(v[1] * 1e6 / (repeats * contestants[k].n), 2)}
-        for k, v in cpu.items() if v[0] == v[0] and v[1] == v[1]
+        k: {
+            "client_cpu_us": round(v[0] * 1e6 / (repeats * contestants[k].n), 2),
+            "server_cpu_us": round(v[1] * 1e6 / (repeats * contestants[k].n), 2),
+        }
+        for k, v in cpu.items()
+        if v[0] == v[0] and v[1] == v[1]
     }
     return {k: Figure(k, unit, v) for k, v in samples.items()}, per_op
 
@@ -366,46 +405,124 @@ def messaging(c: Cluster, p: Params, erlang: bool) -> list[Row]:
     erl_ow, erl_pp, erl_call = ow.get(ERL_ONE_WAY), tr.get(ERL_PING), tr.get(ERL_CALL)
     base_extra = {"n": n, "frame": '("ping", i) / ["ping", i] / {ping, I}'}
     rows = [
-        Row("one-way", ow[J_ONE_WAY], ow[RAW_BATCH], TARGET_ONE_WAY,
+        Row(
+            "one-way",
+            ow[J_ONE_WAY],
+            ow[RAW_BATCH],
+            TARGET_ONE_WAY,
             note="N ('ping', i) from an actor to a sink actor of another node process, until its ack; "
-                 "beside raw gevent TCP, 4-byte length + msgpack frames, 100 per sendall",
-            extra={**base_extra, "ratio_raw_one_at_a_time": _ratio(ow[J_ONE_WAY], ow[RAW_ONE]),
-                   "ratio_raw_naive_reader": _ratio(ow[J_ONE_WAY], ow[RAW_NAIVE]),
-                   "ratio_erlang": _ratio(ow[J_ONE_WAY], erl_ow),
-                   "erlang_over_raw_batched": _ratio(erl_ow, ow[RAW_BATCH])}),
-        Row("one-way", ow[J_ONE_WAY], ow[RAW_ONE], None,
-            note="the same, beside raw gevent writing each frame with its own sendall", extra=base_extra),
+            "beside raw gevent TCP, 4-byte length + msgpack frames, 100 per sendall",
+            extra={
+                **base_extra,
+                "ratio_raw_one_at_a_time": _ratio(ow[J_ONE_WAY], ow[RAW_ONE]),
+                "ratio_raw_naive_reader": _ratio(ow[J_ONE_WAY], ow[RAW_NAIVE]),
+                "ratio_erlang": _ratio(ow[J_ONE_WAY], erl_ow),
+                "erlang_over_raw_batched": _ratio(erl_ow, ow[RAW_BATCH]),
+            },
+        ),
+        Row(
+            "one-way",
+            ow[J_ONE_WAY],
+            ow[RAW_ONE],
+            None,
+            note="the same, beside raw gevent writing each frame with its own sendall",
+            extra=base_extra,
+        ),
     ]
-    rows.append(Row("one-way", ow[J_ONE_WAY], ow[RAW_NAIVE], None,
-                    note="the same, beside raw gevent batches of 100 to a naive reader: recv(4) for the header, "
-                         "then recv(size) for the body, for every frame", extra=base_extra))
+    rows.append(
+        Row(
+            "one-way",
+            ow[J_ONE_WAY],
+            ow[RAW_NAIVE],
+            None,
+            note="the same, beside raw gevent batches of 100 to a naive reader: recv(4) for the header, "
+            "then recv(size) for the body, for every frame",
+            extra=base_extra,
+        )
+    )
     if erl_ow is not None:
-        rows.append(Row("one-way", ow[J_ONE_WAY], erl_ow, None,
-                        note="the same, beside two Erlang nodes (Pid ! {ping, I}, then an ack); the aim is > 1x",
-                        extra=base_extra))
-    rows.append(Row("one-way", ow[J_ONE_WAY_DICT], ow[RAW_BATCH], None,
-                    note="N {'ping': i} (not a plain term: each takes the serialization codec and a frame of "
-                         "its own), beside raw batches of ['ping', i]",
-                    extra={"n": n, "ratio_erlang": _ratio(ow[J_ONE_WAY_DICT], erl_ow)}))
-    rows.append(Row("ping-pong", tr[J_PING], tr[RAW_RR], TARGET_ROUND_TRIP,
-                    note="an actor sends ('ping', i) to an echo actor of the other node and waits for it, N times; "
-                         "beside raw gevent request-response (one frame each way)",
-                    extra={"n": rt, "ratio_erlang": _ratio(tr[J_PING], erl_pp)}))
+        rows.append(
+            Row(
+                "one-way",
+                ow[J_ONE_WAY],
+                erl_ow,
+                None,
+                note="the same, beside two Erlang nodes (Pid ! {ping, I}, then an ack); the aim is > 1x",
+                extra=base_extra,
+            )
+        )
+    rows.append(
+        Row(
+            "one-way",
+            ow[J_ONE_WAY_DICT],
+            ow[RAW_BATCH],
+            None,
+            note="N {'ping': i} (not a plain term: each takes the serialization codec and a frame of "
+            "its own), beside raw batches of ['ping', i]",
+            extra={"n": n, "ratio_erlang": _ratio(ow[J_ONE_WAY_DICT], erl_ow)},
+        )
+    )
+    rows.append(
+        Row(
+            "ping-pong",
+            tr[J_PING],
+            tr[RAW_RR],
+            TARGET_ROUND_TRIP,
+            note="an actor sends ('ping', i) to an echo actor of the other node and waits for it, N times; "
+            "beside raw gevent request-response (one frame each way)",
+            extra={"n": rt, "ratio_erlang": _ratio(tr[J_PING], erl_pp)},
+        )
+    )
     if erl_pp is not None:
-        rows.append(Row("ping-pong", tr[J_PING], erl_pp, None,
-                        note="the same, beside Erlang ping-pong between two nodes", extra={"n": rt}))
-    call_extra = {"n": rt, "local_n": p.local_call_n, "ratio_raw_rr": _ratio(tr[J_CALL], tr[RAW_RR]),
-                  "ratio_local": _ratio(tr[J_CALL], tr[J_LCALL]), "ratio_erlang": _ratio(tr[J_CALL], erl_call)}
-    rows.append(Row("call", tr[J_CALL], tr[J_LCALL], None,
-                    note="system.call(remote_pid, i) from plain code to an echo GenServer of the other node, "
-                         "beside the same call to a GenServer of the caller's own node",
-                    extra=call_extra))
+        rows.append(
+            Row(
+                "ping-pong",
+                tr[J_PING],
+                erl_pp,
+                None,
+                note="the same, beside Erlang ping-pong between two nodes",
+                extra={"n": rt},
+            )
+        )
+    call_extra = {
+        "n": rt,
+        "local_n": p.local_call_n,
+        "ratio_raw_rr": _ratio(tr[J_CALL], tr[RAW_RR]),
+        "ratio_local": _ratio(tr[J_CALL], tr[J_LCALL]),
+        "ratio_erlang": _ratio(tr[J_CALL], erl_call),
+    }
+    rows.append(
+        Row(
+            "call",
+            tr[J_CALL],
+            tr[J_LCALL],
+            None,
+            note="system.call(remote_pid, i) from plain code to an echo GenServer of the other node, "
+            "beside the same call to a GenServer of the caller's own node",
+            extra=call_extra,
+        )
+    )
     if erl_call is not None:
-        rows.append(Row("call", tr[J_CALL], erl_call, None,
-                        note="the same remote call, beside gen_server:call(Pid, I) between two Erlang nodes",
-                        extra=call_extra))
-    rows.append(Row("call", tr[J_CALL], tr[RAW_RR], None,
-                    note="the same remote call, beside raw gevent request-response", extra=call_extra))
+        rows.append(
+            Row(
+                "call",
+                tr[J_CALL],
+                erl_call,
+                None,
+                note="the same remote call, beside gen_server:call(Pid, I) between two Erlang nodes",
+                extra=call_extra,
+            )
+        )
+    rows.append(
+        Row(
+            "call",
+            tr[J_CALL],
+            tr[RAW_RR],
+            None,
+            note="the same remote call, beside raw gevent request-response",
+            extra=call_extra,
+        )
+    )
     for row in rows:  # where the time goes: CPU per operation in each process
         names = [row.figure.name] + ([row.baseline.name] if row.baseline is not None else [])
         row.extra = {**row.extra, "cpu_us_per_op": {k: cpu[k] for k in names if k in cpu}}
@@ -455,7 +572,7 @@ def _watch(lane: Lane, name: str) -> None:
 
 def _kill_phase(lane: Lane) -> None:
     """kill -9 each victim but the last, one at a time: seconds until the watcher's NodeDown."""
-    for victim, name in zip(lane.victims[:-1], lane.names[:-1]):
+    for victim, name in zip(lane.victims[:-1], lane.names[:-1], strict=False):
         t0 = time.time()
         victim.signal(signal.SIGKILL)
         line = lane.watcher.expect(f"DOWN {name} ", 10 + lane.tick * 3)
@@ -498,7 +615,9 @@ def node_down(c: Cluster, p: Params, erlang: bool) -> list[Row]:
     print(f"  dist: node-down, kill -9 x{p.down_samples} per tick setting {p.ticks}", file=sys.stderr, flush=True)
     for lane in lanes:
         _kill_phase(lane)
-    print(f"  dist: node-down, SIGSTOP x{p.down_samples} per tick setting, lanes in parallel", file=sys.stderr, flush=True)
+    print(
+        f"  dist: node-down, SIGSTOP x{p.down_samples} per tick setting, lanes in parallel", file=sys.stderr, flush=True
+    )
     rng = random.Random(5)
     jobs = [gevent.spawn(_stop_phase, lane, p.down_samples, rng) for lane in lanes]
     try:
@@ -512,18 +631,31 @@ def node_down(c: Cluster, p: Params, erlang: bool) -> list[Row]:
         ours, theirs = by[("joerl", tick)], by.get(("erlang", tick))
         for kind, attr, what in (("kill -9", "killed", "the TCP close"), ("SIGSTOP", "stopped", "the tick")):
             fig = Figure(f"joerl {kind} -> NodeDown, tick {tick:g}s", "ms", [s * 1000 for s in getattr(ours, attr)])
-            base = (Figure(f"Erlang, net_ticktime {tick:g}", "ms", [s * 1000 for s in getattr(theirs, attr)])
-                    if theirs is not None else None)
+            base = (
+                Figure(f"Erlang, net_ticktime {tick:g}", "ms", [s * 1000 for s in getattr(theirs, attr)])
+                if theirs is not None
+                else None
+            )
             extra: dict[str, Any] = {"tick_s": tick, "samples": p.down_samples}
             for who, f in (("joerl", fig), ("erlang", base)):
                 if f is not None:
-                    extra[f"{who}_over_tick"] = {"median": round(f.median / (tick * 1000), 3),
-                                                 "min": round(min(f.samples) / (tick * 1000), 3),
-                                                 "max": round(max(f.samples) / (tick * 1000), 3)}
-            rows.append(Row("node-down", fig, base, None, lower_is_better=True,
-                            note=f"{kind} of a node process -> NodeDown at a node watching it (monitor_node), "
-                                 f"both with tick {tick:g}s; seen through {what}",
-                            extra=extra))
+                    extra[f"{who}_over_tick"] = {
+                        "median": round(f.median / (tick * 1000), 3),
+                        "min": round(min(f.samples) / (tick * 1000), 3),
+                        "max": round(max(f.samples) / (tick * 1000), 3),
+                    }
+            rows.append(
+                Row(
+                    "node-down",
+                    fig,
+                    base,
+                    None,
+                    lower_is_better=True,
+                    note=f"{kind} of a node process -> NodeDown at a node watching it (monitor_node), "
+                    f"both with tick {tick:g}s; seen through {what}",
+                    extra=extra,
+                )
+            )
     return rows
 
 

@@ -26,8 +26,9 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import gevent
 from gevent import socket
@@ -94,14 +95,29 @@ class _Daemons:
         self.procs: list[subprocess.Popen] = []
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         self.ours_port = _free_port()
-        ours = subprocess.Popen([sys.executable, "-m", "joerl.epmd", f"127.0.0.1:{self.ours_port}",
-                                 "--log-level", "warning", "--max-connections", "16000"],
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+        ours = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "joerl.epmd",
+                f"127.0.0.1:{self.ours_port}",
+                "--log-level",
+                "warning",
+                "--max-connections",
+                "16000",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
         self.procs.append(ours)
         assert ours.stdout is not None and ours.stdout.readline().startswith(b"READY")
         self.epmd_port = _free_port()
-        self.procs.append(subprocess.Popen(["epmd", "-port", str(self.epmd_port)],
-                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        self.procs.append(
+            subprocess.Popen(
+                ["epmd", "-port", str(self.epmd_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+        )
         client = EpmdClient(f"127.0.0.1:{self.epmd_port}", timeout=1)
         deadline = 100
         while not client.ping() and deadline:
@@ -111,8 +127,11 @@ class _Daemons:
 
     def hold(self, port: int, count: int) -> tuple[subprocess.Popen, int]:
         """Register ``count`` names (fewer if the daemon fills up) from a helper process."""
-        proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(port), str(count), str(CONCURRENCY + 20)],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", HOLDER, str(port), str(count), str(CONCURRENCY + 20)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
         self.holders.append(proc)
         assert proc.stdout is not None
         line = proc.stdout.readline().decode()
@@ -136,43 +155,78 @@ def _concurrently(op: Callable[[int], Any]) -> Callable[[int], None]:
         per = n // CONCURRENCY
         jobs = [gevent.spawn(lambda k=k: [op(k * per + j) for j in range(per)]) for k in range(CONCURRENCY)]
         gevent.joinall(jobs, raise_error=True)
+
     return run
 
 
-def _measure(ours: EpmdClient, epmd: EpmdClient, held_ours: int, held_epmd: int, label: str,
-             lookups: int, repeats: int) -> list[Row]:
+def _measure(
+    ours: EpmdClient, epmd: EpmdClient, held_ours: int, held_epmd: int, label: str, lookups: int, repeats: int
+) -> list[Row]:
     note = f"{CONCURRENCY} concurrent connections; names held: ours {held_ours}, epmd {held_epmd}"
     if held_epmd < held_ours:
         note += " (epmd's cap: 1023 connections (FD_SETSIZE), less room for the 50 queries)"
     extra = {"names_ours": held_ours, "names_epmd": held_epmd, "concurrency": CONCURRENCY}
     m_ours, m_epmd = max(held_ours, 1), max(held_epmd, 1)
     rows = []
-    figs = interleaved({
-        "ours": _concurrently(lambda i: ours.lookup(f"bench{i % m_ours:05d}")),
-        "epmd": _concurrently(lambda i: epmd.lookup(f"bench{i % m_epmd:05d}")),
-    }, lookups, repeats=repeats, unit="lookups/s")
-    rows.append(Row(f"epmd lookup, {label}", figs["ours"], figs["epmd"], TARGET, extra=extra,
-                    note=note + "; EpmdClient.lookup (ours: extension, epmd: PORT_PLEASE2)"))
-    figs = interleaved({
-        "ours": _concurrently(lambda i: ours.port_please(f"bench{i % m_ours:05d}")),
-        "epmd": _concurrently(lambda i: epmd.port_please(f"bench{i % m_epmd:05d}")),
-    }, lookups, repeats=repeats, unit="lookups/s")
+    figs = interleaved(
+        {
+            "ours": _concurrently(lambda i: ours.lookup(f"bench{i % m_ours:05d}")),
+            "epmd": _concurrently(lambda i: epmd.lookup(f"bench{i % m_epmd:05d}")),
+        },
+        lookups,
+        repeats=repeats,
+        unit="lookups/s",
+    )
+    rows.append(
+        Row(
+            f"epmd lookup, {label}",
+            figs["ours"],
+            figs["epmd"],
+            TARGET,
+            extra=extra,
+            note=note + "; EpmdClient.lookup (ours: extension, epmd: PORT_PLEASE2)",
+        )
+    )
+    figs = interleaved(
+        {
+            "ours": _concurrently(lambda i: ours.port_please(f"bench{i % m_ours:05d}")),
+            "epmd": _concurrently(lambda i: epmd.port_please(f"bench{i % m_epmd:05d}")),
+        },
+        lookups,
+        repeats=repeats,
+        unit="lookups/s",
+    )
     rows.append(Row(f"epmd PORT_PLEASE2, {label}", figs["ours"], figs["epmd"], TARGET, note=note, extra=extra))
     n_names = lookups // 2 if max(held_ours, held_epmd) <= 100 else max(CONCURRENCY * 4, lookups // 10)
-    figs = interleaved({
-        "ours": _concurrently(lambda i: ours.names()),
-        "epmd": _concurrently(lambda i: epmd.names()),
-    }, n_names, repeats=repeats, unit="NAMES/s")
+    figs = interleaved(
+        {
+            "ours": _concurrently(lambda i: ours.names()),
+            "epmd": _concurrently(lambda i: epmd.names()),
+        },
+        n_names,
+        repeats=repeats,
+        unit="NAMES/s",
+    )
     if held_ours == held_epmd:
         rows.append(Row(f"epmd NAMES, {label}", figs["ours"], figs["epmd"], TARGET, note=note, extra=extra))
     else:
         # Replies of different lengths: compare names listed per second (rate x names per reply).
         extra = dict(extra, names_per_s_ours=figs["ours"].median, names_per_s_epmd=figs["epmd"].median)
-        scaled = {k: Figure(k, "names listed/s", [x * n for x in figs[k].samples])
-                  for k, n in (("ours", held_ours), ("epmd", held_epmd))}
-        rows.append(Row(f"epmd NAMES, {label}", scaled["ours"], scaled["epmd"], TARGET, extra=extra,
-                        note=note + f"; NAMES/s ours {figs['ours'].median:.0f}, epmd {figs['epmd'].median:.0f}, "
-                        "compared as names listed/s"))
+        scaled = {
+            k: Figure(k, "names listed/s", [x * n for x in figs[k].samples])
+            for k, n in (("ours", held_ours), ("epmd", held_epmd))
+        }
+        rows.append(
+            Row(
+                f"epmd NAMES, {label}",
+                scaled["ours"],
+                scaled["epmd"],
+                TARGET,
+                extra=extra,
+                note=note + f"; NAMES/s ours {figs['ours'].median:.0f}, epmd {figs['epmd'].median:.0f}, "
+                "compared as names listed/s",
+            )
+        )
     return rows
 
 
@@ -193,8 +247,7 @@ def run(quick: bool) -> list[Row]:
             if held_epmd < count:
                 # epmd cannot hold them all: first compare with the same number on both
                 h_ours, held_ours = d.hold(d.ours_port, held_epmd)
-                rows += _measure(ours, epmd, held_ours, held_epmd, f"{held_epmd} names (epmd's most)",
-                                 lookups, repeats)
+                rows += _measure(ours, epmd, held_ours, held_epmd, f"{held_epmd} names (epmd's most)", lookups, repeats)
                 d.release(h_ours)
             h_ours, held_ours = d.hold(d.ours_port, count)
             rows += _measure(ours, epmd, held_ours, held_epmd, f"{count} names", lookups, repeats)
@@ -211,5 +264,7 @@ def _empty(name: str) -> Figure:
 if __name__ == "__main__":
     for row in run(quick="--quick" in sys.argv):
         base = row.baseline.median if row.baseline else float("nan")
-        print(f"{row.group:34s} ours {row.figure.median:10.0f} (±{row.figure.spread:.0%})  "
-              f"epmd {base:10.0f}  ratio {row.ratio or 0:.2f}  {'OK' if row.ok else 'BELOW'}  [{row.note}]")
+        print(
+            f"{row.group:34s} ours {row.figure.median:10.0f} (±{row.figure.spread:.0%})  "
+            f"epmd {base:10.0f}  ratio {row.ratio or 0:.2f}  {'OK' if row.ok else 'BELOW'}  [{row.note}]"
+        )

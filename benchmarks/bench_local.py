@@ -30,9 +30,10 @@ import threading
 import time
 import tracemalloc
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import gevent
 from gevent.event import Event
@@ -67,14 +68,30 @@ class Params:
     def for_mode(cls, quick: bool) -> Params:
         if quick:
             return cls(
-                repeats=3, burst=10_000, one_way_n=200_000, pykka_tell_n=20_000, ping_pong_n=20_000,
-                call_n=10_000, pykka_ask_n=2_000, spawn_n=5_000, memory_k=10_000,
-                scaling_sizes=(1, 100, 10_000), scaling_n=200_000,
+                repeats=3,
+                burst=10_000,
+                one_way_n=200_000,
+                pykka_tell_n=20_000,
+                ping_pong_n=20_000,
+                call_n=10_000,
+                pykka_ask_n=2_000,
+                spawn_n=5_000,
+                memory_k=10_000,
+                scaling_sizes=(1, 100, 10_000),
+                scaling_n=200_000,
             )
         return cls(
-            repeats=7, burst=10_000, one_way_n=500_000, pykka_tell_n=50_000, ping_pong_n=50_000,
-            call_n=30_000, pykka_ask_n=6_000, spawn_n=10_000, memory_k=10_000,
-            scaling_sizes=(1, 100, 10_000, 100_000), scaling_n=300_000,
+            repeats=7,
+            burst=10_000,
+            one_way_n=500_000,
+            pykka_tell_n=50_000,
+            ping_pong_n=50_000,
+            call_n=30_000,
+            pykka_ask_n=6_000,
+            spawn_n=10_000,
+            memory_k=10_000,
+            scaling_sizes=(1, 100, 10_000, 100_000),
+            scaling_n=300_000,
         )
 
 
@@ -509,25 +526,59 @@ def one_way(p: Params) -> list[Row]:
         system.shutdown()
     floor = figs[FLOOR]
     sq = figs["gevent SimpleQueue"]
-    extra = {"n": p.one_way_n, "burst": p.burst, "vs_simple_queue": figs["joerl Actor"].median / sq.median,
-             "vs_class_mailbox": figs["joerl Actor"].median / figs["deque+Waiter as a class"].median}
+    extra = {
+        "n": p.one_way_n,
+        "burst": p.burst,
+        "vs_simple_queue": figs["joerl Actor"].median / sq.median,
+        "vs_class_mailbox": figs["joerl Actor"].median / figs["deque+Waiter as a class"].median,
+    }
     if tell is not None:
         extra["vs_pykka_tell"] = figs["joerl Actor"].median / tell.median
     rows = [
         Row(
-            "one-way", figs["joerl Actor"], floor, 0.3,
+            "one-way",
+            figs["joerl Actor"],
+            floor,
+            0.3,
             note="N system.send() from plain code to an Actor, until its handle_message saw the Nth",
             extra=extra,
         ),
-        Row("one-way", figs["joerl spawn_fn receive"], floor, None,
-            note="as above, to a function actor looping on ctx.receive()", extra={"n": p.one_way_n, "burst": p.burst}),
-        Row("one-way", sq, floor, None, note="raw burst: N SimpleQueue.put, then N get", extra={"n": p.one_way_n, "burst": p.burst}),
-        Row("one-way", figs["deque+Waiter as a class"], floor, None,
-            note="the floor's protocol behind put()/get() methods", extra={"n": p.one_way_n, "burst": p.burst}),
+        Row(
+            "one-way",
+            figs["joerl spawn_fn receive"],
+            floor,
+            None,
+            note="as above, to a function actor looping on ctx.receive()",
+            extra={"n": p.one_way_n, "burst": p.burst},
+        ),
+        Row(
+            "one-way",
+            sq,
+            floor,
+            None,
+            note="raw burst: N SimpleQueue.put, then N get",
+            extra={"n": p.one_way_n, "burst": p.burst},
+        ),
+        Row(
+            "one-way",
+            figs["deque+Waiter as a class"],
+            floor,
+            None,
+            note="the floor's protocol behind put()/get() methods",
+            extra={"n": p.one_way_n, "burst": p.burst},
+        ),
     ]
     if tell is not None:
-        rows.append(Row("one-way", tell, floor, None, note="N tell from the main thread to a ThreadingActor",
-                        extra={"n": p.pykka_tell_n, "burst": p.burst}))
+        rows.append(
+            Row(
+                "one-way",
+                tell,
+                floor,
+                None,
+                note="N tell from the main thread to a ThreadingActor",
+                extra={"n": p.pykka_tell_n, "burst": p.burst},
+            )
+        )
     return rows
 
 
@@ -539,9 +590,16 @@ def ping_pong(p: Params) -> list[Row]:
         figs = interleaved(fns, p.ping_pong_n, repeats=p.repeats, unit="rt/s")
     finally:
         system.shutdown()
-    return [Row("ping-pong", figs["joerl spawn_fn pair"], figs[RAW_RT], 0.6,
-                note="round trips: ctx.send(other) then ctx.receive(); the other sends back to ctx.sender",
-                extra={"n": p.ping_pong_n})]
+    return [
+        Row(
+            "ping-pong",
+            figs["joerl spawn_fn pair"],
+            figs[RAW_RT],
+            0.6,
+            note="round trips: ctx.send(other) then ctx.receive(); the other sends back to ctx.sender",
+            extra={"n": p.ping_pong_n},
+        )
+    ]
 
 
 def call(p: Params) -> list[Row]:
@@ -560,11 +618,27 @@ def call(p: Params) -> list[Row]:
         if pykka_side is not None:
             pykka_side.stop()
         system.shutdown()
-    rows = [Row("call", figs[label], figs[RAW_RT], 0.35, note="call round trips from plain code to an echo server",
-                extra={"n": p.call_n})]
+    rows = [
+        Row(
+            "call",
+            figs[label],
+            figs[RAW_RT],
+            0.35,
+            note="call round trips from plain code to an echo server",
+            extra={"n": p.call_n},
+        )
+    ]
     if ask is not None:
-        rows.append(Row("call", figs[label], ask, 3.0, note="the same, against Pykka 4 ask from the main thread",
-                        extra={"n": p.call_n, "pykka_n": p.pykka_ask_n}))
+        rows.append(
+            Row(
+                "call",
+                figs[label],
+                ask,
+                3.0,
+                note="the same, against Pykka 4 ask from the main thread",
+                extra={"n": p.call_n, "pykka_n": p.pykka_ask_n},
+            )
+        )
     return rows
 
 
@@ -576,9 +650,16 @@ def spawn_exit(p: Params) -> list[Row]:
         figs = interleaved(fns, p.spawn_n, repeats=p.repeats, unit="proc/s")
     finally:
         system.shutdown()
-    return [Row("spawn-exit", figs["joerl spawn_fn + join"], figs["gevent.spawn(f).join()"], 0.5,
-                note="spawn a function actor that returns at once, join it; one after another",
-                extra={"n": p.spawn_n})]
+    return [
+        Row(
+            "spawn-exit",
+            figs["joerl spawn_fn + join"],
+            figs["gevent.spawn(f).join()"],
+            0.5,
+            note="spawn a function actor that returns at once, join it; one after another",
+            extra={"n": p.spawn_n},
+        )
+    ]
 
 
 # -- memory -----------------------------------------------------------------------
@@ -650,7 +731,12 @@ def _rss_sample(kind: str, k: int) -> float:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     out = subprocess.run(
         [sys.executable, "-c", code, kind, str(k)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=True,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     return float(json.loads(out.stdout.strip().splitlines()[-1])["bytes_per"])
 
@@ -687,12 +773,24 @@ def memory(p: Params) -> list[Row]:
             traced[kind].append(_traced_sample(kind, k))
     g_name = "greenlet parked on a SimpleQueue"
     return [
-        Row("memory", Figure("joerl idle actor (RSS)", "B", rss["actor"]), Figure(g_name + " (RSS)", "B", rss["greenlet"]),
-            1.3, lower_is_better=True,
+        Row(
+            "memory",
+            Figure("joerl idle actor (RSS)", "B", rss["actor"]),
+            Figure(g_name + " (RSS)", "B", rss["greenlet"]),
+            1.3,
+            lower_is_better=True,
             note=f"RSS growth / {k}: function actors parked in ctx.receive(); a fresh child process per sample",
-            extra={"k": k}),
-        Row("memory", Figure("joerl idle actor (heap)", "B", traced["actor"]), Figure(g_name + " (heap)", "B", traced["greenlet"]),
-            1.3, lower_is_better=True, note=f"tracemalloc growth / {k} (Python allocators only)", extra={"k": k}),
+            extra={"k": k},
+        ),
+        Row(
+            "memory",
+            Figure("joerl idle actor (heap)", "B", traced["actor"]),
+            Figure(g_name + " (heap)", "B", traced["greenlet"]),
+            1.3,
+            lower_is_better=True,
+            note=f"tracemalloc growth / {k} (Python allocators only)",
+            extra={"k": k},
+        ),
     ]
 
 
@@ -743,13 +841,23 @@ def scaling(p: Params) -> list[Row]:
             fns = {base_label: alone_burst, label: crowd_burst}
             warm_up(fns, p.scaling_n)  # the first burst after a mass spawn pays one-off costs
             figs = interleaved(fns, p.scaling_n, repeats=p.repeats, unit="msg/s")
-            rows.append(Row(
-                "scaling", figs[label], figs[base_label], 0.7,
-                note="one-way burst to one Actor among N live ones (the others idle in receive), "
-                     "beside a lone Actor in its own system, in turns (within 30%)",
-                extra={"live": size, "n": p.scaling_n, "burst": p.burst, "no_crowd": no_crowd.median,
-                       "vs_no_crowd": figs[label].median / no_crowd.median},
-            ))
+            rows.append(
+                Row(
+                    "scaling",
+                    figs[label],
+                    figs[base_label],
+                    0.7,
+                    note="one-way burst to one Actor among N live ones (the others idle in receive), "
+                    "beside a lone Actor in its own system, in turns (within 30%)",
+                    extra={
+                        "live": size,
+                        "n": p.scaling_n,
+                        "burst": p.burst,
+                        "no_crowd": no_crowd.median,
+                        "vs_no_crowd": figs[label].median / no_crowd.median,
+                    },
+                )
+            )
     finally:
         crowd.shutdown(timeout=60)
         alone.shutdown()
@@ -777,4 +885,3 @@ def run(quick: bool) -> list[Row]:
         rows.extend(group(p))
         print(f"  local/{name}: {time.perf_counter() - t0:.1f}s", file=sys.stderr, flush=True)
     return rows
-

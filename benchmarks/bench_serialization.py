@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import struct
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import msgpack
 from zope.interface import implementer
@@ -143,16 +144,41 @@ def run(quick: bool) -> list[Row]:
     )
     builders: dict[str, Callable[[Any], Any]] = {"PingMsg": _ping_from, "@serializable": _record_from}
     shapes: list[tuple[str, Codec, Callable[[int], Any], Callable[[int], Any], str]] = [
-        ("dict", plain, lambda i: {"count": 7, "reply_to": pid},
-         lambda i: {"count": 7, "reply_to": fields}, "plain dict with a Pid"),
-        ("dict, hooks", hooked, lambda i: {"count": 7, "reply_to": pid},
-         lambda i: {"count": 7, "reply_to": fields}, "plain dict, pid hooks set as a node sets them"),
-        ("dict, distinct pids", plain, lambda i: {"count": i, "reply_to": pids[i]},
-         lambda i: {"count": i, "reply_to": [0, 100_000 + i, 0]}, "a new Pid in every message: pid caches miss"),
-        ("PingMsg", plain, lambda i: PingMsg(7, pid),
-         lambda i: {"count": 7, "reply_to": fields}, "seed PingMsg: hand-written serialize(), registered deserializer"),
-        ("@serializable", plain, lambda i: PingRecord(7, pid),
-         lambda i: {"count": 7, "reply_to": fields}, "the same fields as a @serializable dataclass"),
+        (
+            "dict",
+            plain,
+            lambda i: {"count": 7, "reply_to": pid},
+            lambda i: {"count": 7, "reply_to": fields},
+            "plain dict with a Pid",
+        ),
+        (
+            "dict, hooks",
+            hooked,
+            lambda i: {"count": 7, "reply_to": pid},
+            lambda i: {"count": 7, "reply_to": fields},
+            "plain dict, pid hooks set as a node sets them",
+        ),
+        (
+            "dict, distinct pids",
+            plain,
+            lambda i: {"count": i, "reply_to": pids[i]},
+            lambda i: {"count": i, "reply_to": [0, 100_000 + i, 0]},
+            "a new Pid in every message: pid caches miss",
+        ),
+        (
+            "PingMsg",
+            plain,
+            lambda i: PingMsg(7, pid),
+            lambda i: {"count": 7, "reply_to": fields},
+            "seed PingMsg: hand-written serialize(), registered deserializer",
+        ),
+        (
+            "@serializable",
+            plain,
+            lambda i: PingRecord(7, pid),
+            lambda i: {"count": 7, "reply_to": fields},
+            "the same fields as a @serializable dataclass",
+        ),
     ]
     rows = []
     for name, codec, make, make_raw, note in shapes:

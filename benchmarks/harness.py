@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass
@@ -79,7 +80,9 @@ def rate(fn: Callable[[int], Any], n: int, *, repeats: int = 5, name: str = "", 
     return Figure(name or getattr(fn, "__name__", "?"), unit, samples)
 
 
-def interleaved(fns: dict[str, Callable[[int], Any]], n: int, *, repeats: int = 5, unit: str = "ops/s") -> dict[str, Figure]:
+def interleaved(
+    fns: dict[str, Callable[[int], Any]], n: int, *, repeats: int = 5, unit: str = "ops/s"
+) -> dict[str, Figure]:
     """Measure several functions in turns (a, b, c, a, b, c, ...) so that noise on
     the shared machine lands on all of them alike."""
     samples: dict[str, list[float]] = {k: [] for k in fns}

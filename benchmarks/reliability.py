@@ -19,8 +19,9 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -47,8 +48,19 @@ def run_suite(json_path: Path, pytest_args: Sequence[str] = ()) -> int:
     """Run the reliability tests, recording into ``json_path``; pytest's exit status."""
     env = dict(os.environ, **{RESULTS_ENV: str(json_path)})
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    cmd = [sys.executable, "-m", "pytest", "-m", "reliability", "tests/reliability", "-q", "-rxXfE",
-           "-p", "no:cacheprovider", *pytest_args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-m",
+        "reliability",
+        "tests/reliability",
+        "-q",
+        "-rxXfE",
+        "-p",
+        "no:cacheprovider",
+        *pytest_args,
+    ]
     print("running:", " ".join(cmd[2:]), file=sys.stderr, flush=True)
     return subprocess.run(cmd, cwd=ROOT, env=env).returncode
 
@@ -102,7 +114,8 @@ def render(data: dict[str, Any]) -> str:
         f"Latest run: {data.get('date', '?')}{f' at {commit}' if commit else ''}, on {machine.get('cores', '?')} "
         f"cores ({machine.get('platform', '?')}), Python {machine.get('python', '?')}, gevent "
         f"{machine.get('gevent', '?')}. {len(tests)} tests in {data.get('seconds', '?')} s: "
-        + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) + ".",
+        + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+        + ".",
         "",
         "Every scenario runs real processes (nodes of `tests/multiprocess/node_main.py`, the port mapper "
         "as `python -m joerl.epmd`) on 127.0.0.1 with a private port mapper and cookie. Messages are "
@@ -123,13 +136,20 @@ def render(data: dict[str, Any]) -> str:
         sc = t["scenario"]
         figs = _figures(sc)
         cells = [fmt(figs[k]["value"], figs[k]["unit"]) if k in figs else "" for k, _ in SUMMARY]
-        lines.append(f"| [{_cell(sc['title'])}](#{sc['key'].replace('_', '-')}) | {t['outcome']} | "
-                     + " | ".join(cells) + " |")
+        lines.append(
+            f"| [{_cell(sc['title'])}](#{sc['key'].replace('_', '-')}) | {t['outcome']} | " + " | ".join(cells) + " |"
+        )
     for t in scenarios:
         sc = t["scenario"]
         title = sc["title"][:1].upper() + sc["title"][1:]
-        lines += ["", f"<a id=\"{sc['key'].replace('_', '-')}\"></a>", f"## {title}", "",
-                  f"`{t['nodeid']}`: **{t['outcome']}** in {t['seconds']} s.", ""]
+        lines += [
+            "",
+            f'<a id="{sc["key"].replace("_", "-")}"></a>',
+            f"## {title}",
+            "",
+            f"`{t['nodeid']}`: **{t['outcome']}** in {t['seconds']} s.",
+            "",
+        ]
         if sc.get("setup"):
             lines += [sc["setup"][:1].upper() + sc["setup"][1:], ""]
         lines += ["| figure | value |", "|---|---:|"]
@@ -145,10 +165,15 @@ def render(data: dict[str, Any]) -> str:
             lines += ["", "```", t["reason"][-1500:], "```"]
     bugs = [t for t in tests if t["outcome"] in ("xfailed", "xpassed")]
     if bugs:
-        lines += ["", "## Known bugs", "",
-                  "Found by these tests; each has a minimal repro marked `xfail(strict=True)` in "
-                  "`tests/reliability/test_regressions.py` (a fix makes it pass, and strict mode then "
-                  "asks for the mark to go).", ""]
+        lines += [
+            "",
+            "## Known bugs",
+            "",
+            "Found by these tests; each has a minimal repro marked `xfail(strict=True)` in "
+            "`tests/reliability/test_regressions.py` (a fix makes it pass, and strict mode then "
+            "asks for the mark to go).",
+            "",
+        ]
         for t in bugs:
             name = t["nodeid"].split("::")[-1]
             lines.append(f"- `{name}` ({t['outcome']}): {t.get('reason', '')}")
@@ -165,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     extra: list[str] = []
     if "--" in argv:
         i = argv.index("--")
-        argv, extra = argv[:i], argv[i + 1:]
+        argv, extra = argv[:i], argv[i + 1 :]
     ap = argparse.ArgumentParser(prog=COMMAND, description=__doc__.split("\n\n")[0])
     ap.add_argument("--render-only", action="store_true", help="only rewrite the markdown from --json")
     ap.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"the run's figures (default {DEFAULT_JSON})")

@@ -48,9 +48,9 @@ from gevent import socket
 from gevent.event import Event
 
 from joerl.actor import ActorContext
+from joerl.message import NodeDown
 from joerl.node.config import parse_address
 from joerl.node.node import DistributedSystem
-from joerl.message import NodeDown
 
 
 def find_node(node: DistributedSystem, target: str, timeout: float) -> str | None:
@@ -77,7 +77,12 @@ def same_host(a: str, b: str) -> bool:
 
 
 def chat(
-    ctx: ActorContext, node: DistributedSystem, outbox: list[str], members_wanted: int, exit_after: int | None, done: Event
+    ctx: ActorContext,
+    node: DistributedSystem,
+    outbox: list[str],
+    members_wanted: int,
+    exit_after: int | None,
+    done: Event,
 ) -> None:
     """The room, as this node sees it. Messages:
 
@@ -168,12 +173,21 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--node", required=True, help="this node's name (your nickname)")
     ap.add_argument("--port", type=int, default=0, help="listen port (default 0: any free port)")
     ap.add_argument("--connect", default=None, metavar="HOST:PORT|NAME", help="join the room through this node")
-    ap.add_argument("--epmd", default=None, metavar="HOST:PORT", help="port mapper (default $JOERL_EPMD_ADDRESS or 127.0.0.1:4369)")
+    ap.add_argument(
+        "--epmd", default=None, metavar="HOST:PORT", help="port mapper (default $JOERL_EPMD_ADDRESS or 127.0.0.1:4369)"
+    )
     ap.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the --connect node (default 60)")
     ap.add_argument("--say", default=None, help="comma-separated lines to say instead of reading standard input")
-    ap.add_argument("--members", type=int, default=1, help="other members to wait for before saying anything (default 1)")
-    ap.add_argument("--exit-after", type=int, default=None, metavar="N",
-                    help="leave after hearing N lines (0: once our own lines are said)")
+    ap.add_argument(
+        "--members", type=int, default=1, help="other members to wait for before saying anything (default 1)"
+    )
+    ap.add_argument(
+        "--exit-after",
+        type=int,
+        default=None,
+        metavar="N",
+        help="leave after hearing N lines (0: once our own lines are said)",
+    )
     args = ap.parse_args(argv)
 
     done = Event()

@@ -40,16 +40,18 @@ import gevent
 from gevent.event import Event
 
 from joerl.actor import ActorContext
-from joerl.node.node import PROTOCOL_NAME, DistributedSystem
 from joerl.errors import NodeUnreachable
 from joerl.message import NodeDown, NodeUp
+from joerl.node.node import PROTOCOL_NAME, DistributedSystem
 
 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description="joerl nodes that find each other through the port mapper")
     ap.add_argument("name", help="this node's name, e.g. node_a")
     ap.add_argument("port", type=int, help="listen port (0: any free port)")
-    ap.add_argument("--epmd", default=None, metavar="HOST:PORT", help="port mapper (default $JOERL_EPMD_ADDRESS or 127.0.0.1:4369)")
+    ap.add_argument(
+        "--epmd", default=None, metavar="HOST:PORT", help="port mapper (default $JOERL_EPMD_ADDRESS or 127.0.0.1:4369)"
+    )
     ap.add_argument("--expect", type=int, default=0, metavar="N", help="exit once a cluster of N nodes is complete")
     ap.add_argument("--wait", type=float, default=60.0, help="with --expect: give up after S seconds (default 60)")
     ap.add_argument("--interval", type=float, default=0.5, help="seconds between port-mapper polls (default 0.5)")

@@ -44,8 +44,8 @@ import gevent
 from gevent import subprocess
 
 from joerl.actor import ActorContext
-from joerl.node.node import DistributedSystem
 from joerl.message import Down, NodeDown
+from joerl.node.node import DistributedSystem
 from joerl.pid import Pid
 
 START, END, CHUNK = 1, 100_001, 10_000
@@ -91,7 +91,9 @@ def wait_registered(node: DistributedSystem, names: set[str], timeout: float = 3
 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description="remote spawn, remote monitor, recovery from a killed node")
-    ap.add_argument("--epmd", default=None, metavar="HOST:PORT", help="port mapper (default $JOERL_EPMD_ADDRESS or 127.0.0.1:4369)")
+    ap.add_argument(
+        "--epmd", default=None, metavar="HOST:PORT", help="port mapper (default $JOERL_EPMD_ADDRESS or 127.0.0.1:4369)"
+    )
     ap.add_argument("--tick", type=float, default=1.0, help="tick time of every node, seconds (default 1)")
     ap.add_argument("--worker-node", default=None, metavar="NAME", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -119,13 +121,17 @@ def main(argv: list[str]) -> int:
                     msg = ctx.receive(timeout=30)
                     if isinstance(msg, Down) and msg.ref == ref:
                         seen.add("down")
-                        print(f"[boss] Down: summer {msg.pid} ended ({msg.reason}) "
-                              f"{(time.monotonic() - killed_at) * 1000:.0f} ms after the kill")
+                        print(
+                            f"[boss] Down: summer {msg.pid} ended ({msg.reason}) "
+                            f"{(time.monotonic() - killed_at) * 1000:.0f} ms after the kill"
+                        )
                         result["down_reason"] = msg.reason
                     elif isinstance(msg, NodeDown):
                         seen.add("nodedown")
-                        print(f"[boss] NodeDown: {msg.node} ({msg.reason}) "
-                              f"{(time.monotonic() - killed_at) * 1000:.0f} ms after the kill")
+                        print(
+                            f"[boss] NodeDown: {msg.node} ({msg.reason}) "
+                            f"{(time.monotonic() - killed_at) * 1000:.0f} ms after the kill"
+                        )
                         result["nodedown"] = (msg.node, msg.reason)
                     elif isinstance(msg, Down):
                         continue  # the replacement's Down, after it finished
@@ -143,13 +149,18 @@ def main(argv: list[str]) -> int:
                     if seen == {"down", "nodedown"}:
                         seen.clear()
                         print(f"[boss] restarting the work on worker2 from {done_upto}")
-                        pid, ref = node.spawn_remote("worker2", "summer", ctx.pid, done_upto, END, CHUNK,
-                                                     caller=ctx, monitor=True)
+                        pid, ref = node.spawn_remote(
+                            "worker2", "summer", ctx.pid, done_upto, END, CHUNK, caller=ctx, monitor=True
+                        )
                         print(f"[boss] spawned summer {pid} on worker2")
 
             node.spawn_fn(manager, name="manager").join(60)
             total = result.get("total")
-            ok = total == expected and result.get("down_reason") == "noconnection" and result.get("nodedown") == ("worker1", "noconnection")
+            ok = (
+                total == expected
+                and result.get("down_reason") == "noconnection"
+                and result.get("nodedown") == ("worker1", "noconnection")
+            )
             print(f"[boss] total {total}, expected {expected}: {'ok' if ok else 'WRONG'}")
         finally:
             for proc in workers.values():

@@ -35,8 +35,8 @@ import gevent
 from gevent.event import Event
 
 from joerl.actor import ActorContext
-from joerl.node.node import DistributedSystem
 from joerl.gen_server import From, GenServer, Reply, cast, start
+from joerl.node.node import DistributedSystem
 
 
 class Greeter(GenServer):
@@ -87,15 +87,19 @@ def main(argv: list[str]) -> int:
     ap.add_argument("name", help="this node's name, e.g. node_a")
     ap.add_argument("port", type=int, help="listen port (0: any free port)")
     ap.add_argument("--peer", default=None, help="the other node (default: node_b for node_a, else node_a)")
-    ap.add_argument("--epmd", default=None, metavar="HOST:PORT", help="port mapper (default $JOERL_EPMD_ADDRESS or 127.0.0.1:4369)")
+    ap.add_argument(
+        "--epmd", default=None, metavar="HOST:PORT", help="port mapper (default $JOERL_EPMD_ADDRESS or 127.0.0.1:4369)"
+    )
     ap.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the peer (default 60)")
     args = ap.parse_args(argv)
     me = args.name
     peer = args.peer or ("node_b" if me == "node_a" else "node_a")
 
     with DistributedSystem(me, f"127.0.0.1:{args.port}", args.epmd) as node:
-        print(f"[{me}] node up: id {node.node_id}, creation {node.creation}, port {node.listen_port}, "
-              f"port mapper {node.epmd_address}")
+        print(
+            f"[{me}] node up: id {node.node_id}, creation {node.creation}, port {node.listen_port}, "
+            f"port mapper {node.epmd_address}"
+        )
         peer_done = Event()
         start(node.system, Greeter(me, peer_done), name="greeter")
         print(f"[{me}] waiting for {peer} ...")

@@ -28,7 +28,7 @@ def pong(ctx: ActorContext) -> None:
 def ping(ctx: ActorContext, partner: Pid, rounds: int) -> None:
     for n in range(1, rounds + 1):
         ctx.send(partner, ("ping", n, ctx.pid))
-        reply = ctx.receive(match=lambda m: m == ("pong", n), timeout=5)
+        reply = ctx.receive(match=lambda m, n=n: m == ("pong", n), timeout=5)
         print(f"ping: got {reply[0]} {reply[1]}")
     ctx.send(partner, "stop")
     print(f"ping: done after {rounds} rounds")

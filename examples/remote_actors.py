@@ -122,7 +122,9 @@ def request(node: DistributedSystem, to_node: str, make: Any) -> Any:
 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description="three joerl nodes in one process")
-    ap.add_argument("--epmd", default=None, metavar="HOST:PORT", help="port mapper (default $JOERL_EPMD_ADDRESS or 127.0.0.1:4369)")
+    ap.add_argument(
+        "--epmd", default=None, metavar="HOST:PORT", help="port mapper (default $JOERL_EPMD_ADDRESS or 127.0.0.1:4369)"
+    )
     args = ap.parse_args(argv)
 
     print("=== Remote actors: three nodes, one process ===")
@@ -167,7 +169,7 @@ def main(argv: list[str]) -> int:
         print(f"\nlinks: node_a {a.nodes()}, node_b {b.nodes()}, node_c {c.nodes()}")
         print("\n--- Summary ---")
         print(f"{'ok' if ok else 'FAILED'}: {len(nodes)} nodes, request-reply across them, pids passed between nodes")
-        print("In Erlang: {service, node_b} ! {echo, self(), <<\"Hello\">>}")
+        print('In Erlang: {service, node_b} ! {echo, self(), <<"Hello">>}')
     finally:
         for node in reversed(list(nodes.values())):
             node.shutdown()

@@ -35,9 +35,9 @@ import gevent
 from gevent.event import Event
 
 from joerl.actor import ActorContext
-from joerl.node.node import DistributedSystem
 from joerl.errors import ReceiveTimeout
 from joerl.message import NodeDown, NodeUp
+from joerl.node.node import DistributedSystem
 
 
 def wait_for_node(node: DistributedSystem, name: str, timeout: float) -> bool:
@@ -76,8 +76,10 @@ def run_server(args: argparse.Namespace) -> int:
         node.spawn_fn(pong, name="pong")
         for signum in (signal.SIGINT, signal.SIGTERM):
             gevent.signal_handler(signum, done.set)
-        print(f"[server] node {node.node_name} listening on port {node.listen_port} "
-              f"(port mapper {node.epmd_address}); process 'pong' waits for pings")
+        print(
+            f"[server] node {node.node_name} listening on port {node.listen_port} "
+            f"(port mapper {node.epmd_address}); process 'pong' waits for pings"
+        )
         done.wait()
         print("[server] stopping")
     return 0
@@ -98,7 +100,7 @@ def run_client(args: argparse.Namespace) -> int:
                 t0 = time.perf_counter()
                 ctx.send(("pong", server), ("ping", n, ctx.pid))
                 try:
-                    reply = ctx.receive(match=lambda m: m == ("pong", n), timeout=5)
+                    reply = ctx.receive(match=lambda m, n=n: m == ("pong", n), timeout=5)
                 except ReceiveTimeout:
                     print(f"[client] no pong {n} within 5s")
                     return
@@ -114,13 +116,17 @@ def run_client(args: argparse.Namespace) -> int:
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description="ping-pong between two joerl nodes (two OS processes)")
     ap.add_argument("role", choices=["server", "client"])
-    ap.add_argument("--epmd", default=None, metavar="HOST:PORT", help="port mapper (default $JOERL_EPMD_ADDRESS or 127.0.0.1:4369)")
+    ap.add_argument(
+        "--epmd", default=None, metavar="HOST:PORT", help="port mapper (default $JOERL_EPMD_ADDRESS or 127.0.0.1:4369)"
+    )
     ap.add_argument("--name", default=None, help="this node's name (default pong_server / ping_client)")
     ap.add_argument("--port", type=int, default=0, help="listen port (default 0: any)")
     ap.add_argument("--server", default="pong_server", help="client: the server node's name")
     ap.add_argument("--count", type=int, default=5, help="client: pings to send (default 5)")
     ap.add_argument("--wait", type=float, default=60.0, help="client: seconds to wait for the server (default 60)")
-    ap.add_argument("--clients", type=int, default=0, help="server: stop after N clients said goodbye (default: run until Ctrl+C)")
+    ap.add_argument(
+        "--clients", type=int, default=0, help="server: stop after N clients said goodbye (default: run until Ctrl+C)"
+    )
     args = ap.parse_args(argv)
     return run_server(args) if args.role == "server" else run_client(args)
 

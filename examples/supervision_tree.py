@@ -83,10 +83,18 @@ def main() -> int:
 
     with ActorSystem() as system:
         print("- starting the tree")
-        app = start_supervisor(system, Supervisor("one_for_one", [
-            ChildSpec.worker("cache", Worker, "cache"),
-            ChildSpec.supervisor("backend", backend),
-        ], intensity=3, period=5.0))
+        app = start_supervisor(
+            system,
+            Supervisor(
+                "one_for_one",
+                [
+                    ChildSpec.worker("cache", Worker, "cache"),
+                    ChildSpec.supervisor("backend", backend),
+                ],
+                intensity=3,
+                period=5.0,
+            ),
+        )
         show(system, app)
         backend_ref = SupervisorRef(system, app.which_children()[1].pid)  # type: ignore[arg-type]
 

@@ -19,8 +19,9 @@ import os
 import random
 import sys
 import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Callable, ContextManager, Iterable, Iterator, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -30,7 +31,7 @@ SELFTEST = "--selftest" in sys.argv
 SELFTEST_MUTATIONS = 200  # per seed
 
 
-def instrumented() -> ContextManager[object]:
+def instrumented() -> AbstractContextManager[object]:
     """Import joerl inside this: atheris instruments it (unless self-testing)."""
     if SELFTEST:
         return contextlib.nullcontext()

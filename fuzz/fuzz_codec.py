@@ -64,8 +64,10 @@ CODECS = [Codec(REGISTRY), Codec(REGISTRY, limits=TIGHT)]
 def _within(value: Any, lim: Limits, depth: int = 0) -> bool:
     if isinstance(value, (list, tuple, dict)):
         items = [x for kv in value.items() for x in kv] if isinstance(value, dict) else list(value)
-        return depth < lim.max_depth and len(value) <= lim.max_container_len and all(
-            _within(x, lim, depth + 1) for x in items
+        return (
+            depth < lim.max_depth
+            and len(value) <= lim.max_container_len
+            and all(_within(x, lim, depth + 1) for x in items)
         )
     if isinstance(value, Point):
         return depth + 1 < lim.max_depth and all(_within(v, lim, depth + 2) for v in (value.x, value.y))

@@ -15,11 +15,13 @@ CLOSED after one, and the split changes neither events, error nor bytes sent.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from _harness import instrumented, main, outcome, pieces
 
 with instrumented():
+    from joerl.errors import HandshakeError, LocalProtocolError
     from joerl.node.protocol import (
         Established,
         Handshake,
@@ -28,7 +30,6 @@ with instrumented():
         NodeIdentity,
         Role,
     )
-    from joerl.errors import HandshakeError, LocalProtocolError
 
 COOKIE = b"fuzz-cookie"
 INI = NodeIdentity("fuzz-ini", 0x1111, creation=3)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 from .actor import Actor, ActorContext, ActorRef
-from .node.node import DistributedSystem
 from .errors import (
     AuthenticationError,
     CallError,
@@ -27,6 +26,7 @@ from .errors import (
 )
 from .gen_server import GenServer, GenServerRef, NoReply, Reply, Stop
 from .message import KILL, KILLED, NOCONNECTION, NOPROC, NORMAL, SHUTDOWN, Down, Exit, NodeDown, NodeUp
+from .node.node import DistributedSystem
 from .pid import Pid, Ref
 from .serialization import (
     ISerializableMessage,

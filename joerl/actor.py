@@ -9,7 +9,8 @@ own greenlet.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from .message import NORMAL
 from .pid import Pid, Ref

@@ -161,7 +161,9 @@ def main(argv: list[str]) -> int:
         if "rtt" not in result:
             raise RuntimeError("ping-pong with alpha failed")
         _say(f"  alpha's pong process is {result['pong']} (a remote pid: node id {result['pong'].node})")
-        _say(f"  {args.round_trips} round trips: {result['rtt'] * 1e6:.0f} us each, {1 / result['rtt']:,.0f} round trips/s")
+        _say(
+            f"  {args.round_trips} round trips: {result['rtt'] * 1e6:.0f} us each, {1 / result['rtt']:,.0f} round trips/s"
+        )
 
         _say("\n-- one-way throughput to beta --")
 
@@ -175,7 +177,9 @@ def main(argv: list[str]) -> int:
             result["oneway"] = n / (time.perf_counter() - t0)
 
         system.spawn_fn(blaster, args.messages).join(120)
-        _say(f"  beta counted {result.get('count')} of {args.messages} messages: {result.get('oneway', 0):,.0f} messages/s")
+        _say(
+            f"  beta counted {result.get('count')} of {args.messages} messages: {result.get('oneway', 0):,.0f} messages/s"
+        )
         if result.get("count") != args.messages:
             raise RuntimeError("messages were lost")
 
@@ -216,7 +220,9 @@ def main(argv: list[str]) -> int:
                     placement.remove(target)
             raise RuntimeError("no node left to run the worker")
 
-        sup = start_supervisor(system, Supervisor("one_for_one", [ChildSpec("worker", start_worker)], intensity=5, period=10))
+        sup = start_supervisor(
+            system, Supervisor("one_for_one", [ChildSpec("worker", start_worker)], intensity=5, period=10)
+        )
         worker = which_children(system, sup)[0].pid
         _say(f"  supervisor {sup.pid} started worker {worker} on {node.node_of(worker)}")
         monitoring = gevent.event.Event()

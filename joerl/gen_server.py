@@ -135,7 +135,9 @@ class GenServer(Actor):
 
     def handle_call(self, request: Any, from_: From, state: Any) -> Reply | NoReply | Stop:
         """Answer a call. The default crashes the server: it expects no calls."""
-        raise NotImplementedError(f"{type(self).__name__} got a call it does not handle: {request!r} (define handle_call)")
+        raise NotImplementedError(
+            f"{type(self).__name__} got a call it does not handle: {request!r} (define handle_call)"
+        )
 
     def handle_cast(self, request: Any, state: Any) -> Any:
         """Handle a cast; return the new state or ``Stop``. The default logs it."""
@@ -373,7 +375,9 @@ def _start(
     timeout: float | None,
 ) -> GenServerRef:
     if isinstance(server, type):
-        raise TypeError(f"start takes a GenServer instance, not the class {server.__name__}: start(system, {server.__name__}())")
+        raise TypeError(
+            f"start takes a GenServer instance, not the class {server.__name__}: start(system, {server.__name__}())"
+        )
     if not isinstance(server, GenServer):
         raise TypeError(f"cannot start {server!r}: expected a GenServer instance")
     old = server.ctx
@@ -421,7 +425,9 @@ def _start(
 # -- client functions ----------------------------------------------------------
 
 
-def call(server: Any, request: Any, timeout: float | None = 5.0, *, system: ActorSystem | ActorContext | None = None) -> Any:
+def call(
+    server: Any, request: Any, timeout: float | None = 5.0, *, system: ActorSystem | ActorContext | None = None
+) -> Any:
     """Call a GenServer and wait for its reply (OTP's ``gen_server:call``).
 
     Args:

@@ -11,8 +11,9 @@ are dropped, as messages to a dead Erlang process are.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from itertools import repeat
-from typing import Any, Callable
+from typing import Any
 
 from gevent import get_hub, getcurrent
 from gevent.hub import Waiter
@@ -170,9 +171,7 @@ class Mailbox:
             self._release_putter()
         return _pair(queued)
 
-    def receive(
-        self, match: Callable[[Any], bool] | None, timeout: float | None = None
-    ) -> tuple[Any, Any]:
+    def receive(self, match: Callable[[Any], bool] | None, timeout: float | None = None) -> tuple[Any, Any]:
         """Take the oldest item whose message satisfies ``match``.
 
         Items that don't match stay where they are, in order. ``timeout=0``

@@ -52,8 +52,10 @@ class NodeDown(NamedTuple):
 
 def is_normal(reason: Any) -> bool:
     """True for the reasons that are not failures (``normal`` and ``shutdown``)."""
-    return reason == NORMAL or reason == SHUTDOWN or (
-        isinstance(reason, tuple) and len(reason) == 2 and reason[0] == SHUTDOWN
+    return (
+        reason == NORMAL
+        or reason == SHUTDOWN
+        or (isinstance(reason, tuple) and len(reason) == 2 and reason[0] == SHUTDOWN)
     )
 
 

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import itertools
 import logging
-from typing import Any, Callable, Iterable, NamedTuple
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple
 
 import gevent
 from gevent import get_hub, getcurrent
@@ -159,7 +160,9 @@ class ActorSystem:
         """
         return self._spawn(actor, (), mailbox_size, name, None, False)
 
-    def spawn_fn(self, fn: Callable[..., Any], *args: Any, mailbox_size: int | None = None, name: str | None = None) -> ActorRef:
+    def spawn_fn(
+        self, fn: Callable[..., Any], *args: Any, mailbox_size: int | None = None, name: str | None = None
+    ) -> ActorRef:
         """Start ``fn(ctx, *args)`` in a new process; it ends when ``fn`` returns."""
         return self._spawn(fn, args, mailbox_size, name, None, False)
 
@@ -860,4 +863,3 @@ def _remove_watcher(tctx: ActorContext | None, ref: Ref) -> None:
     """Forget monitor ``ref`` of ``tctx``'s process (None, or no such monitor: nothing to do)."""
     if tctx is not None and tctx._monitored_by is not None:
         tctx._monitored_by.pop(ref, None)
-

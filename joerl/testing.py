@@ -21,8 +21,9 @@ import signal
 import socket
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import gevent
 from gevent import get_hub, subprocess
@@ -93,7 +94,9 @@ def running_epmd(**options: Any) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def node_cluster(*names: str, cookie: str = "joerl-test-cookie", tick_time: float = 60.0, **options: Any) -> Iterator[list[Any]]:
+def node_cluster(
+    *names: str, cookie: str = "joerl-test-cookie", tick_time: float = 60.0, **options: Any
+) -> Iterator[list[Any]]:
     """Start a port mapper and one :class:`~joerl.node.node.DistributedSystem` per
     name, all in this process on loopback; shut everything down afterwards."""
     from .node.node import DistributedSystem
@@ -104,7 +107,13 @@ def node_cluster(*names: str, cookie: str = "joerl-test-cookie", tick_time: floa
             for name in names:
                 nodes.append(
                     DistributedSystem(
-                        name, "127.0.0.1:0", epmd_address, cookie=cookie, start_epmd=False, tick_time=tick_time, **options
+                        name,
+                        "127.0.0.1:0",
+                        epmd_address,
+                        cookie=cookie,
+                        start_epmd=False,
+                        tick_time=tick_time,
+                        **options,
                     )
                 )
             yield nodes
@@ -149,14 +158,25 @@ class ChildProcess:
         timeout: the default deadline, in seconds, of every wait.
     """
 
-    def __init__(self, argv: list[str], *, cookie: str | None = None, env: dict[str, str] | None = None,
-                 cwd: str | os.PathLike[str] | None = None, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        argv: list[str],
+        *,
+        cookie: str | None = None,
+        env: dict[str, str] | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+        timeout: float = 30.0,
+    ) -> None:
         self.argv = argv
         self.timeout = timeout
         self._err = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._err,
-            env=child_env(cookie) if env is None else env, cwd=cwd,
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._err,
+            env=child_env(cookie) if env is None else env,
+            cwd=cwd,
         )
         self.pid: int = self.proc.pid
         self.lines: list[str] = []  #: every line of standard output so far

@@ -7,7 +7,8 @@ condition that no event announces; it polls with a deadline.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import gevent
 import greenlet
@@ -18,8 +19,7 @@ from gevent.queue import Empty, Queue
 from joerl.actor import ActorContext
 from joerl.pid import Pid
 from joerl.system import ActorSystem
-from joerl.testing import wait_until
-from joerl.testing import live_greenlets
+from joerl.testing import live_greenlets, wait_until
 
 #: How long a test waits for something that should happen at once.
 WAIT = 2.0

@@ -39,7 +39,11 @@ def test_quick_local_run_prints_the_table_and_writes_json(tmp_path: Path) -> Non
     out = tmp_path / "results.json"
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--quick", "--only", "local", "--json", str(out)],
-        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=100,
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=100,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     header = proc.stdout.splitlines()[0].split()
@@ -62,8 +66,15 @@ def test_quick_local_run_prints_the_table_and_writes_json(tmp_path: Path) -> Non
         assert r["baseline"] is not None and r["baseline"]["median"] > 0, r
         assert r["ratio"] == pytest.approx(fig["median"] / r["baseline"]["median"])
     targets = {(r["group"], r["target"]) for r in rows if r["target"] is not None}
-    assert {("one-way", 0.3), ("ping-pong", 0.6), ("call", 0.35), ("call", 3.0), ("spawn-exit", 0.5),
-            ("memory", 1.3), ("scaling", 0.7)} <= targets
+    assert {
+        ("one-way", 0.3),
+        ("ping-pong", 0.6),
+        ("call", 0.35),
+        ("call", 3.0),
+        ("spawn-exit", 0.5),
+        ("memory", 1.3),
+        ("scaling", 0.7),
+    } <= targets
     assert all(isinstance(r["ok"], bool) for r in rows if r["target"] is not None)
     assert {r["extra"]["live"] for r in rows if r["group"] == "scaling"} == {100, 10_000}
 
@@ -106,7 +117,9 @@ def test_only_selects_modules_and_rejects_unknown_names() -> None:
 
 
 def test_markdown_summary_is_a_table() -> None:
-    row = Row("memory", Figure("actor", "B", [9.0, 10.0]), Figure("greenlet", "B", [10.0, 10.0]), 1.3, lower_is_better=True)
+    row = Row(
+        "memory", Figure("actor", "B", [9.0, 10.0]), Figure("greenlet", "B", [10.0, 10.0]), 1.3, lower_is_better=True
+    )
     md = runner.render_markdown([runner.Outcome("local", [row])], runner.metadata(quick=True))
     lines = md.splitlines()
     assert lines[0] == "# Benchmarks"

@@ -20,9 +20,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -133,17 +134,26 @@ EXAMPLES: dict[str, Example] = {
     # -- distributed: several processes, a private port mapper ----------------------
     "distributed_system_example.py": Example(
         args=("node_b", "0", "--epmd", "{epmd}", "--wait", "20"),
-        peers=(Peer(("node_a", "0", "--epmd", "{epmd}", "--wait", "20"), expect=("node_b says", "[node_a] done (ok)")),),
-        expect=("[node_b] linked with ['node_a']", "node_a says: 'hello node_b, this is node_a'",
-                "answer ('pong', 'GREETINGS FROM NODE_B')", "node_a computed 20 + 22 = 42", "[node_b] done (ok)"),
+        peers=(
+            Peer(("node_a", "0", "--epmd", "{epmd}", "--wait", "20"), expect=("node_b says", "[node_a] done (ok)")),
+        ),
+        expect=(
+            "[node_b] linked with ['node_a']",
+            "node_a says: 'hello node_b, this is node_a'",
+            "answer ('pong', 'GREETINGS FROM NODE_B')",
+            "node_a computed 20 + 22 = 42",
+            "[node_b] done (ok)",
+        ),
         epmd=True,
         max_seconds=30.0,
     ),
     "distributed_cluster.py": Example(
         args=("node_c", "0", "--epmd", "{epmd}", "--expect", "3", "--wait", "20", "--interval", "0.2"),
         peers=tuple(
-            Peer((name, "0", "--epmd", "{epmd}", "--expect", "3", "--wait", "20", "--interval", "0.2"),
-                 expect=(f"[{name}] cluster complete: ['node_a', 'node_b', 'node_c']",))
+            Peer(
+                (name, "0", "--epmd", "{epmd}", "--expect", "3", "--wait", "20", "--interval", "0.2"),
+                expect=(f"[{name}] cluster complete: ['node_a', 'node_b', 'node_c']",),
+            )
             for name in ("node_a", "node_b")
         ),
         expect=("[node_c] cluster: ['node_a', 'node_b', 'node_c']", "[node_c] cluster complete", "[node_c] leaving"),
@@ -163,13 +173,61 @@ EXAMPLES: dict[str, Example] = {
         epmd=True,
     ),
     "distributed_chat.py": Example(
-        args=("--node", "carol", "--port", "{port2}", "--connect", "127.0.0.1:{port0}", "--epmd", "{epmd}",
-              "--say", "hi from carol", "--members", "2", "--exit-after", "2"),
+        args=(
+            "--node",
+            "carol",
+            "--port",
+            "{port2}",
+            "--connect",
+            "127.0.0.1:{port0}",
+            "--epmd",
+            "{epmd}",
+            "--say",
+            "hi from carol",
+            "--members",
+            "2",
+            "--exit-after",
+            "2",
+        ),
         peers=(
-            Peer(("--node", "alice", "--port", "{port0}", "--epmd", "{epmd}", "--say", "hi from alice",
-                  "--members", "2", "--exit-after", "2"), ready="chat node up", expect=("[alice] leaving",)),
-            Peer(("--node", "bob", "--port", "{port1}", "--connect", "alice", "--epmd", "{epmd}", "--say", "hi from bob",
-                  "--members", "2", "--exit-after", "2"), ready="chat node up", expect=("[bob] leaving",)),
+            Peer(
+                (
+                    "--node",
+                    "alice",
+                    "--port",
+                    "{port0}",
+                    "--epmd",
+                    "{epmd}",
+                    "--say",
+                    "hi from alice",
+                    "--members",
+                    "2",
+                    "--exit-after",
+                    "2",
+                ),
+                ready="chat node up",
+                expect=("[alice] leaving",),
+            ),
+            Peer(
+                (
+                    "--node",
+                    "bob",
+                    "--port",
+                    "{port1}",
+                    "--connect",
+                    "alice",
+                    "--epmd",
+                    "{epmd}",
+                    "--say",
+                    "hi from bob",
+                    "--members",
+                    "2",
+                    "--exit-after",
+                    "2",
+                ),
+                ready="chat node up",
+                expect=("[bob] leaving",),
+            ),
         ),
         expect=("[carol] joining the room through alice", "[carol] leaving"),
         anywhere=("[alice] hi from alice", "[bob] hi from bob", "[carol] (you) hi from carol"),
@@ -178,10 +236,19 @@ EXAMPLES: dict[str, Example] = {
     ),
     "remote_ping_pong.py": Example(
         args=("client", "--epmd", "{epmd}", "--count", "5", "--wait", "20"),
-        peers=(Peer(("server", "--epmd", "{epmd}", "--clients", "1"), ready="waits for pings",
-                    expect=("[server] ping 5 from", "[server] ping_client said goodbye")),),
-        expect=("[client] linked with pong_server", "[client] pong 1 from pong_server", "[client] pong 5 from pong_server",
-                "[client] done: 5 of 5 pongs"),
+        peers=(
+            Peer(
+                ("server", "--epmd", "{epmd}", "--clients", "1"),
+                ready="waits for pings",
+                expect=("[server] ping 5 from", "[server] ping_client said goodbye"),
+            ),
+        ),
+        expect=(
+            "[client] linked with pong_server",
+            "[client] pong 1 from pong_server",
+            "[client] pong 5 from pong_server",
+            "[client] done: 5 of 5 pongs",
+        ),
         epmd=True,
         max_seconds=30.0,
     ),
@@ -198,8 +265,12 @@ EXAMPLES: dict[str, Example] = {
         epmd=True,
         max_seconds=30.0,
     ),
-    "wsgi_server.py": Example(tested_elsewhere="runs an HTTP server until stopped; covered by its own integration test"),
-    "epmd_server.py": Example(tested_elsewhere="runs an EPMD daemon until stopped; covered by the EPMD integration tests"),
+    "wsgi_server.py": Example(
+        tested_elsewhere="runs an HTTP server until stopped; covered by its own integration test"
+    ),
+    "epmd_server.py": Example(
+        tested_elsewhere="runs an EPMD daemon until stopped; covered by the EPMD integration tests"
+    ),
 }
 
 
@@ -218,14 +289,17 @@ class _Running:
 
     def __init__(self, argv: list[str], env: dict[str, str]) -> None:
         self.argv = argv
-        self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, text=True, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            argv, cwd=ROOT, env=env, text=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
         self.out: list[str] = []
         self.err: list[str] = []
         self._eof = 0
         self._cond = threading.Condition()
-        self._threads = [threading.Thread(target=self._pump, args=(f, lines), daemon=True)
-                         for f, lines in ((self.proc.stdout, self.out), (self.proc.stderr, self.err))]
+        self._threads = [
+            threading.Thread(target=self._pump, args=(f, lines), daemon=True)
+            for f, lines in ((self.proc.stdout, self.out), (self.proc.stderr, self.err))
+        ]
         for t in self._threads:
             t.start()
 
@@ -240,6 +314,7 @@ class _Running:
 
     def wait_for(self, text: str, timeout: float) -> str | None:
         """The first stdout line containing ``text``, waiting up to ``timeout`` (None: never came)."""
+
         def found() -> str | None:
             return next((line for line in self.out if text in line), None)
 
@@ -325,8 +400,12 @@ def _check_lines(name: str, lines: list[str], expect: tuple[str, ...], anywhere:
 
 @pytest.mark.parametrize(
     "name",
-    [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=EXAMPLES[n].xfail or "")) if EXAMPLES[n].xfail else n
-     for n in sorted(EXAMPLES)],
+    [
+        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=EXAMPLES[n].xfail or ""))
+        if EXAMPLES[n].xfail
+        else n
+        for n in sorted(EXAMPLES)
+    ],
 )
 def test_example_runs(name: str) -> None:
     spec = EXAMPLES[name]
@@ -362,9 +441,11 @@ def test_example_runs(name: str) -> None:
     if not spec.allow_tracebacks:
         assert "Traceback" not in proc.stderr, f"{name} logged a traceback\n{report}"
     _check_lines(name, proc.stdout.splitlines(), spec.expect, spec.anywhere, report)
-    for peer, run, code in zip(spec.peers, peers, codes):
+    for peer, run, code in zip(spec.peers, peers, codes, strict=False):
         assert code == 0, f"{name} {' '.join(peer.args)} exited {code}\n{report}"
         if not spec.allow_tracebacks:
-            assert not any("Traceback" in line for line in run.err), f"{name} {' '.join(peer.args)} logged a traceback\n{report}"
+            assert not any("Traceback" in line for line in run.err), (
+                f"{name} {' '.join(peer.args)} logged a traceback\n{report}"
+            )
         _check_lines(f"{name} {' '.join(peer.args)}", run.out, peer.expect, (), report)
     assert elapsed < spec.max_seconds, f"{name} took {elapsed:.1f}s"

@@ -14,7 +14,7 @@ import os
 import select
 import signal
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from .protocol import DEFAULT_PORT, parse_address
 from .server import DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PER_ADDRESS, DEFAULT_RATE_PER_ADDRESS, EpmdServer
@@ -31,34 +31,77 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="joerl-epmd",
         description="joerl's port mapper: serves Erlang's EPMD protocol (erl, epmd -names) "
-                    "and joerl's extension (host and metadata) on one table.")
-    ap.add_argument("address", nargs="?", default=None,
-                    help="HOST:PORT to listen on (default 127.0.0.1:4369, or 127.0.0.1:$ERL_EPMD_PORT); "
-                         "0.0.0.0:4369 serves a whole cluster")
-    ap.add_argument("--keepalive-timeout", type=float, default=60.0, metavar="S",
-                    help="drop a joerl registration after S seconds without keep-alive (default 60)")
-    ap.add_argument("--packet-timeout", type=float, default=60.0, metavar="S",
-                    help="close an unregistered connection idle for S seconds (default 60, as epmd)")
-    ap.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS, metavar="N",
-                    help=f"connections served at once (default {DEFAULT_MAX_CONNECTIONS})")
-    ap.add_argument("--max-per-address", type=int, default=DEFAULT_MAX_PER_ADDRESS, metavar="N",
-                    help=f"connections at once from one remote address (default {DEFAULT_MAX_PER_ADDRESS})")
-    ap.add_argument("--rate-per-address", type=float, default=DEFAULT_RATE_PER_ADDRESS, metavar="R",
-                    help=f"new connections per second from one remote address (default {DEFAULT_RATE_PER_ADDRESS:g})")
-    ap.add_argument("--limit-loopback", action="store_true",
-                    help="apply the per-address limits to loopback peers too")
-    ap.add_argument("--allow-remote-register", action="store_true",
-                    help="accept joerl registrations from other hosts (trusted networks only)")
-    ap.add_argument("--relaxed-command-check", action="store_true",
-                    default=bool(os.environ.get("ERL_EPMD_RELAXED_COMMAND_CHECK")),
-                    help="obey KILL with live names, and STOP (as epmd -relaxed_command_check)")
-    ap.add_argument("--log-level", default="info",
-                    choices=["debug", "info", "warning", "error", "critical"],
-                    help="log level (default info)")
-    ap.add_argument("--log-file", default=None, metavar="PATH",
-                    help="log to PATH instead of standard error (with --daemon: else no log)")
-    ap.add_argument("--daemon", action="store_true",
-                    help="detach (as epmd -daemon); exits once the daemon listens, or fails")
+        "and joerl's extension (host and metadata) on one table.",
+    )
+    ap.add_argument(
+        "address",
+        nargs="?",
+        default=None,
+        help="HOST:PORT to listen on (default 127.0.0.1:4369, or 127.0.0.1:$ERL_EPMD_PORT); "
+        "0.0.0.0:4369 serves a whole cluster",
+    )
+    ap.add_argument(
+        "--keepalive-timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="drop a joerl registration after S seconds without keep-alive (default 60)",
+    )
+    ap.add_argument(
+        "--packet-timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="close an unregistered connection idle for S seconds (default 60, as epmd)",
+    )
+    ap.add_argument(
+        "--max-connections",
+        type=int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        metavar="N",
+        help=f"connections served at once (default {DEFAULT_MAX_CONNECTIONS})",
+    )
+    ap.add_argument(
+        "--max-per-address",
+        type=int,
+        default=DEFAULT_MAX_PER_ADDRESS,
+        metavar="N",
+        help=f"connections at once from one remote address (default {DEFAULT_MAX_PER_ADDRESS})",
+    )
+    ap.add_argument(
+        "--rate-per-address",
+        type=float,
+        default=DEFAULT_RATE_PER_ADDRESS,
+        metavar="R",
+        help=f"new connections per second from one remote address (default {DEFAULT_RATE_PER_ADDRESS:g})",
+    )
+    ap.add_argument("--limit-loopback", action="store_true", help="apply the per-address limits to loopback peers too")
+    ap.add_argument(
+        "--allow-remote-register",
+        action="store_true",
+        help="accept joerl registrations from other hosts (trusted networks only)",
+    )
+    ap.add_argument(
+        "--relaxed-command-check",
+        action="store_true",
+        default=bool(os.environ.get("ERL_EPMD_RELAXED_COMMAND_CHECK")),
+        help="obey KILL with live names, and STOP (as epmd -relaxed_command_check)",
+    )
+    ap.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error", "critical"],
+        help="log level (default info)",
+    )
+    ap.add_argument(
+        "--log-file",
+        default=None,
+        metavar="PATH",
+        help="log to PATH instead of standard error (with --daemon: else no log)",
+    )
+    ap.add_argument(
+        "--daemon", action="store_true", help="detach (as epmd -daemon); exits once the daemon listens, or fails"
+    )
     return ap
 
 
@@ -149,12 +192,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.daemon:
         gevent.reinit()
-    server = EpmdServer(address, keepalive_timeout=args.keepalive_timeout,
-                        packet_timeout=args.packet_timeout, max_connections=args.max_connections,
-                        allow_remote_register=args.allow_remote_register,
-                        relaxed_command_check=args.relaxed_command_check,
-                        max_per_address=args.max_per_address, rate_per_address=args.rate_per_address,
-                        limit_loopback=args.limit_loopback)
+    server = EpmdServer(
+        address,
+        keepalive_timeout=args.keepalive_timeout,
+        packet_timeout=args.packet_timeout,
+        max_connections=args.max_connections,
+        allow_remote_register=args.allow_remote_register,
+        relaxed_command_check=args.relaxed_command_check,
+        max_per_address=args.max_per_address,
+        rate_per_address=args.rate_per_address,
+        limit_loopback=args.limit_loopback,
+    )
     try:
         server.start()
     except OSError as exc:

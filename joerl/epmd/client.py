@@ -20,7 +20,8 @@ import ipaddress
 import logging
 import os
 import sys
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import gevent
 import gevent.lock
@@ -31,8 +32,14 @@ from . import protocol as p
 from .protocol import NodeInfo
 
 __all__ = [
-    "EpmdClient", "EpmdClientClosed", "EpmdConnectionError", "EpmdTimeout", "NameInUse",
-    "RegistrationRefused", "ping", "spawn_daemon",
+    "EpmdClient",
+    "EpmdClientClosed",
+    "EpmdConnectionError",
+    "EpmdTimeout",
+    "NameInUse",
+    "RegistrationRefused",
+    "ping",
+    "spawn_daemon",
 ]
 
 log = logging.getLogger(__name__)
@@ -97,11 +104,16 @@ class EpmdClient:
         max_reply: largest reply accepted, in bytes.
     """
 
-    def __init__(self, address: str | tuple[str, int] = "127.0.0.1:4369", *,
-                 timeout: float = DEFAULT_TIMEOUT, keepalive_interval: float = DEFAULT_KEEPALIVE,
-                 retry_interval: float = DEFAULT_RETRY,
-                 on_registered: Callable[[NodeInfo], Any] | None = None,
-                 max_reply: int = 64 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        address: str | tuple[str, int] = "127.0.0.1:4369",
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        keepalive_interval: float = DEFAULT_KEEPALIVE,
+        retry_interval: float = DEFAULT_RETRY,
+        on_registered: Callable[[NodeInfo], Any] | None = None,
+        max_reply: int = 64 * 1024 * 1024,
+    ) -> None:
         self.host, self.port = p.parse_address(address)
         self._family = _ip_family(self.host)
         self.timeout = timeout
@@ -197,9 +209,18 @@ class EpmdClient:
 
     # -- registration -------------------------------------------------------------
 
-    def register(self, name: str, host: str, port: int, metadata: dict[str, Any] | None = None, *,
-                 node_type: int = p.NODE_TYPE_NORMAL, highest_version: int = 6,
-                 lowest_version: int = 6, extra: bytes = b"") -> NodeInfo:
+    def register(
+        self,
+        name: str,
+        host: str,
+        port: int,
+        metadata: dict[str, Any] | None = None,
+        *,
+        node_type: int = p.NODE_TYPE_NORMAL,
+        highest_version: int = 6,
+        lowest_version: int = 6,
+        extra: bytes = b"",
+    ) -> NodeInfo:
         """Register node ``name`` listening at ``host:port``, and keep it registered.
 
         The registration holds a connection to the daemon; a keep-alive
@@ -222,8 +243,7 @@ class EpmdClient:
             raise NameInUse(name, "by this client")
         if type(port) is not int or not 1 <= port <= 0xFFFF:
             raise ValueError(f"port must be an int in 1..65535, got {port!r}")
-        req = p.Register(name, host, port, dict(metadata or {}), node_type, 0, highest_version,
-                         lowest_version, extra)
+        req = p.Register(name, host, port, dict(metadata or {}), node_type, 0, highest_version, lowest_version, extra)
         req.encode()  # fail here, not in the background, on what cannot be sent
         reg = _Registration(self, req)
         self._regs[name] = reg
@@ -292,11 +312,13 @@ class EpmdClient:
                 raise
             return sock
         except socket.timeout:
-            raise EpmdTimeout(f"connecting to the port mapper at {self.address} timed out "
-                              f"after {self.timeout}s") from None
+            raise EpmdTimeout(
+                f"connecting to the port mapper at {self.address} timed out after {self.timeout}s"
+            ) from None
         except OSError as exc:
-            raise EpmdConnectionError(f"cannot reach the port mapper at {self.address}: "
-                                      f"{exc.strerror or exc}") from None
+            raise EpmdConnectionError(
+                f"cannot reach the port mapper at {self.address}: {exc.strerror or exc}"
+            ) from None
 
     def _timed(self, what: str, fn: Callable[[], _T]) -> _T:
         timer = gevent.Timeout(self.timeout)
@@ -328,7 +350,7 @@ class EpmdClient:
                     data = sock.recv(65536)
                     if not data:
                         return _protocol(lambda: decoder.feed_eof(), what)
-                    reply = _protocol(lambda: decoder.feed(data), what)
+                    reply = _protocol(lambda data=data: decoder.feed(data), what)
                     if reply is not None:
                         return reply
             finally:
@@ -401,7 +423,7 @@ def _read_ext_reply(sock: socket.socket, decoder: p.ExtReplyDecoder, expect: typ
                 raise _NoReply()
             raise EpmdConnectionError(f"the port mapper closed the connection in the middle of a reply to {what}")
         got += len(data)
-        replies = _protocol(lambda: decoder.feed(data), what)
+        replies = _protocol(lambda data=data: decoder.feed(data), what)
         if replies:
             reply = replies[0]
             if len(replies) > 1 or decoder.buffered:
@@ -457,9 +479,11 @@ class _Registration:
         sock = c._connect()
         decoder = p.ExtReplyDecoder(c.max_reply)
         try:
+
             def run() -> p.Registered:
                 sock.sendall(self.req.encode())
                 return _read_ext_reply(sock, decoder, p.Registered, "register")
+
             try:
                 reply = c._timed(f"registering {name!r}", run)
             except _ExtRefusal as refusal:
@@ -480,6 +504,7 @@ class _Registration:
         req = p.Alive2Req(r.port, r.name, r.node_type, 0, r.highest_version, r.lowest_version, r.extra)
         sock = c._connect()
         try:
+
             def run() -> p.Alive2Resp:
                 sock.sendall(req.encode())
                 decoder = p.ClassicReplyDecoder(req)
@@ -487,12 +512,13 @@ class _Registration:
                     data = sock.recv(64)
                     if not data:
                         _protocol(decoder.feed_eof, "ALIVE2")
-                    reply = _protocol(lambda: decoder.feed(data), "ALIVE2")
+                    reply = _protocol(lambda data=data: decoder.feed(data), "ALIVE2")
                     if reply is not None:
                         if decoder.trailing:
                             raise p.EpmdProtocolError("unexpected bytes after the ALIVE2 reply")
                         assert isinstance(reply, p.Alive2Resp)
                         return reply
+
             reply = c._timed(f"registering {r.name!r}", run)
             if not reply.ok:
                 raise NameInUse(r.name, f"epmd at {c.address} refused it (result {reply.result})")
@@ -501,8 +527,19 @@ class _Registration:
             raise
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         self.sock, self.decoder, self.kind = sock, None, "erlang"
-        self.info = NodeInfo(r.name, c.host, r.port, {}, reply.creation, r.node_type, 0,
-                             r.highest_version, r.lowest_version, r.extra, "erlang")
+        self.info = NodeInfo(
+            r.name,
+            c.host,
+            r.port,
+            {},
+            reply.creation,
+            r.node_type,
+            0,
+            r.highest_version,
+            r.lowest_version,
+            r.extra,
+            "erlang",
+        )
         return self.info
 
     def start(self) -> None:
@@ -514,8 +551,9 @@ class _Registration:
         self.sock = self.decoder = None
         self.info = None
         self.client.daemon_kind = None  # whoever answers next may be the other kind of daemon
-        log.warning("lost the registration of %s at %s (%s); registering again",
-                    self.req.name, self.client.address, why)
+        log.warning(
+            "lost the registration of %s at %s (%s); registering again", self.req.name, self.client.address, why
+        )
 
     def _run(self) -> None:
         c = self.client
@@ -553,9 +591,11 @@ class _Registration:
             if sock is None or decoder is None:
                 return
             try:
+
                 def run() -> p.KeepAliveAck:
                     sock.sendall(p.KeepAlive(self.req.name).encode())
                     return _read_ext_reply(sock, decoder, p.KeepAliveAck, "keepalive")
+
                 c._timed("keep-alive", run)
             except (EpmdError, _NoReply, _ExtRefusal) as exc:
                 self._drop(f"keep-alive failed: {exc or type(exc).__name__}")
@@ -577,6 +617,7 @@ class _Registration:
                     def run() -> p.Unregistered:
                         sock.sendall(p.Unregister(self.req.name).encode())
                         return _read_ext_reply(sock, decoder, p.Unregistered, "unregister")
+
                     self.client._timed("unregister", run)
             except (EpmdError, _NoReply, _ExtRefusal) as exc:
                 log.debug("unregister %s: %s (closing anyway)", self.req.name, exc)
@@ -593,8 +634,9 @@ def ping(address: str | tuple[str, int] = "127.0.0.1:4369", timeout: float = 1.0
     return EpmdClient(address, timeout=timeout).ping()
 
 
-def spawn_daemon(address: str = "127.0.0.1:4369", *, timeout: float = 10.0,
-                 args: list[str] | tuple[str, ...] = ()) -> int:
+def spawn_daemon(
+    address: str = "127.0.0.1:4369", *, timeout: float = 10.0, args: list[str] | tuple[str, ...] = ()
+) -> int:
     """Start ``joerl-epmd --daemon address`` as a detached process and wait until it answers.
 
     This is what a node does when it finds no port mapper (as ``erl`` starts
@@ -620,8 +662,9 @@ def spawn_daemon(address: str = "127.0.0.1:4369", *, timeout: float = 10.0,
     here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env["PYTHONPATH"] = here + (os.pathsep + env["PYTHONPATH"] if env["PYTHONPATH"] else "")
     try:
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                              env=env, timeout=timeout)
+        proc = subprocess.run(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env, timeout=timeout
+        )
     except subprocess.TimeoutExpired:
         raise EpmdTimeout(f"joerl-epmd --daemon {address} did not report within {timeout}s") from None
     out = proc.stdout.decode("utf-8", "replace")

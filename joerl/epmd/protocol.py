@@ -77,29 +77,74 @@ str, bin, arrays and maps with str keys, at most 32 deep.
 
 from __future__ import annotations
 
-from .._describe import describe
-
 import re
 import struct
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 import msgpack
 
+from .._describe import describe
 from ..errors import EpmdError, LocalProtocolError, RemoteProtocolError
 
 __all__ = [
-    "ALIVE2_REQ", "ALIVE2_RESP", "ALIVE2_X_RESP", "DEFAULT_PORT", "DUMP_REQ", "KILL_REQ",
-    "MAX_EXTRA", "MAX_EXT_LEN", "MAX_METADATA", "MAX_NAME_BYTES", "MAX_REQUEST_LEN",
-    "NAMES_REQ", "NODE_TYPE_HIDDEN", "NODE_TYPE_NORMAL", "OP_JOERL", "PORT2_RESP",
-    "PORT_PLEASE2_REQ", "STOP_REQ",
-    "Alive2Rejected", "Alive2Req", "Alive2Resp", "ClassicReplyDecoder", "DumpReq", "DumpResp",
-    "EpmdProtocolError", "ExtError", "ExtReplyDecoder", "InvalidName", "KeepAlive", "KeepAliveAck",
-    "KillReq", "KillResp", "ListNodes", "Lookup", "LookupResult", "NamesReq", "NamesResp",
-    "NodeInfo", "NodeList", "Ping", "Pong", "Port2Resp", "PortPlease2Req", "Register",
-    "Registered", "RequestDecoder", "StopReq", "StopResp", "UnknownExt", "Unregister",
-    "Unregistered", "check_name", "decode_request_body", "encode_dump", "encode_names",
-    "format_address", "parse_address",
+    "ALIVE2_REQ",
+    "ALIVE2_RESP",
+    "ALIVE2_X_RESP",
+    "DEFAULT_PORT",
+    "DUMP_REQ",
+    "KILL_REQ",
+    "MAX_EXTRA",
+    "MAX_EXT_LEN",
+    "MAX_METADATA",
+    "MAX_NAME_BYTES",
+    "MAX_REQUEST_LEN",
+    "NAMES_REQ",
+    "NODE_TYPE_HIDDEN",
+    "NODE_TYPE_NORMAL",
+    "OP_JOERL",
+    "PORT2_RESP",
+    "PORT_PLEASE2_REQ",
+    "STOP_REQ",
+    "Alive2Rejected",
+    "Alive2Req",
+    "Alive2Resp",
+    "ClassicReplyDecoder",
+    "DumpReq",
+    "DumpResp",
+    "EpmdProtocolError",
+    "ExtError",
+    "ExtReplyDecoder",
+    "InvalidName",
+    "KeepAlive",
+    "KeepAliveAck",
+    "KillReq",
+    "KillResp",
+    "ListNodes",
+    "Lookup",
+    "LookupResult",
+    "NamesReq",
+    "NamesResp",
+    "NodeInfo",
+    "NodeList",
+    "Ping",
+    "Pong",
+    "Port2Resp",
+    "PortPlease2Req",
+    "Register",
+    "Registered",
+    "RequestDecoder",
+    "StopReq",
+    "StopResp",
+    "UnknownExt",
+    "Unregister",
+    "Unregistered",
+    "check_name",
+    "decode_request_body",
+    "encode_dump",
+    "encode_names",
+    "format_address",
+    "parse_address",
 ]
 
 # -- constants ---------------------------------------------------------------
@@ -190,8 +235,9 @@ def check_name(name: object) -> str:
 # -- addresses ---------------------------------------------------------------
 
 
-def parse_address(address: str | tuple[str, int], default_host: str = "127.0.0.1",
-                  default_port: int = DEFAULT_PORT) -> tuple[str, int]:
+def parse_address(
+    address: str | tuple[str, int], default_host: str = "127.0.0.1", default_port: int = DEFAULT_PORT
+) -> tuple[str, int]:
     """``"host:port"``, ``"[v6]:port"``, ``"host"``, ``":port"`` or ``(host, port)`` -> ``(host, port)``.
 
     Raises:
@@ -205,7 +251,7 @@ def parse_address(address: str | tuple[str, int], default_host: str = "127.0.0.1
             end = text.find("]")
             if end < 0:
                 raise ValueError(f"bad address {address!r}: missing ']'")
-            host, rest = text[1:end], text[end + 1:]
+            host, rest = text[1:end], text[end + 1 :]
             if rest and not rest.startswith(":"):
                 raise ValueError(f"bad address {address!r}")
             port_text = rest[1:]
@@ -272,15 +318,35 @@ class NodeInfo:
         """A copy whose empty host is replaced by ``host``."""
         if self.host:
             return self
-        return NodeInfo(self.name, host, self.port, self.metadata, self.creation, self.node_type,
-                        self.protocol, self.highest_version, self.lowest_version, self.extra, self.kind)
+        return NodeInfo(
+            self.name,
+            host,
+            self.port,
+            self.metadata,
+            self.creation,
+            self.node_type,
+            self.protocol,
+            self.highest_version,
+            self.lowest_version,
+            self.extra,
+            self.kind,
+        )
 
     def to_map(self) -> dict[str, Any]:
         """The node as the extension's msgpack map."""
-        return {"name": self.name, "host": self.host, "port": self.port, "metadata": self.metadata,
-                "creation": self.creation, "type": self.node_type, "proto": self.protocol,
-                "high": self.highest_version, "low": self.lowest_version, "extra": self.extra,
-                "kind": self.kind}
+        return {
+            "name": self.name,
+            "host": self.host,
+            "port": self.port,
+            "metadata": self.metadata,
+            "creation": self.creation,
+            "type": self.node_type,
+            "proto": self.protocol,
+            "high": self.highest_version,
+            "low": self.lowest_version,
+            "extra": self.extra,
+            "kind": self.kind,
+        }
 
     @classmethod
     def from_map(cls, m: object) -> NodeInfo:
@@ -291,11 +357,17 @@ class NodeInfo:
         """
         m = _map(m, "node")
         return cls(
-            name=_str(m, "name"), host=_str(m, "host", ""), port=_int(m, "port", _U16),
-            metadata=_metadata(m.get("metadata", {})), creation=_int(m, "creation", _U32, 0),
-            node_type=_int(m, "type", 255, NODE_TYPE_NORMAL), protocol=_int(m, "proto", 255, 0),
-            highest_version=_int(m, "high", _U16, 6), lowest_version=_int(m, "low", _U16, 6),
-            extra=_bin(m, "extra", b""), kind=_str(m, "kind", ""),
+            name=_str(m, "name"),
+            host=_str(m, "host", ""),
+            port=_int(m, "port", _U16),
+            metadata=_metadata(m.get("metadata", {})),
+            creation=_int(m, "creation", _U32, 0),
+            node_type=_int(m, "type", 255, NODE_TYPE_NORMAL),
+            protocol=_int(m, "proto", 255, 0),
+            highest_version=_int(m, "high", _U16, 6),
+            lowest_version=_int(m, "low", _U16, 6),
+            extra=_bin(m, "extra", b""),
+            kind=_str(m, "kind", ""),
         )
 
 
@@ -332,9 +404,21 @@ class Alive2Req:
         raw = check_name(self.name).encode("utf-8")
         if len(self.extra) > MAX_EXTRA:
             raise LocalProtocolError(f"extra is {len(self.extra)} bytes, over epmd's {MAX_EXTRA}")
-        body = (struct.pack(">BHBBHHH", ALIVE2_REQ, self.port, self.node_type, self.protocol,
-                            self.highest_version, self.lowest_version, len(raw))
-                + raw + struct.pack(">H", len(self.extra)) + self.extra)
+        body = (
+            struct.pack(
+                ">BHBBHHH",
+                ALIVE2_REQ,
+                self.port,
+                self.node_type,
+                self.protocol,
+                self.highest_version,
+                self.lowest_version,
+                len(raw),
+            )
+            + raw
+            + struct.pack(">H", len(self.extra))
+            + self.extra
+        )
         return _frame(body)
 
 
@@ -422,9 +506,22 @@ class Port2Resp:
         if n is None:
             return bytes([PORT2_RESP, 1])
         raw = n.name.encode("utf-8")
-        return (struct.pack(">BBHBBHHH", PORT2_RESP, 0, n.port, n.node_type, n.protocol,
-                            n.highest_version, n.lowest_version, len(raw))
-                + raw + struct.pack(">H", len(n.extra)) + n.extra)
+        return (
+            struct.pack(
+                ">BBHBBHHH",
+                PORT2_RESP,
+                0,
+                n.port,
+                n.node_type,
+                n.protocol,
+                n.highest_version,
+                n.lowest_version,
+                len(raw),
+            )
+            + raw
+            + struct.pack(">H", len(n.extra))
+            + n.extra
+        )
 
 
 @dataclass(frozen=True)
@@ -452,8 +549,7 @@ class DumpResp:
     lines: tuple[str, ...] = ()
 
     def encode(self) -> bytes:
-        return struct.pack(">I", self.epmd_port) + b"".join(
-            line.encode("utf-8") + b"\0" for line in self.lines)
+        return struct.pack(">I", self.epmd_port) + b"".join(line.encode("utf-8") + b"\0" for line in self.lines)
 
 
 def encode_dump(epmd_port: int, active: Any, old: Any) -> bytes:
@@ -516,10 +612,20 @@ class Register:
 
     def encode(self) -> bytes:
         check_name(self.name)
-        return _ext_request({"op": "register", "name": self.name, "host": self.host, "port": self.port,
-                             "metadata": self.metadata, "type": self.node_type, "proto": self.protocol,
-                             "high": self.highest_version, "low": self.lowest_version,
-                             "extra": self.extra})
+        return _ext_request(
+            {
+                "op": "register",
+                "name": self.name,
+                "host": self.host,
+                "port": self.port,
+                "metadata": self.metadata,
+                "type": self.node_type,
+                "proto": self.protocol,
+                "high": self.highest_version,
+                "low": self.lowest_version,
+                "extra": self.extra,
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -648,10 +754,24 @@ class ExtError:
         return _ext_reply({"op": "error", "code": self.code, "message": self.message})
 
 
-Request = Union[Alive2Req, Alive2Rejected, PortPlease2Req, NamesReq, DumpReq, KillReq, StopReq,
-                Register, Unregister, Lookup, ListNodes, Ping, KeepAlive, UnknownExt]
-ExtReply = Union[Registered, Unregistered, LookupResult, NodeList, Pong, KeepAliveAck, ExtError]
-ClassicReply = Union[Alive2Resp, Port2Resp, NamesResp, DumpResp, KillResp, StopResp]
+Request = (
+    Alive2Req
+    | Alive2Rejected
+    | PortPlease2Req
+    | NamesReq
+    | DumpReq
+    | KillReq
+    | StopReq
+    | Register
+    | Unregister
+    | Lookup
+    | ListNodes
+    | Ping
+    | KeepAlive
+    | UnknownExt
+)
+ExtReply = Registered | Unregistered | LookupResult | NodeList | Pong | KeepAliveAck | ExtError
+ClassicReply = Alive2Resp | Port2Resp | NamesResp | DumpResp | KillResp | StopResp
 
 # -- field checks for msgpack maps -------------------------------------------------
 
@@ -731,8 +851,7 @@ def _metadata(value: Any) -> dict[str, Any]:
 
 def _unpack(data: bytes, what: str) -> dict[str, Any]:
     try:
-        value = msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=True,
-                                ext_hook=_refuse_ext)
+        value = msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=True, ext_hook=_refuse_ext)
     except EpmdProtocolError:
         raise
     except Exception as exc:  # msgpack raises many kinds: all mean "not msgpack"
@@ -755,10 +874,16 @@ def _decode_ext_request(body: bytes) -> Request:
     op = m["op"]
     if op == "register":
         return Register(
-            name=_str(m, "name"), host=_str(m, "host", ""), port=_int(m, "port", _U16),
-            metadata=_metadata(m.get("metadata", {})), node_type=_int(m, "type", 255, NODE_TYPE_NORMAL),
-            protocol=_int(m, "proto", 255, 0), highest_version=_int(m, "high", _U16, 6),
-            lowest_version=_int(m, "low", _U16, 6), extra=_bin(m, "extra", b""))
+            name=_str(m, "name"),
+            host=_str(m, "host", ""),
+            port=_int(m, "port", _U16),
+            metadata=_metadata(m.get("metadata", {})),
+            node_type=_int(m, "type", 255, NODE_TYPE_NORMAL),
+            protocol=_int(m, "proto", 255, 0),
+            highest_version=_int(m, "high", _U16, 6),
+            lowest_version=_int(m, "low", _U16, 6),
+            extra=_bin(m, "extra", b""),
+        )
     if op == "unregister":
         return Unregister(_str(m, "name"))
     if op == "lookup":
@@ -782,10 +907,10 @@ def _decode_alive2(body: bytes) -> Request:
     (elen,) = struct.unpack_from(">H", body, 11 + nlen)
     if elen + nlen + 13 > size:
         raise EpmdProtocolError(f"ALIVE2_REQ extra length {elen} runs past the request")
-    raw = body[11:11 + nlen]
+    raw = body[11 : 11 + nlen]
     if not raw or b"\0" in raw:
         raise EpmdProtocolError("ALIVE2_REQ name is empty or contains NUL")
-    extra = body[13 + nlen:13 + nlen + elen]
+    extra = body[13 + nlen : 13 + nlen + elen]
     try:
         name = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -899,8 +1024,8 @@ class RequestDecoder:
             raise EpmdProtocolError(f"unknown opcode {op} ({chr(op)!r})")
         if len(buf) < n + 2:
             return None
-        body = bytes(buf[2:n + 2])
-        del buf[:n + 2]
+        body = bytes(buf[2 : n + 2])
+        del buf[: n + 2]
         return decode_request_body(body)
 
 
@@ -969,8 +1094,8 @@ class ExtReplyDecoder:
                     raise EpmdProtocolError(f"extension reply of {n} bytes is over {self._max}")
                 if len(self._buf) < n + 5:
                     break
-                body = bytes(self._buf[5:n + 5])
-                del self._buf[:n + 5]
+                body = bytes(self._buf[5 : n + 5])
+                del self._buf[: n + 5]
                 out.append(_decode_ext_reply(body))
         except EpmdProtocolError as exc:
             self._error = exc
@@ -1088,12 +1213,13 @@ class ClassicReplyDecoder:
         if len(buf) < end:
             return None
         try:
-            name = bytes(buf[12:12 + nlen]).decode("utf-8")
+            name = bytes(buf[12 : 12 + nlen]).decode("utf-8")
         except UnicodeDecodeError:
             raise EpmdProtocolError("PORT2 reply name is not UTF-8") from None
         self.trailing = bytes(buf[end:])
-        return Port2Resp(NodeInfo(name, "", port, {}, 0, ntype, proto, high, low,
-                                  bytes(buf[14 + nlen:end]), "erlang"))
+        return Port2Resp(
+            NodeInfo(name, "", port, {}, 0, ntype, proto, high, low, bytes(buf[14 + nlen : end]), "erlang")
+        )
 
 
 _NAMES_LINE = re.compile(r"^name (.+) at port (\d+)$", re.M)

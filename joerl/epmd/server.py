@@ -31,7 +31,8 @@ import logging
 import socket as _stdsocket
 import time
 from collections import OrderedDict
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import gevent
 import msgpack
@@ -113,15 +114,24 @@ class EpmdServer:
             (by default local nodes and tools are trusted, as epmd trusts them).
     """
 
-    def __init__(self, address: str | tuple[str, int] = DEFAULT_ADDRESS, *,
-                 keepalive_timeout: float = 60.0, packet_timeout: float = 60.0,
-                 max_connections: int = DEFAULT_MAX_CONNECTIONS, max_metadata: int = p.MAX_METADATA,
-                 allow_remote_register: bool = False, relaxed_command_check: bool = False,
-                 clock: Callable[[], float] = time.monotonic, wallclock: Callable[[], float] = time.time,
-                 sweep_interval: float | None = None, backlog: int = 1024,
-                 max_per_address: int = DEFAULT_MAX_PER_ADDRESS,
-                 rate_per_address: float = DEFAULT_RATE_PER_ADDRESS,
-                 limit_loopback: bool = False) -> None:
+    def __init__(
+        self,
+        address: str | tuple[str, int] = DEFAULT_ADDRESS,
+        *,
+        keepalive_timeout: float = 60.0,
+        packet_timeout: float = 60.0,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        max_metadata: int = p.MAX_METADATA,
+        allow_remote_register: bool = False,
+        relaxed_command_check: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+        wallclock: Callable[[], float] = time.time,
+        sweep_interval: float | None = None,
+        backlog: int = 1024,
+        max_per_address: int = DEFAULT_MAX_PER_ADDRESS,
+        rate_per_address: float = DEFAULT_RATE_PER_ADDRESS,
+        limit_loopback: bool = False,
+    ) -> None:
         self._bind = p.parse_address(address)
         self.keepalive_timeout = keepalive_timeout
         self.packet_timeout = packet_timeout
@@ -273,8 +283,14 @@ class EpmdServer:
         self._entries[node.name] = entry
         conn.entry = entry
         self._names_cache = self._list_cache = None
-        log.info("registered %s port=%d creation=%d (%s) from %s", node.name, node.port,
-                 node.creation, node.kind, _peer_text(conn.peer))
+        log.info(
+            "registered %s port=%d creation=%d (%s) from %s",
+            node.name,
+            node.port,
+            node.creation,
+            node.kind,
+            _peer_text(conn.peer),
+        )
         return entry
 
     def _remove(self, entry: _Entry, why: str | None) -> None:
@@ -295,8 +311,7 @@ class EpmdServer:
         """Loopback peers, and peers connecting from the daemon's own address."""
         try:
             ip = ipaddress.ip_address(peer[0].split("%")[0])
-            if ip.is_loopback or (ip.version == 6 and ip.ipv4_mapped is not None
-                                  and ip.ipv4_mapped.is_loopback):
+            if ip.is_loopback or (ip.version == 6 and ip.ipv4_mapped is not None and ip.ipv4_mapped.is_loopback):
                 return True
             return bool(peer[0] == sock.getsockname()[0])
         except (OSError, ValueError, IndexError, TypeError):
@@ -360,7 +375,7 @@ class EpmdServer:
         while True:
             try:
                 data = sock.recv(65536)
-            except _stdsocket.timeout:
+            except TimeoutError:
                 raise _Stop("idle timeout") from None
             if not data:
                 return
@@ -439,8 +454,19 @@ class EpmdServer:
         else:
             cr = self._next_creation(req.name)
             creation = cr if extended else cr % 3 + 1
-            node = p.NodeInfo(req.name, "", req.port, {}, creation, req.node_type, req.protocol,
-                              req.highest_version, req.lowest_version, req.extra, "erlang")
+            node = p.NodeInfo(
+                req.name,
+                "",
+                req.port,
+                {},
+                creation,
+                req.node_type,
+                req.protocol,
+                req.highest_version,
+                req.lowest_version,
+                req.extra,
+                "erlang",
+            )
             entry = self._add(node, conn)
         if entry is None:
             sock.sendall(p.Alive2Resp(1, p.ALIVE2_ERROR_CREATION, extended).encode())
@@ -450,7 +476,7 @@ class EpmdServer:
         sock.settimeout(None if entry is not None else self.packet_timeout)
         try:
             data = sock.recv(1)
-        except _stdsocket.timeout:
+        except TimeoutError:
             raise _Stop("idle timeout") from None
         if data:
             raise _Stop("node sent bytes on its registration connection")
@@ -494,11 +520,13 @@ class EpmdServer:
     def _ext_register(self, conn: _Conn, req: p.Register) -> bytes:
         if not conn.local and not self.allow_remote_register:
             log.warning("refused register %s from non-local %s", req.name, _peer_text(conn.peer))
-            return p.ExtError("not_allowed", "this daemon accepts registrations from its own host only "
-                              "(start it with --allow-remote-register to change that)").encode()
+            return p.ExtError(
+                "not_allowed",
+                "this daemon accepts registrations from its own host only "
+                "(start it with --allow-remote-register to change that)",
+            ).encode()
         if conn.entry is not None:
-            return p.ExtError("already_registered",
-                              f"this connection already holds {conn.entry.node.name!r}").encode()
+            return p.ExtError("already_registered", f"this connection already holds {conn.entry.node.name!r}").encode()
         problem = p._name_problem(req.name)
         if problem:
             return p.ExtError("invalid_name", f"node name {req.name!r} {problem}").encode()
@@ -513,9 +541,19 @@ class EpmdServer:
         if req.name in self._entries:
             log.warning("refused register %s: name in use", req.name)
             return p.ExtError("name_in_use", f"the name {req.name!r} is already registered").encode()
-        node = p.NodeInfo(req.name, req.host, req.port, req.metadata, self._next_creation(req.name),
-                          req.node_type, req.protocol, req.highest_version, req.lowest_version,
-                          req.extra, "joerl")
+        node = p.NodeInfo(
+            req.name,
+            req.host,
+            req.port,
+            req.metadata,
+            self._next_creation(req.name),
+            req.node_type,
+            req.protocol,
+            req.highest_version,
+            req.lowest_version,
+            req.extra,
+            "joerl",
+        )
         self._add(node, conn)
         return p.Registered(node).encode()
 
@@ -527,6 +565,7 @@ _KEEPALIVE_ACK = p.KeepAliveAck().encode()
 def _version() -> str:
     try:
         from .. import __version__
+
         return str(__version__)
     except Exception:  # pragma: no cover - partial installs
         return ""

@@ -32,9 +32,10 @@ Typical use by a node, with a connection from
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from time import monotonic
-from typing import Any, Callable, Optional
+from typing import Any
 
 import gevent
 from gevent import socket as gsocket
@@ -45,8 +46,8 @@ from ..pid import Pid
 from .protocol import (
     DEFAULT_MAX_FRAME_SIZE,
     FLAG_SEND_TERMS,
-    MAX_TERMS_BYTES,
     MAX_MESSAGES_PER_FRAME,
+    MAX_TERMS_BYTES,
     TICK_FRAME,
     Established,
     FrameDecoder,
@@ -117,7 +118,7 @@ class LinkConfig:
     send_timeout: float = 60.0
     recv_size: int = 256 * 1024
     mandatory_flags: int = 0
-    wrap_socket: Optional[Callable[[Any, bool], Any]] = None
+    wrap_socket: Callable[[Any, bool], Any] | None = None
 
     def __post_init__(self) -> None:
         if not self.tick_time >= MIN_TICK_TIME:
@@ -317,7 +318,7 @@ class Connection:
         writer = gevent.spawn(self._write_loop)
         self._ticker = gevent.spawn(self._tick_loop)
         self._greenlets = [self._reader, writer, self._ticker]
-        for g, what in zip(self._greenlets, ("reader", "writer", "ticker")):
+        for g, what in zip(self._greenlets, ("reader", "writer", "ticker"), strict=False):
             g.name = f"joerl-link-{what}:{self.local.name}->{self.peer_name}"
 
     def close(self, reason: Any = "normal") -> None:
@@ -707,7 +708,9 @@ class Connection:
                     )
             except Exception:
                 self.stats.handler_errors += 1
-                log.exception("link %s -> %s: handler failed on %s", self.local.name, self.peer_name, type(msg).__name__)
+                log.exception(
+                    "link %s -> %s: handler failed on %s", self.local.name, self.peer_name, type(msg).__name__
+                )
             if self._closed:
                 return
             if self._out_bytes >= self._max_queue:
@@ -722,9 +725,7 @@ class Connection:
         stats.bad_frames += 1
         n = stats.bad_frames
         if n <= 10 or n % 1000 == 0:
-            log.warning(
-                "link %s -> %s: dropped a bad frame (%d so far): %s", self.local.name, self.peer_name, n, exc
-            )
+            log.warning("link %s -> %s: dropped a bad frame (%d so far): %s", self.local.name, self.peer_name, n, exc)
 
     def _tick_loop(self) -> None:
         interval = self.tick_interval

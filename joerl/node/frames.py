@@ -11,7 +11,8 @@ docstring; import these names from :mod:`joerl.node.protocol`.
 from __future__ import annotations
 
 import struct
-from typing import Any, Callable, NamedTuple, Union, cast
+from collections.abc import Callable
+from typing import Any, NamedTuple, cast
 
 import msgpack
 
@@ -102,9 +103,7 @@ class OversizedFrame(RemoteProtocolError):
     """
 
     def __init__(self, size: int, limit: int) -> None:
-        super().__init__(
-            f"frame of {size} bytes exceeds the limit of {limit} bytes (max_frame_size); closing the link"
-        )
+        super().__init__(f"frame of {size} bytes exceeds the limit of {limit} bytes (max_frame_size); closing the link")
         self.size = size
         self.limit = limit
         self.messages: list[Message | FrameError] = []
@@ -274,10 +273,24 @@ class Tick(NamedTuple):
     """A tick: the zero-length frame an idle link sends. Never decoded as a message."""
 
 
-Message = Union[
-    Send, SendTerms, RegSend, Link, Unlink, UnlinkAck, Exit, Exit2, Monitor, Demonitor, Down,
-    SpawnRequest, SpawnReply, AliveRequest, AliveReply, CallReply,
-]  # fmt: skip
+Message = (
+    Send
+    | SendTerms
+    | RegSend
+    | Link
+    | Unlink
+    | UnlinkAck
+    | Exit
+    | Exit2
+    | Monitor
+    | Demonitor
+    | Down
+    | SpawnRequest
+    | SpawnReply
+    | AliveRequest
+    | AliveReply
+    | CallReply
+)  # fmt: skip
 
 
 # -- encoding ----------------------------------------------------------------------
@@ -433,7 +446,9 @@ class FrameEncoder:
             bodies = [self.term(m) for m in msgs]
             if None in bodies:
                 bad = msgs[bodies.index(None)]
-                raise LocalProtocolError(f"cannot encode SendTerms: not a plain term (or terms are off): {_describe(bad)}")
+                raise LocalProtocolError(
+                    f"cannot encode SendTerms: not a plain term (or terms are off): {_describe(bad)}"
+                )
             return self.send_terms(self.route(sender, to), bodies)  # type: ignore[arg-type]
         try:
             fields = _BODY[cls](msg)
@@ -628,7 +643,9 @@ def _dterms(t: tuple[Any, ...]) -> tuple[Any, ...]:
     msgs = t[2:]  # (at most MAX_MESSAGES_PER_FRAME: the Unpacker's max_array_len)
     if not _plain_terms(msgs):
         bad = next(m for m in msgs if not _plain_terms((m,)))
-        raise _Bad(f"msg must be a plain term (a scalar, or a flat array of at most {MAX_TERM_ITEMS}), got {_describe(bad)}")
+        raise _Bad(
+            f"msg must be a plain term (a scalar, or a flat array of at most {MAX_TERM_ITEMS}), got {_describe(bad)}"
+        )
     return msgs
 
 

@@ -58,8 +58,9 @@ import itertools
 import logging
 import random
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import gevent
 
@@ -161,8 +162,11 @@ class _NameServer(GenServer):
         # (GlobalNames.close() ends it with system.stop, not with "$gen_stop".)
         if msg.__class__ is tuple and len(msg) in (2, 3) and msg[0] in ("$gen_call", "$gen_stop"):
             if msg[0] == "$gen_call" and not (
-                len(msg) == 3 and isinstance(msg[1], tuple) and len(msg[1]) == 2
-                and isinstance(msg[1][0], Pid) and isinstance(msg[1][1], Ref)
+                len(msg) == 3
+                and isinstance(msg[1], tuple)
+                and len(msg[1]) == 2
+                and isinstance(msg[1][0], Pid)
+                and isinstance(msg[1][1], Ref)
             ):
                 log.warning("name server %s: malformed call %r", self.me, msg)
                 return
@@ -521,7 +525,9 @@ class GlobalNames:
                 try:
                     outcome = self._claim(name, pid, stamp, peers, deadline, timeout)
                     if outcome == "ok":
-                        done = self._call(("local_commit", name, pid, stamp, token), max(deadline - time.monotonic(), 0.5))
+                        done = self._call(
+                            ("local_commit", name, pid, stamp, token), max(deadline - time.monotonic(), 0.5)
+                        )
                         outcome = done[0]  # "ok", "taken" or "lost"
                 except BaseException:
                     self._abort(name, stamp, peers)  # timed out, or this greenlet was ended
@@ -590,7 +596,9 @@ class GlobalNames:
         except CallTimeout:
             raise
         except CallError as exc:
-            raise DistributionError(f"the global name service of {self.node.node_name!r} is closed ({exc.reason})") from exc
+            raise DistributionError(
+                f"the global name service of {self.node.node_name!r} is closed ({exc.reason})"
+            ) from exc
 
     def _claim(self, name: str, pid: Pid, stamp: Stamp, peers: Iterable[str], deadline: float, timeout: float) -> str:
         """Ask each peer's server for the name, in node order; stop at the first refusal."""

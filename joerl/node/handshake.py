@@ -14,15 +14,16 @@ import enum
 import hmac
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from hashlib import sha256
-from typing import Any, Callable, NamedTuple, Union
+from typing import Any, NamedTuple
 
 import msgpack
 
 from .._describe import describe as _describe
 from ..errors import AuthenticationError, HandshakeError, LocalProtocolError, RemoteProtocolError
-from .frames import DEFAULT_MAX_FRAME_SIZE, _U32, _U64, _is_uint
+from .frames import _U32, _U64, DEFAULT_MAX_FRAME_SIZE, _is_uint
 
 __all__ = [
     "ACCEPT",
@@ -230,7 +231,7 @@ class Established(NamedTuple):
     leftover: bytes
 
 
-HandshakeEvent = Union[HelloReceived, Established]
+HandshakeEvent = HelloReceived | Established
 
 
 class Verdict(NamedTuple):

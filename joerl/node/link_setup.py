@@ -29,7 +29,8 @@ import logging
 import os
 import random
 import socket as _stdsocket
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import gevent
 from gevent import socket as gsocket
@@ -119,9 +120,7 @@ def _run_handshake(sock: Any, hs: Handshake, decide: Decide | None, who: str) ->
             else:
                 data = sock.recv(_HANDSHAKE_RECV)
                 if not data:
-                    raise HandshakeError(
-                        f"{who} closed the connection during the handshake (state {hs.state.value})"
-                    )
+                    raise HandshakeError(f"{who} closed the connection during the handshake (state {hs.state.value})")
             refeed = False
             try:
                 events = hs.feed(data)
@@ -263,7 +262,9 @@ def dial(
         try:
             return gsocket.create_connection((host, port))
         except OSError as exc:
-            raise NodeUnreachable(expected_peer or f"{host}:{port}", f"cannot connect to {host}:{port}: {exc}") from None
+            raise NodeUnreachable(
+                expected_peer or f"{host}:{port}", f"cannot connect to {host}:{port}: {exc}"
+            ) from None
 
     try:
         sock, established = _handshake(None, hs, config, decide, who, connect)

@@ -20,9 +20,10 @@ from __future__ import annotations
 import logging
 import secrets
 import socket as _stdsocket
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from time import monotonic
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import gevent
 from gevent import getcurrent
@@ -47,10 +48,10 @@ from ..serialization import Codec, Limits, MessageRegistry, default_registry
 from ..system import SYSTEM_PID, ActorSystem, From, RemoteName
 from . import protocol as P
 from .config import load_cookie, node_id_of, parse_address, resolve_epmd_address
-from .global_names import GlobalNames
-from .tls import TlsConfig, tls_wrapper
 from .connection import Connection, LinkConfig
+from .global_names import GlobalNames
 from .link_setup import Backoff, accept_handshake, dial
+from .tls import TlsConfig, tls_wrapper
 
 log = logging.getLogger("joerl.node")
 
@@ -237,7 +238,9 @@ class DistributedSystem:
             if isinstance(exc, _epmd.NameInUse):
                 raise DistributionError(f"node name {name!r} is already registered at {self.epmd_address}") from exc
             if isinstance(exc, EpmdError):
-                raise DistributionError(f"cannot register node {name!r} at port mapper {self.epmd_address}: {exc}") from exc
+                raise DistributionError(
+                    f"cannot register node {name!r} at port mapper {self.epmd_address}: {exc}"
+                ) from exc
             raise
         # The incarnation is fixed at first registration: pids handed out
         # stay valid even if the port mapper restarts and hands out another.
@@ -247,7 +250,12 @@ class DistributedSystem:
         self.global_names: GlobalNames | None = GlobalNames(self) if global_names else None
         log.info(
             "node %s (id %d, creation %d) listening on %s:%d, port mapper %s",
-            name, self.node_id, self.creation, host, self.listen_port, self.epmd_address,
+            name,
+            self.node_id,
+            self.creation,
+            host,
+            self.listen_port,
+            self.epmd_address,
         )
 
     # -- lifecycle ---------------------------------------------------------------
@@ -690,7 +698,9 @@ class DistributedSystem:
         timer.start(waiter.switch, None)
         try:
             sender = self._glob_pid(requester or SYSTEM_PID)
-            self._enqueue(peer, P.SpawnRequest(self._glob_ref(ref), sender, name, self._codec.encode(tuple(args)), link, monitor))
+            self._enqueue(
+                peer, P.SpawnRequest(self._glob_ref(ref), sender, name, self._codec.encode(tuple(args)), link, monitor)
+            )
             result = waiter.get()
         finally:
             timer.close()
@@ -698,7 +708,9 @@ class DistributedSystem:
             self._spawns.pop(ref, None)
             peer.calls.discard(ref)
         if result is None:
-            raise DistributionError(f"spawning {name!r} on node {node!r} failed: no answer within {timeout}s or the link was lost")
+            raise DistributionError(
+                f"spawning {name!r} on node {node!r} failed: no answer within {timeout}s or the link was lost"
+            )
         if not isinstance(result, Pid):
             raise DistributionError(f"spawning {name!r} on node {node!r} failed: {result}")
         return (result, ref) if monitor else result
@@ -743,7 +755,13 @@ class DistributedSystem:
             if other is None:
                 self._peers_by_id[peer.node_id] = peer
             else:
-                log.error("node ids of %r and %r collide (%d): pids of %r cannot be routed", other.name, name, peer.node_id, name)
+                log.error(
+                    "node ids of %r and %r collide (%d): pids of %r cannot be routed",
+                    other.name,
+                    name,
+                    peer.node_id,
+                    name,
+                )
         return peer
 
     def _peer_for_id(self, node_id: int) -> _Peer | None:
@@ -1024,7 +1042,9 @@ class DistributedSystem:
             if self._refusal_log.take():
                 log.warning(
                     "node %s: closing a connection from %s: too many handshakes in progress (%d) or connections per second",
-                    self.node_name, address, self._handshakes,
+                    self.node_name,
+                    address,
+                    self._handshakes,
                 )
             sock.close()
             return
@@ -1173,7 +1193,11 @@ class DistributedSystem:
                 system.fail_call(ref, reason)
             else:
                 watcher = self._local_target(msg.to)
-                pid = msg.sender if isinstance(msg.sender, Pid) else Pid._unchecked(conn.peer.node_id, 0, conn.peer.creation)
+                pid = (
+                    msg.sender
+                    if isinstance(msg.sender, Pid)
+                    else Pid._unchecked(conn.peer.node_id, 0, conn.peer.creation)
+                )
                 if watcher is not None:
                     system.remote_down(watcher, ref, pid, reason)
         elif cls is P.SpawnRequest:

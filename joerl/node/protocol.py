@@ -124,97 +124,175 @@ output (skip it: framing is intact), while a frame over the limit raises
 # that type checkers which want explicit re-exports accept them too.
 from .frames import (
     DEFAULT_MAX_FRAME_SIZE,
-    TICK_FRAME,
-    FrameError,
-    OversizedFrame,
-    MAX_TERM_ITEMS,
     MAX_MESSAGES_PER_FRAME,
+    MAX_TERM_ITEMS,
     MAX_TERMS_BYTES,
-    Send,
-    SendTerms,
-    RegSend,
-    Link,
-    Unlink,
-    UnlinkAck,
-    Exit,
-    Exit2,
-    Monitor,
+    TICK_FRAME,
+    AliveReply,
+    AliveRequest,
+    CallReply,
     Demonitor,
     Down,
-    SpawnRequest,
-    SpawnReply,
-    AliveRequest,
-    AliveReply,
-    CallReply,
-    Tick,
-    Message,
-    FrameEncoder,
-    encode_frame,
+    Exit,
+    Exit2,
     FrameDecoder,
+    FrameEncoder,
+    FrameError,
+    Link,
+    Message,
+    Monitor,
+    OversizedFrame,
+    RegSend,
+    Send,
+    SendTerms,
+    SpawnReply,
+    SpawnRequest,
+    Tick,
+    Unlink,
+    UnlinkAck,
+    encode_frame,
+)
+from .frames import (
+    OP_ALIVE_REPLY as OP_ALIVE_REPLY,
+)
+from .frames import (
+    OP_ALIVE_REQUEST as OP_ALIVE_REQUEST,
+)
+from .frames import (
+    OP_CALL_REPLY as OP_CALL_REPLY,
+)
+from .frames import (
+    OP_DEMONITOR as OP_DEMONITOR,
+)
+from .frames import (
+    OP_DOWN as OP_DOWN,
+)
+from .frames import (
+    OP_EXIT as OP_EXIT,
+)
+from .frames import (
+    OP_EXIT2 as OP_EXIT2,
+)
+from .frames import (
+    OP_LINK as OP_LINK,
+)
+from .frames import (
+    OP_MONITOR as OP_MONITOR,
+)
+from .frames import (
+    OP_REG_SEND as OP_REG_SEND,
 )
 from .frames import (
     OP_SEND as OP_SEND,
-    OP_REG_SEND as OP_REG_SEND,
-    OP_LINK as OP_LINK,
-    OP_UNLINK as OP_UNLINK,
-    OP_UNLINK_ACK as OP_UNLINK_ACK,
-    OP_EXIT as OP_EXIT,
-    OP_EXIT2 as OP_EXIT2,
-    OP_MONITOR as OP_MONITOR,
-    OP_DEMONITOR as OP_DEMONITOR,
-    OP_DOWN as OP_DOWN,
-    OP_SPAWN_REQUEST as OP_SPAWN_REQUEST,
-    OP_SPAWN_REPLY as OP_SPAWN_REPLY,
-    OP_ALIVE_REQUEST as OP_ALIVE_REQUEST,
-    OP_ALIVE_REPLY as OP_ALIVE_REPLY,
-    OP_CALL_REPLY as OP_CALL_REPLY,
+)
+from .frames import (
     OP_SEND_TERMS as OP_SEND_TERMS,
+)
+from .frames import (
+    OP_SPAWN_REPLY as OP_SPAWN_REPLY,
+)
+from .frames import (
+    OP_SPAWN_REQUEST as OP_SPAWN_REQUEST,
+)
+from .frames import (
+    OP_UNLINK as OP_UNLINK,
+)
+from .frames import (
+    OP_UNLINK_ACK as OP_UNLINK_ACK,
+)
+from .frames import (
     TERM_SCALARS as TERM_SCALARS,
 )
 from .handshake import (
-    DEFAULT_TICK_MS,
+    ACCEPT,
     DEFAULT_FLAGS,
+    DEFAULT_TICK_MS,
+    DIALING,
+    Established,
+    Handshake,
     HandshakeProtocolError,
     HandshakeRefused,
-    SimultaneousConnect,
+    HandshakeState,
+    HelloReceived,
     NodeIdCollision,
     NodeIdentity,
     PeerHello,
     Role,
-    HandshakeState,
-    HelloReceived,
-    Established,
+    SimultaneousConnect,
     Verdict,
-    ACCEPT,
-    DIALING,
     dial_survives,
     refusal_error,
-    Handshake,
+)
+from .handshake import (
+    CHALLENGE_MAX as CHALLENGE_MAX,
+)
+from .handshake import (
+    CHALLENGE_MIN as CHALLENGE_MIN,
+)
+from .handshake import (
+    DEFAULT_CHALLENGE_SIZE as DEFAULT_CHALLENGE_SIZE,
+)
+from .handshake import (
+    FLAG_ALIVE as FLAG_ALIVE,
+)
+from .handshake import (
+    FLAG_CALL_REPLY as FLAG_CALL_REPLY,
+)
+from .handshake import (
+    FLAG_LINKS as FLAG_LINKS,
+)
+from .handshake import (
+    FLAG_MONITORS as FLAG_MONITORS,
+)
+from .handshake import (
+    FLAG_PUBLISHED as FLAG_PUBLISHED,
+)
+from .handshake import (
+    FLAG_SEND_TERMS as FLAG_SEND_TERMS,
+)
+from .handshake import (
+    FLAG_SPAWN as FLAG_SPAWN,
+)
+from .handshake import (
+    FLAG_UNLINK_ACK as FLAG_UNLINK_ACK,
+)
+from .handshake import (
+    MAX_HANDSHAKE_FRAME as MAX_HANDSHAKE_FRAME,
+)
+from .handshake import (
+    MAX_NAME_BYTES as MAX_NAME_BYTES,
+)
+from .handshake import (
+    MIN_MAX_FRAME_SIZE as MIN_MAX_FRAME_SIZE,
+)
+from .handshake import (
+    MIN_PROTOCOL_VERSION as MIN_PROTOCOL_VERSION,
 )
 from .handshake import (
     PROTOCOL_VERSION as PROTOCOL_VERSION,
-    MIN_PROTOCOL_VERSION as MIN_PROTOCOL_VERSION,
-    MIN_MAX_FRAME_SIZE as MIN_MAX_FRAME_SIZE,
-    MAX_HANDSHAKE_FRAME as MAX_HANDSHAKE_FRAME,
-    MAX_NAME_BYTES as MAX_NAME_BYTES,
-    CHALLENGE_MIN as CHALLENGE_MIN,
-    CHALLENGE_MAX as CHALLENGE_MAX,
-    DEFAULT_CHALLENGE_SIZE as DEFAULT_CHALLENGE_SIZE,
-    FLAG_PUBLISHED as FLAG_PUBLISHED,
-    FLAG_LINKS as FLAG_LINKS,
-    FLAG_MONITORS as FLAG_MONITORS,
-    FLAG_SPAWN as FLAG_SPAWN,
-    FLAG_ALIVE as FLAG_ALIVE,
-    FLAG_UNLINK_ACK as FLAG_UNLINK_ACK,
-    FLAG_CALL_REPLY as FLAG_CALL_REPLY,
-    FLAG_SEND_TERMS as FLAG_SEND_TERMS,
-    STATUS_OK as STATUS_OK,
-    STATUS_OK_SIMULTANEOUS as STATUS_OK_SIMULTANEOUS,
-    STATUS_NOK as STATUS_NOK,
-    STATUS_BUSY as STATUS_BUSY,
-    STATUS_NOT_ALLOWED as STATUS_NOT_ALLOWED,
-    STATUS_ID_COLLISION as STATUS_ID_COLLISION,
+)
+from .handshake import (
     STATUS_AUTH_FAILED as STATUS_AUTH_FAILED,
+)
+from .handshake import (
+    STATUS_BUSY as STATUS_BUSY,
+)
+from .handshake import (
+    STATUS_ID_COLLISION as STATUS_ID_COLLISION,
+)
+from .handshake import (
+    STATUS_NOK as STATUS_NOK,
+)
+from .handshake import (
+    STATUS_NOT_ALLOWED as STATUS_NOT_ALLOWED,
+)
+from .handshake import (
+    STATUS_OK as STATUS_OK,
+)
+from .handshake import (
+    STATUS_OK_SIMULTANEOUS as STATUS_OK_SIMULTANEOUS,
+)
+from .handshake import (
     HandshakeEvent as HandshakeEvent,
 )
 

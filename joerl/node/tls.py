@@ -13,8 +13,9 @@ allow-list of subjects refuses every other certificate, even one the CA signed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from gevent import ssl
 
@@ -97,4 +98,3 @@ def tls_wrapper(config: TlsConfig) -> Callable[[Any, bool], Any]:
         return tls
 
     return wrap
-

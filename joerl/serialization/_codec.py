@@ -17,7 +17,8 @@ import contextvars
 import datetime
 import operator
 import struct
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import msgpack
 from msgpack import ExtType
@@ -414,8 +415,7 @@ class Codec:
         spec = entry.record
         if spec is None:
             raise DecodeError(
-                f"{head.type_id!r} arrived as a @serializable record, but is registered here "
-                "with a bytes deserializer"
+                f"{head.type_id!r} arrived as a @serializable record, but is registered here with a bytes deserializer"
             )
         if head.version == spec.version:
             try:

@@ -102,4 +102,3 @@ class SerializableEnvelope:
 
     def __repr__(self) -> str:
         return f"SerializableEnvelope({self.type_id!r}, <{len(self.data)} bytes>)"
-

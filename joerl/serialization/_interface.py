@@ -31,9 +31,7 @@ class ISerializableMessage(Interface):
     ``message_type_id`` (see ``MessageRegistry.register``).
     """
 
-    message_type_id = Attribute(
-        "Stable, namespaced, unique type id, e.g. 'myapp::PingMsg'. Never reuse or rename it."
-    )
+    message_type_id = Attribute("Stable, namespaced, unique type id, e.g. 'myapp::PingMsg'. Never reuse or rename it.")
 
     def serialize() -> bytes:  # type: ignore[misc,empty-body]  # a zope interface method: no self, no body
         """Return the message's wire form. Keep the format stable; version it."""
@@ -59,8 +57,7 @@ class MessageTypeTaken(SerializationError, ValueError):
 
     def __init__(self, type_id: str, existing: Any) -> None:
         super().__init__(
-            f"message type {type_id!r} is already registered to {existing!r}; "
-            "pass replace=True to replace it"
+            f"message type {type_id!r} is already registered to {existing!r}; pass replace=True to replace it"
         )
         self.type_id = type_id
         self.existing = existing

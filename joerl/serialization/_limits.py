@@ -33,17 +33,36 @@ _NOT_OPENERS = bytes(b for b in range(256) if b not in _OPENERS)
 
 # Fixed-size items by header byte: bytes that follow the header.
 _FIXED = {
-    0xC0: 0, 0xC2: 0, 0xC3: 0,  # nil, false, true
-    0xCA: 4, 0xCB: 8,  # float 32/64
-    0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8,  # uint 8..64
-    0xD0: 1, 0xD1: 2, 0xD2: 4, 0xD3: 8,  # int 8..64
-    0xD4: 2, 0xD5: 3, 0xD6: 5, 0xD7: 9, 0xD8: 17,  # fixext 1..16 (type byte + data)
+    0xC0: 0,
+    0xC2: 0,
+    0xC3: 0,  # nil, false, true
+    0xCA: 4,
+    0xCB: 8,  # float 32/64
+    0xCC: 1,
+    0xCD: 2,
+    0xCE: 4,
+    0xCF: 8,  # uint 8..64
+    0xD0: 1,
+    0xD1: 2,
+    0xD2: 4,
+    0xD3: 8,  # int 8..64
+    0xD4: 2,
+    0xD5: 3,
+    0xD6: 5,
+    0xD7: 9,
+    0xD8: 17,  # fixext 1..16 (type byte + data)
 }
 # Variable-size items: (bytes of the length field, extra bytes after it).
 _SIZED = {
-    0xC4: (1, 0), 0xC5: (2, 0), 0xC6: (4, 0),  # bin 8/16/32
-    0xC7: (1, 1), 0xC8: (2, 1), 0xC9: (4, 1),  # ext 8/16/32 (+ type byte)
-    0xD9: (1, 0), 0xDA: (2, 0), 0xDB: (4, 0),  # str 8/16/32
+    0xC4: (1, 0),
+    0xC5: (2, 0),
+    0xC6: (4, 0),  # bin 8/16/32
+    0xC7: (1, 1),
+    0xC8: (2, 1),
+    0xC9: (4, 1),  # ext 8/16/32 (+ type byte)
+    0xD9: (1, 0),
+    0xDA: (2, 0),
+    0xDB: (4, 0),  # str 8/16/32
 }
 # Containers with an explicit count: (bytes of the count field, items per count).
 _COUNTED = {0xDC: (2, 1), 0xDD: (4, 1), 0xDE: (2, 2), 0xDF: (4, 2)}
@@ -161,9 +180,9 @@ class _Headers:
         end = len(data)
         pos = self.pos
         fixed, sized = (_FIXED, _SIZED) if code is None else (_FIXED_NOT_EXT, _SIZED_NOT_EXT)
-        read = self.headers
+        read = start = self.headers
         # Every kind of header inline, in one loop: a call per header costs 20-40% more.
-        for read in range(read + 1, max_headers + 1):  # headers read, this one included
+        for read in range(start + 1, max_headers + 1):  # headers read, this one included
             if not stack or pos >= end:
                 read -= 1
                 break

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import keyword
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from zope.interface import classImplements
 from zope.interface.verify import verifyClass

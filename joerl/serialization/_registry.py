@@ -9,7 +9,8 @@ and ``@serializable`` use unless told otherwise.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..errors import UnknownMessageType
 from ._interface import MessageTypeTaken, check_type_id
@@ -159,4 +160,3 @@ def register_message_type(type_id: str, deserializer: Deserializer, *, replace: 
     See ``MessageRegistry.register``.
     """
     _default_registry.register(type_id, deserializer, replace=replace)
-

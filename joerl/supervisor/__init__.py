@@ -32,7 +32,37 @@ Import everything from here; the private modules are ``_child`` (ChildSpec),
 
 from __future__ import annotations
 
+# Importable from here too, though not in __all__ (``X as X`` re-exports them
+# for type checkers): the string constants and the Caller type.
+from ._child import (
+    BRUTAL_KILL as BRUTAL_KILL,
+)
+from ._child import (
+    CHILD_TYPES as CHILD_TYPES,
+)
 from ._child import IGNORE, ChildInfo, ChildSpec
+from ._child import (
+    INFINITY as INFINITY,
+)
+from ._child import (
+    PERMANENT as PERMANENT,
+)
+from ._child import (
+    RESTART_TYPES as RESTART_TYPES,
+)
+from ._child import (
+    SUPERVISOR as SUPERVISOR,
+)
+from ._child import (
+    TEMPORARY as TEMPORARY,
+)
+from ._child import (
+    TRANSIENT as TRANSIENT,
+)
+from ._child import (
+    WORKER as WORKER,
+)
+from ._client import Caller as Caller
 from ._client import (
     SupervisorRef,
     count_children,
@@ -46,25 +76,16 @@ from ._client import (
 )
 from ._errors import AlreadyPresent, AlreadyStarted, ChildNotFound, ChildStartError, StillRunning, SupervisorError
 from ._server import Supervisor
-
-# Importable from here too, though not in __all__ (``X as X`` re-exports them
-# for type checkers): the string constants and the Caller type.
-from ._child import (
-    BRUTAL_KILL as BRUTAL_KILL,
-    CHILD_TYPES as CHILD_TYPES,
-    INFINITY as INFINITY,
-    PERMANENT as PERMANENT,
-    RESTART_TYPES as RESTART_TYPES,
-    SUPERVISOR as SUPERVISOR,
-    TEMPORARY as TEMPORARY,
-    TRANSIENT as TRANSIENT,
-    WORKER as WORKER,
-)
-from ._client import Caller as Caller
 from ._strategy import (
     ONE_FOR_ALL as ONE_FOR_ALL,
+)
+from ._strategy import (
     ONE_FOR_ONE as ONE_FOR_ONE,
+)
+from ._strategy import (
     REST_FOR_ONE as REST_FOR_ONE,
+)
+from ._strategy import (
     STRATEGIES as STRATEGIES,
 )
 

@@ -6,9 +6,9 @@ while the supervisor runs (:class:`Child`), and the row that reports it
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..actor import Actor, ActorContext, ActorRef
 from ..pid import Pid
@@ -167,7 +167,13 @@ class _SpawnActor:
     __slots__ = ("id", "factory", "args", "name", "mailbox_size", "is_sup")
 
     def __init__(
-        self, id: Hashable, factory: Any, args: tuple[Any, ...], name: str | None, mailbox_size: int | None, is_sup: bool
+        self,
+        id: Hashable,
+        factory: Any,
+        args: tuple[Any, ...],
+        name: str | None,
+        mailbox_size: int | None,
+        is_sup: bool,
     ) -> None:
         if isinstance(factory, Actor):
             raise TypeError(

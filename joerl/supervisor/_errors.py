@@ -3,8 +3,8 @@ reply (``("error", code, args)``) to the caller, who raises ``BY_CODE[code](*arg
 
 from __future__ import annotations
 
-from collections.abc import Hashable
-from typing import Any, Callable
+from collections.abc import Callable, Hashable
+from typing import Any
 
 from ..errors import ActorError
 from ..message import format_reason

@@ -5,7 +5,8 @@ them to."""
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 def check_intensity(intensity: Any, period: Any) -> None:

@@ -7,15 +7,26 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Hashable
-from typing import Any, Callable
+from collections.abc import Callable, Hashable
+from typing import Any
 
 from ..actor import Actor, ActorContext, ActorRef
 from ..errors import ReceiveTimeout
 from ..message import KILL, SHUTDOWN, Down, Exit, format_reason, is_normal
 from ..pid import Pid
 from ..system import SYSTEM_PID
-from ._child import BRUTAL_KILL, IGNORE, SUPERVISOR, TEMPORARY, TRANSIENT, WORKER, Child, ChildInfo, ChildSpec, check_specs
+from ._child import (
+    BRUTAL_KILL,
+    IGNORE,
+    SUPERVISOR,
+    TEMPORARY,
+    TRANSIENT,
+    WORKER,
+    Child,
+    ChildInfo,
+    ChildSpec,
+    check_specs,
+)
 from ._intensity import RestartWindow, check_intensity
 from ._strategy import ONE_FOR_ONE, check_strategy, restart_group
 
@@ -178,7 +189,10 @@ class Supervisor(Actor):
             except ReceiveTimeout:
                 log.warning(
                     "supervisor %s: child %r (%s) did not stop within %ss; killing it",
-                    ctx.pid, spec.id, pid, spec.shutdown,
+                    ctx.pid,
+                    spec.id,
+                    pid,
+                    spec.shutdown,
                 )
                 ctx.exit(pid, KILL)
                 _await_down(ctx, ref, None)
@@ -201,12 +215,20 @@ class Supervisor(Actor):
                 del self._children[spec.id]
             log.debug(
                 "supervisor %s: %s child %r (%s) ended with %s; not restarted",
-                ctx.pid, spec.restart, spec.id, pid, format_reason(reason),
+                ctx.pid,
+                spec.restart,
+                spec.id,
+                pid,
+                format_reason(reason),
             )
             return
         log.info(
             "supervisor %s: child %r (%s) ended with %s; restarting (%s)",
-            ctx.pid, spec.id, pid, format_reason(reason), self.strategy,
+            ctx.pid,
+            spec.id,
+            pid,
+            format_reason(reason),
+            self.strategy,
         )
         self._restart(ctx, child)
 
@@ -217,7 +239,10 @@ class Supervisor(Actor):
         if not self._restarts.add(self.intensity, self.period):
             log.error(
                 "supervisor %s: reached maximum restart intensity (%d in %ss) restarting child %r; shutting down",
-                ctx.pid, self.intensity, self.period, child.spec.id,
+                ctx.pid,
+                self.intensity,
+                self.period,
+                child.spec.id,
             )
             ctx.stop(SHUTDOWN)
         group = restart_group(self.strategy, list(self._children.values()), child)
@@ -237,7 +262,9 @@ class Supervisor(Actor):
             except _StartFailed as failed:
                 log.error(
                     "supervisor %s: child %r failed to restart: %s; trying again",
-                    ctx.pid, c.spec.id, format_reason(failed.reason),
+                    ctx.pid,
+                    c.spec.id,
+                    format_reason(failed.reason),
                 )
                 ctx.send(ctx.pid, (_TRY_AGAIN, c.spec.id))
                 return
@@ -261,12 +288,15 @@ class Supervisor(Actor):
 
     def _call_count_children(self, ctx: ActorContext) -> _Reply:
         children = self._children.values()
-        return ("ok", {
-            "specs": len(children),
-            "active": sum(1 for c in children if c.pid is not None),
-            "supervisors": sum(1 for c in children if c.spec.type == SUPERVISOR),
-            "workers": sum(1 for c in children if c.spec.type == WORKER),
-        })
+        return (
+            "ok",
+            {
+                "specs": len(children),
+                "active": sum(1 for c in children if c.pid is not None),
+                "supervisors": sum(1 for c in children if c.spec.type == SUPERVISOR),
+                "workers": sum(1 for c in children if c.spec.type == WORKER),
+            },
+        )
 
     def _call_start_child(self, ctx: ActorContext, spec: Any) -> _Reply:
         if not isinstance(spec, ChildSpec):

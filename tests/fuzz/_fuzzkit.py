@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import msgpack
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from joerl.node import protocol as dp
 from joerl.epmd import protocol as ep
+from joerl.node import protocol as dp
 from joerl.pid import Pid, Ref
 
 #: Multiplies every example count (``JOERL_FUZZ_SCALE=10 pytest tests/fuzz``).
@@ -96,7 +97,7 @@ def cut_points(draw: st.DrawFn, size: int) -> list[int]:
 def split(data: bytes, cuts: Sequence[int]) -> list[bytes]:
     """``data`` cut at ``cuts`` (pieces may be empty, as a zero-byte feed is legal)."""
     bounds = [0, *cuts, len(data)]
-    return [data[a:b] for a, b in zip(bounds, bounds[1:])]
+    return [data[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
 
 
 def chunked(data: bytes, step: int) -> Iterable[bytes]:
@@ -120,8 +121,9 @@ _scalars = st.one_of(
 #: Any msgpack value, nested a few levels (deep nesting has its own tests).
 msgpack_values = st.recursive(
     _scalars,
-    lambda inner: st.lists(inner, max_size=5)
-    | st.dictionaries(st.text(max_size=6) | st.integers(-5, 5), inner, max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=6) | st.integers(-5, 5), inner, max_size=5)
+    ),
     max_leaves=20,
 )
 
@@ -188,7 +190,9 @@ _EXT_OPS = ["register", "unregister", "lookup", "list", "ping", "keepalive", "re
 @st.composite
 def ext_maps(draw: st.DrawFn) -> dict[Any, Any]:
     """An extension map: a real op, then real and made-up fields with any values."""
-    m: dict[Any, Any] = draw(st.dictionaries(st.sampled_from(_EXT_FIELDS) | st.text(max_size=4), msgpack_values, max_size=8))
+    m: dict[Any, Any] = draw(
+        st.dictionaries(st.sampled_from(_EXT_FIELDS) | st.text(max_size=4), msgpack_values, max_size=8)
+    )
     if draw(st.booleans()):
         m["op"] = draw(st.sampled_from(_EXT_OPS))
     return m
@@ -331,8 +335,12 @@ refs = st.builds(Ref, st.integers(1, 2**32 - 1), st.integers(0, 2**64 - 1), st.i
 _names = st.text(min_size=1, max_size=8)
 _blobs = st.binary(max_size=30)
 _scalars = st.one_of(
-    st.text(max_size=8), st.binary(max_size=8), st.integers(-(2**63), 2**64 - 1), st.floats(allow_nan=False),
-    st.booleans(), st.none(),
+    st.text(max_size=8),
+    st.binary(max_size=8),
+    st.integers(-(2**63), 2**64 - 1),
+    st.floats(allow_nan=False),
+    st.booleans(),
+    st.none(),
 )
 plain_terms = _scalars | st.lists(_scalars, max_size=dp.MAX_TERM_ITEMS).map(tuple)
 control_messages = st.one_of(

@@ -9,18 +9,18 @@ server still serves a well-behaved client.
 from __future__ import annotations
 
 import gc
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import gevent
 import pytest
 from gevent.queue import Empty, Queue
 
 from joerl.actor import ActorContext
-from joerl.node.connection import LinkConfig
 from joerl.epmd.server import EpmdServer
+from joerl.node.connection import LinkConfig
 from joerl.pid import Pid
-from joerl.testing import node_cluster
-from joerl.testing import wait_until
+from joerl.testing import node_cluster, wait_until
 
 WAIT = 10.0
 #: The echo process every target node runs (a name no fuzzer draws).

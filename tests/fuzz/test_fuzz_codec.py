@@ -16,6 +16,7 @@ from typing import Any
 import gevent
 import msgpack
 import pytest
+from _fuzzkit import fuzz_settings, msgpack_values, mutated, nested, packb
 from hypothesis import event, given
 from hypothesis import strategies as st
 from zope.interface import implementer
@@ -24,8 +25,6 @@ from joerl.errors import DecodeError, NotSerializable, SerializationError
 from joerl.pid import Pid, Ref
 from joerl.serialization import Codec, ISerializableMessage, Limits, MessageRegistry, serializable
 from joerl.serialization._limits import ExtWalk, ext_depths
-
-from _fuzzkit import fuzz_settings, msgpack_values, mutated, nested, packb
 
 REGISTRY = MessageRegistry()
 
@@ -111,11 +110,17 @@ crafted = st.one_of(
     st.tuples(st.integers(1, 7), st.binary(max_size=24), st.lists(msgpack_values, max_size=3)).map(
         lambda t: bytes([0x90 | (len(t[2]) + 1)]) + ext(t[0], t[1]) + b"".join(packb(v) for v in t[2])
     ),
-    st.tuples(st.sampled_from([b"fuzz::Point", b"fuzz::Envelope", b"fuzz::Blob", b"no::Such", b"\xff::x"]),
-              st.binary(max_size=20)).map(lambda t: ext(4, bytes([len(t[0])]) + t[0] + t[1])),  # fmt: skip
-    st.tuples(st.integers(0, 5), st.sampled_from([b"fuzz::Point", b"fuzz::Envelope", b"no::Such"]),
-              st.dictionaries(st.sampled_from(["x", "y", "to", "body", "tags", "zz"]) | st.integers(0, 2),
-                              msgpack_values, max_size=4)).map(  # fmt: skip
+    st.tuples(
+        st.sampled_from([b"fuzz::Point", b"fuzz::Envelope", b"fuzz::Blob", b"no::Such", b"\xff::x"]),
+        st.binary(max_size=20),
+    ).map(lambda t: ext(4, bytes([len(t[0])]) + t[0] + t[1])),  # fmt: skip
+    st.tuples(
+        st.integers(0, 5),
+        st.sampled_from([b"fuzz::Point", b"fuzz::Envelope", b"no::Such"]),
+        st.dictionaries(
+            st.sampled_from(["x", "y", "to", "body", "tags", "zz"]) | st.integers(0, 2), msgpack_values, max_size=4
+        ),
+    ).map(  # fmt: skip
         lambda t: b"\x92" + ext(6, struct.pack(">I", t[0]) + t[1]) + packb(t[2])
     ),
 )

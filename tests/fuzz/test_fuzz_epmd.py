@@ -14,17 +14,6 @@ from typing import Any
 
 import gevent
 import pytest
-from gevent import socket
-from gevent.server import StreamServer
-from hypothesis import given
-from hypothesis import strategies as st
-
-from joerl.epmd import EpmdClient
-from joerl.epmd import protocol as p
-from joerl.epmd.server import EpmdServer
-from joerl.errors import EpmdError
-from joerl.testing import wait_until
-
 from _fuzzkit import (
     CLASSIC_REQUEST_OBJECTS,
     EPMD_CLASSIC_REPLIES,
@@ -38,6 +27,16 @@ from _fuzzkit import (
     outcome,
     split,
 )
+from gevent import socket
+from gevent.server import StreamServer
+from hypothesis import given
+from hypothesis import strategies as st
+
+from joerl.epmd import EpmdClient
+from joerl.epmd import protocol as p
+from joerl.epmd.server import EpmdServer
+from joerl.errors import EpmdError
+from joerl.testing import wait_until
 
 REQUEST_TYPES = (p.Alive2Req, p.Alive2Rejected, p.PortPlease2Req, p.NamesReq, p.DumpReq, p.KillReq, p.StopReq,
                  p.Register, p.Unregister, p.Lookup, p.ListNodes, p.Ping, p.KeepAlive, p.UnknownExt)  # fmt: skip
@@ -144,7 +143,7 @@ def _send_and_drain(port: int, payload: bytes, pieces: int) -> bytes:
                 received += chunk
         except (ConnectionResetError, BrokenPipeError):
             pass  # the daemon closed on us mid-send: as good as a close
-        except stdsocket.timeout:
+        except TimeoutError:
             raise AssertionError(f"the daemon kept a finished connection open; it got {payload!r}") from None
     finally:
         sock.close()
@@ -251,8 +250,12 @@ def test_client_facing_a_garbage_daemon_raises_only_epmd_errors() -> None:
         ]
 
         @fuzz_settings(120)
-        @given(epmd_ext_reply_streams | st.sampled_from([b"", b"OK", b"w\x01"]) | mutated(
-            st.sampled_from([r for rs in EPMD_CLASSIC_REPLIES.values() for r in rs])), st.integers(0, len(calls) - 1))
+        @given(
+            epmd_ext_reply_streams
+            | st.sampled_from([b"", b"OK", b"w\x01"])
+            | mutated(st.sampled_from([r for rs in EPMD_CLASSIC_REPLIES.values() for r in rs])),
+            st.integers(0, len(calls) - 1),
+        )
         def fuzz(reply: bytes, which: int) -> None:
             replies[0] = reply
             client.daemon_kind = None
@@ -283,8 +286,18 @@ def test_reply_with_a_deeply_nested_field_is_a_protocol_error() -> None:
 
 def test_reply_with_deep_fields_in_every_node_field_is_a_protocol_error() -> None:
     """Every int, str, bin and map field of a node map, nested past repr's limit."""
-    for key in (b"\xa4port", b"\xa8creation", b"\xa4type", b"\xa5proto", b"\xa4high", b"\xa3low",
-                b"\xa4host", b"\xa4kind", b"\xa5extra", b"\xa8metadata"):
+    for key in (
+        b"\xa4port",
+        b"\xa8creation",
+        b"\xa4type",
+        b"\xa5proto",
+        b"\xa4high",
+        b"\xa3low",
+        b"\xa4host",
+        b"\xa4kind",
+        b"\xa5extra",
+        b"\xa8metadata",
+    ):
         body = b"\x82\xa2op\xa6lookup\xa4node\x82\xa4name\xa1x" + key + nested(1010)
         with pytest.raises(p.EpmdProtocolError) as info:
             p.ExtReplyDecoder().feed(struct.pack(">BI", p.OP_JOERL, len(body)) + body)
@@ -294,8 +307,11 @@ def test_reply_with_deep_fields_in_every_node_field_is_a_protocol_error() -> Non
 def test_error_text_shows_a_bounded_rendering_of_the_value() -> None:
     """A bad int field is named with its value, truncated; a bad op likewise."""
     body = b"\x82\xa2op\xa6lookup\xa4node\x82\xa4name\xa1x\xa4port\xda\x10\x00" + b"y" * 4096
-    with pytest.raises(p.EpmdProtocolError, match=r"field 'port' must be an int in 0\.\.65535, got 'y{40}'\.\.\. "
-                       r"\(4096 long\)"):
+    with pytest.raises(
+        p.EpmdProtocolError,
+        match=r"field 'port' must be an int in 0\.\.65535, got 'y{40}'\.\.\. "
+        r"\(4096 long\)",
+    ):
         p.ExtReplyDecoder().feed(struct.pack(">BI", p.OP_JOERL, len(body)) + body)
     body = p.Pong().encode()[5:].replace(b"\xa4pong", b"\xa4gnop")
     with pytest.raises(p.EpmdProtocolError, match="unknown extension reply op 'gnop'"):

@@ -14,22 +14,6 @@ from typing import Any
 
 import gevent
 import pytest
-from gevent import socket as gsocket
-from gevent.event import Event
-from gevent.queue import Empty, Queue
-from hypothesis import given
-from hypothesis import strategies as st
-
-from joerl.node import protocol as dp
-from joerl.node.config import node_id_of
-from joerl.node.connection import Connection, LinkConfig
-from joerl.node.link_setup import dial
-from joerl.node.protocol import FrameDecoder, FrameError, OversizedFrame
-from joerl.errors import ConnectionLost, SerializationError
-from joerl.pid import Pid, Ref
-from joerl.serialization import Codec
-from joerl.testing import node_cluster, wait_until
-
 from _fuzzkit import (
     body_of,
     control_messages,
@@ -44,6 +28,21 @@ from _fuzzkit import (
     packb,
     split,
 )
+from gevent import socket as gsocket
+from gevent.event import Event
+from gevent.queue import Empty, Queue
+from hypothesis import given
+from hypothesis import strategies as st
+
+from joerl.errors import ConnectionLost, SerializationError
+from joerl.node import protocol as dp
+from joerl.node.config import node_id_of
+from joerl.node.connection import Connection, LinkConfig
+from joerl.node.link_setup import dial
+from joerl.node.protocol import FrameDecoder, FrameError, OversizedFrame
+from joerl.pid import Pid, Ref
+from joerl.serialization import Codec
+from joerl.testing import node_cluster, wait_until
 
 MESSAGE_TYPES = (dp.Send, dp.SendTerms, dp.RegSend, dp.Link, dp.Unlink, dp.UnlinkAck, dp.Exit, dp.Exit2, dp.Monitor,
                  dp.Demonitor, dp.Down, dp.SpawnRequest, dp.SpawnReply, dp.AliveRequest, dp.AliveReply,
@@ -136,8 +135,20 @@ _ROUTE = packb(bytes.fromhex("00000001 0000000000000002 00000003"))
         b"\x94\x0c" + _REF + _PID + _DEEP,  # SPAWN_REPLY, result
         b"\x93\x0e" + _REF + _DEEP,  # ALIVE_REPLY, alive
     ],
-    ids=["body", "op", "send-route", "send-payload", "send_terms-msg", "reg_send-to_name", "unlink-id", "monitor-to",
-         "monitor-ref", "spawn_request-link", "spawn_reply-result", "alive_reply-alive"],
+    ids=[
+        "body",
+        "op",
+        "send-route",
+        "send-payload",
+        "send_terms-msg",
+        "reg_send-to_name",
+        "unlink-id",
+        "monitor-to",
+        "monitor-ref",
+        "spawn_request-link",
+        "spawn_reply-result",
+        "alive_reply-alive",
+    ],
 )
 def test_a_field_nested_deep_is_a_short_frame_error(body: bytes) -> None:
     """Wherever it sits, a value nested past repr's limit makes a frame error

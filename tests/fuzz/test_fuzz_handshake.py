@@ -15,16 +15,6 @@ from typing import Any
 import gevent
 import msgpack
 import pytest
-from gevent import socket
-from hypothesis import given
-from hypothesis import strategies as st
-
-from joerl.node import protocol as dp
-from joerl.node.config import node_id_of
-from joerl.node.protocol import Established, Handshake, HandshakeState, HelloReceived, Role
-from joerl.errors import AuthenticationError, HandshakeError, LocalProtocolError
-from joerl.testing import wait_until
-
 from _fuzzkit import (
     ACC,
     COOKIE,
@@ -37,6 +27,15 @@ from _fuzzkit import (
     to_acceptor,
     to_initiator,
 )
+from gevent import socket
+from hypothesis import given
+from hypothesis import strategies as st
+
+from joerl.errors import AuthenticationError, HandshakeError, LocalProtocolError
+from joerl.node import protocol as dp
+from joerl.node.config import node_id_of
+from joerl.node.protocol import Established, Handshake, HandshakeState, HelloReceived, Role
+from joerl.testing import wait_until
 
 CLUSTER_COOKIE = b"fuzz-cluster-cookie"  # conftest's cluster cookie
 
@@ -171,8 +170,11 @@ def test_hello_error_text_shows_a_bounded_rendering_of_the_value() -> None:
     fields["creation"] = "c" * 1000
     body = msgpack.packb(fields)
     engine = Handshake(Role.ACCEPTOR, ACC, COOKIE)
-    with pytest.raises(dp.HandshakeProtocolError, match=r"HELLO creation must be an int in 0\.\.4294967295, "
-                       r"got 'c{40}'\.\.\. \(1000 long\)$"):
+    with pytest.raises(
+        dp.HandshakeProtocolError,
+        match=r"HELLO creation must be an int in 0\.\.4294967295, "
+        r"got 'c{40}'\.\.\. \(1000 long\)$",
+    ):
         engine.feed(struct.pack(">H", len(body)) + body)
 
 
@@ -197,7 +199,7 @@ def _drain(sock: Any, engine: Handshake | None = None) -> Any:
                     err = exc
     except (ConnectionResetError, BrokenPipeError):
         return err
-    except stdsocket.timeout:
+    except TimeoutError:
         raise AssertionError("the node kept a finished handshake connection open") from None
     finally:
         sock.close()
@@ -239,8 +241,9 @@ def _flip(data: bytes, recipe: bytes) -> bytes:
     return bytes(out)
 
 
-def _interactive_attempt(port: int, target: str, name: str, node_id: int, creation: int, cookie: bytes,
-                         after: str, garbage: bytes = b"") -> Any:
+def _interactive_attempt(
+    port: int, target: str, name: str, node_id: int, creation: int, cookie: bytes, after: str, garbage: bytes = b""
+) -> Any:
     """A handshake by the book up to the node's HELLO, then ``after``: the
     ``reply`` it asks for, ``garbage``, a ``truncated`` or ``mutated`` reply,
     or ``nothing``; then EOF. Returns the handshake error our side saw (a
@@ -328,8 +331,15 @@ def test_unauthenticated_hello_cannot_tear_down_a_live_link(cluster: Any, good_p
     target, good = cluster
     good_peer_talks(0)
     link = target._peers[good.node_name].link
-    err = _interactive_attempt(target.listen_port, target.node_name, good.node_name, good.node_id,
-                               good.creation ^ 1, b"no-cookie-at-all", "reply")
+    err = _interactive_attempt(
+        target.listen_port,
+        target.node_name,
+        good.node_name,
+        good.node_id,
+        good.creation ^ 1,
+        b"no-cookie-at-all",
+        "reply",
+    )
     assert isinstance(err, HandshakeError)
     assert not link.closed, f"a stranger closed the link: {link.close_reason}"
     assert target.nodes() == [good.node_name]
@@ -337,7 +347,9 @@ def test_unauthenticated_hello_cannot_tear_down_a_live_link(cluster: Any, good_p
 
 
 _names = st.integers(0, 9).flatmap(
-    lambda i: st.just("fz-target") if i == 0 else st.text("abcdefghij-", min_size=1, max_size=8).map(lambda s: "fz-h-" + s)
+    lambda i: (
+        st.just("fz-target") if i == 0 else st.text("abcdefghij-", min_size=1, max_size=8).map(lambda s: "fz-h-" + s)
+    )
 )
 interactive_attempts = st.tuples(
     st.just("interactive"),

@@ -8,8 +8,9 @@ import os
 import shutil
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import gevent
 import pytest
@@ -102,19 +103,25 @@ def test_example_server(running: Any) -> None:
 
 
 def test_bad_address_and_taken_port() -> None:
-    r = subprocess.run([sys.executable, "-m", "joerl.epmd", "127.0.0.1:notaport"],
-                       capture_output=True, timeout=WAIT, cwd=ROOT)
+    r = subprocess.run(
+        [sys.executable, "-m", "joerl.epmd", "127.0.0.1:notaport"], capture_output=True, timeout=WAIT, cwd=ROOT
+    )
     assert r.returncode == 2 and b"bad port" in r.stderr
     blocker = socket.socket()
     blocker.bind(("127.0.0.1", 0))
     blocker.listen(1)
     try:
         port = blocker.getsockname()[1]
-        r = subprocess.run([sys.executable, "-m", "joerl.epmd", f"127.0.0.1:{port}"],
-                           capture_output=True, timeout=WAIT, cwd=ROOT)
+        r = subprocess.run(
+            [sys.executable, "-m", "joerl.epmd", f"127.0.0.1:{port}"], capture_output=True, timeout=WAIT, cwd=ROOT
+        )
         assert r.returncode == 1 and b"cannot listen" in r.stderr
-        r = subprocess.run([sys.executable, "-m", "joerl.epmd", "--daemon", f"127.0.0.1:{port}"],
-                           capture_output=True, timeout=WAIT, cwd=ROOT)
+        r = subprocess.run(
+            [sys.executable, "-m", "joerl.epmd", "--daemon", f"127.0.0.1:{port}"],
+            capture_output=True,
+            timeout=WAIT,
+            cwd=ROOT,
+        )
         assert r.returncode == 1 and b"cannot listen" in r.stderr
         with pytest.raises(EpmdConnectionError, match="could not start joerl-epmd"):
             spawn_daemon(f"127.0.0.1:{port}", timeout=WAIT)

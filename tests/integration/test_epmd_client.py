@@ -9,17 +9,27 @@ import signal
 import sys
 import textwrap
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import gevent
 import pytest
 from gevent import socket, subprocess
 
-from joerl.errors import EpmdError
 from joerl.epmd import (
-    EpmdClient, EpmdClientClosed, EpmdConnectionError, EpmdProtocolError, EpmdServer, EpmdTimeout,
-    InvalidName, NameInUse, NodeInfo, RegistrationRefused, ping,
+    EpmdClient,
+    EpmdClientClosed,
+    EpmdConnectionError,
+    EpmdProtocolError,
+    EpmdServer,
+    EpmdTimeout,
+    InvalidName,
+    NameInUse,
+    NodeInfo,
+    RegistrationRefused,
+    ping,
 )
+from joerl.errors import EpmdError
 from joerl.testing import FakeClock, live_greenlets, wait_until
 
 WAIT = 3.0
@@ -54,6 +64,7 @@ def make_client(cleanup: list[Any], server: EpmdServer) -> Callable[..., EpmdCli
         c = EpmdClient(address or f"127.0.0.1:{server.port}", **kw)
         cleanup.append(c)
         return c
+
     return make
 
 
@@ -62,7 +73,12 @@ def test_register_lookup_list_unregister(server: EpmdServer, make_client: Callab
     info = a.register("alpha", "10.0.0.1", 5001, metadata={"role": "web", "v": [1, 2]})
     assert isinstance(info, NodeInfo)
     assert (info.name, info.host, info.port, info.metadata, info.kind) == (
-        "alpha", "10.0.0.1", 5001, {"role": "web", "v": [1, 2]}, "joerl")
+        "alpha",
+        "10.0.0.1",
+        5001,
+        {"role": "web", "v": [1, 2]},
+        "joerl",
+    )
     assert info.creation >= 4 and info.address == "10.0.0.1:5001"
     assert b.lookup("alpha") == info
     assert b.lookup("nobody") is None
@@ -77,9 +93,11 @@ def test_register_lookup_list_unregister(server: EpmdServer, make_client: Callab
     assert a.registration("alpha") is None
 
 
-def test_erlang_registrations_are_listed_with_the_daemons_host(server: EpmdServer,
-                                                               make_client: Callable[..., EpmdClient]) -> None:
+def test_erlang_registrations_are_listed_with_the_daemons_host(
+    server: EpmdServer, make_client: Callable[..., EpmdClient]
+) -> None:
     from joerl.epmd import protocol as p
+
     s = socket.create_connection(("127.0.0.1", server.port))
     try:
         s.sendall(p.Alive2Req(40229, "erl1").encode())
@@ -87,7 +105,12 @@ def test_erlang_registrations_are_listed_with_the_daemons_host(server: EpmdServe
         c = make_client()
         (node,) = c.list_nodes()
         assert (node.name, node.host, node.port, node.kind, node.lowest_version) == (
-            "erl1", "127.0.0.1", 40229, "erlang", 5)
+            "erl1",
+            "127.0.0.1",
+            40229,
+            "erlang",
+            5,
+        )
         assert c.lookup("erl1") == node
         assert c.port_please("erl1").port == 40229
     finally:
@@ -121,8 +144,9 @@ def test_refusals_carry_their_code(server: EpmdServer, make_client: Callable[...
     assert info.value.code == "too_large"
 
 
-def test_several_clients_and_greenlets_do_not_interfere(server: EpmdServer,
-                                                        make_client: Callable[..., EpmdClient]) -> None:
+def test_several_clients_and_greenlets_do_not_interfere(
+    server: EpmdServer, make_client: Callable[..., EpmdClient]
+) -> None:
     clients = [make_client(keepalive_interval=0.05) for _ in range(5)]
     for i, c in enumerate(clients):
         c.register(f"n{i}", "h", 1000 + i)
@@ -136,8 +160,9 @@ def test_several_clients_and_greenlets_do_not_interfere(server: EpmdServer,
         clients[0].lookup("n1")
 
 
-def test_keepalives_keep_a_registration(server: EpmdServer, clock: FakeClock,
-                                        make_client: Callable[..., EpmdClient]) -> None:
+def test_keepalives_keep_a_registration(
+    server: EpmdServer, clock: FakeClock, make_client: Callable[..., EpmdClient]
+) -> None:
     c = make_client(keepalive_interval=0.05)
     c.register("kept", "h", 1)
     for _ in range(3):
@@ -146,8 +171,9 @@ def test_keepalives_keep_a_registration(server: EpmdServer, clock: FakeClock,
         assert server.expire_stale() == []
 
 
-def test_expired_client_registers_again(server: EpmdServer, clock: FakeClock,
-                                        make_client: Callable[..., EpmdClient]) -> None:
+def test_expired_client_registers_again(
+    server: EpmdServer, clock: FakeClock, make_client: Callable[..., EpmdClient]
+) -> None:
     seen: list[NodeInfo] = []
     c = make_client(keepalive_interval=30, retry_interval=0.05, on_registered=seen.append)
     first = c.register("late", "h", 1)
@@ -166,13 +192,16 @@ def test_daemon_restart_under_live_clients(cleanup: list[Any]) -> None:
     seen: dict[str, list[NodeInfo]] = {"a": [], "b": []}
     clients = []
     for name in ("a", "b"):
-        c = EpmdClient(f"127.0.0.1:{port}", keepalive_interval=0.5, retry_interval=0.05,
-                       on_registered=seen[name].append)
+        c = EpmdClient(
+            f"127.0.0.1:{port}", keepalive_interval=0.5, retry_interval=0.05, on_registered=seen[name].append
+        )
         cleanup.append(c)
         c.register(name, "h", 7000 + len(clients), {"n": name})
         clients.append(c)
     first.stop()
-    wait_until(lambda: all(c.registration(n) is None for c, n in zip(clients, "ab")), what="clients noticed")
+    wait_until(
+        lambda: all(c.registration(n) is None for c, n in zip(clients, "ab", strict=False)), what="clients noticed"
+    )
     second = EpmdServer(("127.0.0.1", port), wallclock=lambda: 2_000_000.0)
     second.start()
     cleanup.append(second)
@@ -215,10 +244,12 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def test_registered_process_killed_with_9_disappears_at_once(server: EpmdServer,
-                                                             make_client: Callable[..., EpmdClient]) -> None:
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, f"127.0.0.1:{server.port}"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+def test_registered_process_killed_with_9_disappears_at_once(
+    server: EpmdServer, make_client: Callable[..., EpmdClient]
+) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, f"127.0.0.1:{server.port}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     try:
         with gevent.Timeout(20):
             line = proc.stdout.readline().decode()
@@ -237,8 +268,9 @@ def test_registered_process_killed_with_9_disappears_at_once(server: EpmdServer,
         proc.stderr.close()
 
 
-def test_callback_may_close_the_client(server: EpmdServer, clock: FakeClock,
-                                       make_client: Callable[..., EpmdClient]) -> None:
+def test_callback_may_close_the_client(
+    server: EpmdServer, clock: FakeClock, make_client: Callable[..., EpmdClient]
+) -> None:
     c = make_client(keepalive_interval=30, retry_interval=0.05)
     calls: list[NodeInfo] = []
 
@@ -246,6 +278,7 @@ def test_callback_may_close_the_client(server: EpmdServer, clock: FakeClock,
         calls.append(info)
         if len(calls) == 2:
             c.close()
+
     c.on_registered = on_registered
     c.register("selfclose", "h", 1)
     clock.advance(61)
@@ -254,10 +287,12 @@ def test_callback_may_close_the_client(server: EpmdServer, clock: FakeClock,
     wait_until(lambda: server.lookup("selfclose") is None)
 
 
-def test_a_failing_callback_is_logged(server: EpmdServer, make_client: Callable[..., EpmdClient],
-                                      caplog: pytest.LogCaptureFixture) -> None:
+def test_a_failing_callback_is_logged(
+    server: EpmdServer, make_client: Callable[..., EpmdClient], caplog: pytest.LogCaptureFixture
+) -> None:
     def boom(info: NodeInfo) -> None:
         raise RuntimeError("callback bug")
+
     c = make_client(on_registered=boom)
     with caplog.at_level("ERROR", logger="joerl.epmd"):
         c.register("cb", "h", 1)

@@ -8,7 +8,8 @@ from __future__ import annotations
 import resource
 import struct
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import gevent
 import msgpack
@@ -84,8 +85,9 @@ def call(server: EpmdServer, data: bytes, socks: list[socket.socket]) -> bytes:
     return read_until_closed(s)
 
 
-def alive2(server: EpmdServer, socks: list[socket.socket], name: str, port: int = 5000,
-           high: int = 6, low: int = 5) -> tuple[socket.socket, bytes]:
+def alive2(
+    server: EpmdServer, socks: list[socket.socket], name: str, port: int = 5000, high: int = 6, low: int = 5
+) -> tuple[socket.socket, bytes]:
     s = connect(server, socks)
     s.sendall(p.Alive2Req(port, name, 77, 0, high, low).encode())
     size = 6 if high >= 6 else 4
@@ -184,7 +186,10 @@ def test_names_newest_first_and_both_kinds(server: EpmdServer, socks: list) -> N
     assert names(server, socks) == [("third", 1003), ("second", 1002), ("first", 1001)]
     listed = ext(connect(server, socks), p.ListNodes())
     assert [(n.name, n.kind, n.host) for n in listed.nodes] == [
-        ("first", "erlang", ""), ("second", "joerl", "10.1.1.1"), ("third", "erlang", "")]
+        ("first", "erlang", ""),
+        ("second", "joerl", "10.1.1.1"),
+        ("third", "erlang", ""),
+    ]
     hit = call(server, p.PortPlease2Req("second").encode(), socks)
     assert p.ClassicReplyDecoder(p.PortPlease2Req("second")).feed(hit).node.port == 1002
 
@@ -235,8 +240,7 @@ def test_stop_only_in_relaxed_mode(make_server: Callable[..., EpmdServer], socks
     assert call(relaxed, p.StopReq("nobody").encode(), socks) == b"NOEXIST"
 
 
-def test_non_local_peers(make_server: Callable[..., EpmdServer], socks: list,
-                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_non_local_peers(make_server: Callable[..., EpmdServer], socks: list, monkeypatch: pytest.MonkeyPatch) -> None:
     server = make_server()
     alive2(server, socks, "here", 99)
     monkeypatch.setattr(server, "_peer_is_local", lambda sock, peer: False)
@@ -315,8 +319,9 @@ def test_malformed_input_closes_only_that_connection(server: EpmdServer, socks: 
     assert server.running
 
 
-def test_a_failing_handler_never_takes_the_daemon_down(server: EpmdServer, socks: list,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failing_handler_never_takes_the_daemon_down(
+    server: EpmdServer, socks: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def boom() -> bytes:
         raise RuntimeError("injected")
 
@@ -361,12 +366,15 @@ def test_one_shot_queries_are_closed_by_the_daemon(server: EpmdServer, socks: li
     assert call(server, p.Ping(close=True).encode() + p.Ping().encode(), socks) == b""  # nothing after it
 
 
-@pytest.mark.parametrize("req, code", [
-    (p.Register("x", "h", 0), "bad_request"),
-    (p.Register("x", "h" * 256, 1), "too_large"),
-    (p.Register("x", "h", 1, {"blob": b"x" * 20000}), "too_large"),
-    (p.Register("x", "h", 1, extra=b"e" * 1021), "too_large"),
-])
+@pytest.mark.parametrize(
+    "req, code",
+    [
+        (p.Register("x", "h", 0), "bad_request"),
+        (p.Register("x", "h" * 256, 1), "too_large"),
+        (p.Register("x", "h", 1, {"blob": b"x" * 20000}), "too_large"),
+        (p.Register("x", "h", 1, extra=b"e" * 1021), "too_large"),
+    ],
+)
 def test_extension_limits(server: EpmdServer, socks: list, req: p.Register, code: str) -> None:
     reply = ext(connect(server, socks), req)
     assert isinstance(reply, p.ExtError) and reply.code == code, reply
@@ -378,8 +386,9 @@ def test_extension_invalid_name(server: EpmdServer, socks: list) -> None:
     assert isinstance(reply, p.ExtError) and reply.code == "invalid_name" and "'@'" in reply.message
 
 
-def test_keepalive_expiry_on_injected_clock(server: EpmdServer, socks: list, clock: FakeClock,
-                                            caplog: pytest.LogCaptureFixture) -> None:
+def test_keepalive_expiry_on_injected_clock(
+    server: EpmdServer, socks: list, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
     live = connect(server, socks)
     ext(live, p.Register("live", "h", 1))
     silent = connect(server, socks)
@@ -397,8 +406,7 @@ def test_keepalive_expiry_on_injected_clock(server: EpmdServer, socks: list, clo
     assert sorted(n.name for n in server.nodes()) == ["erlnode", "live"]
 
 
-def test_expiry_sweeper_runs_by_itself(make_server: Callable[..., EpmdServer], socks: list,
-                                       clock: FakeClock) -> None:
+def test_expiry_sweeper_runs_by_itself(make_server: Callable[..., EpmdServer], socks: list, clock: FakeClock) -> None:
     server = make_server(keepalive_timeout=60, sweep_interval=0.02)
     s = connect(server, socks)
     ext(s, p.Register("swept", "h", 1))
@@ -485,8 +493,9 @@ def test_per_address_limits_close_what_is_over_and_serve_the_rest() -> None:
     from joerl.epmd import EpmdClient, EpmdServer
 
     clock = [0.0]
-    server = EpmdServer("127.0.0.1:0", limit_loopback=True, max_per_address=5, rate_per_address=10.0,
-                        clock=lambda: clock[0])
+    server = EpmdServer(
+        "127.0.0.1:0", limit_loopback=True, max_per_address=5, rate_per_address=10.0, clock=lambda: clock[0]
+    )
     server.start()
     socks = []
     try:

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import gevent
 import pytest
@@ -22,9 +23,9 @@ from gevent.event import Event
 from gevent.queue import Empty, Queue
 
 from joerl.actor import ActorContext
+from joerl.errors import DistributionError, NoProcError, NotRegistered
 from joerl.node.global_names import CONFLICT, SERVER_NAME, GlobalNames
 from joerl.node.node import DistributedSystem
-from joerl.errors import DistributionError, NoProcError, NotRegistered
 from joerl.pid import Pid
 from joerl.testing import live_greenlets, node_cluster, wait_until
 
@@ -294,7 +295,9 @@ def test_a_healed_partition_where_the_loser_is_on_the_bigger_side(cluster: list[
     assert ga.register("svc", crowd.pid)
     assert everywhere([ga, gc_], "svc") == [("a", crowd.pid.id)] * 2
     b.connect_to_node("c")  # heal through c only
-    wait_until(lambda: everywhere([ga, gb, gc_], "svc") == [("b", lone.pid.id)] * 3, WAIT, what="b's process everywhere")
+    wait_until(
+        lambda: everywhere([ga, gb, gc_], "svc") == [("b", lone.pid.id)] * 3, WAIT, what="b's process everywhere"
+    )
     assert crowd.get() == (CONFLICT, "svc", lone.gpid)
     crowd.assert_next("told once")
     lone.assert_next("the winner is told nothing")
@@ -413,6 +416,7 @@ def test_a_vanished_registrars_claim_blocks_only_until_it_expires_or_its_node_go
 
 def test_a_node_runs_its_name_server_by_default() -> None:
     with node_cluster("a", "b", cookie=COOKIE) as (a, b):
+
         def holder(ctx: Any) -> None:
             ctx.receive()
 

@@ -21,8 +21,9 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import gevent
 import pytest
@@ -31,13 +32,13 @@ from gevent.event import Event
 from gevent.queue import Empty, Queue
 
 from joerl.actor import ActorContext
+from joerl.errors import AuthenticationError, DistributionError, HandshakeError, NodeUnreachable, NotSerializable
+from joerl.message import NOCONNECTION, NOPROC, Down, NodeDown, NodeUp
 from joerl.node import protocol as P
 from joerl.node.config import node_id_of
 from joerl.node.connection import Connection, LinkConfig
 from joerl.node.node import DistributedSystem
 from joerl.node.protocol import Handshake, HelloReceived, Role
-from joerl.errors import AuthenticationError, DistributionError, HandshakeError, NodeUnreachable, NotSerializable
-from joerl.message import NOCONNECTION, NOPROC, Down, NodeDown, NodeUp
 from joerl.pid import Pid, Ref
 from joerl.serialization import MessageRegistry, default_registry, serializable
 from joerl.testing import live_greenlets, node_cluster, wait_until
@@ -136,7 +137,7 @@ class Inbox:
                 return isinstance(msg, match)
             return bool(match(msg))
 
-        for i, (msg, sender) in enumerate(self.stash):
+        for i, (msg, _sender) in enumerate(self.stash):
             if fits(msg):
                 return self.stash.pop(i)
         deadline = time.monotonic() + timeout
@@ -316,7 +317,7 @@ def test_pids_inside_messages_name_the_same_process_on_every_node(cluster: list[
     assert sender == remote(c, resp)
     assert "c" in a.nodes() and "a" in c.nodes()
     # On B every pid was A's global pid: node 0 never leaked.
-    (got, b_sender), = seen_on_b
+    ((got, b_sender),) = seen_on_b
     assert got["env"].reply_to == origin.gpid and got["env"].copies == [origin.gpid] * 2
     assert got["list"][0] == origin.gpid and got["dict"]["k"] == origin.gpid
     assert got["env"].tag.node == a.node_id and got["env"].tag.creation == a.creation
@@ -480,8 +481,14 @@ def test_wrong_cookie_is_refused_on_both_sides_and_nothing_passes(
     assert target.get() == "marker"
     assert target.pending() == []
     assert b.stats.received == 1
-    failures = [r for r in caplog.records if isinstance(r.args, tuple) and any(isinstance(x, AuthenticationError) for x in r.args)]
-    assert {r.args[0] for r in failures if isinstance(r.args, tuple)} == {"intruder", "b"}, "both sides log an authentication failure"
+    failures = [
+        r
+        for r in caplog.records
+        if isinstance(r.args, tuple) and any(isinstance(x, AuthenticationError) for x in r.args)
+    ]
+    assert {r.args[0] for r in failures if isinstance(r.args, tuple)} == {"intruder", "b"}, (
+        "both sides log an authentication failure"
+    )
     text = caplog.text
     assert "node intruder refused the link with node 'b'" in text and "cookie does not match" in text
     assert "node b refused the link with 'intruder'" in text and "failed the cookie challenge" in text

@@ -9,21 +9,22 @@ factory on another node, optionally linked or monitored.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import gevent
 import pytest
 from gevent.event import AsyncResult, Event
+from test_node import Inbox, cluster, context, link, make_node, no_leaks, remote  # noqa: F401 - fixtures
 
 from joerl import gen_server
-from joerl.actor import ActorContext, Actor
-from joerl.node.node import DistributedSystem
+from joerl.actor import Actor, ActorContext
 from joerl.errors import CallError, CallTimeout, DistributionError, NodeUnreachable
 from joerl.gen_server import GenServer, NoReply, Reply
 from joerl.message import NOCONNECTION, NOPROC, Down, Exit
+from joerl.node.node import DistributedSystem
 from joerl.pid import Pid
 from joerl.system import From
-from test_node import Inbox, context, link, cluster, make_node, no_leaks, remote  # noqa: F401 - fixtures
 
 BOOM = "RuntimeError: boom"
 
@@ -132,7 +133,9 @@ def test_a_server_that_crashes_mid_call_fails_the_call_at_once(cluster: list[Dis
 
 
 @pytest.mark.parametrize("side", ["caller's side", "server's side"])
-def test_a_node_lost_mid_call_fails_the_call_at_once_with_noconnection(cluster: list[DistributedSystem], side: str) -> None:
+def test_a_node_lost_mid_call_fails_the_call_at_once_with_noconnection(
+    cluster: list[DistributedSystem], side: str
+) -> None:
     a, b, _ = cluster
     server, pid = start_store(b)
     caller = Inbox(a)

@@ -11,7 +11,8 @@ import socket as stdsocket
 import struct
 import time
 from collections import defaultdict
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import gevent
 import pytest
@@ -21,6 +22,14 @@ from gevent.pool import Pool
 from gevent.queue import Queue
 from gevent.server import StreamServer
 
+from joerl.errors import (
+    AuthenticationError,
+    ConnectionLost,
+    DecodeError,
+    HandshakeError,
+    LocalProtocolError,
+    NodeUnreachable,
+)
 from joerl.node import protocol as p
 from joerl.node.connection import Connection, LinkConfig
 from joerl.node.link_setup import Backoff, accept_handshake, dial
@@ -37,14 +46,6 @@ from joerl.node.protocol import (
     Role,
     SimultaneousConnect,
     Verdict,
-)
-from joerl.errors import (
-    AuthenticationError,
-    ConnectionLost,
-    DecodeError,
-    HandshakeError,
-    LocalProtocolError,
-    NodeUnreachable,
 )
 from joerl.pid import Pid, Ref
 from joerl.testing import live_greenlets, wait_until
@@ -704,9 +705,6 @@ def _self_signed(tmp_path: Any) -> tuple[str, str]:
     cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return str(cert_path), str(key_path)
-

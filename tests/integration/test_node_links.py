@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 from gevent.event import Event
+from test_node import Inbox, cluster, link, make_node, no_leaks, remote  # noqa: F401 - fixtures
 
 from joerl.actor import ActorContext
-from joerl.node.config import node_id_of
-from joerl.node.node import DistributedSystem
 from joerl.errors import NodeUnreachable
 from joerl.message import KILLED, NOCONNECTION, NOPROC, NORMAL, SHUTDOWN, Down, Exit, NodeDown, NodeUp
+from joerl.node.config import node_id_of
+from joerl.node.node import DistributedSystem
 from joerl.pid import Pid
-from test_node import Inbox, link, cluster, make_node, no_leaks, remote  # noqa: F401 - fixtures
 
 BOOM = "RuntimeError: boom"  # an exception crosses nodes as "Type: message"
 
@@ -146,7 +146,9 @@ def test_link_and_monitor_to_a_pid_of_a_node_that_cannot_be_reached(cluster: lis
     assert watch.pending() == []
 
 
-def test_a_non_trapping_process_linking_to_an_unreachable_pid_dies_of_noconnection(cluster: list[DistributedSystem]) -> None:
+def test_a_non_trapping_process_linking_to_an_unreachable_pid_dies_of_noconnection(
+    cluster: list[DistributedSystem],
+) -> None:
     a = cluster[0]
     watch = Inbox(a)
     ghost = Pid(node_id_of("ghost"), 1, 1)
@@ -281,7 +283,7 @@ def test_a_closed_link_fires_every_link_and_monitor_with_noconnection(cluster: l
     assert watch_b.get(NodeDown) == NodeDown("a", NOCONNECTION)
     # The far ends of the links (non-trapping) die of it too, on each side;
     # the processes that were only monitored live on.
-    for ref, far in zip(w["far_b"], w["targets_b"]):
+    for ref, far in zip(w["far_b"], w["targets_b"], strict=False):
         assert watch_b.get(down_of(ref)) == Down(ref, Pid(0, far.id, 0), NOCONNECTION)
     far_a = Pid(0, w["targets_a"][0].id, 0)
     assert watch_a.get(down_of(w["far_a"])) == Down(w["far_a"], far_a, NOCONNECTION)

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import datetime
 import logging
-from gevent import socket  # cooperative: the nodes run while the test waits
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import gevent
 import pytest
+from gevent import socket  # cooperative: the nodes run while the test waits
 from gevent.event import Event
 
 from joerl import DistributedSystem, NodeUnreachable
@@ -71,9 +72,13 @@ class CA:
         certfile = _write(self.dir / f"{cn}.crt", cert.public_bytes(serialization.Encoding.PEM))
         keyfile = _write(
             self.dir / f"{cn}.key",
-            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            ),
         )
-        return TlsConfig(certfile, keyfile, self.cafile, None if allowed_subjects is None else frozenset(allowed_subjects))
+        return TlsConfig(
+            certfile, keyfile, self.cafile, None if allowed_subjects is None else frozenset(allowed_subjects)
+        )
 
 
 @pytest.fixture

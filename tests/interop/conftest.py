@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import gevent
 import pytest
@@ -47,10 +48,14 @@ class RealEpmd:
         self.port = port
         self.address = f"127.0.0.1:{port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("ERL_EPMD")}
-        self.proc = subprocess.Popen(["epmd", "-port", str(port), *args], env=env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_until(lambda: EpmdClient(self.address, timeout=1).ping() or self.proc.poll() is not None,
-                   timeout=10, what="epmd answers")
+        self.proc = subprocess.Popen(
+            ["epmd", "-port", str(port), *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        wait_until(
+            lambda: EpmdClient(self.address, timeout=1).ping() or self.proc.poll() is not None,
+            timeout=10,
+            what="epmd answers",
+        )
         assert self.proc.poll() is None, "epmd exited at once"
 
     def kill(self) -> None:
@@ -95,28 +100,56 @@ def erl_env(epmd_port: int) -> dict[str, str]:
 
 def erl_argv(name: str, code: str, *extra: str) -> list[str]:
     """An erl node named ``name@127.0.0.1`` that never starts an epmd of its own."""
-    return ["erl", "-name", f"{name}@127.0.0.1", "-setcookie", "JOERLTEST", "-start_epmd", "false",
-            "-noshell", *extra, "-eval", code]
+    return [
+        "erl",
+        "-name",
+        f"{name}@127.0.0.1",
+        "-setcookie",
+        "JOERLTEST",
+        "-start_epmd",
+        "false",
+        "-noshell",
+        *extra,
+        "-eval",
+        code,
+    ]
 
 
 def run_erl(epmd_port: int, name: str, code: str, timeout: float = BOOT) -> subprocess.CompletedProcess:
     """Boot a node, run ``code`` (which should end with ``init:stop()``), return its output."""
-    return subprocess.run(erl_argv(name, code), env=erl_env(epmd_port), capture_output=True,
-                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        erl_argv(name, code),
+        env=erl_env(epmd_port),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def run_epmd_cli(epmd_port: int, *args: str, timeout: float = 10.0) -> subprocess.CompletedProcess:
     """``epmd -port N ARGS`` (client mode: -names, -dump, -kill, -stop NAME)."""
-    return subprocess.run(["epmd", "-port", str(epmd_port), *args], capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        ["epmd", "-port", str(epmd_port), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 class ErlNode:
     """A long-running erl node; ``first_line`` is the first thing it printed."""
 
     def __init__(self, epmd_port: int, name: str, code: str) -> None:
-        self.proc = subprocess.Popen(erl_argv(name, code), env=erl_env(epmd_port), stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.proc = subprocess.Popen(
+            erl_argv(name, code),
+            env=erl_env(epmd_port),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         with gevent.Timeout(BOOT, AssertionError(f"erl node {name} printed nothing")):
             self.first_line = self.proc.stdout.readline().strip()
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -13,13 +14,20 @@ from joerl.epmd import EpmdClient, EpmdServer, NameInUse, NodeInfo
 
 pytestmark = pytest.mark.interop
 
-WAITING_NODE = ('io:format("up ~s ~p~n", [node(), erlang:system_info(creation)]), '
-                'receive stop -> ok after 60000 -> ok end, init:stop().')
+WAITING_NODE = (
+    'io:format("up ~s ~p~n", [node(), erlang:system_info(creation)]), '
+    "receive stop -> ok after 60000 -> ok end, init:stop()."
+)
 
 
-def test_erl_nodes_register_look_up_and_connect_through_our_daemon(run_erl: Any, run_epmd_cli: Any, wait_until: Any, 
-        our_epmd: Callable[..., EpmdServer], erl_node: Callable[..., Any],
-        clients: Callable[..., EpmdClient]) -> None:
+def test_erl_nodes_register_look_up_and_connect_through_our_daemon(
+    run_erl: Any,
+    run_epmd_cli: Any,
+    wait_until: Any,
+    our_epmd: Callable[..., EpmdServer],
+    erl_node: Callable[..., Any],
+    clients: Callable[..., EpmdClient],
+) -> None:
     server = our_epmd()
     ours = clients(f"127.0.0.1:{server.port}")
     ours.register("pyreg", "127.0.0.1", 6001, {"lang": "python"})
@@ -36,10 +44,13 @@ def test_erl_nodes_register_look_up_and_connect_through_our_daemon(run_erl: Any,
     assert (seen.host, seen.port, seen.creation) == ("127.0.0.1", node.port, creation)
     assert [(n.name, n.kind) for n in ours.list_nodes()] == [("pyreg", "joerl"), ("alpha", "erlang")]
 
-    beta = run_erl(server.port, "beta",
-                   'io:format("ping=~p~n", [net_adm:ping(\'alpha@127.0.0.1\')]), '
-                   'io:format("names=~p~n", [net_adm:names()]), '
-                   'io:format("pp=~p~n", [erl_epmd:port_please("pyreg", "127.0.0.1")]), init:stop().')
+    beta = run_erl(
+        server.port,
+        "beta",
+        "io:format(\"ping=~p~n\", [net_adm:ping('alpha@127.0.0.1')]), "
+        'io:format("names=~p~n", [net_adm:names()]), '
+        'io:format("pp=~p~n", [erl_epmd:port_please("pyreg", "127.0.0.1")]), init:stop().',
+    )
     assert beta.returncode == 0, beta.stdout + beta.stderr
     assert "ping=pong" in beta.stdout  # two Erlang nodes found each other through our daemon
     names = re.search(r"names=\{ok,(.*)\}", beta.stdout, re.S).group(1)
@@ -51,8 +62,13 @@ def test_erl_nodes_register_look_up_and_connect_through_our_daemon(run_erl: Any,
     wait_until(lambda: server.lookup("alpha") is None, timeout=2, what="alpha gone")
 
 
-def test_erl_refuses_a_name_our_client_holds(run_erl: Any, run_epmd_cli: Any, wait_until: Any, our_epmd: Callable[..., EpmdServer],
-                                             clients: Callable[..., EpmdClient]) -> None:
+def test_erl_refuses_a_name_our_client_holds(
+    run_erl: Any,
+    run_epmd_cli: Any,
+    wait_until: Any,
+    our_epmd: Callable[..., EpmdServer],
+    clients: Callable[..., EpmdClient],
+) -> None:
     server = our_epmd()
     clients(f"127.0.0.1:{server.port}").register("dup", "127.0.0.1", 6002)
     r = run_erl(server.port, "dup", "init:stop().")
@@ -60,8 +76,13 @@ def test_erl_refuses_a_name_our_client_holds(run_erl: Any, run_epmd_cli: Any, wa
     assert "seems to be in use by another Erlang node" in r.stdout + r.stderr
 
 
-def test_epmd_command_line_against_our_daemon(run_erl: Any, run_epmd_cli: Any, wait_until: Any, our_epmd: Callable[..., EpmdServer],
-                                              clients: Callable[..., EpmdClient]) -> None:
+def test_epmd_command_line_against_our_daemon(
+    run_erl: Any,
+    run_epmd_cli: Any,
+    wait_until: Any,
+    our_epmd: Callable[..., EpmdServer],
+    clients: Callable[..., EpmdClient],
+) -> None:
     server = our_epmd()
     c = clients(f"127.0.0.1:{server.port}")
     c.register("holder", "127.0.0.1", 6003)
@@ -91,8 +112,9 @@ def test_epmd_command_line_against_our_daemon(run_erl: Any, run_epmd_cli: Any, w
     assert relaxed.wait(5)
 
 
-def test_our_client_against_erlangs_epmd(run_erl: Any, run_epmd_cli: Any, wait_until: Any, real_epmd: Callable[..., Any],
-                                         clients: Callable[..., EpmdClient]) -> None:
+def test_our_client_against_erlangs_epmd(
+    run_erl: Any, run_epmd_cli: Any, wait_until: Any, real_epmd: Callable[..., Any], clients: Callable[..., EpmdClient]
+) -> None:
     epmd = real_epmd()
     c = clients(epmd.address)
     info = c.register("pynode", "10.9.9.9", 6100, {"not": "carried"})
@@ -114,17 +136,18 @@ def test_our_client_against_erlangs_epmd(run_erl: Any, run_epmd_cli: Any, wait_u
     assert again.creation == info.creation + 1  # epmd's creation rule, which ours copies
 
 
-def test_erl_sees_our_client_registered_at_erlangs_epmd(run_erl: Any, run_epmd_cli: Any, wait_until: Any, real_epmd: Callable[..., Any],
-                                                       clients: Callable[..., EpmdClient]) -> None:
+def test_erl_sees_our_client_registered_at_erlangs_epmd(
+    run_erl: Any, run_epmd_cli: Any, wait_until: Any, real_epmd: Callable[..., Any], clients: Callable[..., EpmdClient]
+) -> None:
     epmd = real_epmd()
     clients(epmd.address).register("pyx", "127.0.0.1", 6200)
-    r = run_erl(epmd.port, "probe", 'io:format("pp=~p~n", [erl_epmd:port_please("pyx", "127.0.0.1")]), '
-                                    'init:stop().')
+    r = run_erl(epmd.port, "probe", 'io:format("pp=~p~n", [erl_epmd:port_please("pyx", "127.0.0.1")]), init:stop().')
     assert "pp={port,6200,6}" in r.stdout, r.stdout + r.stderr
 
 
-def test_our_client_registers_again_when_erlangs_epmd_restarts(run_erl: Any, run_epmd_cli: Any, wait_until: Any, real_epmd: Callable[..., Any],
-                                                               clients: Callable[..., EpmdClient]) -> None:
+def test_our_client_registers_again_when_erlangs_epmd_restarts(
+    run_erl: Any, run_epmd_cli: Any, wait_until: Any, real_epmd: Callable[..., Any], clients: Callable[..., EpmdClient]
+) -> None:
     epmd = real_epmd()
     seen: list[NodeInfo] = []
     c = clients(epmd.address, keepalive_interval=1.0, retry_interval=0.05, on_registered=seen.append)
@@ -138,10 +161,14 @@ def test_our_client_registers_again_when_erlangs_epmd_restarts(run_erl: Any, run
     assert c.lookup("survivor").port == 6300
 
 
-def test_client_notices_when_our_daemon_replaces_erlangs(run_erl: Any, run_epmd_cli: Any, wait_until: Any,
-                                                         real_epmd: Callable[..., Any],
-                                                         our_epmd: Callable[..., EpmdServer],
-                                                         clients: Callable[..., EpmdClient]) -> None:
+def test_client_notices_when_our_daemon_replaces_erlangs(
+    run_erl: Any,
+    run_epmd_cli: Any,
+    wait_until: Any,
+    real_epmd: Callable[..., Any],
+    our_epmd: Callable[..., EpmdServer],
+    clients: Callable[..., EpmdClient],
+) -> None:
     epmd = real_epmd()
     seen: list[NodeInfo] = []
     c = clients(epmd.address, keepalive_interval=1.0, retry_interval=0.05, on_registered=seen.append)
@@ -155,8 +182,14 @@ def test_client_notices_when_our_daemon_replaces_erlangs(run_erl: Any, run_epmd_
     assert (node.host, node.port, node.metadata) == ("10.1.2.3", 6500, {"m": 1})
 
 
-def test_creations_match_erlangs_epmd(run_erl: Any, run_epmd_cli: Any, wait_until: Any, real_epmd: Callable[..., Any], our_epmd: Callable[..., EpmdServer],
-                                      clients: Callable[..., EpmdClient]) -> None:
+def test_creations_match_erlangs_epmd(
+    run_erl: Any,
+    run_epmd_cli: Any,
+    wait_until: Any,
+    real_epmd: Callable[..., Any],
+    our_epmd: Callable[..., EpmdServer],
+    clients: Callable[..., EpmdClient],
+) -> None:
     """Same rules on both daemons: first creation near the clock, +1 per registration of a name."""
     epmd = real_epmd()
     server = our_epmd()

@@ -65,11 +65,11 @@ import gevent.os
 
 from joerl import gen_server
 from joerl.actor import ActorContext
-from joerl.node.connection import LinkConfig
-from joerl.node.node import DistributedSystem
 from joerl.errors import NodeUnreachable, ReceiveTimeout
 from joerl.gen_server import GenServer, NoReply, Reply
 from joerl.message import Down, Exit, NodeDown
+from joerl.node.connection import LinkConfig
+from joerl.node.node import DistributedSystem
 from joerl.pid import Pid
 from joerl.system import From
 from joerl.testing import wait_until
@@ -260,8 +260,10 @@ def role_send(node: DistributedSystem, peer: str, count: int) -> bool:
         say("SENT failed: no answer from the sink")
         return False
     secs = result["seconds"]
-    say(f"SENT count={count} received={result['received']} in_order={result['in_order']} "
-        f"seconds={secs:.3f} rate={count / secs:.0f}")
+    say(
+        f"SENT count={count} received={result['received']} in_order={result['in_order']} "
+        f"seconds={secs:.3f} rate={count / secs:.0f}"
+    )
     return result["received"] == count and result["in_order"] is True
 
 
@@ -340,16 +342,24 @@ def role_flood(node: DistributedSystem, peer: str, seconds: float) -> bool:
         t1 = time.perf_counter()
         ctx.send(dest, ("end", i, ctx.pid))
         _, received, in_order = ctx.receive(match=lambda m: m[0] == "sunk", timeout=WAIT * 2)
-        result.update(sent=i, received=received, in_order=in_order, seconds=t1 - t0,
-                      queue_max=queue_max, drain=time.perf_counter() - t1)
+        result.update(
+            sent=i,
+            received=received,
+            in_order=in_order,
+            seconds=t1 - t0,
+            queue_max=queue_max,
+            drain=time.perf_counter() - t1,
+        )
 
     node.spawn_fn(body).join(WAIT * 3 + seconds)
     if not result:
         say("FLOOD failed: no answer from the consumer")
         return False
     r = result
-    say(f"FLOOD sent={r['sent']} received={r['received']} in_order={r['in_order']} seconds={r['seconds']:.3f} "
-        f"rate={r['sent'] / r['seconds']:.0f} queue_max={r['queue_max']} drain={r['drain']:.3f}")
+    say(
+        f"FLOOD sent={r['sent']} received={r['received']} in_order={r['in_order']} seconds={r['seconds']:.3f} "
+        f"rate={r['sent'] / r['seconds']:.0f} queue_max={r['queue_max']} drain={r['drain']:.3f}"
+    )
     return r["received"] == r["sent"] and r["in_order"] is True
 
 
@@ -373,8 +383,9 @@ def main(argv: list[str]) -> int:
     link_config = None
     if args.queue_bytes is not None:
         link_config = LinkConfig(tick_time=args.tick, max_queue_bytes=args.queue_bytes)
-    node = DistributedSystem(args.name, "127.0.0.1:0", args.epmd, start_epmd=False, tick_time=args.tick,
-                             link_config=link_config)
+    node = DistributedSystem(
+        args.name, "127.0.0.1:0", args.epmd, start_epmd=False, tick_time=args.tick, link_config=link_config
+    )
     ok = True
     try:
         say(f"READY port={node.listen_port} node={node.node_name} creation={node.creation}")

@@ -16,16 +16,17 @@ from __future__ import annotations
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import gevent
 import pytest
 from gevent.queue import Empty, Queue
 
 from joerl.actor import ActorContext
-from joerl.node.node import DistributedSystem
 from joerl.message import NOCONNECTION, NOPROC, Down, NodeDown, NodeUp
+from joerl.node.node import DistributedSystem
 from joerl.pid import Pid
 from joerl.testing import ChildProcess, fields
 
@@ -118,11 +119,14 @@ class Inbox:
             try:
                 msg = self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
             except Empty:
-                raise AssertionError(f"nothing{' of ' + str(match) if match else ''} arrived within {timeout}s; "
-                                     f"other messages: {self.stash}") from None
+                raise AssertionError(
+                    f"nothing{' of ' + str(match) if match else ''} arrived within {timeout}s; "
+                    f"other messages: {self.stash}"
+                ) from None
             if fits(msg):
                 return msg
             self.stash.append(msg)
+
 
 @pytest.fixture
 def here(epmd: str) -> Iterator[DistributedSystem]:
@@ -161,7 +165,9 @@ def test_ping_pong_round_trips_between_processes(start_node: Any) -> None:
     start_node("node_b", "serve")
     a = start_node("node_a", "ping", "--to", "node_b", "--count", "5000")
     line = fields(a.wait_line("PINGPONG", timeout=90))
-    print(f"\nping-pong between processes: {line['count']} round trips in {line['seconds']} s = {line['rate']} round trips/s")
+    print(
+        f"\nping-pong between processes: {line['count']} round trips in {line['seconds']} s = {line['rate']} round trips/s"
+    )
     assert int(line["rate"]) > 0
     assert a.wait() == 0, a.stderr()
 
@@ -180,7 +186,9 @@ def test_kill_9_gives_noconnection_down_and_nodedown(start_node: Any) -> None:
     assert down["reason"] == NOCONNECTION
     assert nodedown["node"] == "node_b" and nodedown["reason"] == NOCONNECTION
     detect = max(float(down["t"]), float(nodedown["t"])) - t0
-    print(f"\nkill -9 of a node process: Down(noconnection) and NodeDown seen by the other process after {detect * 1000:.0f} ms")
+    print(
+        f"\nkill -9 of a node process: Down(noconnection) and NodeDown seen by the other process after {detect * 1000:.0f} ms"
+    )
     assert detect < 5.0
     assert w.wait() == 0, w.stderr()
 
@@ -253,8 +261,9 @@ def test_crossed_dials_lose_no_queued_message(epmd: str) -> None:
     from joerl.node.connection import LinkConfig
 
     def make(name: str) -> DistributedSystem:
-        return DistributedSystem(name, "127.0.0.1:0", epmd, cookie=COOKIE, start_epmd=False,
-                                 link_config=LinkConfig(handshake_timeout=2.0))
+        return DistributedSystem(
+            name, "127.0.0.1:0", epmd, cookie=COOKIE, start_epmd=False, link_config=LinkConfig(handshake_timeout=2.0)
+        )
 
     a, b = make("a"), make("b")
     try:

@@ -12,17 +12,18 @@ its own. The test's own node runs in this process.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import gevent
 import pytest
 from gevent.event import AsyncResult
+from test_nodes import COOKIE, Inbox, epmd_argv, node_argv, start_child
 
-from joerl.node.node import DistributedSystem
 from joerl.errors import CallError, CallTimeout
 from joerl.message import NOCONNECTION, Down, Exit, NodeDown
+from joerl.node.node import DistributedSystem
 from joerl.testing import ChildProcess, wait_until
-from test_nodes import COOKIE, Inbox, epmd_argv, node_argv, start_child
 
 STEP = 10.0  # the longest any single step may take (a shared, busy machine)
 PROMPT = 3.0  # "at once": far below the call timeout, with slack for a busy machine

@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import gevent
 from gevent.event import Event
 
 from joerl.actor import ActorContext
-from joerl.node.node import DistributedSystem
 from joerl.errors import ConnectionLost, ReceiveTimeout
 from joerl.message import Down, NodeDown, NodeUp
+from joerl.node.node import DistributedSystem
 from joerl.testing import ChildProcess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,8 +98,16 @@ class Stream:
             peer that will not come back).
     """
 
-    def __init__(self, node: DistributedSystem, peer: str, *, total: int | None = None,
-                 window: int | None = None, batch: int = 100, stop_on_loss: bool = False) -> None:
+    def __init__(
+        self,
+        node: DistributedSystem,
+        peer: str,
+        *,
+        total: int | None = None,
+        window: int | None = None,
+        batch: int = 100,
+        stop_on_loss: bool = False,
+    ) -> None:
         self.node, self.peer = node, peer
         self.total, self.window, self.batch = total, window, batch
         self.stop_on_loss = stop_on_loss
@@ -132,11 +141,13 @@ class Stream:
 
     def wait(self, cond: Callable[[Stream], Any], timeout: float = WAIT, what: str = "") -> Any:
         """Wait until ``cond(self)`` holds (re-checked on every ack and report)."""
+
         def check() -> Any:
             value = cond(self)
             if value or self.ref.is_alive():
                 return value
             raise AssertionError(f"the stream's process died before {what or cond!r}")
+
         return wait_for(check, self.changed, timeout, what or "stream condition")
 
     def stop(self, final: bool = True, timeout: float = WAIT) -> None:

@@ -18,12 +18,13 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
-
 from _reliakit import COOKIE, epmd_argv, node_argv, start_child
+
 from joerl.node.connection import LinkConfig
 from joerl.node.node import DistributedSystem
 from joerl.testing import ChildProcess, fields
@@ -68,8 +69,14 @@ class Scenario:
         assert not failed, f"{self.key}: failed checks {failed}; figures {figures}"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "title": self.title, "setup": self.setup, "figures": self.figures,
-                "checks": self.checks, "notes": self.notes}
+        return {
+            "key": self.key,
+            "title": self.title,
+            "setup": self.setup,
+            "figures": self.figures,
+            "checks": self.checks,
+            "notes": self.notes,
+        }
 
 
 @pytest.fixture
@@ -85,8 +92,9 @@ def scenario(request: pytest.FixtureRequest) -> Callable[..., Scenario]:
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     # A conftest's runtest hooks see the items of its directory only.
-    entry = _tests.setdefault(report.nodeid, {"nodeid": report.nodeid, "outcome": "passed", "seconds": 0.0,
-                                              "reason": ""})
+    entry = _tests.setdefault(
+        report.nodeid, {"nodeid": report.nodeid, "outcome": "passed", "seconds": 0.0, "reason": ""}
+    )
     entry["seconds"] = round(entry["seconds"] + report.duration, 3)
     wasxfail = getattr(report, "wasxfail", None)
     if report.when == "call" or report.outcome != "passed":
@@ -174,8 +182,14 @@ def start_node(start: Callable[[list[str]], ChildProcess], epmd: str) -> Callabl
 def here(epmd: str) -> Iterator[DistributedSystem]:
     """This test process as a node on the private port mapper: tick time 1 s,
     handshake deadline 2 s (so that a dial into a frozen peer gives up soon)."""
-    node = DistributedSystem("tester", "127.0.0.1:0", epmd, cookie=COOKIE, start_epmd=False,
-                             link_config=LinkConfig(tick_time=1.0, handshake_timeout=2.0))
+    node = DistributedSystem(
+        "tester",
+        "127.0.0.1:0",
+        epmd,
+        cookie=COOKIE,
+        start_epmd=False,
+        link_config=LinkConfig(tick_time=1.0, handshake_timeout=2.0),
+    )
     try:
         yield node
     finally:

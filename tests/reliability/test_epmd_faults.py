@@ -14,20 +14,21 @@ import random
 import socket as _stdsocket
 import struct
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import gevent
 import pytest
+from _reliakit import COOKIE, WAIT, epmd_argv, node_argv, rss_kb
 from gevent import socket
 from gevent.event import Event
 from gevent.queue import Empty, Queue
 
-from _reliakit import COOKIE, WAIT, epmd_argv, node_argv, rss_kb
 from joerl.actor import ActorContext
-from joerl.node.node import DistributedSystem
 from joerl.epmd import EpmdClient
 from joerl.epmd.client import DEFAULT_KEEPALIVE, DEFAULT_RETRY
 from joerl.errors import EpmdError
+from joerl.node.node import DistributedSystem
 from joerl.testing import ChildProcess, fields, free_port
 
 pytestmark = pytest.mark.reliability
@@ -77,7 +78,8 @@ def test_port_mapper_killed_and_restarted_under_10_live_nodes(
 ) -> None:
     n_nodes = 10
     rec = scenario(
-        "epmd_restart", "the port mapper killed and restarted under 10 live nodes",
+        "epmd_restart",
+        "the port mapper killed and restarted under 10 live nodes",
         f"{n_nodes} `serve` node processes and this process's node on a port mapper process; links "
         "this node -> each node and node i -> node i+1 (a ring, through `fwd`); rounds of 20 pings over "
         "those links every 50 ms throughout; kill -9 of the port mapper, 1 s down, restart on the same "
@@ -91,7 +93,7 @@ def test_port_mapper_killed_and_restarted_under_10_live_nodes(
     names = [f"n{i}" for i in range(n_nodes)]
     t0 = time.monotonic()
     nodes = [start(node_argv(name, address, "serve")) for name in names]
-    ports = {name: int(child.wait_ready()["port"]) for name, child in zip(names, nodes)}
+    ports = {name: int(child.wait_ready()["port"]) for name, child in zip(names, nodes, strict=False)}
     rec.figure("start_s", time.monotonic() - t0, f"time to start {n_nodes} node processes", "s")
     here = DistributedSystem("tester", "127.0.0.1:0", address, cookie=COOKIE, start_epmd=False)
     try:
@@ -185,12 +187,16 @@ def test_port_mapper_killed_and_restarted_under_10_live_nodes(
     rec.figure("nodes", n_nodes + 1, "nodes registered (10 processes + this one)")
     rec.figure("down_ms", ms(t_restart - t_kill), "port mapper down (kill -9 to restart)", "ms")
     rec.figure("restart_ms", ms(t_up - t_restart), "restart to READY", "ms")
-    rec.figure("reregistered", len([n for n in back if n in ports or n == "tester"]),
-               "nodes registered again")
-    rec.figure("reregister_ms_median", ms(percentile(list(back.values()), 0.5)) if back else None,
-               "restart to a node registered again (median)", "ms")
-    rec.figure("reregister_ms", ms(max(back.values())) if back else None,
-               "restart to every node registered again", "ms")
+    rec.figure("reregistered", len([n for n in back if n in ports or n == "tester"]), "nodes registered again")
+    rec.figure(
+        "reregister_ms_median",
+        ms(percentile(list(back.values()), 0.5)) if back else None,
+        "restart to a node registered again (median)",
+        "ms",
+    )
+    rec.figure(
+        "reregister_ms", ms(max(back.values())) if back else None, "restart to every node registered again", "ms"
+    )
     rec.figure("pings", sum(r[2] for r in rounds), "pings over live links during the test")
     rec.figure("pings_lost", sum(r[3] for r in rounds), "pings unanswered")
     rec.figure("pings_during_outage", sum(r[2] for r in outage), "pings while the port mapper was down")
@@ -202,8 +208,10 @@ def test_port_mapper_killed_and_restarted_under_10_live_nodes(
     rec.check(outage and sum(r[3] for r in outage) == 0, "every ping over a live link answered during the outage")
     rec.check(sum(r[3] for r in rounds) == 0, "every ping answered, before, during and after")
     rec.check(set(names) | {"tester"} <= set(back), "all 11 nodes registered again")
-    rec.check(back and max(back.values()) < DEFAULT_KEEPALIVE,
-              f"registered again within a keep-alive interval ({DEFAULT_KEEPALIVE:.0f} s)")
+    rec.check(
+        back and max(back.values()) < DEFAULT_KEEPALIVE,
+        f"registered again within a keep-alive interval ({DEFAULT_KEEPALIVE:.0f} s)",
+    )
     rec.check(not new_links_missing, "new links work after the restart (lookups served)")
     rec.verify()
 
@@ -235,7 +243,8 @@ def test_1000_concurrent_port_mapper_clients_10_percent_garbage(
     n_clients, garbage_share = 1000, 0.10
     n_bad = int(n_clients * garbage_share)
     rec = scenario(
-        "epmd_clients", "1000 concurrent port mapper clients, 10% sending garbage",
+        "epmd_clients",
+        "1000 concurrent port mapper clients, 10% sending garbage",
         f"a port mapper process with 10 registered names; {n_clients} clients started at once from this "
         f"process (greenlets, one connection each): {n_clients - n_bad} good ones (joerl lookup, "
         f"PORT_PLEASE2, NAMES, joerl list, in turn) and {n_bad} sending garbage (noise, a frame that "
@@ -297,7 +306,7 @@ def test_1000_concurrent_port_mapper_clients_10_percent_garbage(
                 while True:
                     try:
                         chunk = sock.recv(4096)
-                    except _stdsocket.timeout:
+                    except TimeoutError:
                         bad_outcomes["not_closed"] += 1
                         return
                     except OSError:  # reset by the daemon
@@ -331,8 +340,9 @@ def test_1000_concurrent_port_mapper_clients_10_percent_garbage(
     n_good = n_clients - n_bad
     rec.figure("clients", n_clients, "clients")
     rec.figure("good", n_good, "good clients")
-    rec.figure("served", len(latencies) - sum(1 for f in failures if "wrong answer" in f),
-               "good clients served correctly")
+    rec.figure(
+        "served", len(latencies) - sum(1 for f in failures if "wrong answer" in f), "good clients served correctly"
+    )
     rec.figure("failed", len(failures), "good clients failed")
     rec.figure("garbage", n_bad, "garbage clients")
     labels = {
@@ -340,7 +350,7 @@ def test_1000_concurrent_port_mapper_clients_10_percent_garbage(
         "answered": "garbage clients: answered (an error reply), then closed",
         "not_closed": "garbage clients: half-closed, yet the daemon kept the connection 10 s",
         "held_open": "garbage clients holding an unfinished request open (the daemon waits up to its "
-                     "packet timeout, 60 s)",
+        "packet timeout, 60 s)",
     }
     for key, value in bad_outcomes.items():
         rec.figure(f"garbage_{key}", value, labels[key])

@@ -14,13 +14,14 @@ from __future__ import annotations
 import signal
 import socket
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
-
 from _reliakit import Stream
-from joerl.node.node import DistributedSystem
+
 from joerl.message import NOCONNECTION
+from joerl.node.node import DistributedSystem
 from joerl.testing import ChildProcess
 
 pytestmark = pytest.mark.reliability
@@ -45,14 +46,18 @@ def book_figures(rec: Any, stream: Stream, *, final: bool = True) -> None:
         rec.figure("unreported_lost", unreported, "lost messages the sender was never told of")
         rec.check(violations == 0, "no message delivered out of order or twice")
         rec.check(unreported == 0, "every lost message lies in a range reported by NodeDown/Down")
-        rec.check(received + stream.reported_count() >= stream.sent,
-                  "delivered + reported lost accounts for every message sent")
+        rec.check(
+            received + stream.reported_count() >= stream.sent,
+            "delivered + reported lost accounts for every message sent",
+        )
     else:
         rec.figure("delivered", stream.acked_received, "messages delivered (acknowledged by the sink)")
         rec.figure("order_violations", stream.ack_violations, "order violations the sink reported")
         rec.check(stream.ack_violations == 0, "no message delivered out of order or twice")
-        rec.check(stream.acked_received + stream.reported_count() >= stream.sent,
-                  "delivered (acknowledged) + reported lost accounts for every message sent")
+        rec.check(
+            stream.acked_received + stream.reported_count() >= stream.sent,
+            "delivered (acknowledged) + reported lost accounts for every message sent",
+        )
     rec.figure("reported_lost", stream.reported_count(), "messages reported maybe lost (NodeDown/Down)")
     rec.figure("acks_out_of_order", stream.acks_out_of_order, "acknowledgements out of order")
     rec.figure("send_errors", len(stream.send_errors), "sends that raised (a send never should)")
@@ -65,7 +70,8 @@ def test_kill_9_of_a_peer_during_a_stream_of_100k(
 ) -> None:
     total, window = 100_000, 10_000
     rec = scenario(
-        "kill9", "kill -9 of a peer during a stream of 100k messages",
+        "kill9",
+        "kill -9 of a peer during a stream of 100k messages",
         f"{total} numbered messages, window {window} unacknowledged, from this process's node to a `serve` "
         "node process (acks every 100); SIGKILL once 30k were acknowledged; tick time 1 s; the sender "
         "stops at the first loss report.",
@@ -83,16 +89,27 @@ def test_kill_9_of_a_peer_during_a_stream_of_100k(
     rec.figure("planned", total, "messages the stream would have sent")
     rec.figure("sent_before_detect", sent_at_kill, "messages sent when the loss was reported")
     book_figures(rec, stream, final=False)
-    rec.figure("in_flight_lost", stream.sent - stream.acked_received,
-               "messages sent but not acknowledged: lost in flight (all reported)")
+    rec.figure(
+        "in_flight_lost",
+        stream.sent - stream.acked_received,
+        "messages sent but not acknowledged: lost in flight (all reported)",
+    )
     rec.figure("detect_ms", ms(detect), "kill -9 to NodeDown", "ms")
     rec.figure("down_ms", ms(stream.downs[0][0] - t_kill), "kill -9 to Down of the sink's monitor", "ms")
-    rec.check(stream.node_downs[0][1] == NOCONNECTION and stream.downs[0][1] == NOCONNECTION,
-              "NodeDown and Down say noconnection")
+    rec.check(
+        stream.node_downs[0][1] == NOCONNECTION and stream.downs[0][1] == NOCONNECTION,
+        "NodeDown and Down say noconnection",
+    )
     unacked = stream.sent - 1 > stream.acked_hi
-    rec.check(not unacked or (stream.reported and stream.reported[-1][1] == stream.sent - 1
-                              and stream.reported[0][0] <= stream.acked_hi + 1),
-              "every unacknowledged message was reported lost")
+    rec.check(
+        not unacked
+        or (
+            stream.reported
+            and stream.reported[-1][1] == stream.sent - 1
+            and stream.reported[0][0] <= stream.acked_hi + 1
+        ),
+        "every unacknowledged message was reported lost",
+    )
     rec.check(detect < 5.0, "detected within 5 s")
     rec.verify()
 
@@ -103,7 +120,8 @@ def test_link_reset_mid_stream_reconnects_on_the_next_send(
 ) -> None:
     total, window, resets = 60_000, 5_000, 3
     rec = scenario(
-        "reset", "a link reset mid-stream (socket shut down under it) and the reconnect",
+        "reset",
+        "a link reset mid-stream (socket shut down under it) and the reconnect",
         f"{total} numbered messages, window {window} unacknowledged, to a `serve` node process; "
         f"{resets} times, `shutdown(SHUT_RDWR)` of the link's socket on the sending side, the sender "
         "keeps sending (the next send dials again).",
@@ -136,10 +154,12 @@ def test_link_reset_mid_stream_reconnects_on_the_next_send(
     rec.figure("node_downs", len(stream.node_downs), "NodeDown messages")
     rec.figure("detect_ms", ms(max(detects)), "reset to NodeDown (worst)", "ms")
     rec.figure("reconnect_ms", ms(max(reconnects)), "reset to the link up again (NodeUp; worst)", "ms")
-    rec.figure("reconnect_ms_median", ms(sorted(reconnects)[len(reconnects) // 2]),
-               "reset to the link up again (median)", "ms")
-    rec.figure("resume_ms", ms(max(resumes)), "reset to the first acknowledgement of a message sent after it (worst)",
-               "ms")
+    rec.figure(
+        "reconnect_ms_median", ms(sorted(reconnects)[len(reconnects) // 2]), "reset to the link up again (median)", "ms"
+    )
+    rec.figure(
+        "resume_ms", ms(max(resumes)), "reset to the first acknowledgement of a message sent after it (worst)", "ms"
+    )
     rec.figure("dials_failed", here.stats.connect_failures, "reconnection attempts that failed")
     rec.check(len(stream.node_downs) == resets, "one NodeDown per reset")
     rec.check(max(reconnects) < 5.0, "the link came back within 5 s each time")
@@ -152,7 +172,8 @@ def test_sigstop_and_sigcont_of_a_peer(
 ) -> None:
     window, tick = 5_000, 1.0
     rec = scenario(
-        "sigstop", "SIGSTOP and SIGCONT of a peer",
+        "sigstop",
+        "SIGSTOP and SIGCONT of a peer",
         f"an endless stream, window {window} unacknowledged, to a `serve` node process, tick time {tick:.0f} s "
         "on both sides; SIGSTOP once 10k were acknowledged, SIGCONT as soon as NodeDown came; then 10k more.",
     )
@@ -175,8 +196,12 @@ def test_sigstop_and_sigcont_of_a_peer(
     rec.figure("stopped_ms", ms(t_cont - t_stop), "time the peer was stopped", "ms")
     rec.figure("detect_ms", ms(detect), "SIGSTOP to NodeDown", "ms")
     rec.figure("reconnect_ms", ms(stream.node_ups[ups] - t_cont), "SIGCONT to the link up again (NodeUp)", "ms")
-    rec.figure("resume_ms", ms((stream.first_ack_after(t_cont, above) or time.monotonic()) - t_cont),
-               "SIGCONT to the first acknowledgement of a message sent after the loss", "ms")
+    rec.figure(
+        "resume_ms",
+        ms((stream.first_ack_after(t_cont, above) or time.monotonic()) - t_cont),
+        "SIGCONT to the first acknowledgement of a message sent after the loss",
+        "ms",
+    )
     rec.figure("node_downs", len(stream.node_downs), "NodeDown messages")
     rec.figure("dials_failed", here.stats.connect_failures, "reconnection attempts that failed")
     rec.check(detect < tick * 2 + 1.0, f"detected within 2 tick times (+1 s slack): {tick * 2 + 1.0:.0f} s")

@@ -17,18 +17,19 @@ from __future__ import annotations
 
 import socket
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import gevent
 import pytest
+from _reliakit import COOKIE, WAIT, node_argv, start_child
 from gevent.event import Event
 
-from _reliakit import COOKIE, WAIT, node_argv, start_child
 from joerl.actor import ActorContext
-from joerl.node.connection import LinkConfig
-from joerl.node.node import DistributedSystem
 from joerl.errors import ConnectionLost, ReceiveTimeout
 from joerl.message import NodeDown
+from joerl.node.connection import LinkConfig
+from joerl.node.node import DistributedSystem
 from joerl.testing import running_epmd, wait_until
 
 pytestmark = pytest.mark.reliability
@@ -42,8 +43,9 @@ def pair() -> Iterator[Callable[..., tuple[DistributedSystem, DistributedSystem]
 
         def make(a_config: LinkConfig, b_config: LinkConfig) -> tuple[DistributedSystem, DistributedSystem]:
             for name, config in (("a", a_config), ("b", b_config)):
-                nodes.append(DistributedSystem(name, "127.0.0.1:0", address, cookie=COOKIE, start_epmd=False,
-                                               link_config=config))
+                nodes.append(
+                    DistributedSystem(name, "127.0.0.1:0", address, cookie=COOKIE, start_epmd=False, link_config=config)
+                )
             return nodes[0], nodes[1]
 
         try:
@@ -159,8 +161,10 @@ def test_a_slow_but_steady_consumer_keeps_its_link(pair: Any) -> None:
         return sock
 
     # Small socket buffers and reads on both sides, so that progress shows in small steps.
-    a, b = pair(LinkConfig(max_queue_bytes=512 * 1024, send_timeout=2.0, wrap_socket=small_send_buffer),
-                LinkConfig(recv_size=16 * 1024))
+    a, b = pair(
+        LinkConfig(max_queue_bytes=512 * 1024, send_timeout=2.0, wrap_socket=small_send_buffer),
+        LinkConfig(recv_size=16 * 1024),
+    )
     got, downs, raised = [0], [], []
 
     def consumer(ctx: ActorContext) -> None:  # 25 messages of 4 KiB a second: 100 KB/s, steadily
@@ -239,6 +243,8 @@ def test_a_node_receiving_a_stream_keeps_running_its_other_processes() -> None:
             if child is not None:
                 child.close()
             here.shutdown()
-    print(f"\nreceiving {count} messages: longest stall of another process {longest[0] * 1000:.0f} ms, "
-          f"deepest mailbox of the receiver {depth[0]}")
+    print(
+        f"\nreceiving {count} messages: longest stall of another process {longest[0] * 1000:.0f} ms, "
+        f"deepest mailbox of the receiver {depth[0]}"
+    )
     assert longest[0] < 0.5, f"another process of the receiving node stalled {longest[0]:.2f} s"

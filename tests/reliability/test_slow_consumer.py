@@ -13,13 +13,14 @@ samples both processes' RSS every 100 ms, with the default queue bound
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import gevent
 import pytest
+from _reliakit import rss_kb
 from gevent.event import Event
 
-from _reliakit import rss_kb
 from joerl.testing import ChildProcess, fields
 
 pytestmark = pytest.mark.reliability
@@ -36,16 +37,19 @@ def test_slow_consumer_keeps_the_senders_memory_bounded(
     queue = queue_mib * MiB
     cap_kb = (4 * queue + 16 * MiB) // 1024
     rec = scenario(
-        f"slow_consumer_{queue_mib}MiB", f"a slow consumer, link queue bound {queue_mib} MiB",
+        f"slow_consumer_{queue_mib}MiB",
+        f"a slow consumer, link queue bound {queue_mib} MiB",
         f"a `consume` node process whose sink has a mailbox of {mailbox} and takes {rate} messages/s for "
-        f"{slow_for:.0f} s; a `flood` node process sending `(\"n\", i)` to it as fast as it can for "
+        f'{slow_for:.0f} s; a `flood` node process sending `("n", i)` to it as fast as it can for '
         f"{flood_s:.0f} s with `max_queue_bytes` = {queue_mib} MiB; tick time 60 s; both RSS sampled "
         "every 100 ms.",
     )
-    consumer = start_node("cons", "consume", "--mailbox", str(mailbox), "--rate", str(rate),
-                          "--slow-for", str(slow_for), tick=60.0)
-    producer = start_node("prod", "flood", "--to", "cons", "--seconds", str(flood_s),
-                          "--queue-bytes", str(queue), tick=60.0)
+    consumer = start_node(
+        "cons", "consume", "--mailbox", str(mailbox), "--rate", str(rate), "--slow-for", str(slow_for), tick=60.0
+    )
+    producer = start_node(
+        "prod", "flood", "--to", "cons", "--seconds", str(flood_s), "--queue-bytes", str(queue), tick=60.0
+    )
     producer.wait_line("FLOOD_READY")
     base_p, base_c = rss_kb(producer.pid), rss_kb(consumer.pid)
     samples: list[tuple[float, int, int]] = []
@@ -79,17 +83,24 @@ def test_slow_consumer_keeps_the_senders_memory_bounded(
     rec.figure("order_violations", 0 if sink["in_order"] == "True" else 1, "order violations (0: all in order)")
     rec.figure("send_rate", int(result["rate"]), "producer's rate under backpressure", "msg/s")
     rec.figure("flood_s", float(result["seconds"]), "producer's sending time", "s")
-    rec.figure("overrun_s", float(result["seconds"]) - flood_s,
-               f"producer's overrun past its {flood_s:.0f} s: its last send's wait for room", "s")
+    rec.figure(
+        "overrun_s",
+        float(result["seconds"]) - flood_s,
+        f"producer's overrun past its {flood_s:.0f} s: its last send's wait for room",
+        "s",
+    )
     rec.figure("drain_s", float(result["drain"]), "last send to the consumer's answer", "s")
     rec.figure("queue_bytes", queue, "link queue bound (max_queue_bytes)", "bytes")
     rec.figure("queue_max", int(result["queue_max"]), "most bytes seen queued on the producer's link", "bytes")
     rec.figure("producer_rss_base_kb", base_p, "producer RSS before sending", "KiB")
     rec.figure("producer_rss_max_kb", max_p, "producer RSS, highest sample", "KiB")
     rec.figure("producer_rss_growth_kb", max_p - base_p, "producer RSS growth", "KiB")
-    rec.figure("producer_rss_growth_2nd_half_kb",
-               max(second_half, default=0) - max(first_half, default=0),
-               "producer RSS growth during the second half of the flood (0: a plateau)", "KiB")
+    rec.figure(
+        "producer_rss_growth_2nd_half_kb",
+        max(second_half, default=0) - max(first_half, default=0),
+        "producer RSS growth during the second half of the flood (0: a plateau)",
+        "KiB",
+    )
     rec.figure("consumer_rss_growth_kb", max_c - base_c, "consumer RSS growth", "KiB")
     rec.figure("samples", len(samples), "RSS samples")
     rec.check(received == sent, "every message delivered")

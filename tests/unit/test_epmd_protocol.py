@@ -6,22 +6,51 @@ only EpmdProtocolError."""
 from __future__ import annotations
 
 import struct
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import msgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from joerl.errors import EpmdError, LocalProtocolError, RemoteProtocolError
 from joerl.epmd import protocol as p
 from joerl.epmd.protocol import (
-    Alive2Rejected, Alive2Req, Alive2Resp, ClassicReplyDecoder, DumpReq, DumpResp, EpmdProtocolError,
-    ExtError, ExtReplyDecoder, InvalidName, KeepAlive, KeepAliveAck, KillReq, KillResp, ListNodes,
-    Lookup, LookupResult, NamesReq, NamesResp, NodeInfo, NodeList, Ping, Pong, Port2Resp,
-    PortPlease2Req, Register, Registered, RequestDecoder, StopReq, StopResp, UnknownExt, Unregister,
+    Alive2Rejected,
+    Alive2Req,
+    Alive2Resp,
+    ClassicReplyDecoder,
+    DumpReq,
+    DumpResp,
+    EpmdProtocolError,
+    ExtError,
+    ExtReplyDecoder,
+    InvalidName,
+    KeepAlive,
+    KeepAliveAck,
+    KillReq,
+    KillResp,
+    ListNodes,
+    Lookup,
+    LookupResult,
+    NamesReq,
+    NamesResp,
+    NodeInfo,
+    NodeList,
+    Ping,
+    Pong,
+    Port2Resp,
+    PortPlease2Req,
+    Register,
+    Registered,
+    RequestDecoder,
+    StopReq,
+    StopResp,
+    UnknownExt,
+    Unregister,
     Unregistered,
 )
+from joerl.errors import EpmdError, LocalProtocolError, RemoteProtocolError
 
 # Bytes observed on the wire with Erlang/OTP 25 (docs/erlang-protocols digest).
 ERL_ALIVE2 = bytes.fromhex("0011 78 9d25 4d 00 0006 0005 0004") + b"reg1" + b"\x00\x00"
@@ -37,7 +66,7 @@ def requests_fed(data: bytes, how: str) -> tuple[list[Any], RequestDecoder]:
     if how == "bytewise":
         out: list[Any] = []
         for i in range(len(data)):
-            got = dec.feed(data[i:i + 1])
+            got = dec.feed(data[i : i + 1])
             if i < len(data) - 1:
                 assert got == [], f"request completed early at byte {i}"
             out += got
@@ -54,8 +83,9 @@ MODES = ["whole", "bytewise"]
 @pytest.mark.parametrize("how", MODES)
 def test_alive2_from_erl(how: str) -> None:
     reqs, dec = requests_fed(ERL_ALIVE2, how)
-    assert reqs == [Alive2Req(port=0x9D25, name="reg1", node_type=77, protocol=0,
-                              highest_version=6, lowest_version=5, extra=b"")]
+    assert reqs == [
+        Alive2Req(port=0x9D25, name="reg1", node_type=77, protocol=0, highest_version=6, lowest_version=5, extra=b"")
+    ]
     assert dec.buffered == 0
 
 
@@ -76,30 +106,46 @@ def test_two_requests_in_one_feed() -> None:
 
 
 @pytest.mark.parametrize("how", MODES)
-@pytest.mark.parametrize("data, expected", [
-    (b"\x00\x06zpyone", PortPlease2Req("pyone")),
-    (b"\x00\x07zpyone\x00", PortPlease2Req("pyone")),  # one trailing NUL tolerated
-    (b"\x00\x01n", NamesReq()),
-    (b"\x00\x05njunk", NamesReq()),  # junk after the opcode is ignored
-    (b"\x00\x01d", DumpReq()),
-    (b"\x00\x01k", KillReq()),
-    (b"\x00\x07sholder", StopReq("holder")),
-    ("\x00\x04zé@".encode("latin-1")[:2] + "zé@".encode(), PortPlease2Req("é@")),
-    (PING_FRAME, Ping()),
-])
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        (b"\x00\x06zpyone", PortPlease2Req("pyone")),
+        (b"\x00\x07zpyone\x00", PortPlease2Req("pyone")),  # one trailing NUL tolerated
+        (b"\x00\x01n", NamesReq()),
+        (b"\x00\x05njunk", NamesReq()),  # junk after the opcode is ignored
+        (b"\x00\x01d", DumpReq()),
+        (b"\x00\x01k", KillReq()),
+        (b"\x00\x07sholder", StopReq("holder")),
+        ("\x00\x04zé@".encode("latin-1")[:2] + "zé@".encode(), PortPlease2Req("é@")),
+        (PING_FRAME, Ping()),
+    ],
+)
 def test_request_vectors(data: bytes, expected: Any, how: str) -> None:
     reqs, dec = requests_fed(data, how)
     assert reqs == [expected]
     assert dec.buffered == 0
 
 
-@pytest.mark.parametrize("req", [
-    PortPlease2Req("pyone"), NamesReq(), DumpReq(), KillReq(), StopReq("x"),
-    Alive2Req(1, "a", 72, 0, 5, 5, b"hello"),
-    Register("n", "h", 5, {"k": [1, 2.5, None, True, b"b", {"x": "y"}]}, 72, 0, 6, 6, b"e"),
-    Unregister("n"), Lookup("n"), ListNodes(), Ping(), KeepAlive("n"),
-    Lookup("n", close=True), ListNodes(close=True), Ping(close=True),
-])
+@pytest.mark.parametrize(
+    "req",
+    [
+        PortPlease2Req("pyone"),
+        NamesReq(),
+        DumpReq(),
+        KillReq(),
+        StopReq("x"),
+        Alive2Req(1, "a", 72, 0, 5, 5, b"hello"),
+        Register("n", "h", 5, {"k": [1, 2.5, None, True, b"b", {"x": "y"}]}, 72, 0, 6, 6, b"e"),
+        Unregister("n"),
+        Lookup("n"),
+        ListNodes(),
+        Ping(),
+        KeepAlive("n"),
+        Lookup("n", close=True),
+        ListNodes(close=True),
+        Ping(close=True),
+    ],
+)
 def test_encode_then_decode_roundtrip(req: Any) -> None:
     data = req.encode()
     assert RequestDecoder().feed(data) == [req]
@@ -117,11 +163,14 @@ def test_unknown_extension_op_is_an_event_not_an_error() -> None:
     assert RequestDecoder().feed(struct.pack(">HB", len(body) + 1, 74) + body) == [UnknownExt("teleport")]
 
 
-@pytest.mark.parametrize("name, reason", [
-    (b"a" * 256, "over the limit"),
-    (b"\xff\xfe", "encoding"),
-    (b"a@b", "'@'"),
-])
+@pytest.mark.parametrize(
+    "name, reason",
+    [
+        (b"a" * 256, "over the limit"),
+        (b"\xff\xfe", "encoding"),
+        (b"a@b", "'@'"),
+    ],
+)
 def test_alive2_refusable_names_are_rejected_events(name: bytes, reason: str) -> None:
     body = struct.pack(">BHBBHHH", 120, 5, 77, 0, 6, 5, len(name)) + name + b"\x00\x00"
     (ev,) = RequestDecoder().feed(struct.pack(">H", len(body)) + body)
@@ -186,12 +235,11 @@ MALFORMED = {
     "ext register extra str": _ext({"op": "register", "name": "a", "port": 1, "extra": "x"}),
     "ext register metadata list": _ext({"op": "register", "name": "a", "port": 1, "metadata": [1]}),
     "ext metadata int key": _ext(b"\x84\xa2op\xa8register\xa4name\xa1a\xa4port\x01\xa8metadata\x81\x01\x01"),
-    "ext metadata timestamp": _ext(b"\x84\xa2op\xa8register\xa4name\xa1a\xa4port\x01\xa8metadata\x81\xa1t"
-                                   b"\xd6\xff\x00\x00\x00\x01"),
-    "ext metadata ext type": _ext(b"\x84\xa2op\xa8register\xa4name\xa1a\xa4port\x01\xa8metadata\x81\xa1t"
-                                  b"\xd4\x05\x00"),
-    "ext metadata too deep": _ext({"op": "register", "name": "a", "port": 1,
-                                   "metadata": {"a": _nested(40)}}),
+    "ext metadata timestamp": _ext(
+        b"\x84\xa2op\xa8register\xa4name\xa1a\xa4port\x01\xa8metadata\x81\xa1t\xd6\xff\x00\x00\x00\x01"
+    ),
+    "ext metadata ext type": _ext(b"\x84\xa2op\xa8register\xa4name\xa1a\xa4port\x01\xa8metadata\x81\xa1t\xd4\x05\x00"),
+    "ext metadata too deep": _ext({"op": "register", "name": "a", "port": 1, "metadata": {"a": _nested(40)}}),
 }
 
 
@@ -228,7 +276,7 @@ def test_extension_length_limit() -> None:
 
 def replies_fed(request: Any, data: bytes, how: str, eof: bool) -> tuple[Any, ClassicReplyDecoder]:
     dec = ClassicReplyDecoder(request)
-    chunks = [data] if how == "whole" else [data[i:i + 1] for i in range(len(data))]
+    chunks = [data] if how == "whole" else [data[i : i + 1] for i in range(len(data))]
     reply = None
     for i, chunk in enumerate(chunks):
         reply = dec.feed(chunk)
@@ -241,22 +289,33 @@ def replies_fed(request: Any, data: bytes, how: str, eof: bool) -> tuple[Any, Cl
 
 
 @pytest.mark.parametrize("how", MODES)
-@pytest.mark.parametrize("request_, data, expected, eof", [
-    (Alive2Req(1, "a"), bytes.fromhex("76 01 00000063"), Alive2Resp(1, 99, True), False),
-    (Alive2Req(1, "a"), bytes.fromhex("76 00 6b07ecb0"), Alive2Resp(0, 0x6B07ECB0, True), False),
-    (Alive2Req(1, "a"), bytes.fromhex("79 00 0002"), Alive2Resp(0, 2, False), False),
-    (PortPlease2Req("pyone"), ERL_PORT2_HIT,
-     Port2Resp(NodeInfo("pyone", "", 0x15B3, {}, 0, 77, 0, 6, 6, b"", "erlang")), False),
-    (PortPlease2Req("x"), b"w\x01", Port2Resp(None), False),
-    (NamesReq(), ERL_NAMES, NamesResp(0x3821, (("pyx", 6000), ("pytwo", 5556))), True),
-    (NamesReq(), b"\x00\x00\x11\x11", NamesResp(0x1111, ()), True),
-    (DumpReq(), b"\x00\x00\x38\x21active name     <a> at port 1, fd = 7\n\x00",
-     DumpResp(0x3821, ("active name     <a> at port 1, fd = 7\n",)), True),
-    (KillReq(), b"OK", KillResp(True), True),
-    (KillReq(), b"NO", KillResp(False), True),
-    (StopReq("x"), b"NOEXIST", StopResp("NOEXIST"), True),
-    (StopReq("x"), b"STOPPED", StopResp("STOPPED"), True),
-])
+@pytest.mark.parametrize(
+    "request_, data, expected, eof",
+    [
+        (Alive2Req(1, "a"), bytes.fromhex("76 01 00000063"), Alive2Resp(1, 99, True), False),
+        (Alive2Req(1, "a"), bytes.fromhex("76 00 6b07ecb0"), Alive2Resp(0, 0x6B07ECB0, True), False),
+        (Alive2Req(1, "a"), bytes.fromhex("79 00 0002"), Alive2Resp(0, 2, False), False),
+        (
+            PortPlease2Req("pyone"),
+            ERL_PORT2_HIT,
+            Port2Resp(NodeInfo("pyone", "", 0x15B3, {}, 0, 77, 0, 6, 6, b"", "erlang")),
+            False,
+        ),
+        (PortPlease2Req("x"), b"w\x01", Port2Resp(None), False),
+        (NamesReq(), ERL_NAMES, NamesResp(0x3821, (("pyx", 6000), ("pytwo", 5556))), True),
+        (NamesReq(), b"\x00\x00\x11\x11", NamesResp(0x1111, ()), True),
+        (
+            DumpReq(),
+            b"\x00\x00\x38\x21active name     <a> at port 1, fd = 7\n\x00",
+            DumpResp(0x3821, ("active name     <a> at port 1, fd = 7\n",)),
+            True,
+        ),
+        (KillReq(), b"OK", KillResp(True), True),
+        (KillReq(), b"NO", KillResp(False), True),
+        (StopReq("x"), b"NOEXIST", StopResp("NOEXIST"), True),
+        (StopReq("x"), b"STOPPED", StopResp("STOPPED"), True),
+    ],
+)
 def test_reply_vectors(request_: Any, data: bytes, expected: Any, eof: bool, how: str) -> None:
     reply, dec = replies_fed(request_, data, how, eof)
     assert reply == expected
@@ -279,21 +338,24 @@ def test_port2_hit_with_extra() -> None:
     assert replies_fed(PortPlease2Req("n"), data, "bytewise", False)[0] == Port2Resp(node)
 
 
-@pytest.mark.parametrize("request_, data", [
-    (Alive2Req(1, "a"), b"Q"),
-    (Alive2Req(1, "a"), b"v\x00"),  # closed early
-    (PortPlease2Req("a"), b"x\x01"),
-    (PortPlease2Req("a"), b"w\x00\x00"),  # closed early
-    (NamesReq(), b"\x00\x00"),
-    (NamesReq(), b"\x00\x00\x00\x01name x at port 1"),  # no newline
-    (NamesReq(), b"\x00\x00\x00\x01hello\n"),
-    (NamesReq(), b"\x00\x00\x00\x01name x at port p\n"),
-    (NamesReq(), b"\x00\x00\x00\x01name \xff at port 1\n"),
-    (DumpReq(), b"\x00\x00\x00\x01line without nul"),
-    (KillReq(), b"MAYBE"),
-    (StopReq("x"), b""),
-    (StopReq("x"), b"ST\x00P"),
-])
+@pytest.mark.parametrize(
+    "request_, data",
+    [
+        (Alive2Req(1, "a"), b"Q"),
+        (Alive2Req(1, "a"), b"v\x00"),  # closed early
+        (PortPlease2Req("a"), b"x\x01"),
+        (PortPlease2Req("a"), b"w\x00\x00"),  # closed early
+        (NamesReq(), b"\x00\x00"),
+        (NamesReq(), b"\x00\x00\x00\x01name x at port 1"),  # no newline
+        (NamesReq(), b"\x00\x00\x00\x01hello\n"),
+        (NamesReq(), b"\x00\x00\x00\x01name x at port p\n"),
+        (NamesReq(), b"\x00\x00\x00\x01name \xff at port 1\n"),
+        (DumpReq(), b"\x00\x00\x00\x01line without nul"),
+        (KillReq(), b"MAYBE"),
+        (StopReq("x"), b""),
+        (StopReq("x"), b"ST\x00P"),
+    ],
+)
 def test_bad_replies(request_: Any, data: bytes) -> None:
     dec = ClassicReplyDecoder(request_)
     with pytest.raises(EpmdProtocolError):
@@ -316,11 +378,21 @@ NODE = NodeInfo("n", "10.0.0.1", 5000, {"role": "db", "tags": ["a"]}, 1795681270
 
 
 @pytest.mark.parametrize("how", MODES)
-@pytest.mark.parametrize("reply", [
-    Registered(NODE), Unregistered("n", True), Unregistered("n", False), LookupResult(NODE),
-    LookupResult(None), NodeList((NODE, NODE.with_host("x"))), NodeList(()), Pong("joerl-epmd", "0.1.0"),
-    KeepAliveAck(), ExtError("name_in_use", "taken"),
-])
+@pytest.mark.parametrize(
+    "reply",
+    [
+        Registered(NODE),
+        Unregistered("n", True),
+        Unregistered("n", False),
+        LookupResult(NODE),
+        LookupResult(None),
+        NodeList((NODE, NODE.with_host("x"))),
+        NodeList(()),
+        Pong("joerl-epmd", "0.1.0"),
+        KeepAliveAck(),
+        ExtError("name_in_use", "taken"),
+    ],
+)
 def test_extension_reply_roundtrip(reply: Any, how: str) -> None:
     data = reply.encode()
     assert data[0] == 74 and struct.unpack(">I", data[1:5])[0] == len(data) - 5
@@ -331,18 +403,21 @@ def test_extension_reply_roundtrip(reply: Any, how: str) -> None:
     else:
         out = []
         for i in range(len(data)):
-            out += dec.feed(data[i:i + 1])
+            out += dec.feed(data[i : i + 1])
         assert out == [reply] and dec.buffered == 0
 
 
-@pytest.mark.parametrize("data", [
-    b"Q\x00\x00\x00\x00",
-    b"J\x00\x00\x00\x01\xc1",
-    b"J\x00\x00\x00\x01\x01",
-    b"J" + struct.pack(">I", 9) + msgpack.packb({"op": "what"}),
-    b"J" + struct.pack(">I", 17) + msgpack.packb({"op": "lookup", "node": 1}),
-    b"J" + struct.pack(">I", 100_000_000),
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"Q\x00\x00\x00\x00",
+        b"J\x00\x00\x00\x01\xc1",
+        b"J\x00\x00\x00\x01\x01",
+        b"J" + struct.pack(">I", 9) + msgpack.packb({"op": "what"}),
+        b"J" + struct.pack(">I", 17) + msgpack.packb({"op": "lookup", "node": 1}),
+        b"J" + struct.pack(">I", 100_000_000),
+    ],
+)
 def test_bad_extension_replies(data: bytes) -> None:
     with pytest.raises(EpmdProtocolError):
         ExtReplyDecoder(max_len=1_000_000).feed(data)
@@ -356,10 +431,18 @@ def test_valid_names(name: str) -> None:
     assert p.check_name(name) == name
 
 
-@pytest.mark.parametrize("name, why", [
-    ("", "empty"), ("n" * 256, "over the limit"), ("é" * 128, "over the limit"), ("a\0b", "NUL"),
-    ("a@host", "'@'"), ("\udcff", "UTF-8"), (3, "str"),
-])
+@pytest.mark.parametrize(
+    "name, why",
+    [
+        ("", "empty"),
+        ("n" * 256, "over the limit"),
+        ("é" * 128, "over the limit"),
+        ("a\0b", "NUL"),
+        ("a@host", "'@'"),
+        ("\udcff", "UTF-8"),
+        (3, "str"),
+    ],
+)
 def test_invalid_names(name: Any, why: str) -> None:
     with pytest.raises(InvalidName, match=why) as info:
         p.check_name(name)
@@ -377,11 +460,20 @@ def test_encoders_refuse_what_cannot_be_sent() -> None:
         Register("a", "h", 1, {"big": b"x" * 70000}).encode()
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("127.0.0.1:4369", ("127.0.0.1", 4369)), ("0.0.0.0:14369", ("0.0.0.0", 14369)),
-    ("localhost", ("localhost", 4369)), ("5000", ("127.0.0.1", 5000)), (":0", ("127.0.0.1", 0)),
-    ("[::1]:99", ("::1", 99)), ("::1", ("::1", 4369)), ("[::1]", ("::1", 4369)), (("h", 7), ("h", 7)),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("127.0.0.1:4369", ("127.0.0.1", 4369)),
+        ("0.0.0.0:14369", ("0.0.0.0", 14369)),
+        ("localhost", ("localhost", 4369)),
+        ("5000", ("127.0.0.1", 5000)),
+        (":0", ("127.0.0.1", 0)),
+        ("[::1]:99", ("::1", 99)),
+        ("::1", ("::1", 4369)),
+        ("[::1]", ("::1", 4369)),
+        (("h", 7), ("h", 7)),
+    ],
+)
 def test_parse_address(text: Any, expected: tuple[str, int]) -> None:
     assert p.parse_address(text) == expected
 
@@ -400,13 +492,17 @@ def test_format_address_and_node_address() -> None:
 
 # -- properties --------------------------------------------------------------------
 
-names = st.text(st.characters(blacklist_characters="@\0", blacklist_categories=("Cs",)),
-                min_size=1, max_size=60)
+names = st.text(st.characters(blacklist_characters="@\0", blacklist_categories=("Cs",)), min_size=1, max_size=60)
 plain = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**63, 2**64 - 1) | st.floats(allow_nan=False)
-    | st.text(max_size=10) | st.binary(max_size=10),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=10)
+    | st.binary(max_size=10),
     lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=5), kids, max_size=4),
-    max_leaves=20)
+    max_leaves=20,
+)
 
 
 @given(names, st.text(max_size=30), st.integers(1, 65535), st.dictionaries(st.text(max_size=8), plain, max_size=5))
@@ -450,10 +546,12 @@ def test_random_bytes_into_request_decoder(data: bytes) -> None:
 @settings(max_examples=300, deadline=None)
 def test_random_bytes_into_reply_decoders(data: bytes) -> None:
     for req in (Alive2Req(1, "a"), PortPlease2Req("a"), NamesReq(), DumpReq(), KillReq(), StopReq("a")):
+
         def run(req: Any = req) -> None:
             dec = ClassicReplyDecoder(req)
             if dec.feed(data) is None:
                 dec.feed_eof()
+
         _only_protocol_errors(run)
     _only_protocol_errors(lambda: ExtReplyDecoder().feed(data))
     _only_protocol_errors(lambda: ExtReplyDecoder().feed(b"J" + struct.pack(">I", len(data)) + data))

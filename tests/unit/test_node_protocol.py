@@ -11,13 +11,15 @@ import hmac
 import itertools
 import struct
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import msgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from joerl.errors import AuthenticationError, HandshakeError, LocalProtocolError, ProtocolError, RemoteProtocolError
 from joerl.node import protocol as p
 from joerl.node.protocol import (
     Established,
@@ -36,7 +38,6 @@ from joerl.node.protocol import (
     SimultaneousConnect,
     encode_frame,
 )
-from joerl.errors import AuthenticationError, HandshakeError, LocalProtocolError, ProtocolError, RemoteProtocolError
 from joerl.pid import Pid, Ref
 
 COOKIE = b"secret-cookie"
@@ -113,7 +114,9 @@ def test_handshake_establishes_both_sides(mode: str) -> None:
     result = handshake(ini, acc, mode)
     est_i: Established = result["initiator"]
     est_a: Established = result["acceptor"]
-    assert est_i.peer == p.PeerHello("beta", B.node_id, 9, p.DEFAULT_FLAGS, 2, p.DEFAULT_TICK_MS, p.DEFAULT_MAX_FRAME_SIZE)
+    assert est_i.peer == p.PeerHello(
+        "beta", B.node_id, 9, p.DEFAULT_FLAGS, 2, p.DEFAULT_TICK_MS, p.DEFAULT_MAX_FRAME_SIZE
+    )
     assert est_a.peer.name == "alpha" and est_a.peer.node_id == A.node_id and est_a.peer.creation == 7
     assert est_i.version == est_a.version == 2
     assert est_i.status == est_a.status == "ok"
@@ -437,7 +440,10 @@ def test_simultaneous_connect_converges_to_one_link(order: str) -> None:
     [
         (b"GET / HTTP/1.1\r\n\r\n", "does not speak joerl"),
         (b"\x00\x00", "0 bytes"),
-        (bytes.fromhex("0014 4e 0000000d07df7fbd 6b07ecb0 0005") + b"e1@vm", "not a map|undecodable"),  # Erlang's send_name
+        (
+            bytes.fromhex("0014 4e 0000000d07df7fbd 6b07ecb0 0005") + b"e1@vm",
+            "not a map|undecodable",
+        ),  # Erlang's send_name
         (b"\x00\x01\xc1", "undecodable"),
         (b"\x00\x03" + msgpack.packb([1, 2]), "not a map"),
         (Handshake._frame({"t": "ack", "mac": 1}), "unexpected handshake message 'ack'"),
@@ -622,8 +628,23 @@ class _Str(str):
 
 @pytest.mark.parametrize(
     "msg",
-    [[1], {"a": 1}, (1, [2]), ((1,),), (1, {}), P1, R1, 2**64, -(2**63) - 1, "\ud800", (b"x", "\udc00"),
-     _Str("sub"), tuple(range(p.MAX_TERM_ITEMS + 1)), frozenset(), 1j],
+    [
+        [1],
+        {"a": 1},
+        (1, [2]),
+        ((1,),),
+        (1, {}),
+        P1,
+        R1,
+        2**64,
+        -(2**63) - 1,
+        "\ud800",
+        (b"x", "\udc00"),
+        _Str("sub"),
+        tuple(range(p.MAX_TERM_ITEMS + 1)),
+        frozenset(),
+        1j,
+    ],
     ids=repr,
 )
 def test_anything_else_is_not_a_plain_term(msg: Any) -> None:
@@ -646,7 +667,7 @@ def test_every_message_round_trips(msg: Any) -> None:
     assert FrameDecoder().feed(frame) == [msg]
     decoded = FrameDecoder().feed(frame)[0]
     assert type(decoded) is type(msg)
-    for a, b in zip(decoded, msg):
+    for a, b in zip(decoded, msg, strict=False):
         assert type(a) is type(b)
 
 

@@ -164,9 +164,7 @@ def test_register_dead_process_raises(system: ActorSystem) -> None:
 
 
 @pytest.mark.parametrize("how", ["normal", "crash", "kill", "link"])
-def test_name_freed_on_death(
-    system: ActorSystem, probe: Any, caplog: pytest.LogCaptureFixture, how: str
-) -> None:
+def test_name_freed_on_death(system: ActorSystem, probe: Any, caplog: pytest.LogCaptureFixture, how: str) -> None:
     caplog.set_level(logging.CRITICAL, logger="joerl")
 
     def body(ctx: ActorContext) -> None:

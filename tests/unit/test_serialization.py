@@ -12,9 +12,10 @@ import enum
 import importlib.util
 import struct
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, NamedTuple
+from typing import Any, NamedTuple
 
 import gevent
 import msgpack
@@ -130,7 +131,9 @@ def test_every_example_message_type_passes_verify_object(records: dict[str, type
     assert verifyObject(ISerializableMessage, PingMsg(1, pid))
     assert verifyObject(ISerializableMessage, records["Point"](1, 2))
     assert verifyObject(ISerializableMessage, records["Task"]("t", pid))
-    spec = importlib.util.spec_from_file_location("serialization_example", ROOT / "examples" / "serialization_example.py")
+    spec = importlib.util.spec_from_file_location(
+        "serialization_example", ROOT / "examples" / "serialization_example.py"
+    )
     assert spec is not None and spec.loader is not None
     example = importlib.util.module_from_spec(spec)
     sys.modules["serialization_example"] = example
@@ -240,7 +243,9 @@ def test_a_different_deserializer_under_a_taken_id_raises_unless_replacing(regis
     assert registry.lookup("example::PingMsg").deserializer is other
 
 
-@pytest.mark.parametrize(("type_id", "error"), [(1, TypeError), ("Ping", ValueError), ("a::b c", ValueError), ("", ValueError)])
+@pytest.mark.parametrize(
+    ("type_id", "error"), [(1, TypeError), ("Ping", ValueError), ("a::b c", ValueError), ("", ValueError)]
+)
 def test_register_validates_the_type_id(registry: MessageRegistry, type_id: Any, error: type) -> None:
     with pytest.raises(error):
         registry.register(type_id, deserialize_ping)
@@ -288,14 +293,14 @@ def test_registries_in_one_process_differ(registry: MessageRegistry) -> None:
 
 # -- byte layout ----------------------------------------------------------------------
 
-PID_123 = bytes.fromhex("d801" "00000001" "0000000000000002" "00000003")
+PID_123 = bytes.fromhex("d80100000001000000000000000200000003")
 
 
 @pytest.mark.parametrize(
     ("value", "wire"),
     [
         (Pid(1, 2, 3), PID_123),
-        (Ref(1, 2, 3), bytes.fromhex("d802" "00000001" "0000000000000002" "00000003")),
+        (Ref(1, 2, 3), bytes.fromhex("d80200000001000000000000000200000003")),
         ((1, "a"), bytes.fromhex("93 c70003 01 a161")),
         ((), bytes.fromhex("91 c70003")),
         (((),), bytes.fromhex("92 c70003 91c70003")),
@@ -351,9 +356,36 @@ def test_decode_accepts_bytearray_and_memoryview_only(codec: Codec) -> None:
 def test_plain_values_round_trip_with_their_types(codec: Codec) -> None:
     pid, ref = Pid(4, 5, 6), Ref(0, 9, 0)
     values = [
-        None, True, False, 0, -1, 2**63 - 1, -(2**63), 2**64 - 1, 2**64, -(2**63) - 1, 3**500, -(7**300),
-        0.0, -0.0, 1.5, float("inf"), "", "héllo ✓", b"", b"\x00\xff", [], [1, [2, [3]]], (), (1,), ((1, 2), [3, (4,)]),
-        {}, {"a": 1}, pid, ref, [pid, (ref,)],
+        None,
+        True,
+        False,
+        0,
+        -1,
+        2**63 - 1,
+        -(2**63),
+        2**64 - 1,
+        2**64,
+        -(2**63) - 1,
+        3**500,
+        -(7**300),
+        0.0,
+        -0.0,
+        1.5,
+        float("inf"),
+        "",
+        "héllo ✓",
+        b"",
+        b"\x00\xff",
+        [],
+        [1, [2, [3]]],
+        (),
+        (1,),
+        ((1, 2), [3, (4,)]),
+        {},
+        {"a": 1},
+        pid,
+        ref,
+        [pid, (ref,)],
     ]
     for value in values:
         got = roundtrip(codec, value)
@@ -364,8 +396,18 @@ def test_plain_values_round_trip_with_their_types(codec: Codec) -> None:
 def test_dict_keys_may_be_any_hashable_plain_value(codec: Codec, records: dict[str, type]) -> None:
     pid = Pid(1, 2, 3)
     point = records["Point"](1, 2)  # frozen, so hashable
-    value = {"s": 1, 2: "int", None: 0, True: "bool", 1.5: "f", b"b": 3, (1, (2, "x")): "tuple", pid: "pid",
-             Ref(0, 1, 0): "ref", point: "record"}
+    value = {
+        "s": 1,
+        2: "int",
+        None: 0,
+        True: "bool",
+        1.5: "f",
+        b"b": 3,
+        (1, (2, "x")): "tuple",
+        pid: "pid",
+        Ref(0, 1, 0): "ref",
+        point: "record",
+    }
     got = roundtrip(codec, value)
     assert got == value
     assert [type(k) for k in got] == [type(k) for k in value]
@@ -476,11 +518,18 @@ def test_seed_ping_msg_round_trips(codec: Codec) -> None:
     assert SerializableEnvelope.from_bytes(envelope.to_bytes()).unwrap(codec.registry) == msg
 
 
-def test_a_local_pid_names_the_same_process_once_it_arrives_elsewhere(registry: MessageRegistry, records: dict[str, type]) -> None:
+def test_a_local_pid_names_the_same_process_once_it_arrives_elsewhere(
+    registry: MessageRegistry, records: dict[str, type]
+) -> None:
     a, b = node_codec(registry, NODE_A), node_codec(registry, NODE_B)
     local = Pid(0, 5, 0)
     Task = records["Task"]
-    msg = {"ping": PingMsg(1, local), "task": Task("t", local, where=records["Point"](1, 2)), "t": (local,), local: [local]}
+    msg = {
+        "ping": PingMsg(1, local),
+        "task": Task("t", local, where=records["Point"](1, 2)),
+        "t": (local,),
+        local: [local],
+    }
     at_b = b.decode(a.encode(msg))
     seen = Pid(NODE_A, 5, 1)
     assert at_b["ping"].reply_to == seen and at_b["task"].owner == seen and at_b["t"] == (seen,)
@@ -606,8 +655,13 @@ def test_a_serializer_that_yields_while_another_greenlet_encodes() -> None:
 
 def test_records_round_trip_nested(codec: Codec, records: dict[str, type]) -> None:
     Point, Task = records["Point"], records["Task"]
-    task = Task("job", Pid(1, 2, 3), where=Point(1, 2), tags=("a", "b"),
-                extra={"p": [Point(3, 4)], Point(0, 0): PingMsg(1, Pid(0, 1, 0)), "n": 2**80})
+    task = Task(
+        "job",
+        Pid(1, 2, 3),
+        where=Point(1, 2),
+        tags=("a", "b"),
+        extra={"p": [Point(3, 4)], Point(0, 0): PingMsg(1, Pid(0, 1, 0)), "n": 2**80},
+    )
     got = roundtrip(codec, [task, (task,)])
     assert got == [task, (task,)]
     assert type(got[0].where) is Point and type(got[0].tags) is tuple
@@ -627,7 +681,9 @@ def test_record_class_gets_the_contract(records: dict[str, type]) -> None:
     assert reg.deserialize("test::Point", point.serialize()) == point
 
 
-def test_record_serialize_and_deserializer_respect_the_active_codec(registry: MessageRegistry, records: dict[str, type]) -> None:
+def test_record_serialize_and_deserializer_respect_the_active_codec(
+    registry: MessageRegistry, records: dict[str, type]
+) -> None:
     Task = records["Task"]
     task = Task("t", Pid(0, 4, 0))
     registry.register("test::WrappedTask", deserialize_wrapper)
@@ -711,7 +767,9 @@ def test_init_false_fields_are_derived_not_sent(codec: Codec, registry: MessageR
     assert codec.decode(wire).double == 8
 
 
-def _versioned(version: int, upgrade: Callable[[int, dict[str, Any]], dict[str, Any]] | None = None) -> tuple[Codec, type]:
+def _versioned(
+    version: int, upgrade: Callable[[int, dict[str, Any]], dict[str, Any]] | None = None
+) -> tuple[Codec, type]:
     reg = MessageRegistry()
     if version == 1:
 
@@ -882,9 +940,25 @@ def test_depth_limit_is_exact() -> None:
 
 def test_depth_walk_reads_every_header_width() -> None:
     codec = Codec(MessageRegistry(), limits=Limits(max_depth=3, max_container_len=1 << 17))
-    big = [b"x" * 70_000, "y" * 70_000, "z" * 300, b"w" * 300, 2**70, 2**200, 1.5, -(2**40), 255, 65535, 2**32,
-           [0] * 20, list(range(70_000)), {i: i for i in range(20)}, dict.fromkeys(range(70_000)), Pid(1, 2, 3),
-           datetime.datetime(2300, 1, 1, tzinfo=datetime.timezone.utc)]
+    big = [
+        b"x" * 70_000,
+        "y" * 70_000,
+        "z" * 300,
+        b"w" * 300,
+        2**70,
+        2**200,
+        1.5,
+        -(2**40),
+        255,
+        65535,
+        2**32,
+        [0] * 20,
+        list(range(70_000)),
+        {i: i for i in range(20)},
+        dict.fromkeys(range(70_000)),
+        Pid(1, 2, 3),
+        datetime.datetime(2300, 1, 1, tzinfo=datetime.timezone.utc),
+    ]
     wire = codec.encode([big])  # depth 3, with many array/map opener bytes in its payloads
     assert codec.decode(wire) == [big]
     with pytest.raises(DecodeError, match="max_depth=3"):

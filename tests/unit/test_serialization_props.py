@@ -17,7 +17,6 @@ from zope.interface import implementer
 
 from joerl.errors import DecodeError, SerializationError
 from joerl.pid import Pid, Ref
-from joerl.serialization._limits import _walk, exceeds_depth
 from joerl.serialization import (
     Codec,
     ISerializableMessage,
@@ -30,6 +29,7 @@ from joerl.serialization import (
     ref_from_bytes,
     serializable,
 )
+from joerl.serialization._limits import _walk, exceeds_depth
 
 SETTINGS = settings(max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -98,10 +98,14 @@ floats = st.floats(allow_nan=False)
 texts = st.text(st.characters(codec="utf-8"), max_size=20)  # no lone surrogates
 offsets = st.timedeltas(min_value=datetime.timedelta(hours=-23), max_value=datetime.timedelta(hours=23))
 datetimes = st.datetimes(
-    min_value=datetime.datetime(1, 1, 2), max_value=datetime.datetime(9999, 12, 30), timezones=st.builds(datetime.timezone, offsets)
+    min_value=datetime.datetime(1, 1, 2),
+    max_value=datetime.datetime(9999, 12, 30),
+    timezones=st.builds(datetime.timezone, offsets),
 )
 scalars = st.one_of(st.none(), st.booleans(), ints, floats, texts, st.binary(max_size=20), pids, refs)
-hashables = st.recursive(scalars, lambda inner: st.tuples(inner, inner) | st.lists(inner, max_size=3).map(tuple), max_leaves=6)
+hashables = st.recursive(
+    scalars, lambda inner: st.tuples(inner, inner) | st.lists(inner, max_size=3).map(tuple), max_leaves=6
+)
 
 
 def containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
@@ -135,10 +139,10 @@ def same(a: Any, b: Any) -> bool:
     if type(a) is float:
         return a == b and math.copysign(1, a) == math.copysign(1, b)
     if type(a) in (list, tuple):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=False))
     if type(a) is dict:
         return len(a) == len(b) and all(
-            same(ka, kb) and same(va, vb) for (ka, va), (kb, vb) in zip(a.items(), b.items())
+            same(ka, kb) and same(va, vb) for (ka, va), (kb, vb) in zip(a.items(), b.items(), strict=False)
         )
     if type(a) in (Box, Pair):
         return all(same(getattr(a, f), getattr(b, f)) for f in a.__joerl_record__.fields)

@@ -5,7 +5,8 @@ Down callbacks, joins and recorded events, never on sleeps."""
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from gevent.event import AsyncResult, Event
@@ -177,8 +178,11 @@ def test_rest_for_one_restarts_the_later_children_in_order(system: ActorSystem, 
     rec.wait_len(10)
     assert rec.since(4) == [
         ("stop", "b"),  # the crash
-        ("stop", "d"), ("stop", "c"),  # the later ones, newest first
-        ("start", "b"), ("start", "c"), ("start", "d"),  # restarted in start order
+        ("stop", "d"),
+        ("stop", "c"),  # the later ones, newest first
+        ("start", "b"),
+        ("start", "c"),
+        ("start", "d"),  # restarted in start order
     ]
     after = pids(sup)
     assert after["a"] == before["a"]
@@ -194,17 +198,31 @@ def test_one_for_all_restarts_every_child(system: ActorSystem, rec: Recorder) ->
     rec.wait_len(9)
     assert rec.since(3) == [
         ("stop", "b"),
-        ("stop", "c"), ("stop", "a"),
-        ("start", "a"), ("start", "b"), ("start", "c"),
+        ("stop", "c"),
+        ("stop", "a"),
+        ("start", "a"),
+        ("start", "b"),
+        ("start", "c"),
     ]
     after = pids(sup)
     assert all(after[x] != before[x] and system.is_process_alive(after[x]) for x in "abc")
 
 
-def test_group_restart_drops_temporary_children_and_leaves_stopped_ones_stopped(system: ActorSystem, rec: Recorder) -> None:
-    sup = start_supervisor(system, Supervisor("one_for_all", [
-        worker("a", rec), worker("tmp", rec, restart="temporary"), worker("off", rec), worker("b", rec),
-    ]))
+def test_group_restart_drops_temporary_children_and_leaves_stopped_ones_stopped(
+    system: ActorSystem, rec: Recorder
+) -> None:
+    sup = start_supervisor(
+        system,
+        Supervisor(
+            "one_for_all",
+            [
+                worker("a", rec),
+                worker("tmp", rec, restart="temporary"),
+                worker("off", rec),
+                worker("b", rec),
+            ],
+        ),
+    )
     rec.wait_len(4)
     sup.terminate_child("off")
     crash(system, sup, "b")
@@ -313,7 +331,9 @@ def test_supervisor_gives_up_past_its_intensity_and_exits_with_shutdown(system: 
 
 def test_restarts_older_than_the_period_do_not_count(system: ActorSystem, rec: Recorder) -> None:
     now = [100.0]
-    sup = start_supervisor(system, Supervisor(children=[worker("a", rec)], intensity=1, period=10, clock=lambda: now[0]))
+    sup = start_supervisor(
+        system, Supervisor(children=[worker("a", rec)], intensity=1, period=10, clock=lambda: now[0])
+    )
     crash(system, sup, "a")
     now[0] += 10.5  # the first restart falls out of the window
     crash(system, sup, "a")
@@ -537,7 +557,9 @@ def test_calls_from_inside_an_actor_and_bad_requests(system: ActorSystem, rec: R
 # -- starting and stopping supervisors -----------------------------------------
 
 
-def test_a_failed_child_start_fails_the_supervisor_and_stops_the_started_ones(system: ActorSystem, rec: Recorder) -> None:
+def test_a_failed_child_start_fails_the_supervisor_and_stops_the_started_ones(
+    system: ActorSystem, rec: Recorder
+) -> None:
     def bad(ctx: ActorContext) -> Any:
         raise ValueError("cannot open port")
 
@@ -601,22 +623,32 @@ def test_system_shutdown_stops_a_nested_tree_in_order_and_leaves_nothing(rec: Re
     system = ActorSystem()
     inner = lambda: RecordingSupervisor("inner", rec, "one_for_all", [worker("i1", rec), worker("i2", rec)])  # noqa: E731
     deep = lambda: RecordingSupervisor("deep", rec, children=[worker("d1", rec)])  # noqa: E731
-    start_supervisor(system, RecordingSupervisor("root", rec, children=[
-        worker("w1", rec),
-        ChildSpec.supervisor("inner", inner),
-        worker("w2", rec),
-        ChildSpec.supervisor("deep", deep),
-        worker("w3", rec, trap=True, shutdown="brutal_kill"),
-    ]))
+    start_supervisor(
+        system,
+        RecordingSupervisor(
+            "root",
+            rec,
+            children=[
+                worker("w1", rec),
+                ChildSpec.supervisor("inner", inner),
+                worker("w2", rec),
+                ChildSpec.supervisor("deep", deep),
+                worker("w3", rec, trap=True, shutdown="brutal_kill"),
+            ],
+        ),
+    )
     starts = rec.wait_len(6)
     assert starts == [("start", x) for x in ("w1", "i1", "i2", "w2", "d1", "w3")]  # nested starts are synchronous
     system.spawn_fn(lambda ctx: ctx.receive())  # a bystander, stopped after the tree
     system.shutdown(WAIT)
     assert rec.since(6) == [
         # w3 is brutally killed: no stop record
-        ("stop", "d1"), ("stop", "deep"),
+        ("stop", "d1"),
+        ("stop", "deep"),
         ("stop", "w2"),
-        ("stop", "i2"), ("stop", "i1"), ("stop", "inner"),
+        ("stop", "i2"),
+        ("stop", "i1"),
+        ("stop", "inner"),
         ("stop", "w1"),
         ("stop", "root"),
     ]
@@ -644,7 +676,11 @@ def _start(ctx: ActorContext) -> Any:
         (lambda: Supervisor("one_for_some"), ValueError, "unknown supervisor strategy"),
         (lambda: Supervisor(intensity=-1), ValueError, "intensity"),
         (lambda: Supervisor(period=0), ValueError, "period"),
-        (lambda: Supervisor(children=[ChildSpec("a", _start), ChildSpec("a", _start)]), ValueError, "duplicate child id 'a'"),
+        (
+            lambda: Supervisor(children=[ChildSpec("a", _start), ChildSpec("a", _start)]),
+            ValueError,
+            "duplicate child id 'a'",
+        ),
         (lambda: Supervisor(children=["a"]), TypeError, "ChildSpec"),
     ],
 )

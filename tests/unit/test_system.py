@@ -22,8 +22,7 @@ from joerl.errors import DistributionError, NotRegistered, SystemShutdown
 from joerl.message import SHUTDOWN, Down
 from joerl.pid import Pid
 from joerl.system import SYSTEM_PID, ActorSystem
-from joerl.testing import wait_until
-from joerl.testing import live_greenlets
+from joerl.testing import live_greenlets, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
