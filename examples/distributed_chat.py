@@ -48,8 +48,8 @@ from gevent import socket
 from gevent.event import Event
 
 from joerl.actor import ActorContext
+from joerl.address import parse_address
 from joerl.message import NodeDown
-from joerl.node.config import parse_address
 from joerl.node.node import DistributedSystem
 
 

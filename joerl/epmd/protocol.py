@@ -85,6 +85,7 @@ from typing import Any
 import msgpack
 
 from .._describe import describe
+from ..address import format_address, parse_address
 from ..errors import EpmdError, LocalProtocolError, RemoteProtocolError
 
 __all__ = [
@@ -233,46 +234,6 @@ def check_name(name: object) -> str:
 
 
 # -- addresses ---------------------------------------------------------------
-
-
-def parse_address(
-    address: str | tuple[str, int], default_host: str = "127.0.0.1", default_port: int = DEFAULT_PORT
-) -> tuple[str, int]:
-    """``"host:port"``, ``"[v6]:port"``, ``"host"``, ``":port"`` or ``(host, port)`` -> ``(host, port)``.
-
-    Raises:
-        ValueError: not an address.
-    """
-    if isinstance(address, tuple):
-        host, port = address
-    else:
-        text = address.strip()
-        if text.startswith("["):
-            end = text.find("]")
-            if end < 0:
-                raise ValueError(f"bad address {address!r}: missing ']'")
-            host, rest = text[1:end], text[end + 1 :]
-            if rest and not rest.startswith(":"):
-                raise ValueError(f"bad address {address!r}")
-            port_text = rest[1:]
-        elif text.count(":") == 1:
-            host, port_text = text.split(":")
-        elif text.isdigit():
-            host, port_text = "", text
-        else:
-            host, port_text = text, ""
-        try:
-            port = int(port_text) if port_text else default_port
-        except ValueError:
-            raise ValueError(f"bad port in address {address!r}") from None
-    if not isinstance(port, int) or not 0 <= port <= _U16:
-        raise ValueError(f"bad port in address {address!r}: must be 0..65535")
-    return (host or default_host), port
-
-
-def format_address(host: str, port: int) -> str:
-    """``(host, port)`` -> ``"host:port"`` (IPv6 hosts in brackets)."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 # -- value types -------------------------------------------------------------

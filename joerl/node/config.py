@@ -28,33 +28,6 @@ def node_id_of(name: str) -> int:
     return digest or 1
 
 
-def parse_address(address: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
-    """``"host:port"`` (or ``":port"``, ``"port"``, ``"[::1]:port"``) -> ``(host, port)``.
-
-    Raises:
-        ValueError: the address is malformed.
-    """
-    if not isinstance(address, str) or not address:
-        raise ValueError(f"expected an address 'host:port', got {address!r}")
-    text = address.strip()
-    if text.startswith("["):
-        host, sep, rest = text[1:].partition("]")
-        if not sep or not rest.startswith(":"):
-            raise ValueError(f"malformed address {address!r}: expected '[v6addr]:port'")
-        port_s = rest[1:]
-    elif ":" in text:
-        host, _, port_s = text.rpartition(":")
-    else:
-        host, port_s = "", text
-    try:
-        port = int(port_s)
-    except ValueError:
-        raise ValueError(f"malformed address {address!r}: port {port_s!r} is not a number") from None
-    if not 0 <= port <= 65535:
-        raise ValueError(f"malformed address {address!r}: port {port} out of range")
-    return host or default_host, port
-
-
 def resolve_epmd_address(address: str | None = None) -> str:
     """The argument, else ``$JOERL_EPMD_ADDRESS``, else ``127.0.0.1:4369``."""
     return address or os.environ.get(EPMD_ENV) or DEFAULT_EPMD_ADDRESS

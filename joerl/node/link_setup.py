@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import socket as _stdsocket
 from collections.abc import Callable
 from typing import Any
@@ -55,7 +54,6 @@ from .protocol import (
 )
 
 __all__ = [
-    "Backoff",
     "accept_handshake",
     "dial",
 ]
@@ -335,48 +333,3 @@ def accept_handshake(
         local.name, established.peer.name, established.status, established.peer.creation,
     )  # fmt: skip
     return Connection(sock, local, established, Role.ACCEPTOR, config, handler=handler, on_closed=on_closed)
-
-
-class Backoff:
-    """Delays between reconnection attempts: exponential, capped, jittered.
-
-    ``delay()`` returns the next wait (``initial``, then times ``factor``
-    each failure, at most ``maximum``, each spread by +-``jitter``);
-    ``reset()`` after a success. The node keeps one per peer and refuses to
-    dial again before the delay has passed ("reconnect on the next send").
-
-    Args:
-        initial: first delay, seconds.
-        maximum: cap, seconds.
-        factor: growth per failure.
-        jitter: relative spread, 0..1 (so two nodes do not retry in lockstep).
-        rand: a ``random()``-like source in [0, 1).
-    """
-
-    def __init__(
-        self,
-        initial: float = 0.05,
-        maximum: float = 5.0,
-        factor: float = 2.0,
-        jitter: float = 0.2,
-        rand: Callable[[], float] = random.random,
-    ) -> None:
-        if not 0 < initial <= maximum or factor < 1 or not 0 <= jitter < 1:
-            raise ValueError("need 0 < initial <= maximum, factor >= 1, 0 <= jitter < 1")
-        self.initial, self.maximum, self.factor, self.jitter = initial, maximum, factor, jitter
-        self._rand = rand
-        self._next = initial
-        #: Consecutive failures since the last reset.
-        self.failures = 0
-
-    def delay(self) -> float:
-        """The wait before the next attempt (call once per failure)."""
-        base = self._next
-        self._next = min(self.maximum, base * self.factor)
-        self.failures += 1
-        return base * (1 + self.jitter * (2 * self._rand() - 1))
-
-    def reset(self) -> None:
-        """After a success: the next failure waits ``initial`` again."""
-        self._next = self.initial
-        self.failures = 0

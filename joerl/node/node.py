@@ -32,6 +32,8 @@ from gevent.hub import Waiter
 from gevent.server import StreamServer
 
 from .. import epmd as _epmd
+from ..address import parse_address
+from ..backoff import Backoff
 from ..errors import (
     CallError,
     CallTimeout,
@@ -44,13 +46,14 @@ from ..errors import (
 )
 from ..message import NOCONNECTION, NOPROC, NodeDown, NodeUp
 from ..pid import Pid, Ref
+from ..ratelimit import TokenBucket
 from ..serialization import Codec, Limits, MessageRegistry, default_registry
 from ..system import SYSTEM_PID, ActorSystem, From, RemoteName
 from . import protocol as P
-from .config import load_cookie, node_id_of, parse_address, resolve_epmd_address
+from .config import load_cookie, node_id_of, resolve_epmd_address
 from .connection import Connection, LinkConfig
 from .global_names import GlobalNames
-from .link_setup import Backoff, accept_handshake, dial
+from .link_setup import accept_handshake, dial
 from .tls import TlsConfig, tls_wrapper
 
 log = logging.getLogger("joerl.node")
@@ -189,8 +192,8 @@ class DistributedSystem:
             raise ValueError("max_handshakes and max_connections_per_second must be positive")
         self._max_handshakes = max_handshakes
         self._handshakes = 0
-        self._accept_rate = _TokenBucket(max_connections_per_second)
-        self._refusal_log = _TokenBucket(1.0)  # at most one such warning a second
+        self._accept_rate = TokenBucket(max_connections_per_second)
+        self._refusal_log = TokenBucket(1.0)  # at most one such warning a second
         if link_config is not None and tick_time != 60.0:
             self._config = replace(link_config, tick_time=tick_time)  # LinkConfig is frozen
         self.system = ActorSystem(name)
@@ -1223,23 +1226,3 @@ class DistributedSystem:
 
 class NotAllowed(HandshakeError):
     """The peer authenticated, but its name is not in ``allowed_nodes``."""
-
-
-class _TokenBucket:
-    """``rate`` events per second, in bursts of up to ``rate``."""
-
-    __slots__ = ("rate", "tokens", "stamp")
-
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self.tokens = rate
-        self.stamp = monotonic()
-
-    def take(self) -> bool:
-        now = monotonic()
-        self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False

@@ -22,6 +22,7 @@ from gevent.pool import Pool
 from gevent.queue import Queue
 from gevent.server import StreamServer
 
+from joerl.backoff import Backoff
 from joerl.errors import (
     AuthenticationError,
     ConnectionLost,
@@ -32,7 +33,7 @@ from joerl.errors import (
 )
 from joerl.node import protocol as p
 from joerl.node.connection import Connection, LinkConfig
-from joerl.node.link_setup import Backoff, accept_handshake, dial
+from joerl.node.link_setup import accept_handshake, dial
 from joerl.node.protocol import (
     ACCEPT,
     DIALING,
