@@ -7,7 +7,12 @@ Constructors never log.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Any
+
+from ._describe import describe
+from .message import format_reason
+from .pid import Pid
 
 
 class JoerlError(Exception):
@@ -96,6 +101,53 @@ class StartError(ActorError):
         self.reason = reason
 
 
+class SupervisorError(ActorError):
+    """A supervisor refused a request about its children."""
+
+
+class ChildNotFound(SupervisorError):
+    """No child with this id."""
+
+    def __init__(self, id: Hashable) -> None:
+        super().__init__(f"no child with id {id!r}")
+        self.id = id
+
+
+class AlreadyStarted(SupervisorError):
+    """``start_child``: a child with this id is running."""
+
+    def __init__(self, id: Hashable, pid: Pid) -> None:
+        super().__init__(f"child {id!r} is already started as {pid}")
+        self.id = id
+        self.pid = pid
+
+
+class AlreadyPresent(SupervisorError):
+    """``start_child``: a (stopped) child with this id exists: restart or delete it."""
+
+    def __init__(self, id: Hashable) -> None:
+        super().__init__(f"child {id!r} is already present (not running): use restart_child or delete_child")
+        self.id = id
+
+
+class StillRunning(SupervisorError):
+    """``restart_child``/``delete_child``: the child runs; terminate it first."""
+
+    def __init__(self, id: Hashable, pid: Pid) -> None:
+        super().__init__(f"child {id!r} is running as {pid}: terminate_child it first")
+        self.id = id
+        self.pid = pid
+
+
+class ChildStartError(SupervisorError):
+    """A child's ``start`` raised, or returned something that is not a process."""
+
+    def __init__(self, id: Hashable, reason: Any) -> None:
+        super().__init__(f"child {id!r} failed to start: {format_reason(reason)}")
+        self.id = id
+        self.reason = reason
+
+
 # -- serialization -----------------------------------------------------------
 
 
@@ -116,6 +168,23 @@ class NotSerializable(SerializationError):
         self.path = path
 
 
+class BrokenMessageType(NotSerializable):
+    """A class claims ``ISerializableMessage`` but does not honour it.
+
+    Raised at send time (and by ``SerializableEnvelope.wrap``): a member is
+    missing, ``serialize`` has the wrong signature or fails, or the type id is
+    not a valid namespaced id.
+    """
+
+    def __init__(self, value_type: type, reason: str, path: str = "") -> None:
+        super().__init__(value_type, path)
+        where = f" at {path}" if path else ""
+        self.args = (
+            f"{value_type.__module__}.{value_type.__qualname__}{where} claims ISerializableMessage but {reason}",
+        )
+        self.reason = reason
+
+
 class UnknownMessageType(SerializationError):
     """Bytes name a message type that is not registered here."""
 
@@ -126,6 +195,17 @@ class UnknownMessageType(SerializationError):
 
 class DecodeError(SerializationError):
     """Bytes are not a valid encoding (malformed, truncated, or over a limit)."""
+
+
+class MessageTypeTaken(SerializationError, ValueError):
+    """A type id is already registered to a different deserializer."""
+
+    def __init__(self, type_id: str, existing: Any) -> None:
+        super().__init__(
+            f"message type {type_id!r} is already registered to {existing!r}; pass replace=True to replace it"
+        )
+        self.type_id = type_id
+        self.existing = existing
 
 
 # -- wire protocols ----------------------------------------------------------
@@ -150,6 +230,57 @@ class EpmdError(JoerlError):
     """A port mapper request failed."""
 
 
+class EpmdProtocolError(EpmdError, RemoteProtocolError):
+    """The peer sent bytes that break the EPMD protocol (or joerl's extension)."""
+
+
+class InvalidName(EpmdError, LocalProtocolError, ValueError):
+    """A node name that the port mapper cannot hold.
+
+    Attributes:
+        name: the offending name.
+        reason: what is wrong with it.
+    """
+
+    def __init__(self, name: object, reason: str) -> None:
+        super().__init__(f"invalid node name {describe(name, 300)}: {reason}")
+        self.name = name
+        self.reason = reason
+
+
+class EpmdConnectionError(EpmdError, ConnectionError):
+    """The port mapper could not be reached, or dropped the connection."""
+
+
+class EpmdTimeout(EpmdError, TimeoutError):
+    """The port mapper did not answer in time."""
+
+
+class NameInUse(EpmdError):
+    """The name is already registered (by another node, or by this client)."""
+
+    def __init__(self, name: str, detail: str = "") -> None:
+        super().__init__(f"the name {name!r} is already registered" + (f" ({detail})" if detail else ""))
+        self.name = name
+
+
+class RegistrationRefused(EpmdError):
+    """The daemon refused a registration for another reason than a taken name.
+
+    Attributes:
+        code: the extension's error code (``not_allowed``, ``too_large``, ...).
+    """
+
+    def __init__(self, name: str, code: str, message: str) -> None:
+        super().__init__(f"registration of {name!r} refused ({code}): {message}")
+        self.name = name
+        self.code = code
+
+
+class EpmdClientClosed(EpmdError):
+    """The client was closed."""
+
+
 # -- distribution ------------------------------------------------------------
 
 
@@ -165,8 +296,16 @@ class AuthenticationError(HandshakeError):
     """The peer failed the cookie challenge (or we did)."""
 
 
-class ConnectionLost(DistributionError):
-    """The link to a peer node broke."""
+class LinkDown(DistributionError):
+    """A link to a peer node cannot carry this message: catch this for either cause below."""
+
+
+class LinkClosed(LinkDown):
+    """This node closed the link (shutdown, or a link replaced by a newer one): "you closed it"."""
+
+
+class ConnectionLost(LinkDown):
+    """The peer or the network broke the link (reset, EOF, missed ticks): "it broke"."""
 
 
 class NodeUnreachable(DistributionError):
@@ -176,3 +315,83 @@ class NodeUnreachable(DistributionError):
         super().__init__(f"node {node!r} is unreachable" + (f": {reason}" if reason else ""))
         self.node = node
         self.reason = reason
+
+
+class HandshakeProtocolError(HandshakeError, RemoteProtocolError):
+    """The peer broke the handshake protocol (malformed or unexpected message)."""
+
+
+class HandshakeRefused(HandshakeError):
+    """A handshake ended with a refusal, by the peer or by us.
+
+    Attributes:
+        status: the refusal status (``nok``, ``busy``, ``not_allowed``,
+            ``id_collision``).
+        reason: the human explanation sent with it.
+        peer: the peer's name when known.
+        by_peer: True when the peer refused us, False when we refused it.
+    """
+
+    def __init__(self, status: str, reason: str = "", *, peer: str | None = None, by_peer: bool = True) -> None:
+        who = f"node {peer!r}" if peer else "the peer"
+        text = f"{who} refused the link" if by_peer else f"refused the link with {who}"
+        super().__init__(f"{text}: {status}" + (f" ({reason})" if reason else ""))
+        self.status = status
+        self.reason = reason
+        self.peer = peer
+        self.by_peer = by_peer
+
+
+class SimultaneousConnect(HandshakeRefused):
+    """Both nodes dialled each other; this dial lost the tie-break (status ``nok``).
+
+    Not a failure: the other node's dial is the one that becomes the link.
+    Wait for it (up to the handshake deadline) instead of dialling again.
+    """
+
+
+class NodeIdCollision(HandshakeRefused):
+    """Two nodes with different names have the same node id (status ``id_collision``)."""
+
+
+class CertificateRefused(HandshakeError):
+    """The peer's certificate is valid but its subject is not allowed."""
+
+    def __init__(self, subject: str | None) -> None:
+        super().__init__(f"certificate subject {subject!r} is not in the allow-list")
+        self.subject = subject
+
+
+class FrameError(RemoteProtocolError):
+    """One link frame could not be decoded; it is skipped, the stream stays in sync.
+
+    Attributes:
+        size: the frame's body length.
+        op: its opcode when that much could be read, else None.
+    """
+
+    def __init__(self, message: str, *, size: int, op: int | None = None) -> None:
+        super().__init__(f"bad frame ({size} bytes): {message}")
+        self.size = size
+        self.op = op
+
+
+class OversizedFrame(RemoteProtocolError):
+    """The peer announced a frame larger than the limit: the link must close.
+
+    Attributes:
+        size: the announced body length.
+        limit: the configured maximum.
+        messages: what the same ``feed`` call decoded before this frame, in
+            order: deliver them before closing.
+    """
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"frame of {size} bytes exceeds the limit of {limit} bytes (max_frame_size); closing the link")
+        self.size = size
+        self.limit = limit
+        self.messages: list[Any] = []  # the messages and FrameErrors of that feed call
+
+
+class NotAllowed(HandshakeError):
+    """The peer authenticated, but its name is not in ``allowed_nodes``."""

@@ -27,7 +27,7 @@ import gevent
 import gevent.lock
 from gevent import socket
 
-from ..errors import EpmdError
+from ..errors import EpmdClientClosed, EpmdConnectionError, EpmdError, EpmdTimeout, NameInUse, RegistrationRefused
 from . import protocol as p
 from .protocol import NodeInfo
 
@@ -48,39 +48,6 @@ DEFAULT_TIMEOUT = 5.0
 DEFAULT_KEEPALIVE = 20.0
 DEFAULT_RETRY = 2.0
 _T = TypeVar("_T")
-
-
-class EpmdConnectionError(EpmdError, ConnectionError):
-    """The port mapper could not be reached, or dropped the connection."""
-
-
-class EpmdTimeout(EpmdError, TimeoutError):
-    """The port mapper did not answer in time."""
-
-
-class NameInUse(EpmdError):
-    """The name is already registered (by another node, or by this client)."""
-
-    def __init__(self, name: str, detail: str = "") -> None:
-        super().__init__(f"the name {name!r} is already registered" + (f" ({detail})" if detail else ""))
-        self.name = name
-
-
-class RegistrationRefused(EpmdError):
-    """The daemon refused a registration for another reason than a taken name.
-
-    Attributes:
-        code: the extension's error code (``not_allowed``, ``too_large``, ...).
-    """
-
-    def __init__(self, name: str, code: str, message: str) -> None:
-        super().__init__(f"registration of {name!r} refused ({code}): {message}")
-        self.name = name
-        self.code = code
-
-
-class EpmdClientClosed(EpmdError):
-    """The client was closed."""
 
 
 class _NoReply(Exception):

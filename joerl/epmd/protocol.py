@@ -86,7 +86,7 @@ import msgpack
 
 from .._describe import describe
 from ..address import format_address, parse_address
-from ..errors import EpmdError, LocalProtocolError, RemoteProtocolError
+from ..errors import EpmdProtocolError, InvalidName, LocalProtocolError
 
 __all__ = [
     "ALIVE2_REQ",
@@ -179,24 +179,6 @@ _U16 = 0xFFFF
 _U32 = 0xFFFFFFFF
 
 # -- errors ------------------------------------------------------------------
-
-
-class EpmdProtocolError(EpmdError, RemoteProtocolError):
-    """The peer sent bytes that break the EPMD protocol (or joerl's extension)."""
-
-
-class InvalidName(EpmdError, LocalProtocolError, ValueError):
-    """A node name that the port mapper cannot hold.
-
-    Attributes:
-        name: the offending name.
-        reason: what is wrong with it.
-    """
-
-    def __init__(self, name: object, reason: str) -> None:
-        super().__init__(f"invalid node name {_describe(name, 300)}: {reason}")
-        self.name = name
-        self.reason = reason
 
 
 def _name_problem(name: object) -> str:

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple, cast
 import msgpack
 
 from .._describe import describe
-from ..errors import LocalProtocolError, RemoteProtocolError
+from ..errors import FrameError, LocalProtocolError, OversizedFrame
 from ..pid import Pid, Ref
 
 __all__ = [
@@ -76,37 +76,6 @@ def _is_uint(value: Any, top: int) -> bool:
 
 # -- errors ------------------------------------------------------------------
 # All subclass the error tree of joerl.errors.
-
-
-class FrameError(RemoteProtocolError):
-    """One link frame could not be decoded; it is skipped, the stream stays in sync.
-
-    Attributes:
-        size: the frame's body length.
-        op: its opcode when that much could be read, else None.
-    """
-
-    def __init__(self, message: str, *, size: int, op: int | None = None) -> None:
-        super().__init__(f"bad frame ({size} bytes): {message}")
-        self.size = size
-        self.op = op
-
-
-class OversizedFrame(RemoteProtocolError):
-    """The peer announced a frame larger than the limit: the link must close.
-
-    Attributes:
-        size: the announced body length.
-        limit: the configured maximum.
-        messages: what the same ``feed`` call decoded before this frame, in
-            order: deliver them before closing.
-    """
-
-    def __init__(self, size: int, limit: int) -> None:
-        super().__init__(f"frame of {size} bytes exceeds the limit of {limit} bytes (max_frame_size); closing the link")
-        self.size = size
-        self.limit = limit
-        self.messages: list[Message | FrameError] = []
 
 
 # -- control messages ------------------------------------------------------------

@@ -22,7 +22,14 @@ from typing import Any, NamedTuple
 import msgpack
 
 from .._describe import describe as _describe
-from ..errors import AuthenticationError, HandshakeError, LocalProtocolError, RemoteProtocolError
+from ..errors import (
+    AuthenticationError,
+    HandshakeProtocolError,
+    HandshakeRefused,
+    LocalProtocolError,
+    NodeIdCollision,
+    SimultaneousConnect,
+)
 from .frames import _U32, _U64, DEFAULT_MAX_FRAME_SIZE, _is_uint
 
 __all__ = [
@@ -88,43 +95,6 @@ _LEN16 = struct.Struct(">H")
 
 # -- errors ------------------------------------------------------------------
 # All subclass the error tree of joerl.errors.
-
-
-class HandshakeProtocolError(HandshakeError, RemoteProtocolError):
-    """The peer broke the handshake protocol (malformed or unexpected message)."""
-
-
-class HandshakeRefused(HandshakeError):
-    """A handshake ended with a refusal, by the peer or by us.
-
-    Attributes:
-        status: the refusal status (``nok``, ``busy``, ``not_allowed``,
-            ``id_collision``).
-        reason: the human explanation sent with it.
-        peer: the peer's name when known.
-        by_peer: True when the peer refused us, False when we refused it.
-    """
-
-    def __init__(self, status: str, reason: str = "", *, peer: str | None = None, by_peer: bool = True) -> None:
-        who = f"node {peer!r}" if peer else "the peer"
-        text = f"{who} refused the link" if by_peer else f"refused the link with {who}"
-        super().__init__(f"{text}: {status}" + (f" ({reason})" if reason else ""))
-        self.status = status
-        self.reason = reason
-        self.peer = peer
-        self.by_peer = by_peer
-
-
-class SimultaneousConnect(HandshakeRefused):
-    """Both nodes dialled each other; this dial lost the tie-break (status ``nok``).
-
-    Not a failure: the other node's dial is the one that becomes the link.
-    Wait for it (up to the handshake deadline) instead of dialling again.
-    """
-
-
-class NodeIdCollision(HandshakeRefused):
-    """Two nodes with different names have the same node id (status ``id_collision``)."""
 
 
 # -- identities and handshake data ---------------------------------------------

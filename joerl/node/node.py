@@ -42,6 +42,7 @@ from ..errors import (
     EpmdError,
     HandshakeError,
     NodeUnreachable,
+    NotAllowed,
     SerializationError,
 )
 from ..message import NOCONNECTION, NOPROC, NodeDown, NodeUp
@@ -1222,7 +1223,3 @@ class DistributedSystem:
         if msg.monitor:
             self.system.add_remote_monitor(msg.sender, pid, msg.ref)
         conn.send(P.SpawnReply(msg.ref, msg.sender, self._glob_pid(pid)))
-
-
-class NotAllowed(HandshakeError):
-    """The peer authenticated, but its name is not in ``allowed_nodes``."""

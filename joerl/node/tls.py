@@ -19,15 +19,7 @@ from typing import Any
 
 from gevent import ssl
 
-from ..errors import HandshakeError
-
-
-class CertificateRefused(HandshakeError):
-    """The peer's certificate is valid but its subject is not allowed."""
-
-    def __init__(self, subject: str | None) -> None:
-        super().__init__(f"certificate subject {subject!r} is not in the allow-list")
-        self.subject = subject
+from ..errors import CertificateRefused, HandshakeError
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ only with ``DecodeError`` or ``UnknownMessageType``.
 
 from __future__ import annotations
 
-from ..errors import DecodeError, NotSerializable, SerializationError, UnknownMessageType
+from ..errors import DecodeError, MessageTypeTaken, NotSerializable, SerializationError, UnknownMessageType
 from ._active import active_codec, decode, encode, pid_from_bytes, pid_to_bytes, ref_from_bytes, ref_to_bytes
 from ._codec import EXT_BIGINT, EXT_MESSAGE, EXT_PID, EXT_RECORD, EXT_REF, EXT_TUPLE, Codec
 from ._envelope import SerializableEnvelope
@@ -43,7 +43,6 @@ from ._interface import (
     MAX_TYPE_ID_BYTES,
     BrokenMessageType,
     ISerializableMessage,
-    MessageTypeTaken,
     check_type_id,
     verify_message,
 )

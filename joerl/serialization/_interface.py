@@ -10,12 +10,11 @@ the declaration against the object with ``zope.interface.verify.verifyObject``.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from zope.interface import Attribute, Interface, Invalid
 from zope.interface.verify import verifyObject
 
-from ..errors import NotSerializable, SerializationError
+from ..errors import BrokenMessageType, NotSerializable
 
 #: Longest type id, in UTF-8 bytes (it travels behind a one-byte length).
 MAX_TYPE_ID_BYTES = 255
@@ -35,32 +34,6 @@ class ISerializableMessage(Interface):
 
     def serialize() -> bytes:  # type: ignore[misc,empty-body]  # a zope interface method: no self, no body
         """Return the message's wire form. Keep the format stable; version it."""
-
-
-class BrokenMessageType(NotSerializable):
-    """A class claims ``ISerializableMessage`` but does not honour it.
-
-    Raised at send time (and by ``SerializableEnvelope.wrap``): a member is
-    missing, ``serialize`` has the wrong signature or fails, or the type id is
-    not a valid namespaced id.
-    """
-
-    def __init__(self, value_type: type, reason: str, path: str = "") -> None:
-        super().__init__(value_type, path)
-        where = f" at {path}" if path else ""
-        self.args = (f"{_qualname(value_type)}{where} claims ISerializableMessage but {reason}",)
-        self.reason = reason
-
-
-class MessageTypeTaken(SerializationError, ValueError):
-    """A type id is already registered to a different deserializer."""
-
-    def __init__(self, type_id: str, existing: Any) -> None:
-        super().__init__(
-            f"message type {type_id!r} is already registered to {existing!r}; pass replace=True to replace it"
-        )
-        self.type_id = type_id
-        self.existing = existing
 
 
 def _qualname(cls: type) -> str:

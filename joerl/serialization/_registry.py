@@ -12,8 +12,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import UnknownMessageType
-from ._interface import MessageTypeTaken, check_type_id
+from ..errors import MessageTypeTaken, UnknownMessageType
+from ._interface import check_type_id
 
 #: A deserializer turns a message's ``serialize()`` bytes back into the message.
 Deserializer = Callable[[bytes], Any]
