@@ -41,6 +41,10 @@ class StopActor(BaseException):
         self.reason = reason
 
 
+#: A process's life, in ``ActorContext._state``: created, running, ending, gone.
+NEW, RUNNING, EXITING, DEAD = 0, 1, 2, 3
+
+
 class ActorContext:
     """What an actor uses to act: its pid, its mailbox, links, monitors, timers.
 
@@ -81,7 +85,7 @@ class ActorContext:
         self._trap_exit = False
         self._name: str | None = None
         self._parent = parent
-        self._state = 0  # 0 new, 1 running, 2 exiting, 3 dead
+        self._state = NEW
         self._pending_exit: Any = None
         self._done: Any = None
         self._actor: Any = None

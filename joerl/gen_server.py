@@ -26,11 +26,15 @@ from typing import Any, NamedTuple
 from gevent import getcurrent
 from gevent.event import AsyncResult
 
+from ._gen import CALL as _CALL
+from ._gen import CAST as _CAST
+from ._gen import STOP as _STOP
+from ._gen import From
 from .actor import Actor, ActorContext, ActorRef, StopActor
 from .errors import CallError, NameTaken, NotRegistered, StartError
 from .message import KILL, NORMAL, Exit
 from .pid import Pid
-from .system import ActorSystem, From
+from .system import ActorSystem
 from .timer import TimerRef
 
 __all__ = [
@@ -48,10 +52,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-_CALL = "$gen_call"
-_CAST = "$gen_cast"
-_STOP = "$gen_stop"
 
 
 class _Keep:
