@@ -527,7 +527,7 @@ class EpmdServer:
             ).encode()
         if conn.entry is not None:
             return p.ExtError("already_registered", f"this connection already holds {conn.entry.node.name!r}").encode()
-        problem = p._name_problem(req.name)
+        problem = p.name_problem(req.name)
         if problem:
             return p.ExtError("invalid_name", f"node name {req.name!r} {problem}").encode()
         if not 1 <= req.port <= 0xFFFF:
