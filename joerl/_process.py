@@ -141,7 +141,7 @@ class Processes(Signals):
                 while True:
                     if q:
                         msg = q.popleft()
-                        if msg.__class__ is tuple:  # a (message, sender) pair: see mailbox._queued()
+                        if msg.__class__ is tuple:  # queueing rule: inline copy of mailbox._pair()
                             msg, ctx.sender = msg
                         else:
                             ctx.sender = None

@@ -120,7 +120,7 @@ class ActorContext:
             while not q:
                 mailbox._wait(None)
             msg = q.popleft()
-            if msg.__class__ is tuple:  # a (message, sender) pair: see mailbox._queued()
+            if msg.__class__ is tuple:  # queueing rule: inline copy of mailbox._pair()
                 msg, self.sender = msg
             else:
                 self.sender = None

@@ -28,8 +28,12 @@ _WAKE = object()
 # sends) is queued bare, sparing a tuple per message, unless it is itself
 # exactly a tuple; anything else is queued as its ``(message, sender)`` tuple.
 # So a queued object whose class is exactly ``tuple`` is a pair, and any other
-# is a message whose sender is None. The runtime's hot paths (ActorSystem.send,
-# Mailbox.deliver, the Actor loop, ActorContext.receive) apply the same rule inline.
+# is a message whose sender is None. _queued() and _pair() are the definition;
+# the hot paths that cannot afford a call (ActorSystem.send, Mailbox.deliver and
+# deliver_all, the Actor loop in _process.py, ActorContext.receive) keep inline
+# copies, each marked "queueing rule: inline copy", and
+# tests/unit/test_queueing_rule.py checks every marked copy against the definition
+# and that no unmarked copy exists.
 
 
 def _queued(item: tuple[Any, Any]) -> Any:
@@ -86,6 +90,7 @@ class Mailbox:
     def deliver(self, msg: Any, sender: Any) -> None:
         """``put((msg, sender))`` in one call: the node layer's per-message path."""
         if self._maxsize is None and not self.closed:
+            # queueing rule: inline copy of _queued()
             self._q.append(msg if sender is None and msg.__class__ is not tuple else (msg, sender))
             if self._reader is not None:
                 self._wake_reader()
@@ -95,7 +100,8 @@ class Mailbox:
     def deliver_all(self, msgs: tuple[Any, ...], sender: Any) -> None:
         """``deliver(msg, sender)`` for each of ``msgs``, in order."""
         if self._maxsize is None and not self.closed:
-            self._q.extend(zip(msgs, repeat(sender)))  # pairs, even with no sender: see _queued()
+            # queueing rule: inline copy of _queued() (always pairs: a pair is always a valid form)
+            self._q.extend(zip(msgs, repeat(sender)))
             if self._reader is not None:
                 self._wake_reader()
         else:

@@ -120,8 +120,8 @@ class ActorSystem(Processes):
                 if ctx.pid is dest or ctx.pid == dest:
                     mailbox = ctx._mailbox
                     if mailbox._maxsize is None:
-                        # Never closed: a mailbox closes after its process has left the
-                        # table. What is queued follows mailbox._queued().
+                        # Never closed: a mailbox closes after its process has left the table.
+                        # queueing rule: inline copy of mailbox._queued()
                         mailbox._q.append(msg if sender is None and msg.__class__ is not tuple else (msg, sender))
                         if mailbox._reader is not None:
                             mailbox._wake_reader()
