@@ -1,5 +1,6 @@
-"""Shared test fixtures: an ActorSystem that must end empty, a probe process
-through which plain test code receives messages, and ``wait_until``.
+"""Shared test fixtures: an ActorSystem that must end empty, probes
+(:class:`joerl.testing.Probe`: a process through which plain test code
+receives messages), and ``wait_until``.
 
 Tests synchronise on events and messages. ``wait_until`` is for the rare
 condition that no event announces; it polls with a deadline.
@@ -13,64 +14,12 @@ from typing import Any
 import gevent
 import greenlet
 import pytest
-from gevent.event import Event
-from gevent.queue import Empty, Queue
 
-from joerl.actor import ActorContext
-from joerl.pid import Pid
 from joerl.system import ActorSystem
-from joerl.testing import live_greenlets, wait_until
+from joerl.testing import Probe, live_greenlets, wait_until
 
 #: How long a test waits for something that should happen at once.
 WAIT = 2.0
-
-
-class Probe:
-    """A process that forwards whatever it receives to a queue the test reads.
-
-    Plain test code has no mailbox; a probe lends it one: link it, monitor
-    with it, send to it, then ``get()`` what arrived, in order.
-
-    Args:
-        system: where to spawn the probe.
-        trap_exit: trap exits (set before the constructor returns, so links
-            made afterwards never kill it).
-    """
-
-    def __init__(self, system: ActorSystem, *, trap_exit: bool = False, name: str | None = None) -> None:
-        self.queue: Queue = Queue()
-        self.ctx: ActorContext | None = None
-        ready = Event()
-
-        def body(ctx: ActorContext) -> None:
-            ctx.trap_exit(trap_exit)
-            self.ctx = ctx
-            ready.set()
-            while True:
-                msg = ctx.receive()
-                self.queue.put((msg, ctx.sender))
-
-        self.ref = system.spawn_fn(body, name=name)
-        self.pid: Pid = self.ref.pid
-        assert ready.wait(WAIT), "probe did not start"
-
-    def get(self, timeout: float = WAIT) -> Any:
-        """The next message the probe received (fails the test after ``timeout``)."""
-        return self.get_with_sender(timeout)[0]
-
-    def get_with_sender(self, timeout: float = WAIT) -> tuple[Any, Pid | None]:
-        """The next ``(message, sender)`` the probe received."""
-        try:
-            return self.queue.get(timeout=timeout)
-        except Empty:
-            raise AssertionError(f"probe {self.pid} received nothing within {timeout}s") from None
-
-    def assert_next(self, expected: Any) -> None:
-        """Send ``expected`` to the probe as a marker and check it is the very next
-        message: proof that nothing else was queued before it."""
-        self.ref.system.send(self.pid, expected)
-        assert self.get() == expected
-        assert self.queue.empty()
 
 
 @pytest.fixture
@@ -92,19 +41,19 @@ def system() -> Iterator[ActorSystem]:
 @pytest.fixture
 def probe(system: ActorSystem) -> Probe:
     """A probe that does not trap exits."""
-    return Probe(system)
+    return Probe(system, timeout=WAIT)
 
 
 @pytest.fixture
 def trapping_probe(system: ActorSystem) -> Probe:
     """A probe that traps exits (receives ``Exit`` messages)."""
-    return Probe(system, trap_exit=True)
+    return Probe(system, trap_exit=True, timeout=WAIT)
 
 
 @pytest.fixture
 def make_probe(system: ActorSystem) -> Callable[..., Probe]:
     """A factory: ``make_probe(trap_exit=False, name=None)`` spawns another probe."""
-    return lambda **kw: Probe(system, **kw)
+    return lambda **kw: Probe(system, **{"timeout": WAIT, **kw})
 
 
 @pytest.fixture(name="wait_until")

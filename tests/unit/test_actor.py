@@ -71,7 +71,7 @@ def test_class_actor_lifecycle(system: ActorSystem, probe: Any) -> None:
     for i in range(3):
         ref.send(i)
     ref.send(("stop", "done"))
-    assert probe.get() == Down(mref, ref.pid, "done")
+    assert probe.receive() == Down(mref, ref.pid, "done")
     assert actor.events == [
         ("started", ref.pid, system),
         ("msg", 0, None),
@@ -102,7 +102,7 @@ def test_stop_in_started(system: ActorSystem, probe: Any) -> None:
     actor = StopsAtOnce()
     ref = system.spawn(actor)
     mref = system.monitor(probe.pid, ref.pid)
-    assert probe.get() == Down(mref, ref.pid, "early")
+    assert probe.receive() == Down(mref, ref.pid, "early")
     assert [e[0] for e in actor.events] == ["started", "stopped"]
     assert actor.events[-1] == ("stopped", "early")
 
@@ -121,7 +121,7 @@ def test_system_stop_ends_a_busy_actor_and_runs_stopped(system: ActorSystem, pro
     ref.send("work")
     assert actor.got_message.wait(2.0)
     assert ref.stop("enough") is True
-    assert probe.get() == Down(mref, ref.pid, "enough")
+    assert probe.receive() == Down(mref, ref.pid, "enough")
     assert actor.events[-1] == ("stopped", "enough")
     assert ref.stop() is True  # already dead: nothing to do
     assert system.stop(ref.pid) is True
@@ -163,10 +163,10 @@ def test_function_actor_gets_args_and_receives(system: ActorSystem, probe: Any) 
     mref = system.monitor(probe.pid, ref.pid)
     ref.send("a")
     ref.send("b")
-    assert probe.get() == "echo:a"
-    assert probe.get() == "echo:b"
+    assert probe.receive() == "echo:a"
+    assert probe.receive() == "echo:b"
     ref.send("quit")
-    assert probe.get() == Down(mref, ref.pid, "normal")
+    assert probe.receive() == Down(mref, ref.pid, "normal")
 
 
 def test_function_actor_context(system: ActorSystem) -> None:
@@ -185,7 +185,7 @@ def test_function_actor_context(system: ActorSystem) -> None:
 def test_function_actor_stop(system: ActorSystem, probe: Any) -> None:
     ref = system.spawn_fn(lambda ctx: ctx.stop(("shutdown", "bye")))
     mref = system.monitor(probe.pid, ref.pid)
-    assert probe.get() == Down(mref, ref.pid, ("shutdown", "bye"))
+    assert probe.receive() == Down(mref, ref.pid, ("shutdown", "bye"))
 
 
 def test_stop_a_function_actor_blocked_in_receive(system: ActorSystem, probe: Any) -> None:
@@ -199,7 +199,7 @@ def test_stop_a_function_actor_blocked_in_receive(system: ActorSystem, probe: An
     mref = system.monitor(probe.pid, ref.pid)
     assert waiting.wait(2.0)
     assert system.stop(ref.pid, "halt") is True
-    assert probe.get() == Down(mref, ref.pid, "halt")
+    assert probe.receive() == Down(mref, ref.pid, "halt")
 
 
 # -- receive -------------------------------------------------------------------------
@@ -291,9 +291,9 @@ def test_receive_inside_handle_message(system: ActorSystem, probe: Any) -> None:
     ref = system.spawn(Pairing())
     for m in ("first", "other", "second", "after"):
         ref.send(m)
-    assert probe.get() == ("pair", "first", "second")
-    assert probe.get() == ("single", "other")
-    assert probe.get() == ("single", "after")
+    assert probe.receive() == ("pair", "first", "second")
+    assert probe.receive() == ("single", "other")
+    assert probe.receive() == ("single", "after")
 
 
 # -- sender ---------------------------------------------------------------------------
@@ -304,13 +304,13 @@ def test_sender_is_known_for_actor_sends_and_none_for_plain_code(system: ActorSy
         ctx.send(probe.pid, "from actor")
 
     ref = system.spawn_fn(sender)
-    assert probe.get_with_sender() == ("from actor", ref.pid)
+    assert probe.receive_with_sender() == ("from actor", ref.pid)
     system.send(probe.pid, "from plain code")
-    assert probe.get_with_sender() == ("from plain code", None)
+    assert probe.receive_with_sender() == ("from plain code", None)
     probe.ref.send("via ActorRef")
-    assert probe.get_with_sender() == ("via ActorRef", None)
+    assert probe.receive_with_sender() == ("via ActorRef", None)
     system.send(probe.pid, "explicit", sender=ref.pid)
-    assert probe.get_with_sender() == ("explicit", ref.pid)
+    assert probe.receive_with_sender() == ("explicit", ref.pid)
 
 
 def test_sender_in_class_actor(system: ActorSystem) -> None:
@@ -332,7 +332,7 @@ def test_reply_to_sender(system: ActorSystem, probe: Any) -> None:
 
     echo = system.spawn(Echo())
     system.send(echo.pid, "hi", sender=probe.pid)
-    assert probe.get_with_sender() == (("echo", "hi"), echo.pid)
+    assert probe.receive_with_sender() == (("echo", "hi"), echo.pid)
 
 
 # -- crashes ---------------------------------------------------------------------------
@@ -348,7 +348,7 @@ def test_crash_in_hook(system: ActorSystem, probe: Any, caplog: pytest.LogCaptur
         ref.send("crash")
     elif hook == "stopped":
         ref.send(("stop", "normal"))
-    down = probe.get()
+    down = probe.receive()
     assert isinstance(down, Down) and down.ref == mref and down.pid == ref.pid
     assert down.reason is actor.error and isinstance(down.reason, Boom)
     assert not ref.is_alive()
@@ -367,7 +367,7 @@ def test_crash_in_started_skips_messages(system: ActorSystem, probe: Any, caplog
     ref = system.spawn(actor)
     ref.send("never handled")
     mref = system.monitor(probe.pid, ref.pid)
-    assert probe.get().reason is actor.error
+    assert probe.receive().reason is actor.error
     assert [e[0] for e in actor.events] == ["started", "stopped"]
     assert mref is not None
 
@@ -383,7 +383,7 @@ def test_crash_in_function_actor(system: ActorSystem, probe: Any, caplog: pytest
     ref = system.spawn_fn(body)
     mref = system.monitor(probe.pid, ref.pid)
     ref.send("go")
-    assert probe.get() == Down(mref, ref.pid, err)
+    assert probe.receive() == Down(mref, ref.pid, err)
     records = error_records(caplog)
     assert len(records) == 1 and records[0].exc_info[1] is err  # type: ignore[index]
 
@@ -397,7 +397,7 @@ def test_normal_ends_log_nothing(system: ActorSystem, probe: Any, caplog: pytest
     a.send(("stop", "normal"))
     assert b.join(2.0)
     assert system.stop(c.pid, "shutdown")
-    probe.get()
+    probe.receive()
     assert error_records(caplog) == []
 
 
@@ -447,7 +447,7 @@ def test_ctx_spawn_is_not_linked(system: ActorSystem, probe: Any, caplog: pytest
         ctx.receive()
 
     p = system.spawn_fn(parent)
-    assert probe.get() == ("child", 5)
+    assert probe.receive() == ("child", 5)
     assert children[0].join(2.0)
     assert p.is_alive()
 

@@ -189,7 +189,7 @@ def test_only_the_exact_pid_reaches_a_process(system: ActorSystem, probe: Any) -
     same = Pid(0, pid.id, 0)  # equal, but another object
     assert same is not pid and same == pid
     system.send(same, "via an equal pid")
-    assert probe.get() == "via an equal pid"
+    assert probe.receive() == "via an equal pid"
     assert system.is_process_alive(same) and system.context_of(same) is not None
 
     other_creation = Pid(0, pid.id, 1)
@@ -203,10 +203,10 @@ def test_only_the_exact_pid_reaches_a_process(system: ActorSystem, probe: Any) -
     with pytest.raises(NoProcError):
         system.link(probe.pid, other_creation)
     mref = system.monitor(probe.pid, other_creation)
-    assert probe.get() == Down(mref, other_creation, NOPROC)
+    assert probe.receive() == Down(mref, other_creation, NOPROC)
     with pytest.raises(DistributionError):
         system.send(Pid(3, pid.id, 0), "another node")
-    probe.assert_next("nothing else arrived")
+    assert probe.sync() == [], "nothing else arrived"
     assert system.context_of("not a pid") is None  # type: ignore[arg-type]
 
 

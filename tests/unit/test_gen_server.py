@@ -305,7 +305,7 @@ def test_stop_from_call_with_reply(system: ActorSystem, probe: Any) -> None:
     assert ref.call(("stop_reply",)) == "bye"
     # terminate ran before the reply was sent, with the state Stop gave
     assert server.terminations() == [("terminate", "done", {"a": 1, "stopped": True})]
-    assert probe.get() == Down(mref, ref.pid, "done")
+    assert probe.receive() == Down(mref, ref.pid, "done")
 
 
 def test_stop_from_call_without_reply_fails_the_call(system: ActorSystem) -> None:
@@ -388,7 +388,7 @@ def test_crash_in_handle_call(system: ActorSystem, probe: Any) -> None:
     exc = info.value.reason
     assert isinstance(exc, Boom) and str(exc) == "in handle_call"
     assert info.value.server == ref.pid
-    down = probe.get()
+    down = probe.receive()
     assert down == Down(mref, ref.pid, exc)  # the server died with it
     assert server.terminations() == [("terminate", exc, {"s": 1})]
     assert system.whereis("store") is None  # the name is free again
@@ -558,7 +558,7 @@ def test_start_link_links_to_the_caller(system: ActorSystem, probe: Any) -> None
         ctx.receive()  # until the server's crash kills us
 
     p = system.spawn_fn(parent)
-    ref = probe.get()
+    ref = probe.receive()
     parent_ctx, server_ctx = system.context_of(p.pid), system.context_of(ref.pid)
     assert parent_ctx is not None and server_ctx is not None
     assert parent_ctx._links is not None and ref.pid in parent_ctx._links
@@ -567,7 +567,7 @@ def test_start_link_links_to_the_caller(system: ActorSystem, probe: Any) -> None
     linked.set()
     with pytest.raises(CallError):
         ref.call(("crash",), timeout=30)
-    down = probe.get()
+    down = probe.receive()
     assert down.ref == mref and isinstance(down.reason, Boom)  # the link took the parent down
 
 

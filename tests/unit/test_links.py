@@ -62,7 +62,7 @@ def downs(probe: Any, n: int) -> dict[Pid, Any]:
     """The next ``n`` Down messages at the probe, as pid -> reason."""
     out = {}
     for _ in range(n):
-        msg = probe.get()
+        msg = probe.receive()
         assert isinstance(msg, Down), msg
         out[msg.pid] = msg.reason
     return out
@@ -155,7 +155,7 @@ def test_trapping_middle_stops_the_chain(system: ActorSystem, probe: Any) -> Non
     watch(system, probe, c)
     system.exit(c.pid, "boom")
     assert downs(probe, 1) == {c.pid: "boom"}
-    probe.assert_next("marker")
+    assert probe.sync() == [], "marker"
     assert a.is_alive() and b.is_alive()
     b.send("quit")
     assert b.join(2.0)
@@ -168,7 +168,7 @@ def test_normal_exit_does_not_propagate(system: ActorSystem, trapping_probe: Any
     system.link(a.pid, b.pid)
     system.link(trapping_probe.pid, b.pid)
     b.send("quit")
-    assert trapping_probe.get() == Exit(b.pid, NORMAL)  # trapping: told
+    assert trapping_probe.receive() == Exit(b.pid, NORMAL)  # trapping: told
     assert b.join(2.0)
     assert a.is_alive()  # not trapping: unaffected
 
@@ -189,7 +189,7 @@ def test_trapping_process_gets_exit_message(system: ActorSystem, trapping_probe:
     b = system.spawn_fn(idle)
     system.link(trapping_probe.pid, b.pid)
     system.exit(b.pid, "boom")
-    assert trapping_probe.get_with_sender() == (Exit(b.pid, "boom"), b.pid)
+    assert trapping_probe.receive_with_sender() == (Exit(b.pid, "boom"), b.pid)
     assert trapping_probe.ref.is_alive()
 
 
@@ -254,7 +254,7 @@ def test_link_to_self_is_a_no_op(system: ActorSystem, probe: Any) -> None:
         ctx.send(probe.pid, "ok")
 
     system.spawn_fn(body)
-    assert probe.get() == "ok"
+    assert probe.receive() == "ok"
 
 
 @pytest.mark.parametrize("from_side", ["a", "b"])
@@ -281,10 +281,10 @@ def test_ctx_unlink_then_partner_crashes(system: ActorSystem, trapping_probe: An
         idle(ctx)
 
     a = system.spawn_fn(body)
-    assert trapping_probe.get() == "unlinked"
+    assert trapping_probe.receive() == "unlinked"
     system.link(trapping_probe.pid, b.pid)
     system.exit(b.pid, "boom")
-    assert trapping_probe.get() == Exit(b.pid, "boom")
+    assert trapping_probe.receive() == Exit(b.pid, "boom")
     assert a.is_alive()
 
 
@@ -292,12 +292,12 @@ def test_link_is_removed_when_partner_dies(system: ActorSystem, trapping_probe: 
     b = system.spawn_fn(idle)
     system.link(trapping_probe.pid, b.pid)
     b.send("quit")
-    assert trapping_probe.get() == Exit(b.pid, NORMAL)
+    assert trapping_probe.receive() == Exit(b.pid, NORMAL)
     c = system.spawn_fn(idle)
     system.link(trapping_probe.pid, c.pid)
     system.exit(c.pid, "later")
-    assert trapping_probe.get() == Exit(c.pid, "later")  # nothing left over from b
-    assert trapping_probe.queue.empty()
+    assert trapping_probe.receive() == Exit(c.pid, "later")  # nothing left over from b
+    assert trapping_probe.pending() == []
 
 
 # -- exit/2 --------------------------------------------------------------------------
@@ -309,7 +309,7 @@ def test_exit_from_plain_code(system: ActorSystem, probe: Any, trapping_probe: A
     system.exit(a.pid, "boom")
     assert downs(probe, 1) == {a.pid: "boom"}
     system.exit(trapping_probe.pid, "boom")
-    assert trapping_probe.get_with_sender() == (Exit(SYSTEM_PID, "boom"), SYSTEM_PID)
+    assert trapping_probe.receive_with_sender() == (Exit(SYSTEM_PID, "boom"), SYSTEM_PID)
     system.exit(a.pid, "boom")  # dead: ignored
     system.exit(Pid(0, 10**9), "boom")
 
@@ -319,14 +319,14 @@ def test_exit_from_actor_names_the_sender(system: ActorSystem, trapping_probe: A
         ctx.exit(trapping_probe.pid, "go away")
 
     a = system.spawn_fn(body)
-    assert trapping_probe.get() == Exit(a.pid, "go away")
+    assert trapping_probe.receive() == Exit(a.pid, "go away")
 
 
 def test_exit_normal_is_ignored_by_a_non_trapping_process(system: ActorSystem, trapping_probe: Any) -> None:
     a = system.spawn_fn(idle)
     system.exit(a.pid, NORMAL)
     system.exit(trapping_probe.pid, NORMAL)
-    assert trapping_probe.get() == Exit(SYSTEM_PID, NORMAL)  # a trapping one is told
+    assert trapping_probe.receive() == Exit(SYSTEM_PID, NORMAL)  # a trapping one is told
     assert a.is_alive()
     a.send("quit")
     assert a.join(2.0)
@@ -398,7 +398,7 @@ def test_killed_propagates_over_links_as_trappable_killed(system: ActorSystem, p
     system.link(victim.pid, trapping_probe.pid)
     watch(system, probe, victim, linked)
     system.exit(victim.pid, KILL)
-    assert trapping_probe.get() == Exit(victim.pid, KILLED)  # trappable: the probe lives
+    assert trapping_probe.receive() == Exit(victim.pid, KILLED)  # trappable: the probe lives
     assert downs(probe, 2) == {victim.pid: KILLED, linked.pid: KILLED}
     assert linked_actor.stopped_with == [KILLED]  # a link exit, not a kill: the hook runs
     assert trapping_probe.ref.is_alive()
@@ -410,7 +410,7 @@ def test_link_exit_with_reason_kill_is_trappable(system: ActorSystem, trapping_p
     a = system.spawn_fn(lambda ctx: (ctx.receive(), ctx.stop(KILL)))
     system.link(a.pid, trapping_probe.pid)
     a.send("go")
-    assert trapping_probe.get() == Exit(a.pid, KILL)
+    assert trapping_probe.receive() == Exit(a.pid, KILL)
     assert trapping_probe.ref.is_alive()
 
 

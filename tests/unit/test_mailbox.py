@@ -339,7 +339,7 @@ def test_sender_blocked_on_a_full_mailbox_can_be_stopped(system: ActorSystem, pr
     gevent.sleep(0)
     mref = system.monitor(probe.pid, blocked.pid)
     assert system.stop(blocked.pid, "give up") is True
-    assert probe.get() == Down(mref, blocked.pid, "give up")
+    assert probe.receive() == Down(mref, blocked.pid, "give up")
     gate.set()  # the consumer drains; the other blocked sender gets in
     assert waiting.join(2.0)
     consumer.send("last")

@@ -37,8 +37,8 @@ def test_exactly_one_down(system: ActorSystem, probe: Any) -> None:
     ref = system.monitor(probe.pid, target.pid)
     assert isinstance(ref, Ref)
     target.send("quit")
-    assert probe.get_with_sender() == (Down(ref, target.pid, NORMAL), target.pid)
-    probe.assert_next("nothing else")
+    assert probe.receive_with_sender() == (Down(ref, target.pid, NORMAL), target.pid)
+    assert probe.sync() == [], "nothing else"
 
 
 @pytest.mark.parametrize("how, reason", [("stop", SHUTDOWN), ("exit", "boom"), ("exit", KILL), ("crash", None)])
@@ -61,7 +61,7 @@ def test_down_carries_the_reason(
     else:
         target.send("crash")
     expected = {"stop": reason, "exit": KILLED if reason == KILL else reason, "crash": err}[how]
-    down = probe.get()
+    down = probe.receive()
     assert down == Down(ref, target.pid, expected)
     if how == "crash":
         assert down.reason is err
@@ -71,11 +71,11 @@ def test_monitor_dead_pid_gives_noproc(system: ActorSystem, probe: Any) -> None:
     dead = system.spawn_fn(lambda ctx: None)
     assert dead.join(2.0)
     ref = system.monitor(probe.pid, dead.pid)
-    assert probe.get() == Down(ref, dead.pid, NOPROC)
+    assert probe.receive() == Down(ref, dead.pid, NOPROC)
     never = Pid(0, 10**9)
     ref2 = system.monitor(probe.pid, never)
-    assert probe.get() == Down(ref2, never, NOPROC)
-    probe.assert_next("nothing else")
+    assert probe.receive() == Down(ref2, never, NOPROC)
+    assert probe.sync() == [], "nothing else"
 
 
 def test_monitor_from_an_actor(system: ActorSystem, probe: Any) -> None:
@@ -91,7 +91,7 @@ def test_monitor_from_an_actor(system: ActorSystem, probe: Any) -> None:
         ctx.send(probe.pid, (r1, r2, got))
 
     system.spawn_fn(watcher)
-    r1, r2, got = probe.get()
+    r1, r2, got = probe.receive()
     assert r1 != r2
     assert sorted(got, key=lambda d: d.ref) == sorted(
         [Down(r1, target.pid, NORMAL), Down(r2, dead.pid, NOPROC)], key=lambda d: d.ref
@@ -104,15 +104,15 @@ def test_two_monitors_two_downs(system: ActorSystem, probe: Any) -> None:
     r2 = system.monitor(probe.pid, target.pid)
     assert r1 != r2
     system.exit(target.pid, "boom")
-    assert {probe.get(), probe.get()} == {Down(r1, target.pid, "boom"), Down(r2, target.pid, "boom")}
-    probe.assert_next("nothing else")
+    assert {probe.receive(), probe.receive()} == {Down(r1, target.pid, "boom"), Down(r2, target.pid, "boom")}
+    assert probe.sync() == [], "nothing else"
 
 
 def test_monitor_by_name(system: ActorSystem, probe: Any) -> None:
     target = start_idle(system, name="watched")
     ref = system.monitor(probe.pid, "watched")
     target.send("quit")
-    assert probe.get() == Down(ref, target.pid, NORMAL)
+    assert probe.receive() == Down(ref, target.pid, NORMAL)
 
 
 def test_demonitor_takes_effect_at_once(system: ActorSystem, probe: Any) -> None:
@@ -122,14 +122,14 @@ def test_demonitor_takes_effect_at_once(system: ActorSystem, probe: Any) -> None
     assert system.demonitor(probe.pid, ref) is False
     system.exit(target.pid, "boom")
     assert target.join(2.0)
-    probe.assert_next("no Down")  # any Down would have been queued before this
+    assert probe.sync() == [], "no Down"  # any Down would have been queued before this
 
 
 def test_demonitor_after_down_returns_false(system: ActorSystem, probe: Any) -> None:
     target = start_idle(system)
     ref = system.monitor(probe.pid, target.pid)
     target.send("quit")
-    assert probe.get() == Down(ref, target.pid, NORMAL)
+    assert probe.receive() == Down(ref, target.pid, NORMAL)
     assert system.demonitor(probe.pid, ref) is False
 
 
@@ -145,10 +145,10 @@ def test_demonitor_from_an_actor(system: ActorSystem, probe: Any) -> None:
         ctx.send(probe.pid, ctx.mailbox_len)
 
     w = system.spawn_fn(watcher)
-    assert probe.get() == "demonitored"
+    assert probe.receive() == "demonitored"
     assert target.join(2.0)
     w.send("check")
-    assert probe.get() == 0
+    assert probe.receive() == 0
 
 
 @pytest.mark.parametrize("flush", [True, False])
@@ -164,11 +164,11 @@ def test_demonitor_flush(system: ActorSystem, probe: Any, flush: bool) -> None:
         ctx.send(probe.pid, [ctx.receive(timeout=0) for _ in range(ctx.mailbox_len)])
 
     system.spawn_fn(watcher)
-    assert probe.get() == "monitoring"
+    assert probe.receive() == "monitoring"
     system.exit(target.pid, "boom")
     assert target.join(2.0)
     gate.set()
-    left = probe.get()
+    left = probe.receive()
     if flush:
         assert left == []
     else:
@@ -190,7 +190,7 @@ def test_monitor_is_one_way(system: ActorSystem, probe: Any, caplog: pytest.LogC
     assert target.is_alive()
     ref = system.monitor(probe.pid, target.pid)
     target.send("quit")  # the dead watcher's monitor is gone: nothing breaks
-    assert probe.get() == Down(ref, target.pid, NORMAL)
+    assert probe.receive() == Down(ref, target.pid, NORMAL)
 
 
 def test_monitor_callback(system: ActorSystem) -> None:

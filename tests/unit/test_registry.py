@@ -76,8 +76,8 @@ def test_spawn_with_name(system: ActorSystem, probe: Any) -> None:
     assert system.whereis("echo") == ref.pid
     system.send("echo", 1)
     system.try_send("echo", 2)
-    assert probe.get() == ("echo", 1)
-    assert probe.get() == ("echo", 2)
+    assert probe.receive() == ("echo", 1)
+    assert probe.receive() == ("echo", 2)
     assert seen == [ref.pid]
     assert "echo" in system.registered()
 
@@ -100,9 +100,9 @@ def test_ctx_register_and_send_by_name_from_an_actor(system: ActorSystem, probe:
         ctx.send(probe.pid, ctx.receive(timeout=2.0))
 
     system.spawn_fn(server)
-    assert probe.get() == "registered"
+    assert probe.receive() == "registered"
     system.spawn_fn(client)
-    assert probe.get() == ("reply", "hello")
+    assert probe.receive() == ("reply", "hello")
 
 
 def test_system_register_and_unregister(system: ActorSystem) -> None:
@@ -144,7 +144,7 @@ def test_taken_name_inside_an_actor(system: ActorSystem, probe: Any) -> None:
             ctx.send(probe.pid, ("refused", exc.name))
 
     system.spawn_fn(body)
-    assert probe.get() == ("refused", "taken")
+    assert probe.receive() == ("refused", "taken")
 
 
 def test_one_name_per_process(system: ActorSystem) -> None:
@@ -183,7 +183,7 @@ def test_name_freed_on_death(system: ActorSystem, probe: Any, caplog: pytest.Log
         other = start_idle(system)
         system.link(other.pid, ref.pid)
         system.exit(other.pid, "boom")
-    down = probe.get()
+    down = probe.receive()
     assert isinstance(down, Down) and down.ref == mref
     # the name is free by the time the Down arrives
     assert system.whereis("worker") is None
@@ -204,7 +204,7 @@ def test_send_to_unknown_name_from_an_actor_raises_there(
 
     ref = system.spawn_fn(body)
     mref = system.monitor(probe.pid, ref.pid)
-    down = probe.get()
+    down = probe.receive()
     assert down.ref == mref and isinstance(down.reason, NotRegistered)
 
 

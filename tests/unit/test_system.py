@@ -151,7 +151,7 @@ def test_sends_to_dead_pids_are_dropped_silently(system: ActorSystem, probe: Any
         ctx.send(probe.pid, "still alive")
 
     system.spawn_fn(body)
-    assert probe.get() == "still alive"
+    assert probe.receive() == "still alive"
 
 
 def test_send_destinations(system: ActorSystem, probe: Any) -> None:
@@ -160,7 +160,7 @@ def test_send_destinations(system: ActorSystem, probe: Any) -> None:
     system.send(probe.ref, 2)
     system.send("p", 3)
     system.send(("p", "anynode"), 4)  # a local system resolves (name, node) here
-    assert [probe.get() for _ in range(4)] == [1, 2, 3, 4]
+    assert [probe.receive() for _ in range(4)] == [1, 2, 3, 4]
     with pytest.raises(TypeError, match="cannot send"):
         system.send(42, "x")
     with pytest.raises(NotRegistered):
@@ -175,7 +175,7 @@ def test_message_order_between_two_processes(system: ActorSystem, probe: Any) ->
             ctx.send(probe.pid, i)
 
     system.spawn_fn(sender)
-    assert [probe.get() for _ in range(500)] == list(range(500))
+    assert [probe.receive() for _ in range(500)] == list(range(500))
 
 
 # -- introspection ------------------------------------------------------------------
@@ -339,4 +339,4 @@ def test_down_from_shutdown_seen_by_plain_monitor(system: ActorSystem, probe: An
     target = system.spawn_fn(lambda ctx: ctx.receive())
     ref = system.monitor(probe.pid, target.pid)
     assert system.stop(target.pid, SHUTDOWN)
-    assert probe.get() == Down(ref, target.pid, SHUTDOWN)
+    assert probe.receive() == Down(ref, target.pid, SHUTDOWN)

@@ -17,18 +17,18 @@ def test_send_after_fires_once(system: ActorSystem, probe: Any) -> None:
     t0 = time.monotonic()
     timer = system.send_after(0.05, probe.pid, "tick")
     assert isinstance(timer, TimerRef) and timer.active
-    assert probe.get() == "tick"
+    assert probe.receive() == "tick"
     assert time.monotonic() - t0 >= 0.04
     assert not timer.active
     assert timer.cancel() is False  # already fired
-    probe.assert_next("only once")
+    assert probe.sync() == [], "only once"
 
 
 def test_timers_fire_in_delay_order(system: ActorSystem, probe: Any) -> None:
     system.send_after(0.06, probe.pid, 3)
     system.send_after(0.0, probe.pid, 1)
     system.send_after(0.03, probe.pid, 2)
-    assert [probe.get(), probe.get(), probe.get()] == [1, 2, 3]
+    assert [probe.receive(), probe.receive(), probe.receive()] == [1, 2, 3]
 
 
 def test_cancel_prevents_the_message(system: ActorSystem, probe: Any) -> None:
@@ -37,8 +37,8 @@ def test_cancel_prevents_the_message(system: ActorSystem, probe: Any) -> None:
     assert cancelled.cancel() is True
     assert not cancelled.active
     assert cancelled.cancel() is False
-    assert probe.get() == "marker"  # fires after the cancelled one would have
-    assert probe.queue.empty()
+    assert probe.receive() == "marker"  # fires after the cancelled one would have
+    assert probe.pending() == []
 
 
 def test_timer_to_a_name_resolves_when_it_fires(system: ActorSystem, probe: Any) -> None:
@@ -48,7 +48,7 @@ def test_timer_to_a_name_resolves_when_it_fires(system: ActorSystem, probe: Any)
         ctx.send(probe.pid, ("got", ctx.receive(timeout=2.0)))
 
     system.spawn_fn(body, name="late-comer")
-    assert probe.get() == ("got", "hello")
+    assert probe.receive() == ("got", "hello")
 
 
 def test_timer_to_a_vanished_name_or_dead_pid_is_dropped(system: ActorSystem, probe: Any) -> None:
@@ -57,8 +57,8 @@ def test_timer_to_a_vanished_name_or_dead_pid_is_dropped(system: ActorSystem, pr
     system.send_after(0, "nobody", "dropped")
     system.send_after(0, dead.pid, "dropped")
     system.send_after(0.03, probe.pid, "marker")
-    assert probe.get() == "marker"
-    assert probe.queue.empty()
+    assert probe.receive() == "marker"
+    assert probe.pending() == []
 
 
 def test_ctx_send_after_names_the_sender(system: ActorSystem, probe: Any) -> None:
@@ -68,20 +68,20 @@ def test_ctx_send_after_names_the_sender(system: ActorSystem, probe: Any) -> Non
         ctx.send(probe.pid, ("self got", ctx.receive(timeout=2.0), ctx.sender))
 
     ref = system.spawn_fn(body)
-    got = {probe.get_with_sender(), probe.get_with_sender()}
+    got = {probe.receive_with_sender(), probe.receive_with_sender()}
     assert got == {("from actor", ref.pid), (("self got", "to self", ref.pid), ref.pid)}
 
 
 def test_plain_send_after_has_no_sender(system: ActorSystem, probe: Any) -> None:
     system.send_after(0, probe.pid, "x")
-    assert probe.get_with_sender() == ("x", None)
+    assert probe.receive_with_sender() == ("x", None)
 
 
 def test_timer_of_a_dead_actor_still_fires_for_others(system: ActorSystem, probe: Any) -> None:
     # a timer is not owned by the process that set it (as erlang:send_after/3 to another pid)
     ref = system.spawn_fn(lambda ctx: ctx.send_after(0.02, probe.pid, "after death"))
     assert ref.join(2.0)
-    assert probe.get() == "after death"
+    assert probe.receive() == "after death"
 
 
 def test_negative_delay_raises(system: ActorSystem, probe: Any) -> None:
