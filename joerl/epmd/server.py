@@ -2,8 +2,10 @@
 
 This module owns the daemon's state (one table of registered names, Erlang's
 and joerl's alike, and the remembered old names that decide creations) and
-the connection handling on a :class:`gevent.server.StreamServer`. The bytes
-are :mod:`joerl.epmd.protocol`'s business.
+the connection handling on a :class:`gevent.server.StreamServer`: which
+request each connection may make, and what the daemon answers. The bytes are
+:mod:`joerl.epmd.protocol`'s business, the name table (creations, old names)
+:mod:`._table`'s, and the per-address limits :mod:`._admission`'s.
 
 Behaviour, as Erlang's ``epmd`` 25 has it:
 
@@ -30,20 +32,21 @@ import ipaddress
 import logging
 import socket as _stdsocket
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 import gevent
-import msgpack
 from gevent.event import Event
 from gevent.pool import Pool
 from gevent.server import StreamServer
 from gevent.socket import socket as GSocket
 
 from . import protocol as p
+from ._admission import Admission
+from ._ext_service import EXT_TYPES, ExtService
+from ._table import REMEMBERED_NAMES, Entry, NameTable
 
-__all__ = ["DEFAULT_ADDRESS", "DEFAULT_MAX_CONNECTIONS", "EpmdServer"]
+__all__ = ["DEFAULT_ADDRESS", "DEFAULT_MAX_CONNECTIONS", "REMEMBERED_NAMES", "EpmdServer"]
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +54,6 @@ DEFAULT_ADDRESS = "127.0.0.1:4369"
 DEFAULT_MAX_CONNECTIONS = 4096
 DEFAULT_MAX_PER_ADDRESS = 256  # connections at once from one remote address
 DEFAULT_RATE_PER_ADDRESS = 100.0  # new connections per second from one remote address
-REMEMBERED_NAMES = 1000  # epmd's MAX_UNREG_COUNT
-_U32 = 0xFFFFFFFF
 
 
 class _Conn:
@@ -65,7 +66,10 @@ class _Conn:
         self.peer = peer
         self.local = local
         self.fd = sock.fileno()
-        self.entry: _Entry | None = None
+        self.entry: Entry | None = None
+
+    def describe(self) -> str:
+        return _peer_text(self.peer)
 
     def shutdown(self) -> None:
         """Wake the handler reading this connection (it then cleans up)."""
@@ -73,15 +77,6 @@ class _Conn:
             self.sock.shutdown(_stdsocket.SHUT_RDWR)
         except OSError:
             pass
-
-
-class _Entry:
-    __slots__ = ("node", "conn", "last_seen")
-
-    def __init__(self, node: p.NodeInfo, conn: _Conn, last_seen: float) -> None:
-        self.node = node
-        self.conn = conn
-        self.last_seen = last_seen
 
 
 class _Stop(Exception):
@@ -109,7 +104,7 @@ class EpmdServer:
         backlog: listen backlog.
         max_per_address: connections served at once from one remote address.
         rate_per_address: new connections per second from one remote address
-            (in bursts of as many).
+            (in bursts of as many; 0 admits none).
         limit_loopback: apply the two per-address limits to loopback peers too
             (by default local nodes and tools are trusted, as epmd trusts them).
     """
@@ -136,23 +131,18 @@ class EpmdServer:
         self.keepalive_timeout = keepalive_timeout
         self.packet_timeout = packet_timeout
         self.max_connections = max_connections
-        self.max_metadata = max_metadata
-        self.allow_remote_register = allow_remote_register
         self.relaxed_command_check = relaxed_command_check
         self._clock = clock
-        self._wallclock = wallclock
         self._sweep_interval = sweep_interval or min(10.0, keepalive_timeout / 4)
         self._backlog = backlog
-        self.max_per_address = max_per_address
-        self.rate_per_address = rate_per_address
         self.limit_loopback = limit_loopback
-        self._per_address: dict[str, list[float]] = {}  # ip -> [live connections, tokens, stamp]
+        self._admission = Admission(max_per_address, rate_per_address, clock)
         self.refused = 0  # connections closed by the per-address limits
-        self._entries: dict[str, _Entry] = {}  # registration order
-        self._old: OrderedDict[str, tuple[int, int, int]] = OrderedDict()  # name -> (creation, port, fd)
+        self._table = NameTable(clock, wallclock)
+        self._service = ExtService(
+            self._table, clock, allow_remote_register=allow_remote_register, max_metadata=max_metadata
+        )
         self._conns: set[_Conn] = set()
-        self._names_cache: bytes | None = None
-        self._list_cache: bytes | None = None
         self._server: StreamServer | None = None
         self._sweeper: gevent.Greenlet | None = None
         self._stopped = Event()
@@ -232,19 +222,39 @@ class EpmdServer:
     def running(self) -> bool:
         return self._server is not None
 
+    @property
+    def allow_remote_register(self) -> bool:
+        """Whether joerl registrations from other hosts are accepted."""
+        return self._service.allow_remote_register
+
+    @property
+    def max_metadata(self) -> int:
+        """Largest metadata (bytes of msgpack) in a registration."""
+        return self._service.max_metadata
+
+    @property
+    def max_per_address(self) -> int:
+        """Connections served at once from one remote address."""
+        return self._admission.max_per_address
+
+    @property
+    def rate_per_address(self) -> float:
+        """New connections per second from one remote address."""
+        return self._admission.rate_per_address
+
     # -- state ----------------------------------------------------------------
 
     def nodes(self) -> list[p.NodeInfo]:
         """The registered nodes, oldest first."""
-        return [e.node for e in self._entries.values()]
+        return self._table.nodes()
 
     def lookup(self, name: str) -> p.NodeInfo | None:
-        e = self._entries.get(name)
+        e = self._table.get(name)
         return None if e is None else e.node
 
     def last_seen(self, name: str) -> float | None:
         """When (on ``clock``) the registration of ``name`` last showed life."""
-        e = self._entries.get(name)
+        e = self._table.get(name)
         return None if e is None else e.last_seen
 
     @property
@@ -254,13 +264,10 @@ class EpmdServer:
     def expire_stale(self) -> list[str]:
         """Drop joerl registrations whose last keep-alive is older than the
         timeout (on ``clock``); return their names. The sweeper calls this."""
-        deadline = self._clock() - self.keepalive_timeout
-        stale = [e for e in self._entries.values() if e.node.kind == "joerl" and e.last_seen < deadline]
+        stale = self._table.stale(self._clock() - self.keepalive_timeout)
         for e in stale:
             log.warning("expired %s: no keep-alive for %.0fs", e.node.name, self.keepalive_timeout)
-            self._remove(e, why=None)
-            e.conn.entry = None
-            e.conn.shutdown()
+            self._table.evict(e, why=None)
         return [e.node.name for e in stale]
 
     def _sweep_loop(self) -> None:
@@ -270,40 +277,6 @@ class EpmdServer:
                 self.expire_stale()
             except Exception:  # never let the sweeper die
                 log.exception("expiry sweep failed")
-
-    def _next_creation(self, name: str) -> int:
-        old = self._old.pop(name, None)
-        if old is None:
-            return max(4, int(self._wallclock()) + 1) & _U32 or 4
-        cr = old[0] + 1
-        return cr if 4 <= cr <= _U32 else 4
-
-    def _add(self, node: p.NodeInfo, conn: _Conn) -> _Entry:
-        entry = _Entry(node, conn, self._clock())
-        self._entries[node.name] = entry
-        conn.entry = entry
-        self._names_cache = self._list_cache = None
-        log.info(
-            "registered %s port=%d creation=%d (%s) from %s",
-            node.name,
-            node.port,
-            node.creation,
-            node.kind,
-            _peer_text(conn.peer),
-        )
-        return entry
-
-    def _remove(self, entry: _Entry, why: str | None) -> None:
-        name = entry.node.name
-        if self._entries.get(name) is not entry:
-            return
-        del self._entries[name]
-        self._names_cache = self._list_cache = None
-        self._old[name] = (entry.node.creation, entry.node.port, entry.conn.fd)
-        while len(self._old) > REMEMBERED_NAMES:
-            self._old.popitem(last=False)
-        if why:
-            log.info("unregistered %s (%s)", name, why)
 
     # -- connections ------------------------------------------------------------
 
@@ -317,28 +290,11 @@ class EpmdServer:
         except (OSError, ValueError, IndexError, TypeError):
             return False
 
-    def _admit(self, ip: str) -> bool:
-        """Per-address limits: live connections and new connections per second."""
-        now = self._clock()
-        slot = self._per_address.get(ip)
-        if slot is None:
-            if len(self._per_address) > 65536:  # forget idle addresses
-                for key in [k for k, v in self._per_address.items() if v[0] == 0]:
-                    del self._per_address[key]
-            slot = self._per_address[ip] = [0, self.rate_per_address, now]
-        slot[1] = min(self.rate_per_address, slot[1] + (now - slot[2]) * self.rate_per_address)
-        slot[2] = now
-        if slot[0] >= self.max_per_address or slot[1] < 1.0:
-            return False
-        slot[0] += 1
-        slot[1] -= 1.0
-        return True
-
     def _handle(self, sock: GSocket, peer: Any) -> None:
         local = self._peer_is_local(sock, peer)
         ip = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
         limited = self.limit_loopback or not local
-        if limited and not self._admit(ip):
+        if limited and not self._admission.admit(ip):
             self.refused += 1
             log.warning("closing a connection from %s: over the per-address limits", _peer_text(peer))
             sock.close()
@@ -361,9 +317,9 @@ class EpmdServer:
         finally:
             self._conns.discard(conn)
             if limited:
-                self._per_address[ip][0] -= 1
+                self._admission.release(ip)
             if conn.entry is not None:
-                self._remove(conn.entry, why)
+                self._table.remove(conn.entry, why)
                 conn.entry = None
             sock.close()
 
@@ -382,7 +338,7 @@ class EpmdServer:
             requests = decoder.feed(data)
             if not requests:
                 continue
-            if first and not isinstance(requests[0], _EXT_TYPES):
+            if first and not isinstance(requests[0], EXT_TYPES):
                 # Erlang's requests: exactly one per connection, nothing after it.
                 if len(requests) > 1 or decoder.buffered:
                     raise p.EpmdProtocolError("bytes after a one-shot request")
@@ -391,11 +347,11 @@ class EpmdServer:
             first = False
             out = []
             for i, req in enumerate(requests):
-                if not isinstance(req, _EXT_TYPES):
+                if not isinstance(req, EXT_TYPES):
                     raise p.EpmdProtocolError(f"{type(req).__name__} after an extension request")
                 if getattr(req, "close", False) and (i < len(requests) - 1 or decoder.buffered):
                     raise p.EpmdProtocolError("bytes after a request that asked to close")
-                out.append(self._ext(conn, req))
+                out.append(self._service.answer(conn, req))
             sock.sendall(b"".join(out))
             if getattr(requests[-1], "close", False):
                 return  # a one-shot query: the daemon closes, as after Erlang's requests
@@ -406,20 +362,18 @@ class EpmdServer:
     def _classic(self, conn: _Conn, req: p.Request) -> None:
         sock = conn.sock
         if isinstance(req, p.PortPlease2Req):
-            e = self._entries.get(req.name)
+            e = self._table.get(req.name)
             sock.sendall(p.Port2Resp(None if e is None else e.node).encode())
         elif isinstance(req, p.NamesReq):
-            sock.sendall(self._names_reply())
+            sock.sendall(self._table.names_reply(self.port))
         elif isinstance(req, (p.Alive2Req, p.Alive2Rejected)):
             self._alive2(conn, req)
         elif not conn.local:
             log.warning("refused %s from non-local %s", type(req).__name__, _peer_text(conn.peer))
         elif isinstance(req, p.DumpReq):
-            old = [(n, port, fd) for n, (_, port, fd) in self._old.items()]
-            active = [(e.node.name, e.node.port, e.conn.fd) for e in reversed(self._entries.values())]
-            sock.sendall(p.encode_dump(self.port, active, old))
+            sock.sendall(self._table.dump_reply(self.port))
         elif isinstance(req, p.KillReq):
-            if self._entries and not self.relaxed_command_check:
+            if self._table and not self.relaxed_command_check:
                 log.warning("refused KILL: live names")
                 sock.sendall(b"NO")
             else:
@@ -430,13 +384,11 @@ class EpmdServer:
             if not self.relaxed_command_check:
                 log.warning("refused STOP %s: not in relaxed mode", req.name)
                 return
-            e = self._entries.get(req.name)
+            e = self._table.get(req.name)
             if e is None:
                 sock.sendall(b"NOEXIST")
                 return
-            self._remove(e, "stopped by a STOP request")
-            e.conn.entry = None
-            e.conn.shutdown()
+            self._table.evict(e, "stopped by a STOP request")
             sock.sendall(b"STOPPED")
 
     def _alive2(self, conn: _Conn, req: p.Alive2Req | p.Alive2Rejected) -> None:
@@ -448,11 +400,11 @@ class EpmdServer:
         if isinstance(req, p.Alive2Rejected):
             log.warning("refused ALIVE2: %s", req.reason)
             entry = None
-        elif req.name in self._entries:
+        elif req.name in self._table:
             log.warning("refused ALIVE2 %s: name in use", req.name)
             entry = None
         else:
-            cr = self._next_creation(req.name)
+            cr = self._table.next_creation(req.name)
             creation = cr if extended else cr % 3 + 1
             node = p.NodeInfo(
                 req.name,
@@ -467,7 +419,7 @@ class EpmdServer:
                 req.extra,
                 "erlang",
             )
-            entry = self._add(node, conn)
+            entry = self._table.add(node, conn)
         if entry is None:
             sock.sendall(p.Alive2Resp(1, p.ALIVE2_ERROR_CREATION, extended).encode())
         else:
@@ -480,98 +432,6 @@ class EpmdServer:
             raise _Stop("idle timeout") from None
         if data:
             raise _Stop("node sent bytes on its registration connection")
-
-    def _names_reply(self) -> bytes:
-        if self._names_cache is None:
-            newest_first = [(e.node.name, e.node.port) for e in reversed(self._entries.values())]
-            self._names_cache = p.encode_names(self.port, newest_first)
-        return self._names_cache
-
-    # -- joerl's extension --------------------------------------------------------
-
-    def _ext(self, conn: _Conn, req: p.Request) -> bytes:
-        entry = conn.entry
-        if entry is not None:
-            entry.last_seen = self._clock()
-        if isinstance(req, p.Lookup):
-            e = self._entries.get(req.name)
-            return p.LookupResult(None if e is None else e.node).encode()
-        if isinstance(req, p.KeepAlive):
-            if entry is None or (req.name and req.name != entry.node.name):
-                return p.ExtError("not_registered", f"{req.name!r} is not registered on this connection").encode()
-            return _KEEPALIVE_ACK
-        if isinstance(req, p.ListNodes):
-            if self._list_cache is None:
-                self._list_cache = p.NodeList(tuple(self.nodes())).encode()
-            return self._list_cache
-        if isinstance(req, p.Ping):
-            return _PONG
-        if isinstance(req, p.Register):
-            return self._ext_register(conn, req)
-        if isinstance(req, p.Unregister):
-            if entry is None or entry.node.name != req.name:
-                return p.Unregistered(req.name, False).encode()
-            self._remove(entry, "unregistered by its owner")
-            conn.entry = None
-            return p.Unregistered(req.name, True).encode()
-        assert isinstance(req, p.UnknownExt)
-        return p.ExtError("unknown_op", f"unknown op {req.op!r}").encode()
-
-    def _ext_register(self, conn: _Conn, req: p.Register) -> bytes:
-        if not conn.local and not self.allow_remote_register:
-            log.warning("refused register %s from non-local %s", req.name, _peer_text(conn.peer))
-            return p.ExtError(
-                "not_allowed",
-                "this daemon accepts registrations from its own host only "
-                "(start it with --allow-remote-register to change that)",
-            ).encode()
-        if conn.entry is not None:
-            return p.ExtError("already_registered", f"this connection already holds {conn.entry.node.name!r}").encode()
-        problem = p.name_problem(req.name)
-        if problem:
-            return p.ExtError("invalid_name", f"node name {req.name!r} {problem}").encode()
-        if not 1 <= req.port <= 0xFFFF:
-            return p.ExtError("bad_request", f"port {req.port} is not 1..65535").encode()
-        if len(req.host.encode("utf-8", "surrogatepass")) > p.MAX_HOST_BYTES:
-            return p.ExtError("too_large", f"host is over {p.MAX_HOST_BYTES} bytes").encode()
-        if len(req.extra) > p.MAX_EXTRA:
-            return p.ExtError("too_large", f"extra is over {p.MAX_EXTRA} bytes").encode()
-        if req.metadata and len(msgpack.packb(req.metadata, use_bin_type=True)) > self.max_metadata:
-            return p.ExtError("too_large", f"metadata is over {self.max_metadata} bytes").encode()
-        if req.name in self._entries:
-            log.warning("refused register %s: name in use", req.name)
-            return p.ExtError("name_in_use", f"the name {req.name!r} is already registered").encode()
-        node = p.NodeInfo(
-            req.name,
-            req.host,
-            req.port,
-            req.metadata,
-            self._next_creation(req.name),
-            req.node_type,
-            req.protocol,
-            req.highest_version,
-            req.lowest_version,
-            req.extra,
-            "joerl",
-        )
-        self._add(node, conn)
-        return p.Registered(node).encode()
-
-
-_EXT_TYPES = (p.Register, p.Unregister, p.Lookup, p.ListNodes, p.Ping, p.KeepAlive, p.UnknownExt)
-_KEEPALIVE_ACK = p.KeepAliveAck().encode()
-
-
-def _version() -> str:
-    try:
-        from .. import __version__
-
-        return str(__version__)
-    except Exception:  # pragma: no cover - partial installs
-        return ""
-
-
-_PONG = p.Pong("joerl-epmd", _version()).encode()
 
 
 def _peer_text(peer: Any) -> str:

@@ -322,10 +322,10 @@ def test_malformed_input_closes_only_that_connection(server: EpmdServer, socks: 
 def test_a_failing_handler_never_takes_the_daemon_down(
     server: EpmdServer, socks: list, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def boom() -> bytes:
+    def boom(epmd_port: int) -> bytes:
         raise RuntimeError("injected")
 
-    monkeypatch.setattr(server, "_names_reply", boom)
+    monkeypatch.setattr(server._table, "names_reply", boom)
     assert call(server, b"\x00\x01n", socks) == b""
     monkeypatch.undo()
     assert names(server, socks) == []
@@ -507,7 +507,7 @@ def test_per_address_limits_close_what_is_over_and_serve_the_rest() -> None:
             sock.close()
         socks.clear()
         clock[0] += 1.0  # a second later the rate allows more
-        wait_until(lambda: not any(v[0] for v in server._per_address.values()), timeout=5)
+        wait_until(lambda: server._admission.live() == 0, timeout=5)
         with EpmdClient(f"127.0.0.1:{server.port}", timeout=5) as client:
             assert client.ping()
             assert client.list_nodes() == []
