@@ -171,9 +171,9 @@ class Probe:
             try:
                 msg, sender = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
             except Empty:
-                what = "a message" if match is None else f"a message matching {match!r}"
+                what = "" if match is None else f" matching {match!r}"
                 raise AssertionError(
-                    f"probe {self.pid}: no {what} within {timeout}s; received meanwhile: {self.pending()!r}"
+                    f"probe {self.pid}: no message{what} within {timeout}s; received meanwhile: {self.pending()!r}"
                 ) from None
             if fits(msg):
                 return msg, sender
@@ -228,14 +228,20 @@ class Probe:
     def stop(self, reason: Any = "normal") -> None:
         """Stop the probe's process (if it still runs) within the probe's timeout.
 
+        Args:
+            reason: its exit reason (links and monitors see it).
+
+        Raises:
+            AssertionError: it did not end within the timeout.
+
         Example::
 
             with Probe(system) as probe:
                 ...
             # stopped here
         """
-        if self.ref.is_alive():
-            self.ref.stop(reason, self.timeout)
+        if self.ref.is_alive() and not self.ref.stop(reason, self.timeout):
+            raise AssertionError(f"probe {self.pid} did not stop within {self.timeout}s")
 
 
 class _Marker:

@@ -20,14 +20,12 @@ from typing import Any
 import gevent
 import pytest
 from gevent.event import Event
-from gevent.queue import Empty, Queue
 
-from joerl.actor import ActorContext
 from joerl.errors import DistributionError, NoProcError, NotRegistered
 from joerl.node.global_names import CONFLICT, SERVER_NAME, GlobalNames
 from joerl.node.node import DistributedSystem
 from joerl.pid import Pid
-from joerl.testing import live_greenlets, node_cluster, wait_until
+from joerl.testing import Probe, live_greenlets, node_cluster, wait_until
 
 WAIT = 5.0
 COOKIE = "joerl-global-test-cookie"
@@ -39,42 +37,6 @@ COOKIE = "joerl-global-test-cookie"
 def remote(node: DistributedSystem, pid: Pid) -> Pid:
     """How other nodes name ``node``'s local process ``pid``."""
     return Pid(node.node_id, pid.id, node.creation)
-
-
-class Inbox:
-    """A process whose messages the test reads from a queue."""
-
-    def __init__(self, node: DistributedSystem) -> None:
-        self.node = node
-        self.queue: Queue = Queue()
-        ready = Event()
-
-        def body(ctx: ActorContext) -> None:
-            ready.set()
-            while True:
-                self.queue.put(ctx.receive())
-
-        self.pid: Pid = node.spawn_fn(body).pid
-        assert ready.wait(WAIT)
-
-    @property
-    def gpid(self) -> Pid:
-        return remote(self.node, self.pid)
-
-    def get(self, timeout: float = WAIT) -> Any:
-        try:
-            return self.queue.get(timeout=timeout)
-        except Empty:
-            raise AssertionError(f"inbox {self.pid} received nothing within {timeout}s") from None
-
-    def assert_next(self, marker: Any) -> None:
-        """``marker`` is the very next message: nothing else was queued before it."""
-        self.node.system.send(self.pid, marker)
-        assert self.get() == marker
-        assert self.queue.empty()
-
-    def stop(self) -> None:
-        assert self.node.system.stop(self.pid, "normal", WAIT)
 
 
 def everywhere(names: list[GlobalNames], name: str) -> list[Any]:
@@ -131,7 +93,7 @@ def mesh(cluster: list[DistributedSystem]) -> tuple[list[DistributedSystem], lis
 
 def test_register_on_a_whereis_and_send_from_b_and_c(mesh: Any) -> None:
     (a, b, c), (ga, gb, gc_) = mesh
-    svc = Inbox(a)
+    svc = Probe(a)
     assert ga.register("svc", svc.pid) is True
     # register returns once every linked node has the entry.
     assert ga.whereis("svc") == svc.pid
@@ -139,16 +101,16 @@ def test_register_on_a_whereis_and_send_from_b_and_c(mesh: Any) -> None:
     assert [g.registered() for g in (ga, gb, gc_)] == [["svc"]] * 3
 
     assert gc_.send("svc", ("hello", 1)) == svc.gpid
-    assert svc.get() == ("hello", 1)
+    assert svc.receive() == ("hello", 1)
     gb.send("svc", "from b")
-    assert svc.get() == "from b"
+    assert svc.receive() == "from b"
     with pytest.raises(NotRegistered):
         gc_.send("nobody", "lost")
 
 
 def test_a_taken_name_is_refused_from_any_node(mesh: Any) -> None:
     (a, b, c), (ga, gb, gc_) = mesh
-    first, second, third = Inbox(a), Inbox(b), Inbox(a)
+    first, second, third = Probe(a), Probe(b), Probe(a)
     assert ga.register("svc", first.pid)
     assert gb.register("svc", second.pid) is False
     assert ga.register("svc", third.pid) is False
@@ -162,43 +124,43 @@ def test_a_taken_name_is_refused_from_any_node(mesh: Any) -> None:
 
 def test_unregister_from_another_node_frees_it_everywhere(mesh: Any) -> None:
     (a, b, c), (ga, gb, gc_) = mesh
-    old, new = Inbox(a), Inbox(c)
+    old, new = Probe(a), Probe(c)
     assert ga.register("svc", old.pid)
     gb.unregister("svc")
     assert everywhere([ga, gb, gc_], "svc") == [None] * 3
     gb.unregister("svc")  # already free: nothing happens
     assert gc_.register("svc", new.pid)
     assert everywhere([ga, gb, gc_], "svc") == [("c", new.pid.id)] * 3
-    old.assert_next("nothing else")  # unregistering tells the process nothing
+    assert old.sync() == [], "nothing else"  # unregistering tells the process nothing
 
 
 def test_a_name_is_freed_everywhere_when_its_process_dies(mesh: Any) -> None:
     (a, b, c), (ga, gb, gc_) = mesh
-    svc, other = Inbox(a), Inbox(b)
+    svc, other = Probe(a), Probe(b)
     assert ga.register("svc", svc.pid) and gb.register("other", other.pid)
     svc.stop()
     wait_until(lambda: everywhere([ga, gb, gc_], "svc") == [None] * 3, WAIT, what="svc freed everywhere")
     assert everywhere([ga, gb, gc_], "other") == [("b", other.pid.id)] * 3
     # ... and the name can be taken again.
-    again = Inbox(c)
+    again = Probe(c)
     assert gb.register("svc", remote(c, again.pid))
     assert everywhere([ga, gb, gc_], "svc") == [("c", again.pid.id)] * 3
 
 
 def test_a_remote_pid_can_be_registered_and_its_death_frees_it(mesh: Any) -> None:
     (a, b, c), (ga, gb, gc_) = mesh
-    svc = Inbox(a)
+    svc = Probe(a)
     assert gc_.register("svc", svc.gpid)  # registered from c, lives on a
     assert ga.whereis("svc") == svc.pid
     ga.send("svc", "local")
-    assert svc.get() == "local"
+    assert svc.receive() == "local"
     svc.stop()
     wait_until(lambda: everywhere([ga, gb, gc_], "svc") == [None] * 3, WAIT, what="svc freed")
 
 
 def test_the_names_of_a_node_that_shuts_down_are_freed(mesh: Any) -> None:
     (a, b, c), (ga, gb, gc_) = mesh
-    on_c, on_a = Inbox(c), Inbox(a)
+    on_c, on_a = Probe(c), Probe(a)
     assert gc_.register("on_c", on_c.pid) and ga.register("on_a", on_a.pid)
     c.shutdown()
     wait_until(lambda: everywhere([ga, gb], "on_c") == [None, None], WAIT, what="on_c freed on a and b")
@@ -209,7 +171,7 @@ def test_the_names_of_a_node_that_shuts_down_are_freed(mesh: Any) -> None:
 def test_the_names_of_a_node_whose_links_go_down_are_freed_and_come_back(mesh: Any) -> None:
     """No process dies: the node becomes unreachable (noconnection), then returns."""
     (a, b, c), (ga, gb, gc_) = mesh
-    on_c = Inbox(c)
+    on_c = Probe(c)
     assert gc_.register("on_c", on_c.pid)
     close_links(c)
     wait_until(lambda: everywhere([ga, gb], "on_c") == [None, None], WAIT, what="on_c dropped on a and b")
@@ -225,7 +187,7 @@ def test_a_late_name_server_learns_the_names_of_its_linked_peers(cluster: list[D
     a, b, c = cluster
     full_mesh(a, b, c)
     ga = GlobalNames(a)
-    svc = Inbox(a)
+    svc = Probe(a)
     assert ga.register("svc", svc.pid)
     gb, gc_ = GlobalNames(b), GlobalNames(c)  # started after the links and the name
     wait_until(lambda: everywhere([gb, gc_], "svc") == [("a", svc.pid.id)] * 2, WAIT, what="late servers synced")
@@ -236,7 +198,7 @@ def test_a_late_name_server_learns_the_names_of_its_linked_peers(cluster: list[D
 
 def test_concurrent_registrations_of_one_name_exactly_one_wins(mesh: Any) -> None:
     nodes, servers = mesh
-    inboxes = [Inbox(n) for n in nodes]
+    inboxes = [Probe(n) for n in nodes]
     rounds = 30
     shuffle = random.Random(7)
     for i in range(rounds):
@@ -260,7 +222,7 @@ def test_concurrent_registrations_of_one_name_exactly_one_wins(mesh: Any) -> Non
         w = winners[0]
         assert everywhere(servers, name) == [(nodes[w].node_name, inboxes[w].pid.id)] * 3, name
     for inbox in inboxes:
-        inbox.assert_next("no conflict messages")  # the losers were refused, not told
+        assert inbox.sync() == [], "no conflict messages"  # the losers were refused, not told
     print(f"\n{rounds} three-way races, {sum(s.retries for s in servers)} retries after an older claim")
 
 
@@ -270,16 +232,16 @@ def test_concurrent_registrations_of_one_name_exactly_one_wins(mesh: Any) -> Non
 def test_a_healed_partition_keeps_the_older_registration(cluster: list[DistributedSystem]) -> None:
     a, b, _ = cluster
     ga, gb = GlobalNames(a), GlobalNames(b)
-    older, newer = Inbox(a), Inbox(b)
+    older, newer = Probe(a), Probe(b)
     assert a.nodes() == [] and b.nodes() == []
     assert ga.register("svc", older.pid)  # first: the older stamp
     assert gb.register("svc", newer.pid)  # b cannot see a: it registers too
     a.connect_to_node("b")
     wait_until(lambda: everywhere([ga, gb], "svc") == [("a", older.pid.id)] * 2, WAIT, what="one owner")
     # The loser is told, once, with the winner's pid as its node names it; it lives on.
-    assert newer.get() == (CONFLICT, "svc", older.gpid)
-    newer.assert_next("told once")
-    older.assert_next("the winner is told nothing")
+    assert newer.receive() == (CONFLICT, "svc", older.gpid)
+    assert newer.sync() == [], "told once"
+    assert older.sync() == [], "the winner is told nothing"
     assert b.system.is_process_alive(newer.pid)
     assert ga.registered() == gb.registered() == ["svc"]
 
@@ -290,7 +252,7 @@ def test_a_healed_partition_where_the_loser_is_on_the_bigger_side(cluster: list[
     a, b, c = cluster
     a.connect_to_node("c")
     ga, gb, gc_ = GlobalNames(a), GlobalNames(b), GlobalNames(c)
-    lone, crowd = Inbox(b), Inbox(a)
+    lone, crowd = Probe(b), Probe(a)
     assert gb.register("svc", lone.pid)
     assert ga.register("svc", crowd.pid)
     assert everywhere([ga, gc_], "svc") == [("a", crowd.pid.id)] * 2
@@ -298,30 +260,30 @@ def test_a_healed_partition_where_the_loser_is_on_the_bigger_side(cluster: list[
     wait_until(
         lambda: everywhere([ga, gb, gc_], "svc") == [("b", lone.pid.id)] * 3, WAIT, what="b's process everywhere"
     )
-    assert crowd.get() == (CONFLICT, "svc", lone.gpid)
-    crowd.assert_next("told once")
-    lone.assert_next("the winner is told nothing")
+    assert crowd.receive() == (CONFLICT, "svc", lone.gpid)
+    assert crowd.sync() == [], "told once"
+    assert lone.sync() == [], "the winner is told nothing"
     wait_until(lambda: a.nodes() == ["b", "c"], WAIT, what="a and b linked by the name servers")
 
 
 def test_a_link_closed_and_reopened_with_a_name_registered_on_both_sides(cluster: list[DistributedSystem]) -> None:
     a, b, _ = cluster
     ga, gb = GlobalNames(a), GlobalNames(b)
-    kept = Inbox(a)
+    kept = Probe(a)
     assert ga.register("kept", kept.pid)
     a.connect_to_node("b")
     wait_until(lambda: gb.whereis("kept") is not None, WAIT, what="b learns 'kept'")
     close_links(a)
     wait_until(lambda: b.nodes() == [] and gb.whereis("kept") is None, WAIT, what="b drops a's names")
     # Apart: both register "svc" (b first, so b's is older); neither asks the other.
-    on_b, on_a = Inbox(b), Inbox(a)
+    on_b, on_a = Probe(b), Probe(a)
     assert gb.register("svc", on_b.pid)
     assert ga.register("svc", on_a.pid)
     assert a.nodes() == [] and b.nodes() == [], "the name servers did not reconnect by themselves"
     a.connect_to_node("b")
     wait_until(lambda: everywhere([ga, gb], "svc") == [("b", on_b.pid.id)] * 2, WAIT, what="one owner")
-    assert on_a.get() == (CONFLICT, "svc", on_b.gpid)
-    on_a.assert_next("told once")
+    assert on_a.receive() == (CONFLICT, "svc", on_b.gpid)
+    assert on_a.sync() == [], "told once"
     assert everywhere([ga, gb], "kept") == [("a", kept.pid.id)] * 2
 
 
@@ -336,7 +298,7 @@ def test_bad_messages_do_not_end_a_name_server(mesh: Any) -> None:
         (),
         ("commit",),
         ("commit", "x", "not a pid", (1, "a", 1)),
-        ("commit", "x", Inbox(a).gpid, "not a stamp"),
+        ("commit", "x", Probe(a).gpid, "not a stamp"),
         ("unregister", 1, 2, 3),
         ("sync", "a", "not a list", [], False),
         ("sync", "a", [("x",)], [], False),
@@ -349,21 +311,21 @@ def test_bad_messages_do_not_end_a_name_server(mesh: Any) -> None:
     for msg in junk:
         a.system.send((SERVER_NAME, "b"), msg)
     assert a.system.call((SERVER_NAME, "b"), ("claim", "x"), WAIT) == ("error", "badarg")
-    assert a.system.call((SERVER_NAME, "b"), ("local_begin", "x", Inbox(a).gpid, None), WAIT) == ("error", "badarg")
+    assert a.system.call((SERVER_NAME, "b"), ("local_begin", "x", Probe(a).gpid, None), WAIT) == ("error", "badarg")
     assert b.system.is_process_alive(server)
-    svc = Inbox(a)
+    svc = Probe(a)
     assert ga.register("svc", svc.pid)
     assert gb.whereis("svc") == svc.gpid and gb.registered() == ["svc"]
 
 
 def test_argument_errors_and_close(mesh: Any) -> None:
     (a, b, c), (ga, gb, gc_) = mesh
-    svc = Inbox(a)
+    svc = Probe(a)
     with pytest.raises(TypeError):
         ga.register("", svc.pid)
     with pytest.raises(TypeError):
         ga.register("svc", "not a pid")
-    dead = Inbox(a)
+    dead = Probe(a)
     dead.stop()
     with pytest.raises(NoProcError):
         ga.register("svc", dead.pid)
@@ -378,14 +340,14 @@ def test_argument_errors_and_close(mesh: Any) -> None:
     with pytest.raises(DistributionError):
         ga.register("svc", svc.pid)
     # The others carry on without it (a no longer answers claims).
-    assert gb.register("svc", Inbox(b).pid)
+    assert gb.register("svc", Probe(b).pid)
 
 
 def test_a_linked_node_without_a_name_server_is_not_asked(cluster: list[DistributedSystem]) -> None:
     a, b, _ = cluster
     a.connect_to_node("b")
     ga = GlobalNames(a)  # b runs none
-    svc = Inbox(a)
+    svc = Probe(a)
     start = time.monotonic()
     assert ga.register("svc", svc.pid)
     assert time.monotonic() - start < 1.0, "b's missing server answers noproc at once"
@@ -399,10 +361,10 @@ def test_a_vanished_registrars_claim_blocks_only_until_it_expires_or_its_node_go
     a, b, c = cluster
     full_mesh(a, b, c)
     ga, gb = GlobalNames(a), GlobalNames(b, claim_ttl=0.3)  # c plays a registrar that vanishes
-    somebody = Inbox(c).gpid
+    somebody = Probe(c).gpid
     old_stamp = (1, "c", 1)  # older than any real one
     assert c.system.call((SERVER_NAME, "b"), ("claim", "x", somebody, old_stamp), WAIT) == "ok"
-    svc = Inbox(a)
+    svc = Probe(a)
     start = time.monotonic()
     assert ga.register("x", svc.pid)
     assert time.monotonic() - start >= 0.25 and ga.retries > 0, "waited for the older claim to expire"

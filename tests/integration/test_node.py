@@ -6,9 +6,10 @@ third node), bulk and large messages, wrong cookies, undecodable payloads,
 simultaneous dials, liveness round trips, discovery, and a node that restarts
 under the same name.
 
-The helpers here (:class:`Inbox`, the ``cluster`` and ``make_node``
-fixtures, :func:`remote`) are shared with ``test_node_links.py`` and
-``test_node_calls.py``. Every wait is on a message, an event or a condition
+The helpers here (the ``cluster`` and ``make_node`` fixtures,
+:func:`remote`) are shared with ``test_node_links.py`` and
+``test_node_calls.py``; test code reads messages through
+:class:`joerl.testing.Probe`. Every wait is on a message, an event or a condition
 with a deadline; each test tears its nodes down and leaves no greenlet and no
 socket behind. Figures are printed: run with ``-s`` to see them.
 ``JOERL_TEST_ROUNDS=300`` runs the simultaneous-dial test as a soak.
@@ -29,19 +30,18 @@ import gevent
 import pytest
 from gevent import socket as gsocket
 from gevent.event import Event
-from gevent.queue import Empty, Queue
 
 from joerl.actor import ActorContext
-from joerl.errors import AuthenticationError, DistributionError, HandshakeError, NodeUnreachable, NotSerializable
+from joerl.errors import AuthenticationError, DistributionError, NodeUnreachable, NotSerializable
 from joerl.message import NOCONNECTION, NOPROC, Down, NodeDown, NodeUp
 from joerl.node import protocol as P
 from joerl.node.config import node_id_of
 from joerl.node.connection import Connection, LinkConfig
+from joerl.node.link_setup import dial
 from joerl.node.node import DistributedSystem
-from joerl.node.protocol import Handshake, HelloReceived, Role
 from joerl.pid import Pid, Ref
 from joerl.serialization import MessageRegistry, default_registry, serializable
-from joerl.testing import live_greenlets, node_cluster, wait_until
+from joerl.testing import Probe, live_greenlets, node_cluster, wait_until
 
 #: How long a test waits for something that should happen at once.
 WAIT = 5.0
@@ -87,78 +87,6 @@ def open_sockets(*nodes: DistributedSystem, connected: bool = False) -> list[Any
             if here in ports or there in ports:
                 found.append(obj)
     return found
-
-
-class Inbox:
-    """A process whose messages (with their senders) the test reads from a queue.
-
-    ``get(match)`` is a selective receive: messages that do not match are kept,
-    in order, for later calls.
-
-    Args:
-        node: the node to spawn it on.
-        trap_exit: trap exits (set before the constructor returns).
-        name: register it under this name.
-    """
-
-    def __init__(self, node: DistributedSystem, *, trap_exit: bool = False, name: str | None = None) -> None:
-        self.node = node
-        self.queue: Queue = Queue()
-        self.stash: list[tuple[Any, Any]] = []
-        self.ctx: ActorContext = None  # type: ignore[assignment]
-        ready = Event()
-
-        def body(ctx: ActorContext) -> None:
-            ctx.trap_exit(trap_exit)
-            self.ctx = ctx
-            ready.set()
-            while True:
-                msg = ctx.receive()
-                self.queue.put((msg, ctx.sender))
-
-        self.pid: Pid = node.spawn_fn(body, name=name).pid
-        assert ready.wait(WAIT), "inbox did not start"
-
-    @property
-    def gpid(self) -> Pid:
-        """This inbox's pid as other nodes see it."""
-        return remote(self.node, self.pid)
-
-    def get_with_sender(self, match: Any = None, timeout: float = WAIT) -> tuple[Any, Any]:
-        """The oldest ``(message, sender)`` whose message matches: None (any), a
-        type, a predicate, or a str (a tuple tagged with it)."""
-
-        def fits(msg: Any) -> bool:
-            if match is None:
-                return True
-            if isinstance(match, str):
-                return isinstance(msg, tuple) and len(msg) > 0 and msg[0] == match
-            if isinstance(match, (type, tuple)):
-                return isinstance(msg, match)
-            return bool(match(msg))
-
-        for i, (msg, _sender) in enumerate(self.stash):
-            if fits(msg):
-                return self.stash.pop(i)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                msg, sender = self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            except Empty:
-                raise AssertionError(
-                    f"inbox {self.pid}: nothing{' matching ' + repr(match) if match is not None else ''} "
-                    f"within {timeout}s; other messages: {self.stash}"
-                ) from None
-            if fits(msg):
-                return msg, sender
-            self.stash.append((msg, sender))
-
-    def get(self, match: Any = None, timeout: float = WAIT) -> Any:
-        return self.get_with_sender(match, timeout)[0]
-
-    def pending(self) -> list[Any]:
-        """Messages received and not taken yet."""
-        return [m for m, _ in self.stash] + [m for m, _ in list(self.queue.queue)]
 
 
 def echo(ctx: ActorContext) -> None:
@@ -214,11 +142,11 @@ def make_node(cluster: list[DistributedSystem]) -> Iterator[Callable[..., Distri
 def test_ctx_send_to_a_remote_pid_without_connecting_and_the_reply(cluster: list[DistributedSystem]) -> None:
     a, b, _ = cluster
     server = b.spawn_fn(echo).pid
-    inbox = Inbox(a)
+    inbox = Probe(a)
     assert a.nodes() == [] and b.nodes() == []
 
     inbox.ctx.send(remote(b, server), ("hello", 1))
-    msg, sender = inbox.get_with_sender()
+    msg, sender = inbox.receive_with_sender()
     assert msg == ("echo", ("hello", 1))
     # The reply came from B's process, named as A names it; B saw A's pid as
     # a remote pid it could reply to.
@@ -228,46 +156,46 @@ def test_ctx_send_to_a_remote_pid_without_connecting_and_the_reply(cluster: list
 
 def test_receiver_sees_a_remote_sender_pid(cluster: list[DistributedSystem]) -> None:
     a, b, _ = cluster
-    seen = Inbox(b)
-    origin = Inbox(a)
+    seen = Probe(b)
+    origin = Probe(a)
     origin.ctx.send(seen.gpid, "who am i")
-    msg, sender = seen.get_with_sender()
+    msg, sender = seen.receive_with_sender()
     assert msg == "who am i"
     assert sender == origin.gpid, "the sender is A's process, as B names it"
     assert sender.node == a.node_id and sender.creation == a.creation
     assert b.node_of(sender) == "a"
     # B replies to exactly that pid, and it reaches the same process.
     seen.ctx.send(sender, "you are")
-    assert origin.get_with_sender() == ("you are", seen.gpid)
+    assert origin.receive_with_sender() == ("you are", seen.gpid)
 
 
 def test_system_send_from_plain_code(cluster: list[DistributedSystem]) -> None:
     a, b, _ = cluster
-    seen = Inbox(b)
+    seen = Probe(b)
     a.system.send(seen.gpid, ("plain", 1))
-    assert seen.get_with_sender() == (("plain", 1), None), "plain code has no pid: no sender"
+    assert seen.receive_with_sender() == (("plain", 1), None), "plain code has no pid: no sender"
     a.send(None, seen.gpid, ("plain", 2))
-    assert seen.get_with_sender() == (("plain", 2), None)
+    assert seen.receive_with_sender() == (("plain", 2), None)
 
 
 def test_send_to_a_registered_name_on_a_node(cluster: list[DistributedSystem]) -> None:
     a, b, _ = cluster
     server = b.spawn_fn(echo, name="echo").pid
-    seen = Inbox(b, name="seen")
-    inbox = Inbox(a)
+    seen = Probe(b, name="seen")
+    inbox = Probe(a)
 
     inbox.ctx.send(("echo", "b"), "by name")
-    assert inbox.get_with_sender() == (("echo", "by name"), remote(b, server))
+    assert inbox.receive_with_sender() == (("echo", "by name"), remote(b, server))
     a.system.send(("seen", "b"), "from plain code")
-    assert seen.get_with_sender() == ("from plain code", None)
+    assert seen.receive_with_sender() == ("from plain code", None)
     # A name nobody holds there: dropped, as in Erlang; the link carries on.
     inbox.ctx.send(("nobody", "b"), "lost")
     inbox.ctx.send(("seen", "b"), "after")
-    assert seen.get_with_sender() == ("after", inbox.gpid)
+    assert seen.receive_with_sender() == ("after", inbox.gpid)
     # (name, this node) is a local send.
-    local = Inbox(a, name="local")
+    local = Probe(a, name="local")
     a.system.send(("local", "a"), "here")
-    assert local.get() == "here"
+    assert local.receive() == "here"
 
 
 @serializable("joerl.tests::Envelope")
@@ -283,7 +211,7 @@ def test_pids_inside_messages_name_the_same_process_on_every_node(cluster: list[
     """A sends its pid (nested, and inside a @serializable record) to B; B
     forwards it to C; C replies directly to A."""
     a, b, c = cluster
-    origin = Inbox(a)
+    origin = Probe(a)
     seen_on_b: list[Any] = []
 
     def forwarder(ctx: ActorContext) -> None:
@@ -307,7 +235,7 @@ def test_pids_inside_messages_name_the_same_process_on_every_node(cluster: list[
     }
     origin.ctx.send(remote(b, fwd), message)
 
-    reply, sender = origin.get_with_sender("from_c")
+    reply, sender = origin.receive_with_sender("from_c")
     _, pids, back_tag, note, c_saw_sender = reply
     # Back home, every copy is A's own local pid again, and the ref A's own ref.
     assert pids == [me] * 6 and all(p.node == 0 for p in pids)
@@ -326,10 +254,10 @@ def test_pids_inside_messages_name_the_same_process_on_every_node(cluster: list[
 
 def test_node_zero_never_leaks_to_other_nodes(cluster: list[DistributedSystem]) -> None:
     a, b, _ = cluster
-    seen = Inbox(b)
-    origin = Inbox(a)
+    seen = Probe(b)
+    origin = Probe(a)
     a.system.send(seen.gpid, ("pid", origin.pid, [origin.pid], {"p": origin.pid}), sender=origin.pid)
-    msg, sender = seen.get_with_sender()
+    msg, sender = seen.receive_with_sender()
     found = [sender, msg[1], *msg[2], msg[3]["p"]]
     assert all(p.node == a.node_id and p.creation == a.creation and p.id == origin.pid.id for p in found), found
 
@@ -337,20 +265,20 @@ def test_node_zero_never_leaks_to_other_nodes(cluster: list[DistributedSystem]) 
 def test_timers_to_a_node_not_linked_yet_arrive_in_order(cluster: list[DistributedSystem]) -> None:
     """send_after fires in the hub, which cannot dial: the messages still keep their order."""
     a, _, c = cluster
-    inbox = Inbox(a)
+    inbox = Probe(a)
     server = remote(c, c.spawn_fn(echo).pid)
     for i in range(10):
         a.system.send_after(0.02, server, ("tick", i), sender=inbox.pid)
-    assert [inbox.get() for _ in range(10)] == [("echo", ("tick", i)) for i in range(10)]
+    assert [inbox.receive() for _ in range(10)] == [("echo", ("tick", i)) for i in range(10)]
 
 
 def test_an_unserializable_message_raises_at_the_sender(cluster: list[DistributedSystem]) -> None:
     a, b, _ = cluster
-    seen = Inbox(b)
+    seen = Probe(b)
     with pytest.raises(NotSerializable, match="lambda|function"):
         a.system.send(seen.gpid, ("fn", lambda: 1))
     a.system.send(seen.gpid, "fine")
-    assert seen.get() == "fine"
+    assert seen.receive() == "fine"
     assert seen.pending() == []
 
 
@@ -402,7 +330,7 @@ def test_plain_terms_and_other_messages_keep_their_order_and_types(cluster: list
     """Plain terms skip the codec and share frames; everything else takes the
     codec. Interleaved, they arrive in order, each exactly as sent, with its sender."""
     a, b, _ = cluster
-    inbox = Inbox(b)
+    inbox = Probe(b)
     to = inbox.gpid
     big = b"z" * (P.MAX_TERMS_BYTES + 1)  # a plain term too big for SEND_TERMS: SEND
     msgs: list[Any] = []
@@ -416,7 +344,7 @@ def test_plain_terms_and_other_messages_keep_their_order_and_types(cluster: list
             ctx.send(to, m)
 
     src = a.spawn_fn(source).pid
-    got = [inbox.get_with_sender() for _ in msgs]
+    got = [inbox.receive_with_sender() for _ in msgs]
     assert [m for m, _ in got[:-3]] == msgs[:-3] and [type(m) for m, _ in got] == [type(m) for m in msgs]
     assert got[-3][0] == ("pid", remote(a, Pid(0, 1, 0)))  # a pid inside: the codec maps it
     assert got[-2][0] == big and got[-1][0] == ("after", "big")
@@ -429,7 +357,7 @@ def test_messages_sent_while_the_link_comes_up_arrive_in_order_and_share_frames(
     cluster: list[DistributedSystem],
 ) -> None:
     a, b, _ = cluster
-    inbox = Inbox(b)
+    inbox = Probe(b)
     to = inbox.gpid
     n = 2000
 
@@ -438,19 +366,19 @@ def test_messages_sent_while_the_link_comes_up_arrive_in_order_and_share_frames(
             ctx.send(to, ("n", i))  # the first send starts the dial; the rest queue behind it
 
     a.spawn_fn(source)
-    assert [inbox.get() for _ in range(n)] == [("n", i) for i in range(n)]
+    assert [inbox.receive() for _ in range(n)] == [("n", i) for i in range(n)]
     assert link(a, "b").stats.frames_out < n // 10
 
 
 def test_a_1_mib_message(cluster: list[DistributedSystem]) -> None:
     a, b, _ = cluster
     server = remote(b, b.spawn_fn(echo).pid)
-    inbox = Inbox(a)
+    inbox = Probe(a)
     blob = os.urandom(1 << 20)
     text = "x" * (1 << 20)
     t0 = time.perf_counter()
     inbox.ctx.send(server, (blob, text))
-    assert inbox.get() == ("echo", (blob, text))
+    assert inbox.receive() == ("echo", (blob, text))
     print(f"\n2 x 1 MiB there and back: {(time.perf_counter() - t0) * 1000:.0f} ms")
 
 
@@ -462,9 +390,9 @@ def test_wrong_cookie_is_refused_on_both_sides_and_nothing_passes(
 ) -> None:
     caplog.set_level(logging.INFO, logger="joerl")
     a, b, _ = cluster
-    target = Inbox(b, name="target")
+    target = Probe(b, name="target")
     intruder = make_node("intruder", cookie="not-the-cookie")
-    mole = Inbox(intruder)
+    mole = Probe(intruder)
 
     for i in range(20):
         mole.ctx.send(target.gpid, ("smuggled", i))
@@ -478,7 +406,7 @@ def test_wrong_cookie_is_refused_on_both_sides_and_nothing_passes(
 
     # A marker from a node with the right cookie is the first thing the target gets.
     a.system.send(target.gpid, "marker")
-    assert target.get() == "marker"
+    assert target.receive() == "marker"
     assert target.pending() == []
     assert b.stats.received == 1
     failures = [
@@ -507,16 +435,16 @@ def test_an_undecodable_payload_is_logged_counted_dropped_and_the_link_survives(
         value: int
 
     sender = make_node("sender", registry=registry)
-    target = Inbox(b)
-    origin = Inbox(sender)
+    target = Probe(b)
+    origin = Probe(sender)
     origin.ctx.send(target.gpid, "before")
-    assert target.get() == "before"
+    assert target.receive() == "before"
     live = link(b, "sender")
 
     origin.ctx.send(target.gpid, OnlyOnSender(1))
     origin.ctx.send(target.gpid, ("nested", [OnlyOnSender(2)]))
     origin.ctx.send(target.gpid, "after")
-    assert target.get() == "after", "the link survived and nothing else was delivered first"
+    assert target.receive() == "after", "the link survived and nothing else was delivered first"
     assert target.pending() == []
     assert link(b, "sender") is live
     assert b.stats.bad_payloads == 2
@@ -530,13 +458,13 @@ def test_an_undecodable_payload_is_logged_counted_dropped_and_the_link_survives(
 @pytest.mark.parametrize("rounds", [int(os.environ.get("JOERL_TEST_ROUNDS", "15"))])
 def test_both_nodes_dialling_at_once_make_one_link(cluster: list[DistributedSystem], rounds: int) -> None:
     a, b, _ = cluster
-    on_a, on_b = Inbox(a), Inbox(b)
+    on_a, on_b = Probe(a), Probe(b)
     per_round = 5
     collided = 0
     for r in range(rounds):
         start = Event()
 
-        def blast(inbox: Inbox, to: Pid) -> None:
+        def blast(inbox: Probe, to: Pid) -> None:
             start.wait()
             for i in range(per_round):
                 inbox.ctx.send(to, (r, i))
@@ -547,7 +475,7 @@ def test_both_nodes_dialling_at_once_make_one_link(cluster: list[DistributedSyst
         start.set()
         gevent.joinall([g1, g2], timeout=WAIT, raise_error=True)
         for inbox, other in ((on_a, on_b), (on_b, on_a)):
-            got = [inbox.get_with_sender() for _ in range(per_round)]
+            got = [inbox.receive_with_sender() for _ in range(per_round)]
             assert got == [((r, i), other.gpid) for i in range(per_round)], f"round {r}"
         assert a.nodes() == ["b"] and b.nodes() == ["a"]
         la, lb = a._peers["b"].conn, b._peers["a"].conn
@@ -575,66 +503,50 @@ def test_crossed_dials_lose_no_queued_message(make_node: Callable[..., Distribut
     fails at its deadline nothing on the live link is failed with it."""
     config = LinkConfig(handshake_timeout=1.0)
     a, b = make_node("xa", link_config=config), make_node("xb", link_config=config)
-    in_a, in_b = Inbox(a, name="inbox"), Inbox(b, name="inbox")
+    in_a, in_b = Probe(a, name="inbox"), Probe(b, name="inbox")
     b._server.stop_accepting()  # the kernel's backlog takes a's dial; nobody answers it
     in_a.ctx.send(("inbox", "xb"), "from a")
     wait_until(lambda: "xb" in a._dialing, what="a's dial to be in flight")
     in_b.ctx.send(("inbox", "xa"), "from b")
-    assert in_a.get() == "from b"
-    assert in_b.get(timeout=0.9) == "from a", "delivered on the winning link, not after a's dial gave up"
+    assert in_a.receive() == "from b"
+    assert in_b.receive(timeout=0.9) == "from a", "delivered on the winning link, not after a's dial gave up"
     ref = in_a.ctx.monitor(in_b.gpid)
     wait_until(lambda: a._peers["xb"].connecting is None, timeout=3.0, what="a's doomed dial to end")
     assert a.nodes() == ["xb"] and a.stats.connect_failures == 0
     in_b.ctx.send(in_a.gpid, "still linked")
-    assert in_a.get() == "still linked"
+    assert in_a.receive() == "still linked"
     assert in_a.pending() == [], "the monitor over the live link did not fire"
     b.system.stop(in_b.pid, "bye")
-    assert in_a.get(Down) == Down(ref, in_b.gpid, "bye")
+    assert in_a.receive(Down) == Down(ref, in_b.gpid, "bye")
 
 
-def _handshake_as(port: int, target: str, identity: Any, cookie: bytes) -> tuple[Any, Any]:
-    """Dial a node's listener and run the handshake by hand as ``identity``.
+def _dial_as(port: int, target: str, identity: P.NodeIdentity, cookie: bytes) -> Connection:
+    """Dial a node's listener and run the handshake as ``identity`` (another
+    node's name, creation or cookie); the link is not started: nothing reads it.
 
-    Returns ``(socket, error)``: the error the handshake ended with (None:
-    established, and the socket is the link's)."""
-    engine = Handshake(Role.INITIATOR, identity, cookie, expected_peer=target)
-    sock = gsocket.create_connection(("127.0.0.1", port), timeout=5.0)
-    sock.sendall(engine.data_to_send())
-    try:
-        while True:
-            data = sock.recv(65536)
-            if not data:
-                return sock, HandshakeError("EOF")
-            for event in engine.feed(data):
-                if isinstance(event, HelloReceived):
-                    engine.accept()
-                else:
-                    return sock, None  # Established
-            out = engine.data_to_send()
-            if out:
-                sock.sendall(out)
-    except HandshakeError as exc:
-        return sock, exc
+    Raises:
+        HandshakeError: as :func:`joerl.node.link_setup.dial`.
+    """
+    return dial(("127.0.0.1", port), identity, cookie, expected_peer=target, config=LinkConfig(handshake_timeout=5.0))
 
 
 def test_an_unauthenticated_hello_cannot_tear_down_a_live_link(cluster: list[DistributedSystem]) -> None:
     """A stranger claiming to be a restarted ``b`` (another creation) without
     the cookie is refused, and a's link to the real ``b`` stays up."""
     a, b, _ = cluster
-    watch = Inbox(a)
+    watch = Probe(a)
     a.monitor_nodes(watch.pid)
-    seen = Inbox(b)
+    seen = Probe(b)
     a.system.send(seen.gpid, 1)
-    assert seen.get() == 1
+    assert seen.receive() == 1
     live = link(a, "b")
     impostor = P.NodeIdentity("b", b.node_id, b.creation + 1)
-    sock, err = _handshake_as(a.listen_port, "a", impostor, b"not-the-cookie")
-    sock.close()
-    assert isinstance(err, AuthenticationError), err
+    with pytest.raises(AuthenticationError):
+        _dial_as(a.listen_port, "a", impostor, b"not-the-cookie")
     assert link(a, "b") is live
     a.system.send(seen.gpid, 2)
-    assert seen.get() == 2
-    assert watch.get() == NodeUp("b")
+    assert seen.receive() == 2
+    assert watch.receive() == NodeUp("b")
     assert watch.pending() == [], "no NodeDown"
 
 
@@ -643,26 +555,25 @@ def test_a_new_incarnation_replaces_a_link_that_still_looks_alive(cluster: list[
     creation, the right cookie): once it has authenticated, the old link is
     closed (everything across it fires noconnection) and the new one is used."""
     a, b, _ = cluster
-    watch = Inbox(a, trap_exit=True)
+    watch = Probe(a, trap_exit=True)
     a.monitor_nodes(watch.pid)
-    victim = Inbox(b)
+    victim = Probe(b)
     ref = watch.ctx.monitor(victim.gpid)
     assert a.is_process_alive(victim.gpid)
     old = link(a, "b")
     reborn = P.NodeIdentity("b", b.node_id, b.creation + 1)
-    sock, err = _handshake_as(a.listen_port, "a", reborn, COOKIE.encode())
+    conn = _dial_as(a.listen_port, "a", reborn, COOKIE.encode())
     try:
-        assert err is None, err
-        assert watch.get() == NodeUp("b")
-        assert watch.get(Down) == Down(ref, victim.gpid, NOCONNECTION)
-        assert watch.get(NodeDown) == NodeDown("b", NOCONNECTION)
-        assert watch.get(NodeUp) == NodeUp("b")
+        assert watch.receive() == NodeUp("b")
+        assert watch.receive(Down) == Down(ref, victim.gpid, NOCONNECTION)
+        assert watch.receive(NodeDown) == NodeDown("b", NOCONNECTION)
+        assert watch.receive(NodeUp) == NodeUp("b")
         assert old.closed
         new = link(a, "b")
         assert new is not old and new.peer.creation == b.creation + 1
     finally:
-        sock.close()
-    assert watch.get(NodeDown) == NodeDown("b", NOCONNECTION)
+        conn.close()
+    assert watch.receive(NodeDown) == NodeDown("b", NOCONNECTION)
 
 
 def test_a_dial_refused_busy_by_a_link_the_peer_has_not_seen_drop_is_retried(
@@ -672,9 +583,9 @@ def test_a_dial_refused_busy_by_a_link_the_peer_has_not_seen_drop_is_retried(
     yet), so it answers a new dial "busy": the dialler tries again, backing
     off, and the message sent meanwhile arrives once the old link is gone."""
     a, b, _ = cluster
-    inbox = Inbox(b)
+    inbox = Probe(b)
     a.system.send(inbox.gpid, 1)
-    assert inbox.get() == 1
+    assert inbox.receive() == 1
     stale = link(b, "a")
     assert stale._reader is not None
     stale._reader.kill()  # b no longer reads that link: it will not see it drop by itself
@@ -683,7 +594,7 @@ def test_a_dial_refused_busy_by_a_link_the_peer_has_not_seen_drop_is_retried(
     refusals = a.stats.connect_failures
     gevent.spawn_later(0.3, stale.close, "seen late")  # the frozen peer wakes up (not a synchronisation)
     a.system.send(inbox.gpid, 2)
-    assert inbox.get(timeout=10) == 2
+    assert inbox.receive(timeout=10) == 2
     assert a.stats.connect_failures == refusals  # retried within one dial, nothing dropped
     assert link(a, "b") is not None and link(b, "a") is not stale
 
@@ -693,7 +604,7 @@ def test_a_dial_refused_busy_by_a_link_the_peer_has_not_seen_drop_is_retried(
 
 def test_is_process_alive_is_a_round_trip(cluster: list[DistributedSystem]) -> None:
     a, b, _ = cluster
-    victim = Inbox(b)
+    victim = Probe(b)
     assert a.is_process_alive(victim.gpid) is True
     assert a.system.is_process_alive(victim.gpid) is True
     b.system.stop(victim.pid)
@@ -724,9 +635,9 @@ def test_nodes_and_list_nodes(cluster: list[DistributedSystem]) -> None:
     assert a.connect_to_node("b") is True
     assert a.nodes() == ["b"]
     wait_until(lambda: b.nodes() == ["a"], what="b to list a")
-    on_a = Inbox(a)
+    on_a = Probe(a)
     c.system.send(on_a.gpid, "hi")
-    assert on_a.get() == "hi"
+    assert on_a.receive() == "hi"
     assert a.nodes() == ["b", "c"] and c.nodes() == ["a"]
     assert a.connect_to_node("a") is True and "a" not in a.nodes()
 
@@ -762,15 +673,15 @@ def test_connect_to_an_unknown_node_raises_node_unreachable(cluster: list[Distri
 
 def test_a_closed_link_reconnects_on_the_next_send(cluster: list[DistributedSystem]) -> None:
     a, b, _ = cluster
-    seen = Inbox(b)
+    seen = Probe(b)
     a.system.send(seen.gpid, 1)
-    assert seen.get() == 1
+    assert seen.receive() == 1
     old = link(a, "b")
     old.close("test")
     wait_until(lambda: b.nodes() == [], what="b to see the link go")
     assert a.nodes() == []
     a.system.send(seen.gpid, 2)
-    assert seen.get() == 2
+    assert seen.receive() == 2
     assert a.nodes() == ["b"] and link(a, "b") is not old
     assert a.stats.connects == 2
 
@@ -779,15 +690,15 @@ def test_a_restarted_node_refuses_old_pids_and_is_reached_at_new_ones(
     cluster: list[DistributedSystem], make_node: Callable[..., DistributedSystem]
 ) -> None:
     a, b1, _ = cluster
-    inbox = Inbox(a)
+    inbox = Probe(a)
     a.monitor_nodes(inbox.pid)
     old = remote(b1, b1.spawn_fn(echo, name="echo").pid)
     inbox.ctx.send(old, "to b1")
-    assert inbox.get("echo") == ("echo", "to b1")
-    assert inbox.get(NodeUp) == NodeUp("b")
+    assert inbox.receive("echo") == ("echo", "to b1")
+    assert inbox.receive(NodeUp) == NodeUp("b")
 
     b1.shutdown()
-    assert inbox.get(NodeDown) == NodeDown("b", "noconnection")
+    assert inbox.receive(NodeDown) == NodeDown("b", "noconnection")
     b2 = make_node("b")
     assert b2.creation != b1.creation
     new = remote(b2, b2.spawn_fn(echo, name="echo").pid)
@@ -796,17 +707,17 @@ def test_a_restarted_node_refuses_old_pids_and_is_reached_at_new_ones(
     # The lost link comes back on the next send; the old pid reaches nothing.
     inbox.ctx.send(old, "to the old pid")
     inbox.ctx.send(new, "to the new pid")
-    msg, sender = inbox.get_with_sender("echo")
+    msg, sender = inbox.receive_with_sender("echo")
     assert msg == ("echo", "to the new pid"), "the old pid's message was never delivered"
     assert sender == new
     assert b2.stats.dropped_stale == 1, "the new incarnation refused the message for the old pid"
     inbox.ctx.send(old, "again")  # now A knows the new creation: dropped before it leaves
     assert a.stats.dropped_stale == 1
-    assert inbox.get(NodeUp) == NodeUp("b")
+    assert inbox.receive(NodeUp) == NodeUp("b")
     assert a.nodes() == ["b"]
     assert a.is_process_alive(old) is False and a.is_process_alive(new) is True
     ref = inbox.ctx.monitor(old)
-    assert inbox.get(Down) == Down(ref, old, NOPROC)
+    assert inbox.receive(Down) == Down(ref, old, NOPROC)
     inbox.ctx.send(("echo", "b"), "by name")
-    assert inbox.get("echo") == ("echo", "by name")
+    assert inbox.receive("echo") == ("echo", "by name")
     assert inbox.pending() == []

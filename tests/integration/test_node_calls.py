@@ -15,7 +15,7 @@ from typing import Any
 import gevent
 import pytest
 from gevent.event import AsyncResult, Event
-from test_node import Inbox, cluster, context, link, make_node, no_leaks, remote  # noqa: F401 - fixtures
+from test_node import cluster, context, link, make_node, no_leaks, remote  # noqa: F401 - fixtures
 
 from joerl import gen_server
 from joerl.actor import Actor, ActorContext
@@ -25,6 +25,7 @@ from joerl.message import NOCONNECTION, NOPROC, Down, Exit
 from joerl.node.node import DistributedSystem
 from joerl.pid import Pid
 from joerl.system import From
+from joerl.testing import Probe
 
 BOOM = "RuntimeError: boom"
 
@@ -98,7 +99,7 @@ def test_call_a_remote_server_by_pid_and_by_name(cluster: list[DistributedSystem
     assert gen_server.call(("store", "b"), ("get", "missing"), system=a.system) is None
     # From an actor: the server gets a From with the caller's remote pid (the
     # same From as from a local caller), and the pid comes home as the caller's.
-    caller = Inbox(a)
+    caller = Probe(a)
     for dest in (server, ("store", "b")):
         assert caller.ctx.call(dest, ("whoami",)) == caller.pid
         seen = store.seen_from
@@ -138,7 +139,7 @@ def test_a_node_lost_mid_call_fails_the_call_at_once_with_noconnection(
 ) -> None:
     a, b, _ = cluster
     server, pid = start_store(b)
-    caller = Inbox(a)
+    caller = Probe(a)
     g, out = call_in_greenlet(lambda: caller.ctx.call(remote(b, pid), ("hold",), timeout=10))
     assert server.in_call.wait(5)
     (link(a, "b") if side == "caller's side" else link(b, "a")).close("test: node lost")
@@ -166,7 +167,7 @@ def test_a_call_to_a_node_that_shuts_down_mid_call_fails_at_once(cluster: list[D
 def test_a_call_timeout_drops_the_late_reply(cluster: list[DistributedSystem]) -> None:
     a, b, _ = cluster
     server, pid = start_store(b)
-    caller = Inbox(a)
+    caller = Probe(a)
     t0 = time.monotonic()
     with pytest.raises(CallTimeout):
         caller.ctx.call(remote(b, pid), ("hold",), timeout=0.3)
@@ -174,7 +175,7 @@ def test_a_call_timeout_drops_the_late_reply(cluster: list[DistributedSystem]) -
     gen_server.cast(a.system, remote(b, pid), "release")
     # The marker follows the late reply on the same link: had the reply been
     # queued, it would come first.
-    msg, sender = caller.get_with_sender()
+    msg, sender = caller.receive_with_sender()
     assert (msg, sender) == ("after the late reply", remote(b, pid))
     assert caller.pending() == []
     # The server is fine and the caller can call again; no monitor is left behind.
@@ -188,7 +189,7 @@ def test_call_figures(cluster: list[DistributedSystem]) -> None:
     a, b, _ = cluster
     _, pid = start_store(b)
     _, local = start_store(a, name="local")
-    caller = Inbox(a)
+    caller = Probe(a)
     n = 1000
     rates = {}
     for label, dest in (("local", local), ("remote by pid", remote(b, pid)), ("remote by name", ("store", "b"))):
@@ -226,13 +227,13 @@ def test_spawn_remote_plain(cluster: list[DistributedSystem]) -> None:
     a, b, _ = cluster
     b.register_factory("worker", lambda: Worker("b"))
     b.register_factory("adder", adder, function=True)
-    inbox = Inbox(a)
+    inbox = Probe(a)
     pid = a.spawn_remote("b", "worker")
     assert isinstance(pid, Pid) and pid.node == b.node_id and pid.creation == b.creation
     inbox.ctx.send(pid, ("ping", 7))
-    assert inbox.get_with_sender() == (("pong", 7, "b"), pid)
+    assert inbox.receive_with_sender() == (("pong", 7, "b"), pid)
     pid2 = a.spawn_remote("b", "adder", inbox.pid, 2, 3)
-    assert inbox.get_with_sender() == (("sum", 5), pid2)
+    assert inbox.receive_with_sender() == (("sum", 5), pid2)
     assert a.is_process_alive(pid) and pid2 != pid
 
 
@@ -240,37 +241,37 @@ def test_spawn_remote_plain(cluster: list[DistributedSystem]) -> None:
 def test_spawn_remote_linked(cluster: list[DistributedSystem], trap: bool) -> None:
     a, b, _ = cluster
     b.register_factory("worker", lambda: Worker("b"))
-    caller = Inbox(a, trap_exit=trap)
-    watch = Inbox(a)
+    caller = Probe(a, trap_exit=trap)
+    watch = Probe(a)
     ref = watch.ctx.monitor(caller.pid)
     pid = a.spawn_remote("b", "worker", link=True, caller=caller.ctx)
     caller.ctx.send(pid, ("die", "raise"))
     if trap:
-        assert caller.get() == Exit(pid, BOOM)
+        assert caller.receive() == Exit(pid, BOOM)
         assert a.system.is_process_alive(caller.pid)
     else:
-        assert watch.get(Down) == Down(ref, caller.pid, BOOM)
+        assert watch.receive(Down) == Down(ref, caller.pid, BOOM)
 
 
 def test_spawn_remote_link_goes_both_ways(cluster: list[DistributedSystem]) -> None:
     a, b, _ = cluster
     b.register_factory("worker", lambda: Worker("b"))
-    caller = Inbox(a)
+    caller = Probe(a)
     pid = a.spawn_remote("b", "worker", link=True, caller=caller.pid)
-    watch = Inbox(b)
+    watch = Probe(b)
     ref = watch.ctx.monitor(Pid(0, pid.id, 0))
     a.system.exit(caller.pid, "went away")
-    assert watch.get(Down) == Down(ref, Pid(0, pid.id, 0), "went away")
+    assert watch.receive(Down) == Down(ref, Pid(0, pid.id, 0), "went away")
 
 
 def test_spawn_remote_monitored(cluster: list[DistributedSystem]) -> None:
     a, b, _ = cluster
     b.register_factory("adder", adder, function=True)
-    caller = Inbox(a)
+    caller = Probe(a)
     # It runs and ends (normal) at once: the monitor is set before it can.
     pid, ref = a.spawn_remote("b", "adder", caller.pid, 1, 1, monitor=True, caller=caller.ctx)
-    assert caller.get("sum") == ("sum", 2)
-    assert caller.get(Down) == Down(ref, pid, "normal")
+    assert caller.receive("sum") == ("sum", 2)
+    assert caller.receive(Down) == Down(ref, pid, "normal")
     assert caller.pending() == []
 
 

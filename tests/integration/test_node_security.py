@@ -12,11 +12,10 @@ from typing import Any
 import gevent
 import pytest
 from gevent import socket  # cooperative: the nodes run while the test waits
-from gevent.event import Event
 
 from joerl import DistributedSystem, NodeUnreachable
 from joerl.node.tls import TlsConfig
-from joerl.testing import running_epmd, wait_until
+from joerl.testing import Probe, running_epmd, wait_until
 
 x509 = pytest.importorskip("cryptography.x509")
 from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
@@ -102,27 +101,14 @@ def nodes(epmd: str) -> Iterator[Any]:
         node.shutdown()
 
 
-def _inbox(node: DistributedSystem, name: str) -> tuple[list[Any], Event]:
-    got: list[Any] = []
-    arrived = Event()
-
-    def body(ctx: Any) -> None:
-        while True:
-            got.append(ctx.receive())
-            arrived.set()
-
-    node.system.register(name, node.system.spawn_fn(body).pid)
-    return got, arrived
-
-
 def test_tls_nodes_link_and_talk(tmp_path: Path, nodes: Any) -> None:
     ca = CA(tmp_path, "cluster-ca")
     a = nodes("a", tls=ca.node("a"))
     b = nodes("b", tls=ca.node("b"))
-    got, arrived = _inbox(b, "inbox")
+    inbox = Probe(b, name="inbox")
     a.system.send(("inbox", "b"), "over tls")
-    assert arrived.wait(10)
-    assert got == ["over tls"]
+    assert inbox.receive(timeout=10) == "over tls"
+    assert inbox.pending() == []
     link = b._peers["a"].link
     assert link is not None and "SSL" in type(link.sock).__name__
 
@@ -133,13 +119,13 @@ def test_a_tls_node_refuses_a_plaintext_peer_and_the_reverse_fails_cleanly(
     ca = CA(tmp_path, "cluster-ca")
     secure = nodes("secure", tls=ca.node("secure"))
     plain = nodes("plain")
-    got, _ = _inbox(secure, "inbox")
+    inbox = Probe(secure, name="inbox")
     with caplog.at_level(logging.WARNING, logger="joerl"):
         with pytest.raises(NodeUnreachable):
             plain.connect_to_node("secure", timeout=10)
         with pytest.raises(NodeUnreachable):
             secure.connect_to_node("plain", timeout=10)
-    assert secure.nodes() == [] and plain.nodes() == [] and got == []
+    assert secure.nodes() == [] and plain.nodes() == [] and inbox.pending() == []
     assert "TLS handshake failed" in caplog.text
 
 
@@ -171,14 +157,14 @@ def test_the_node_allow_list_refuses_other_names_after_authentication(
     a = nodes("a", allowed_nodes={"b"})
     b = nodes("b")
     c = nodes("c")
-    got, _ = _inbox(a, "inbox")
+    inbox = Probe(a, name="inbox")
     assert b.connect_to_node("a", timeout=10)
     with caplog.at_level(logging.WARNING, logger="joerl"):
         c.system.send(("inbox", "a"), "let me in")
         with pytest.raises(NodeUnreachable):
             c.connect_to_node("a", timeout=10)
     wait_until(lambda: "refused a link with node 'c': not in allowed_nodes" in caplog.text, timeout=5)
-    assert a.nodes() == ["b"] and got == []
+    assert a.nodes() == ["b"] and inbox.pending() == []
 
 
 def test_connections_past_the_handshake_cap_are_closed_at_once(nodes: Any) -> None:

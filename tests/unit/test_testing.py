@@ -63,7 +63,7 @@ def test_probe_timeout_says_what_arrived_instead(system: ActorSystem) -> None:
     probe = Probe(system)
     system.send(probe.pid, "unrelated")
     t0 = time.monotonic()
-    with pytest.raises(AssertionError, match=r"no a message matching 'reply' within 0.05s.*'unrelated'"):
+    with pytest.raises(AssertionError, match=r"no message matching 'reply' within 0.05s.*'unrelated'"):
         probe.receive("reply", timeout=0.05)
     assert time.monotonic() - t0 < 2.0
     assert probe.pending() == ["unrelated"]
