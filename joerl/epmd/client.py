@@ -4,7 +4,8 @@ This module owns the client side of the port mapper: one-shot queries (each
 on a fresh connection, so any greenlet may call any method at any time),
 registrations (each holding its own connection, with a keep-alive greenlet
 that registers again by itself when the daemon goes away), ``ping`` and
-``spawn_daemon``.
+``spawn_daemon``. The calls themselves are :mod:`._dialer`'s business, a
+registration's life cycle :mod:`._registration`'s.
 
 Against joerl's daemon the client speaks joerl's extension (host, metadata
 and creation travel both ways). Against Erlang's ``epmd``, which closes an
@@ -16,19 +17,16 @@ and a registration ends only by closing its connection.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
-
-import gevent
-import gevent.lock
-from gevent import socket
+from typing import Any
 
 from ..errors import EpmdClientClosed, EpmdConnectionError, EpmdError, EpmdTimeout, NameInUse, RegistrationRefused
 from . import protocol as p
+from ._dialer import Dialer, NoReply
+from ._registration import Registration
 from .protocol import NodeInfo
 
 __all__ = [
@@ -47,11 +45,6 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_KEEPALIVE = 20.0
 DEFAULT_RETRY = 2.0
-_T = TypeVar("_T")
-
-
-class _NoReply(Exception):
-    """The daemon closed an extension request without a word: it is Erlang's."""
 
 
 class EpmdClient:
@@ -61,14 +54,21 @@ class EpmdClient:
         address: ``"host:port"`` of the daemon (default port 4369).
         timeout: seconds each call may take (connect, send, reply).
         keepalive_interval: seconds between a registration's keep-alives.
-        retry_interval: seconds between attempts to register again after the
-            daemon went away (at most ``keepalive_interval``).
+        retry_interval: the longest wait, in seconds, between attempts to
+            register again after the daemon went away (at most
+            ``keepalive_interval``). The first attempt is at once; the waits
+            after failed ones start at ``RETRY_FIRST`` (0.1 s; or
+            ``retry_interval`` if shorter) and double up to it, each spread by
+            +-20 % so that nodes do not retry in lockstep.
         on_registered: called with the :class:`NodeInfo` after each
             successful registration: first in the greenlet calling
             :meth:`register`, then in the keep-alive greenlet after each
             re-registration (whose creation is usually new). Exceptions it
             raises are logged.
         max_reply: largest reply accepted, in bytes.
+
+    Raises:
+        ValueError: ``retry_interval`` (or ``keepalive_interval``) is not positive.
     """
 
     def __init__(
@@ -81,16 +81,14 @@ class EpmdClient:
         on_registered: Callable[[NodeInfo], Any] | None = None,
         max_reply: int = 64 * 1024 * 1024,
     ) -> None:
-        self.host, self.port = p.parse_address(address)
-        self._family = _ip_family(self.host)
-        self.timeout = timeout
+        host, port = p.parse_address(address)
+        self._dialer = Dialer(host, port, timeout, max_reply)
         self.keepalive_interval = keepalive_interval
         self.retry_interval = min(retry_interval, keepalive_interval)
+        if not self.retry_interval > 0:
+            raise ValueError(f"retry_interval and keepalive_interval must be positive, got {self.retry_interval!r}")
         self.on_registered = on_registered
-        self.max_reply = max_reply
-        #: ``"joerl"`` or ``"erlang"`` once known, else None.
-        self.daemon_kind: str | None = None
-        self._regs: dict[str, _Registration] = {}
+        self._regs: dict[str, Registration] = {}
         self._closed = False
 
     def __repr__(self) -> str:
@@ -98,7 +96,42 @@ class EpmdClient:
 
     @property
     def address(self) -> str:
-        return p.format_address(self.host, self.port)
+        return self._dialer.address
+
+    @property
+    def host(self) -> str:
+        return self._dialer.host
+
+    @property
+    def port(self) -> int:
+        return self._dialer.port
+
+    @property
+    def timeout(self) -> float:
+        """Seconds each call may take (connect, send, reply)."""
+        return self._dialer.timeout
+
+    @timeout.setter
+    def timeout(self, value: float) -> None:
+        self._dialer.timeout = value
+
+    @property
+    def max_reply(self) -> int:
+        """Largest reply accepted, in bytes."""
+        return self._dialer.max_reply
+
+    @max_reply.setter
+    def max_reply(self, value: int) -> None:
+        self._dialer.max_reply = value
+
+    @property
+    def daemon_kind(self) -> str | None:
+        """``"joerl"`` or ``"erlang"`` once known, else None (set None to ask again)."""
+        return self._dialer.daemon_kind
+
+    @daemon_kind.setter
+    def daemon_kind(self, value: str | None) -> None:
+        self._dialer.daemon_kind = value
 
     def __enter__(self) -> EpmdClient:
         return self
@@ -119,8 +152,8 @@ class EpmdClient:
         self._check_open()
         if self.daemon_kind != "erlang":
             try:
-                reply = self._ext_call(p.Lookup(name, close=True), p.LookupResult)
-            except _NoReply:
+                reply = self._dialer.ext_call(p.Lookup(name, close=True), p.LookupResult)
+            except NoReply:
                 self.daemon_kind = "erlang"
             else:
                 return None if reply.node is None else reply.node.with_host(self.host)
@@ -129,7 +162,7 @@ class EpmdClient:
     def port_please(self, name: str) -> NodeInfo | None:
         """Look ``name`` up with Erlang's PORT_PLEASE2 (no host, metadata or creation)."""
         p.check_name(name)
-        reply = self._classic_call(p.PortPlease2Req(name))
+        reply = self._dialer.classic_call(p.PortPlease2Req(name))
         assert isinstance(reply, p.Port2Resp)
         return None if reply.node is None else reply.node.with_host(self.host)
 
@@ -138,8 +171,8 @@ class EpmdClient:
         self._check_open()
         if self.daemon_kind != "erlang":
             try:
-                reply = self._ext_call(p.ListNodes(close=True), p.NodeList)
-            except _NoReply:
+                reply = self._dialer.ext_call(p.ListNodes(close=True), p.NodeList)
+            except NoReply:
                 self.daemon_kind = "erlang"
             else:
                 return [n.with_host(self.host) for n in reply.nodes]
@@ -147,14 +180,14 @@ class EpmdClient:
 
     def names(self) -> list[tuple[str, int]]:
         """``(name, port)`` pairs from NAMES_REQ, newest registration first."""
-        reply = self._classic_call(p.NamesReq())
+        reply = self._dialer.classic_call(p.NamesReq())
         assert isinstance(reply, p.NamesResp)
         return list(reply.nodes)
 
     def ping(self) -> bool:
         """Does a port mapper (joerl's or Erlang's) answer? Never raises."""
         try:
-            self._classic_call(p.NamesReq())
+            self._dialer.classic_call(p.NamesReq())
             return True
         except EpmdError:
             return False
@@ -167,10 +200,10 @@ class EpmdClient:
             EpmdError: none answers.
         """
         try:
-            self._ext_call(p.Ping(close=True), p.Pong)
+            self._dialer.ext_call(p.Ping(close=True), p.Pong)
             self.daemon_kind = "joerl"
-        except _NoReply:
-            self._classic_call(p.NamesReq())
+        except NoReply:
+            self._dialer.classic_call(p.NamesReq())
             self.daemon_kind = "erlang"
         return self.daemon_kind
 
@@ -212,7 +245,7 @@ class EpmdClient:
             raise ValueError(f"port must be an int in 1..65535, got {port!r}")
         req = p.Register(name, host, port, dict(metadata or {}), node_type, 0, highest_version, lowest_version, extra)
         req.encode()  # fail here, not in the background, on what cannot be sent
-        reg = _Registration(self, req)
+        reg = Registration(self._dialer, req, self.keepalive_interval, self.retry_interval, self._notify)
         self._regs[name] = reg
         try:
             info = reg.establish()
@@ -262,335 +295,6 @@ class EpmdClient:
             self.on_registered(info)
         except Exception:
             log.exception("on_registered callback failed for %s", info.name)
-
-    # -- one-shot calls -------------------------------------------------------------
-
-    def _connect(self) -> socket.socket:
-        try:
-            if self._family is None:
-                return socket.create_connection((self.host, self.port), timeout=self.timeout)
-            # An IP literal: no need for the resolver (and its thread pool).
-            sock = socket.socket(self._family, socket.SOCK_STREAM)
-            try:
-                sock.settimeout(self.timeout)
-                sock.connect((self.host, self.port))
-            except BaseException:
-                sock.close()
-                raise
-            return sock
-        except socket.timeout:
-            raise EpmdTimeout(
-                f"connecting to the port mapper at {self.address} timed out after {self.timeout}s"
-            ) from None
-        except OSError as exc:
-            raise EpmdConnectionError(
-                f"cannot reach the port mapper at {self.address}: {exc.strerror or exc}"
-            ) from None
-
-    def _timed(self, what: str, fn: Callable[[], _T]) -> _T:
-        timer = gevent.Timeout(self.timeout)
-        timer.start()
-        try:
-            return fn()
-        except EpmdError:
-            raise
-        except gevent.Timeout as exc:
-            if exc is not timer:
-                raise
-            raise EpmdTimeout(f"{what} at {self.address}: no reply within {self.timeout}s") from None
-        except socket.timeout:
-            raise EpmdTimeout(f"{what} at {self.address}: no reply within {self.timeout}s") from None
-        except OSError as exc:
-            raise EpmdConnectionError(f"{what} at {self.address} failed: {exc.strerror or exc}") from None
-        finally:
-            timer.close()
-
-    def _classic_call(self, req: Any) -> p.ClassicReply:
-        what = type(req).__name__
-
-        def run() -> p.ClassicReply:
-            sock = self._connect()
-            try:
-                sock.sendall(req.encode())
-                decoder = p.ClassicReplyDecoder(req, self.max_reply)
-                while True:
-                    data = sock.recv(65536)
-                    if not data:
-                        return _protocol(lambda: decoder.feed_eof(), what)
-                    reply = _protocol(lambda data=data: decoder.feed(data), what)
-                    if reply is not None:
-                        return reply
-            finally:
-                sock.close()
-
-        return self._timed(what, run)
-
-    def _ext_call(self, req: Any, expect: type[_T]) -> _T:
-        """One extension request on a fresh connection.
-
-        Raises:
-            _NoReply: the daemon closed without a byte (Erlang's epmd).
-        """
-        what = type(req).__name__
-
-        def run() -> _T:
-            sock = self._connect()
-            try:
-                sock.sendall(req.encode())
-                reply = _read_ext_reply(sock, p.ExtReplyDecoder(self.max_reply), expect, what)
-                # The daemon closes first (the request said so): wait for it, so
-                # that TIME_WAIT stays on its side, as with Erlang's requests.
-                if _recv_quietly(sock):
-                    raise p.EpmdProtocolError(f"unexpected bytes after the reply to {what}")
-                return reply
-            finally:
-                sock.close()
-
-        try:
-            reply = self._timed(what, run)
-        except _ExtRefusal as refusal:
-            err = refusal.error
-            raise EpmdError(f"{what} refused by {self.address} ({err.code}): {err.message}") from None
-        self.daemon_kind = "joerl"
-        return reply
-
-
-def _ip_family(host: str) -> int | None:
-    try:
-        family: int = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
-        return family
-    except ValueError:
-        return None
-
-
-def _protocol(fn: Callable[[], _T], what: str) -> _T:
-    try:
-        return fn()
-    except p.EpmdProtocolError as exc:
-        raise p.EpmdProtocolError(f"bad reply to {what}: {exc}") from None
-
-
-def _recv_quietly(sock: socket.socket) -> bytes:
-    try:
-        data: bytes = sock.recv(1)
-        return data
-    except ConnectionResetError:
-        return b""
-
-
-def _read_ext_reply(sock: socket.socket, decoder: p.ExtReplyDecoder, expect: type[_T], what: str) -> _T:
-    got = 0
-    while True:
-        try:
-            data = sock.recv(65536)
-        except ConnectionResetError:
-            data = b""
-        if not data:
-            if got == 0:
-                raise _NoReply()
-            raise EpmdConnectionError(f"the port mapper closed the connection in the middle of a reply to {what}")
-        got += len(data)
-        replies = _protocol(lambda data=data: decoder.feed(data), what)
-        if replies:
-            reply = replies[0]
-            if len(replies) > 1 or decoder.buffered:
-                raise p.EpmdProtocolError(f"unexpected bytes after the reply to {what}")
-            if isinstance(reply, expect):
-                return reply
-            if isinstance(reply, p.ExtError):
-                raise _ExtRefusal(reply)
-            raise p.EpmdProtocolError(f"{type(reply).__name__} is no reply to {what}")
-
-
-class _ExtRefusal(Exception):
-    def __init__(self, error: p.ExtError) -> None:
-        super().__init__(error.message)
-        self.error = error
-
-
-class _Registration:
-    """One registered name: its connection and its keep-alive greenlet."""
-
-    def __init__(self, client: EpmdClient, req: p.Register) -> None:
-        self.client = client
-        self.req = req
-        self.sock: socket.socket | None = None
-        self.kind: str | None = None
-        self.info: NodeInfo | None = None
-        self.decoder: p.ExtReplyDecoder | None = None
-        self.lock = gevent.lock.Semaphore()
-        self.greenlet: gevent.Greenlet | None = None
-        self.stopping = False
-
-    # Every use of ``sock`` for a request is under ``lock``; the keep-alive
-    # greenlet waits for the daemon's silence (recv) outside it, and stop()
-    # kills that greenlet before touching the socket.
-
-    def establish(self) -> NodeInfo:
-        """Connect and register (extension first, ALIVE2 if the daemon is Erlang's)."""
-        c = self.client
-        with self.lock:
-            if c.daemon_kind != "erlang":
-                try:
-                    info = self._register_ext()
-                except _NoReply:
-                    c.daemon_kind = "erlang"
-                else:
-                    c.daemon_kind = "joerl"
-                    return info
-            return self._register_alive2()
-
-    def _register_ext(self) -> NodeInfo:
-        c = self.client
-        name = self.req.name
-        sock = c._connect()
-        decoder = p.ExtReplyDecoder(c.max_reply)
-        try:
-
-            def run() -> p.Registered:
-                sock.sendall(self.req.encode())
-                return _read_ext_reply(sock, decoder, p.Registered, "register")
-
-            try:
-                reply = c._timed(f"registering {name!r}", run)
-            except _ExtRefusal as refusal:
-                err = refusal.error
-                if err.code == "name_in_use":
-                    raise NameInUse(name, f"at {c.address}") from None
-                raise RegistrationRefused(name, err.code, err.message) from None
-        except BaseException:
-            sock.close()
-            raise
-        self.sock, self.decoder, self.kind = sock, decoder, "joerl"
-        self.info = reply.node.with_host(c.host)
-        return self.info
-
-    def _register_alive2(self) -> NodeInfo:
-        c = self.client
-        r = self.req
-        req = p.Alive2Req(r.port, r.name, r.node_type, 0, r.highest_version, r.lowest_version, r.extra)
-        sock = c._connect()
-        try:
-
-            def run() -> p.Alive2Resp:
-                sock.sendall(req.encode())
-                decoder = p.ClassicReplyDecoder(req)
-                while True:
-                    data = sock.recv(64)
-                    if not data:
-                        _protocol(decoder.feed_eof, "ALIVE2")
-                    reply = _protocol(lambda data=data: decoder.feed(data), "ALIVE2")
-                    if reply is not None:
-                        if decoder.trailing:
-                            raise p.EpmdProtocolError("unexpected bytes after the ALIVE2 reply")
-                        assert isinstance(reply, p.Alive2Resp)
-                        return reply
-
-            reply = c._timed(f"registering {r.name!r}", run)
-            if not reply.ok:
-                raise NameInUse(r.name, f"epmd at {c.address} refused it (result {reply.result})")
-        except BaseException:
-            sock.close()
-            raise
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        self.sock, self.decoder, self.kind = sock, None, "erlang"
-        self.info = NodeInfo(
-            r.name,
-            c.host,
-            r.port,
-            {},
-            reply.creation,
-            r.node_type,
-            0,
-            r.highest_version,
-            r.lowest_version,
-            r.extra,
-            "erlang",
-        )
-        return self.info
-
-    def start(self) -> None:
-        self.greenlet = gevent.spawn(self._run)
-
-    def _drop(self, why: str) -> None:
-        if self.sock is not None:
-            self.sock.close()
-        self.sock = self.decoder = None
-        self.info = None
-        self.client.daemon_kind = None  # whoever answers next may be the other kind of daemon
-        log.warning(
-            "lost the registration of %s at %s (%s); registering again", self.req.name, self.client.address, why
-        )
-
-    def _run(self) -> None:
-        c = self.client
-        while not self.stopping:
-            if self.sock is None:
-                try:
-                    info = self.establish()
-                except EpmdError as exc:
-                    log.warning("registering %s again at %s failed: %s", self.req.name, c.address, exc)
-                    gevent.sleep(c.retry_interval)
-                    continue
-                except Exception:  # a bug must not end the registration for good
-                    log.exception("registering %s again at %s failed", self.req.name, c.address)
-                    gevent.sleep(c.retry_interval)
-                    continue
-                log.info("registered %s again at %s, creation %d", info.name, c.address, info.creation)
-                c._notify(info)
-                continue
-            sock = self.sock
-            sock.settimeout(c.keepalive_interval if self.kind == "joerl" else None)
-            try:
-                data = sock.recv(4096)
-            except socket.timeout:
-                self._keepalive()
-                continue
-            except OSError as exc:
-                self._drop(f"connection error: {exc}")
-                continue
-            self._drop("the daemon closed the connection" if not data else "unexpected bytes from the daemon")
-
-    def _keepalive(self) -> None:
-        c = self.client
-        with self.lock:
-            sock, decoder = self.sock, self.decoder
-            if sock is None or decoder is None:
-                return
-            try:
-
-                def run() -> p.KeepAliveAck:
-                    sock.sendall(p.KeepAlive(self.req.name).encode())
-                    return _read_ext_reply(sock, decoder, p.KeepAliveAck, "keepalive")
-
-                c._timed("keep-alive", run)
-            except (EpmdError, _NoReply, _ExtRefusal) as exc:
-                self._drop(f"keep-alive failed: {exc or type(exc).__name__}")
-
-    def stop(self) -> None:
-        """Stop the keep-alive greenlet and end the registration."""
-        self.stopping = True
-        with self.lock:
-            g = self.greenlet
-            if g is not None and g is not gevent.getcurrent():
-                g.kill(block=True)
-            sock, self.sock = self.sock, None
-            if sock is None:
-                return
-            try:
-                if self.kind == "joerl" and self.decoder is not None:
-                    decoder = self.decoder
-
-                    def run() -> p.Unregistered:
-                        sock.sendall(p.Unregister(self.req.name).encode())
-                        return _read_ext_reply(sock, decoder, p.Unregistered, "unregister")
-
-                    self.client._timed("unregister", run)
-            except (EpmdError, _NoReply, _ExtRefusal) as exc:
-                log.debug("unregister %s: %s (closing anyway)", self.req.name, exc)
-            finally:
-                sock.close()
-                self.info = None
 
 
 # -- module-level helpers ---------------------------------------------------------------
