@@ -1,0 +1,246 @@
+"""The peer table: what a node knows of every other node, linked or not.
+
+A :class:`Peer` is explicit state: ``idle`` (no link, may be dialled),
+``dialing`` (a greenlet is connecting; messages wait in ``pending``, in
+order), ``up`` (a link open for direct sends) or ``backing_off`` (the last
+dial failed; sends fail at once until ``next_attempt``). :class:`PeerTable`
+finds peers by name and by node id (a pid names its node by id only), refuses
+two names with one id, and asks the port mapper for the name behind an
+unknown id. :class:`NodeWatchers` holds who gets ``NodeUp``/``NodeDown``.
+Nothing here does IO but that one port-mapper query.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from gevent import get_hub, getcurrent
+from gevent.event import Event
+
+from ..backoff import Backoff
+from ..epmd import check_name
+from ..errors import DistributionError
+from ..pid import Pid, Ref
+from .config import node_id_of
+
+if TYPE_CHECKING:
+    from .._router import Inbound
+    from .connection import Connection
+
+__all__ = ["IDLE", "DIALING", "UP", "BACKING_OFF", "NodeWatchers", "Peer", "PeerTable"]
+
+log = logging.getLogger("joerl.node")
+
+IDLE = "idle"
+DIALING = "dialing"
+UP = "up"
+BACKING_OFF = "backing_off"
+
+
+class Peer:
+    """One other node: its link (if any), what waits for it, and its dialling state."""
+
+    __slots__ = (
+        "name",
+        "node_id",
+        "creation",
+        "link",
+        "conn",
+        "pending",
+        "pending_bytes",
+        "connecting",
+        "flushing",
+        "up",
+        "backoff",
+        "next_attempt",
+        "last_error",
+        "calls",
+    )
+
+    def __init__(self, name: str, node_id: int | None = None) -> None:
+        self.name = name
+        self.node_id = node_id_of(name) if node_id is None else node_id
+        #: The incarnation of the node last linked (None: never linked).
+        self.creation: int | None = None
+        #: The registered link (it may still be flushing ``pending``).
+        self.link: Connection | None = None
+        #: The link, once open for direct sends (``pending`` flushed).
+        self.conn: Connection | None = None
+        #: Protocol messages waiting for the link, in order, and roughly their size.
+        self.pending: list[Any] = []
+        self.pending_bytes = 0
+        #: The greenlet dialling, if any; ``flushing``: one moves ``pending`` onto the link.
+        self.connecting: Any = None
+        self.flushing = False
+        #: Set while a link is registered; replaced by a fresh Event when it goes.
+        self.up = Event()
+        self.backoff = Backoff()
+        #: Monotonic time before which a send fails at once (after a failed dial).
+        self.next_attempt = 0.0
+        self.last_error = ""
+        #: Refs of local waits (calls, is_process_alive, spawns) that this peer answers.
+        self.calls: set[Ref] = set()
+
+    def __repr__(self) -> str:
+        return f"<Peer {self.name} id={self.node_id} {self.state(0.0)}>"
+
+    def state(self, now: float) -> str:
+        """``up``, ``dialing``, ``backing_off`` or ``idle`` at monotonic time ``now``."""
+        if self.conn is not None:
+            return UP
+        if self.connecting is not None or self.link is not None:
+            return DIALING
+        if now < self.next_attempt:
+            return BACKING_OFF
+        return IDLE
+
+    def link_lost(self) -> None:
+        """The registered link went: back to ``idle``, the next send dials at once."""
+        self.link = None
+        self.conn = None
+        self.up = Event()
+        self.next_attempt = 0.0
+
+    def dial_failed(self, now: float, error: str) -> list[Any]:
+        """A dial failed at ``now``: back off; returns the queued messages, now dropped."""
+        self.next_attempt = now + self.backoff.delay()
+        self.last_error = error
+        lost, self.pending = self.pending, []
+        self.pending_bytes = 0
+        return lost
+
+
+class PeerTable:
+    """Peers by name and by node id.
+
+    Args:
+        own_name: this node's name (never a peer).
+        own_id: this node's id (no peer may have it).
+        list_names: the names registered at the port mapper (may block; never
+            called from the hub).
+    """
+
+    def __init__(self, own_name: str, own_id: int, list_names: Callable[[], Iterable[str]]) -> None:
+        self.own_name = own_name
+        self.own_id = own_id
+        self._list_names = list_names
+        self._by_name: dict[str, Peer] = {}
+        #: Peers by node id (read directly on the send hot path; never write to it).
+        self.by_id: dict[int, Peer] = {}
+        self._hub = get_hub()
+
+    def __getitem__(self, name: str) -> Peer:
+        return self._by_name[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name
+
+    def __iter__(self) -> Iterator[Peer]:
+        return iter(list(self._by_name.values()))
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+    def get(self, name: str) -> Peer | None:
+        """The peer named ``name``, if known."""
+        return self._by_name.get(name)
+
+    def peer(self, name: str) -> Peer:
+        """The peer named ``name``, created on first use.
+
+        A name whose id collides with a known peer's is recorded, but pids
+        with that id keep naming the first one (logged once).
+
+        Raises:
+            DistributionError: ``name`` is this node's. ValueError: not a valid node name.
+        """
+        peer = self._by_name.get(name)
+        if peer is None:
+            if name == self.own_name:
+                raise DistributionError(f"{name!r} is this node")
+            check_name(name)
+            peer = self._by_name[name] = Peer(name)
+            other = self.by_id.get(peer.node_id)
+            if other is None and peer.node_id != self.own_id:
+                self.by_id[peer.node_id] = peer
+            else:
+                log.error(
+                    "node ids of %r and %r collide (%d): pids of %r cannot be routed",
+                    other.name if other is not None else self.own_name,
+                    name,
+                    peer.node_id,
+                    name,
+                )
+        return peer
+
+    def collision(self, name: str, node_id: int) -> str | None:
+        """Why node ``name`` announcing ``node_id`` must be refused (another node has that id), or None."""
+        if node_id == self.own_id and name != self.own_name:
+            return f"node id {node_id} is this node's"
+        other = self.by_id.get(node_id)
+        if other is not None and other.name != name:
+            return f"node id {node_id} is that of {other.name!r}"
+        return None
+
+    def for_id(self, node_id: int) -> Peer | None:
+        """The peer with ``node_id``, asking the port mapper for names when unknown.
+
+        Returns None when no registered name has that id, the port mapper
+        cannot be asked, or this runs in the hub (which must not block).
+        """
+        peer = self.by_id.get(node_id)
+        if peer is not None:
+            return peer
+        if getcurrent() is self._hub:
+            return None
+        try:
+            for name in self._list_names():
+                if name != self.own_name and node_id_of(name) == node_id:
+                    return self.peer(name)
+        except Exception as exc:  # noqa: BLE001 - an unreachable port mapper means "unknown"
+            log.warning("cannot resolve node id %d at the port mapper: %s", node_id, exc)
+        return None
+
+    def name_of(self, node_id: int) -> str | None:
+        """The name of the known peer with ``node_id`` (no port-mapper query)."""
+        peer = self.by_id.get(node_id)
+        return peer.name if peer is not None else None
+
+    def connected(self) -> list[str]:
+        """The names of the peers with a link open for sends, sorted."""
+        return sorted(p.name for p in self._by_name.values() if p.conn is not None)
+
+
+class NodeWatchers:
+    """Processes that asked for ``NodeUp``/``NodeDown`` (monitor_nodes, monitor_node)."""
+
+    def __init__(self, inbound: Inbound) -> None:
+        self._inbound = inbound
+        self._watchers: dict[Pid, set[str] | None] = {}  # pid -> node names (None: all)
+
+    def watch_all(self, pid: Pid, flag: bool) -> None:
+        """``pid`` hears of every node (``flag``), or of none any more."""
+        if flag:
+            self._watchers[pid] = None
+        else:
+            self._watchers.pop(pid, None)
+
+    def watch(self, pid: Pid, name: str, flag: bool) -> bool:
+        """``pid`` hears of node ``name``; False if it hears of every node already."""
+        names = self._watchers.get(pid, set())
+        if names is None:
+            return False
+        if flag:
+            names.add(name)
+            self._watchers[pid] = names
+        else:
+            names.discard(name)
+        return True
+
+    def notify(self, event: Any) -> None:
+        """Queue ``event`` (a NodeUp or NodeDown) for every process watching its node."""
+        for pid, names in list(self._watchers.items()):
+            if (names is None or event.node in names) and not self._inbound.signal(pid, event):
+                self._watchers.pop(pid, None)

@@ -1,0 +1,361 @@
+"""Routing: the node's :class:`~joerl._router.Router`, signals out to peers as protocol messages.
+
+The runtime hands every signal for a pid of another node to :class:`Routing`,
+which turns it into a protocol message for that node's peer and gives it to
+the :class:`Outbox` (the links: dialled on first use, messages waiting in
+order meanwhile). Remote calls, ``is_process_alive`` round trips and remote
+spawns wait in the node's own :class:`~joerl._gen.Pending` table: every wait
+is resolved with ``(True, value)`` by its answer or ``(False, reason)`` when
+its server, its link or its dial is lost.
+
+Pids at the boundary: locally a pid is ``<0.id.0>``; on the wire it is
+``<node_id.id.creation>``. The codec's pid and ref hooks map them both ways,
+so a pid inside any message names the same process wherever it arrives, and
+a pid of a previous incarnation of this node never reaches a process of this one.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, Protocol
+
+import gevent
+from gevent import get_hub, getcurrent
+
+from .._gen import CALL, From, Pending
+from .._router import Inbound, RemoteName, RemoteTarget
+from ..errors import CallError, CallTimeout, LinkDown, SerializationError
+from ..message import NOCONNECTION, NOPROC
+from ..pid import Pid, Ref
+from ..serialization import Codec, Limits, MessageRegistry
+from ..system import SYSTEM_PID
+from . import protocol as P
+
+if TYPE_CHECKING:
+    from ..system import ActorSystem
+    from .peers import Peer, PeerTable
+    from .stats import NodeStats
+
+__all__ = ["Outbox", "Routing"]
+
+log = logging.getLogger("joerl.node")
+
+
+class Outbox(Protocol):
+    """Where protocol messages for a peer go (the links: :class:`~joerl.node.links.Links`)."""
+
+    def enqueue(self, peer: Peer, msg: Any) -> None:
+        """Send ``msg`` on ``peer``'s link, or queue it while the link comes up."""
+
+
+class _Unwired:
+    def enqueue(self, peer: Peer, msg: Any) -> None:
+        raise RuntimeError("the node's links are not wired to its routing yet")
+
+
+class Routing:
+    """Implements :class:`joerl._router.Router` for one node (see the module docstring).
+
+    Args:
+        system: the node's actor system; this attaches itself as its router.
+        node_id, creation: this node's id and incarnation (pids on the wire).
+        peers: the node's peer table.
+        stats: the node's counters.
+        registry, limits: the message types and decoding limits of the codec.
+    """
+
+    def __init__(
+        self,
+        system: ActorSystem,
+        node_id: int,
+        creation: int,
+        peers: PeerTable,
+        stats: NodeStats,
+        registry: MessageRegistry,
+        limits: Limits | None,
+    ) -> None:
+        self._name = system.name
+        self.node_id = node_id
+        self.creation = creation
+        self.peers = peers
+        self.stats = stats
+        #: Remote calls, is_process_alive round trips and remote spawns waiting for an answer.
+        self.pending = Pending()
+        #: Set by the node once its links exist.
+        self.outbox: Outbox = _Unwired()
+        self.codec = Codec(
+            registry,
+            encode_pid=self.glob_pid,
+            decode_pid=self.local_pid,
+            encode_ref=self.glob_ref,
+            decode_ref=self.local_ref,
+            limits=limits,
+        )
+        self._hub = get_hub()
+        self._make_ref = system.make_ref
+        self._by_id = peers.by_id
+        self._glob_cache: dict[int, Pid] = {}
+        self._unresolved: dict[int, list[Any]] = {}  # node id -> messages waiting for its name
+        self.inbound: Inbound = system.attach_router(self)
+
+    @property
+    def node_name(self) -> str:
+        return self._name
+
+    # -- pids at the boundary ----------------------------------------------------
+
+    def glob_pid(self, pid: Pid) -> Pid:
+        """A pid as peers see it (``<node_id.id.creation>`` for a local one)."""
+        if pid.node != 0:
+            return pid
+        g = self._glob_cache.get(pid.id)
+        if g is None:
+            if len(self._glob_cache) > 65536:
+                self._glob_cache.clear()
+            g = self._glob_cache[pid.id] = Pid._unchecked(self.node_id, pid.id, self.creation)
+        return g
+
+    def local_pid(self, pid: Pid) -> Pid:
+        """A pid from the wire as the runtime sees it (ours become ``<0.id.0>``)."""
+        if pid.node == self.node_id and pid.creation == self.creation:
+            return Pid._unchecked(0, pid.id, 0)  # type: ignore[no-any-return]
+        return pid  # another node's, or a stale one of ours (dropped when used)
+
+    def glob_ref(self, ref: Ref) -> Ref:
+        return ref if ref.node != 0 else Ref._unchecked(self.node_id, ref.id, self.creation)
+
+    def local_ref(self, ref: Ref) -> Ref:
+        if ref.node == self.node_id and ref.creation == self.creation:
+            return Ref._unchecked(0, ref.id, 0)  # type: ignore[no-any-return]
+        return ref
+
+    def glob_opt(self, pid: Pid | None) -> Pid | None:
+        """A sender as it crosses: None for plain code (``SYSTEM_PID``)."""
+        return None if pid is None or pid == SYSTEM_PID else self.glob_pid(pid)
+
+    def local_target(self, pid: Pid) -> Pid | None:
+        """A pid addressed to us -> the local pid, or None if stale (another creation)."""
+        if pid.node == self.node_id and pid.creation == self.creation:
+            return Pid._unchecked(0, pid.id, 0)  # type: ignore[no-any-return]
+        self.stats.dropped_stale += 1
+        log.debug("dropping a message for %s: not a process of this incarnation", pid)
+        return None
+
+    def wire_reason(self, reason: Any) -> bytes:
+        """Exit reasons cross as data: an exception becomes ``"Type: message"``."""
+        if isinstance(reason, BaseException):
+            reason = f"{type(reason).__name__}: {reason}"
+        try:
+            return self.codec.encode(reason)
+        except SerializationError:
+            return self.codec.encode(repr(reason))
+
+    # -- the Router --------------------------------------------------------------
+
+    def route_send(self, sender: Pid | None, to: Pid, msg: Any) -> None:
+        peer = self._by_id.get(to.node)
+        if peer is not None:
+            conn = peer.conn
+            if conn is not None:
+                if sender is not None:
+                    glob = self._glob_cache.get(sender.id) if sender.node == 0 else sender
+                    sender = glob if glob is not None and sender.id else self.glob_opt(sender)
+                if to.creation != peer.creation:
+                    self.codec.encode(msg)  # NotSerializable all the same
+                    self.stats.dropped_stale += 1
+                    return
+                self.stats.sent += 1
+                try:
+                    # A plain term (("ping", 7)) travels as itself, skipping the
+                    # codec, and a burst of them to one process shares frames.
+                    if not conn.send_term(sender, to, msg):
+                        conn.send_payload(sender, to, self.codec.encode(msg))
+                except LinkDown:  # dropped while we waited for room: lost with the link
+                    self.stats.dropped_unreachable += 1
+                return
+        self.route(to.node, P.Send(self.glob_opt(sender), to, self.codec.encode(msg)))
+
+    def route_send_named(self, sender: Pid | None, name: str, node: str, msg: Any) -> None:
+        payload = self.codec.encode(msg)
+        self.outbox.enqueue(self.peers.peer(node), P.RegSend(self.glob_opt(sender), name, payload))
+
+    def route_link(self, local: Pid, remote: Pid) -> None:
+        self.route(remote.node, P.Link(self.glob_pid(local), remote))
+
+    def route_unlink(self, local: Pid, remote: Pid) -> None:
+        self.route(remote.node, P.Unlink(self.glob_pid(local), remote, 0))
+
+    def route_link_exit(self, local: Pid, remote: Pid, reason: Any) -> None:
+        self.route(remote.node, P.Exit(self.glob_pid(local), remote, self.wire_reason(reason)))
+
+    def route_exit(self, sender: Pid, to: Pid, reason: Any) -> None:
+        self.route(to.node, P.Exit2(self.glob_opt(sender), to, self.wire_reason(reason)))
+
+    def route_monitor(self, watcher: Pid, target: RemoteTarget, ref: Ref) -> None:
+        if isinstance(target, RemoteName):
+            msg = P.Monitor(self.glob_pid(watcher), target.name, self.glob_ref(ref))
+            self.outbox.enqueue(self.peers.peer(target.node), msg)
+            return
+        self.route(target.node, P.Monitor(self.glob_pid(watcher), target, self.glob_ref(ref)))
+
+    def route_demonitor(self, watcher: Pid, target: RemoteTarget, ref: Ref) -> None:
+        if isinstance(target, RemoteName):
+            peer = self.peers.get(target.node)
+            if peer is not None:
+                self.outbox.enqueue(peer, P.Demonitor(self.glob_pid(watcher), target.name, self.glob_ref(ref)))
+            return
+        self.route(target.node, P.Demonitor(self.glob_pid(watcher), target, self.glob_ref(ref)))
+
+    def route_down(self, watcher: Pid, ref: Ref, pid: Pid, reason: Any) -> None:
+        self.route(watcher.node, P.Down(self.glob_pid(pid), watcher, ref, self.wire_reason(reason)))
+
+    def route_reply(self, from_: From, value: Any) -> None:
+        ref = from_[1]
+        self.route(ref.node, P.CallReply(ref, self.codec.encode(value)))
+
+    def call(self, server: Pid | RemoteName, request: Any, timeout: float | None, caller: Pid | None) -> Any:
+        """A GenServer call to a process of another node.
+
+        The server is monitored for the duration of the call (by name when
+        called as ``(name, node)``), so its death, or the loss of its node,
+        fails the call at once; a late reply is dropped.
+        """
+        peer: Peer | None
+        target: Pid | str
+        if isinstance(server, RemoteName):
+            peer = self.peers.peer(server.node)
+            target = server.name
+            shown: Any = server.name + "@" + server.node
+        else:
+            peer = self.peers.for_id(server.node) if server.node != self.node_id else None
+            target = shown = server
+            if peer is None:
+                raise CallError(server, NOPROC)
+        ref = self._make_ref()
+        gref = self.glob_ref(ref)
+        gcaller = self.glob_pid(caller or SYSTEM_PID)
+        # From crosses as a plain (pid, ref) pair (the codec keeps no
+        # NamedTuple types); the server's node makes it a From again.
+        payload = self.codec.encode((CALL, (gcaller, gref), request))
+        monitor = P.Monitor(gcaller, target, gref)
+        if isinstance(target, str):
+            request_msg: Any = P.RegSend(self.glob_opt(caller), target, payload)
+        else:
+            request_msg = P.Send(self.glob_opt(caller), target, payload)
+        self.pending.add(ref)
+        peer.calls.add(ref)
+        try:
+            conn = peer.conn
+            if conn is not None:
+                # Both frames in one write: the server's node wakes up once per call.
+                try:
+                    conn.send_frame(conn.encoder.encode(monitor) + conn.encoder.encode(request_msg))
+                except LinkDown:
+                    pass  # the link's loss has failed this call with noconnection
+            else:
+                self.outbox.enqueue(peer, monitor)
+                self.outbox.enqueue(peer, request_msg)
+            result = self.pending.wait(ref, timeout)
+        finally:
+            self.pending.discard(ref)
+            peer.calls.discard(ref)
+            if peer.conn is not None:
+                try:
+                    peer.conn.send(P.Demonitor(gcaller, target, gref))
+                except LinkDown:
+                    pass
+        if result is None:
+            raise CallTimeout(shown, timeout)  # type: ignore[arg-type]
+        ok, value = result
+        if ok:
+            return value
+        raise CallError(shown, value)
+
+    def is_alive(self, pid: Pid, timeout: float = 5.0) -> bool:
+        """A round trip to ``pid``'s node; False if the node cannot be reached in time."""
+        if pid.node == self.node_id:
+            return False  # a pid of a previous incarnation of this node
+        peer = self.peers.for_id(pid.node)
+        if peer is None:
+            return False
+        result = self.request(peer, lambda gref: P.AliveRequest(gref, pid), timeout)
+        return result is not None and result[0] and bool(result[1])
+
+    # -- shared by the node's parts ---------------------------------------------------
+
+    def request(self, peer: Peer, make: Any, timeout: float | None) -> Any:
+        """Send ``make(wire_ref)`` to ``peer`` and wait for its answer under that ref.
+
+        Returns ``(True, value)``, ``(False, reason)`` (the link or dial was
+        lost) or None (no answer within ``timeout``).
+        """
+        ref = self._make_ref()
+        self.pending.add(ref)
+        peer.calls.add(ref)
+        try:
+            self.outbox.enqueue(peer, make(self.glob_ref(ref)))
+            return self.pending.wait(ref, timeout)
+        finally:
+            self.pending.discard(ref)
+            peer.calls.discard(ref)
+
+    def route(self, node_id: int, msg: Any) -> None:
+        """Queue a protocol message for node ``node_id`` (connecting if needed)."""
+        if node_id == self.node_id or node_id == 0:
+            self.stats.dropped_stale += 1
+            return
+        peer = self._by_id.get(node_id)
+        if peer is None:
+            waiting = self._unresolved.get(node_id)
+            if waiting is not None:
+                waiting.append(msg)  # in order, behind those already waiting for the name
+                return
+            if getcurrent() is self._hub:
+                # The hub (a timer) cannot ask the port mapper: one greenlet per
+                # node id does, and routes everything queued for it meanwhile, in order.
+                self._unresolved[node_id] = [msg]
+                gevent.spawn(self._route_unresolved, node_id)
+                return
+            peer = self.peers.for_id(node_id)
+            if peer is None:
+                self._drop_unknown(node_id, [msg])
+                return
+        self.outbox.enqueue(peer, msg)
+
+    def _route_unresolved(self, node_id: int) -> None:
+        try:
+            peer = self.peers.for_id(node_id)
+        finally:
+            msgs = self._unresolved.pop(node_id, [])
+        if peer is None:
+            self._drop_unknown(node_id, msgs)
+            return
+        for msg in msgs:
+            self.outbox.enqueue(peer, msg)
+
+    def _drop_unknown(self, node_id: int, msgs: list[Any]) -> None:
+        self.stats.dropped_unknown_node += len(msgs)
+        log.warning("dropping %d message(s) for node id %d: no such node at the port mapper", len(msgs), node_id)
+        for msg in msgs:
+            self.fail_unreachable(msg, node_id)
+
+    def fail_unreachable(self, msg: Any, node_id: int) -> None:
+        """What the sender of ``msg`` learns when node ``node_id`` cannot be reached."""
+        cls = msg.__class__
+        if cls is P.Link:
+            # Later, from the hub: this may run inside the ActorSystem.link()
+            # that sent the Link, before it has recorded the link (and in the
+            # greenlet of the very process the exit signal is for).
+            self._hub.loop.run_callback(self.inbound.exit, msg.to, self.local_pid(msg.sender), NOCONNECTION, True)
+        elif cls is P.Monitor:
+            ref = self.local_ref(msg.ref)
+            if not self.pending.resolve(ref, (False, NOCONNECTION)):
+                pid = msg.to if isinstance(msg.to, Pid) else Pid._unchecked(node_id, 0, 0)  # a (name, node) monitor
+                self.inbound.down(self.local_pid(msg.sender), ref, pid, NOCONNECTION)
+        elif cls is P.AliveRequest or cls is P.SpawnRequest:
+            self.pending.resolve(self.local_ref(msg.ref), (False, NOCONNECTION))
+
+    def fail_waiting(self, peer: Peer) -> None:
+        """Every wait that ``peer`` would answer fails with ``noconnection`` (its link or dial is lost)."""
+        for ref in list(peer.calls):
+            self.pending.resolve(ref, (False, NOCONNECTION))
