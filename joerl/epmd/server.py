@@ -43,6 +43,7 @@ from gevent.socket import socket as GSocket
 
 from . import protocol as p
 from ._admission import Admission
+from ._classic_service import ClassicService
 from ._ext_service import EXT_TYPES, ExtService
 from ._table import REMEMBERED_NAMES, Entry, NameTable
 
@@ -131,7 +132,6 @@ class EpmdServer:
         self.keepalive_timeout = keepalive_timeout
         self.packet_timeout = packet_timeout
         self.max_connections = max_connections
-        self.relaxed_command_check = relaxed_command_check
         self._clock = clock
         self._sweep_interval = sweep_interval or min(10.0, keepalive_timeout / 4)
         self._backlog = backlog
@@ -139,7 +139,10 @@ class EpmdServer:
         self._admission = Admission(max_per_address, rate_per_address, clock)
         self.refused = 0  # connections closed by the per-address limits
         self._table = NameTable(clock, wallclock)
-        self._service = ExtService(
+        self._classic_service = ClassicService(
+            self._table, relaxed_command_check=relaxed_command_check, kill=lambda: gevent.spawn(self.stop)
+        )
+        self._ext_service = ExtService(
             self._table, clock, allow_remote_register=allow_remote_register, max_metadata=max_metadata
         )
         self._conns: set[_Conn] = set()
@@ -223,14 +226,19 @@ class EpmdServer:
         return self._server is not None
 
     @property
+    def relaxed_command_check(self) -> bool:
+        """Whether KILL with live names, and STOP, are obeyed."""
+        return self._classic_service.relaxed_command_check
+
+    @property
     def allow_remote_register(self) -> bool:
         """Whether joerl registrations from other hosts are accepted."""
-        return self._service.allow_remote_register
+        return self._ext_service.allow_remote_register
 
     @property
     def max_metadata(self) -> int:
         """Largest metadata (bytes of msgpack) in a registration."""
-        return self._service.max_metadata
+        return self._ext_service.max_metadata
 
     @property
     def max_per_address(self) -> int:
@@ -351,81 +359,24 @@ class EpmdServer:
                     raise p.EpmdProtocolError(f"{type(req).__name__} after an extension request")
                 if getattr(req, "close", False) and (i < len(requests) - 1 or decoder.buffered):
                     raise p.EpmdProtocolError("bytes after a request that asked to close")
-                out.append(self._service.answer(conn, req))
+                out.append(self._ext_service.answer(conn, req))
             sock.sendall(b"".join(out))
             if getattr(requests[-1], "close", False):
                 return  # a one-shot query: the daemon closes, as after Erlang's requests
             sock.settimeout(None if conn.entry is not None else self.packet_timeout)
 
-    # -- Erlang's requests -------------------------------------------------------
-
     def _classic(self, conn: _Conn, req: p.Request) -> None:
-        sock = conn.sock
-        if isinstance(req, p.PortPlease2Req):
-            e = self._table.get(req.name)
-            sock.sendall(p.Port2Resp(None if e is None else e.node).encode())
-        elif isinstance(req, p.NamesReq):
-            sock.sendall(self._table.names_reply(self.port))
-        elif isinstance(req, (p.Alive2Req, p.Alive2Rejected)):
-            self._alive2(conn, req)
-        elif not conn.local:
-            log.warning("refused %s from non-local %s", type(req).__name__, _peer_text(conn.peer))
-        elif isinstance(req, p.DumpReq):
-            sock.sendall(self._table.dump_reply(self.port))
-        elif isinstance(req, p.KillReq):
-            if self._table and not self.relaxed_command_check:
-                log.warning("refused KILL: live names")
-                sock.sendall(b"NO")
-            else:
-                sock.sendall(b"OK")
-                log.info("killed by a KILL request from %s", _peer_text(conn.peer))
-                gevent.spawn(self.stop)
-        elif isinstance(req, p.StopReq):
-            if not self.relaxed_command_check:
-                log.warning("refused STOP %s: not in relaxed mode", req.name)
-                return
-            e = self._table.get(req.name)
-            if e is None:
-                sock.sendall(b"NOEXIST")
-                return
-            self._table.evict(e, "stopped by a STOP request")
-            sock.sendall(b"STOPPED")
-
-    def _alive2(self, conn: _Conn, req: p.Alive2Req | p.Alive2Rejected) -> None:
-        sock = conn.sock
-        if not conn.local:
-            log.warning("refused ALIVE2 from non-local %s", _peer_text(conn.peer))
+        """Answer one of Erlang's requests; after an ALIVE2 reply, hold the connection."""
+        assert not isinstance(req, EXT_TYPES)
+        reply = self._classic_service.answer(conn, req, self.port)
+        if not reply:
             return
-        extended = req.highest_version >= 6
-        if isinstance(req, p.Alive2Rejected):
-            log.warning("refused ALIVE2: %s", req.reason)
-            entry = None
-        elif req.name in self._table:
-            log.warning("refused ALIVE2 %s: name in use", req.name)
-            entry = None
-        else:
-            cr = self._table.next_creation(req.name)
-            creation = cr if extended else cr % 3 + 1
-            node = p.NodeInfo(
-                req.name,
-                "",
-                req.port,
-                {},
-                creation,
-                req.node_type,
-                req.protocol,
-                req.highest_version,
-                req.lowest_version,
-                req.extra,
-                "erlang",
-            )
-            entry = self._table.add(node, conn)
-        if entry is None:
-            sock.sendall(p.Alive2Resp(1, p.ALIVE2_ERROR_CREATION, extended).encode())
-        else:
-            sock.sendall(p.Alive2Resp(0, entry.node.creation, extended).encode())
+        sock = conn.sock
+        sock.sendall(reply)
+        if not isinstance(req, (p.Alive2Req, p.Alive2Rejected)):
+            return
         # epmd keeps the socket; the registration ends with the first byte or EOF.
-        sock.settimeout(None if entry is not None else self.packet_timeout)
+        sock.settimeout(None if conn.entry is not None else self.packet_timeout)
         try:
             data = sock.recv(1)
         except TimeoutError:
