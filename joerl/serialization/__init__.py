@@ -35,13 +35,19 @@ only with ``DecodeError`` or ``UnknownMessageType``.
 
 from __future__ import annotations
 
-from ..errors import DecodeError, MessageTypeTaken, NotSerializable, SerializationError, UnknownMessageType
+from ..errors import (
+    BrokenMessageType,
+    DecodeError,
+    MessageTypeTaken,
+    NotSerializable,
+    SerializationError,
+    UnknownMessageType,
+)
 from ._active import active_codec, decode, encode, pid_from_bytes, pid_to_bytes, ref_from_bytes, ref_to_bytes
-from ._codec import EXT_BIGINT, EXT_MESSAGE, EXT_PID, EXT_RECORD, EXT_REF, EXT_TUPLE, Codec
+from ._codec import Codec
 from ._envelope import SerializableEnvelope
 from ._interface import (
     MAX_TYPE_ID_BYTES,
-    BrokenMessageType,
     ISerializableMessage,
     check_type_id,
     verify_message,
@@ -49,6 +55,7 @@ from ._interface import (
 from ._limits import Limits
 from ._record import RecordSpec, serializable
 from ._registry import Deserializer, MessageRegistry, default_registry, register_message_type
+from ._wire import EXT_BIGINT, EXT_MESSAGE, EXT_PID, EXT_RECORD, EXT_REF, EXT_TUPLE
 
 __all__ = [
     "BrokenMessageType",

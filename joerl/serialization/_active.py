@@ -9,35 +9,48 @@ default registry.
 
 from __future__ import annotations
 
+import threading
+import weakref
 from typing import Any
 
 from ..errors import DecodeError, SerializationError
 from ..pid import Pid, Ref
-from ._codec import ACTIVE, EXT_PID, EXT_REF, IDENT, Codec
+from ._codec import Codec
 from ._explain import Refused
+from ._frame import ACTIVE
 from ._interface import not_serializable
 from ._registry import MessageRegistry, default_registry
+from ._wire import IDENT
+
+_plain = threading.local()  # .codecs: registry -> its plain Codec, per thread
 
 
 def active_codec() -> Codec | None:
     """The codec running the current ``serialize()`` or deserializer, if any."""
     frame = ACTIVE.get()
-    return None if frame is None else frame[0]
+    return None if frame is None else _frame_codec(frame[0])
 
 
 def plain_codec(registry: MessageRegistry) -> Codec:
     """A hook-less codec bound to ``registry`` (one per registry and thread)."""
-    local = registry._plain_codecs
-    codec: Codec | None = getattr(local, "codec", None)
+    codecs: weakref.WeakKeyDictionary[MessageRegistry, Codec] | None = getattr(_plain, "codecs", None)
+    if codecs is None:
+        codecs = _plain.codecs = weakref.WeakKeyDictionary()
+    codec = codecs.get(registry)
     if codec is None:
-        codec = local.codec = Codec(registry)
+        codec = codecs[registry] = Codec(registry)
     return codec
 
 
 def current_codec() -> Codec:
     """The active codec, else the default registry's plain codec."""
     frame = ACTIVE.get()
-    return frame[0] if frame is not None else plain_codec(default_registry())
+    return _frame_codec(frame[0]) if frame is not None else plain_codec(default_registry())
+
+
+def _frame_codec(runner: Codec | MessageRegistry) -> Codec:
+    # A frame holds the codec, or the registry whose deserialize() runs (see _frame.py).
+    return plain_codec(runner) if isinstance(runner, MessageRegistry) else runner
 
 
 def encode(value: Any) -> bytes:
@@ -84,9 +97,9 @@ def _ident_to_bytes(value: object, kind: type[Pid] | type[Ref]) -> bytes:
     frame = ACTIVE.get()
     if frame is None:
         return IDENT.pack(ident.node, ident.id, ident.creation)
-    codec = frame[0]
+    idents = _frame_codec(frame[0]).idents
     try:
-        ext = codec._enc_pid(ident) if kind is Pid else codec._enc_ref(ident)
+        ext = idents.enc_pid(ident) if kind is Pid else idents.enc_ref(ident)
     except Refused as exc:
         raise (exc.error or SerializationError(exc.reason)) from exc.__cause__
     return ext[1]  # type: ignore[no-any-return]
@@ -102,7 +115,5 @@ def _ident_from_bytes(data: bytes | bytearray | memoryview, kind: Any) -> Any:
     frame = ACTIVE.get()
     if frame is None:
         return kind._unchecked(*IDENT.unpack(data))
-    codec = frame[0]
-    code, cache = (EXT_PID, codec._pid_in) if kind is Pid else (EXT_REF, codec._ref_in)
-    value = cache.get(data)
-    return value if value is not None else codec._dec_ident(data, code)
+    idents = _frame_codec(frame[0]).idents
+    return idents.dec_pid(data) if kind is Pid else idents.dec_ref(data)

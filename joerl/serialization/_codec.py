@@ -4,98 +4,51 @@ Encoding is one ``msgpack.Packer.pack`` call: msgpack walks the message in C
 and calls back (``default``) only for what it does not know: Pid, Ref, tuple,
 ints beyond 64 bits and message types. Decoding is one ``msgpack.unpackb``
 call whose ``ext_hook`` and ``list_hook`` rebuild those. The wire layout is in
-the package docstring (``joerl/serialization/__init__.py``).
-
-Pids and Refs pass the codec's optional mapping hooks on the way out and in,
-which is how the node layer turns its local pids (node 0) into pids other
-nodes can route back. Hook results are cached: hooks must be pure.
+the package docstring (``joerl/serialization/__init__.py``); the ext types'
+bytes are built and read in ``_wire.py``, Pids and Refs pass the codec's
+hooks in ``_idents.py``, and ``_budget.py`` bounds payloads decoded again.
 """
 
 from __future__ import annotations
 
-import contextvars
 import datetime
-import operator
-import struct
 from collections.abc import Callable
 from typing import Any
 
 import msgpack
 from msgpack import ExtType
 
-from ..errors import DecodeError, SerializationError
+from ..errors import BrokenMessageType, DecodeError, SerializationError
 from ..pid import Pid, Ref
+from ._budget import Budget, check_payload, check_size, first_budget, payload_budget
 from ._explain import Refused, explain
-from ._interface import MAX_TYPE_ID_BYTES, BrokenMessageType, ISerializableMessage, check_type_id, verify_message
-from ._limits import MAX_NESTED_MESSAGES, ExtWalk, Limits, exceeds_depth
+from ._frame import ACTIVE, run_deserializer
+from ._idents import CACHE_MAX, Idents, PidHook, RefHook
+from ._interface import MAX_TYPE_ID_BYTES, ISerializableMessage, check_type_id, verify_message
+from ._limits import ExtWalk, Limits
 from ._registry import MessageRegistry, default_registry
-
-EXT_PID = 1
-EXT_REF = 2
-EXT_TUPLE = 3
-EXT_MESSAGE = 4
-EXT_BIGINT = 5
-EXT_RECORD = 6
-
-IDENT = struct.Struct(">IQI")  # node, id, creation
-RECORD_VERSION = struct.Struct(">I")
-
-_CACHE_MAX = 4096
-# Headers of a message walked to find where a registered message sits whose
-# payload is decoded again, when checking its depth did not walk it already:
-# this many, plus _WALK_PER_PAYLOAD per payload decoded again so far (beyond
-# that, ExtWalk.bound bounds the depth, and is then at most max_depth).
-_WALK_BASE = 65536
-_WALK_PER_PAYLOAD = 256
-
-PidHook = Callable[[Pid], Pid]
-RefHook = Callable[[Ref], Ref]
+from ._wire import (
+    EXT_BIGINT,
+    EXT_MESSAGE,
+    EXT_PID,
+    EXT_RECORD,
+    EXT_REF,
+    EXT_TUPLE,
+    MIN_BIG_MAP,
+    TUPLE_MARK,
+    RecordHead,
+    TupleMark,
+    checked_dict,
+    dec_bigint,
+    dec_head,
+    enc_bigint,
+    enc_tuple,
+    make_ext,
+    split_message,
+)
 
 _unpackb = msgpack.unpackb
-_new_tuple = tuple.__new__
-
-
-def make_ext(code: int, data: bytes) -> ExtType:
-    """An ``ExtType`` without ``ExtType.__new__``'s checks (ours are valid by construction)."""
-    return _new_tuple(ExtType, (code, data))
-
-
-_TUPLE_EXT = make_ext(EXT_TUPLE, b"")
-
-
-class _TupleMark:
-    """What ext 3 decodes to until the enclosing array becomes a tuple."""
-
-    __slots__ = ()
-
-
-_TUPLE_MARK = _TupleMark()
-
-
-class _RecordHead:
-    """What ext 6 decodes to until the enclosing array becomes a record."""
-
-    __slots__ = ("type_id", "version")
-
-    def __init__(self, type_id: str, version: int) -> None:
-        self.type_id = type_id
-        self.version = version
-
-
-#: ``(codec, decoder)``: the codec running a user's serialize() or deserializer
-#: (see _active.py) and, for a deserializer a decode runs for a registered
-#: message it met, that decode (else None). A decode the deserializer starts
-#: decodes the message's payload again: ``decoder.payload_budget()`` bounds it.
-ACTIVE: contextvars.ContextVar[tuple[Codec, _Decoder | None] | None] = contextvars.ContextVar(
-    "joerl_codec", default=None
-)
 _active = ACTIVE.get
-
-#: What a registered message's payload decoded again inside another message
-#: may use: the depth left to it, how many more registered messages may nest
-#: in it, and the bytes left to every payload decoded again inside the
-#: outermost message (one shared, mutable cell). See Limits.
-Budget = tuple[int, int, list[int]]
 
 
 class Codec:
@@ -128,10 +81,7 @@ class Codec:
     ) -> None:
         self.registry = registry if registry is not None else default_registry()
         self.limits = limits if limits is not None else Limits()
-        self.encode_pid = encode_pid
-        self.decode_pid = decode_pid
-        self.encode_ref = encode_ref
-        self.decode_ref = decode_ref
+        self.idents = Idents(encode_pid, decode_pid, encode_ref, decode_ref)
         lim = self.limits
         # Below this size msgpack's own limits (the input length) are tighter than ours.
         self._small = min(lim.max_str_len, lim.max_bin_len, lim.max_container_len)
@@ -143,30 +93,33 @@ class Codec:
             "max_map_len": lim.max_container_len,
             "max_ext_len": max(lim.max_bin_len, lim.max_int_bytes) + 1 + MAX_TYPE_ID_BYTES,
         }
-        self._entries = self.registry._entries
+        self._entries = self.registry.entries()
         self._handlers: dict[type, Callable[[Any], Any]] = {
-            Pid: self._enc_pid,
-            Ref: self._enc_ref,
-            tuple: _enc_tuple,
+            Pid: self.idents.enc_pid,
+            Ref: self.idents.enc_ref,
+            tuple: enc_tuple,
             int: self._enc_int,
         }
-        self._pid_out: dict[int, tuple[Pid, ExtType]] = {}
-        self._ref_out: dict[int, tuple[Ref, ExtType]] = {}
-        self._pid_in: dict[bytes, Pid] = {}
-        self._ref_in: dict[bytes, Ref] = {}
         self._prefixes: dict[str, bytes] = {}
-        self._heads: dict[bytes, _RecordHead] = {}
+        self._heads: dict[bytes, RecordHead] = {}
         self._encoder = _Encoder(self)
         self._decoder = _Decoder(self)
         self._frame: tuple[Codec, _Decoder | None] = (self, None)  # ACTIVE's value outside decodes
+
+    # The hooks live in ``idents``; these keep them readable where they were.
+    encode_pid = property(lambda self: self.idents.encode_pid, doc="The outgoing Pid hook (or None).")
+    decode_pid = property(lambda self: self.idents.decode_pid, doc="The incoming Pid hook (or None).")
+    encode_ref = property(lambda self: self.idents.encode_ref, doc="The outgoing Ref hook (or None).")
+    decode_ref = property(lambda self: self.idents.decode_ref, doc="The incoming Ref hook (or None).")
 
     def __repr__(self) -> str:
         return f"<Codec {self.registry!r} {self.limits!r}>"
 
     def clear_caches(self) -> None:
         """Forget cached hook results and learned classes."""
-        for cache in (self._pid_out, self._ref_out, self._pid_in, self._ref_in, self._prefixes, self._heads):
-            cache.clear()
+        self.idents.clear()
+        self._prefixes.clear()
+        self._heads.clear()
         for cls in [c for c in self._handlers if c not in (Pid, Ref, tuple, int)]:
             del self._handlers[cls]
 
@@ -219,42 +172,11 @@ class Codec:
             raise Refused(obj, "a naive datetime: give it a tzinfo (it arrives in UTC)")
         raise Refused(obj)
 
-    def _enc_pid(self, pid: Pid) -> ExtType:
-        hit = self._pid_out.get(id(pid))
-        if hit is not None and hit[0] is pid:
-            return hit[1]
-        return self._enc_ident(pid, self._pid_out, self.encode_pid, EXT_PID)
-
-    def _enc_ref(self, ref: Ref) -> ExtType:
-        hit = self._ref_out.get(id(ref))
-        if hit is not None and hit[0] is ref:
-            return hit[1]
-        return self._enc_ident(ref, self._ref_out, self.encode_ref, EXT_REF)
-
-    def _enc_ident(self, ident: Any, cache: dict[int, Any], hook: Any, code: int) -> ExtType:
-        mapped = ident
-        if hook is not None:
-            try:
-                mapped = hook(ident)
-            except SerializationError as exc:
-                raise Refused(ident, error=exc) from None
-            except Exception as exc:
-                err = SerializationError(f"the {type(ident).__name__} hook failed on {ident}: {exc!r}")
-                raise Refused(ident, error=err) from exc
-            if mapped.__class__ is not ident.__class__:
-                err = SerializationError(f"the {type(ident).__name__} hook returned {mapped!r} for {ident}")
-                raise Refused(ident, error=err)
-        ext = make_ext(code, IDENT.pack(mapped.node, mapped.id, mapped.creation))
-        if len(cache) >= _CACHE_MAX:
-            cache.clear()
-        cache[id(ident)] = (ident, ext)
-        return ext
-
     def _enc_int(self, n: int) -> ExtType:
-        size = (n.bit_length() + 8) // 8  # two's complement, sign bit included
-        if size > self.limits.max_int_bytes:
+        ext = enc_bigint(n, self.limits.max_int_bytes)
+        if ext is None:
             raise Refused(n, f"an int of {n.bit_length()} bits is over the {self.limits.max_int_bytes}-byte limit")
-        return make_ext(EXT_BIGINT, n.to_bytes(size, "big", signed=True))
+        return ext
 
     def _enc_message(self, msg: Any) -> ExtType:
         cls = msg.__class__
@@ -284,7 +206,7 @@ class Codec:
     def _prefix(self, type_id: str) -> bytes:
         raw = check_type_id(type_id).encode("utf-8")
         prefix = bytes((len(raw),)) + raw
-        if len(self._prefixes) >= _CACHE_MAX:
+        if len(self._prefixes) >= CACHE_MAX:
             self._prefixes.clear()
         self._prefixes[type_id] = prefix
         return prefix
@@ -311,71 +233,15 @@ class Codec:
         """Decode a registered message's payload inside the decode that met
         the message, within what that decode leaves it (see ``Limits``)."""
         raw = data if data.__class__ is bytes else _Decoder.as_bytes(data)
-        self._check_payload(raw, budget)
+        check_payload(raw, budget, self.limits)
         dec = _Decoder(self)
         dec.budget = budget
         return dec.run(raw)
 
-    def _check_size(self, data: bytes) -> None:
-        lim = self.limits
-        if len(data) > lim.max_bytes:
-            raise DecodeError(f"a message of {len(data)} bytes is over max_bytes={lim.max_bytes}")
-        if exceeds_depth(data, lim.max_depth):
-            raise DecodeError(f"the message nests deeper than max_depth={lim.max_depth}")
-
-    def _check_payload(self, data: bytes, budget: Budget) -> None:
-        """Check a registered message's payload decoded inside another message
-        against what the enclosing decodes left it (see ``Limits``)."""
-        depth, levels, left = budget
-        lim = self.limits
-        if levels < 0:
-            raise DecodeError(
-                f"registered messages whose payloads are decoded again nest more than {MAX_NESTED_MESSAGES} deep"
-            )
-        if depth < 0:
-            raise DecodeError(
-                f"registered messages nest deeper than max_depth={lim.max_depth} (each one whose payload "
-                "is decoded again counts one level)"
-            )
-        size = len(data)
-        if size > lim.max_bytes:
-            raise DecodeError(f"a message of {size} bytes is over max_bytes={lim.max_bytes}")
-        if size > left[0]:
-            raise DecodeError(
-                f"the payloads of registered messages decoded inside one message add up to more than "
-                f"max_bytes={lim.max_bytes}"
-            )
-        left[0] -= size
-        if exceeds_depth(data, min(depth, lim.max_depth)):
-            raise DecodeError(
-                f"the message nests deeper than max_depth={lim.max_depth}, counting the messages it is nested in"
-            )
-
-    def _dec_ident(self, data: bytes, code: int) -> Any:
-        if len(data) != 16:
-            raise DecodeError(f"a {'Pid' if code == EXT_PID else 'Ref'} takes 16 bytes, not {len(data)}")
-        kind, hook, cache = (
-            (Pid, self.decode_pid, self._pid_in) if code == EXT_PID else (Ref, self.decode_ref, self._ref_in)
-        )
-        value = kind._unchecked(*IDENT.unpack(data))
-        if hook is not None:
-            value = _run_hook(hook, value)
-        if len(cache) >= _CACHE_MAX:
-            cache.clear()
-        cache[data] = value
-        return value
-
     def _dec_message(self, data: bytes, decoder: _Decoder) -> Any:
-        size = data[0] if data else 0
-        end = size + 1
-        if not size or len(data) < end:
-            raise DecodeError("a message payload with a missing or truncated type id")
-        try:
-            type_id = data[1:end].decode("utf-8")
-        except UnicodeDecodeError:
-            raise DecodeError("a message type id that is not UTF-8") from None
+        type_id, payload = split_message(data)
         entry = self._entries.get(type_id) or self.registry.lookup(type_id)
-        return self.call_deserializer(type_id, entry.deserializer, data[end:], decoder)
+        return self.call_deserializer(type_id, entry.deserializer, payload, decoder)
 
     def call_deserializer(
         self, type_id: str, deserializer: Callable[[bytes], Any], data: bytes, decoder: _Decoder | None = None
@@ -384,31 +250,16 @@ class Codec:
         ``pid_from_bytes`` and ``decode`` inside it use this codec); from
         inside a decode, ``decoder`` is that decode (which bounds the decodes
         the deserializer starts)."""
-        token = ACTIVE.set(self._frame if decoder is None else decoder.frame)
-        try:
-            return deserializer(data)
-        except SerializationError:
-            raise
-        except Exception as exc:
-            raise DecodeError(f"the deserializer of {type_id!r} rejected its payload: {exc!r}") from exc
-        finally:
-            ACTIVE.reset(token)
+        return run_deserializer(self._frame if decoder is None else decoder.frame, type_id, deserializer, data)
 
-    def _dec_head(self, data: bytes) -> _RecordHead:
-        if not 4 < len(data) <= 4 + MAX_TYPE_ID_BYTES:
-            raise DecodeError(f"a record head of {len(data)} bytes")
-        (version,) = RECORD_VERSION.unpack_from(data)
-        try:
-            type_id = data[4:].decode("utf-8")
-        except UnicodeDecodeError:
-            raise DecodeError("a record type id that is not UTF-8") from None
-        head = _RecordHead(type_id, version)
-        if len(self._heads) >= _CACHE_MAX:
+    def _dec_head(self, data: bytes) -> RecordHead:
+        head = dec_head(data)
+        if len(self._heads) >= CACHE_MAX:
             self._heads.clear()
         self._heads[data] = head
         return head
 
-    def _dec_record(self, head: _RecordHead, items: list[Any]) -> Any:
+    def _dec_record(self, head: RecordHead, items: list[Any]) -> Any:
         if len(items) != 2 or items[1].__class__ is not dict:
             raise DecodeError(f"record {head.type_id!r} is not [head, {{fields}}]")
         entry = self._entries.get(head.type_id) or self.registry.lookup(head.type_id)
@@ -426,43 +277,6 @@ class Codec:
                     raise
                 raise err from exc
         return spec.from_fields(head.version, items[1])
-
-    def _dec_bigint(self, data: bytes) -> int:
-        if not 0 < len(data) <= self.limits.max_int_bytes:
-            raise DecodeError(f"an int of {len(data)} bytes (limit {self.limits.max_int_bytes})")
-        return int.from_bytes(data, "big", signed=True)
-
-
-# A map of 16 pairs or more takes at least 35 bytes (header 3, and 16 keys and values).
-_MIN_BIG_MAP = 35
-# Most keys of one map that may share a hash with another key. A peer can make tuples,
-# big ints and records collide at will (str and bytes hashes are salted per process),
-# and n such keys cost a dict n**2/2 comparisons to build.
-_MAX_SHARED_HASHES = 64
-_first = operator.itemgetter(0)
-
-
-def _checked_dict(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
-    """``dict(pairs)``, unless many keys share hashes (a hash-flooding attempt)."""
-    if len(pairs) > 15 and len(pairs) - len(set(map(hash, map(_first, pairs)))) > _MAX_SHARED_HASHES:
-        raise DecodeError(f"a map of {len(pairs)} pairs whose keys share hashes (hash flooding?)")
-    return dict(pairs)
-
-
-def _enc_tuple(t: tuple[Any, ...]) -> list[Any]:
-    return [_TUPLE_EXT, *t]
-
-
-def _run_hook(hook: Callable[[Any], Any], value: Any) -> Any:
-    try:
-        mapped = hook(value)
-    except SerializationError:
-        raise
-    except Exception as exc:
-        raise DecodeError(f"the {type(value).__name__} hook failed on {value}: {exc!r}") from exc
-    if mapped.__class__ is not value.__class__:
-        raise DecodeError(f"the {type(value).__name__} hook returned {mapped!r} for {value}")
-    return mapped
 
 
 class _Encoder:
@@ -490,11 +304,15 @@ class _Decoder:
     """
 
     __slots__ = (
-        "codec", "busy", "pending", "ext_hook", "list_hook", "data", "budget", "count", "walk", "payloads", "frame"
+        "codec", "idents", "pid_in", "ref_in", "busy", "pending", "ext_hook", "list_hook", "data", "budget",
+        "count", "walk", "payloads", "frame",
     )  # fmt: skip
 
     def __init__(self, codec: Codec) -> None:
         self.codec = codec
+        self.idents = idents = codec.idents
+        self.pid_in = idents.pid_in
+        self.ref_in = idents.ref_in
         self.busy = False
         self.pending = 0
         self.ext_hook = self._ext_hook
@@ -518,11 +336,11 @@ class _Decoder:
             data = self.as_bytes(data)
         size = len(data)
         if size > codec._check_above:
-            codec._check_size(data)  # (a payload decoded again was checked against its budget too)
+            check_size(data, codec.limits)  # (a payload decoded again was checked against its budget too)
         self.data = data
         # A map of more than 15 pairs (map16/map32 header: 0xde, 0xdf) is built by
-        # _checked_dict, which refuses keys with colliding hashes (hash flooding).
-        flood_check = size >= _MIN_BIG_MAP and (0xDE in data or 0xDF in data)  # int: a memchr
+        # checked_dict, which refuses keys with colliding hashes (hash flooding).
+        flood_check = size >= MIN_BIG_MAP and (0xDE in data or 0xDF in data)  # int: a memchr
         self.busy = True
         self.pending = 0
         try:
@@ -537,7 +355,7 @@ class _Decoder:
                     list_hook=self.list_hook,
                     strict_map_key=False,
                     timestamp=3,
-                    object_pairs_hook=_checked_dict if flood_check else None,
+                    object_pairs_hook=checked_dict if flood_check else None,
                     **(codec._big_limits if size > codec._small else {}),
                 )
         except SerializationError:
@@ -558,59 +376,49 @@ class _Decoder:
         return obj
 
     def _ext_hook(self, code: int, data: bytes) -> Any:
-        codec = self.codec
         if code == EXT_PID:
-            pid = codec._pid_in.get(data)
-            return pid if pid is not None else codec._dec_ident(data, code)
+            pid = self.pid_in.get(data)
+            return pid if pid is not None else self.idents.new_pid(data)
         if code == EXT_TUPLE:
             if data:
                 raise DecodeError("a tuple marker with a payload")
             self.pending += 1
-            return _TUPLE_MARK
+            return TUPLE_MARK
         if code == EXT_RECORD:
+            codec = self.codec
             head = codec._heads.get(data) or codec._dec_head(data)
             self.pending += 1
             return head
         if code == EXT_MESSAGE:
             self.count += 1  # payload_budget() tells which one is being deserialized
-            return codec._dec_message(data, self)
+            return self.codec._dec_message(data, self)
         if code == EXT_REF:
-            ref = codec._ref_in.get(data)
-            return ref if ref is not None else codec._dec_ident(data, code)
+            ref = self.ref_in.get(data)
+            return ref if ref is not None else self.idents.new_ref(data)
         if code == EXT_BIGINT:
-            return codec._dec_bigint(data)
+            return dec_bigint(data, self.codec.limits.max_int_bytes)
         raise DecodeError(f"unknown ext type {code}")
 
     def payload_budget(self) -> Budget:
         """What the payload of the registered message being deserialized (the
-        last ext 4 met) may use when decoded again: the depth below where the
-        message sits, less one for the message, one nesting level less, and
-        the bytes left to all such payloads."""
+        last ext 4 met) may use when decoded again (see ``_budget.payload_budget``)."""
         budget = self.budget
         if budget is None:
-            lim = self.codec.limits
-            budget = self.budget = (lim.max_depth, MAX_NESTED_MESSAGES, [lim.max_bytes])
-        depth, levels, left = budget
+            budget = self.budget = first_budget(self.codec.limits)
         walk = self.walk
         if walk is None:
             walk = self.walk = ExtWalk(self.data, EXT_MESSAGE)
         self.payloads += 1
-        if walk.bound > depth:  # checking the message's depth walked all of it: so may this
-            where = walk.depth_of(self.count - 1, len(self.data) + 1)
-        else:  # maybe millions of scalars: walk a bounded part, else the bound will do
-            where = walk.depth_of(self.count - 1, _WALK_BASE + _WALK_PER_PAYLOAD * self.payloads)
-        if where is None:  # not reached (or malformed, which msgpack refuses anyway)
-            where = min(walk.bound, depth)
-        return (depth - where - 1, levels - 1, left)
+        return payload_budget(budget, walk, len(self.data), self.count - 1, self.payloads)
 
     def _list_hook(self, items: list[Any]) -> Any:
         if items:
             head = items[0]
             cls = head.__class__
-            if cls is _TupleMark:
+            if cls is TupleMark:
                 self.pending -= 1
                 return tuple(items[1:])
-            if cls is _RecordHead:
+            if cls is RecordHead:
                 self.pending -= 1
                 return self.codec._dec_record(head, items)
         return items

@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import DecodeError, SerializationError
-from ._interface import MAX_TYPE_ID_BYTES, BrokenMessageType, verify_message
+from ..errors import BrokenMessageType, DecodeError, SerializationError
+from ._interface import MAX_TYPE_ID_BYTES, verify_message
 from ._limits import Limits
 from ._registry import MessageRegistry, default_registry
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from ..errors import SerializationError
+from ..errors import BrokenMessageType, SerializationError
 from ..pid import Pid, Ref
-from ._interface import BrokenMessageType, ISerializableMessage, not_serializable
+from ._interface import ISerializableMessage, not_serializable
 
 _I64_MIN = -(1 << 63)
 _U64_END = 1 << 64

@@ -23,7 +23,7 @@ MAX_TYPE_ID_BYTES = 255
 _TYPE_ID_RE = re.compile(r"[^\s:]+(?:::[^\s:]+)+")
 
 
-class ISerializableMessage(Interface):
+class ISerializableMessage(Interface):  # type: ignore[misc]  # zope.interface is untyped (setup.cfg)
     """A message that can cross a node boundary as bytes.
 
     The receiving node rebuilds it with the deserializer registered under

@@ -18,11 +18,11 @@ from typing import Any, TypeVar
 from zope.interface import classImplements
 from zope.interface.verify import verifyClass
 
-from ..errors import DecodeError, SerializationError
+from ..errors import BrokenMessageType, DecodeError, SerializationError
 from ._active import current_codec
-from ._codec import EXT_RECORD, RECORD_VERSION, make_ext
-from ._interface import BrokenMessageType, ISerializableMessage, check_type_id
+from ._interface import ISerializableMessage, check_type_id
 from ._registry import MessageRegistry, default_registry
+from ._wire import EXT_RECORD, RECORD_VERSION, make_ext
 
 T = TypeVar("T")
 

@@ -9,10 +9,11 @@ and ``@serializable`` use unless told otherwise.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import MessageTypeTaken, UnknownMessageType
+from ._frame import run_deserializer
 from ._interface import check_type_id
 
 #: A deserializer turns a message's ``serialize()`` bytes back into the message.
@@ -45,7 +46,6 @@ class MessageRegistry:
         self._entries: dict[str, _Entry] = {}
         self._lock = threading.Lock()
         self.fallback = fallback
-        self._plain_codecs = threading.local()  # one hook-less Codec per thread: _codec.plain_codec()
 
     def register(self, type_id: str, deserializer: Deserializer, *, replace: bool = False) -> None:
         """Register ``deserializer`` (``bytes -> message``) under ``type_id``.
@@ -110,10 +110,14 @@ class MessageRegistry:
             DecodeError: the deserializer rejected the bytes (any exception it
                 raises that is not a ``SerializationError`` is wrapped).
         """
-        from ._active import plain_codec  # _active imports this module
-
         entry = self.lookup(type_id)
-        return plain_codec(self).call_deserializer(type_id, entry.deserializer, data)
+        # Active inside it: this registry's plain codec (_active.py makes it when asked).
+        return run_deserializer((self, None), type_id, entry.deserializer, data)
+
+    def entries(self) -> Mapping[str, _Entry]:
+        """The live table of the ids registered here (not in the fallback):
+        a codec reads it before ``lookup`` on its decode path."""
+        return self._entries
 
     def copy(self) -> MessageRegistry:
         """A new registry with the same entries (and fallback)."""

@@ -1,0 +1,139 @@
+"""The Pid and Ref hooks of one codec, and their caches.
+
+A node maps its local pids (node 0) to pids other nodes can route back on the
+way out, and back on the way in. Hook results are cached per Pid/Ref object
+(out) and per 16-byte form (in), so hooks must be pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from msgpack import ExtType
+
+from ..errors import DecodeError, SerializationError
+from ..pid import Pid, Ref
+from ._explain import Refused
+from ._wire import EXT_PID, EXT_REF, IDENT, make_ext
+
+PidHook = Callable[[Pid], Pid]
+RefHook = Callable[[Ref], Ref]
+
+#: Entries a cache holds before it is emptied.
+CACHE_MAX = 4096
+
+
+class Idents:
+    """Encodes and decodes Pids and Refs through a codec's hooks.
+
+    ``pid_in`` and ``ref_in`` (16-byte form -> value) are read directly by
+    the decoder's hot path; they are emptied in place, never replaced.
+    """
+
+    __slots__ = ("encode_pid", "decode_pid", "encode_ref", "decode_ref", "pid_out", "ref_out", "pid_in", "ref_in")
+
+    def __init__(
+        self,
+        encode_pid: PidHook | None,
+        decode_pid: PidHook | None,
+        encode_ref: RefHook | None,
+        decode_ref: RefHook | None,
+    ) -> None:
+        self.encode_pid = encode_pid
+        self.decode_pid = decode_pid
+        self.encode_ref = encode_ref
+        self.decode_ref = decode_ref
+        self.pid_out: dict[int, tuple[Pid, ExtType]] = {}
+        self.ref_out: dict[int, tuple[Ref, ExtType]] = {}
+        self.pid_in: dict[bytes, Pid] = {}
+        self.ref_in: dict[bytes, Ref] = {}
+
+    def clear(self) -> None:
+        """Forget every cached hook result."""
+        for cache in (self.pid_out, self.ref_out, self.pid_in, self.ref_in):
+            cache.clear()
+
+    def enc_pid(self, pid: Pid) -> ExtType:
+        """Ext 1 for ``pid`` as ``encode_pid`` maps it.
+
+        Raises:
+            Refused: the hook refused it, failed, or returned a non-Pid.
+        """
+        hit = self.pid_out.get(id(pid))
+        if hit is not None and hit[0] is pid:
+            return hit[1]
+        return _enc_ident(pid, self.pid_out, self.encode_pid, EXT_PID)
+
+    def enc_ref(self, ref: Ref) -> ExtType:
+        """Ext 2 for ``ref`` as ``encode_ref`` maps it (see ``enc_pid``)."""
+        hit = self.ref_out.get(id(ref))
+        if hit is not None and hit[0] is ref:
+            return hit[1]
+        return _enc_ident(ref, self.ref_out, self.encode_ref, EXT_REF)
+
+    def dec_pid(self, data: bytes) -> Pid:
+        """The Pid in an ext 1 payload, as ``decode_pid`` maps it.
+
+        Raises:
+            DecodeError: not 16 bytes, or the hook failed or returned a non-Pid.
+        """
+        pid = self.pid_in.get(data)
+        return pid if pid is not None else self.new_pid(data)
+
+    def dec_ref(self, data: bytes) -> Ref:
+        """The Ref in an ext 2 payload, as ``decode_ref`` maps it (see ``dec_pid``)."""
+        ref = self.ref_in.get(data)
+        return ref if ref is not None else self.new_ref(data)
+
+    def new_pid(self, data: bytes) -> Pid:
+        """``dec_pid`` for a form not in ``pid_in`` (the decoder looked already)."""
+        return _dec_ident(data, Pid, self.decode_pid, self.pid_in)  # type: ignore[no-any-return]
+
+    def new_ref(self, data: bytes) -> Ref:
+        """``dec_ref`` for a form not in ``ref_in``."""
+        return _dec_ident(data, Ref, self.decode_ref, self.ref_in)  # type: ignore[no-any-return]
+
+
+def _enc_ident(ident: Any, cache: dict[int, Any], hook: Any, code: int) -> ExtType:
+    mapped = ident
+    if hook is not None:
+        try:
+            mapped = hook(ident)
+        except SerializationError as exc:
+            raise Refused(ident, error=exc) from None
+        except Exception as exc:
+            err = SerializationError(f"the {type(ident).__name__} hook failed on {ident}: {exc!r}")
+            raise Refused(ident, error=err) from exc
+        if mapped.__class__ is not ident.__class__:
+            err = SerializationError(f"the {type(ident).__name__} hook returned {mapped!r} for {ident}")
+            raise Refused(ident, error=err)
+    ext = make_ext(code, IDENT.pack(mapped.node, mapped.id, mapped.creation))
+    if len(cache) >= CACHE_MAX:
+        cache.clear()
+    cache[id(ident)] = (ident, ext)
+    return ext
+
+
+def _dec_ident(data: bytes, kind: Any, hook: Callable[[Any], Any] | None, cache: dict[bytes, Any]) -> Any:
+    if len(data) != 16:
+        raise DecodeError(f"a {kind.__name__} takes 16 bytes, not {len(data)}")
+    value = kind._unchecked(*IDENT.unpack(data))
+    if hook is not None:
+        value = _run_hook(hook, value)
+    if len(cache) >= CACHE_MAX:
+        cache.clear()
+    cache[data] = value
+    return value
+
+
+def _run_hook(hook: Callable[[Any], Any], value: Any) -> Any:
+    try:
+        mapped = hook(value)
+    except SerializationError:
+        raise
+    except Exception as exc:
+        raise DecodeError(f"the {type(value).__name__} hook failed on {value}: {exc!r}") from exc
+    if mapped.__class__ is not value.__class__:
+        raise DecodeError(f"the {type(value).__name__} hook returned {mapped!r} for {value}")
+    return mapped
