@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 
 import pytest
 
+from joerl.testing import ChildProcess
+
 
 @pytest.mark.timeout(120)
 def test_demo_runs_every_step_and_exits_0() -> None:
-    env = dict(os.environ, JOERL_COOKIE="demo-test-cookie")
-    env.pop("JOERL_EPMD_ADDRESS", None)
-    proc = subprocess.run(
-        [sys.executable, "-m", "joerl", "demo", "--messages", "5000", "--round-trips", "500"],
-        capture_output=True,
-        text=True,
-        timeout=100,
-        env=env,
-    )
-    out = proc.stdout
-    assert proc.returncode == 0, out + proc.stderr
+    argv = [sys.executable, "-m", "joerl", "demo", "--messages", "5000", "--round-trips", "500"]
+    with ChildProcess(argv, cookie="demo-test-cookie", stdin=False, timeout=100) as demo:
+        code = demo.wait()
+        out = "\n".join(demo.lines) + "\n"
+        assert code == 0, out + demo.stderr()
     for line in (
         "-- discovery: what the port mapper knows --",
         "beta counted 5000 of 5000 messages",
@@ -36,6 +30,6 @@ def test_demo_runs_every_step_and_exits_0() -> None:
 
 
 def test_unknown_command_exits_2() -> None:
-    proc = subprocess.run([sys.executable, "-m", "joerl", "nope"], capture_output=True, text=True, timeout=30)
-    assert proc.returncode == 2
-    assert "usage" in proc.stderr
+    with ChildProcess([sys.executable, "-m", "joerl", "nope"], stdin=False, timeout=30) as cli:
+        assert cli.wait() == 2
+        assert "usage" in cli.stderr()

@@ -16,16 +16,16 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
+from gevent import subprocess
+
+from joerl.testing import ChildProcess, ProcessGroup
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES_DIR = ROOT / "examples"
@@ -283,68 +283,21 @@ def test_every_example_is_in_the_table() -> None:
     )
 
 
-class _Running:
-    """A process run beside an example (a peer node, the port mapper); two
-    threads collect its output so that a full pipe never stalls it."""
+def _report(child: ChildProcess) -> str:
+    out = "\n".join(child.lines)
+    return f"--- {' '.join(child.argv[1:])}: stdout ---\n{out}\n--- stderr ---\n{child.stderr(limit=1 << 20)}"
 
-    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
-        self.argv = argv
-        self.proc = subprocess.Popen(
-            argv, cwd=ROOT, env=env, text=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
-        self.out: list[str] = []
-        self.err: list[str] = []
-        self._eof = 0
-        self._cond = threading.Condition()
-        self._threads = [
-            threading.Thread(target=self._pump, args=(f, lines), daemon=True)
-            for f, lines in ((self.proc.stdout, self.out), (self.proc.stderr, self.err))
-        ]
-        for t in self._threads:
-            t.start()
 
-    def _pump(self, stream: Any, lines: list[str]) -> None:
-        for line in stream:
-            with self._cond:
-                lines.append(line.rstrip("\n"))
-                self._cond.notify_all()
-        with self._cond:
-            self._eof += 1
-            self._cond.notify_all()
+def _containing(text: str) -> Callable[[str], bool]:
+    return lambda line: text in line
 
-    def wait_for(self, text: str, timeout: float) -> str | None:
-        """The first stdout line containing ``text``, waiting up to ``timeout`` (None: never came)."""
 
-        def found() -> str | None:
-            return next((line for line in self.out if text in line), None)
-
-        with self._cond:
-            self._cond.wait_for(lambda: found() is not None or self._eof == 2, timeout)
-            return found()
-
-    def finish(self, timeout: float) -> int | None:
-        """The exit status, waiting up to ``timeout`` (None: still running)."""
-        try:
-            code = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
-        for t in self._threads:
-            t.join(timeout)
-        return code
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        for t in self._threads:
-            t.join(5)
-        for f in (self.proc.stdout, self.proc.stderr):
-            if f is not None:
-                f.close()
-
-    def report(self) -> str:
-        out, err = "\n".join(self.out), "\n".join(self.err)
-        return f"--- {' '.join(self.argv[1:])}: stdout ---\n{out}\n--- stderr ---\n{err}"
+def _finish(child: ChildProcess, timeout: float) -> int | None:
+    """Its exit status, waiting up to ``timeout`` (None: still running)."""
+    try:
+        return child.wait(timeout)
+    except subprocess.TimeoutExpired:
+        return None
 
 
 def _free_ports(n: int) -> list[int]:
@@ -359,30 +312,24 @@ def _free_ports(n: int) -> list[int]:
 
 
 @contextlib.contextmanager
-def _cluster(name: str, spec: Example, env: dict[str, str]) -> Iterator[tuple[dict[str, str], list[_Running]]]:
-    """The port mapper and the peers of a distributed example; yields the
-    placeholder values and the running peers, and kills them all after."""
-    started: list[_Running] = []
+def _cluster(
+    name: str, spec: Example, env: dict[str, str], group: ProcessGroup
+) -> Iterator[tuple[dict[str, str], list[ChildProcess]]]:
+    """The port mapper and the peers of a distributed example, in ``group``;
+    yields the placeholder values and the running peers."""
     fill = {f"port{i}": str(p) for i, p in enumerate(_free_ports(4))}
-    try:
-        if spec.epmd:
-            epmd = _Running([sys.executable, "-m", "joerl.epmd", "127.0.0.1:0"], env)
-            started.append(epmd)
-            line = epmd.wait_for("READY", 20)
-            assert line, f"the port mapper did not start\n{epmd.report()}"
-            fill["epmd"] = f"127.0.0.1:{line.split('port=')[1].split()[0]}"
-            env.update(JOERL_EPMD_ADDRESS=fill["epmd"], JOERL_COOKIE="joerl-examples-test")
-        peers: list[_Running] = []
-        for peer in spec.peers:
-            run = _Running([sys.executable, str(EXAMPLES_DIR / name), *(a.format_map(fill) for a in peer.args)], env)
-            started.append(run)
-            peers.append(run)
-            if peer.ready:
-                assert run.wait_for(peer.ready, spec.max_seconds), f"{name}: no line {peer.ready!r}\n{run.report()}"
-        yield fill, peers
-    finally:
-        for run in reversed(started):
-            run.kill()
+    if spec.epmd:
+        epmd = group.start([sys.executable, "-m", "joerl.epmd", "127.0.0.1:0"], env=dict(env), timeout=20)
+        fill["epmd"] = f"127.0.0.1:{epmd.wait_ready()['port']}"
+        env.update(JOERL_EPMD_ADDRESS=fill["epmd"], JOERL_COOKIE="joerl-examples-test")
+    peers: list[ChildProcess] = []
+    for peer in spec.peers:
+        argv = [sys.executable, str(EXAMPLES_DIR / name), *(a.format_map(fill) for a in peer.args)]
+        run = group.start(argv, env=dict(env))
+        peers.append(run)
+        if peer.ready:
+            run.wait_line(_containing(peer.ready), spec.max_seconds)
+    yield fill, peers
 
 
 def _check_lines(name: str, lines: list[str], expect: tuple[str, ...], anywhere: tuple[str, ...], report: str) -> None:
@@ -417,35 +364,29 @@ def test_example_runs(name: str) -> None:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     env.update(spec.env)
     distributed = spec.epmd or bool(spec.peers)
-    around: contextlib.AbstractContextManager[tuple[dict[str, str], list[_Running]]]
-    around = _cluster(name, spec, env) if distributed else contextlib.nullcontext(({}, []))
-    with around as (fill, peers):
-        args = [a.format_map(fill) for a in spec.args] if distributed else list(spec.args)
-        t0 = time.monotonic()
-        proc = subprocess.run(
-            [sys.executable, str(path), *args],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=spec.max_seconds * 2,
-            stdin=subprocess.DEVNULL,
-        )
-        elapsed = time.monotonic() - t0
-        codes = [run.finish(spec.max_seconds) for run in peers]
-        report = f"--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}" + "".join(
-            "\n" + run.report() for run in peers
-        )
-    assert proc.returncode == 0, f"{name} exited {proc.returncode}\n{report}"
-    assert proc.stdout.strip(), f"{name} printed nothing: an example says what it does\n{report}"
+    with ProcessGroup(cwd=ROOT, stdin=False, timeout=spec.max_seconds) as group:
+        around: contextlib.AbstractContextManager[tuple[dict[str, str], list[ChildProcess]]]
+        around = _cluster(name, spec, env, group) if distributed else contextlib.nullcontext(({}, []))
+        with around as (fill, peers):
+            args = [a.format_map(fill) for a in spec.args] if distributed else list(spec.args)
+            t0 = time.monotonic()
+            main = group.start([sys.executable, str(path), *args], env=dict(env))
+            code = _finish(main, spec.max_seconds * 2)
+            elapsed = time.monotonic() - t0
+            codes = [_finish(run, spec.max_seconds) for run in peers]
+            report = "".join("\n" + _report(run) for run in [main, *peers])
+            assert code is not None, f"{name} still ran after {spec.max_seconds * 2}s\n{report}"
+    stdout, stderr = "\n".join(main.lines), main.stderr(limit=1 << 20)
+    assert code == 0, f"{name} exited {code}\n{report}"
+    assert stdout.strip(), f"{name} printed nothing: an example says what it does\n{report}"
     if not spec.allow_tracebacks:
-        assert "Traceback" not in proc.stderr, f"{name} logged a traceback\n{report}"
-    _check_lines(name, proc.stdout.splitlines(), spec.expect, spec.anywhere, report)
-    for peer, run, code in zip(spec.peers, peers, codes, strict=False):
-        assert code == 0, f"{name} {' '.join(peer.args)} exited {code}\n{report}"
+        assert "Traceback" not in stderr, f"{name} logged a traceback\n{report}"
+    _check_lines(name, main.lines, spec.expect, spec.anywhere, report)
+    for peer, run, peer_code in zip(spec.peers, peers, codes, strict=False):
+        assert peer_code == 0, f"{name} {' '.join(peer.args)} exited {peer_code}\n{report}"
         if not spec.allow_tracebacks:
-            assert not any("Traceback" in line for line in run.err), (
+            assert "Traceback" not in run.stderr(limit=1 << 20), (
                 f"{name} {' '.join(peer.args)} logged a traceback\n{report}"
             )
-        _check_lines(f"{name} {' '.join(peer.args)}", run.out, peer.expect, (), report)
+        _check_lines(f"{name} {' '.join(peer.args)}", run.lines, peer.expect, (), report)
     assert elapsed < spec.max_seconds, f"{name} took {elapsed:.1f}s"

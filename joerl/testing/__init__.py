@@ -18,7 +18,8 @@ Child processes:
 
 * :class:`ChildProcess` runs a program (a node, a port mapper) as a child
   process, waits for a line such as ``READY port=N`` with a deadline, and
-  kills and reaps it; :func:`child_env` is the environment it gets and
+  kills and reaps it; :class:`ProcessGroup` closes all of a test's
+  children at once; :func:`child_env` is the environment it gets and
   :func:`fields` parses such a line.
 
 Waiting and leaks:
@@ -46,7 +47,7 @@ from ._handshake import (
     run_handshake,
 )
 from ._probe import Match, Probe
-from ._process import ChildProcess, child_env, fields
+from ._process import ChildProcess, ProcessGroup, child_env, fields
 from ._wait import FakeClock, free_port, live_greenlets, wait_until
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
     "LinkPair",
     "Match",
     "Probe",
+    "ProcessGroup",
     "Received",
     "child_env",
     "fields",

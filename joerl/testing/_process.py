@@ -15,7 +15,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import gevent
 from gevent import subprocess
@@ -297,3 +297,56 @@ class ChildProcess:
         if self._err_text is None:
             self._err_text = self.stderr(limit=1 << 20)
             self._err.close()
+
+
+class ProcessGroup:
+    """The child processes of one test: each started through it is killed and
+    reaped by :meth:`close` (last started, first closed).
+
+    Args:
+        **defaults: keyword arguments of every :class:`ChildProcess` it starts
+            (``cookie``, ``env``, ``cwd``, ``timeout``, ``stdin``).
+
+    Example::
+
+        with ProcessGroup(cookie="secret", timeout=30.0) as group:
+            epmd = group.start([sys.executable, "-m", "joerl.epmd", "127.0.0.1:0"])
+            port = int(epmd.wait_ready()["port"])
+        # every child killed and reaped here
+
+    A pytest fixture::
+
+        @pytest.fixture
+        def children() -> Iterator[ProcessGroup]:
+            with ProcessGroup(cookie=COOKIE) as group:
+                yield group
+    """
+
+    def __init__(self, **defaults: Any) -> None:
+        self.defaults = defaults
+        self.children: list[ChildProcess] = []
+
+    def __enter__(self) -> ProcessGroup:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self, argv: list[str], **options: Any) -> ChildProcess:
+        """Start ``argv`` as a :class:`ChildProcess` of this group.
+
+        Args:
+            argv: the program and its arguments.
+            **options: keyword arguments of :class:`ChildProcess`, over the group's.
+
+        Returns:
+            The child, running (not waited for).
+        """
+        child = ChildProcess(argv, **{**self.defaults, **options})
+        self.children.append(child)
+        return child
+
+    def close(self) -> None:
+        """Kill and reap every child (idempotent), the last started first."""
+        while self.children:
+            self.children.pop().close()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import msgpack
@@ -26,6 +26,8 @@ from hypothesis import strategies as st
 from joerl.epmd import protocol as ep
 from joerl.node import protocol as dp
 from joerl.pid import Pid, Ref
+from joerl.testing import fixed_random as fixed_random  # re-exported for the fuzz tests
+from joerl.testing import handshake_engines, run_handshake
 
 #: Multiplies every example count (``JOERL_FUZZ_SCALE=10 pytest tests/fuzz``).
 SCALE = max(0.01, float(os.environ.get("JOERL_FUZZ_SCALE", "1")))
@@ -242,35 +244,14 @@ INI = dp.NodeIdentity("fuzz-ini", 0x1111, creation=3)
 ACC = dp.NodeIdentity("fuzz-acc", 0x2222, creation=4)
 
 
-def fixed_random(seed: int) -> Callable[[int], bytes]:
-    """A deterministic challenge source (so transcripts are reproducible)."""
-    return lambda n: bytes((seed + i) & 0xFF for i in range(n))
-
-
 def engines(cookie_i: bytes = COOKIE, cookie_a: bytes = COOKIE) -> tuple[dp.Handshake, dp.Handshake]:
-    ini = dp.Handshake(dp.Role.INITIATOR, INI, cookie_i, expected_peer=ACC.name, random_bytes=fixed_random(1))
-    acc = dp.Handshake(dp.Role.ACCEPTOR, ACC, cookie_a, random_bytes=fixed_random(2))
-    return ini, acc
+    """The fuzz identities' initiator and acceptor engines (reproducible challenges)."""
+    return handshake_engines(INI, ACC, cookie_i, acceptor_cookie=cookie_a, expected_peer=ACC.name)
 
 
 def transcript() -> tuple[bytes, bytes, bytes, bytes]:
     """A whole valid handshake: (HELLO_I, STATUS + HELLO_A, REPLY, ACK)."""
-    ini, acc = engines()
-    hello_i = ini.data_to_send()
-    [event] = acc.feed(hello_i)
-    assert isinstance(event, dp.HelloReceived)
-    acc.accept()
-    status_hello_a = acc.data_to_send()
-    [event] = ini.feed(status_hello_a)
-    assert isinstance(event, dp.HelloReceived)
-    ini.accept()
-    reply = ini.data_to_send()
-    [event] = acc.feed(reply)
-    assert isinstance(event, dp.Established)
-    ack = acc.data_to_send()
-    [event] = ini.feed(ack)
-    assert isinstance(event, dp.Established)
-    return hello_i, status_hello_a, reply, ack
+    return run_handshake(*engines())[:4]
 
 
 HELLO_I, STATUS_HELLO_A, REPLY, ACK = transcript()

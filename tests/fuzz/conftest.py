@@ -8,27 +8,20 @@ server still serves a well-behaved client.
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import gevent
 import pytest
-from gevent.queue import Empty, Queue
 
 from joerl.actor import ActorContext
 from joerl.epmd.server import EpmdServer
 from joerl.node.connection import LinkConfig
-from joerl.pid import Pid
-from joerl.testing import node_cluster, wait_until
+from joerl.testing import Probe, live_greenlets, node_cluster, wait_until
 
 WAIT = 10.0
 #: The echo process every target node runs (a name no fuzzer draws).
 ECHO = "fuzz-echo-target"
-
-
-def _live() -> set[Any]:
-    return {o for o in gc.get_objects() if isinstance(o, gevent.Greenlet) and not o.dead}
 
 
 @pytest.fixture(autouse=True)
@@ -36,13 +29,13 @@ def no_greenlets_left() -> Iterator[None]:
     """Every greenlet a test started has ended when it returns (a short grace
     period lets closed sockets wake their readers)."""
     gevent.get_hub()
-    before = _live()
+    before = live_greenlets()
     yield
     try:
-        wait_until(lambda: not (_live() - before), timeout=5.0)
+        wait_until(lambda: not (live_greenlets() - before), timeout=5.0)
     except TimeoutError:
         pass
-    leaked = _live() - before
+    leaked = live_greenlets() - before
     assert not leaked, f"greenlets left behind: {leaked}"
 
 
@@ -55,24 +48,6 @@ def epmd_server() -> Iterator[EpmdServer]:
         yield server
     finally:
         server.stop()
-
-
-class Mailbox:
-    """A process on a node whose messages land in a queue the test reads."""
-
-    def __init__(self, node: Any) -> None:
-        self.queue: Queue = Queue()
-        self.pid: Pid = node.system.spawn_fn(self._body).pid
-
-    def _body(self, ctx: ActorContext) -> None:
-        while True:
-            self.queue.put((ctx.receive(), ctx.sender))
-
-    def get(self, timeout: float = WAIT) -> Any:
-        try:
-            return self.queue.get(timeout=timeout)[0]
-        except Empty:
-            raise AssertionError(f"nothing arrived within {timeout}s") from None
 
 
 def _echo(ctx: ActorContext) -> None:
@@ -99,11 +74,11 @@ def good_peer_talks(cluster: tuple[Any, Any]) -> Callable[[int], None]:
     """``good_peer_talks(n)``: the well-behaved node sends ``("ping", n)`` to
     the target's echo process, by name, and gets ``("pong", n)`` back."""
     target, good = cluster
-    box = Mailbox(good)
+    box = Probe(good, timeout=WAIT)
 
     def talk(n: int) -> None:
         good.send_named(box.pid, ECHO, target.node_name, ("ping", n))
-        assert box.get() == ("pong", n)
+        assert box.receive() == ("pong", n)
         assert good.node_name in target.nodes() and target.node_name in good.nodes()
 
     return talk

@@ -20,15 +20,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import gevent
 import pytest
-from gevent.queue import Empty, Queue
 
-from joerl.actor import ActorContext
 from joerl.message import NOCONNECTION, NOPROC, Down, NodeDown, NodeUp
 from joerl.node.node import DistributedSystem
 from joerl.pid import Pid
-from joerl.testing import ChildProcess, fields
+from joerl.testing import ChildProcess, Probe, ProcessGroup, fields
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_MAIN = Path(__file__).with_name("node_main.py")
@@ -53,79 +50,29 @@ def node_argv(name: str, epmd: str, role: str, *options: str, tick: float) -> li
 
 
 @pytest.fixture
-def children() -> Iterator[list[ChildProcess]]:
-    started: list[ChildProcess] = []
-    yield started
-    for child in reversed(started):
-        child.close()
+def children() -> Iterator[ProcessGroup]:
+    """This test's child processes, killed and reaped after it."""
+    with ProcessGroup(cookie=COOKIE, cwd=ROOT, timeout=WAIT) as group:
+        yield group
 
 
 @pytest.fixture
-def epmd(children: list[ChildProcess]) -> str:
+def epmd(children: ProcessGroup) -> str:
     """A private port mapper process on a free loopback port; its address."""
-    child = start_child(epmd_argv())
-    children.append(child)
+    child = children.start(epmd_argv())
     return f"127.0.0.1:{child.wait_ready()['port']}"
 
 
 @pytest.fixture
-def start_node(children: list[ChildProcess], epmd: str) -> Any:
+def start_node(children: ProcessGroup, epmd: str) -> Any:
     """``start_node(name, role, *options, tick=1.0)``: a node_main process, once READY."""
 
     def start(name: str, role: str, *options: str, tick: float = 1.0) -> ChildProcess:
-        child = start_child(node_argv(name, epmd, role, *options, tick=tick))
-        children.append(child)
+        child = children.start(node_argv(name, epmd, role, *options, tick=tick))
         child.wait_ready()
         return child
 
     return start
-
-
-class Inbox:
-    """A process of the test's own node whose messages the test reads from a queue
-    (with ``trap_exit``: a process that traps exits)."""
-
-    def __init__(self, node: DistributedSystem, *, trap_exit: bool = False) -> None:
-        self.queue: Queue = Queue()
-        self.stash: list[Any] = []
-        ready = gevent.event.Event()
-
-        def body(ctx: ActorContext) -> None:
-            ctx.trap_exit(trap_exit)
-            self.ctx = ctx
-            ready.set()
-            while True:
-                self.queue.put(ctx.receive())
-
-        self.pid = node.spawn_fn(body).pid
-        assert ready.wait(WAIT)
-
-    def get(self, timeout: float = WAIT, match: Any = None) -> Any:
-        """The oldest message that is a ``match`` (a type; or a str: a plain
-        tuple with that tag); others stay queued (a selective receive)."""
-
-        def fits(msg: Any) -> bool:
-            if match is None:
-                return True
-            if isinstance(match, str):
-                return msg.__class__ is tuple and msg[0] == match
-            return isinstance(msg, match)
-
-        for i, msg in enumerate(self.stash):
-            if fits(msg):
-                return self.stash.pop(i)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                msg = self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            except Empty:
-                raise AssertionError(
-                    f"nothing{' of ' + str(match) if match else ''} arrived within {timeout}s; "
-                    f"other messages: {self.stash}"
-                ) from None
-            if fits(msg):
-                return msg
-            self.stash.append(msg)
 
 
 @pytest.fixture
@@ -138,12 +85,12 @@ def here(epmd: str) -> Iterator[DistributedSystem]:
         node.shutdown()
 
 
-def whois(node: DistributedSystem, inbox: Inbox, peer: str) -> Pid:
+def whois(node: DistributedSystem, inbox: Probe, peer: str) -> Pid:
     node.system.send(("echo", peer), ("whois", inbox.pid), sender=inbox.pid)
-    return inbox.get(match="pid")[1]
+    return inbox.receive("pid")[1]
 
 
-def ping(node: DistributedSystem, inbox: Inbox, dest: Any, n: int) -> None:
+def ping(node: DistributedSystem, inbox: Probe, dest: Any, n: int) -> None:
     node.system.send(dest, ("ping", n, inbox.pid), sender=inbox.pid)
 
 
@@ -194,15 +141,15 @@ def test_kill_9_gives_noconnection_down_and_nodedown(start_node: Any) -> None:
 
 
 def test_restarted_node_refuses_old_pids_and_reaches_new_ones(start_node: Any, here: DistributedSystem) -> None:
-    inbox = Inbox(here)
+    inbox = Probe(here, timeout=WAIT)
     here.monitor_nodes(inbox.pid)
     b1 = start_node("node_b", "serve")
     old = whois(here, inbox, "node_b")
     ping(here, inbox, old, 1)
-    assert inbox.get(match="pong") == ("pong", 1)
+    assert inbox.receive("pong") == ("pong", 1)
 
     b1.proc.kill()
-    assert inbox.get(match=NodeDown) == NodeDown("node_b", NOCONNECTION)
+    assert inbox.receive(NodeDown) == NodeDown("node_b", NOCONNECTION)
     b2 = start_node("node_b", "serve")
     assert int(b2.ready["creation"]) != int(b1.ready["creation"])
     new = whois(here, inbox, "node_b")
@@ -213,27 +160,27 @@ def test_restarted_node_refuses_old_pids_and_reaches_new_ones(start_node: Any, h
     # process with the same id lives on the new one: nothing reaches it.
     ping(here, inbox, old, 2)
     ping(here, inbox, new, 3)
-    assert inbox.get(match="pong") == ("pong", 3)  # pong 2 would have come first
+    assert inbox.receive("pong") == ("pong", 3)  # pong 2 would have come first
     assert not here.is_process_alive(old)
     assert here.is_process_alive(new)
     ref = inbox.ctx.monitor(old)
-    assert inbox.get(match=Down) == Down(ref, old, NOPROC)
-    left = inbox.stash + list(inbox.queue.queue)
+    assert inbox.receive(Down) == Down(ref, old, NOPROC)
+    left = inbox.pending()
     assert [m for m in left if not isinstance(m, (NodeUp, NodeDown))] == [], left
 
 
 def test_sigstop_gives_nodedown_within_tick_and_sigcont_reconnects(start_node: Any, here: DistributedSystem) -> None:
     tick = 1.0
-    inbox = Inbox(here)
+    inbox = Probe(here, timeout=WAIT)
     here.monitor_nodes(inbox.pid)
     b = start_node("node_b", "serve", tick=tick)
     ping(here, inbox, ("echo", "node_b"), 1)
-    assert inbox.get(match="pong") == ("pong", 1)
-    assert inbox.get(match=NodeUp) == NodeUp("node_b")
+    assert inbox.receive("pong") == ("pong", 1)
+    assert inbox.receive(NodeUp) == NodeUp("node_b")
 
     t0 = time.monotonic()
     b.proc.send_signal(signal.SIGSTOP)
-    assert inbox.get(match=NodeDown, timeout=10) == NodeDown("node_b", NOCONNECTION)
+    assert inbox.receive(NodeDown, timeout=10) == NodeDown("node_b", NOCONNECTION)
     detect = time.monotonic() - t0
     print(f"\nSIGSTOP of a node process (tick time {tick:.0f} s): NodeDown after {detect * 1000:.0f} ms")
     assert detect < tick * 2 + 1.0  # silent for tick_time, checked every tick/4; slack for a busy machine
@@ -241,7 +188,7 @@ def test_sigstop_gives_nodedown_within_tick_and_sigcont_reconnects(start_node: A
     b.proc.send_signal(signal.SIGCONT)
     t1 = time.monotonic()
     ping(here, inbox, ("echo", "node_b"), 2)  # a send dials a new link
-    assert inbox.get(match="pong", timeout=15) == ("pong", 2)
+    assert inbox.receive("pong", timeout=15) == ("pong", 2)
     print(f"after SIGCONT: the first send reconnected and was answered in {(time.monotonic() - t1) * 1000:.0f} ms")
     assert "node_b" in here.nodes()
 
@@ -267,14 +214,14 @@ def test_crossed_dials_lose_no_queued_message(epmd: str) -> None:
 
     a, b = make("a"), make("b")
     try:
-        in_a, in_b = Inbox(a), Inbox(b)
+        in_a, in_b = Probe(a, timeout=WAIT), Probe(b, timeout=WAIT)
         a.system.register("inbox", in_a.pid)
         b.system.register("inbox", in_b.pid)
         b._server.stop_accepting()  # the dial of a stalls (the kernel's backlog takes it; nobody answers)
         a.system.send(("inbox", "b"), "from a")
         b.system.send(("inbox", "a"), "from b")  # b dials a and wins: "b" > "a"
-        assert in_a.get() == "from b"  # the link is up
-        assert in_b.get(timeout=4.0) == "from a"  # longer than a's handshake timeout
+        assert in_a.receive() == "from b"  # the link is up
+        assert in_b.receive(timeout=4.0) == "from a"  # longer than a's handshake timeout
     finally:
         b.shutdown()
         a.shutdown()

@@ -18,12 +18,12 @@ from typing import Any
 import gevent
 import pytest
 from gevent.event import AsyncResult
-from test_nodes import COOKIE, Inbox, epmd_argv, node_argv, start_child
+from test_nodes import COOKIE, ROOT, WAIT, epmd_argv, node_argv, start_child
 
 from joerl.errors import CallError, CallTimeout
 from joerl.message import NOCONNECTION, Down, Exit, NodeDown
 from joerl.node.node import DistributedSystem
-from joerl.testing import ChildProcess, wait_until
+from joerl.testing import ChildProcess, Probe, ProcessGroup, wait_until
 
 STEP = 10.0  # the longest any single step may take (a shared, busy machine)
 PROMPT = 3.0  # "at once": far below the call timeout, with slack for a busy machine
@@ -61,17 +61,14 @@ def host(epmd: str, here: DistributedSystem) -> Iterator[ChildProcess]:
 @pytest.fixture
 def start_host(epmd: str) -> Iterator[Callable[[str], ChildProcess]]:
     """``start_host(name)``: a ``host`` node process of this test's own (to kill)."""
-    started: list[ChildProcess] = []
+    with ProcessGroup(cookie=COOKIE, cwd=ROOT, timeout=WAIT) as group:
 
-    def start(name: str) -> ChildProcess:
-        child = start_child(node_argv(name, epmd, "host", tick=60.0))
-        started.append(child)
-        child.wait_ready(STEP)
-        return child
+        def start(name: str) -> ChildProcess:
+            child = group.start(node_argv(name, epmd, "host", tick=60.0))
+            child.wait_ready(STEP)
+            return child
 
-    yield start
-    for child in started:
-        child.close()
+        yield start
 
 
 def call_in_greenlet(node: DistributedSystem, server: Any, request: Any, timeout: float) -> AsyncResult:
@@ -95,37 +92,37 @@ def call_in_greenlet(node: DistributedSystem, server: Any, request: Any, timeout
 
 
 def test_a_remote_exit_reaches_a_linked_trapping_process_here(here: DistributedSystem, host: ChildProcess) -> None:
-    trapper = Inbox(here, trap_exit=True)
+    trapper = Probe(here, trap_exit=True, timeout=STEP)
     victim = here.spawn_remote(HOST, "worker")
     trapper.ctx.link(victim)
     # The Link frame goes out before this message on the same link.
     trapper.ctx.send(victim, ("die", ("custom", [1, 2])))
-    assert trapper.get(STEP, match=Exit) == Exit(victim, ("custom", [1, 2]))
+    assert trapper.receive(Exit) == Exit(victim, ("custom", [1, 2]))
     assert here.system.is_process_alive(trapper.pid)
 
 
 def test_a_local_exit_reaches_a_linked_trapping_process_there(here: DistributedSystem, host: ChildProcess) -> None:
-    report = Inbox(here)
-    local = Inbox(here)
+    report = Probe(here, timeout=STEP)
+    local = Probe(here, timeout=STEP)
     there = here.spawn_remote(HOST, "linker", local.pid, report.pid)
-    assert report.get(STEP, match="linked") == ("linked", there)
+    assert report.receive("linked") == ("linked", there)
     here.system.exit(local.pid, ("bad", "thing"))
     # The linker names it by its node-wide pid, which comes home as the local one.
-    assert report.get(STEP, match="exit") == ("exit", local.pid, ("bad", "thing"))
+    assert report.receive("exit") == ("exit", local.pid, ("bad", "thing"))
 
 
 # -- remote spawn -------------------------------------------------------------------------------
 
 
 def test_spawn_remote_linked_and_monitored_reports_the_death(here: DistributedSystem, host: ChildProcess) -> None:
-    caller = Inbox(here, trap_exit=True)
+    caller = Probe(here, trap_exit=True, timeout=STEP)
     pid, ref = here.spawn_remote(HOST, "worker", link=True, monitor=True, caller=caller.ctx)
     assert here.node_of(pid) == HOST
     caller.ctx.send(pid, ("ping", 1))
-    assert caller.get(STEP, match="pong") == ("pong", 1)
+    assert caller.receive("pong") == ("pong", 1)
     caller.ctx.send(pid, ("die", "raise"))
-    assert caller.get(STEP, match=Exit) == Exit(pid, BOOM)
-    assert caller.get(STEP, match=Down) == Down(ref, pid, BOOM)
+    assert caller.receive(Exit) == Exit(pid, BOOM)
+    assert caller.receive(Down) == Down(ref, pid, BOOM)
     assert not here.is_process_alive(pid)
 
 
@@ -154,16 +151,16 @@ def test_a_global_name_of_a_killed_node_disappears(
     here: DistributedSystem, start_host: Callable[[str], ChildProcess]
 ) -> None:
     node = start_host("victim_g")
-    watch = Inbox(here)
+    watch = Probe(here, timeout=STEP)
     holder = here.spawn_remote("victim_g", "worker")
     here.monitor_node(watch.pid, "victim_g")
     watch.ctx.send(holder, ("global_register", "the-holder"))
-    assert watch.get(STEP, match="registered") == ("registered", True)
+    assert watch.receive("registered") == ("registered", True)
     assert wait_until(lambda: here.global_whereis("the-holder"), STEP, what="the name seen here") == holder
     here.global_send("the-holder", ("ping", 2), sender=watch.pid)
-    assert watch.get(STEP, match="pong") == ("pong", 2)
+    assert watch.receive("pong") == ("pong", 2)
 
     node.proc.kill()
-    assert watch.get(STEP, match=NodeDown) == NodeDown("victim_g", NOCONNECTION)
+    assert watch.receive(NodeDown) == NodeDown("victim_g", NOCONNECTION)
     wait_until(lambda: here.global_whereis("the-holder") is None, STEP, what="the name gone")
     assert "the-holder" not in here.global_registered()

@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _reliakit import COOKIE, epmd_argv, node_argv, start_child
+from _reliakit import COOKIE, ROOT, WAIT, epmd_argv, node_argv
 
 from joerl.node.connection import LinkConfig
 from joerl.node.node import DistributedSystem
-from joerl.testing import ChildProcess, fields
+from joerl.testing import ChildProcess, ProcessGroup, fields
 
 RESULTS_ENV = "JOERL_RELIABILITY_JSON"
 DEFAULT_JSON = Path(__file__).with_name(".last_run.json")
@@ -139,24 +139,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 @pytest.fixture
-def procs() -> Iterator[list[ChildProcess]]:
+def procs() -> Iterator[ProcessGroup]:
     """Every child process a test starts goes here; all are killed and reaped after it."""
-    started: list[ChildProcess] = []
-    yield started
-    for child in reversed(started):
-        child.close()
+    with ProcessGroup(cookie=COOKIE, cwd=ROOT, timeout=WAIT) as group:
+        yield group
 
 
 @pytest.fixture
-def start(procs: list[ChildProcess]) -> Callable[[list[str]], ChildProcess]:
+def start(procs: ProcessGroup) -> Callable[[list[str]], ChildProcess]:
     """``start(argv) -> ChildProcess``, killed after the test."""
-
-    def run(argv: list[str]) -> ChildProcess:
-        child = start_child(argv)
-        procs.append(child)
-        return child
-
-    return run
+    return procs.start
 
 
 @pytest.fixture
