@@ -27,10 +27,14 @@ any greenlet with an :class:`~joerl.system.ActorSystem` (plain code) or an
 
 Import everything from here; the private modules are ``_child`` (ChildSpec),
 ``_strategy``, ``_intensity``, ``_server`` (the Supervisor process),
-``_client`` (starting one, the calls, SupervisorRef) and ``_errors``.
+``_start`` (the READY handshake a start waits for), ``_client`` (starting
+one, the calls, SupervisorRef) and ``_codes`` (reply error codes).
+The errors live in :mod:`joerl.errors`.
 """
 
 from __future__ import annotations
+
+from ..errors import AlreadyPresent, AlreadyStarted, ChildNotFound, ChildStartError, StillRunning, SupervisorError
 
 # Importable from here too, though not in __all__ (``X as X`` re-exports them
 # for type checkers): the string constants and the Caller type.
@@ -74,7 +78,6 @@ from ._client import (
     terminate_child,
     which_children,
 )
-from ._errors import AlreadyPresent, AlreadyStarted, ChildNotFound, ChildStartError, StillRunning, SupervisorError
 from ._server import Supervisor
 from ._strategy import (
     ONE_FOR_ALL as ONE_FOR_ALL,

@@ -8,13 +8,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
+from .. import gen_server
 from ..actor import Actor, ActorContext, ActorRef
 from ..pid import Pid
-
-if TYPE_CHECKING:
-    from ._server import Supervisor
+from ._start import StartsReady, spawn_linked
 
 PERMANENT = "permanent"
 TRANSIENT = "transient"
@@ -131,7 +130,7 @@ class ChildSpec:
     def supervisor(
         cls,
         id: Hashable,
-        factory: Callable[..., Supervisor],
+        factory: Callable[..., StartsReady],
         *args: Any,
         restart: str = PERMANENT,
         shutdown: float | str | None = None,
@@ -185,18 +184,12 @@ class _SpawnActor:
         self.id, self.factory, self.args = id, factory, args
         self.name, self.mailbox_size, self.is_sup = name, mailbox_size, is_sup
 
-    def __call__(self, ctx: ActorContext) -> ActorRef:
-        # Imported here, not at the top: _client and _server import this
-        # module, and behaviours don't import each other at load.
-        from .. import gen_server
-        from ._client import start_link
-        from ._server import Supervisor
-
+    def __call__(self, ctx: ActorContext) -> ActorRef | Pid:
         actor = self.factory(*self.args)
         if self.is_sup:
-            if not isinstance(actor, Supervisor):
+            if not isinstance(actor, StartsReady):
                 raise TypeError(f"child {self.id!r}: factory returned {actor!r}, not a Supervisor")
-            return start_link(ctx, actor, name=self.name)
+            return spawn_linked(ctx, actor, self.name, None)
         if not isinstance(actor, Actor):
             raise TypeError(f"child {self.id!r}: factory returned {actor!r}, not an Actor instance")
         if isinstance(actor, gen_server.GenServer):  # its init runs before the start returns

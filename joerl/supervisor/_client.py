@@ -7,20 +7,19 @@ or an :class:`~joerl.actor.ActorContext` (inside an actor)."""
 from __future__ import annotations
 
 from collections.abc import Hashable
-from typing import TYPE_CHECKING, Any, Union
+from typing import Any
 
 from ..actor import ActorContext, ActorRef
-from ..errors import CallError, CallTimeout, ReceiveTimeout, StartError
-from ..message import KILL, SHUTDOWN, Exit
+from ..errors import SupervisorError
+from ..message import SHUTDOWN
 from ..pid import Pid
+from ..system import ActorSystem
 from ._child import ChildInfo, ChildSpec
-from ._errors import BY_CODE, SupervisorError
-from ._server import READY, Supervisor
+from ._codes import BY_CODE
+from ._server import Supervisor
+from ._start import await_started, spawn_linked
 
-if TYPE_CHECKING:
-    from ..system import ActorSystem
-
-Caller = Union["ActorSystem", ActorContext]
+Caller = ActorSystem | ActorContext
 
 
 # -- starting supervisors ------------------------------------------------------
@@ -38,7 +37,7 @@ def start_supervisor(
     if not isinstance(supervisor, Supervisor):
         raise TypeError(f"start_supervisor takes a Supervisor instance, got {supervisor!r}")
     pid = system.spawn(supervisor, name=name).pid
-    _await_started(system, pid, None, timeout)
+    await_started(system, pid, None, timeout)
     return SupervisorRef(system, pid)
 
 
@@ -53,31 +52,7 @@ def start_link(
     """
     if not isinstance(supervisor, Supervisor):
         raise TypeError(f"start_link takes a Supervisor instance, got {supervisor!r}")
-    pid = ctx.spawn_link(supervisor, name=name).pid
-    try:
-        _await_started(ctx.system, pid, ctx.pid, timeout)
-    except StartError:
-        ctx.unlink(pid)
-        if ctx.trapping_exits:
-            try:
-                ctx.receive(lambda m: m.__class__ is Exit and m.pid == pid, 0)
-            except ReceiveTimeout:
-                pass
-        raise
-    return SupervisorRef(ctx.system, pid)
-
-
-def _await_started(system: ActorSystem, pid: Pid, caller: Pid | None, timeout: float | None) -> None:
-    # started() runs before the first message: the reply means the children are up.
-    try:
-        system.call(pid, (READY,), timeout, caller=caller)
-    except CallTimeout:
-        if caller is not None:
-            system.unlink(caller, pid)
-        system.exit(pid, KILL)
-        raise StartError("timeout") from None
-    except CallError as err:
-        raise StartError(err.reason) from None
+    return SupervisorRef(ctx.system, spawn_linked(ctx, supervisor, name, timeout))
 
 
 # -- calls ---------------------------------------------------------------------

@@ -10,7 +10,8 @@ import time
 from collections.abc import Callable, Hashable
 from typing import Any
 
-from ..actor import Actor, ActorContext, ActorRef
+from .._gen import CALL
+from ..actor import ActorContext, ActorRef
 from ..errors import ReceiveTimeout
 from ..message import KILL, SHUTDOWN, Down, Exit, format_reason, is_normal
 from ..pid import Pid
@@ -28,15 +29,14 @@ from ._child import (
     check_specs,
 )
 from ._intensity import RestartWindow, check_intensity
+from ._start import READY, StartsReady
 from ._strategy import ONE_FOR_ONE, check_strategy, restart_group
 
 log = logging.getLogger("joerl.supervisor")  # the logger docs/supervisor.md names
 
-#: The call that returns once the children are started (``started`` has run).
-READY = "$joerl_sup_ready"
 _TRY_AGAIN = "$joerl_sup_try_again"
 
-#: A call's answer: ``("ok", value)`` or ``("error", code, args)`` (see ``_errors.BY_CODE``).
+#: A call's answer: ``("ok", value)`` or ``("error", code, args)`` (see ``_codes.BY_CODE``).
 _Reply = tuple[Any, ...]
 
 
@@ -46,7 +46,7 @@ class _StartFailed(Exception):
         self.reason = reason
 
 
-class Supervisor(Actor):
+class Supervisor(StartsReady):
     """An actor that starts children and keeps them running.
 
     One process per instance: to nest supervisors, give
@@ -119,7 +119,7 @@ class Supervisor(Actor):
         cls = msg.__class__
         if cls is Exit:
             self._on_exit(ctx, msg.pid, msg.reason)
-        elif cls is tuple and len(msg) == 3 and msg[0] == "$gen_call":
+        elif cls is tuple and len(msg) == 3 and msg[0] == CALL:
             ctx.system.reply(msg[1], self._on_call(ctx, msg[2]))
         elif cls is tuple and len(msg) == 2 and msg[0] == _TRY_AGAIN:
             child = self._children.get(msg[1])

@@ -1,5 +1,6 @@
-"""The supervisor's errors, and the codes that carry them from a supervisor's
-reply (``("error", code, args)``) to the caller, who raises ``BY_CODE[code](*args)``."""
+"""The codes that carry a supervisor's errors (classes in :mod:`joerl.errors`)
+from its reply (``("error", code, args)``) to the caller, who raises
+``BY_CODE[code](*args)``."""
 
 from __future__ import annotations
 
