@@ -89,9 +89,13 @@ class Links:
         self._handshakes = 0
         self._accept_rate = TokenBucket(max_connections_per_second)
         self._refusal_log = TokenBucket(1.0)  # at most one such warning a second
-        self._dialing: set[str] = set()
         self._hub = get_hub()
         self.closed = False
+
+    @property
+    def handshakes(self) -> int:
+        """Inbound handshakes in progress now."""
+        return self._handshakes
 
     def close(self) -> None:
         """Stop dialling; flush and close every link (node shutdown)."""
@@ -211,7 +215,7 @@ class Links:
         deadline = monotonic() + self.config.handshake_timeout
         delay = 0.01
         while True:
-            self._dialing.add(peer.name)
+            peer.handshaking = True
             try:
                 return dial(
                     address,
@@ -234,7 +238,7 @@ class Links:
                     raise
                 delay = min(delay * 2, 0.5)
             finally:
-                self._dialing.discard(peer.name)
+                peer.handshaking = False
 
     def _flush(self, peer: Peer) -> None:
         """Move queued messages onto the link, in order, then open it for direct sends.
@@ -286,7 +290,7 @@ class Links:
             # _register closes the old link then, never on a mere HELLO.
             if peer.creation is None or hello.creation == peer.creation:
                 return P.Verdict.refuse(P.STATUS_BUSY, "a link with that node is up")
-        if hello.name in self._dialing:
+        if peer is not None and peer.handshaking:
             return P.DIALING
         return P.ACCEPT
 

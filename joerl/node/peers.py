@@ -51,6 +51,7 @@ class Peer:
         "pending",
         "pending_bytes",
         "connecting",
+        "handshaking",
         "flushing",
         "up",
         "backoff",
@@ -73,6 +74,8 @@ class Peer:
         self.pending_bytes = 0
         #: The greenlet dialling, if any; ``flushing``: one moves ``pending`` onto the link.
         self.connecting: Any = None
+        #: Our dial's handshake is in progress (a crossing dial of the peer's must be arbitrated).
+        self.handshaking = False
         self.flushing = False
         #: Set while a link is registered; replaced by a fresh Event when it goes.
         self.up = Event()
