@@ -53,7 +53,7 @@ START, END, CHUNK = 1, 100_001, 10_000
 
 def summer(ctx: ActorContext, manager: Pid, lo: int, hi: int, chunk: int) -> None:
     """Runs on a worker node: sum i*i over [lo, hi), reporting every chunk."""
-    print(f"  [{ctx.system.remote.node_name}] summer {ctx.pid} starts on [{lo}, {hi})", flush=True)
+    print(f"  [{ctx.system.node_name}] summer {ctx.pid} starts on [{lo}, {hi})", flush=True)
     while lo < hi:
         top = min(lo + chunk, hi)
         ctx.send(manager, ("progress", top, sum(i * i for i in range(lo, top))))
