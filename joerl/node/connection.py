@@ -41,13 +41,12 @@ import gevent
 from gevent import socket as gsocket
 from gevent.event import Event
 
-from ..errors import ConnectionLost, LocalProtocolError, ProtocolError, SerializationError
+from ..errors import ConnectionLost, LinkClosed, LinkDown, LocalProtocolError, ProtocolError, SerializationError
 from ..pid import Pid
+from .batching import OutboundBatcher
+from .config import LinkConfig
 from .protocol import (
-    DEFAULT_MAX_FRAME_SIZE,
     FLAG_SEND_TERMS,
-    MAX_MESSAGES_PER_FRAME,
-    MAX_TERMS_BYTES,
     TICK_FRAME,
     Established,
     FrameDecoder,
@@ -68,73 +67,14 @@ __all__ = [
 ]
 
 _WRITE_PIECE = 256 * 1024  # bytes per send() of the writer (progress is noted per piece)
-# What a queued plain term costs beyond its bytes (a bytes object and a list
-# slot): counted against max_queue_bytes, so that the bound holds for memory.
-_TERM_COST = 48
 _YIELD_AT = 64 * 1024  # queued bytes past which a sender yields to the writer
 log = logging.getLogger(__name__)
-
-MIN_TICK_TIME = 1.0
 
 #: ``handler(conn, message)``: runs in the link's reader greenlet, once per
 #: control message, in arrival order.
 Handler = Callable[["Connection", Message], None]
 #: ``on_closed(conn, reason)``: runs once, in the greenlet that closed the link.
 ClosedCallback = Callable[["Connection", Any], None]
-
-
-@dataclass(frozen=True)
-class LinkConfig:
-    """Settings of a link (both the handshake and the running connection).
-
-    Attributes:
-        tick_time: seconds; a peer heard nothing from for this long is declared
-            down. An idle link sends a tick every quarter of the smaller of
-            both sides' tick times. Default 60 (Erlang's net_ticktime); at least 1.
-        handshake_timeout: seconds for connect + handshake (Erlang's
-            net_setuptime, 7 s).
-        max_frame_size: the largest frame body accepted from the peer (and
-            announced to it); a larger one closes the link. Default 64 MiB.
-        max_queue_bytes: the outgoing queue's cap. A sender finding it full
-            waits cooperatively for the writer (backpressure); the queue holds
-            at most this plus one frame. The link's reader and ticker and the
-            hub cannot wait: past twice this (``queue_hard_limit``) a frame
-            they queue closes the link instead (the peer is not reading).
-            Default 8 MiB.
-        send_timeout: how long a sender may wait on a full queue before the
-            link is dropped as dead (the peer does not read). Default 60 s.
-        recv_size: bytes asked of each ``recv``. Default 256 KiB.
-        mandatory_flags: capability flags the peer must offer.
-        wrap_socket: ``wrap_socket(sock, server_side) -> sock``, applied after
-            TCP connect/accept and before the handshake: the TLS hook, e.g.
-            ``lambda s, server: ctx.wrap_socket(s, server_side=server, ...)``
-            with a gevent ``ssl.SSLContext``. None: plain TCP.
-    """
-
-    tick_time: float = 60.0
-    handshake_timeout: float = 7.0
-    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
-    max_queue_bytes: int = 8 * 1024 * 1024
-    send_timeout: float = 60.0
-    recv_size: int = 256 * 1024
-    mandatory_flags: int = 0
-    wrap_socket: Callable[[Any, bool], Any] | None = None
-
-    def __post_init__(self) -> None:
-        if not self.tick_time >= MIN_TICK_TIME:
-            raise ValueError(f"tick_time must be at least {MIN_TICK_TIME}s, got {self.tick_time}")
-        if not self.handshake_timeout > 0:
-            raise ValueError(f"handshake_timeout must be positive, got {self.handshake_timeout}")
-        if not self.send_timeout > 0:
-            raise ValueError(f"send_timeout must be positive, got {self.send_timeout}")
-        if self.max_queue_bytes < 1 or self.recv_size < 1:
-            raise ValueError("max_queue_bytes and recv_size must be positive")
-
-    @property
-    def queue_hard_limit(self) -> int:
-        """Bytes queued past which a frame from a greenlet that cannot wait
-        (the link's reader or ticker, the hub) closes the link: 2 x ``max_queue_bytes``."""
-        return 2 * self.max_queue_bytes
 
 
 @dataclass
@@ -150,38 +90,6 @@ class LinkStats:
     handler_errors: int = 0  #: other exceptions raised by the handler (logged)
     ticks_in: int = 0
     ticks_out: int = 0
-
-
-class _Batch(list[bytes]):
-    """Messages queued along one route, that the writer sends as one frame."""
-
-    __slots__ = ("sender", "to", "route", "room", "start")
-
-    def __init__(self, sender: Pid | None, to: Pid, route: bytes, body: bytes, room: int) -> None:
-        super().__init__((body,))
-        self.sender = sender  # the messages' sender and destination (as objects: compared with "is")
-        self.to = to
-        self.route = route
-        self.room = room  # what more messages may add (each counts its bytes and _TERM_COST)
-        self.start = room  # room when opened: start - room is what joined since
-
-    @staticmethod
-    def frame(encoder: FrameEncoder, route: bytes, items: list[bytes]) -> bytes:
-        raise NotImplementedError
-
-
-class _Terms(_Batch):
-    """Plain terms (``FrameEncoder.term``): one SEND_TERMS frame."""
-
-    __slots__ = ()
-    frame = staticmethod(FrameEncoder.send_terms)  # type: ignore[assignment]
-
-
-class _Sends(_Batch):
-    """Codec payloads (``FrameEncoder.payload``): one SEND frame."""
-
-    __slots__ = ()
-    frame = staticmethod(FrameEncoder.send_many)  # type: ignore[assignment]
 
 
 class Connection:
@@ -219,6 +127,23 @@ class Connection:
         encoder: a :class:`FrameEncoder` bounded by the peer's max frame size.
         stats: a :class:`LinkStats`.
         close_reason: why the link closed (None while open).
+        send_term: ``send_term(sender, to, msg) -> bool``: queue ``msg`` if it
+            is a plain term (``FrameEncoder.term``); False when it is not
+            (encode it with the serialization codec and use ``send_payload``).
+            Plain terms queued one after another from one sender to one
+            process, while the writer is busy, go out as one SEND_TERMS frame
+            (``OutboundBatcher.term``). Backpressure and errors as :meth:`send_frame`.
+        send_payload: ``send_payload(sender, to, payload)``: queue a message
+            whose serialization codec bytes are ``payload``; a burst of them
+            to one process shares one SEND frame (``OutboundBatcher.payload``).
+            Backpressure and errors as :meth:`send_frame`.
+
+    Sending on a closed link raises :class:`~joerl.errors.LinkClosed` when
+    this node closed it (``close`` got a term: ``"normal"``, ``"shutdown"``,
+    ``"noconnection"`` for a replaced link, ...) and
+    :class:`~joerl.errors.ConnectionLost` when it broke (``close`` got an
+    exception: the peer closed, a read or write failed, missed ticks, a full
+    queue, an oversized frame). Catch :class:`~joerl.errors.LinkDown` for both.
     """
 
     def __init__(
@@ -252,20 +177,14 @@ class Connection:
         self.tick_interval: float = min(config.tick_time, peer_tick) / 4.0
         self._decoder = FrameDecoder(config.max_frame_size)
         self._leftover = established.leftover
-        self._out: list[bytes | _Batch] = []
-        self._out_bytes = 0
+        # The outgoing queue (sans-IO): frames, and bursts batched into frames.
+        self._out = OutboundBatcher(self.encoder, self.peer_name, on_item=self._added)
+        # The hot path, bound straight to the queue (see the class docstring).
+        self.send_term: Callable[[Pid | None, Pid, Any], bool] = self._out.term
+        self.send_payload: Callable[[Pid | None, Pid, bytes], None] = self._out.payload
         self._max_queue = config.max_queue_bytes
         self._hard_limit = config.queue_hard_limit
         self._max_out_frame = self.peer.max_frame + 4
-        # SEND and SEND_TERMS: head (at most 4 bytes) and route (at most 34) leave this to messages.
-        self._max_term = self.peer.max_frame - 38
-        # A batch's room, in bytes and _TERM_COST per term: it bounds the
-        # frame's bytes and, as every term costs more than _TERM_COST, its count.
-        self._batch_room = min(MAX_TERMS_BYTES, self._max_term, MAX_MESSAGES_PER_FRAME * (_TERM_COST + 1))
-        # The _Batch at the end of _out, open to more messages (one of the two, or neither).
-        self._terms: _Terms | None = None
-        self._sends: _Sends | None = None
-        self._term = self.encoder.term
         self._writer_waiting = False
         self._writing = False
         # Immediate writes (see _write_now) only on a plain gevent TCP socket,
@@ -296,6 +215,11 @@ class Connection:
         """True once :meth:`close` ran (for whatever reason)."""
         return self._closed
 
+    @property
+    def queued_bytes(self) -> int:
+        """What the outgoing queue holds, in bytes (``OutboundBatcher.queued_bytes``)."""
+        return self._out.queued_bytes
+
     # -- lifecycle -------------------------------------------------------------
 
     def start(self) -> None:
@@ -304,14 +228,14 @@ class Connection:
         Raises:
             ValueError: no handler was given.
             RuntimeError: already started.
-            ConnectionLost: the connection was closed before it started.
+            LinkDown: the connection was closed before it started.
         """
         if self.handler is None:
             raise ValueError("set a handler before starting the connection")
         if self._started:
             raise RuntimeError(f"{self!r} is already started")
         if self._closed:
-            raise ConnectionLost(f"link to node {self.peer_name!r} is closed: {self.close_reason}")
+            raise self._down()
         self._started = True
         self._last_read = monotonic()
         self._reader = gevent.spawn(self._read_loop)
@@ -332,9 +256,7 @@ class Connection:
             return
         self._closed = True
         self.close_reason = reason
-        self._out = []
-        self._out_bytes = 0
-        self._terms = self._sends = None
+        self._out.clear()
         try:
             self.sock.close()
         except OSError:  # pragma: no cover - closing a socket hardly fails
@@ -396,7 +318,8 @@ class Connection:
 
         Raises:
             LocalProtocolError: the message cannot be encoded or is too large for the peer.
-            ConnectionLost: the link is closed (or was dropped while waiting).
+            LinkDown: the link is closed (:class:`LinkClosed` when this node
+                closed it, else ``ConnectionLost``; see the class docstring).
         """
         self.send_frame(item if item.__class__ is bytes else self.encoder.encode(item))  # type: ignore[arg-type]
 
@@ -414,106 +337,49 @@ class Connection:
 
         Raises:
             LocalProtocolError: the frame exceeds the peer's max frame size.
-            ConnectionLost: the link is closed, or was dropped for either reason.
+            LinkClosed: this node closed the link.
+            ConnectionLost: the link broke, or was dropped for either reason.
         """
         if self._closed:
-            raise ConnectionLost(f"link to node {self.peer_name!r} is closed: {self.close_reason}")
+            raise self._down()
         size = len(frame)
         if size > self._max_out_frame:
             raise LocalProtocolError(
                 f"frame of {size - 4} bytes exceeds the limit of node {self.peer_name!r} ({self.peer.max_frame} bytes)"
             )
-        self._close_batch()  # later messages queue behind this frame
-        if self._out_bytes >= self._max_queue and self._out:
-            self._wait_for_space(size)
-        elif self._writer_waiting and not self._out and self._direct_ok and not self._direct_spent:
-            frame = self._write_now(frame)
-            if not frame:
-                return
-            size = len(frame)
-        self._out.append(frame)
-        self._queued(size)
+        self._out.frame(frame)  # (which calls _added)
 
-    def send_term(self, sender: Pid | None, to: Pid, msg: Any) -> bool:
-        """Queue ``msg`` from ``sender`` to ``to`` if it is a plain term (see
-        ``FrameEncoder.term``); False when it is not (encode it with the
-        serialization codec and use :meth:`send_payload`).
-
-        Plain terms queued one after another from one sender to one process,
-        while the writer is busy, go out as one SEND_TERMS frame (up to
-        ``MAX_MESSAGES_PER_FRAME`` of them). Backpressure and errors as
-        :meth:`send_frame`.
-        """
-        body = self._term(msg)
-        if body is None:
-            return False
-        size = len(body) + _TERM_COST
-        batch = self._terms
-        if batch is not None and to is batch.to and sender is batch.sender and batch.room >= size:
-            batch.append(body)  # the hot path: a burst to one process (counted in _out_bytes by _close_batch)
-            batch.room -= size
-            return True
-        self._send_new(_Terms, sender, to, body, size)
-        return True
-
-    def send_payload(self, sender: Pid | None, to: Pid, payload: bytes) -> None:
-        """Queue a message from ``sender`` to ``to``, ``payload`` being its
-        serialization codec bytes: as :meth:`send_term` for the rest, a burst
-        of them to one process shares one SEND frame (a big one goes alone).
-        Backpressure and errors as :meth:`send_frame`.
-        """
-        size = len(payload) + _TERM_COST + 5  # and its bin header
-        if size > self._batch_room:
-            self.send_frame(self.encoder.send(sender, to, payload))
-            return
-        body = self.encoder.payload(payload)
-        batch = self._sends
-        if batch is not None and to is batch.to and sender is batch.sender and batch.room >= size:
-            batch.append(body)
-            batch.room -= size
-            return
-        self._send_new(_Sends, sender, to, body, size)
-
-    def _send_new(self, kind: type[_Batch], sender: Pid | None, to: Pid, body: bytes, size: int) -> None:
-        """A message for a batch of ``kind`` that does not join the open one."""
-        route = self.encoder.route(sender, to)
-        self._close_batch()
-        if self._closed:
-            raise ConnectionLost(f"link to node {self.peer_name!r} is closed: {self.close_reason}")
-        if self._out_bytes >= self._max_queue and self._out:
-            self._wait_for_space(size)
+    def _added(self, cost: int) -> None:
+        """The queue's ``on_item``: a new item (``cost`` bytes) is last in the
+        queue. Apply backpressure, or write it at once on an idle link, or wake
+        the writer; raise if the link is closed."""
         out = self._out
-        if not out and self._writer_waiting and self._direct_ok and not self._direct_spent:
-            rest = self._write_now(kind.frame(self.encoder, route, [body]))  # the latency path: see send_frame
+        if self._closed:
+            out.clear()
+            raise self._down()
+        if out.queued_bytes - cost >= self._max_queue and len(out) > 1:
+            self._wait_for_space()
+        elif self._writer_waiting and self._direct_ok and not self._direct_spent and len(out) == 1:
+            rest = self._write_now(out.take()[0])  # the latency path (see _write_now)
             if rest:
-                out.append(rest)
-                self._queued(len(rest))
+                out.frame(rest)  # (which comes back here, and wakes the writer)
             return
-        if len(body) > self._max_term:
-            raise LocalProtocolError(
-                f"a message of {len(body)} bytes does not fit the frame limit of node {self.peer_name!r} "
-                f"({self.peer.max_frame} bytes)"
-            )
-        batch = kind(sender, to, route, body, self._batch_room - size)
-        self._terms, self._sends = (batch, None) if kind is _Terms else (None, batch)  # type: ignore[assignment]
-        out.append(batch)
-        self._queued(size)
+        self._queued()
 
-    def _close_batch(self) -> None:
-        """No more messages join the open batch: count what joined it since it
-        opened (the hot paths leave that to here) in ``_out_bytes``."""
-        batch = self._terms or self._sends
-        if batch is not None:
-            self._out_bytes += batch.start - batch.room
-            self._terms = self._sends = None
+    def _down(self) -> LinkDown:
+        """The error for a send on the closed link: :class:`LinkClosed` when this
+        node closed it (``close`` got a term: "normal", "shutdown", ...),
+        :class:`ConnectionLost` when it broke (``close`` got an exception)."""
+        reason = self.close_reason
+        text = f"link to node {self.peer_name!r} is closed: {reason}"
+        return ConnectionLost(text) if isinstance(reason, BaseException) else LinkClosed(text)
 
-    def _queued(self, size: int) -> None:
-        """``size`` more bytes wait in ``_out``: wake the writer, maybe yield to it."""
-        self._out_bytes += size
+    def _queued(self) -> None:
+        """More waits in the queue: wake the writer, maybe yield to it."""
         if self._writer_waiting:
             self._writer_waiting = False
             self._wake.set()
-        if self._out_bytes >= _YIELD_AT and self._yield_ok():
+        if self._out.queued_bytes >= _YIELD_AT and self._yield_ok():
             # A burst is piling up: let the writer put it on the wire now, so
             # the peer decodes while we keep producing (the two overlap).
             gevent.sleep(0)
@@ -547,13 +413,15 @@ class Connection:
     def _refresh_direct(self) -> None:
         self._direct_spent = False
 
-    def _wait_for_space(self, size: int) -> None:
+    def _wait_for_space(self) -> None:
+        """The queue is full: wait for the writer to take it (or drop the link)."""
+        out = self._out
         current = gevent.getcurrent()
         hub = gevent.get_hub()
         if current is self._reader or current is self._ticker or current is hub:
             # These cannot wait (a reader waiting for its writer could deadlock
             # two nodes whose peers do the same); bound them instead.
-            if self._out_bytes + size > self._hard_limit:
+            if out.queued_bytes > self._hard_limit:
                 reason = ConnectionLost(
                     f"send queue to node {self.peer_name!r} would pass {self._hard_limit} bytes (twice "
                     f"max_queue_bytes) with frames the link's reader, ticker or the hub queue: peer not "
@@ -567,7 +435,7 @@ class Connection:
             return
         timeout = self.config.send_timeout
         start = monotonic()
-        while self._out_bytes >= self._max_queue and self._out and not self._closed:
+        while out.queued_bytes >= self._max_queue and len(out) and not self._closed:
             # The clock runs from the last byte the socket took, not from when
             # the queue filled: only a peer that reads nothing for send_timeout
             # is dropped.
@@ -583,16 +451,17 @@ class Connection:
             self._space.clear()
             self._space.wait(remaining)
         if self._closed:
-            raise ConnectionLost(f"link to node {self.peer_name!r} is closed: {self.close_reason}")
+            raise self._down()
 
     # -- greenlets -------------------------------------------------------------
 
     def _write_loop(self) -> None:
         sock = self.sock
         stats = self.stats
+        out = self._out
         try:
             while True:
-                while not self._out:
+                while not out:
                     if self._closed:
                         return
                     self._drained.set()
@@ -601,15 +470,10 @@ class Connection:
                     self._wake.clear()
                 if self._closed:
                     return
-                batch = self._out
-                was_full = self._out_bytes >= self._max_queue
-                self._out = []
-                self._terms = self._sends = None
-                self._out_bytes = 0
+                was_full = out.queued_bytes >= self._max_queue
+                data, frames = out.take()
                 if was_full:
                     self._space.set()
-                frames = [f.frame(self.encoder, f.route, f) if isinstance(f, _Batch) else f for f in batch]
-                data = frames[0] if len(frames) == 1 else b"".join(frames)
                 self._writing = True
                 try:
                     # In pieces, noting each one the socket takes: a slow but
@@ -622,7 +486,7 @@ class Connection:
                 finally:
                     self._writing = False
                 stats.writes += 1
-                stats.frames_out += len(batch)
+                stats.frames_out += frames
                 stats.bytes_out += len(data)
         except OSError as exc:
             if not self._closed:
@@ -694,7 +558,7 @@ class Connection:
         self.stats.frames_in += len(messages)
         for msg in messages:
             if msg.__class__ is FrameError:
-                self._bad_frame(msg)  # type: ignore[arg-type]
+                self._bad_frame(msg)
                 continue
             try:
                 handler(self, msg)  # type: ignore[arg-type]
@@ -713,11 +577,11 @@ class Connection:
                 )
             if self._closed:
                 return
-            if self._out_bytes >= self._max_queue:
+            if self._out.queued_bytes >= self._max_queue:
                 # Replies fill the queue faster than the writer gets to run:
                 # let it (a yield, never a wait; see send_frame).
                 gevent.sleep(0)
-                if self._closed:
+                if self.closed:  # (the property: the sleep may have closed it)
                     return
 
     def _bad_frame(self, exc: BaseException) -> None:

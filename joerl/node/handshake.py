@@ -1,11 +1,24 @@
-"""The link handshake engine (sans-IO): names, ids, flags, challenges, MACs.
+"""The link handshake engine (sans-IO): the exchange, the challenges, the MACs.
 
-:class:`Handshake` for either role, the identities it exchanges
-(:class:`NodeIdentity`, :class:`PeerHello`), its events and the node's
-:class:`Verdict`, the simultaneous-connect rule (:func:`dial_survives`) and
-the handshake errors. Opens no socket, imports no gevent. The messages, the
-statuses and the MAC are specified in ``joerl/node/protocol.py``'s docstring;
-import these names from :mod:`joerl.node.protocol`.
+Wire layout (the messages are ``hello.py``'s, ``Len:16 | msgpack map``)::
+
+    initiator I (dials)                              acceptor A (listens)
+    HELLO_I                                     -->
+                                                <--  STATUS (ok, ok_simultaneous, or a refusal)
+                                                <--  HELLO_A (only after ok / ok_simultaneous)
+    REPLY {mac: MAC_I}  (or ABORT)              -->
+                                                <--  ACK {mac: MAC_A}  (or ABORT)
+
+    MAC_x = HMAC-SHA256(cookie, LABEL_x + HELLO_I + HELLO_A), each hello as sent
+    LABEL_I = b"joerl-dist initiator\\0", LABEL_A = b"joerl-dist acceptor\\0"
+
+This module owns that exchange: :class:`Handshake`, one engine for either
+:class:`Role`, fed bytes and returning :class:`HelloReceived` (the node
+decides: ``accept`` / ``refuse``) and :class:`Established` events, with the
+bytes to send in ``data_to_send()``. The fields, flags and statuses are
+``hello.py``'s; the full specification is ``joerl/node/protocol.py``'s
+docstring. Opens no socket, imports no gevent; import these names from
+:mod:`joerl.node.protocol`.
 """
 
 from __future__ import annotations
@@ -13,147 +26,52 @@ from __future__ import annotations
 import enum
 import hmac
 import os
-import struct
 from collections.abc import Callable
-from dataclasses import dataclass
 from hashlib import sha256
-from typing import Any, NamedTuple
-
-import msgpack
+from typing import Any, NamedTuple, cast
 
 from .._describe import describe as _describe
-from ..errors import (
-    AuthenticationError,
-    HandshakeProtocolError,
-    HandshakeRefused,
-    LocalProtocolError,
-    NodeIdCollision,
-    SimultaneousConnect,
+from ..errors import AuthenticationError, HandshakeProtocolError, LocalProtocolError
+from .frames import DEFAULT_MAX_FRAME_SIZE
+from .hello import (
+    CHALLENGE_MAX,
+    CHALLENGE_MIN,
+    DEFAULT_CHALLENGE_SIZE,
+    DEFAULT_TICK_MS,
+    MIN_MAX_FRAME_SIZE,
+    MIN_PROTOCOL_VERSION,
+    OK_STATUSES,
+    PROTOCOL_VERSION,
+    REFUSALS,
+    STATUS_AUTH_FAILED,
+    STATUS_ID_COLLISION,
+    STATUS_NOK,
+    STATUS_NOT_ALLOWED,
+    STATUS_OK,
+    STATUS_OK_SIMULTANEOUS,
+    NodeIdentity,
+    PeerHello,
+    dial_survives,
+    mac_field,
+    next_message,
+    pack_message,
+    parse_hello,
+    refusal_error,
+    status_fields,
 )
-from .frames import _U32, _U64, DEFAULT_MAX_FRAME_SIZE, _is_uint
+from .messages import U32, is_uint
 
 __all__ = [
-    "ACCEPT",
-    "DEFAULT_FLAGS",
-    "DEFAULT_TICK_MS",
-    "DIALING",
     "Established",
     "Handshake",
-    "HandshakeProtocolError",
-    "HandshakeRefused",
+    "HandshakeEvent",
     "HandshakeState",
     "HelloReceived",
-    "NodeIdCollision",
-    "NodeIdentity",
-    "PeerHello",
     "Role",
-    "SimultaneousConnect",
-    "Verdict",
-    "dial_survives",
-    "refusal_error",
 ]
-
-#: 2: SEND names its pids in a route, and SEND_TERMS (1 was this release's first draft).
-PROTOCOL_VERSION = 2
-MIN_PROTOCOL_VERSION = 2
-
-#: The smallest ``max_frame`` a HELLO may announce (or ``Handshake`` be given).
-MIN_MAX_FRAME_SIZE = 1024
-#: Erlang's net_ticktime default: 60 s.
-DEFAULT_TICK_MS = 60_000
-MAX_HANDSHAKE_FRAME = 4096
-MAX_NAME_BYTES = 255
-CHALLENGE_MIN, CHALLENGE_MAX = 16, 64
-DEFAULT_CHALLENGE_SIZE = 32
-
-# Capability flags (u64). Those in use on a link are the AND of both sides'.
-FLAG_PUBLISHED = 0x01  #: a visible node (a later "hidden" node clears it)
-FLAG_LINKS = 0x02  #: LINK / UNLINK / EXIT / EXIT2
-FLAG_MONITORS = 0x04  #: MONITOR / DEMONITOR / DOWN, by pid or by name
-FLAG_SPAWN = 0x08  #: SPAWN_REQUEST / SPAWN_REPLY
-FLAG_ALIVE = 0x10  #: ALIVE_REQUEST / ALIVE_REPLY
-FLAG_UNLINK_ACK = 0x20  #: UNLINK carries an id answered by UNLINK_ACK
-FLAG_CALL_REPLY = 0x40  #: CALL_REPLY
-FLAG_SEND_TERMS = 0x80  #: SEND_TERMS
-DEFAULT_FLAGS = 0xFF
-
-STATUS_OK = "ok"
-STATUS_OK_SIMULTANEOUS = "ok_simultaneous"
-STATUS_NOK = "nok"
-STATUS_BUSY = "busy"
-STATUS_NOT_ALLOWED = "not_allowed"
-STATUS_ID_COLLISION = "id_collision"
-STATUS_AUTH_FAILED = "auth_failed"  # ABORT only
-_OK_STATUSES = frozenset({STATUS_OK, STATUS_OK_SIMULTANEOUS})
-_REFUSALS = frozenset({STATUS_NOK, STATUS_BUSY, STATUS_NOT_ALLOWED, STATUS_ID_COLLISION})
 
 _LABEL_INITIATOR = b"joerl-dist initiator\x00"
 _LABEL_ACCEPTOR = b"joerl-dist acceptor\x00"
-
-_LEN16 = struct.Struct(">H")
-
-
-# -- errors ------------------------------------------------------------------
-# All subclass the error tree of joerl.errors.
-
-
-# -- identities and handshake data ---------------------------------------------
-
-
-def _check_name(name: Any, what: str) -> str | None:
-    """The problem with a node name, or None when it is fine."""
-    if not isinstance(name, str):
-        return f"{what} must be a str, not {type(name).__name__}"
-    size = len(name.encode("utf-8", "surrogatepass"))
-    if not 1 <= size <= MAX_NAME_BYTES:
-        return f"{what} must be 1..{MAX_NAME_BYTES} bytes of UTF-8, got {size}"
-    if not name.isprintable():
-        return f"{what} {name!r} holds unprintable characters"
-    return None
-
-
-@dataclass(frozen=True)
-class NodeIdentity:
-    """Who a node says it is in the handshake.
-
-    Args:
-        name: the node's name, 1..255 bytes of UTF-8, printable.
-        node_id: its 32-bit id, 1..2**32-1 (``joerl.node.config.node_id_of``).
-        creation: its incarnation, 0..2**32-1 (from the port mapper).
-        flags: the ``FLAG_*`` capabilities it offers.
-
-    Raises:
-        ValueError: a field is out of range.
-    """
-
-    name: str
-    node_id: int
-    creation: int = 0
-    flags: int = DEFAULT_FLAGS
-
-    def __post_init__(self) -> None:
-        problem = _check_name(self.name, "node name")
-        if problem:
-            raise ValueError(problem)
-        if not _is_uint(self.node_id, _U32) or self.node_id == 0:
-            raise ValueError(f"node_id must be an int in 1..{_U32}, got {_describe(self.node_id)}")
-        if not _is_uint(self.creation, _U32):
-            raise ValueError(f"creation must be an int in 0..{_U32}, got {_describe(self.creation)}")
-        if not _is_uint(self.flags, _U64):
-            raise ValueError(f"flags must be an int in 0..{_U64}, got {_describe(self.flags)}")
-
-
-@dataclass(frozen=True)
-class PeerHello:
-    """What the peer announced in its HELLO."""
-
-    name: str
-    node_id: int
-    creation: int
-    flags: int
-    version: int
-    tick_ms: int
-    max_frame: int
 
 
 class Role(enum.Enum):
@@ -202,42 +120,6 @@ class Established(NamedTuple):
 
 
 HandshakeEvent = HelloReceived | Established
-
-
-class Verdict(NamedTuple):
-    """A node's answer to :class:`HelloReceived` (used by ``link_setup.py``).
-
-    ``status`` is ``"ok"`` (:data:`ACCEPT`), ``"dialing"`` (:data:`DIALING`:
-    the acceptor is dialling that peer too, apply the tie-break) or a refusal
-    status (``busy``, ``not_allowed``, ``id_collision``) with a ``reason``.
-    """
-
-    status: str
-    reason: str = ""
-
-    @classmethod
-    def refuse(cls, status: str, reason: str = "") -> Verdict:
-        """A refusal with its explanation."""
-        return cls(status, reason)
-
-
-ACCEPT = Verdict(STATUS_OK)
-DIALING = Verdict("dialing")
-
-
-def dial_survives(local_name: str, peer_name: str) -> bool:
-    """The simultaneous-connect rule: True when ``local_name``'s dial wins.
-
-    The node with the greater name (UTF-8 bytes compared) keeps its dial.
-    """
-    return local_name.encode("utf-8", "surrogatepass") > peer_name.encode("utf-8", "surrogatepass")
-
-
-def refusal_error(status: str, reason: str, peer: str | None, by_peer: bool) -> HandshakeRefused:
-    """The exception for a refusal: :class:`SimultaneousConnect` for ``nok``,
-    :class:`NodeIdCollision` for ``id_collision``, else :class:`HandshakeRefused`."""
-    cls = {STATUS_NOK: SimultaneousConnect, STATUS_ID_COLLISION: NodeIdCollision}.get(status, HandshakeRefused)
-    return cls(status, reason, peer=peer, by_peer=by_peer)
 
 
 class Handshake:
@@ -294,11 +176,11 @@ class Handshake:
         key = cookie.encode("utf-8") if isinstance(cookie, str) else bytes(cookie)
         if not key:
             raise ValueError("the cookie must not be empty")
-        if not _is_uint(tick_ms, _U32):
-            raise ValueError(f"tick_ms must be an int in 0..{_U32}, got {_describe(tick_ms)}")
-        if not (_is_uint(max_frame_size, _U32) and max_frame_size >= MIN_MAX_FRAME_SIZE):
+        if not is_uint(tick_ms, U32):
+            raise ValueError(f"tick_ms must be an int in 0..{U32}, got {_describe(tick_ms)}")
+        if not (is_uint(max_frame_size, U32) and max_frame_size >= MIN_MAX_FRAME_SIZE):
             raise ValueError(
-                f"max_frame_size must be an int in {MIN_MAX_FRAME_SIZE}..{_U32}, got {_describe(max_frame_size)}"
+                f"max_frame_size must be an int in {MIN_MAX_FRAME_SIZE}..{U32}, got {_describe(max_frame_size)}"
             )
         if not 1 <= min_version <= version:
             raise ValueError(f"need 1 <= min_version <= version, got {min_version}..{version}")
@@ -320,7 +202,7 @@ class Handshake:
         self._key = key
         self._in = bytearray()
         self._out = bytearray()
-        self._hello = self._frame(
+        self._hello = pack_message(
             {
                 "t": "hello",
                 "v": version,
@@ -371,11 +253,12 @@ class Handshake:
             return events
         try:
             while True:
-                item = self._next_message()
+                item = next_message(self._in)
                 if item is None:
                     break
                 event = self._handle(*item)
-                if self.state is HandshakeState.DONE:
+                state = cast(HandshakeState, self.state)  # (which _handle changed)
+                if state is HandshakeState.DONE:
                     assert self.peer is not None and self.status is not None
                     leftover = bytes(self._in)
                     self._in.clear()
@@ -385,7 +268,7 @@ class Handshake:
                     break
                 if event is not None:
                     events.append(event)
-                if self.state is HandshakeState.AWAIT_DECISION:
+                if state is HandshakeState.AWAIT_DECISION:
                     break
         except BaseException:
             self.state = HandshakeState.CLOSED
@@ -434,7 +317,7 @@ class Handshake:
             LocalProtocolError: no decision is pending, or an unknown status.
         """
         self._pending_decision()
-        if status not in _REFUSALS or status == STATUS_NOK:
+        if status not in REFUSALS or status == STATUS_NOK:
             raise LocalProtocolError(f"cannot refuse with status {_describe(status)}")
         self._refuse(status, reason)
 
@@ -453,13 +336,8 @@ class Handshake:
         self.status = status
         self.state = HandshakeState.CLOSED
 
-    @staticmethod
-    def _frame(body: dict[str, Any]) -> bytes:
-        raw = msgpack.packb(body, use_bin_type=True)
-        return _LEN16.pack(len(raw)) + raw
-
     def _send(self, body: dict[str, Any]) -> None:
-        self._out += self._frame(body)
+        self._out += pack_message(body)
 
     def _mac(self, label: bytes) -> bytes:
         if self.role is Role.INITIATOR:
@@ -468,36 +346,12 @@ class Handshake:
             transcript = self._peer_hello_raw + self._hello
         return hmac.new(self._key, label + transcript, sha256).digest()
 
-    def _next_message(self) -> tuple[bytes, dict[str, Any]] | None:
-        buf = self._in
-        if len(buf) < 2:
-            return None
-        (size,) = _LEN16.unpack_from(buf, 0)
-        if not 1 <= size <= MAX_HANDSHAKE_FRAME:
-            raise HandshakeProtocolError(
-                f"handshake message of {size} bytes (allowed 1..{MAX_HANDSHAKE_FRAME}): "
-                "the peer does not speak joerl's node-link protocol"
-            )
-        if len(buf) < 2 + size:
-            return None
-        raw = bytes(buf[: 2 + size])
-        del buf[: 2 + size]
-        try:
-            body = msgpack.unpackb(raw[2:], raw=False)
-        except Exception as exc:
-            raise HandshakeProtocolError(f"undecodable handshake message: {exc}") from None
-        if not isinstance(body, dict) or not isinstance(body.get("t"), str):
-            raise HandshakeProtocolError(
-                "handshake message is not a map with a type 't': the peer does not speak joerl's node-link protocol"
-            )
-        return raw, body
-
     def _handle(self, raw: bytes, msg: dict[str, Any]) -> HandshakeEvent | None:
         kind = msg["t"]
         state = self.state
         peer_name = self.peer.name if self.peer else self.expected_peer
         if kind == "abort" and state in (HandshakeState.AWAIT_REPLY, HandshakeState.AWAIT_ACK):
-            status, reason = self._status_fields(msg)
+            status, reason = status_fields(msg)
             if status == STATUS_AUTH_FAILED:
                 raise AuthenticationError(
                     f"node {peer_name!r} refused the link: our cookie does not match its cookie ({reason})"
@@ -506,9 +360,9 @@ class Handshake:
         if state is HandshakeState.AWAIT_HELLO and kind == "hello":
             return self._on_hello(raw, msg)
         if state is HandshakeState.AWAIT_STATUS and kind == "status":
-            status, reason = self._status_fields(msg)
-            if status not in _OK_STATUSES:
-                if status not in _REFUSALS:
+            status, reason = status_fields(msg)
+            if status not in OK_STATUSES:
+                if status not in REFUSALS:
                     raise HandshakeProtocolError(f"unknown handshake status {_describe(status)}")
                 raise refusal_error(status, reason, peer_name, by_peer=True)
             self.status = status
@@ -517,7 +371,7 @@ class Handshake:
         if state is HandshakeState.AWAIT_PEER_HELLO and kind == "hello":
             return self._on_hello(raw, msg)
         if state is HandshakeState.AWAIT_REPLY and kind == "reply":
-            if not hmac.compare_digest(self._mac_field(msg), self._mac(_LABEL_INITIATOR)):
+            if not hmac.compare_digest(mac_field(msg), self._mac(_LABEL_INITIATOR)):
                 self._refuse(STATUS_AUTH_FAILED, "challenge reply does not match: different cookies")
                 raise AuthenticationError(
                     f"node {peer_name!r} failed the cookie challenge: its cookie differs from ours; link refused"
@@ -526,7 +380,7 @@ class Handshake:
             self.state = HandshakeState.DONE
             return None
         if state is HandshakeState.AWAIT_ACK and kind == "ack":
-            if not hmac.compare_digest(self._mac_field(msg), self._mac(_LABEL_ACCEPTOR)):
+            if not hmac.compare_digest(mac_field(msg), self._mac(_LABEL_ACCEPTOR)):
                 raise AuthenticationError(
                     f"node {peer_name!r} failed the cookie challenge: its cookie differs from ours; link refused"
                 )
@@ -534,22 +388,8 @@ class Handshake:
             return None
         raise HandshakeProtocolError(f"unexpected handshake message {_describe(kind)} in state {state.value}")
 
-    @staticmethod
-    def _status_fields(msg: dict[str, Any]) -> tuple[str, str]:
-        status, reason = msg.get("status"), msg.get("reason", "")
-        if not isinstance(status, str) or not isinstance(reason, str):
-            raise HandshakeProtocolError("handshake status must be a str with a str reason")
-        return status, reason[:1000]
-
-    @staticmethod
-    def _mac_field(msg: dict[str, Any]) -> bytes:
-        mac = msg.get("mac")
-        if not isinstance(mac, bytes) or len(mac) != sha256().digest_size:
-            raise HandshakeProtocolError("handshake MAC must be 32 bytes")
-        return mac
-
     def _on_hello(self, raw: bytes, msg: dict[str, Any]) -> HandshakeEvent:
-        peer = _parse_hello(msg)
+        peer = parse_hello(msg)
         self.peer = peer
         self._peer_hello_raw = raw
         local = self.local
@@ -577,32 +417,3 @@ class Handshake:
             raise refusal_error(problem[0], problem[1], peer.name, by_peer=False)
         self.state = HandshakeState.AWAIT_DECISION
         return HelloReceived(peer)
-
-
-def _parse_hello(msg: dict[str, Any]) -> PeerHello:
-    v: Any = msg.get("v")
-    name: Any = msg.get("name")
-    nid: Any = msg.get("id")
-    creation: Any = msg.get("creation")
-    flags: Any = msg.get("flags")
-    challenge: Any = msg.get("challenge")
-    tick_ms: Any = msg.get("tick_ms", 0)
-    max_frame: Any = msg.get("max_frame", DEFAULT_MAX_FRAME_SIZE)
-    if not _is_uint(v, _U32) or v == 0:
-        raise HandshakeProtocolError(f"HELLO version must be a positive int, got {_describe(v)}")
-    problem = _check_name(name, "HELLO name")
-    if problem:
-        raise HandshakeProtocolError(problem)
-    if not _is_uint(nid, _U32) or nid == 0:
-        raise HandshakeProtocolError(f"HELLO node id must be an int in 1..{_U32}, got {_describe(nid)}")
-    if not _is_uint(creation, _U32):
-        raise HandshakeProtocolError(f"HELLO creation must be an int in 0..{_U32}, got {_describe(creation)}")
-    if not _is_uint(flags, _U64):
-        raise HandshakeProtocolError(f"HELLO flags must be an int in 0..{_U64}, got {_describe(flags)}")
-    if not isinstance(challenge, bytes) or not CHALLENGE_MIN <= len(challenge) <= CHALLENGE_MAX:
-        raise HandshakeProtocolError(f"HELLO challenge must be {CHALLENGE_MIN}..{CHALLENGE_MAX} bytes")
-    if not _is_uint(tick_ms, _U32):
-        raise HandshakeProtocolError(f"HELLO tick_ms must be an int in 0..{_U32}, got {_describe(tick_ms)}")
-    if not _is_uint(max_frame, _U32) or max_frame < MIN_MAX_FRAME_SIZE:
-        raise HandshakeProtocolError(f"HELLO max_frame must be an int in {MIN_MAX_FRAME_SIZE}..{_U32}")
-    return PeerHello(name, nid, creation, flags, v, tick_ms, max_frame)

@@ -128,7 +128,7 @@ def _run_handshake(sock: Any, hs: Handshake, decide: Decide | None, who: str) ->
             for event in events:
                 if event.__class__ is Established:
                     _flush(sock, hs)
-                    return event  # type: ignore[return-value]
+                    return event
                 verdict = decide(event.peer) if decide is not None else ACCEPT
                 _apply_verdict(hs, verdict, sock)
                 refeed = True

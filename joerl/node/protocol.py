@@ -1,10 +1,12 @@
 """Sans-IO node-link protocol: the handshake, then framed control messages.
 
 This module specifies every byte two joerl nodes exchange on a link, and is
-the one import path for the code that makes them: the handshake engine
-(:class:`Handshake`, in ``handshake.py``), the frame codec
-(:class:`FrameEncoder`, :func:`encode_frame`, :class:`FrameDecoder`) and the
-control message types (in ``frames.py``). None of them opens a socket or
+the one import path for the code that makes them: the handshake's messages
+(``hello.py``) and engine (:class:`Handshake`, ``handshake.py``), the control
+message types (``messages.py``), the frame codec (:class:`FrameEncoder` and
+:func:`encode_frame` in ``frames.py``, :class:`FrameDecoder` in
+``frame_decoder.py``) and the batching of a burst into frames
+(:class:`OutboundBatcher`, ``batching.py``). None of them opens a socket or
 imports gevent; ``link_setup.py`` and ``connection.py`` move the bytes.
 joerl's link protocol is its own (msgpack, HMAC-SHA256), not Erlang's, though
 it borrows Erlang's shape: name exchange, status, challenge both ways, ticks.
@@ -118,16 +120,76 @@ output (skip it: framing is intact), while a frame over the limit raises
 :class:`OversizedFrame` (the stream is broken: close the link).
 """
 
-# The code lives in handshake.py and frames.py; every public name of both is
-# importable from here, the one import path: those in __all__, then the wire
-# constants (versions, limits, FLAG_*, STATUS_*, OP_*), re-exported by "as" so
-# that type checkers which want explicit re-exports accept them too.
-from .frames import (
-    DEFAULT_MAX_FRAME_SIZE,
+# The code lives in messages.py, frames.py, frame_decoder.py, hello.py,
+# handshake.py and batching.py; every public name of them is importable from
+# here, the one import path.
+from ..errors import (
+    FrameError,
+    HandshakeProtocolError,
+    HandshakeRefused,
+    NodeIdCollision,
+    OversizedFrame,
+    SimultaneousConnect,
+)
+from .batching import OutboundBatcher
+from .frame_decoder import FrameDecoder
+from .frames import DEFAULT_MAX_FRAME_SIZE, TICK_FRAME, FrameEncoder, encode_frame
+from .handshake import Established, Handshake, HandshakeEvent, HandshakeState, HelloReceived, Role
+from .hello import (
+    ACCEPT,
+    CHALLENGE_MAX,
+    CHALLENGE_MIN,
+    DEFAULT_CHALLENGE_SIZE,
+    DEFAULT_FLAGS,
+    DEFAULT_TICK_MS,
+    DIALING,
+    FLAG_ALIVE,
+    FLAG_CALL_REPLY,
+    FLAG_LINKS,
+    FLAG_MONITORS,
+    FLAG_PUBLISHED,
+    FLAG_SEND_TERMS,
+    FLAG_SPAWN,
+    FLAG_UNLINK_ACK,
+    MAX_HANDSHAKE_FRAME,
+    MAX_NAME_BYTES,
+    MIN_MAX_FRAME_SIZE,
+    MIN_PROTOCOL_VERSION,
+    PROTOCOL_VERSION,
+    STATUS_AUTH_FAILED,
+    STATUS_BUSY,
+    STATUS_ID_COLLISION,
+    STATUS_NOK,
+    STATUS_NOT_ALLOWED,
+    STATUS_OK,
+    STATUS_OK_SIMULTANEOUS,
+    NodeIdentity,
+    PeerHello,
+    Verdict,
+    dial_survives,
+    refusal_error,
+)
+from .messages import (
     MAX_MESSAGES_PER_FRAME,
     MAX_TERM_ITEMS,
     MAX_TERMS_BYTES,
-    TICK_FRAME,
+    OP_ALIVE_REPLY,
+    OP_ALIVE_REQUEST,
+    OP_CALL_REPLY,
+    OP_DEMONITOR,
+    OP_DOWN,
+    OP_EXIT,
+    OP_EXIT2,
+    OP_LINK,
+    OP_MONITOR,
+    OP_REG_SEND,
+    OP_SEND,
+    OP_SEND_TERMS,
+    OP_SPAWN_REPLY,
+    OP_SPAWN_REQUEST,
+    OP_UNLINK,
+    OP_UNLINK_ACK,
+    TERM_SCALARS,
     AliveReply,
     AliveRequest,
     CallReply,
@@ -135,13 +197,9 @@ from .frames import (
     Down,
     Exit,
     Exit2,
-    FrameDecoder,
-    FrameEncoder,
-    FrameError,
     Link,
     Message,
     Monitor,
-    OversizedFrame,
     RegSend,
     Send,
     SendTerms,
@@ -150,191 +208,89 @@ from .frames import (
     Tick,
     Unlink,
     UnlinkAck,
-    encode_frame,
-)
-from .frames import (
-    OP_ALIVE_REPLY as OP_ALIVE_REPLY,
-)
-from .frames import (
-    OP_ALIVE_REQUEST as OP_ALIVE_REQUEST,
-)
-from .frames import (
-    OP_CALL_REPLY as OP_CALL_REPLY,
-)
-from .frames import (
-    OP_DEMONITOR as OP_DEMONITOR,
-)
-from .frames import (
-    OP_DOWN as OP_DOWN,
-)
-from .frames import (
-    OP_EXIT as OP_EXIT,
-)
-from .frames import (
-    OP_EXIT2 as OP_EXIT2,
-)
-from .frames import (
-    OP_LINK as OP_LINK,
-)
-from .frames import (
-    OP_MONITOR as OP_MONITOR,
-)
-from .frames import (
-    OP_REG_SEND as OP_REG_SEND,
-)
-from .frames import (
-    OP_SEND as OP_SEND,
-)
-from .frames import (
-    OP_SEND_TERMS as OP_SEND_TERMS,
-)
-from .frames import (
-    OP_SPAWN_REPLY as OP_SPAWN_REPLY,
-)
-from .frames import (
-    OP_SPAWN_REQUEST as OP_SPAWN_REQUEST,
-)
-from .frames import (
-    OP_UNLINK as OP_UNLINK,
-)
-from .frames import (
-    OP_UNLINK_ACK as OP_UNLINK_ACK,
-)
-from .frames import (
-    TERM_SCALARS as TERM_SCALARS,
-)
-from .handshake import (
-    ACCEPT,
-    DEFAULT_FLAGS,
-    DEFAULT_TICK_MS,
-    DIALING,
-    Established,
-    Handshake,
-    HandshakeProtocolError,
-    HandshakeRefused,
-    HandshakeState,
-    HelloReceived,
-    NodeIdCollision,
-    NodeIdentity,
-    PeerHello,
-    Role,
-    SimultaneousConnect,
-    Verdict,
-    dial_survives,
-    refusal_error,
-)
-from .handshake import (
-    CHALLENGE_MAX as CHALLENGE_MAX,
-)
-from .handshake import (
-    CHALLENGE_MIN as CHALLENGE_MIN,
-)
-from .handshake import (
-    DEFAULT_CHALLENGE_SIZE as DEFAULT_CHALLENGE_SIZE,
-)
-from .handshake import (
-    FLAG_ALIVE as FLAG_ALIVE,
-)
-from .handshake import (
-    FLAG_CALL_REPLY as FLAG_CALL_REPLY,
-)
-from .handshake import (
-    FLAG_LINKS as FLAG_LINKS,
-)
-from .handshake import (
-    FLAG_MONITORS as FLAG_MONITORS,
-)
-from .handshake import (
-    FLAG_PUBLISHED as FLAG_PUBLISHED,
-)
-from .handshake import (
-    FLAG_SEND_TERMS as FLAG_SEND_TERMS,
-)
-from .handshake import (
-    FLAG_SPAWN as FLAG_SPAWN,
-)
-from .handshake import (
-    FLAG_UNLINK_ACK as FLAG_UNLINK_ACK,
-)
-from .handshake import (
-    MAX_HANDSHAKE_FRAME as MAX_HANDSHAKE_FRAME,
-)
-from .handshake import (
-    MAX_NAME_BYTES as MAX_NAME_BYTES,
-)
-from .handshake import (
-    MIN_MAX_FRAME_SIZE as MIN_MAX_FRAME_SIZE,
-)
-from .handshake import (
-    MIN_PROTOCOL_VERSION as MIN_PROTOCOL_VERSION,
-)
-from .handshake import (
-    PROTOCOL_VERSION as PROTOCOL_VERSION,
-)
-from .handshake import (
-    STATUS_AUTH_FAILED as STATUS_AUTH_FAILED,
-)
-from .handshake import (
-    STATUS_BUSY as STATUS_BUSY,
-)
-from .handshake import (
-    STATUS_ID_COLLISION as STATUS_ID_COLLISION,
-)
-from .handshake import (
-    STATUS_NOK as STATUS_NOK,
-)
-from .handshake import (
-    STATUS_NOT_ALLOWED as STATUS_NOT_ALLOWED,
-)
-from .handshake import (
-    STATUS_OK as STATUS_OK,
-)
-from .handshake import (
-    STATUS_OK_SIMULTANEOUS as STATUS_OK_SIMULTANEOUS,
-)
-from .handshake import (
-    HandshakeEvent as HandshakeEvent,
 )
 
 __all__ = [
     "ACCEPT",
+    "AliveReply",
+    "AliveRequest",
+    "CHALLENGE_MAX",
+    "CHALLENGE_MIN",
+    "CallReply",
+    "DEFAULT_CHALLENGE_SIZE",
     "DEFAULT_FLAGS",
     "DEFAULT_MAX_FRAME_SIZE",
     "DEFAULT_TICK_MS",
     "DIALING",
-    "AliveReply",
-    "AliveRequest",
-    "CallReply",
     "Demonitor",
     "Down",
     "Established",
     "Exit",
     "Exit2",
+    "FLAG_ALIVE",
+    "FLAG_CALL_REPLY",
+    "FLAG_LINKS",
+    "FLAG_MONITORS",
+    "FLAG_PUBLISHED",
+    "FLAG_SEND_TERMS",
+    "FLAG_SPAWN",
+    "FLAG_UNLINK_ACK",
     "FrameDecoder",
     "FrameEncoder",
     "FrameError",
     "Handshake",
+    "HandshakeEvent",
     "HandshakeProtocolError",
     "HandshakeRefused",
     "HandshakeState",
     "HelloReceived",
     "Link",
-    "MAX_TERM_ITEMS",
-    "MAX_TERMS_BYTES",
+    "MAX_HANDSHAKE_FRAME",
     "MAX_MESSAGES_PER_FRAME",
+    "MAX_NAME_BYTES",
+    "MAX_TERMS_BYTES",
+    "MAX_TERM_ITEMS",
+    "MIN_MAX_FRAME_SIZE",
+    "MIN_PROTOCOL_VERSION",
     "Message",
     "Monitor",
     "NodeIdCollision",
     "NodeIdentity",
+    "OP_ALIVE_REPLY",
+    "OP_ALIVE_REQUEST",
+    "OP_CALL_REPLY",
+    "OP_DEMONITOR",
+    "OP_DOWN",
+    "OP_EXIT",
+    "OP_EXIT2",
+    "OP_LINK",
+    "OP_MONITOR",
+    "OP_REG_SEND",
+    "OP_SEND",
+    "OP_SEND_TERMS",
+    "OP_SPAWN_REPLY",
+    "OP_SPAWN_REQUEST",
+    "OP_UNLINK",
+    "OP_UNLINK_ACK",
+    "OutboundBatcher",
     "OversizedFrame",
+    "PROTOCOL_VERSION",
     "PeerHello",
     "RegSend",
     "Role",
+    "STATUS_AUTH_FAILED",
+    "STATUS_BUSY",
+    "STATUS_ID_COLLISION",
+    "STATUS_NOK",
+    "STATUS_NOT_ALLOWED",
+    "STATUS_OK",
+    "STATUS_OK_SIMULTANEOUS",
     "Send",
     "SendTerms",
     "SimultaneousConnect",
     "SpawnReply",
     "SpawnRequest",
+    "TERM_SCALARS",
     "TICK_FRAME",
     "Tick",
     "Unlink",

@@ -364,10 +364,10 @@ def test_outgoing_queue_stays_bounded_when_the_peer_does_not_read(caplog: pytest
                     break  # the node dropped the link: the bound held
                 sent += 20_000
                 wait_until(lambda: link.closed or link.stats.frames_in >= sent, timeout=20.0, what="requests handled")
-                if link.closed or link._out_bytes > 4 * bound:
+                if link.closed or link.queued_bytes > 4 * bound:
                     break
-            assert link.closed or link._out_bytes <= bound, (
-                f"{link._out_bytes} bytes queued for a peer that does not read (bound {bound}) after {sent} requests"
+            assert link.closed or link.queued_bytes <= bound, (
+                f"{link.queued_bytes} bytes queued for a peer that does not read (bound {bound}) after {sent} requests"
             )
             assert "peer not reading" in str(link.close_reason), link.close_reason
             wait_until(lambda: "fz-flood" not in target.nodes(), what="the node dropped the flooding peer")
@@ -440,7 +440,7 @@ def test_frames_queued_by_the_hub_past_the_hard_limit_drop_the_link() -> None:
                     for _ in range(10_000):
                         link.send_frame(payload)
                         outcome["sent"] += 1
-                        outcome["most"] = max(outcome["most"], link._out_bytes)
+                        outcome["most"] = max(outcome["most"], link.queued_bytes)
                 except ConnectionLost as exc:
                     outcome["error"] = exc
                 finally:

@@ -28,6 +28,8 @@ from joerl.errors import (
     ConnectionLost,
     DecodeError,
     HandshakeError,
+    LinkClosed,
+    LinkDown,
     LocalProtocolError,
     NodeUnreachable,
 )
@@ -225,6 +227,19 @@ def test_handshake_and_messages_both_ways(net: Net) -> None:
     assert len(closes.calls) == 1 and len(listener.closes.calls) == 1
     with pytest.raises(ConnectionLost, match="is closed"):
         conn.send(p.Send(PA, PB, b"late"))
+    with pytest.raises(ConnectionLost, match="is closed"):
+        conn.send_term(PA, PB, ("late", 1))
+    # The side that closed the link gets LinkClosed ("you closed it"), not
+    # ConnectionLost ("it broke"); LinkDown catches both.
+    for late in (
+        lambda: accepted.send(p.Link(PB, PA)),
+        lambda: accepted.send_term(PB, PA, ("late", 2)),
+        lambda: accepted.send_payload(PB, PA, b"late"),
+    ):
+        with pytest.raises(LinkClosed, match="is closed: normal"):
+            late()
+    assert issubclass(LinkClosed, LinkDown) and issubclass(ConnectionLost, LinkDown)
+    assert not issubclass(LinkClosed, ConnectionLost)
 
 
 def test_frames_in_the_same_read_as_the_ack_are_not_lost(net: Net) -> None:

@@ -1,0 +1,223 @@
+"""The outgoing queue of one link, and the batching of bursts into frames (sans-IO).
+
+Wire layout: what leaves is link frames (``frames.py``), back to back::
+
+    frame | frame | ...     frame = Len:32 | [op, field, ...]
+    a burst of messages from one sender to one process, queued in a row:
+        SEND_TERMS  [16, route, term, term, ...]       (plain terms)
+        SEND        [1, route, payload, payload, ...]  (codec payloads)
+    each frame at most MAX_MESSAGES_PER_FRAME messages and the peer's max_frame
+
+This module owns that queue: :class:`OutboundBatcher` is fed messages and
+encoded frames, in order, and hands the bytes of everything queued to whoever
+writes them (:meth:`~OutboundBatcher.take`). Messages from one sender to one
+process queued one after another, while nothing else came between them, join
+one open batch that becomes one SEND_TERMS or SEND frame when taken. It
+counts what is queued, so that the link can apply backpressure; when to
+write, wait or wake a writer is the link's (``connection.py``). Opens no
+socket, imports no gevent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import LocalProtocolError
+from ..pid import Pid
+from .frames import FrameEncoder
+from .messages import MAX_MESSAGES_PER_FRAME, MAX_TERMS_BYTES
+
+__all__ = ["TERM_COST", "OutboundBatcher"]
+
+#: What a queued message costs beyond its bytes (a bytes object and a list
+#: slot): counted in ``queued_bytes``, so that a bound on it holds for memory.
+TERM_COST = 48
+# A SEND or SEND_TERMS frame's head (at most 4 bytes) and route (at most 34).
+_FRAME_OVERHEAD = 38
+
+
+class _Batch(list[bytes]):
+    """Messages queued along one route, that become one frame."""
+
+    __slots__ = ("sender", "to", "route", "room", "start")
+
+    def __init__(self, sender: Pid | None, to: Pid, route: bytes, body: bytes, room: int) -> None:
+        super().__init__((body,))
+        self.sender = sender  # the messages' sender and destination (as objects: compared with "is")
+        self.to = to
+        self.route = route
+        self.room = room  # what more messages may add (each counts its bytes and TERM_COST)
+        self.start = room  # room when opened: start - room is what joined since
+
+    @staticmethod
+    def frame(encoder: FrameEncoder, route: bytes, items: list[bytes]) -> bytes:
+        raise NotImplementedError
+
+
+class _Terms(_Batch):
+    """Plain terms (``FrameEncoder.term``): one SEND_TERMS frame."""
+
+    __slots__ = ()
+    frame = staticmethod(FrameEncoder.send_terms)  # type: ignore[assignment]
+
+
+class _Sends(_Batch):
+    """Codec payloads (``FrameEncoder.payload``): one SEND frame."""
+
+    __slots__ = ()
+    frame = staticmethod(FrameEncoder.send_many)  # type: ignore[assignment]
+
+
+class OutboundBatcher:
+    """The queue of frames and batches waiting to go out on one link.
+
+    Feed it with :meth:`term`, :meth:`payload` and :meth:`frame`, in the
+    order the messages must arrive; :meth:`take` returns the bytes of
+    everything queued and empties the queue. ``len()`` is the number of
+    items queued (frames and batches; a batch becomes one frame).
+
+    A message that joins the open batch only appends to it: that is the hot
+    path, a few dict-free checks and an append. Anything that adds an item
+    to the queue (a frame, or a batch opened) then calls ``on_item(cost)``,
+    as its last step: the link's hook to apply backpressure or wake its
+    writer. The hook may call :meth:`take` or :meth:`clear`, or raise (the
+    exception reaches the feeder).
+
+    Args:
+        encoder: the link's encoder (bounded by the peer's max frame size,
+            its ``terms`` flag saying whether the peer takes SEND_TERMS).
+        peer: the peer's name, for error messages.
+        on_item: ``on_item(cost)``, called after an item was queued.
+
+    Attributes:
+        queued_bytes: what the queue costs, in bytes (each message of a batch
+            counts ``TERM_COST`` more). For speed, what joins the open batch
+            is counted when the batch closes (another item follows it, or
+            :meth:`take`); it can be smaller than the truth by one batch's
+            room (at most ``batch_room``).
+        batch_room: what one batch may hold, in bytes and ``TERM_COST`` per
+            message: it bounds the frame's bytes and its number of messages.
+    """
+
+    def __init__(
+        self, encoder: FrameEncoder, peer: str = "the peer", on_item: Callable[[int], None] | None = None
+    ) -> None:
+        self.encoder = encoder
+        self.peer = peer
+        self.on_item: Callable[[int], None] = on_item or _ignore
+        self.queued_bytes = 0
+        self._items: list[bytes | _Batch] = []
+        self._max_term = encoder.max_frame_size - _FRAME_OVERHEAD
+        self.batch_room = min(MAX_TERMS_BYTES, self._max_term, MAX_MESSAGES_PER_FRAME * (TERM_COST + 1))
+        # The _Batch at the end of _items, open to more messages (one of the two, or neither).
+        self._terms: _Terms | None = None
+        self._sends: _Sends | None = None
+        self._term = encoder.term
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return f"<OutboundBatcher {len(self._items)} items, {self.queued_bytes} bytes>"
+
+    def term(self, sender: Pid | None, to: Pid, msg: Any) -> bool:
+        """Queue ``msg`` from ``sender`` to ``to`` if it is a plain term (see
+        ``FrameEncoder.term``); False when it is not, or the peer takes none
+        (encode it with the serialization codec and use :meth:`payload`).
+
+        Raises:
+            LocalProtocolError: a pid cannot be encoded, or the message does
+                not fit the peer's frame limit.
+            Exception: what ``on_item`` raised.
+        """
+        body = self._term(msg)
+        if body is None:
+            return False
+        size = len(body) + TERM_COST
+        batch = self._terms
+        if batch is not None and to is batch.to and sender is batch.sender and batch.room >= size:
+            batch.append(body)  # the hot path: a burst to one process (counted by _close_batch)
+            batch.room -= size
+            return True
+        self._open(_Terms, sender, to, body, size)
+        return True
+
+    def payload(self, sender: Pid | None, to: Pid, payload: bytes) -> None:
+        """Queue a message from ``sender`` to ``to``, ``payload`` being its
+        serialization codec bytes: a burst of them to one process shares one
+        SEND frame; one too big for a batch is a SEND frame of its own.
+
+        Raises:
+            LocalProtocolError: ``payload`` is not bytes, a pid cannot be
+                encoded, or the frame is too large for the peer.
+            Exception: what ``on_item`` raised.
+        """
+        size = len(payload) + TERM_COST + 5  # and its bin header
+        if size > self.batch_room:
+            self.frame(self.encoder.send(sender, to, payload))
+            return
+        body = self.encoder.payload(payload)
+        batch = self._sends
+        if batch is not None and to is batch.to and sender is batch.sender and batch.room >= size:
+            batch.append(body)
+            batch.room -= size
+            return
+        self._open(_Sends, sender, to, body, size)
+
+    def frame(self, frame: bytes) -> None:
+        """Queue ``frame`` (encoded bytes, or the unsent rest of some) after
+        everything queued: later messages queue behind it.
+
+        Raises:
+            Exception: what ``on_item`` raised.
+        """
+        self._close_batch()
+        self._items.append(frame)
+        size = len(frame)
+        self.queued_bytes += size
+        self.on_item(size)
+
+    def take(self) -> tuple[bytes, int]:
+        """The bytes of everything queued, and how many frames they are; the queue empties."""
+        items = self._items
+        self.clear()
+        encoder = self.encoder
+        frames = [f.frame(encoder, f.route, f) if isinstance(f, _Batch) else f for f in items]
+        return (frames[0] if len(frames) == 1 else b"".join(frames)), len(frames)
+
+    def clear(self) -> None:
+        """Drop everything queued."""
+        self._items = []
+        self.queued_bytes = 0
+        self._terms = self._sends = None
+
+    def _open(self, kind: type[_Batch], sender: Pid | None, to: Pid, body: bytes, size: int) -> None:
+        """Queue a new batch of ``kind`` holding ``body``."""
+        route = self.encoder.route(sender, to)
+        if len(body) > self._max_term:
+            raise LocalProtocolError(
+                f"a message of {len(body)} bytes does not fit the frame limit of node {self.peer!r} "
+                f"({self.encoder.max_frame_size} bytes)"
+            )
+        self._close_batch()
+        batch = kind(sender, to, route, body, self.batch_room - size)
+        if kind is _Terms:
+            self._terms = batch  # type: ignore[assignment]
+        else:
+            self._sends = batch  # type: ignore[assignment]
+        self._items.append(batch)
+        self.queued_bytes += size
+        self.on_item(size)
+
+    def _close_batch(self) -> None:
+        """No more messages join the open batch: count what joined it since it
+        opened (the hot paths leave that to here) in ``queued_bytes``."""
+        batch = self._terms or self._sends
+        if batch is not None:
+            self.queued_bytes += batch.start - batch.room
+            self._terms = self._sends = None
+
+
+def _ignore(cost: int) -> None:
+    """The default ``on_item``: nothing to do."""

@@ -1,0 +1,387 @@
+"""Link frames in: :class:`FrameDecoder`, bytes to control messages (sans-IO).
+
+Wire layout (``frames.py`` owns it)::
+
+    Len:32 | Body        Len == 0 is a tick; 1 <= Len <= max_frame
+    Body = msgpack array [op, field, ...]; trailing extra fields are ignored
+           (but by SEND and SEND_TERMS, whose fields after the route are messages)
+
+A length over ``max_frame`` raises :class:`OversizedFrame` before any body
+byte is read (the stream is broken); a body that does not decode to a control
+message (``messages.py``) is a :class:`FrameError` in the output, in its place
+(framing is intact: skip it). Opens no socket, imports no gevent. Import
+these names from :mod:`joerl.node.protocol`.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from typing import Any, cast
+
+import msgpack
+
+from .._describe import describe as _describe
+from ..errors import FrameError, OversizedFrame
+from ..pid import Pid, Ref
+from .frames import DEFAULT_MAX_FRAME_SIZE, MAX_TERMS_FRAME, ROUTE_PID
+from .messages import (
+    MAX_MESSAGES_PER_FRAME,
+    MAX_TERM_ITEMS,
+    OP_ALIVE_REPLY,
+    OP_ALIVE_REQUEST,
+    OP_CALL_REPLY,
+    OP_DEMONITOR,
+    OP_DOWN,
+    OP_EXIT,
+    OP_EXIT2,
+    OP_LINK,
+    OP_MONITOR,
+    OP_NAMES,
+    OP_REG_SEND,
+    OP_SEND,
+    OP_SEND_TERMS,
+    OP_SPAWN_REPLY,
+    OP_SPAWN_REQUEST,
+    OP_UNLINK,
+    OP_UNLINK_ACK,
+    U32,
+    U64,
+    AliveReply,
+    AliveRequest,
+    CallReply,
+    Demonitor,
+    Down,
+    Exit,
+    Exit2,
+    Link,
+    Message,
+    Monitor,
+    RegSend,
+    Send,
+    SendTerms,
+    SpawnReply,
+    SpawnRequest,
+    Unlink,
+    UnlinkAck,
+    is_uint,
+    plain_terms,
+)
+
+__all__ = ["FrameDecoder", "FrameError", "OversizedFrame"]
+
+_unpack_len32 = struct.Struct(">I").unpack_from
+_new_tuple = tuple.__new__
+
+
+class _Bad(Exception):
+    """Internal: a field could not be decoded."""
+
+
+def _dref(x: Any) -> Ref:
+    if type(x) is tuple and len(x) == 3:
+        n, i, c = x
+        if is_uint(n, U32) and n and is_uint(i, U64) and is_uint(c, U32):
+            ref: Ref = Ref._unchecked(n, i, c)
+            return ref
+    raise _Bad(f"expected a ref [node>0, id, creation], got {_describe(x)}")
+
+
+def _dbytes(x: Any, what: str) -> bytes:
+    if type(x) is not bytes:
+        raise _Bad(f"{what} must be bin, got {type(x).__name__}")
+    return x
+
+
+def _dname(x: Any, what: str) -> str:
+    if type(x) is not str or not x:
+        raise _Bad(f"{what} must be a non-empty str, got {_describe(x)}")
+    return x
+
+
+def _bins(t: tuple[Any, ...]) -> bool:
+    """Whether every field of ``t`` after its first two is bytes (SEND's payloads)."""
+    for p in t[2:]:
+        if p.__class__ is not bytes:
+            return False
+    return True
+
+
+def _dpayloads(t: tuple[Any, ...]) -> tuple[bytes, ...]:
+    payloads = t[2:]  # (at most MAX_MESSAGES_PER_FRAME: the Unpacker's max_array_len)
+    for p in payloads:
+        _dbytes(p, "payload")
+    return payloads
+
+
+def _dterms(t: tuple[Any, ...]) -> tuple[Any, ...]:
+    msgs = t[2:]  # (at most MAX_MESSAGES_PER_FRAME: the Unpacker's max_array_len)
+    if not plain_terms(msgs):
+        bad = next(m for m in msgs if not plain_terms((m,)))
+        raise _Bad(
+            f"msg must be a plain term (a scalar, or a flat array of at most {MAX_TERM_ITEMS}), got {_describe(bad)}"
+        )
+    return msgs
+
+
+def _dbool(x: Any, what: str) -> bool:
+    if type(x) is not bool:
+        raise _Bad(f"{what} must be a bool, got {_describe(x)}")
+    return x
+
+
+_ARITY = {
+    OP_SEND: 3, OP_REG_SEND: 4, OP_LINK: 3, OP_UNLINK: 4, OP_UNLINK_ACK: 4, OP_EXIT: 4, OP_EXIT2: 4,
+    OP_MONITOR: 4, OP_DEMONITOR: 4, OP_DOWN: 5, OP_SPAWN_REQUEST: 7, OP_SPAWN_REPLY: 4,
+    OP_ALIVE_REQUEST: 3, OP_ALIVE_REPLY: 3, OP_CALL_REPLY: 3, OP_SEND_TERMS: 3,
+}  # fmt: skip
+
+
+class FrameDecoder:
+    """Turns the bytes of a link (after the handshake) into control messages.
+
+    Feeding is O(n) in the bytes fed, however they are split: complete frames
+    are decoded straight from the input, and only an incomplete tail is kept.
+    Bodies go through one streaming msgpack ``Unpacker`` (much cheaper per
+    frame than ``unpackb``), checked to consume exactly the frame's length;
+    SEND with known pids takes an inlined fast path.
+
+    Args:
+        max_frame_size: the largest frame body accepted; a larger length
+            prefix raises :class:`OversizedFrame` before any body byte is read.
+        pid_cache_size: decoded pids are cached per link (the same few pids
+            recur on a link); the cache is cleared when it holds this many.
+
+    Attributes:
+        ticks: ticks received so far (they are counted, not returned).
+        frames: control messages and bad frames returned so far (a SEND of
+            several payloads counts one for each; ticks do not count).
+    """
+
+    def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE, *, pid_cache_size: int = 4096) -> None:
+        self.max_frame_size = max_frame_size
+        self.ticks = 0
+        self.frames = 0
+        self._buf = bytearray()
+        self._broken: OversizedFrame | None = None
+        self._pids: dict[Any, Pid] = {}
+        self._routes: dict[bytes, tuple[Pid | None, Pid]] = {}  # SEND's route -> (sender, to)
+        self._pid_cache_size = pid_cache_size
+        self._pos = 0
+        self._new_unpacker()
+        self._ops: dict[int, Callable[[tuple[Any, ...]], Message | list[Send]]] = {
+            OP_SEND: lambda t: [Send(*route, p) for route in (self._route(t[1]),) for p in _dpayloads(t)],
+            OP_REG_SEND: lambda t: RegSend(
+                self._opt_pid(t[1], "sender"), _dname(t[2], "to_name"), _dbytes(t[3], "payload")
+            ),
+            OP_LINK: lambda t: Link(self._pid(t[1], "sender"), self._pid(t[2], "to")),
+            OP_UNLINK: lambda t: Unlink(self._pid(t[1], "sender"), self._pid(t[2], "to"), self._id(t[3])),
+            OP_UNLINK_ACK: lambda t: UnlinkAck(self._pid(t[1], "sender"), self._pid(t[2], "to"), self._id(t[3])),
+            OP_EXIT: lambda t: Exit(self._pid(t[1], "sender"), self._pid(t[2], "to"), _dbytes(t[3], "reason")),
+            OP_EXIT2: lambda t: Exit2(self._opt_pid(t[1], "sender"), self._pid(t[2], "to"), _dbytes(t[3], "reason")),
+            OP_MONITOR: lambda t: Monitor(self._pid(t[1], "sender"), self._target(t[2], "to"), _dref(t[3])),
+            OP_DEMONITOR: lambda t: Demonitor(self._pid(t[1], "sender"), self._target(t[2], "to"), _dref(t[3])),
+            OP_DOWN: lambda t: Down(
+                self._target(t[1], "sender"), self._pid(t[2], "to"), _dref(t[3]), _dbytes(t[4], "reason")
+            ),
+            OP_SPAWN_REQUEST: lambda t: SpawnRequest(
+                _dref(t[1]), self._pid(t[2], "sender"), _dname(t[3], "factory"), _dbytes(t[4], "args"),
+                _dbool(t[5], "link"), _dbool(t[6], "monitor"),
+            ),
+            OP_SPAWN_REPLY: lambda t: SpawnReply(
+                _dref(t[1]), self._pid(t[2], "to"), _dname(t[3], "result") if type(t[3]) is str
+                else self._pid(t[3], "result"),
+            ),
+            OP_ALIVE_REQUEST: lambda t: AliveRequest(_dref(t[1]), self._pid(t[2], "pid")),
+            OP_ALIVE_REPLY: lambda t: AliveReply(_dref(t[1]), _dbool(t[2], "alive")),
+            OP_CALL_REPLY: lambda t: CallReply(_dref(t[1]), _dbytes(t[2], "payload")),
+            OP_SEND_TERMS: lambda t: SendTerms(*self._route(t[1]), _dterms(t)),
+        }  # fmt: skip
+
+    def buffered(self) -> int:
+        """How many bytes of an incomplete frame are waiting for the rest."""
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> list[Message | FrameError]:
+        """Take bytes from the link; return the messages of every complete frame.
+
+        A frame that cannot be decoded (not msgpack, unknown op, wrong fields)
+        is returned as a :class:`FrameError` in its place: log it, count it,
+        go on; the frames around it are unaffected.
+
+        Raises:
+            OversizedFrame: a length prefix exceeds ``max_frame_size``. The
+                stream is broken: close the link. The messages decoded before
+                it in this call are in the exception's ``messages``; every
+                later call raises it again.
+        """
+        if self._broken is not None:
+            raise self._broken
+        buf = self._buf
+        if buf:
+            buf += data
+            src: bytes | bytearray = buf
+        else:
+            src = data
+        end_all = len(src)
+        off = 0
+        out: list[Message | FrameError] = []
+        append = out.append
+        limit = self.max_frame_size
+        feed, unpack, tell = self._feed, self._unpack, self._tell
+        routes = self._routes
+        pos = self._pos  # bytes fed to the Unpacker (its tell() must agree)
+        while end_all - off >= 4:
+            (size,) = _unpack_len32(src, off)
+            if size == 0:
+                self.ticks += 1
+                off += 4
+                continue
+            if size > limit:
+                self._pos = pos
+                err = OversizedFrame(size, limit)
+                err.messages = out
+                self._broken = err
+                raise err
+            end = off + 4 + size
+            if end > end_all:
+                break
+            # One streaming Unpacker per link: far cheaper per frame than unpackb.
+            if size <= 4096:
+                feed(src[off + 4 : end])
+            else:
+                with memoryview(src) as mv, mv[off + 4 : end] as body:
+                    feed(body)
+            off = end
+            pos += size
+            try:
+                t = unpack()
+            except Exception as exc:
+                append(self._reset(f"body is not msgpack ({type(exc).__name__}: {exc})", size))
+                feed, unpack, tell, pos = self._feed, self._unpack, self._tell, 0
+                continue
+            if tell() != pos:
+                append(self._reset("body is not msgpack (extra data after the message)", size))
+                feed, unpack, tell, pos = self._feed, self._unpack, self._tell, 0
+                continue
+            # The SEND and SEND_TERMS hot path, inlined: a known route, exact
+            # types; anything else (a new route, a bad field) takes the general path.
+            try:
+                op = t[0]
+                if op.__class__ is int and (op == OP_SEND_TERMS or op == OP_SEND):
+                    sender, to = routes[t[1]]
+                    if op == OP_SEND_TERMS:
+                        msgs = t[2:]
+                        if size <= MAX_TERMS_FRAME and msgs and plain_terms(msgs):
+                            append(_new_tuple(SendTerms, (sender, to, msgs)))
+                            continue
+                    elif len(t) == 3:
+                        if (payload := t[2]).__class__ is bytes:
+                            append(_new_tuple(Send, (sender, to, payload)))
+                            continue
+                    elif len(t) > 3 and _bins(t):
+                        for payload in t[2:]:
+                            append(_new_tuple(Send, (sender, to, payload)))
+                        continue
+            except (LookupError, TypeError):
+                pass
+            event = self._decode(t, size)
+            if event.__class__ is list:  # a SEND of several payloads
+                out += event
+            else:
+                append(event)  # type: ignore[arg-type]
+        self._pos = pos
+        self.frames += len(out)
+        if src is buf:
+            del buf[:off]
+        elif off < end_all:
+            buf += src[off:]
+        return out
+
+    def _new_unpacker(self) -> None:
+        # Limits bound what a declared length can make msgpack allocate up front.
+        unpacker = msgpack.Unpacker(
+            use_list=False,
+            raw=False,
+            max_buffer_size=max(self.max_frame_size, 1 << 20),
+            max_bin_len=self.max_frame_size,
+            max_str_len=self.max_frame_size,  # a str allocates nothing before its bytes arrive
+            # Bounds what one array header makes msgpack allocate, and the
+            # messages of one SEND or SEND_TERMS frame (op, route, messages).
+            max_array_len=MAX_MESSAGES_PER_FRAME + 2,
+            max_map_len=64,
+            max_ext_len=64,
+        )
+        self._feed, self._unpack, self._tell = unpacker.feed, unpacker.unpack, unpacker.tell
+        self._pos = 0
+
+    def _reset(self, message: str, size: int) -> FrameError:
+        """Drop the Unpacker's state after a bad body; framing is unaffected."""
+        self._new_unpacker()
+        return FrameError(message, size=size)
+
+    def _decode(self, t: Any, size: int) -> Message | FrameError | list[Send]:
+        if t.__class__ is not tuple or not t or t[0].__class__ is not int:
+            return FrameError(f"body is not an array [op, ...]: {_describe(t)}", size=size)
+        op = t[0]
+        fn = self._ops.get(op)
+        if fn is None:
+            return FrameError(f"unknown control message type {op}", size=size, op=op)
+        if len(t) < _ARITY[op]:
+            return FrameError(f"{OP_NAMES[op]} needs {_ARITY[op] - 1} fields, got {len(t) - 1}", size=size, op=op)
+        if op == OP_SEND_TERMS and size > MAX_TERMS_FRAME:
+            return FrameError(f"SEND_TERMS: a frame of {size} bytes, over {MAX_TERMS_FRAME}", size=size, op=op)
+        try:
+            return fn(t)
+        except _Bad as exc:
+            return FrameError(f"{OP_NAMES[op]}: {exc}", size=size, op=op)
+        except Exception as exc:  # e.g. an unhashable pid triple: still just a bad frame
+            return FrameError(f"{OP_NAMES[op]}: {type(exc).__name__}: {exc}", size=size, op=op)
+
+    def _pid(self, x: Any, what: str) -> Pid:
+        # Cached by triple: the same pids recur on a link. A cached triple is
+        # one that was valid; a numerically equal one (1.0 for 1) maps to it.
+        p = self._pids.get(x)
+        if p is None:
+            if type(x) is tuple and len(x) == 3:
+                n, i, c = x
+                if is_uint(n, U32) and n and is_uint(i, U64) and is_uint(c, U32):
+                    p = cast(Pid, Pid._unchecked(n, i, c))
+                    if len(self._pids) >= self._pid_cache_size:
+                        self._pids.clear()
+                    self._pids[x] = p
+                    return p
+            raise _Bad(f"{what} must be a pid [node>0, id, creation], got {_describe(x)}")
+        return p
+
+    def _route(self, x: Any) -> tuple[Pid | None, Pid]:
+        """A SEND / SEND_TERMS route (``to``'s 16 bytes, then the sender's, if any) -> (sender, to)."""
+        r = self._routes.get(x) if x.__class__ is bytes else None
+        if r is not None:
+            return r
+        if x.__class__ is not bytes or len(x) not in (16, 32):
+            raise _Bad(f"route must be a bin of 16 or 32 bytes (to, sender), got {_describe(x)}")
+        to = self._route_pid(x, 0, "to")
+        r = (self._route_pid(x, 16, "sender") if len(x) == 32 else None, to)
+        if len(self._routes) >= self._pid_cache_size:
+            self._routes.clear()
+        self._routes[x] = r
+        return r
+
+    def _route_pid(self, x: bytes, offset: int, what: str) -> Pid:
+        node, id_, creation = ROUTE_PID.unpack_from(x, offset)
+        if not node:
+            raise _Bad(f"{what} in a route has node 0")
+        return self._pid((node, id_, creation), what)
+
+    def _opt_pid(self, x: Any, what: str) -> Pid | None:
+        return None if x is None else self._pid(x, what)
+
+    def _target(self, x: Any, what: str) -> Pid | str:
+        return x if type(x) is str and x else self._pid(x, what)
+
+    @staticmethod
+    def _id(x: Any) -> int:
+        if not is_uint(x, U64):
+            raise _Bad(f"unlink id must be an int in 0..{U64}, got {_describe(x)}")
+        return x

@@ -1,0 +1,278 @@
+"""The handshake's messages: HELLO, its fields and flags, statuses, framing (sans-IO).
+
+Wire layout: each handshake message is ``Len:16 | Body`` with
+``1 <= Len <= 4096`` and Body a msgpack map with a ``"t"`` (type) string;
+unknown keys are ignored::
+
+    HELLO   {t:"hello", v, name, id, creation, flags, challenge, tick_ms, max_frame}
+    STATUS  {t:"status", status, reason}
+    REPLY   {t:"reply", mac}       ACK {t:"ack", mac}
+    ABORT   {t:"abort", status, reason}
+
+This module owns what those messages hold: the protocol versions, the
+``FLAG_*`` capabilities, the ``STATUS_*`` answers, the identities exchanged
+(:class:`NodeIdentity`, :class:`PeerHello` and :func:`parse_hello`), the
+node's :class:`Verdict` on a HELLO, the simultaneous-connect rule
+(:func:`dial_survives`), the refusal errors (:func:`refusal_error`) and the
+``Len:16`` framing (:func:`pack_message`, :func:`next_message`). The order of
+the messages, the challenges and the MACs are the engine's, ``handshake.py``;
+the full specification is ``joerl/node/protocol.py``'s docstring. Opens no
+socket, imports no gevent; import these names from :mod:`joerl.node.protocol`.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from hashlib import sha256
+from typing import Any, NamedTuple
+
+import msgpack
+
+from .._describe import describe as _describe
+from ..errors import HandshakeProtocolError, HandshakeRefused, NodeIdCollision, SimultaneousConnect
+from .frames import DEFAULT_MAX_FRAME_SIZE
+from .messages import U32, U64, is_uint
+
+__all__ = [
+    "ACCEPT",
+    "DEFAULT_FLAGS",
+    "DEFAULT_TICK_MS",
+    "DIALING",
+    "NodeIdentity",
+    "PeerHello",
+    "Verdict",
+    "check_name",
+    "dial_survives",
+    "mac_field",
+    "next_message",
+    "pack_message",
+    "parse_hello",
+    "refusal_error",
+    "status_fields",
+]
+
+#: 2: SEND names its pids in a route, and SEND_TERMS (1 was this release's first draft).
+PROTOCOL_VERSION = 2
+MIN_PROTOCOL_VERSION = 2
+
+#: The smallest ``max_frame`` a HELLO may announce (or ``Handshake`` be given).
+MIN_MAX_FRAME_SIZE = 1024
+#: Erlang's net_ticktime default: 60 s.
+DEFAULT_TICK_MS = 60_000
+MAX_HANDSHAKE_FRAME = 4096
+MAX_NAME_BYTES = 255
+CHALLENGE_MIN, CHALLENGE_MAX = 16, 64
+DEFAULT_CHALLENGE_SIZE = 32
+
+# Capability flags (u64). Those in use on a link are the AND of both sides'.
+FLAG_PUBLISHED = 0x01  #: a visible node (a later "hidden" node clears it)
+FLAG_LINKS = 0x02  #: LINK / UNLINK / EXIT / EXIT2
+FLAG_MONITORS = 0x04  #: MONITOR / DEMONITOR / DOWN, by pid or by name
+FLAG_SPAWN = 0x08  #: SPAWN_REQUEST / SPAWN_REPLY
+FLAG_ALIVE = 0x10  #: ALIVE_REQUEST / ALIVE_REPLY
+FLAG_UNLINK_ACK = 0x20  #: UNLINK carries an id answered by UNLINK_ACK
+FLAG_CALL_REPLY = 0x40  #: CALL_REPLY
+FLAG_SEND_TERMS = 0x80  #: SEND_TERMS
+DEFAULT_FLAGS = 0xFF
+
+STATUS_OK = "ok"
+STATUS_OK_SIMULTANEOUS = "ok_simultaneous"
+STATUS_NOK = "nok"
+STATUS_BUSY = "busy"
+STATUS_NOT_ALLOWED = "not_allowed"
+STATUS_ID_COLLISION = "id_collision"
+STATUS_AUTH_FAILED = "auth_failed"  # ABORT only
+OK_STATUSES = frozenset({STATUS_OK, STATUS_OK_SIMULTANEOUS})
+REFUSALS = frozenset({STATUS_NOK, STATUS_BUSY, STATUS_NOT_ALLOWED, STATUS_ID_COLLISION})
+
+
+def check_name(name: Any, what: str) -> str | None:
+    """The problem with a node name (1..255 bytes of UTF-8, printable), or None when it is fine."""
+    if not isinstance(name, str):
+        return f"{what} must be a str, not {type(name).__name__}"
+    size = len(name.encode("utf-8", "surrogatepass"))
+    if not 1 <= size <= MAX_NAME_BYTES:
+        return f"{what} must be 1..{MAX_NAME_BYTES} bytes of UTF-8, got {size}"
+    if not name.isprintable():
+        return f"{what} {name!r} holds unprintable characters"
+    return None
+
+
+@dataclass(frozen=True)
+class NodeIdentity:
+    """Who a node says it is in the handshake.
+
+    Args:
+        name: the node's name, 1..255 bytes of UTF-8, printable.
+        node_id: its 32-bit id, 1..2**32-1 (``joerl.node.config.node_id_of``).
+        creation: its incarnation, 0..2**32-1 (from the port mapper).
+        flags: the ``FLAG_*`` capabilities it offers.
+
+    Raises:
+        ValueError: a field is out of range.
+    """
+
+    name: str
+    node_id: int
+    creation: int = 0
+    flags: int = DEFAULT_FLAGS
+
+    def __post_init__(self) -> None:
+        problem = check_name(self.name, "node name")
+        if problem:
+            raise ValueError(problem)
+        if not is_uint(self.node_id, U32) or self.node_id == 0:
+            raise ValueError(f"node_id must be an int in 1..{U32}, got {_describe(self.node_id)}")
+        if not is_uint(self.creation, U32):
+            raise ValueError(f"creation must be an int in 0..{U32}, got {_describe(self.creation)}")
+        if not is_uint(self.flags, U64):
+            raise ValueError(f"flags must be an int in 0..{U64}, got {_describe(self.flags)}")
+
+
+@dataclass(frozen=True)
+class PeerHello:
+    """What the peer announced in its HELLO."""
+
+    name: str
+    node_id: int
+    creation: int
+    flags: int
+    version: int
+    tick_ms: int
+    max_frame: int
+
+
+class Verdict(NamedTuple):
+    """A node's answer to :class:`HelloReceived` (used by ``link_setup.py``).
+
+    ``status`` is ``"ok"`` (:data:`ACCEPT`), ``"dialing"`` (:data:`DIALING`:
+    the acceptor is dialling that peer too, apply the tie-break) or a refusal
+    status (``busy``, ``not_allowed``, ``id_collision``) with a ``reason``.
+    """
+
+    status: str
+    reason: str = ""
+
+    @classmethod
+    def refuse(cls, status: str, reason: str = "") -> Verdict:
+        """A refusal with its explanation."""
+        return cls(status, reason)
+
+
+ACCEPT = Verdict(STATUS_OK)
+DIALING = Verdict("dialing")
+
+
+def dial_survives(local_name: str, peer_name: str) -> bool:
+    """The simultaneous-connect rule: True when ``local_name``'s dial wins.
+
+    The node with the greater name (UTF-8 bytes compared) keeps its dial.
+    """
+    return local_name.encode("utf-8", "surrogatepass") > peer_name.encode("utf-8", "surrogatepass")
+
+
+def refusal_error(status: str, reason: str, peer: str | None, by_peer: bool) -> HandshakeRefused:
+    """The exception for a refusal: :class:`SimultaneousConnect` for ``nok``,
+    :class:`NodeIdCollision` for ``id_collision``, else :class:`HandshakeRefused`."""
+    cls = {STATUS_NOK: SimultaneousConnect, STATUS_ID_COLLISION: NodeIdCollision}.get(status, HandshakeRefused)
+    return cls(status, reason, peer=peer, by_peer=by_peer)
+
+
+_LEN16 = struct.Struct(">H")
+_MAC_SIZE = sha256().digest_size
+
+
+def pack_message(body: dict[str, Any]) -> bytes:
+    """A handshake message: ``Len:16 | msgpack(body)``."""
+    raw: bytes = msgpack.packb(body, use_bin_type=True)
+    return _LEN16.pack(len(raw)) + raw
+
+
+def next_message(buf: bytearray) -> tuple[bytes, dict[str, Any]] | None:
+    """Take the first whole message off ``buf``: (its bytes as received, its body),
+    or None while it is incomplete.
+
+    Raises:
+        HandshakeProtocolError: a bad length, an undecodable body, or one
+            that is not a map with a type ``t``.
+    """
+    if len(buf) < 2:
+        return None
+    (size,) = _LEN16.unpack_from(buf, 0)
+    if not 1 <= size <= MAX_HANDSHAKE_FRAME:
+        raise HandshakeProtocolError(
+            f"handshake message of {size} bytes (allowed 1..{MAX_HANDSHAKE_FRAME}): "
+            "the peer does not speak joerl's node-link protocol"
+        )
+    if len(buf) < 2 + size:
+        return None
+    raw = bytes(buf[: 2 + size])
+    del buf[: 2 + size]
+    try:
+        body = msgpack.unpackb(raw[2:], raw=False)
+    except Exception as exc:
+        raise HandshakeProtocolError(f"undecodable handshake message: {exc}") from None
+    if not isinstance(body, dict) or not isinstance(body.get("t"), str):
+        raise HandshakeProtocolError(
+            "handshake message is not a map with a type 't': the peer does not speak joerl's node-link protocol"
+        )
+    return raw, body
+
+
+def status_fields(msg: dict[str, Any]) -> tuple[str, str]:
+    """STATUS's or ABORT's (status, reason), the reason cut to 1000 characters.
+
+    Raises:
+        HandshakeProtocolError: either is not a str.
+    """
+    status, reason = msg.get("status"), msg.get("reason", "")
+    if not isinstance(status, str) or not isinstance(reason, str):
+        raise HandshakeProtocolError("handshake status must be a str with a str reason")
+    return status, reason[:1000]
+
+
+def mac_field(msg: dict[str, Any]) -> bytes:
+    """REPLY's or ACK's MAC.
+
+    Raises:
+        HandshakeProtocolError: it is not 32 bytes.
+    """
+    mac = msg.get("mac")
+    if not isinstance(mac, bytes) or len(mac) != _MAC_SIZE:
+        raise HandshakeProtocolError("handshake MAC must be 32 bytes")
+    return mac
+
+
+def parse_hello(msg: dict[str, Any]) -> PeerHello:
+    """The fields of a HELLO message, checked.
+
+    Raises:
+        HandshakeProtocolError: a field is missing or out of range.
+    """
+    v: Any = msg.get("v")
+    name: Any = msg.get("name")
+    nid: Any = msg.get("id")
+    creation: Any = msg.get("creation")
+    flags: Any = msg.get("flags")
+    challenge: Any = msg.get("challenge")
+    tick_ms: Any = msg.get("tick_ms", 0)
+    max_frame: Any = msg.get("max_frame", DEFAULT_MAX_FRAME_SIZE)
+    if not is_uint(v, U32) or v == 0:
+        raise HandshakeProtocolError(f"HELLO version must be a positive int, got {_describe(v)}")
+    problem = check_name(name, "HELLO name")
+    if problem:
+        raise HandshakeProtocolError(problem)
+    if not is_uint(nid, U32) or nid == 0:
+        raise HandshakeProtocolError(f"HELLO node id must be an int in 1..{U32}, got {_describe(nid)}")
+    if not is_uint(creation, U32):
+        raise HandshakeProtocolError(f"HELLO creation must be an int in 0..{U32}, got {_describe(creation)}")
+    if not is_uint(flags, U64):
+        raise HandshakeProtocolError(f"HELLO flags must be an int in 0..{U64}, got {_describe(flags)}")
+    if not isinstance(challenge, bytes) or not CHALLENGE_MIN <= len(challenge) <= CHALLENGE_MAX:
+        raise HandshakeProtocolError(f"HELLO challenge must be {CHALLENGE_MIN}..{CHALLENGE_MAX} bytes")
+    if not is_uint(tick_ms, U32):
+        raise HandshakeProtocolError(f"HELLO tick_ms must be an int in 0..{U32}, got {_describe(tick_ms)}")
+    if not is_uint(max_frame, U32) or max_frame < MIN_MAX_FRAME_SIZE:
+        raise HandshakeProtocolError(f"HELLO max_frame must be an int in {MIN_MAX_FRAME_SIZE}..{U32}")
+    return PeerHello(name, nid, creation, flags, v, tick_ms, max_frame)
