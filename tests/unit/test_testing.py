@@ -22,6 +22,7 @@ from joerl.testing import (
     ChildProcess,
     FakeClock,
     Probe,
+    ProcessGroup,
     Received,
     child_env,
     fields,
@@ -265,3 +266,13 @@ def test_fake_clock_and_free_port() -> None:
     clock.advance(2.5)
     assert clock() == 12.5
     assert 0 < free_port() < 65536
+
+
+def test_process_group_kills_and_reaps_every_child() -> None:
+    with ProcessGroup(timeout=10.0) as group:
+        first = group.start([sys.executable, "-c", CHILD])
+        second = group.start([sys.executable, "-c", CHILD], stdin=False)
+        first.wait_ready()
+        second.wait_ready()
+    assert first.proc.returncode == -signal.SIGKILL and second.proc.returncode is not None
+    assert group.children == []
