@@ -386,7 +386,7 @@ def test_a_node_runs_its_name_server_by_default() -> None:
         a.connect_to_node("b")
         assert wait_until(lambda: "a" in b.nodes(), timeout=5)
         assert a.global_register("svc", pid)
-        assert b.global_whereis("svc") == a._glob_pid(pid)  # the same process, seen from b
+        assert b.global_whereis("svc") == a.global_pid(pid)  # the same process, seen from b
         assert "svc" in b.global_registered()
         a.global_unregister("svc")
         assert wait_until(lambda: b.global_whereis("svc") is None, timeout=5)

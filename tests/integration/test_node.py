@@ -174,7 +174,7 @@ def test_system_send_from_plain_code(cluster: list[DistributedSystem]) -> None:
     seen = Probe(b)
     a.system.send(seen.gpid, ("plain", 1))
     assert seen.receive_with_sender() == (("plain", 1), None), "plain code has no pid: no sender"
-    a.send(None, seen.gpid, ("plain", 2))
+    a.system.send(seen.gpid, ("plain", 2), sender=None)
     assert seen.receive_with_sender() == (("plain", 2), None)
 
 
@@ -506,7 +506,7 @@ def test_crossed_dials_lose_no_queued_message(make_node: Callable[..., Distribut
     in_a, in_b = Probe(a, name="inbox"), Probe(b, name="inbox")
     b._server.stop_accepting()  # the kernel's backlog takes a's dial; nobody answers it
     in_a.ctx.send(("inbox", "xb"), "from a")
-    wait_until(lambda: "xb" in a._dialing, what="a's dial to be in flight")
+    wait_until(lambda: a._peers["xb"].handshaking, what="a's dial to be in flight")
     in_b.ctx.send(("inbox", "xa"), "from b")
     assert in_a.receive() == "from b"
     assert in_b.receive(timeout=0.9) == "from a", "delivered on the winning link, not after a's dial gave up"

@@ -172,7 +172,7 @@ def test_connections_past_the_handshake_cap_are_closed_at_once(nodes: Any) -> No
     b = nodes("b")
     stalled = [socket.create_connection(("127.0.0.1", a.listen_port)) for _ in range(2)]
     try:
-        wait_until(lambda: a._handshakes == 2, timeout=5)
+        wait_until(lambda: a._links.handshakes == 2, timeout=5)
         extra = socket.create_connection(("127.0.0.1", a.listen_port))
         extra.settimeout(5)
         assert extra.recv(1) == b""  # closed without a byte
@@ -181,7 +181,7 @@ def test_connections_past_the_handshake_cap_are_closed_at_once(nodes: Any) -> No
     finally:
         for sock in stalled:
             sock.close()
-    wait_until(lambda: a._handshakes == 0, timeout=5)
+    wait_until(lambda: a._links.handshakes == 0, timeout=5)
     assert b.connect_to_node("a", timeout=10)  # a well-behaved peer still gets in
 
 
