@@ -227,13 +227,13 @@ def test_calls_leave_no_monitor_or_waiter_behind(system: ActorSystem) -> None:
         assert ref.call(i) == i
     with pytest.raises(CallTimeout):
         ref.call("hold", timeout=0.01)
-    assert not ctx._monitored_by and system._calls == {}
+    assert not ctx._monitored_by and len(system._calls) == 0
     with pytest.raises(CallError) as info:
         ref.call("die")
-    assert isinstance(info.value.reason, RuntimeError) and system._calls == {}
+    assert isinstance(info.value.reason, RuntimeError) and len(system._calls) == 0
     with pytest.raises(CallError) as info:
         ref.call("again")
-    assert info.value.reason == NOPROC and system._calls == {}
+    assert info.value.reason == NOPROC and len(system._calls) == 0
 
 
 def test_pid_and_ref_construction() -> None:
