@@ -41,7 +41,7 @@ class From(NamedTuple):
 
 def make_from(pid: Pid, ref: Ref) -> From:
     """``From(pid, ref)`` without NamedTuple's Python-level ``__new__`` (the call hot path)."""
-    return _tuple_new(From, (pid, ref))  # type: ignore[no-any-return]
+    return _tuple_new(From, (pid, ref))  # type: ignore[no-any-return, unused-ignore]
 
 
 def as_call(msg: Any) -> Any:

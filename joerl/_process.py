@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent
 from gevent.event import Event
@@ -24,6 +24,9 @@ from .mailbox import Mailbox
 from .message import KILLED, NORMAL
 from .pid import Pid
 from .registry import Registry
+
+if TYPE_CHECKING:
+    from .system import ActorSystem
 
 log = logging.getLogger("joerl.actor")
 
@@ -43,6 +46,9 @@ class _FnActor:
 
 class Processes(Signals):
     """Spawning and the life of a process (a part of ActorSystem)."""
+
+    def _as_system(self) -> ActorSystem:
+        return self  # type: ignore[return-value]  # Processes is only ever a part of ActorSystem
 
     name: str
     _ids: itertools.count[int]
@@ -83,6 +89,7 @@ class Processes(Signals):
             raise SystemShutdown(f"actor system {self.name!r} is shut down")
         if isinstance(actor, type) and issubclass(actor, Actor):
             raise TypeError(f"spawn takes an Actor instance, not the class {actor.__name__}: spawn({actor.__name__}())")
+        body: Any
         if isinstance(actor, Actor):
             if args:
                 raise TypeError("arguments are only for spawning functions; give them to the Actor's constructor")
@@ -92,7 +99,7 @@ class Processes(Signals):
         else:
             raise TypeError(f"cannot spawn {actor!r}: expected an Actor instance or a function")
         pid = Pid._unchecked(0, next(self._ids), 0)
-        ctx = ActorContext(self, pid, Mailbox(mailbox_size), parent)
+        ctx = ActorContext(self._as_system(), pid, Mailbox(mailbox_size), parent)
         ctx._actor = body
         ctx._supervisor = bool(getattr(body, "_joerl_supervisor", False))
         self._procs[pid.id] = ctx
@@ -113,7 +120,7 @@ class Processes(Signals):
         g = gevent.Greenlet(self._run, ctx)
         ctx._greenlet = g
         g.start()
-        return ActorRef(self, pid)
+        return ActorRef(self._as_system(), pid)
 
     # -- the process body ------------------------------------------------------
 

@@ -69,7 +69,7 @@ class Signals:
             return ctx
         return None  # dead, or another node's pid with the same id
 
-    def _node(self, pid: Pid) -> Router:
+    def _node(self, pid: Pid | RemoteName) -> Router:
         router = self._router
         if router is None:
             raise DistributionError(f"{pid} is on another node but this system is not distributed")
@@ -181,19 +181,19 @@ class Signals:
         return ref
 
     def _add_monitor(self, watcher: Watcher, target: Pid | RemoteName, ref: Ref) -> None:
-        wctx = self._local(watcher) if watcher.__class__ is Pid else None  # type: ignore[arg-type]
-        if target.__class__ is RemoteName or target.node != 0:  # type: ignore[union-attr]
+        wctx = self._local(watcher) if watcher.__class__ is Pid else None
+        if target.__class__ is RemoteName or target.node != 0:
             if watcher.__class__ is not Pid:
                 raise DistributionError("internal monitors of remote processes are not supported")
             if wctx is not None:
                 if wctx._monitors is None:
                     wctx._monitors = {}
                 wctx._monitors[ref] = target
-            self._node(target).route_monitor(watcher, target, ref)  # type: ignore[arg-type]
+            self._node(target).route_monitor(watcher, target, ref)
             return
-        tctx = self._local(target)  # type: ignore[arg-type]
+        tctx = self._local(target)
         if tctx is None or tctx._state >= EXITING:
-            self._deliver_down(watcher, ref, target, NOPROC)  # type: ignore[arg-type]
+            self._deliver_down(watcher, ref, target, NOPROC)
             return
         add_watcher(tctx, ref, watcher)
         if wctx is not None:
@@ -227,19 +227,19 @@ class Signals:
         self._drop_monitor(None, ref, target)
 
     def _drop_monitor(self, watcher: Pid | None, ref: Ref, target: Pid | RemoteName) -> None:
-        if target.__class__ is RemoteName or target.node != 0:  # type: ignore[union-attr]
+        if target.__class__ is RemoteName or target.node != 0:
             if self._router is not None and watcher is not None:
                 self._router.route_demonitor(watcher, target, ref)
             return
-        remove_watcher(self._local(target), ref)  # type: ignore[arg-type]
+        remove_watcher(self._local(target), ref)
 
     def _deliver_down(self, watcher: Watcher, ref: Ref, pid: Pid, reason: Any) -> None:
         if watcher.__class__ is Pid:
-            if watcher.node != 0:  # type: ignore[union-attr]
+            if watcher.node != 0:
                 if self._router is not None:
-                    self._router.route_down(watcher, ref, pid, reason)  # type: ignore[arg-type]
+                    self._router.route_down(watcher, ref, pid, reason)
                 return
-            wctx = self._local(watcher)  # type: ignore[arg-type]
+            wctx = self._local(watcher)
             if wctx is not None:
                 if wctx._monitors is not None:
                     wctx._monitors.pop(ref, None)

@@ -100,7 +100,9 @@ class ActorContext:
         """Send ``msg`` to a Pid, a registered name, ``(name, node)`` or an ActorRef."""
         self.system.send(dest, msg, sender=self.pid)
 
-    def receive(self, match: Callable[[Any], bool] | type | tuple | None = None, timeout: float | None = None) -> Any:
+    def receive(
+        self, match: Callable[[Any], bool] | type | tuple[type, ...] | None = None, timeout: float | None = None
+    ) -> Any:
         """Take the next message (the next one that ``match``es), waiting for it.
 
         Args:

@@ -136,6 +136,7 @@ def main(argv: list[str]) -> int:
             procs[name], port = _start([sys.executable, "-m", "joerl", "demo-node", name, "--epmd", epmd_address], env)
             _say(f"node {name:5} started: OS pid {procs[name].pid}, listening on 127.0.0.1:{port}")
         node = DistributedSystem("demo", "127.0.0.1:0", epmd_address, start_epmd=False, tick_time=2.0)
+        this = node  # (the closures below run while it is set)
         system = node.system
 
         _say("\n-- discovery: what the port mapper knows --")
@@ -197,7 +198,7 @@ def main(argv: list[str]) -> int:
         got_events = gevent.event.Event()
 
         def watcher(ctx: Any) -> None:
-            node.monitor_nodes(ctx.pid)
+            this.monitor_nodes(ctx.pid)
             ctx.send(("control", "beta"), "ping")  # make sure a link to beta is up
             while True:
                 msg = ctx.receive()
@@ -215,7 +216,7 @@ def main(argv: list[str]) -> int:
         def start_worker(ctx: Any) -> Any:
             for target in list(placement):
                 try:
-                    return node.spawn_remote(target, "worker", link=True, caller=ctx)
+                    return this.spawn_remote(target, "worker", link=True, caller=ctx)
                 except Exception:  # noqa: BLE001 - that node is gone: try the next
                     placement.remove(target)
             raise RuntimeError("no node left to run the worker")
@@ -224,7 +225,9 @@ def main(argv: list[str]) -> int:
             system, Supervisor("one_for_one", [ChildSpec("worker", start_worker)], intensity=5, period=10)
         )
         worker = which_children(system, sup)[0].pid
-        _say(f"  supervisor {sup.pid} started worker {worker} on {node.node_of(worker)}")
+        _say(
+            f"  supervisor {sup.pid} started worker {worker} on {node.node_of(worker) if worker is not None else None}"
+        )
         monitoring = gevent.event.Event()
         system.send(watch.pid, ("monitor", worker, monitoring))
         monitoring.wait(5)

@@ -88,11 +88,7 @@ class _Ident(_Fields):
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not self.__class__:
             return NotImplemented
-        return (
-            self.id == other.id  # type: ignore[attr-defined]
-            and self.node == other.node  # type: ignore[attr-defined]
-            and self.creation == other.creation  # type: ignore[attr-defined]
-        )
+        return self.id == other.id and self.node == other.node and self.creation == other.creation
 
     def __ne__(self, other: object) -> bool:
         eq = self.__eq__(other)
@@ -101,7 +97,7 @@ class _Ident(_Fields):
     def __lt__(self, other: object) -> bool:
         if other.__class__ is not self.__class__:
             return NotImplemented
-        return (self.node, self.id, self.creation) < (other.node, other.id, other.creation)  # type: ignore[attr-defined]
+        return (self.node, self.id, self.creation) < (other.node, other.id, other.creation)
 
     def __reduce__(self) -> Any:
         return (self.__class__, (self.node, self.id, self.creation))

@@ -95,7 +95,8 @@ class ActorSystem(Processes):
 
     def make_ref(self) -> Ref:
         """A reference unique within this system."""
-        return Ref._unchecked(0, next(self._ref_ids), 0)
+        ref: Ref = Ref._unchecked(0, next(self._ref_ids), 0)
+        return ref
 
     # -- messages --------------------------------------------------------------
 
@@ -135,9 +136,9 @@ class ActorSystem(Processes):
                 router = self._node(dest)  # raises
             router.route_send(sender, dest, msg)
             return
-        target = self._resolve(dest)
+        target: Any = self._resolve(dest)  # a Pid, or a RemoteName for (name, other node)
         if target.__class__ is RemoteName:
-            self._node(target).route_send_named(sender, target.name, target.node, msg)  # type: ignore[attr-defined]
+            self._node(target).route_send_named(sender, target.name, target.node, msg)
             return
         self.send(target, msg, sender=sender)
 
@@ -178,14 +179,16 @@ class ActorSystem(Processes):
     def _resolve(self, dest: Any) -> Pid:
         cls = dest.__class__
         if cls is Pid:
-            return dest
-        if cls is ActorRef or isinstance(dest, ActorRef):
-            return dest.pid
-        if cls is str:
-            pid = self._registry.whereis(dest)
-            if pid is None:
-                raise NotRegistered(dest)
+            pid: Pid = dest
             return pid
+        if cls is ActorRef or isinstance(dest, ActorRef):
+            ref_pid: Pid = dest.pid
+            return ref_pid
+        if cls is str:
+            found = self._registry.whereis(dest)
+            if found is None:
+                raise NotRegistered(dest)
+            return found
         if cls is tuple and len(dest) == 2:
             name, node = dest
             router = self._router
@@ -193,7 +196,7 @@ class ActorSystem(Processes):
                 return self._resolve(name)
             return RemoteName(name, node)  # type: ignore[return-value]  # resolved by that node
         if isinstance(dest, Pid):
-            return dest
+            return dest  # a subclass of Pid
         raise TypeError(f"cannot send to {dest!r}: expected a Pid, a name, (name, node) or an ActorRef")
 
     # -- the registry ----------------------------------------------------------
