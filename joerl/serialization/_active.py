@@ -45,7 +45,10 @@ def plain_codec(registry: MessageRegistry) -> Codec:
 def current_codec() -> Codec:
     """The active codec, else the default registry's plain codec."""
     frame = ACTIVE.get()
-    return _frame_codec(frame[0]) if frame is not None else plain_codec(default_registry())
+    if frame is None:
+        return plain_codec(default_registry())
+    runner = frame[0]
+    return runner if runner.__class__ is Codec else _frame_codec(runner)
 
 
 def _frame_codec(runner: Codec | MessageRegistry) -> Codec:
@@ -97,7 +100,8 @@ def _ident_to_bytes(value: object, kind: type[Pid] | type[Ref]) -> bytes:
     frame = ACTIVE.get()
     if frame is None:
         return IDENT.pack(ident.node, ident.id, ident.creation)
-    idents = _frame_codec(frame[0]).idents
+    codec = frame[0]
+    idents = (codec if codec.__class__ is Codec else _frame_codec(codec)).idents
     try:
         ext = idents.enc_pid(ident) if kind is Pid else idents.enc_ref(ident)
     except Refused as exc:
@@ -115,5 +119,10 @@ def _ident_from_bytes(data: bytes | bytearray | memoryview, kind: Any) -> Any:
     frame = ACTIVE.get()
     if frame is None:
         return kind._unchecked(*IDENT.unpack(data))
-    idents = _frame_codec(frame[0]).idents
-    return idents.dec_pid(data) if kind is Pid else idents.dec_ref(data)
+    codec = frame[0]
+    idents = (codec if codec.__class__ is Codec else _frame_codec(codec)).idents
+    if kind is Pid:
+        pid = idents.pid_in.get(data)
+        return pid if pid is not None else idents.new_pid(data)
+    ref = idents.ref_in.get(data)
+    return ref if ref is not None else idents.new_ref(data)

@@ -44,7 +44,6 @@ from ._wire import (
     enc_bigint,
     enc_tuple,
     make_ext,
-    split_message,
 )
 
 _unpackb = msgpack.unpackb
@@ -239,9 +238,16 @@ class Codec:
         return dec.run(raw)
 
     def _dec_message(self, data: bytes, decoder: _Decoder) -> Any:
-        type_id, payload = split_message(data)
+        size = data[0] if data else 0  # len u8 | type_id | payload (see _wire.py)
+        end = size + 1
+        if not size or len(data) < end:
+            raise DecodeError("a message payload with a missing or truncated type id")
+        try:
+            type_id = data[1:end].decode("utf-8")
+        except UnicodeDecodeError:
+            raise DecodeError("a message type id that is not UTF-8") from None
         entry = self._entries.get(type_id) or self.registry.lookup(type_id)
-        return self.call_deserializer(type_id, entry.deserializer, payload, decoder)
+        return run_deserializer(decoder.frame, type_id, entry.deserializer, data[end:])
 
     def call_deserializer(
         self, type_id: str, deserializer: Callable[[bytes], Any], data: bytes, decoder: _Decoder | None = None

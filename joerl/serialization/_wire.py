@@ -33,6 +33,10 @@ def make_ext(code: int, data: bytes) -> ExtType:
     return _new_tuple(ExtType, (code, data))
 
 
+# Ext 4's payload (len u8 | type_id | serialize() bytes) is read in the codec's
+# decode path itself (Codec._dec_message), where a call per message counts.
+
+
 TUPLE_EXT = make_ext(EXT_TUPLE, b"")
 
 
@@ -93,23 +97,6 @@ def dec_head(data: bytes) -> RecordHead:
     except UnicodeDecodeError:
         raise DecodeError("a record type id that is not UTF-8") from None
     return RecordHead(type_id, version)
-
-
-def split_message(data: bytes) -> tuple[str, bytes]:
-    """An ext 4 payload's type id and ``serialize()`` bytes.
-
-    Raises:
-        DecodeError: the type id is missing, truncated or not UTF-8.
-    """
-    size = data[0] if data else 0
-    end = size + 1
-    if not size or len(data) < end:
-        raise DecodeError("a message payload with a missing or truncated type id")
-    try:
-        type_id = data[1:end].decode("utf-8")
-    except UnicodeDecodeError:
-        raise DecodeError("a message type id that is not UTF-8") from None
-    return type_id, data[end:]
 
 
 # A map of 16 pairs or more takes at least 35 bytes (header 3, and 16 keys and values).
