@@ -1,20 +1,20 @@
 """One running node link: its socket and greenlets, once the handshake is done.
 
-This module owns the IO of an established link to one peer node: a
-:class:`Connection` moves frames with a reader greenlet
-(``recv -> FrameDecoder.feed -> handler``), one writer greenlet that coalesces
-every frame waiting into one ``sendall``, and a ticker that keeps an idle link
-alive and declares a silent peer down. On an idle plain-TCP link the first
-frame of a burst is tried on the socket at once, without blocking (as
-asyncio's transports do); the rest of the burst queues for the writer.
-Request/response latency gains a greenlet hop; bulk traffic is still written
-in batches, and the messages one process sends another meanwhile share one
-frame (:meth:`Connection.send_term` for plain terms, :meth:`Connection.send_payload`
-for the codec's payloads). :class:`LinkConfig` holds the settings of a link,
-handshake included.
-Setting a link up (the handshake over a socket) belongs to ``link_setup.py``;
-routing, the node tables (one link per peer, reconnection) and payload
-serialization to ``node.py``; the bytes to ``protocol.py``.
+This module owns the IO of an established link to one peer node and its life
+cycle: a :class:`Connection` reads with a reader greenlet
+(``recv -> FrameDecoder.feed -> handler``), keeps an idle link alive and
+declares a silent peer down with a ticker, and closes once, telling why
+(:class:`~joerl.errors.LinkClosed`: this node closed it;
+:class:`~joerl.errors.ConnectionLost`: it broke). What it sends goes through
+its :class:`~joerl.node.link_writer.LinkWriter` (the queue, backpressure and
+the writer greenlet, which coalesces every frame waiting into one write), and
+the messages one process sends another meanwhile share one frame
+(:attr:`Connection.send_term` for plain terms, :attr:`Connection.send_payload`
+for the codec's payloads; the batching is ``batching.py``'s, sans-IO).
+:class:`LinkConfig` (``config.py``) holds the settings of a link, handshake
+included. Setting a link up (the handshake over a socket) belongs to
+``link_setup.py``; routing, the node tables (one link per peer, reconnection)
+and payload serialization to the node layer; the bytes to ``protocol.py``.
 
 Typical use by a node, with a connection from
 :func:`~joerl.node.link_setup.dial` or :func:`~joerl.node.link_setup.accept_handshake`::
@@ -41,10 +41,10 @@ import gevent
 from gevent import socket as gsocket
 from gevent.event import Event
 
-from ..errors import ConnectionLost, LinkClosed, LinkDown, LocalProtocolError, ProtocolError, SerializationError
+from ..errors import ConnectionLost, LinkDown, ProtocolError, SerializationError
 from ..pid import Pid
-from .batching import OutboundBatcher
 from .config import LinkConfig
+from .link_writer import LinkWriter
 from .protocol import (
     FLAG_SEND_TERMS,
     TICK_FRAME,
@@ -66,8 +66,6 @@ __all__ = [
     "LinkStats",
 ]
 
-_WRITE_PIECE = 256 * 1024  # bytes per send() of the writer (progress is noted per piece)
-_YIELD_AT = 64 * 1024  # queued bytes past which a sender yields to the writer
 log = logging.getLogger(__name__)
 
 #: ``handler(conn, message)``: runs in the link's reader greenlet, once per
@@ -177,31 +175,22 @@ class Connection:
         self.tick_interval: float = min(config.tick_time, peer_tick) / 4.0
         self._decoder = FrameDecoder(config.max_frame_size)
         self._leftover = established.leftover
-        # The outgoing queue (sans-IO): frames, and bursts batched into frames.
-        self._out = OutboundBatcher(self.encoder, self.peer_name, on_item=self._added)
-        # The hot path, bound straight to the queue (see the class docstring).
-        self.send_term: Callable[[Pid | None, Pid, Any], bool] = self._out.term
-        self.send_payload: Callable[[Pid | None, Pid, bytes], None] = self._out.payload
-        self._max_queue = config.max_queue_bytes
-        self._hard_limit = config.queue_hard_limit
-        self._max_out_frame = self.peer.max_frame + 4
-        self._writer_waiting = False
-        self._writing = False
-        # Immediate writes (see _write_now) only on a plain gevent TCP socket,
+        # Immediate writes (see link_writer.py) only on a plain gevent TCP socket,
         # whose send() takes a zero timeout; a TLS socket always uses the writer.
         self._direct_ok = config.wrap_socket is None and type(sock) is gsocket.socket
-        self._direct_spent = False
-        self._loop = gevent.get_hub().loop
-        self._loop_hub = gevent.get_hub()
-        self._wake = Event()
-        self._space = Event()
-        self._drained = Event()
+        self._writer = LinkWriter(
+            sock, self.encoder, config, self.stats, self.peer_name, f"{local.name} -> {self.peer_name}",
+            direct=self._direct_ok, on_broken=self.close,
+        )  # fmt: skip
+        # The hot path, bound straight to the queue (see the class docstring).
+        queue = self._writer.queue
+        self.send_term: Callable[[Pid | None, Pid, Any], bool] = queue.term
+        self.send_payload: Callable[[Pid | None, Pid, bytes], None] = queue.payload
         self._closed_event = Event()
         self._closed = False
         self._started = False
         self._last_read = monotonic()
         self._dispatching = False  # the reader is delivering (its wait is not the peer's silence)
-        self._progress_at = monotonic()  # when the socket last took bytes from the writer
         self._greenlets: list[gevent.Greenlet] = []
         self._reader: gevent.Greenlet | None = None
         self._ticker: gevent.Greenlet | None = None
@@ -218,7 +207,7 @@ class Connection:
     @property
     def queued_bytes(self) -> int:
         """What the outgoing queue holds, in bytes (``OutboundBatcher.queued_bytes``)."""
-        return self._out.queued_bytes
+        return self._writer.queue.queued_bytes
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -235,12 +224,13 @@ class Connection:
         if self._started:
             raise RuntimeError(f"{self!r} is already started")
         if self._closed:
-            raise self._down()
+            raise self._writer.down_error()
         self._started = True
         self._last_read = monotonic()
         self._reader = gevent.spawn(self._read_loop)
-        writer = gevent.spawn(self._write_loop)
+        writer = gevent.spawn(self._writer.run)
         self._ticker = gevent.spawn(self._tick_loop)
+        self._writer.no_wait = (self._reader, self._ticker)
         self._greenlets = [self._reader, writer, self._ticker]
         for g, what in zip(self._greenlets, ("reader", "writer", "ticker"), strict=False):
             g.name = f"joerl-link-{what}:{self.local.name}->{self.peer_name}"
@@ -256,14 +246,11 @@ class Connection:
             return
         self._closed = True
         self.close_reason = reason
-        self._out.clear()
+        self._writer.stop(reason)
         try:
             self.sock.close()
         except OSError:  # pragma: no cover - closing a socket hardly fails
             pass
-        self._wake.set()
-        self._space.set()
-        self._drained.set()
         if reason == "normal" or reason == "shutdown":
             log.debug("link %s -> %s closed: %s", self.local.name, self.peer_name, reason)
         else:
@@ -297,16 +284,7 @@ class Connection:
         Returns:
             True when the queue drained, False on timeout or if the link closed.
         """
-        deadline = None if timeout is None else monotonic() + timeout
-        while not self._closed:
-            if not self._out and not self._writing:
-                return True
-            self._drained.clear()
-            remaining = None if deadline is None else deadline - monotonic()
-            if remaining is not None and remaining <= 0:
-                return False
-            self._drained.wait(remaining)
-        return False
+        return self._writer.flush(timeout)
 
     # -- sending ---------------------------------------------------------------
 
@@ -340,160 +318,7 @@ class Connection:
             LinkClosed: this node closed the link.
             ConnectionLost: the link broke, or was dropped for either reason.
         """
-        if self._closed:
-            raise self._down()
-        size = len(frame)
-        if size > self._max_out_frame:
-            raise LocalProtocolError(
-                f"frame of {size - 4} bytes exceeds the limit of node {self.peer_name!r} ({self.peer.max_frame} bytes)"
-            )
-        self._out.frame(frame)  # (which calls _added)
-
-    def _added(self, cost: int) -> None:
-        """The queue's ``on_item``: a new item (``cost`` bytes) is last in the
-        queue. Apply backpressure, or write it at once on an idle link, or wake
-        the writer; raise if the link is closed."""
-        out = self._out
-        if self._closed:
-            out.clear()
-            raise self._down()
-        if out.queued_bytes - cost >= self._max_queue and len(out) > 1:
-            self._wait_for_space()
-        elif self._writer_waiting and self._direct_ok and not self._direct_spent and len(out) == 1:
-            rest = self._write_now(out.take()[0])  # the latency path (see _write_now)
-            if rest:
-                out.frame(rest)  # (which comes back here, and wakes the writer)
-            return
-        self._queued()
-
-    def _down(self) -> LinkDown:
-        """The error for a send on the closed link: :class:`LinkClosed` when this
-        node closed it (``close`` got a term: "normal", "shutdown", ...),
-        :class:`ConnectionLost` when it broke (``close`` got an exception)."""
-        reason = self.close_reason
-        text = f"link to node {self.peer_name!r} is closed: {reason}"
-        return ConnectionLost(text) if isinstance(reason, BaseException) else LinkClosed(text)
-
-    def _queued(self) -> None:
-        """More waits in the queue: wake the writer, maybe yield to it."""
-        if self._writer_waiting:
-            self._writer_waiting = False
-            self._wake.set()
-        if self._out.queued_bytes >= _YIELD_AT and self._yield_ok():
-            # A burst is piling up: let the writer put it on the wire now, so
-            # the peer decodes while we keep producing (the two overlap).
-            gevent.sleep(0)
-
-    def _yield_ok(self) -> bool:
-        current = gevent.getcurrent()
-        return current is not self._reader and current is not self._ticker and current is not self._loop_hub
-
-    def _write_now(self, frame: bytes) -> bytes:
-        """Latency path: the link is idle, so try the socket at once, never blocking.
-
-        As asyncio's transports do, the first frame after an idle spell goes
-        straight to the socket (sparing a switch to the writer and back); the
-        rest of the same burst queues for the writer, which coalesces it.
-        Returns what the socket did not take (queued next, ahead of anything else).
-        """
-        self._direct_spent = True
-        self._loop.run_callback(self._refresh_direct)
-        try:
-            sent = self.sock.send(frame, 0, 0.0)
-        except OSError:  # EAGAIN, or a broken socket the writer will report
-            return frame
-        stats = self.stats
-        stats.writes += 1
-        stats.bytes_out += sent
-        if sent == len(frame):
-            stats.frames_out += 1
-            return b""
-        return frame[sent:]
-
-    def _refresh_direct(self) -> None:
-        self._direct_spent = False
-
-    def _wait_for_space(self) -> None:
-        """The queue is full: wait for the writer to take it (or drop the link)."""
-        out = self._out
-        current = gevent.getcurrent()
-        hub = gevent.get_hub()
-        if current is self._reader or current is self._ticker or current is hub:
-            # These cannot wait (a reader waiting for its writer could deadlock
-            # two nodes whose peers do the same); bound them instead.
-            if out.queued_bytes > self._hard_limit:
-                reason = ConnectionLost(
-                    f"send queue to node {self.peer_name!r} would pass {self._hard_limit} bytes (twice "
-                    f"max_queue_bytes) with frames the link's reader, ticker or the hub queue: peer not "
-                    "reading; link dropped"
-                )
-                if current is hub:  # on_closed may block: not in the hub
-                    gevent.spawn(self.close, reason)
-                    raise ConnectionLost(f"link to node {self.peer_name!r} is closing: {reason}")
-                self.close(reason)
-                raise ConnectionLost(f"link to node {self.peer_name!r} is closed: {reason}")
-            return
-        timeout = self.config.send_timeout
-        start = monotonic()
-        while out.queued_bytes >= self._max_queue and len(out) and not self._closed:
-            # The clock runs from the last byte the socket took, not from when
-            # the queue filled: only a peer that reads nothing for send_timeout
-            # is dropped.
-            remaining = max(start, self._progress_at) + timeout - monotonic()
-            if remaining <= 0:
-                self.close(
-                    ConnectionLost(
-                        f"send queue to node {self.peer_name!r} stayed full ({self._max_queue} bytes) and "
-                        f"the peer took no byte for {timeout}s: the peer is not reading; link dropped"
-                    )
-                )
-                break
-            self._space.clear()
-            self._space.wait(remaining)
-        if self._closed:
-            raise self._down()
-
-    # -- greenlets -------------------------------------------------------------
-
-    def _write_loop(self) -> None:
-        sock = self.sock
-        stats = self.stats
-        out = self._out
-        try:
-            while True:
-                while not out:
-                    if self._closed:
-                        return
-                    self._drained.set()
-                    self._writer_waiting = True
-                    self._wake.wait()
-                    self._wake.clear()
-                if self._closed:
-                    return
-                was_full = out.queued_bytes >= self._max_queue
-                data, frames = out.take()
-                if was_full:
-                    self._space.set()
-                self._writing = True
-                try:
-                    # In pieces, noting each one the socket takes: a slow but
-                    # steady reader is progress, not a peer that stopped reading.
-                    view = memoryview(data)
-                    sent, size = 0, len(data)
-                    while sent < size:
-                        sent += sock.send(view[sent : sent + _WRITE_PIECE])
-                        self._progress_at = monotonic()
-                finally:
-                    self._writing = False
-                stats.writes += 1
-                stats.frames_out += frames
-                stats.bytes_out += len(data)
-        except OSError as exc:
-            if not self._closed:
-                self.close(ConnectionLost(f"writing to node {self.peer_name!r} failed: {exc}"))
-        except Exception as exc:  # a bug must not leave a half-dead link behind
-            log.exception("link %s -> %s: writer failed", self.local.name, self.peer_name)
-            self.close(ConnectionLost(f"writer of the link to {self.peer_name!r} failed: {exc!r}"))
+        self._writer.send_frame(frame)
 
     def _read_loop(self) -> None:
         sock = self.sock
@@ -564,7 +389,7 @@ class Connection:
                 handler(self, msg)  # type: ignore[arg-type]
             except (SerializationError, ProtocolError) as exc:
                 self._bad_frame(exc)
-            except ConnectionLost:
+            except LinkDown:
                 if not self._closed:  # another link's: the handler's business
                     self.stats.handler_errors += 1
                     log.exception(
@@ -577,7 +402,7 @@ class Connection:
                 )
             if self._closed:
                 return
-            if self._out.queued_bytes >= self._max_queue:
+            if self._writer.full:
                 # Replies fill the queue faster than the writer gets to run:
                 # let it (a yield, never a wait; see send_frame).
                 gevent.sleep(0)
@@ -607,7 +432,7 @@ class Connection:
                     )
                 )
                 return
-            if stats.bytes_out == mark and not self._out and not self._closed:
+            if stats.bytes_out == mark and not self._writer.queue and not self._closed:
                 stats.ticks_out += 1
                 before = stats.bytes_out
                 self.send_frame(TICK_FRAME)
