@@ -65,24 +65,27 @@ class Pending:
 
     ``add(ref)`` before the request leaves (so that an answer can never come
     too early), ``wait(ref, timeout)`` to block, ``resolve(ref, value)`` from
-    anywhere (the hub included) to wake it. A ref resolved twice, or after
-    its wait ended, is ignored: late answers are dropped, never queued.
+    anywhere (the hub included) to wake it. A ref resolved before its
+    ``wait`` starts (the request failed on the spot) keeps its value for that
+    ``wait``. A ref resolved twice, or after its wait ended, is ignored: late
+    answers are dropped, never queued.
     """
 
-    __slots__ = ("_hub", "_waiters")
+    __slots__ = ("_hub", "_waiters", "_early")
 
     def __init__(self) -> None:
         self._hub = get_hub()
         self._waiters: dict[Ref, Waiter] = {}
+        self._early: dict[Ref, Waiter] = {}  # resolved before their wait started
 
     def __contains__(self, ref: object) -> bool:
         return ref in self._waiters
 
     def __len__(self) -> int:
-        return len(self._waiters)
+        return len(self._waiters) + len(self._early)
 
     def refs(self) -> list[Ref]:
-        """The refs waited on now."""
+        """The refs waited on now (not yet resolved)."""
         return list(self._waiters)
 
     def add(self, ref: Ref) -> None:
@@ -93,8 +96,11 @@ class Pending:
         """Block until ``ref`` is resolved; its value, or None after ``timeout`` seconds.
 
         The wait under ``ref`` is closed when this returns, however it ends.
+
+        Raises:
+            KeyError: no wait was opened under ``ref``.
         """
-        waiter = self._waiters.get(ref)
+        waiter = self._waiters.get(ref) or self._early.pop(ref, None)
         if waiter is None:
             raise KeyError(ref)
         timer = None
@@ -111,11 +117,17 @@ class Pending:
     def discard(self, ref: Ref) -> None:
         """Close the wait under ``ref`` without waking anyone (the waiter gave up)."""
         self._waiters.pop(ref, None)
+        self._early.pop(ref, None)
 
     def resolve(self, ref: Ref, value: Any) -> bool:
         """Wake the greenlet waiting under ``ref`` with ``value``; False if none waits."""
         waiter = self._waiters.pop(ref, None)
         if waiter is None:
             return False
-        self._hub.loop.run_callback(waiter.switch, value)
+        self._early[ref] = waiter  # until its wait() takes it (at once, if it is parked)
+        self._hub.loop.run_callback(self._wake, ref, waiter, value)
         return True
+
+    def _wake(self, ref: Ref, waiter: Waiter, value: Any) -> None:
+        self._early.pop(ref, None)
+        waiter.switch(value)

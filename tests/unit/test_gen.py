@@ -1,0 +1,60 @@
+"""joerl._gen: the call tags, From, and the Pending table every kind of call waits in."""
+
+from __future__ import annotations
+
+import gevent
+import pytest
+
+from joerl._gen import CALL, From, Pending, as_call, is_call, make_from
+from joerl.pid import Pid, Ref
+
+PID = Pid(0, 7, 0)
+REF = Ref(0, 9, 0)
+
+
+def test_make_from_is_a_from() -> None:
+    f = make_from(PID, REF)
+    assert f == From(PID, REF) and type(f) is From and f.pid is PID and f.ref is REF
+
+
+def test_as_call_restores_from_of_a_plain_pair() -> None:
+    msg = as_call((CALL, (PID, REF), "req"))
+    assert type(msg[1]) is From and msg == (CALL, From(PID, REF), "req")
+    assert as_call(("other", 1)) == ("other", 1)
+    assert as_call((CALL, ("not", "a pair"), 1)) == (CALL, ("not", "a pair"), 1)
+    assert is_call(msg) and not is_call(("x", 1, 2)) and not is_call([CALL, 1, 2])
+
+
+def test_resolve_wakes_the_waiter() -> None:
+    pending = Pending()
+    pending.add(REF)
+    gevent.spawn(pending.resolve, REF, (True, 42))
+    assert pending.wait(REF, 5) == (True, 42)
+    assert len(pending) == 0 and REF not in pending
+
+
+def test_timeout_returns_none_and_a_late_answer_is_dropped() -> None:
+    pending = Pending()
+    pending.add(REF)
+    assert pending.wait(REF, 0.01) is None
+    assert pending.resolve(REF, "late") is False
+    assert len(pending) == 0
+
+
+def test_resolved_before_the_wait_starts_keeps_its_value() -> None:
+    # A request that fails on the spot resolves its ref before the caller waits.
+    pending = Pending()
+    pending.add(REF)
+    assert pending.resolve(REF, (False, "noconnection")) is True
+    assert pending.resolve(REF, "twice") is False
+    assert pending.wait(REF, 5) == (False, "noconnection")
+    assert len(pending) == 0
+
+
+def test_discard_forgets_and_wait_without_add_raises() -> None:
+    pending = Pending()
+    pending.add(REF)
+    pending.discard(REF)
+    assert len(pending) == 0 and pending.refs() == []
+    with pytest.raises(KeyError):
+        pending.wait(REF, 0)
