@@ -255,7 +255,7 @@ class Routing:
             else:
                 self.outbox.enqueue(peer, monitor)
                 self.outbox.enqueue(peer, request_msg)
-            result = self._wait(ref, timeout)
+            result = self.pending.wait(ref, timeout)
         finally:
             self.pending.discard(ref)
             peer.calls.discard(ref)
@@ -294,19 +294,10 @@ class Routing:
         peer.calls.add(ref)
         try:
             self.outbox.enqueue(peer, make(self.glob_ref(ref)))
-            return self._wait(ref, timeout)
+            return self.pending.wait(ref, timeout)
         finally:
             self.pending.discard(ref)
             peer.calls.discard(ref)
-
-    def _wait(self, ref: Ref, timeout: float | None) -> Any:
-        # Resolved already (Pending then holds no wait): nothing can have
-        # answered yet, since this greenlet has not yielded since the request
-        # was queued, so the sending itself failed (the dial is backing off,
-        # or the link went while the request waited for room).
-        if ref not in self.pending:
-            return (False, NOCONNECTION)
-        return self.pending.wait(ref, timeout)
 
     def route(self, node_id: int, msg: Any) -> None:
         """Queue a protocol message for node ``node_id`` (connecting if needed)."""

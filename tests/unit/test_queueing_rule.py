@@ -63,7 +63,12 @@ def test_no_unmarked_copy_of_the_rule() -> None:
     # The rule's telltales: a write straight into a mailbox's deque, or a read
     # that splits a queued pair into the message and ``.sender``.
     telltales = re.compile(r"_q\.(append|extend)\(|__class__ is not tuple else|(\w+), (self|ctx)\.sender = \1\b")
-    allowed = {"mailbox.py:_queued", "mailbox.py:_pair", "mailbox.py:put_signal", "mailbox.py:remove_if"} | _marked_functions()
+    allowed = {
+        "mailbox.py:_queued",
+        "mailbox.py:_pair",
+        "mailbox.py:put_signal",
+        "mailbox.py:remove_if",
+    } | _marked_functions()
     for path in ROOT.rglob("*.py"):
         text = path.read_text()
         tree = ast.parse(text)
