@@ -1,0 +1,244 @@
+"""Byte vectors for the link's outgoing queue (joerl/node/batching.py).
+
+A burst from one sender to one process becomes one SEND_TERMS or SEND frame;
+anything in between (another route, another kind, a frame) starts a new one;
+the bytes taken decode to the messages fed, in order, whole, one byte at a
+time and followed by extra bytes. No socket, no greenlet.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from joerl.errors import LocalProtocolError
+from joerl.node import protocol as p
+from joerl.node.batching import TERM_COST, OutboundBatcher
+from joerl.node.protocol import FrameDecoder, FrameEncoder
+from joerl.pid import Pid
+
+P1, P2, P3 = Pid(1, 2, 3), Pid(4, 5, 6), Pid(7, 8, 9)
+# A pid as a route holds it: node:u32 | id:u64 | creation:u32.
+P1_ROUTE = bytes.fromhex("00000001 0000000000000002 00000003")
+P2_ROUTE = bytes.fromhex("00000004 0000000000000005 00000006")
+
+
+def batcher(**kw: Any) -> tuple[OutboundBatcher, list[int]]:
+    """A batcher over a fresh encoder, and the costs its ``on_item`` saw."""
+    items: list[int] = []
+    enc = FrameEncoder(kw.pop("max_frame_size", p.DEFAULT_MAX_FRAME_SIZE), terms=kw.pop("terms", True))
+    return OutboundBatcher(enc, "peer", on_item=items.append), items
+
+
+def decode(data: bytes) -> list[Any]:
+    return FrameDecoder().feed(data)
+
+
+def test_a_burst_of_terms_is_one_send_terms_frame() -> None:
+    b, items = batcher()
+    assert b.term(P1, P2, ("ping", 1)) is True
+    assert b.term(P1, P2, 7) is True
+    assert b.term(P1, P2, None) is True
+    assert len(b) == 1 and len(items) == 1  # one item: the batch the first term opened
+    data, frames = b.take()
+    body = bytes.fromhex("95 10 c420") + P2_ROUTE + P1_ROUTE + bytes.fromhex("92 a470696e67 01") + b"\x07\xc0"
+    assert data == len(body).to_bytes(4, "big") + body
+    assert frames == 1
+    assert decode(data) == [p.SendTerms(P1, P2, (("ping", 1), 7, None))]
+    assert len(b) == 0 and b.queued_bytes == 0 and b.take() == (b"", 0)
+
+
+def test_a_burst_of_payloads_is_one_send_frame() -> None:
+    b, items = batcher()
+    b.payload(None, P2, b"ab")
+    b.payload(None, P2, b"")
+    data, frames = b.take()
+    body = bytes.fromhex("94 01 c410") + P2_ROUTE + bytes.fromhex("c4026162 c400")
+    assert data == len(body).to_bytes(4, "big") + body and frames == 1 and len(items) == 1
+    assert decode(data) == [p.Send(None, P2, b"ab"), p.Send(None, P2, b"")]
+
+
+def test_a_lone_message_has_the_bytes_of_its_own_frame() -> None:
+    b, _ = batcher()
+    b.term(P1, P2, ("ping", 1))
+    assert b.take()[0] == p.encode_frame(p.SendTerms(P1, P2, (("ping", 1),)))
+    b.payload(P1, P2, b"x")
+    assert b.take()[0] == p.encode_frame(p.Send(P1, P2, b"x"))
+
+
+def test_anything_in_between_starts_a_new_frame_and_order_is_kept() -> None:
+    b, items = batcher()
+    b.term(P1, P2, 1)
+    b.term(P1, P2, 2)
+    b.term(P3, P2, 3)  # another sender
+    b.term(P3, P1, 4)  # another destination
+    b.payload(P3, P1, b"five")  # another kind
+    b.term(P3, P1, 6)
+    link = p.encode_frame(p.Link(P1, P2))
+    b.frame(link)  # a control frame: later messages queue behind it
+    b.term(P3, P1, 7)
+    data, frames = b.take()
+    assert frames == 7 and len(items) == 7
+    assert decode(data) == [
+        p.SendTerms(P1, P2, (1, 2)), p.SendTerms(P3, P2, (3,)), p.SendTerms(P3, P1, (4,)),
+        p.Send(P3, P1, b"five"), p.SendTerms(P3, P1, (6,)), p.Link(P1, P2), p.SendTerms(P3, P1, (7,)),
+    ]  # fmt: skip
+
+
+def test_take_is_decodable_whole_bytewise_and_with_extra_bytes() -> None:
+    b, _ = batcher()
+    for i in range(10):
+        b.term(P1, P2, ("n", i))
+    b.payload(P1, P2, b"payload")
+    data, _ = b.take()
+    expected = [p.SendTerms(P1, P2, tuple(("n", i) for i in range(10))), p.Send(P1, P2, b"payload")]
+    assert decode(data) == expected
+    dec = FrameDecoder()
+    out: list[Any] = []
+    for i in range(len(data)):
+        out += dec.feed(data[i : i + 1])
+    assert out == expected and dec.buffered() == 0
+    dec = FrameDecoder()
+    assert dec.feed(data + data[:5]) == expected and dec.buffered() == 5
+
+
+def test_not_a_plain_term_queues_nothing() -> None:
+    b, items = batcher()
+    assert b.term(P1, P2, {"a": 1}) is False
+    assert b.term(P1, P2, ("x",) * 33) is False
+    assert len(b) == 0 and items == [] and b.queued_bytes == 0
+    off, _ = batcher(terms=False)
+    assert off.term(P1, P2, 1) is False and len(off) == 0
+
+
+def test_queued_bytes_counts_joins_when_the_batch_closes() -> None:
+    b, items = batcher()
+    b.term(P1, P2, 1)  # 1 byte of msgpack
+    assert items == [1 + TERM_COST] and b.queued_bytes == 1 + TERM_COST
+    b.term(P1, P2, 2)
+    assert b.queued_bytes == 1 + TERM_COST  # joined: counted when the batch closes
+    b.frame(b"\x00\x00\x00\x00")
+    assert b.queued_bytes == 2 * (1 + TERM_COST) + 4 and items[-1] == 4
+    b.clear()
+    assert len(b) == 0 and b.queued_bytes == 0 and b.take() == (b"", 0)
+
+
+def test_a_batch_is_bounded_by_count_and_bytes() -> None:
+    b, _ = batcher()
+    n = p.MAX_MESSAGES_PER_FRAME + 10
+    for _ in range(n):
+        b.term(None, P2, True)
+    data, frames = b.take()
+    assert frames == 2
+    msgs = decode(data)
+    assert [len(m.msgs) for m in msgs] == [b.batch_room // (1 + TERM_COST), n - b.batch_room // (1 + TERM_COST)]
+    assert all(len(m.msgs) <= p.MAX_MESSAGES_PER_FRAME for m in msgs)
+    big = "x" * 20_000  # a batch has room for 2 of them (1024 x (1 + TERM_COST) bytes)
+    for _ in range(5):
+        b.term(P1, P2, big)
+    data, frames = b.take()
+    assert frames == 3
+    assert [len(m.msgs) for m in decode(data)] == [2, 2, 1]
+    huge = "x" * 100_000  # bigger than a batch's room: alone in its frame
+    b.term(P1, P2, huge)
+    b.term(P1, P2, huge)
+    assert b.take()[1] == 2
+
+
+def test_a_big_payload_goes_alone_as_send() -> None:
+    b, items = batcher()
+    b.payload(P1, P2, b"a")
+    big = b"B" * (b.batch_room + 1)
+    b.payload(P1, P2, big)
+    b.payload(P1, P2, b"c")
+    data, frames = b.take()
+    assert frames == 3 and items[1] == len(p.encode_frame(p.Send(P1, P2, big)))
+    assert decode(data) == [p.Send(P1, P2, b"a"), p.Send(P1, P2, big), p.Send(P1, P2, b"c")]
+
+
+def test_the_peers_frame_limit_holds() -> None:
+    b, items = batcher(max_frame_size=1024)
+    assert b.batch_room == 1024 - 38
+    with pytest.raises(LocalProtocolError, match="does not fit the frame limit of node 'peer'"):
+        b.term(P1, P2, "x" * 1000)
+    with pytest.raises(LocalProtocolError, match="exceeds the peer's limit"):
+        b.payload(P1, P2, b"x" * 1000)
+    assert len(b) == 0 and items == []
+    for _ in range(100):
+        b.term(P1, P2, "y" * 50)
+    data, frames = b.take()
+    assert all(len(f) <= 1024 + 4 for f in _split_frames(data)) and frames > 1
+
+
+def test_bad_fields_raise_local_protocol_errors() -> None:
+    b, _ = batcher()
+    with pytest.raises(LocalProtocolError, match="node 0"):
+        b.term(P1, Pid(0, 1, 0), 1)
+    with pytest.raises(LocalProtocolError, match="payload must be bytes"):
+        b.payload(P1, P2, "text")  # type: ignore[arg-type]
+    assert len(b) == 0
+
+
+def test_on_item_may_take_and_may_raise() -> None:
+    taken: list[bytes] = []
+    enc = FrameEncoder()
+    b = OutboundBatcher(enc, on_item=lambda cost: taken.append(b.take()[0]))
+    b.term(P1, P2, 1)  # the hook takes it at once (the link's immediate write)
+    b.term(P1, P2, 2)  # so this one opens a new batch, also taken
+    assert [decode(t) for t in taken] == [[p.SendTerms(P1, P2, (1,))], [p.SendTerms(P1, P2, (2,))]]
+
+    def closed(cost: int) -> None:
+        b2.clear()
+        raise RuntimeError("closed")
+
+    b2 = OutboundBatcher(enc, on_item=closed)
+    with pytest.raises(RuntimeError, match="closed"):
+        b2.term(P1, P2, 1)
+    assert len(b2) == 0
+
+
+def _split_frames(data: bytes) -> list[bytes]:
+    out, off = [], 0
+    while off < len(data):
+        size = int.from_bytes(data[off : off + 4], "big")
+        out.append(data[off : off + 4 + size])
+        off += 4 + size
+    return out
+
+
+scalars = st.one_of(
+    st.text(max_size=8), st.binary(max_size=8), st.integers(-(2**63), 2**64 - 1), st.booleans(), st.none(),
+    st.floats(allow_nan=False),
+)  # fmt: skip
+terms = st.one_of(scalars, st.tuples(scalars, scalars), st.dictionaries(st.text(max_size=2), scalars, max_size=2))
+routes = st.sampled_from([(P1, P2), (None, P2), (P3, P1)])
+ops = st.lists(st.tuples(st.sampled_from(["term", "payload", "frame"]), routes, terms), max_size=40)
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(ops)
+def test_whatever_is_fed_decodes_to_the_same_messages_in_order(fed: list[tuple[str, Any, Any]]) -> None:
+    b, _ = batcher()
+    expected: list[Any] = []
+    for kind, (sender, to), msg in fed:
+        if kind == "term" and b.term(sender, to, msg):
+            expected.append(("term", sender, to, msg))
+            continue
+        if kind == "frame":
+            b.frame(p.encode_frame(p.Exit2(sender, to, b"r")))
+            expected.append(p.Exit2(sender, to, b"r"))
+            continue
+        payload = msgpack.packb(msg, use_bin_type=True)
+        b.payload(sender, to, payload)
+        expected.append(p.Send(sender, to, payload))
+    got: list[Any] = []
+    for m in decode(b.take()[0]):
+        if m.__class__ is p.SendTerms:
+            got += [("term", m.sender, m.to, t) for t in m.msgs]
+        else:
+            got.append(m)
+    assert got == expected

@@ -1,0 +1,57 @@
+"""The control message types and their bounds (joerl/node/messages.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from joerl.node import messages as m
+from joerl.node import protocol as p
+from joerl.pid import Pid, Ref
+
+P1, P2 = Pid(1, 2, 3), Pid(4, 5, 6)
+R1 = Ref(1, 99, 3)
+
+
+def test_op_codes_are_the_wire_table() -> None:
+    ops = {name: getattr(m, name) for name in dir(m) if name.startswith("OP_") and name != "OP_NAMES"}
+    assert sorted(ops.values()) == list(range(1, 17))
+    assert {m.OP_NAMES[code] for code in ops.values()} == {name[3:] for name in ops}
+
+
+def test_defaults_and_fields() -> None:
+    assert m.Unlink(P1, P2).id == 0
+    req = m.SpawnRequest(R1, P1, "echo", b"\x90")
+    assert (req.link, req.monitor) == (False, False)
+    assert m.SendTerms(None, P2, (1,))._fields == ("sender", "to", "msgs")
+    assert m.Tick() == ()
+
+
+def test_the_facade_re_exports_every_message() -> None:
+    shared = [name for name in m.__all__ if name[0].isupper() and name not in ("OP_NAMES", "U32", "U64")]
+    assert "Send" in shared and "MAX_TERM_ITEMS" in shared
+    for name in shared + [name for name in dir(m) if name.startswith("OP_") and name != "OP_NAMES"]:
+        assert getattr(p, name) is getattr(m, name), name
+
+
+@pytest.mark.parametrize(
+    "msgs, plain",
+    [
+        (("s", b"b", 1, 1.5, True, None), True),
+        ((("ping", 7), ()), True),
+        ((("x",) * m.MAX_TERM_ITEMS,), True),
+        ((("x",) * (m.MAX_TERM_ITEMS + 1),), False),
+        (((("nested",),),), False),
+        (([1],), False),
+        (({"a": 1},), False),
+        ((P1,), False),
+    ],
+)
+def test_plain_terms(msgs: tuple[object, ...], plain: bool) -> None:
+    assert m.plain_terms(msgs) is plain
+
+
+def test_is_uint_is_exact() -> None:
+    assert m.is_uint(0, m.U32) and m.is_uint(m.U32, m.U32) and m.is_uint(m.U64, m.U64)
+    assert not m.is_uint(m.U32 + 1, m.U32)
+    assert not m.is_uint(-1, m.U32)
+    assert not m.is_uint(True, m.U32) and not m.is_uint(1.0, m.U32)
