@@ -77,7 +77,7 @@ def good_peer_talks(cluster: tuple[Any, Any]) -> Callable[[int], None]:
     box = Probe(good, timeout=WAIT)
 
     def talk(n: int) -> None:
-        good.send_named(box.pid, ECHO, target.node_name, ("ping", n))
+        good.system.send((ECHO, target.node_name), ("ping", n), sender=box.pid)
         assert box.receive() == ("pong", n)
         assert good.node_name in target.nodes() and target.node_name in good.nodes()
 
