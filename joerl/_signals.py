@@ -29,7 +29,7 @@ from ._router import RemoteName, Router
 from .actor import DEAD, EXITING, NEW, RUNNING, ActorContext
 from .errors import DistributionError, NoProcError
 from .message import KILL, KILLED, NOPROC, NORMAL, Down, Exit
-from .pid import Pid, Ref
+from .pid import SYSTEM_PID, Pid, Ref
 
 if TYPE_CHECKING:
     from .mailbox import Mailbox
@@ -343,10 +343,6 @@ class NodeInbound:
             if ctx._monitored_by:
                 for ref in [r for r, w in ctx._monitored_by.items() if w.__class__ is Pid and w.node == node_id]:
                     del ctx._monitored_by[ref]
-
-
-#: The pid that plain (non-actor) code sends from: ``<0.0.0>``; never a process.
-SYSTEM_PID = Pid(0, 0, 0)
 
 
 def _throw(ctx: ActorContext, signal: ExitSignal) -> None:

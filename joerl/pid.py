@@ -146,3 +146,7 @@ class Ref(_Ident):
 
     def __repr__(self) -> str:
         return f"Ref({self.node}, {self.id}, {self.creation})"
+
+
+#: The pid that plain (non-actor) code sends from: ``<0.0.0>``; never a process.
+SYSTEM_PID = Pid(0, 0, 0)

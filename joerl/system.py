@@ -25,11 +25,11 @@ from gevent.event import Event
 from ._gen import CALL, From, Pending, make_from
 from ._process import Processes
 from ._router import Inbound, RemoteName, Router
-from ._signals import SYSTEM_PID, ExitSignal, NodeInbound, add_watcher, remove_watcher
+from ._signals import ExitSignal, NodeInbound, add_watcher, remove_watcher
 from .actor import EXITING, ActorContext, ActorRef
 from .errors import CallError, CallTimeout, MailboxFull, NoProcError, NotRegistered
 from .message import KILLED, NOPROC, SHUTDOWN
-from .pid import Pid, Ref
+from .pid import SYSTEM_PID, Pid, Ref
 from .registry import Registry
 from .timer import TimerRef
 

@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .._gen import as_call
 from ..errors import LinkDown, SerializationError
 from ..message import NOPROC
-from ..pid import Pid
-from ..system import SYSTEM_PID
+from ..pid import SYSTEM_PID, Pid
 from . import protocol as P
 
 if TYPE_CHECKING:

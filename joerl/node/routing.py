@@ -26,9 +26,8 @@ from .._gen import CALL, From, Pending
 from .._router import Inbound, RemoteName, RemoteTarget
 from ..errors import CallError, CallTimeout, LinkDown, SerializationError
 from ..message import NOCONNECTION, NOPROC
-from ..pid import Pid, Ref
+from ..pid import SYSTEM_PID, Pid, Ref
 from ..serialization import Codec, Limits, MessageRegistry
-from ..system import SYSTEM_PID
 from . import protocol as P
 
 if TYPE_CHECKING:

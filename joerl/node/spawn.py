@@ -15,8 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DistributionError, LinkDown
-from ..pid import Pid, Ref
-from ..system import SYSTEM_PID
+from ..pid import SYSTEM_PID, Pid, Ref
 from . import protocol as P
 
 if TYPE_CHECKING:

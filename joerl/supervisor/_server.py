@@ -14,8 +14,7 @@ from .._gen import CALL
 from ..actor import ActorContext, ActorRef
 from ..errors import ReceiveTimeout
 from ..message import KILL, SHUTDOWN, Down, Exit, format_reason, is_normal
-from ..pid import Pid
-from ..system import SYSTEM_PID
+from ..pid import SYSTEM_PID, Pid
 from ._child import (
     BRUTAL_KILL,
     IGNORE,
