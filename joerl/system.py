@@ -174,7 +174,7 @@ class ActorSystem(Processes):
 
     def send_after(self, delay: float, dest: Any, msg: Any, *, sender: Pid | None = None) -> TimerRef:
         """Send ``msg`` to ``dest`` after ``delay`` seconds; ``cancel()`` the result to stop it."""
-        return TimerRef(self, delay, dest, msg, sender)
+        return TimerRef(self._hub.loop, self._timers, self._send_from_hub, delay, dest, msg, sender)
 
     def _resolve(self, dest: Any) -> Pid:
         cls = dest.__class__

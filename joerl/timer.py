@@ -7,38 +7,52 @@ queued like a signal (never held back by a full mailbox).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .system import ActorSystem
+from collections.abc import Callable
+from typing import Any
 
 
 class TimerRef:
-    """A pending ``send_after``; ``cancel()`` it before it fires."""
+    """A pending ``send_after``; ``cancel()`` it before it fires.
 
-    __slots__ = ("_system", "_watcher", "_dest", "_msg", "_sender", "__weakref__")
+    Made by ``ActorSystem.send_after`` (and ``ActorContext.send_after``):
+    ``loop`` is the event loop, ``timers`` the system's set of live timers
+    (so that shutdown can cancel them) and ``fire(dest, msg, sender)`` the
+    system's send from the hub.
+    """
 
-    def __init__(self, system: ActorSystem, delay: float, dest: Any, msg: Any, sender: Any) -> None:
+    __slots__ = ("_timers", "_fire_send", "_watcher", "_dest", "_msg", "_sender", "__weakref__")
+
+    def __init__(
+        self,
+        loop: Any,
+        timers: set[TimerRef],
+        fire: Callable[[Any, Any, Any], None],
+        delay: float,
+        dest: Any,
+        msg: Any,
+        sender: Any,
+    ) -> None:
         if delay < 0:
             raise ValueError(f"delay must be >= 0, got {delay}")
-        self._system = system
+        self._timers = timers
+        self._fire_send = fire
         self._dest = dest
         self._msg = msg
         self._sender = sender
-        self._watcher: Any = system._hub.loop.timer(delay)
-        system._timers.add(self)
+        self._watcher: Any = loop.timer(delay)
+        timers.add(self)
         self._watcher.start(self._fire)
 
     def _fire(self) -> None:
         self._close()
-        self._system._send_from_hub(self._dest, self._msg, self._sender)
+        self._fire_send(self._dest, self._msg, self._sender)
 
     def _close(self) -> None:
         watcher = self._watcher
         if watcher is not None:
             self._watcher = None
             watcher.close()
-            self._system._timers.discard(self)
+            self._timers.discard(self)
 
     @property
     def active(self) -> bool:
