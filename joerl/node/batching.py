@@ -41,14 +41,11 @@ class _Batch(list[bytes]):
     """Messages queued along one route, that become one frame."""
 
     __slots__ = ("sender", "to", "route", "room", "start")
-
-    def __init__(self, sender: Pid | None, to: Pid, route: bytes, body: bytes, room: int) -> None:
-        super().__init__((body,))
-        self.sender = sender  # the messages' sender and destination (as objects: compared with "is")
-        self.to = to
-        self.route = route
-        self.room = room  # what more messages may add (each counts its bytes and TERM_COST)
-        self.start = room  # room when opened: start - room is what joined since
+    sender: Pid | None  # the messages' sender and destination (as objects: compared with "is")
+    to: Pid
+    route: bytes
+    room: int  # what more messages may add (each counts its bytes and TERM_COST)
+    start: int  # room when opened: start - room is what joined since
 
     @staticmethod
     def frame(encoder: FrameEncoder, route: bytes, items: list[bytes]) -> bytes:
@@ -181,10 +178,15 @@ class OutboundBatcher:
     def take(self) -> tuple[bytes, int]:
         """The bytes of everything queued, and how many frames they are; the queue empties."""
         items = self._items
-        self.clear()
+        self._items = []
+        self.queued_bytes = 0
+        self._terms = self._sends = None
         encoder = self.encoder
-        frames = [f.frame(encoder, f.route, f) if isinstance(f, _Batch) else f for f in items]
-        return (frames[0] if len(frames) == 1 else b"".join(frames)), len(frames)
+        if len(items) == 1:  # an idle link's latency path: one frame, or one batch
+            f = items[0]
+            return (f if f.__class__ is bytes else f.frame(encoder, f.route, f)), 1  # type: ignore[union-attr, arg-type]
+        frames = [f if f.__class__ is bytes else f.frame(encoder, f.route, f) for f in items]  # type: ignore[union-attr, arg-type]
+        return b"".join(frames), len(frames)
 
     def clear(self) -> None:
         """Drop everything queued."""
@@ -200,8 +202,13 @@ class OutboundBatcher:
                 f"a message of {len(body)} bytes does not fit the frame limit of node {self.peer!r} "
                 f"({self.encoder.max_frame_size} bytes)"
             )
-        self._close_batch()
-        batch = kind(sender, to, route, body, self.batch_room - size)
+        if self._terms is not None or self._sends is not None:
+            self._close_batch()
+        batch = kind((body,))
+        batch.sender = sender  # (set here rather than by an __init__: this is every idle send's path)
+        batch.to = to
+        batch.route = route
+        batch.room = batch.start = self.batch_room - size
         if kind is _Terms:
             self._terms = batch  # type: ignore[assignment]
         else:

@@ -164,9 +164,10 @@ class LinkWriter:
         if self.closed:
             out.clear()
             raise self.down_error()
-        if out.queued_bytes - cost >= self._max_queue and len(out) > 1:
+        before = out.queued_bytes - cost  # (exact: the open batch closed before this item came)
+        if before >= self._max_queue:
             self._wait_for_space()
-        elif self._writer_waiting and self._direct_ok and not self._direct_spent and len(out) == 1:
+        elif not before and self._writer_waiting and self._direct_ok and not self._direct_spent:
             rest = self._write_now(out.take()[0])  # the latency path (see _write_now)
             if rest:
                 out.frame(rest)  # (which comes back here, and wakes the writer)
