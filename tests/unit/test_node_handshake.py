@@ -15,10 +15,8 @@ from typing import Any
 
 import msgpack
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from joerl.errors import AuthenticationError, HandshakeError, LocalProtocolError, ProtocolError
+from joerl.errors import AuthenticationError, LocalProtocolError
 from joerl.node import protocol as p
 from joerl.node.hello import pack_message
 from joerl.node.protocol import (
@@ -427,99 +425,3 @@ def test_simultaneous_connect_converges_to_one_link(order: str) -> None:
     assert est_a.status == est_b.status == "ok_simultaneous"
     assert est_a.peer.name == "beta" and est_b.peer.name == "alpha"
     assert a_dials.state is b_accepts.state is HandshakeState.CLOSED
-
-
-# -- handshake: garbage --------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "data, match",
-    [
-        (b"GET / HTTP/1.1\r\n\r\n", "does not speak joerl"),
-        (b"\x00\x00", "0 bytes"),
-        (
-            bytes.fromhex("0014 4e 0000000d07df7fbd 6b07ecb0 0005") + b"e1@vm",
-            "not a map|undecodable",
-        ),  # Erlang's send_name
-        (b"\x00\x01\xc1", "undecodable"),
-        (b"\x00\x03" + msgpack.packb([1, 2]), "not a map"),
-        (pack_message({"t": "ack", "mac": 1}), "unexpected handshake message 'ack'"),
-        (pack_message({"t": "hello", "v": 2}), "HELLO name"),
-    ],
-)
-def test_garbage_into_acceptor(data: bytes, match: str) -> None:
-    acc = Handshake(Role.ACCEPTOR, B, COOKIE)
-    with pytest.raises(HandshakeProtocolError, match=match):
-        acc.feed(data)
-    assert acc.state is HandshakeState.CLOSED
-
-
-def _hello(**override: Any) -> bytes:
-    body = {"t": "hello", "v": 2, "name": "x", "id": 5, "creation": 0, "flags": 0, "challenge": b"c" * 16}
-    body.update(override)
-    return pack_message(body)
-
-
-@pytest.mark.parametrize(
-    "override",
-    [
-        {"v": 0}, {"v": "1"}, {"name": 5}, {"name": ""}, {"id": 0}, {"id": 2**32}, {"creation": -1},
-        {"flags": -1}, {"challenge": b"short"}, {"challenge": "x" * 20}, {"tick_ms": -5}, {"max_frame": 12},
-    ],
-)  # fmt: skip
-def test_malformed_hello_fields(override: dict[str, Any]) -> None:
-    acc = Handshake(Role.ACCEPTOR, B, COOKIE)
-    with pytest.raises(HandshakeProtocolError):
-        acc.feed(_hello(**override))
-
-
-def test_hello_extra_keys_ignored() -> None:
-    acc = Handshake(Role.ACCEPTOR, B, COOKIE)
-    [event] = acc.feed(_hello(future="yes"))
-    assert event.peer.name == "x" and event.peer.max_frame == p.DEFAULT_MAX_FRAME_SIZE and event.peer.tick_ms == 0
-
-
-def test_unknown_status_is_protocol_error() -> None:
-    ini = Handshake(Role.INITIATOR, A, COOKIE)
-    with pytest.raises(HandshakeProtocolError, match="unknown handshake status"):
-        ini.feed(pack_message({"t": "status", "status": "maybe", "reason": ""}))
-
-
-OUR_ERRORS = (ProtocolError, HandshakeError)
-
-
-@settings(max_examples=300, deadline=None, database=None)
-@given(st.binary(max_size=300), st.sampled_from(["initiator", "acceptor", "acceptor_after_hello"]))
-def test_random_bytes_into_handshake_give_only_our_errors(data: bytes, where: str) -> None:
-    ini, acc = engines()
-    if where == "initiator":
-        target = ini
-    elif where == "acceptor":
-        target = acc
-    else:
-        acc.feed(ini.data_to_send())
-        acc.accept()
-        target = acc
-    try:
-        for chunk in (data[:7], data[7:]):
-            target.feed(chunk)
-            if target.state is HandshakeState.AWAIT_DECISION:
-                target.accept()
-    except OUR_ERRORS:
-        assert target.state is HandshakeState.CLOSED
-
-
-@settings(max_examples=200, deadline=None, database=None)
-@given(st.dictionaries(st.sampled_from(["t", "v", "name", "id", "creation", "flags", "challenge", "tick_ms",
-                                        "max_frame", "status", "reason", "mac"]),
-                       st.one_of(st.none(), st.booleans(), st.integers(-2, 2**64 - 1), st.text(max_size=5),
-                                 st.binary(max_size=40), st.sampled_from(["hello", "status", "reply", "ack",
-                                                                          "abort", "ok", "nok"]))))  # fmt: skip
-def test_random_maps_into_handshake_give_only_our_errors(body: dict[str, Any]) -> None:
-    raw = msgpack.packb(body)
-    for role in Role:
-        engine = Handshake(role, A, COOKIE)
-        try:
-            engine.feed(struct.pack(">H", len(raw)) + raw)
-        except OUR_ERRORS:
-            pass
