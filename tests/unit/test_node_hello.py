@@ -27,7 +27,7 @@ B = NodeIdentity("beta", 0x0B0B0B0B, creation=9)
 
 def test_message_framing_byte_vector() -> None:
     raw = pack_message({"t": "ack", "mac": b"m"})
-    assert raw == bytes.fromhex("000e 82 a174 a3616368 a36d6163 c4016d")
+    assert raw == bytes.fromhex("000e 82 a174 a361636b a36d6163 c4016d")
     buf = bytearray(raw[:3])
     assert next_message(buf) is None and buf == raw[:3]  # incomplete: left as it is
     buf += raw[3:] + b"\x00"
