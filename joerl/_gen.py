@@ -11,6 +11,7 @@ through the same table.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from gevent import get_hub
@@ -63,71 +64,84 @@ def is_call(msg: Any) -> bool:
 class Pending:
     """Waiters by ref: one greenlet waits under each ref until it is resolved or times out.
 
-    ``add(ref)`` before the request leaves (so that an answer can never come
-    too early), ``wait(ref, timeout)`` to block, ``resolve(ref, value)`` from
-    anywhere (the hub included) to wake it. A ref resolved before its
-    ``wait`` starts (the request failed on the spot) keeps its value for that
-    ``wait``. A ref resolved twice, or after its wait ended, is ignored: late
-    answers are dropped, never queued.
+    ``waiter = add(ref)`` before the request leaves (so that an answer can
+    never come too early), ``wait(waiter, ref, timeout)`` to block, and
+    ``resolve(ref, value)`` from anywhere (the hub included) to wake it; or
+    :meth:`request`, all three in one call. A ref resolved before its wait
+    starts (the request failed on the spot) keeps its value for that wait.
+    A ref resolved twice, or after its wait ended, is ignored: late answers
+    are dropped, never queued.
     """
 
-    __slots__ = ("_hub", "_waiters", "_early")
+    __slots__ = ("_hub", "_waiters")
 
     def __init__(self) -> None:
         self._hub = get_hub()
         self._waiters: dict[Ref, Waiter] = {}
-        self._early: dict[Ref, Waiter] = {}  # resolved before their wait started
 
     def __contains__(self, ref: object) -> bool:
         return ref in self._waiters
 
     def __len__(self) -> int:
-        return len(self._waiters) + len(self._early)
+        return len(self._waiters)
 
     def refs(self) -> list[Ref]:
         """The refs waited on now (not yet resolved)."""
         return list(self._waiters)
 
-    def add(self, ref: Ref) -> None:
-        """Open a wait under ``ref`` (the waiting greenlet calls :meth:`wait` next)."""
-        self._waiters[ref] = Waiter(self._hub)
+    def add(self, ref: Ref) -> Waiter:
+        """Open a wait under ``ref``; pass what it returns to :meth:`wait`."""
+        waiter = self._waiters[ref] = Waiter(self._hub)
+        return waiter
 
-    def wait(self, ref: Ref, timeout: float | None) -> Any:
+    def wait(self, waiter: Waiter, ref: Ref, timeout: float | None) -> Any:
         """Block until ``ref`` is resolved; its value, or None after ``timeout`` seconds.
 
         The wait under ``ref`` is closed when this returns, however it ends.
-
-        Raises:
-            KeyError: no wait was opened under ``ref``.
         """
-        waiter = self._waiters.get(ref) or self._early.pop(ref, None)
-        if waiter is None:
-            raise KeyError(ref)
         timer = None
         try:
             if timeout is not None:
                 timer = self._hub.loop.timer(timeout)
                 timer.start(waiter.switch, None)
-            return waiter.get()
+            return waiter.get()  # a value resolved already is queued behind this get()
         finally:
             if timer is not None:
                 timer.close()
             self._waiters.pop(ref, None)
 
+    def request(
+        self, ref: Ref, timeout: float | None, send: Callable[..., Any], dest: Any, msg: Any, sender: Pid | None
+    ) -> Any:
+        """Open a wait under ``ref``, ``send(dest, msg, sender=sender)``, and wait: a call in one call.
+
+        The same as ``add(ref)``, the send, ``wait(...)``, with the wait
+        closed however it ends (the send raising included).
+        """
+        hub = self._hub
+        waiter = Waiter(hub)
+        waiters = self._waiters
+        waiters[ref] = waiter
+        timer = None
+        try:
+            send(dest, msg, sender=sender)
+            if timeout is not None:
+                timer = hub.loop.timer(timeout)
+                timer.start(waiter.switch, None)
+            return waiter.get()
+        finally:
+            if timer is not None:
+                timer.close()
+            waiters.pop(ref, None)
+
     def discard(self, ref: Ref) -> None:
         """Close the wait under ``ref`` without waking anyone (the waiter gave up)."""
         self._waiters.pop(ref, None)
-        self._early.pop(ref, None)
 
     def resolve(self, ref: Ref, value: Any) -> bool:
         """Wake the greenlet waiting under ``ref`` with ``value``; False if none waits."""
         waiter = self._waiters.pop(ref, None)
         if waiter is None:
             return False
-        self._early[ref] = waiter  # until its wait() takes it (at once, if it is parked)
-        self._hub.loop.run_callback(self._wake, ref, waiter, value)
+        self._hub.loop.run_callback(waiter.switch, value)
         return True
-
-    def _wake(self, ref: Ref, waiter: Waiter, value: Any) -> None:
-        self._early.pop(ref, None)
-        waiter.switch(value)

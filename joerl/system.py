@@ -22,7 +22,7 @@ from typing import Any
 from gevent import get_hub, getcurrent
 from gevent.event import Event
 
-from ._gen import CALL, From, Pending, make_from
+from ._gen import CALL, From, Pending
 from ._process import Processes
 from ._router import Inbound, RemoteName, Router
 from ._signals import ExitSignal, NodeInbound, add_watcher, remove_watcher
@@ -36,6 +36,8 @@ from .timer import TimerRef
 __all__ = ["SYSTEM_PID", "ActorSystem", "ExitSignal", "From", "RemoteName"]
 
 log = logging.getLogger("joerl.actor")
+
+_tuple_new = tuple.__new__
 
 
 class ActorSystem(Processes):
@@ -279,14 +281,11 @@ class ActorSystem(Processes):
         # One ref both tags the request and monitors the server, as in OTP's
         # gen:call: the server's Down fails the call waiting under that ref.
         ref = self.make_ref()
-        calls = self._calls
-        calls.add(ref)
         add_watcher(tctx, ref, self._call_target_down)
         try:
-            self.send(pid, (CALL, make_from(caller or SYSTEM_PID, ref), request), sender=caller)
-            result = calls.wait(ref, timeout)
+            msg = (CALL, _tuple_new(From, (caller or SYSTEM_PID, ref)), request)  # make_from(), inline
+            result = self._calls.request(ref, timeout, self.send, pid, msg, caller)
         finally:
-            calls.discard(ref)
             remove_watcher(tctx, ref)
         if result is None:
             raise CallTimeout(server, timeout)  # type: ignore[arg-type]

@@ -241,7 +241,7 @@ class Routing:
             request_msg: Any = P.RegSend(self.glob_opt(caller), target, payload)
         else:
             request_msg = P.Send(self.glob_opt(caller), target, payload)
-        self.pending.add(ref)
+        waiter = self.pending.add(ref)
         peer.calls.add(ref)
         try:
             conn = peer.conn
@@ -254,7 +254,7 @@ class Routing:
             else:
                 self.outbox.enqueue(peer, monitor)
                 self.outbox.enqueue(peer, request_msg)
-            result = self.pending.wait(ref, timeout)
+            result = self.pending.wait(waiter, ref, timeout)
         finally:
             self.pending.discard(ref)
             peer.calls.discard(ref)
@@ -289,11 +289,11 @@ class Routing:
         lost) or None (no answer within ``timeout``).
         """
         ref = self._make_ref()
-        self.pending.add(ref)
+        waiter = self.pending.add(ref)
         peer.calls.add(ref)
         try:
             self.outbox.enqueue(peer, make(self.glob_ref(ref)))
-            return self.pending.wait(ref, timeout)
+            return self.pending.wait(waiter, ref, timeout)
         finally:
             self.pending.discard(ref)
             peer.calls.discard(ref)

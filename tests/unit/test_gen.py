@@ -27,16 +27,16 @@ def test_as_call_restores_from_of_a_plain_pair() -> None:
 
 def test_resolve_wakes_the_waiter() -> None:
     pending = Pending()
-    pending.add(REF)
+    waiter = pending.add(REF)
     gevent.spawn(pending.resolve, REF, (True, 42))
-    assert pending.wait(REF, 5) == (True, 42)
+    assert pending.wait(waiter, REF, 5) == (True, 42)
     assert len(pending) == 0 and REF not in pending
 
 
 def test_timeout_returns_none_and_a_late_answer_is_dropped() -> None:
     pending = Pending()
-    pending.add(REF)
-    assert pending.wait(REF, 0.01) is None
+    waiter = pending.add(REF)
+    assert pending.wait(waiter, REF, 0.01) is None
     assert pending.resolve(REF, "late") is False
     assert len(pending) == 0
 
@@ -44,17 +44,36 @@ def test_timeout_returns_none_and_a_late_answer_is_dropped() -> None:
 def test_resolved_before_the_wait_starts_keeps_its_value() -> None:
     # A request that fails on the spot resolves its ref before the caller waits.
     pending = Pending()
-    pending.add(REF)
+    waiter = pending.add(REF)
     assert pending.resolve(REF, (False, "noconnection")) is True
     assert pending.resolve(REF, "twice") is False
-    assert pending.wait(REF, 5) == (False, "noconnection")
+    assert pending.wait(waiter, REF, 5) == (False, "noconnection")
     assert len(pending) == 0
 
 
-def test_discard_forgets_and_wait_without_add_raises() -> None:
+def test_discard_forgets() -> None:
     pending = Pending()
     pending.add(REF)
+    assert pending.refs() == [REF] and REF in pending
     pending.discard(REF)
     assert len(pending) == 0 and pending.refs() == []
-    with pytest.raises(KeyError):
-        pending.wait(REF, 0)
+    assert pending.resolve(REF, 1) is False
+
+
+def test_request_sends_then_waits_and_closes_the_wait_when_send_raises() -> None:
+    pending = Pending()
+    sent = []
+
+    def send(dest: object, msg: object, *, sender: object) -> None:
+        sent.append((dest, msg, sender))
+        pending.resolve(REF, "answer")  # answered before the wait starts
+
+    assert pending.request(REF, 5, send, "d", "m", None) == "answer"
+    assert sent == [("d", "m", None)] and len(pending) == 0
+
+    def broken(dest: object, msg: object, *, sender: object) -> None:
+        raise RuntimeError("cannot send")
+
+    with pytest.raises(RuntimeError):
+        pending.request(REF, 5, broken, "d", "m", None)
+    assert len(pending) == 0
