@@ -336,7 +336,7 @@ def role_flood(node: DistributedSystem, peer: str, seconds: float) -> bool:
                 send(dest, ("n", i))
                 i += 1
             if link is not None:
-                queue_max = max(queue_max, link._out_bytes)
+                queue_max = max(queue_max, link.queued_bytes)
             if time.perf_counter() >= deadline:
                 break
         t1 = time.perf_counter()

@@ -3,7 +3,7 @@ repro (all fixed, in ``joerl/node/connection.py`` and ``joerl/node/node.py``):
 
 * a node whose reader waits on a slow consumer's full mailbox declares the
   live, sending peer down after ``tick_time``;
-* a sender waiting on backpressure gets ``ConnectionLost`` raised into it
+* a sender waiting on backpressure gets ``ConnectionLost`` (now any ``LinkDown``) raised into it
   when the link drops (a send must never raise);
 * messages sent while a link is being dialled queue without bound;
 * a consumer that reads steadily but slowly loses its link (the writer frees
@@ -26,7 +26,7 @@ from _reliakit import COOKIE, WAIT, node_argv, start_child
 from gevent.event import Event
 
 from joerl.actor import ActorContext
-from joerl.errors import ConnectionLost, ReceiveTimeout
+from joerl.errors import LinkDown, ReceiveTimeout
 from joerl.message import NodeDown
 from joerl.node.connection import LinkConfig
 from joerl.node.node import DistributedSystem
@@ -123,14 +123,14 @@ def test_a_sender_blocked_by_backpressure_survives_the_link_dropping(pair: Any) 
     assert link is not None
     g = a.spawn_fn(sender)
     # The kernel's buffers fill, then the link's queue: the sender waits for room.
-    wait_until(lambda: link._out_bytes >= queue_bytes, timeout=15.0)
+    wait_until(lambda: link.queued_bytes >= queue_bytes, timeout=15.0)
     stalled = sent[0]
     link.sock.shutdown(socket.SHUT_RDWR)  # the link drops while the sender waits
     wait_until(lambda: link.closed, timeout=5.0)
     release.set()
     g.join(10.0)
     assert stalled < 200_000
-    assert not any(isinstance(o, ConnectionLost) for o in outcome), f"send raised {outcome}"
+    assert not any(isinstance(o, LinkDown) for o in outcome), f"send raised {outcome}"
 
 
 @pytest.mark.timeout(30)
@@ -192,7 +192,7 @@ def test_a_slow_but_steady_consumer_keeps_its_link(pair: Any) -> None:
             while time.monotonic() < deadline and not downs:
                 ctx.send(("consumer", "b"), ("n", i, payload))
                 i += 1
-        except ConnectionLost as exc:  # the other bug; this test is about the link
+        except LinkDown as exc:  # the other bug; this test is about the link
             raised.append(exc)
 
     a.spawn_fn(sender).join(15)
