@@ -19,6 +19,7 @@ from typing import Any
 import gevent
 
 from .. import gen_server
+from ..backoff import Backoff
 from ..errors import CallError, CallTimeout, DistributionError, NoProcError, NotRegistered, StartError
 from ..message import SHUTDOWN
 from ..pid import Pid
@@ -110,7 +111,7 @@ class GlobalNames:
         timeout = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
         stamp: Stamp | None = None
-        backoff = 0.005
+        backoff = Backoff(0.005, 0.25, jitter=0.5, rand=self._random.random)
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -141,8 +142,7 @@ class GlobalNames:
                     return False
             # busy, or lost to an older claim: let it finish, then look again
             self.retries += 1
-            gevent.sleep(self._random.uniform(backoff / 2, backoff))
-            backoff = min(backoff * 2, 0.25)
+            gevent.sleep(backoff.delay())
 
     def whereis(self, name: str) -> Pid | None:
         """The pid registered as ``name`` in this node's replica, or None."""
