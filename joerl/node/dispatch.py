@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .._gen import as_call
+from .._gen import CALL, as_call
 from ..errors import LinkDown, SerializationError
 from ..message import NOPROC
 from ..pid import SYSTEM_PID, Pid
@@ -83,7 +83,9 @@ class Dispatch:
                 if to.node == self._node_id and to.creation == self._creation:
                     mailbox = self._mailbox(to.id)
                     if mailbox is not None:
-                        payload = as_call(self._codec.decode(msg.payload))
+                        payload = self._codec.decode(msg.payload)
+                        if payload.__class__ is tuple and len(payload) == 3 and payload[0] == CALL:
+                            payload = as_call(payload)  # (checked inline: a call per message costs)
                         self._stats.received += 1
                         mailbox.deliver(payload, msg.sender)
                 else:
