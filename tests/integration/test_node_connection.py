@@ -22,7 +22,6 @@ from gevent.pool import Pool
 from gevent.queue import Queue
 from gevent.server import StreamServer
 
-from joerl.backoff import Backoff
 from joerl.errors import (
     AuthenticationError,
     ConnectionLost,
@@ -558,18 +557,6 @@ def test_a_pair_that_lost_its_link_talks_again(net: Net) -> None:
     second.start()
     second.send(p.Send(PA, PB, b"again"))
     assert listener.inbox.wait_for(1) == [p.Send(PA, PB, b"again")]
-
-
-def test_backoff_grows_caps_and_resets() -> None:
-    b = Backoff(initial=0.1, maximum=0.5, factor=2.0, jitter=0.0)
-    assert [round(b.delay(), 3) for _ in range(5)] == [0.1, 0.2, 0.4, 0.5, 0.5]
-    assert b.failures == 5
-    b.reset()
-    assert b.delay() == 0.1
-    jittered = Backoff(initial=1.0, jitter=0.2, rand=lambda: 0.0)
-    assert jittered.delay() == pytest.approx(0.8)
-    with pytest.raises(ValueError):
-        Backoff(initial=0)
 
 
 def test_config_validation() -> None:

@@ -3,9 +3,6 @@ in the modules that define them, and the exceptions importable where users impor
 
 from __future__ import annotations
 
-from typing import Any
-
-import pytest
 from _epmd_vectors import (  # tests/unit/_epmd_vectors.py
     NODE,
 )
@@ -84,28 +81,10 @@ def test_sans_io_modules_import_no_gevent_and_no_socket() -> None:
             assert not any(n.split(".")[0] in ("gevent", "socket") for n in names), (mod, names)
 
 
-@pytest.mark.parametrize(
-    "text, expected",
-    [
-        ("127.0.0.1:4369", ("127.0.0.1", 4369)),
-        ("0.0.0.0:14369", ("0.0.0.0", 14369)),
-        ("localhost", ("localhost", 4369)),
-        ("5000", ("127.0.0.1", 5000)),
-        (":0", ("127.0.0.1", 0)),
-        ("[::1]:99", ("::1", 99)),
-        ("::1", ("::1", 4369)),
-        ("[::1]", ("::1", 4369)),
-        (("h", 7), ("h", 7)),
-    ],
-)
-def test_parse_address(text: Any, expected: tuple[str, int]) -> None:
-    assert p.parse_address(text) == expected
+def test_the_facade_uses_the_one_address_parser() -> None:
+    from joerl import address
 
-
-@pytest.mark.parametrize("text", ["h:x", "h:70000", "[::1", "[::1]x", "[::1]:p"])
-def test_parse_bad_address(text: str) -> None:
-    with pytest.raises(ValueError):
-        p.parse_address(text)
+    assert p.parse_address is address.parse_address and p.format_address is address.format_address
 
 
 def test_format_address_and_node_address() -> None:
