@@ -25,8 +25,13 @@ Everything a supervisor does runs in its own greenlet. The module functions
 any greenlet with an :class:`~joerl.system.ActorSystem` (plain code) or an
 :class:`~joerl.actor.ActorContext` (inside an actor).
 
+A :class:`DynamicSupervisor` starts its children at run time instead, one
+``start_child`` each (from a template with args, or from a whole spec), names
+them by pid, and stops them all at once (OTP's ``simple_one_for_one``).
+
 Import everything from here; the private modules are ``_child`` (ChildSpec),
 ``_strategy``, ``_intensity``, ``_server`` (the Supervisor process),
+``_dynamic`` (the DynamicSupervisor process),
 ``_start`` (the READY handshake a start waits for), ``_client`` (starting
 one, the calls, SupervisorRef) and ``_codes`` (reply error codes).
 The errors live in :mod:`joerl.errors`.
@@ -78,6 +83,8 @@ from ._client import (
     terminate_child,
     which_children,
 )
+from ._codes import MaxChildrenReached
+from ._dynamic import DynamicSupervisor
 from ._server import Supervisor
 from ._strategy import (
     ONE_FOR_ALL as ONE_FOR_ALL,
@@ -99,7 +106,9 @@ __all__ = [
     "ChildNotFound",
     "ChildSpec",
     "ChildStartError",
+    "DynamicSupervisor",
     "IGNORE",
+    "MaxChildrenReached",
     "StillRunning",
     "Supervisor",
     "SupervisorError",

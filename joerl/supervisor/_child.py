@@ -47,6 +47,9 @@ class ChildSpec:
             greenlet and must spawn the child *linked* to it (typically
             ``lambda ctx: ctx.spawn_link(Worker())``); it may return
             :data:`IGNORE` to start nothing. An exception is a failed start.
+            As the template of a :class:`~joerl.supervisor.DynamicSupervisor`
+            it is called ``start(ctx, *args)`` with the args of ``start_child``
+            (the shorthands below append them to their own ``*args``).
         restart: ``"permanent"`` (always restarted), ``"transient"`` (only
             after an abnormal exit) or ``"temporary"`` (never; dropped when it ends).
         shutdown: ``"brutal_kill"``; seconds to wait after the ``"shutdown"``
@@ -59,7 +62,7 @@ class ChildSpec:
     """
 
     id: Hashable
-    start: Callable[[ActorContext], Any]
+    start: Callable[..., Any]
     restart: str = PERMANENT
     shutdown: float | str | None = _DEFAULT
     type: str = WORKER
@@ -184,8 +187,8 @@ class _SpawnActor:
         self.id, self.factory, self.args = id, factory, args
         self.name, self.mailbox_size, self.is_sup = name, mailbox_size, is_sup
 
-    def __call__(self, ctx: ActorContext) -> ActorRef | Pid:
-        actor = self.factory(*self.args)
+    def __call__(self, ctx: ActorContext, *extra: Any) -> ActorRef | Pid:
+        actor = self.factory(*self.args, *extra)  # extra: a dynamic supervisor's start_child args
         if self.is_sup:
             if not isinstance(actor, StartsReady):
                 raise TypeError(f"child {self.id!r}: factory returned {actor!r}, not a Supervisor")
@@ -210,8 +213,8 @@ class _SpawnFn:
     ) -> None:
         self.fn, self.args, self.name, self.mailbox_size = fn, args, name, mailbox_size
 
-    def __call__(self, ctx: ActorContext) -> ActorRef:
-        return ctx.spawn_link(self.fn, *self.args, mailbox_size=self.mailbox_size, name=self.name)
+    def __call__(self, ctx: ActorContext, *extra: Any) -> ActorRef:
+        return ctx.spawn_link(self.fn, *self.args, *extra, mailbox_size=self.mailbox_size, name=self.name)
 
     def __repr__(self) -> str:
         return f"<start fn {getattr(self.fn, '__qualname__', self.fn)}{self.args!r}>"

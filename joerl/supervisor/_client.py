@@ -16,6 +16,7 @@ from ..pid import Pid
 from ..system import ActorSystem
 from ._child import ChildInfo, ChildSpec
 from ._codes import BY_CODE
+from ._dynamic import DynamicSupervisor
 from ._server import Supervisor
 from ._start import await_started, spawn_linked
 
@@ -26,7 +27,11 @@ Caller = ActorSystem | ActorContext
 
 
 def start_supervisor(
-    system: ActorSystem, supervisor: Supervisor, *, name: str | None = None, timeout: float | None = None
+    system: ActorSystem,
+    supervisor: Supervisor | DynamicSupervisor,
+    *,
+    name: str | None = None,
+    timeout: float | None = None,
 ) -> SupervisorRef:
     """Spawn ``supervisor`` (not linked) and wait until its children are started.
 
@@ -34,7 +39,7 @@ def start_supervisor(
         StartError: a child failed to start (``reason`` says which), or the
             start took longer than ``timeout`` (the supervisor is killed).
     """
-    if not isinstance(supervisor, Supervisor):
+    if not isinstance(supervisor, (Supervisor, DynamicSupervisor)):
         raise TypeError(f"start_supervisor takes a Supervisor instance, got {supervisor!r}")
     pid = system.spawn(supervisor, name=name).pid
     await_started(system, pid, None, timeout)
@@ -42,7 +47,11 @@ def start_supervisor(
 
 
 def start_link(
-    ctx: ActorContext, supervisor: Supervisor, *, name: str | None = None, timeout: float | None = None
+    ctx: ActorContext,
+    supervisor: Supervisor | DynamicSupervisor,
+    *,
+    name: str | None = None,
+    timeout: float | None = None,
 ) -> SupervisorRef:
     """Spawn ``supervisor`` linked to the calling actor and wait until its
     children are started (what :meth:`ChildSpec.supervisor` uses).
@@ -50,7 +59,7 @@ def start_link(
     Raises:
         StartError: as :func:`start_supervisor`; the link is removed first.
     """
-    if not isinstance(supervisor, Supervisor):
+    if not isinstance(supervisor, (Supervisor, DynamicSupervisor)):
         raise TypeError(f"start_link takes a Supervisor instance, got {supervisor!r}")
     return SupervisorRef(ctx.system, spawn_linked(ctx, supervisor, name, timeout))
 
@@ -68,12 +77,16 @@ def _call(via: Caller, sup: Any, request: tuple[Any, ...], timeout: float | None
     raise make(*result[2])
 
 
-def start_child(via: Caller, sup: Any, spec: ChildSpec, *, timeout: float | None = None) -> Pid | None:
+def start_child(
+    via: Caller, sup: Any, spec: ChildSpec | tuple[Any, ...] | list[Any], *, timeout: float | None = None
+) -> Pid | None:
     """Add ``spec`` to the running supervisor ``sup`` and start it (after the others).
 
     Args:
         via: the ActorSystem (plain code) or the calling actor's ActorContext.
         sup: the supervisor's Pid, name or ref.
+        spec: a ChildSpec; or, for a :class:`DynamicSupervisor` with a
+            template, the extra args (a tuple or list) its start gets.
 
     Returns:
         The child's pid (None if its start returned IGNORE).
@@ -81,15 +94,23 @@ def start_child(via: Caller, sup: Any, spec: ChildSpec, *, timeout: float | None
     Raises:
         AlreadyStarted, AlreadyPresent: the id is taken.
         ChildStartError: the start failed; the spec is not kept.
+        MaxChildrenReached: a dynamic supervisor runs its ``max_children``.
+        SupervisorError: a spec where a dynamic supervisor's template wants
+            args, or args where a spec is wanted.
         CallError: the supervisor is not running.
     """
-    if not isinstance(spec, ChildSpec):
-        raise TypeError(f"start_child takes a ChildSpec, got {spec!r}")
+    if isinstance(spec, list):
+        spec = tuple(spec)
+    if not isinstance(spec, (ChildSpec, tuple)):
+        raise TypeError(f"start_child takes a ChildSpec (or a template's args as a tuple), got {spec!r}")
     return _call(via, sup, ("start_child", spec), timeout)  # type: ignore[no-any-return]
 
 
 def terminate_child(via: Caller, sup: Any, id: Hashable, *, timeout: float | None = None) -> None:
     """Stop child ``id`` as its spec says; its spec stays (unless temporary).
+
+    A :class:`DynamicSupervisor` names its children by pid: pass the pid;
+    the child is stopped and forgotten.
 
     Raises:
         ChildNotFound: no such child.
@@ -133,7 +154,8 @@ class SupervisorRef(ActorRef):
     def __repr__(self) -> str:
         return f"<SupervisorRef {self.pid}>"
 
-    def start_child(self, spec: ChildSpec, *, timeout: float | None = None) -> Pid | None:
+    def start_child(self, spec: ChildSpec | tuple[Any, ...] | list[Any], *, timeout: float | None = None) -> Pid | None:
+        """See :func:`start_child`."""
         return start_child(self.system, self.pid, spec, timeout=timeout)
 
     def terminate_child(self, id: Hashable, *, timeout: float | None = None) -> None:

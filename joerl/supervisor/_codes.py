@@ -1,6 +1,6 @@
-"""The codes that carry a supervisor's errors (classes in :mod:`joerl.errors`)
-from its reply (``("error", code, args)``) to the caller, who raises
-``BY_CODE[code](*args)``."""
+"""The codes that carry a supervisor's errors (classes in :mod:`joerl.errors`,
+and :class:`MaxChildrenReached` here) from its reply (``("error", code,
+args)``) to the caller, who raises ``BY_CODE[code](*args)``."""
 
 from __future__ import annotations
 
@@ -15,6 +15,15 @@ from ..errors import (
     SupervisorError,
 )
 
+
+class MaxChildrenReached(SupervisorError):
+    """``start_child``: a dynamic supervisor already runs its ``max_children``."""
+
+    def __init__(self, max_children: int) -> None:
+        super().__init__(f"the supervisor already has its maximum of {max_children} children")
+        self.max_children = max_children
+
+
 #: A reply's error code -> the error the caller raises with the reply's args.
 BY_CODE: dict[str, Callable[..., SupervisorError]] = {
     "not_found": ChildNotFound,
@@ -22,4 +31,6 @@ BY_CODE: dict[str, Callable[..., SupervisorError]] = {
     "already_present": AlreadyPresent,
     "running": StillRunning,
     "start_failed": ChildStartError,
+    "max_children": MaxChildrenReached,
+    "bad_request": SupervisorError,
 }

@@ -299,7 +299,11 @@ class Supervisor(StartsReady):
 
     def _call_start_child(self, ctx: ActorContext, spec: Any) -> _Reply:
         if not isinstance(spec, ChildSpec):
-            return ("error", "unknown_request", (("start_child", spec),))
+            return (
+                "error",
+                "bad_request",
+                (f"start_child takes a ChildSpec (args are for a DynamicSupervisor), not {spec!r}",),
+            )
         existing = self._children.get(spec.id)
         if existing is not None:
             if existing.pid is not None:
