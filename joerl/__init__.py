@@ -27,6 +27,7 @@ from .errors import (
 from .gen_server import GenServer, GenServerRef, NoReply, Reply, Stop
 from .message import KILL, KILLED, NOCONNECTION, NOPROC, NORMAL, SHUTDOWN, Down, Exit, NodeDown, NodeUp
 from .node.node import DistributedSystem
+from .node.tls import TlsConfig
 from .pid import Pid, Ref
 from .serialization import (
     ISerializableMessage,
@@ -67,6 +68,7 @@ __all__ = [
     "Supervisor",
     "SupervisorRef",
     "TimerRef",
+    "TlsConfig",
     "register_message_type",
     "serializable",
     "start_supervisor",

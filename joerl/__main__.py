@@ -1,28 +1,51 @@
-"""``python -m joerl demo``: the distributed demo (see joerl/demo.py)."""
+"""``python -m joerl`` (and the ``joerl`` console script): the command line.
+
+Commands: ``demo`` (the distributed demo, see :mod:`joerl.demo`), ``version``.
+With no command it prints its help and exits with status 2.
+"""
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="joerl", description="Erlang/OTP-style actors for Python, on gevent: the command line."
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    demo = commands.add_parser(
+        "demo",
+        help="run the distributed demo: a port mapper and three node processes on loopback",
+        add_help=False,
+    )
+    demo.add_argument("args", nargs=argparse.REMAINDER, help="the demo's own options (demo --help)")
+    commands.add_parser("version", help="print joerl's version")
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the command in ``argv`` (default: ``sys.argv[1:]``); the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    command = argv.pop(0) if argv else "help"
-    if command == "demo":
+    # The demo parses its own options (``demo --help`` is the demo's help).
+    if argv[:1] == ["demo"]:
         from .demo import main as demo
 
-        return demo(argv)
-    if command == "demo-node":
+        return demo(argv[1:])
+    if argv[:1] == ["demo-node"]:  # one node of the demo, started by it (not listed)
         from .demo import node_main
 
-        return node_main(argv)
-    if command == "version":
+        return node_main(argv[1:])
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "version":
         from . import __version__
 
         print(__version__)
         return 0
-    print("usage: python -m joerl demo [--messages N] [--round-trips N] | version", file=sys.stderr)
-    return 0 if command in ("help", "-h", "--help") else 2
+    parser.print_help(sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -123,7 +123,13 @@ class _Ident(_Fields):
 
 
 class Pid(_Ident):
-    """A process identifier. ``str(pid)`` is ``<node.id.creation>``."""
+    """A process identifier, printed (``str`` and ``repr`` alike) as ``<node.id.creation>``.
+
+    That is joerl's own form: the node's 32-bit id (0 for this node's
+    processes), the process's id, and the node's incarnation. Erlang prints
+    ``<NodeIndex.Number.Serial>`` and never the creation; the two forms are
+    not interchangeable.
+    """
 
     __slots__ = ()
     _kind = "Pid"
@@ -131,12 +137,11 @@ class Pid(_Ident):
     def __str__(self) -> str:
         return f"<{self.node}.{self.id}.{self.creation}>"
 
-    def __repr__(self) -> str:
-        return f"Pid({self.node}, {self.id}, {self.creation})"
+    __repr__ = __str__  # one printed form, joerl's own (see the class docstring)
 
 
 class Ref(_Ident):
-    """A unique reference (monitors, calls). ``str(ref)`` is ``#Ref<node.id.creation>``."""
+    """A unique reference (monitors, calls), printed (``str`` and ``repr`` alike) as ``#Ref<node.id.creation>``."""
 
     __slots__ = ()
     _kind = "Ref"
@@ -144,8 +149,7 @@ class Ref(_Ident):
     def __str__(self) -> str:
         return f"#Ref<{self.node}.{self.id}.{self.creation}>"
 
-    def __repr__(self) -> str:
-        return f"Ref({self.node}, {self.id}, {self.creation})"
+    __repr__ = __str__
 
 
 #: The pid that plain (non-actor) code sends from: ``<0.0.0>``; never a process.

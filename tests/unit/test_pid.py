@@ -23,9 +23,10 @@ def test_str_and_repr() -> None:
     assert str(Pid(0, 123)) == "<0.123.0>"
     assert str(Pid.with_node(42, 100)) == "<42.100.0>"
     assert str(Pid(7, 8, 9)) == "<7.8.9>"
-    assert repr(Pid(1, 2, 3)) == "Pid(1, 2, 3)"
+    assert repr(Pid(1, 2, 3)) == "<1.2.3>"  # one printed form: joerl's own
     assert str(Ref(0, 5, 1)) == "#Ref<0.5.1>"
-    assert repr(Ref(0, 5, 1)) == "Ref(0, 5, 1)"
+    assert repr(Ref(0, 5, 1)) == "#Ref<0.5.1>"
+    assert f"{[Pid(1, 2, 3)]}" == "[<1.2.3>]"
 
 
 def test_with_node() -> None:
