@@ -329,10 +329,8 @@ class _ScopeServer(GenServer):
 
 
 class Scope:
-    """A handle on this node's process of one pg scope. Make one with :func:`start`.
-
-    Reads come from this node's replica, in the caller's greenlet (no
-    messages); changes are calls to the scope process.
+    """A handle on this node's scope process (make one with :func:`start`): reads come
+    from this node's replica in the caller's greenlet, changes are calls.
 
     Attributes:
         name: the scope's name (its scope process is registered under it).
@@ -350,9 +348,6 @@ class Scope:
             self._ref = gen_server.start(self.system, self._server, name=name)
         except StartError as exc:
             raise StartError(("already_started", name)) from exc
-
-    def __repr__(self) -> str:
-        return f"<pg.Scope {self.name!r} groups={len(self._server.members)}>"
 
     @property
     def pid(self) -> Pid:
@@ -405,9 +400,8 @@ class Scope:
         """Subscribe ``watcher`` (a local process) to every join and leave in this scope.
 
         Returns:
-            ``(ref, {group: members})``: the subscription's ref, and the groups
-            now; then ``watcher`` receives a :class:`PgEvent` tagged with
-            ``ref`` for each change, until :meth:`demonitor` or its end.
+            ``(ref, {group: members})``: the subscription's ref and the groups now;
+            a :class:`PgEvent` tagged ``ref`` follows each change, until :meth:`demonitor`.
         """
         result: tuple[Ref, dict[Any, list[Pid]]] = self._subscribe(watcher, _ALL)
         return result
@@ -455,8 +449,7 @@ def start(node_or_system: Any, scope: str = DEFAULT_SCOPE) -> Scope:
     """Start the scope ``scope`` on a node or a plain ActorSystem (OTP's ``pg:start``).
 
     Args:
-        node_or_system: a :class:`~joerl.node.node.DistributedSystem` (the
-            scope then follows its peers) or an :class:`~joerl.system.ActorSystem`.
+        node_or_system: a node (the scope follows its peers) or an ActorSystem.
         scope: the scope's name; its process is registered under it.
 
     Returns:
