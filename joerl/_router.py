@@ -130,3 +130,11 @@ class Inbound(Protocol):
 
     def node_down(self, node_id: int, name: str, reason: Any) -> None:
         """The link to a node is gone: fire every link and monitor across it with ``reason``."""
+
+    def reply(self, ref: Ref, value: Any) -> bool:
+        """Resolve the runtime's own call waiting under local ``ref`` with ``value``.
+
+        The reply to a call whose server was local, from a process of another
+        node the server handed its ``From`` to. False if no call waits under
+        ``ref`` (it ended: timed out, or its server died).
+        """

@@ -344,6 +344,11 @@ class NodeInbound:
                 for ref in [r for r, w in ctx._monitored_by.items() if w.__class__ is Pid and w.node == node_id]:
                     del ctx._monitored_by[ref]
 
+    def reply(self, ref: Ref, value: Any) -> bool:
+        """Resolve the local call waiting under ``ref`` (its reply came from another node)."""
+        system: Any = self._system  # an ActorSystem: its table of pending calls
+        return bool(system._calls.resolve(ref, (True, value)))
+
 
 def _throw(ctx: ActorContext, signal: ExitSignal) -> None:
     # Runs in the hub; switches into the actor with the exception.

@@ -5,7 +5,11 @@ message. Messages for processes go straight into their mailboxes (the hot
 path); links, monitors and exit signals go through the node's
 :class:`~joerl._router.Inbound`; answers (call replies, ``Down`` of a call's
 monitor, alive and spawn replies) resolve the waits in the routing's
-:class:`~joerl._gen.Pending` table.
+:class:`~joerl._gen.Pending` table. A reply for a call that did not cross
+nodes (its server handed its ``From`` to a process of another node, which
+replied from there) resolves the runtime's own call through
+``Inbound.reply``. A reply nobody waits for any more is counted in
+``stats.extra["late_replies"]`` and dropped.
 """
 
 from __future__ import annotations
@@ -112,6 +116,9 @@ class Dispatch:
             ref = routing.local_ref(msg.ref)
             if ref in self._pending:
                 self._pending.resolve(ref, (True, self._codec.decode(msg.payload)))
+            elif ref.node != 0 or not inbound.reply(ref, self._codec.decode(msg.payload)):
+                extra = self._stats.extra
+                extra["late_replies"] = extra.get("late_replies", 0) + 1
         elif cls is P.AliveRequest:
             local = routing.local_target(msg.pid)
             alive = local is not None and self._is_alive(local)
@@ -129,7 +136,7 @@ class Dispatch:
         elif cls is P.Exit or cls is P.Exit2:
             local = routing.local_target(msg.to)
             if local is not None:
-                inbound.exit(msg.sender or SYSTEM_PID, local, self._codec.decode(msg.reason), cls is P.Exit)
+                inbound.exit(msg.sender or SYSTEM_PID, local, routing.read_reason(msg.reason), cls is P.Exit)
         elif cls is P.Monitor:
             target = msg.to
             local = self._whereis(target) if isinstance(target, str) else routing.local_target(target)
@@ -152,7 +159,7 @@ class Dispatch:
     def _on_down(self, conn: Connection, msg: Any) -> None:
         routing = self._routing
         ref = routing.local_ref(msg.ref)
-        reason = self._codec.decode(msg.reason)
+        reason = routing.read_reason(msg.reason)
         if self._pending.resolve(ref, (False, reason)):
             return  # the server of a remote call ended: the call fails
         watcher = routing.local_target(msg.to)

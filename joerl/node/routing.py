@@ -11,21 +11,29 @@ its server, its link or its dial is lost.
 Pids at the boundary: locally a pid is ``<0.id.0>``; on the wire it is
 ``<node_id.id.creation>``. The codec's pid and ref hooks map them both ways,
 so a pid inside any message names the same process wherever it arrives, and
-a pid of a previous incarnation of this node never reaches a process of this one.
+a pid of a previous incarnation of this node never reaches a process of this one:
+a link or monitor of such a pid (a restarted node handed its old pids by
+peers or stored state) is answered ``noproc`` at once, as one of a process
+that has ended; what is sent to it is dropped and counted.
+
+Exit reasons cross as data (:meth:`Routing.wire_reason`,
+:meth:`Routing.read_reason`): an exception becomes an
+:class:`~joerl.message.ExceptionReason` at the far end.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import gevent
 from gevent import get_hub, getcurrent
 
 from .._gen import CALL, From, Pending
-from .._router import Inbound, RemoteName, RemoteTarget
+from .._router import Inbound, RemoteName, RemoteTarget, Router
 from ..errors import CallError, CallTimeout, LinkDown, SerializationError
-from ..message import NOCONNECTION, NOPROC
+from ..message import NOCONNECTION, NOPROC, ExceptionReason
 from ..pid import SYSTEM_PID, Pid, Ref
 from ..serialization import Codec, Limits, MessageRegistry
 from . import protocol as P
@@ -35,9 +43,14 @@ if TYPE_CHECKING:
     from .peers import Peer, PeerTable
     from .stats import NodeStats
 
-__all__ = ["Outbox", "Routing"]
+__all__ = ["MAX_REASON_TEXT", "Outbox", "Routing"]
 
 log = logging.getLogger("joerl.node")
+
+#: How an :class:`~joerl.message.ExceptionReason` crosses: ``(tag, type, message, traceback)``.
+EXCEPTION_TAG: Final = "$joerl_exception"
+#: The most characters of an exception's message or traceback that cross (the tail is kept).
+MAX_REASON_TEXT: Final = 32768
 
 
 class Outbox(Protocol):
@@ -82,6 +95,8 @@ class Routing:
         self.pending = Pending()
         #: Set by the node once its links exist.
         self.outbox: Outbox = _Unwired()
+        #: Called with a peer whose link or dial is lost, after its waits failed (remote spawn's bookkeeping).
+        self.peer_lost_hooks: list[Callable[[Peer], None]] = []
         self.codec = Codec(
             registry,
             encode_pid=self.glob_pid,
@@ -141,13 +156,45 @@ class Routing:
         return None
 
     def wire_reason(self, reason: Any) -> bytes:
-        """Exit reasons cross as data: an exception becomes ``"Type: message"``."""
+        """An exit reason as it crosses: data, an exception as an :class:`~joerl.message.ExceptionReason`.
+
+        Args:
+            reason: the local reason (a string, any data, or the exception
+                that ended the process).
+
+        Returns:
+            The encoded reason; one the codec cannot carry crosses as its ``repr``.
+        """
         if isinstance(reason, BaseException):
-            reason = f"{type(reason).__name__}: {reason}"
+            reason = ExceptionReason.from_exception(reason)
+        if isinstance(reason, ExceptionReason):
+            reason = (EXCEPTION_TAG, _tail(reason.type), _tail(reason.message), _tail(reason.traceback))
         try:
             return self.codec.encode(reason)
         except SerializationError:
             return self.codec.encode(repr(reason))
+
+    def read_reason(self, data: bytes) -> Any:
+        """An exit reason from the wire (the inverse of :meth:`wire_reason`).
+
+        Args:
+            data: the encoded reason.
+
+        Returns:
+            The reason; an exception's is an :class:`~joerl.message.ExceptionReason`.
+
+        Raises:
+            SerializationError: the bytes do not decode.
+        """
+        reason = self.codec.decode(data)
+        if (
+            reason.__class__ is tuple
+            and len(reason) == 4
+            and reason[0] == EXCEPTION_TAG
+            and all(isinstance(part, str) for part in reason[1:])
+        ):
+            return ExceptionReason(reason[1], reason[2], reason[3])
+        return reason
 
     # -- the Router --------------------------------------------------------------
 
@@ -299,9 +346,16 @@ class Routing:
             peer.calls.discard(ref)
 
     def route(self, node_id: int, msg: Any) -> None:
-        """Queue a protocol message for node ``node_id`` (connecting if needed)."""
+        """Queue a protocol message for node ``node_id`` (connecting if needed).
+
+        A message for a pid of this very node's id (an earlier incarnation's:
+        the runtime knows this one's as local pids) is not sent: a link or
+        monitor is answered ``noproc`` at once, anything else is dropped and
+        counted in ``stats.dropped_stale``.
+        """
         if node_id == self.node_id or node_id == 0:
             self.stats.dropped_stale += 1
+            self.fail(msg, node_id, NOPROC)
             return
         peer = self._by_id.get(node_id)
         if peer is None:
@@ -339,22 +393,50 @@ class Routing:
             self.fail_unreachable(msg, node_id)
 
     def fail_unreachable(self, msg: Any, node_id: int) -> None:
-        """What the sender of ``msg`` learns when node ``node_id`` cannot be reached."""
+        """What the sender of ``msg`` learns when node ``node_id`` cannot be reached (``noconnection``)."""
+        self.fail(msg, node_id, NOCONNECTION)
+
+    def fail(self, msg: Any, node_id: int, reason: str) -> None:
+        """Answer the sender of ``msg``, which cannot be delivered, as its target's node would.
+
+        A ``Link`` gets an exit signal and a ``Monitor`` a ``Down`` (or its
+        call fails), both with ``reason``; a waiting request fails with it.
+
+        Args:
+            msg: the protocol message that is not sent.
+            node_id: the node it was for.
+            reason: ``noconnection`` (the node cannot be reached) or
+                ``noproc`` (the pid is of an earlier incarnation of this node).
+        """
         cls = msg.__class__
         if cls is P.Link:
             # Later, from the hub: this may run inside the ActorSystem.link()
             # that sent the Link, before it has recorded the link (and in the
             # greenlet of the very process the exit signal is for).
-            self._hub.loop.run_callback(self.inbound.exit, msg.to, self.local_pid(msg.sender), NOCONNECTION, True)
+            self._hub.loop.run_callback(self.inbound.exit, msg.to, self.local_pid(msg.sender), reason, True)
         elif cls is P.Monitor:
             ref = self.local_ref(msg.ref)
-            if not self.pending.resolve(ref, (False, NOCONNECTION)):
+            if not self.pending.resolve(ref, (False, reason)):
                 pid = msg.to if isinstance(msg.to, Pid) else Pid._unchecked(node_id, 0, 0)  # a (name, node) monitor
-                self.inbound.down(self.local_pid(msg.sender), ref, pid, NOCONNECTION)
+                self.inbound.down(self.local_pid(msg.sender), ref, pid, reason)
         elif cls is P.AliveRequest or cls is P.SpawnRequest:
-            self.pending.resolve(self.local_ref(msg.ref), (False, NOCONNECTION))
+            self.pending.resolve(self.local_ref(msg.ref), (False, reason))
 
     def fail_waiting(self, peer: Peer) -> None:
         """Every wait that ``peer`` would answer fails with ``noconnection`` (its link or dial is lost)."""
         for ref in list(peer.calls):
             self.pending.resolve(ref, (False, NOCONNECTION))
+        for hook in self.peer_lost_hooks:
+            hook(peer)
+
+
+def _tail(text: str) -> str:
+    """``text``, or its last :data:`MAX_REASON_TEXT` characters behind a marker."""
+    if len(text) <= MAX_REASON_TEXT:
+        return text
+    return "[...truncated]\n" + text[-MAX_REASON_TEXT:]
+
+
+if TYPE_CHECKING:
+    # mypy holds Routing to the seam's Protocol (tests/integration/test_node_semantics.py checks it at run time).
+    _conforms: type[Router] = Routing

@@ -15,7 +15,7 @@ from typing import Any
 import gevent
 import pytest
 from gevent.event import AsyncResult, Event
-from test_node import cluster, context, link, make_node, no_leaks, remote  # noqa: F401 - fixtures
+from test_node import BOOM, cluster, context, link, make_node, no_leaks, remote  # noqa: F401 - fixtures
 
 from joerl import gen_server
 from joerl.actor import Actor, ActorContext
@@ -27,7 +27,6 @@ from joerl.pid import Pid
 from joerl.system import From
 from joerl.testing import Probe
 
-BOOM = "RuntimeError: boom"
 
 
 class Store(GenServer):

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from gevent.event import Event
-from test_node import cluster, link, make_node, no_leaks, remote  # noqa: F401 - fixtures
+from test_node import BOOM, cluster, link, make_node, no_leaks, remote  # noqa: F401 - fixtures
 
 from joerl.actor import ActorContext
 from joerl.errors import NodeUnreachable
@@ -22,7 +22,6 @@ from joerl.node.node import DistributedSystem
 from joerl.pid import Pid
 from joerl.testing import Probe
 
-BOOM = "RuntimeError: boom"  # an exception crosses nodes as "Type: message"
 
 
 def doomed(ctx: ActorContext) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import gevent
 import pytest
 from gevent.event import AsyncResult
-from test_nodes import COOKIE, ROOT, WAIT, epmd_argv, node_argv, start_child
+from test_nodes import COOKIE, ROOT, WAIT, Raised, epmd_argv, node_argv, start_child
 
 from joerl.errors import CallError, CallTimeout
 from joerl.message import NOCONNECTION, Down, Exit, NodeDown
@@ -27,7 +27,7 @@ from joerl.testing import ChildProcess, Probe, ProcessGroup, wait_until
 
 STEP = 10.0  # the longest any single step may take (a shared, busy machine)
 PROMPT = 3.0  # "at once": far below the call timeout, with slack for a busy machine
-BOOM = "RuntimeError: boom"  # an exception crosses nodes as "Type: message"
+BOOM = Raised("RuntimeError", "boom")  # an exception crosses nodes as an ExceptionReason
 HOST = "host"
 
 pytestmark = pytest.mark.timeout(60)
