@@ -3,20 +3,27 @@ and :class:`LinkConfig`, the settings of every link.
 
 Each follows Erlang's habits where it has one: the cookie comes from the
 argument, else ``JOERL_COOKIE``, else ``~/.joerl.cookie`` (created with a random
-value and mode 0400 when missing, as ``~/.erlang.cookie`` is); a link's tick
+value and mode 0400 when missing, as ``~/.erlang.cookie`` is, and refused when
+group or others may read it or when it is not a regular file); a link's tick
 time defaults to Erlang's net_ticktime, its handshake timeout to net_setuptime.
+
+A node's incarnation (:func:`choose_creation`) is a random 32-bit number of
+its own, not the port mapper's, which repeats when a port mapper restarts.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import secrets
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import DistributionError
 from .frames import DEFAULT_MAX_FRAME_SIZE
 
 DEFAULT_EPMD_ADDRESS = "127.0.0.1:4369"
@@ -42,8 +49,74 @@ def resolve_epmd_address(address: str | None = None) -> str:
     return address or os.environ.get(EPMD_ENV) or DEFAULT_EPMD_ADDRESS
 
 
+class CookieFileError(DistributionError, ValueError):
+    """The cookie file cannot be used: unsafe permissions, not a regular file,
+    unreadable, empty, or it cannot be created.
+
+    Attributes:
+        path: the cookie file.
+    """
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"cookie file {path}: {problem}")
+        self.path = path
+
+
+def choose_creation(registered_creation: int = 0, randbits: Callable[[int], int] = secrets.randbits) -> int:
+    """The creation (incarnation number) of a starting node: random, 1..2**32-1.
+
+    Always random, never the port mapper's: a port mapper that starts afresh
+    hands out ``max(4, now + 1)`` (as Erlang's epmd does), so a node and its
+    port mapper restarting within the same second would get the dead
+    incarnation's creation, and a pid of the dead incarnation would reach a
+    process of the new one. Creations need not be sequential (OTP 23+ makes
+    them 32-bit and compares them for equality only); two incarnations of
+    one name collide with probability 2**-32, and the handshake's 64-bit
+    ``incarnation`` tells a restarted peer apart even then.
+
+    Args:
+        registered_creation: what the port mapper handed out (0: none); the
+            result differs from it, so that it never equals a creation an
+            older joerl, which took the port mapper's, may have used.
+        randbits: the random source (injected in tests).
+
+    Returns:
+        The creation.
+    """
+    while True:
+        creation = randbits(32) & 0xFFFFFFFF
+        if creation and creation != registered_creation:
+            return creation
+
+
+def new_incarnation(randbits: Callable[[int], int] = secrets.randbits) -> int:
+    """A random 64-bit incarnation id, 1..2**64-1, sent in the handshake's HELLO."""
+    while True:
+        value = randbits(64) & 0xFFFFFFFFFFFFFFFF
+        if value:
+            return value
+
+
 def load_cookie(cookie: str | bytes | None = None, path: str | None = None) -> bytes:
-    """The argument, else ``$JOERL_COOKIE``, else the cookie file (created if missing)."""
+    """The argument, else ``$JOERL_COOKIE``, else the cookie file (created if missing).
+
+    The cookie file must be a regular file (not a symbolic link, which would
+    make another file's content the cookie) that neither group nor others may
+    read or write, as Erlang requires of ``~/.erlang.cookie``. A missing one is
+    created with a random value and mode 0400.
+
+    Args:
+        cookie: the cookie itself (str is UTF-8 encoded).
+        path: the cookie file (default ``~/.joerl.cookie``).
+
+    Returns:
+        The cookie.
+
+    Raises:
+        ValueError: ``cookie`` is empty.
+        CookieFileError: the file is unsafe, not a regular file, unreadable,
+            empty, or cannot be created (home missing or read-only).
+    """
     if cookie is not None:
         value = cookie.encode() if isinstance(cookie, str) else bytes(cookie)
         if not value:
@@ -52,21 +125,62 @@ def load_cookie(cookie: str | bytes | None = None, path: str | None = None) -> b
     env = os.environ.get(COOKIE_ENV)
     if env:
         return env.encode()
-    file = Path(os.path.expanduser(path or COOKIE_FILE))
-    try:
-        value = file.read_bytes().strip()
-    except FileNotFoundError:
-        value = secrets.token_urlsafe(24).encode()
-        try:
-            fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
-        except FileExistsError:  # another node created it first: use theirs
-            value = file.read_bytes().strip()
-        else:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(value)
-            return value
+    name = os.path.expanduser(path or COOKIE_FILE)
+    if name.startswith("~"):
+        raise CookieFileError(name, "no home directory to find it in (set $HOME, or pass cookie=)")
+    file = Path(name)
+    found = _read_cookie_file(file)
+    value = _create_cookie_file(file) if found is None else found
     if not value:
-        raise ValueError(f"cookie file {file} is empty")
+        raise CookieFileError(str(file), "is empty")
+    return value
+
+
+def _read_cookie_file(file: Path) -> bytes | None:
+    """The cookie file's content, stripped; None when it does not exist."""
+    try:
+        fd = os.open(file, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        if file.is_symlink():
+            raise CookieFileError(
+                str(file), "is a symbolic link (to a missing file); it must be a regular file"
+            ) from None
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP or file.is_symlink():
+            raise CookieFileError(str(file), "is a symbolic link; it must be a regular file") from None
+        raise CookieFileError(str(file), f"cannot be read: {exc.strerror or exc}") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise CookieFileError(str(file), "is not a regular file")
+    with os.fdopen(fd, "rb") as fh:
+        if st.st_mode & 0o077:
+            raise CookieFileError(
+                str(file),
+                f"mode {stat.S_IMODE(st.st_mode):04o} lets group or others access it; "
+                f"it must be accessible by its owner only (chmod 400 {file})",
+            )
+        try:
+            return fh.read().strip()
+        except OSError as exc:
+            raise CookieFileError(str(file), f"cannot be read: {exc.strerror or exc}") from None
+
+
+def _create_cookie_file(file: Path) -> bytes:
+    """Create the missing cookie file with a random value, mode 0400; its content."""
+    value = secrets.token_urlsafe(24).encode()
+    try:
+        fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o400)
+    except FileExistsError:  # another node created it first: use theirs
+        theirs = _read_cookie_file(file)
+        if theirs is None:
+            raise CookieFileError(str(file), "vanished while it was being created") from None
+        return theirs
+    except OSError as exc:
+        raise CookieFileError(str(file), f"is missing and cannot be created: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(value)
     return value
 
 

@@ -31,7 +31,7 @@ from hashlib import sha256
 from typing import Any, NamedTuple, cast
 
 from .._describe import describe as _describe
-from ..errors import AuthenticationError, HandshakeProtocolError, LocalProtocolError
+from ..errors import AuthenticationError, HandshakeProtocolError, HandshakeRefused, LocalProtocolError
 from .frames import DEFAULT_MAX_FRAME_SIZE
 from .hello import (
     CHALLENGE_MAX,
@@ -49,6 +49,7 @@ from .hello import (
     STATUS_NOT_ALLOWED,
     STATUS_OK,
     STATUS_OK_SIMULTANEOUS,
+    IncompatibleVersion,
     NodeIdentity,
     PeerHello,
     dial_survives,
@@ -56,8 +57,10 @@ from .hello import (
     next_message,
     pack_message,
     parse_hello,
+    peer_versions,
     refusal_error,
     status_fields,
+    version_mismatch,
 )
 from .messages import U32, is_uint
 
@@ -206,9 +209,11 @@ class Handshake:
             {
                 "t": "hello",
                 "v": version,
+                "vmin": min_version,
                 "name": local.name,
                 "id": local.node_id,
                 "creation": local.creation,
+                "incarnation": local.incarnation,
                 "flags": local.flags,
                 "challenge": challenge,
                 "tick_ms": tick_ms,
@@ -328,16 +333,23 @@ class Handshake:
             raise LocalProtocolError(f"no decision is pending (state {self.state.value})")
         return self.peer
 
-    def _refuse(self, status: str, reason: str) -> None:
+    def _refuse(self, status: str, reason: str, **extra: Any) -> None:
         if self.role is Role.ACCEPTOR and self.state in (HandshakeState.AWAIT_HELLO, HandshakeState.AWAIT_DECISION):
-            self._send({"t": "status", "status": status, "reason": reason})
+            self._send({"t": "status", "status": status, "reason": reason, **extra})
         else:
-            self._send({"t": "abort", "status": status, "reason": reason})
+            self._send({"t": "abort", "status": status, "reason": reason, **extra})
         self.status = status
         self.state = HandshakeState.CLOSED
 
     def _send(self, body: dict[str, Any]) -> None:
         self._out += pack_message(body)
+
+    def _refused_by_peer(self, msg: dict[str, Any], peer_name: str | None) -> HandshakeRefused:
+        status, reason = status_fields(msg)
+        theirs = peer_versions(msg) if status == STATUS_NOT_ALLOWED else None
+        if theirs is not None:
+            return IncompatibleVersion((self.min_version, self.version), theirs, peer=peer_name, by_peer=True)
+        return refusal_error(status, reason, peer_name, by_peer=True)
 
     def _mac(self, label: bytes) -> bytes:
         if self.role is Role.INITIATOR:
@@ -356,7 +368,7 @@ class Handshake:
                 raise AuthenticationError(
                     f"node {peer_name!r} refused the link: our cookie does not match its cookie ({reason})"
                 )
-            raise refusal_error(status, reason, peer_name, by_peer=True)
+            raise self._refused_by_peer(msg, peer_name)
         if state is HandshakeState.AWAIT_HELLO and kind == "hello":
             return self._on_hello(raw, msg)
         if state is HandshakeState.AWAIT_STATUS and kind == "status":
@@ -364,7 +376,7 @@ class Handshake:
             if status not in OK_STATUSES:
                 if status not in REFUSALS:
                     raise HandshakeProtocolError(f"unknown handshake status {_describe(status)}")
-                raise refusal_error(status, reason, peer_name, by_peer=True)
+                raise self._refused_by_peer(msg, peer_name)
             self.status = status
             self.state = HandshakeState.AWAIT_PEER_HELLO
             return None
@@ -395,12 +407,11 @@ class Handshake:
         local = self.local
         problem: tuple[str, str] | None = None
         version = min(self.version, peer.version)
-        if version < self.min_version:
-            problem = (
-                STATUS_NOT_ALLOWED,
-                f"protocol version {peer.version} is too old: this node speaks {self.min_version}..{self.version}",
-            )
-        elif peer.name == local.name:
+        if version < max(self.min_version, peer.min_version):
+            ours, theirs = (self.min_version, self.version), (peer.min_version, peer.version)
+            self._refuse(STATUS_NOT_ALLOWED, version_mismatch(theirs, ours, local.name), versions=list(ours))
+            raise IncompatibleVersion(ours, theirs, peer=peer.name, by_peer=False)
+        if peer.name == local.name:
             problem = (STATUS_NOT_ALLOWED, f"the peer has this node's own name {local.name!r}")
         elif self.role is Role.INITIATOR and self.expected_peer is not None and peer.name != self.expected_peer:
             problem = (STATUS_NOT_ALLOWED, f"dialled {self.expected_peer!r} but {peer.name!r} answered")

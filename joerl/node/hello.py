@@ -4,10 +4,17 @@ Wire layout: each handshake message is ``Len:16 | Body`` with
 ``1 <= Len <= 4096`` and Body a msgpack map with a ``"t"`` (type) string;
 unknown keys are ignored::
 
-    HELLO   {t:"hello", v, name, id, creation, flags, challenge, tick_ms, max_frame}
-    STATUS  {t:"status", status, reason}
+    HELLO   {t:"hello", v, vmin, name, id, creation, incarnation, flags, challenge, tick_ms, max_frame}
+    STATUS  {t:"status", status, reason[, versions]}
     REPLY   {t:"reply", mac}       ACK {t:"ack", mac}
-    ABORT   {t:"abort", status, reason}
+    ABORT   {t:"abort", status, reason[, versions]}
+
+``v``/``vmin``: the highest and lowest protocol versions the sender speaks
+(``vmin`` absent: ``v`` only). ``incarnation``: a random 64-bit id, new at
+every start of a node (absent or 0 before version 3: unknown). ``versions``:
+``[vmin, v]`` of the sender of a ``not_allowed`` refusal for versions that
+do not overlap, so that the refused side can say so
+(:class:`IncompatibleVersion`).
 
 This module owns what those messages hold: the protocol versions, the
 ``FLAG_*`` capabilities, the ``STATUS_*`` answers, the identities exchanged
@@ -23,7 +30,7 @@ socket, imports no gevent; import these names from :mod:`joerl.node.protocol`.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from hashlib import sha256
 from typing import Any, NamedTuple
 
@@ -31,6 +38,7 @@ import msgpack
 
 from .._describe import describe as _describe
 from ..errors import HandshakeProtocolError, HandshakeRefused, NodeIdCollision, SimultaneousConnect
+from .config import new_incarnation
 from .frames import DEFAULT_MAX_FRAME_SIZE
 from .messages import U32, U64, is_uint
 
@@ -39,6 +47,7 @@ __all__ = [
     "DEFAULT_FLAGS",
     "DEFAULT_TICK_MS",
     "DIALING",
+    "IncompatibleVersion",
     "NodeIdentity",
     "PeerHello",
     "Verdict",
@@ -52,9 +61,12 @@ __all__ = [
     "status_fields",
 ]
 
-#: 2: SEND names its pids in a route, and SEND_TERMS (1 was this release's first draft).
-PROTOCOL_VERSION = 2
-MIN_PROTOCOL_VERSION = 2
+#: 3: HELLO carries the incarnation id and the lowest version spoken (vmin),
+#: refusals for versions carry both sides' ranges. 2: SEND names its pids in
+#: a route, and SEND_TERMS (1 was this release's first draft). The promise
+#: between joerl versions is docs/distribution.md's "Compatibility".
+PROTOCOL_VERSION = 3
+MIN_PROTOCOL_VERSION = 3
 
 #: The smallest ``max_frame`` a HELLO may announce (or ``Handshake`` be given).
 MIN_MAX_FRAME_SIZE = 1024
@@ -106,8 +118,13 @@ class NodeIdentity:
     Args:
         name: the node's name, 1..255 bytes of UTF-8, printable.
         node_id: its 32-bit id, 1..2**32-1 (``joerl.node.config.node_id_of``).
-        creation: its incarnation, 0..2**32-1 (from the port mapper).
+        creation: its incarnation number, 0..2**32-1, which its pids carry
+            (``joerl.node.config.choose_creation``).
         flags: the ``FLAG_*`` capabilities it offers.
+        incarnation: a 64-bit id of this start of the node, 1..2**64-1;
+            random by default (``joerl.node.config.new_incarnation``). A peer
+            that sees another incarnation id under the same name knows the
+            node restarted, even if the creation happens to be the same.
 
     Raises:
         ValueError: a field is out of range.
@@ -117,6 +134,7 @@ class NodeIdentity:
     node_id: int
     creation: int = 0
     flags: int = DEFAULT_FLAGS
+    incarnation: int = field(default_factory=new_incarnation)
 
     def __post_init__(self) -> None:
         problem = check_name(self.name, "node name")
@@ -128,11 +146,17 @@ class NodeIdentity:
             raise ValueError(f"creation must be an int in 0..{U32}, got {_describe(self.creation)}")
         if not is_uint(self.flags, U64):
             raise ValueError(f"flags must be an int in 0..{U64}, got {_describe(self.flags)}")
+        if not is_uint(self.incarnation, U64) or self.incarnation == 0:
+            raise ValueError(f"incarnation must be an int in 1..{U64}, got {_describe(self.incarnation)}")
 
 
 @dataclass(frozen=True)
 class PeerHello:
-    """What the peer announced in its HELLO."""
+    """What the peer announced in its HELLO.
+
+    ``version`` and ``min_version`` are the range of protocol versions it
+    speaks; ``incarnation`` its 64-bit incarnation id (0: not sent).
+    """
 
     name: str
     node_id: int
@@ -141,6 +165,64 @@ class PeerHello:
     version: int
     tick_ms: int
     max_frame: int
+    incarnation: int = 0
+    min_version: int = 0
+
+
+class IncompatibleVersion(HandshakeRefused):
+    """The two nodes speak no protocol version in common (status ``not_allowed``).
+
+    Raised on both sides: by the node that refuses (``by_peer=False``) and by
+    the refused one (``by_peer=True``).
+
+    Attributes:
+        local_versions: ``(lowest, highest)`` this node speaks.
+        peer_versions: ``(lowest, highest)`` the peer speaks.
+    """
+
+    def __init__(
+        self,
+        local_versions: tuple[int, int],
+        peer_versions: tuple[int, int],
+        *,
+        peer: str | None = None,
+        by_peer: bool = True,
+    ) -> None:
+        self.local_versions = local_versions
+        self.peer_versions = peer_versions
+        super().__init__(
+            STATUS_NOT_ALLOWED,
+            version_mismatch(local_versions, peer_versions, peer),
+            peer=peer,
+            by_peer=by_peer,
+        )
+
+
+def version_mismatch(local: tuple[int, int], peer: tuple[int, int], peer_name: str | None) -> str:
+    """The explanation of a version refusal, naming both ranges."""
+    who = f"node {peer_name!r}" if peer_name else "the peer"
+    return (
+        f"incompatible protocol versions: this node speaks {_range(local)}, {who} speaks {_range(peer)}; "
+        "upgrade the older node (see 'Compatibility' in docs/distribution.md)"
+    )
+
+
+def _range(versions: tuple[int, int]) -> str:
+    low, high = versions
+    return f"version {high}" if low == high else f"versions {low}..{high}"
+
+
+def peer_versions(msg: dict[str, Any]) -> tuple[int, int] | None:
+    """The ``versions`` ``[low, high]`` a refusal carries, or None (absent or malformed)."""
+    versions = msg.get("versions")
+    if (
+        isinstance(versions, list)
+        and len(versions) == 2
+        and all(is_uint(v, U32) for v in versions)
+        and 1 <= versions[0] <= versions[1]
+    ):
+        return versions[0], versions[1]
+    return None
 
 
 class Verdict(NamedTuple):
@@ -258,8 +340,12 @@ def parse_hello(msg: dict[str, Any]) -> PeerHello:
     challenge: Any = msg.get("challenge")
     tick_ms: Any = msg.get("tick_ms", 0)
     max_frame: Any = msg.get("max_frame", DEFAULT_MAX_FRAME_SIZE)
+    incarnation: Any = msg.get("incarnation", 0)
     if not is_uint(v, U32) or v == 0:
         raise HandshakeProtocolError(f"HELLO version must be a positive int, got {_describe(v)}")
+    vmin: Any = msg.get("vmin", v)
+    if not is_uint(vmin, U32) or not 1 <= vmin <= v:
+        raise HandshakeProtocolError(f"HELLO vmin must be an int in 1..{v} (its v), got {_describe(vmin)}")
     problem = check_name(name, "HELLO name")
     if problem:
         raise HandshakeProtocolError(problem)
@@ -275,4 +361,6 @@ def parse_hello(msg: dict[str, Any]) -> PeerHello:
         raise HandshakeProtocolError(f"HELLO tick_ms must be an int in 0..{U32}, got {_describe(tick_ms)}")
     if not is_uint(max_frame, U32) or max_frame < MIN_MAX_FRAME_SIZE:
         raise HandshakeProtocolError(f"HELLO max_frame must be an int in {MIN_MAX_FRAME_SIZE}..{U32}")
-    return PeerHello(name, nid, creation, flags, v, tick_ms, max_frame)
+    if not is_uint(incarnation, U64):
+        raise HandshakeProtocolError(f"HELLO incarnation must be an int in 0..{U64}, got {_describe(incarnation)}")
+    return PeerHello(name, nid, creation, flags, v, tick_ms, max_frame, incarnation, vmin)

@@ -18,18 +18,23 @@ Handshake. Each message is ``Len:16 | Body`` with ``1 <= Len <= 4096`` and Body
 a msgpack map with a ``"t"`` (type) string; unknown keys are ignored::
 
     initiator I (dials)                                   acceptor A (listens)
-    HELLO_I  {t:"hello", v, name, id, creation, flags,
-              challenge, tick_ms, max_frame}          -->
+    HELLO_I  {t:"hello", v, vmin, name, id, creation,
+              incarnation, flags, challenge,
+              tick_ms, max_frame}                     -->
                                                       <-- STATUS {t:"status", status, reason}
                                                       <-- HELLO_A (only after ok / ok_simultaneous)
     REPLY    {t:"reply", mac: MAC_I}                  -->   (or ABORT {t:"abort", status, reason})
                                                       <-- ACK {t:"ack", mac: MAC_A}   (or ABORT)
     link frames both ways: A may send right after ACK, I once it has checked ACK.
 
-HELLO fields: ``v`` the highest protocol version spoken (both use the smaller
-of the two, which must be >= each side's minimum); ``name`` 1..255 bytes of
+HELLO fields: ``v`` the highest protocol version spoken and ``vmin`` the lowest
+(both use the smaller ``v``, which must be >= each side's ``vmin``; a side
+that finds no overlap refuses with ``not_allowed`` and ``versions: [vmin, v]``
+of its own); ``name`` 1..255 bytes of
 UTF-8, printable; ``id`` the node id, 1..2**32-1 (0 means "local" in a pid and
-never names a peer); ``creation`` 0..2**32-1, the incarnation; ``flags`` a u64
+never names a peer); ``creation`` 0..2**32-1, the incarnation number its pids
+carry (random at each start); ``incarnation`` a random u64 id of this start of
+the node (a changed one under the same name means a restart); ``flags`` a u64
 of ``FLAG_*`` capabilities (those in use are the AND of both); ``challenge``
 16..64 fresh random bytes; ``tick_ms`` the sender's tick time (the peer ticks
 at least every quarter of the smaller one); ``max_frame`` the largest link
@@ -163,10 +168,12 @@ from .hello import (
     STATUS_NOT_ALLOWED,
     STATUS_OK,
     STATUS_OK_SIMULTANEOUS,
+    IncompatibleVersion,
     NodeIdentity,
     PeerHello,
     Verdict,
     dial_survives,
+    parse_hello,
     refusal_error,
 )
 from .messages import (
@@ -244,6 +251,7 @@ __all__ = [
     "HandshakeRefused",
     "HandshakeState",
     "HelloReceived",
+    "IncompatibleVersion",
     "Link",
     "MAX_HANDSHAKE_FRAME",
     "MAX_MESSAGES_PER_FRAME",
@@ -298,5 +306,6 @@ __all__ = [
     "Verdict",
     "dial_survives",
     "encode_frame",
+    "parse_hello",
     "refusal_error",
 ]

@@ -36,8 +36,8 @@ from joerl.node.protocol import (
 from joerl.pid import Pid
 
 COOKIE = b"secret-cookie"
-A = NodeIdentity("alpha", 0x0A0A0A0A, creation=7)
-B = NodeIdentity("beta", 0x0B0B0B0B, creation=9)
+A = NodeIdentity("alpha", 0x0A0A0A0A, creation=7, incarnation=0xA1A2A3A4A5A6A7A8)
+B = NodeIdentity("beta", 0x0B0B0B0B, creation=9, incarnation=0xB1B2B3B4B5B6B7B8)
 
 
 def fixed_bytes(seed: int) -> Callable[[int], bytes]:
@@ -110,10 +110,11 @@ def test_handshake_establishes_both_sides(mode: str) -> None:
     est_i: Established = result["initiator"]
     est_a: Established = result["acceptor"]
     assert est_i.peer == p.PeerHello(
-        "beta", B.node_id, 9, p.DEFAULT_FLAGS, 2, p.DEFAULT_TICK_MS, p.DEFAULT_MAX_FRAME_SIZE
+        "beta", B.node_id, 9, p.DEFAULT_FLAGS, 3, p.DEFAULT_TICK_MS, p.DEFAULT_MAX_FRAME_SIZE, B.incarnation, 3
     )
     assert est_a.peer.name == "alpha" and est_a.peer.node_id == A.node_id and est_a.peer.creation == 7
-    assert est_i.version == est_a.version == 2
+    assert est_a.peer.incarnation == 0xA1A2A3A4A5A6A7A8
+    assert est_i.version == est_a.version == 3
     assert est_i.status == est_a.status == "ok"
     assert est_i.leftover == est_a.leftover == b""
     assert ini.state is acc.state is HandshakeState.DONE
@@ -127,9 +128,12 @@ def test_handshake_byte_vectors() -> None:
     wire = handshake(ini, acc)["wire"]
     hello_i_raw, hello_i = split_messages(wire[0])[0]
     assert hello_i == {
-        "t": "hello", "v": 2, "name": "alpha", "id": 0x0A0A0A0A, "creation": 7, "flags": p.DEFAULT_FLAGS,
+        "t": "hello", "v": 3, "vmin": 3, "name": "alpha", "id": 0x0A0A0A0A, "creation": 7,
+        "incarnation": 0xA1A2A3A4A5A6A7A8, "flags": p.DEFAULT_FLAGS,
         "challenge": fixed_bytes(1)(32), "tick_ms": 60000, "max_frame": 64 * 1024 * 1024,
     }  # fmt: skip
+    # the incarnation id travels as a msgpack uint 64: cf + 8 bytes, big-endian
+    assert bytes.fromhex("ab 696e6361726e6174696f6e cf a1a2a3a4a5a6a7a8") in hello_i_raw
     assert hello_i_raw[:2] == struct.pack(">H", len(hello_i_raw) - 2)
     (status_raw, status), (hello_a_raw, hello_a) = split_messages(wire[1])
     assert status == {"t": "status", "status": "ok", "reason": ""}
@@ -292,29 +296,69 @@ def test_initiator_refuses_id_collision_of_acceptor() -> None:
 
 
 def test_version_mismatch_refused_by_acceptor() -> None:
-    ini, acc = engines(a_version=4, a_min_version=3)
-    with pytest.raises(HandshakeRefused, match="version 2 is too old") as local:
+    """An acceptor of versions 5..6 refuses an initiator of 3: both raise
+    IncompatibleVersion naming both ranges."""
+    ini, acc = engines(a_version=6, a_min_version=5)
+    with pytest.raises(
+        p.IncompatibleVersion, match=r"this node speaks versions 5\.\.6, node 'alpha' speaks version 3"
+    ) as local:
         acc.feed(ini.data_to_send())
-    assert local.value.status == "not_allowed"
-    with pytest.raises(HandshakeRefused, match="not_allowed"):
+    assert (local.value.status, local.value.by_peer, local.value.peer) == ("not_allowed", False, "alpha")
+    assert (local.value.local_versions, local.value.peer_versions) == ((5, 6), (3, 3))
+    wire = acc.data_to_send()
+    [(_, refusal)] = split_messages(wire)
+    assert refusal["t"] == "status" and refusal["status"] == "not_allowed" and refusal["versions"] == [5, 6]
+    with pytest.raises(
+        p.IncompatibleVersion, match=r"this node speaks version 3, the peer speaks versions 5\.\.6"
+    ) as remote:
+        ini.feed(wire)
+    assert remote.value.by_peer and remote.value.local_versions == (3, 3) and remote.value.peer_versions == (5, 6)
+    assert isinstance(remote.value, HandshakeRefused) and ini.state is acc.state is HandshakeState.CLOSED
+
+
+def test_version_mismatch_seen_through_the_peers_vmin() -> None:
+    """An acceptor of 3 meets an initiator of 4..4: the overlap is empty, and
+    the acceptor sees it from the HELLO's vmin and refuses at once."""
+    ini, acc = engines(i_version=4, i_min_version=4)
+    with pytest.raises(p.IncompatibleVersion) as local:
+        acc.feed(ini.data_to_send())
+    assert local.value.local_versions == (3, 3) and local.value.peer_versions == (4, 4)
+    with pytest.raises(p.IncompatibleVersion, match="speaks version 3"):
         ini.feed(acc.data_to_send())
 
 
-def test_version_mismatch_refused_by_initiator() -> None:
-    ini, acc = engines(i_version=3, i_min_version=3)
-    acc.feed(ini.data_to_send())  # the acceptor speaks 2, which it may use
+def test_version_mismatch_abort_carries_versions() -> None:
+    """The initiator refuses the acceptor's HELLO: an ABORT with its versions."""
+    ini, acc = engines(i_version=4, i_min_version=4, a_version=3, a_min_version=3)
+    acc_msg = ini.data_to_send()
+    hello_i = split_messages(acc_msg)[0][1]
+    # What an acceptor that does not check vmin (protocol 2) would do: accept.
+    acc.feed(pack_message({**hello_i, "vmin": 3}))
     acc.accept()
-    with pytest.raises(HandshakeRefused, match="too old"):
+    with pytest.raises(p.IncompatibleVersion) as local:
         ini.feed(acc.data_to_send())
-    with pytest.raises(HandshakeRefused, match="not_allowed") as remote:
-        acc.feed(ini.data_to_send())
+    assert not local.value.by_peer and local.value.peer_versions == (3, 3)
+    [(_, abort)] = split_messages(ini.data_to_send())
+    assert abort == {"t": "abort", "status": "not_allowed", "reason": abort["reason"], "versions": [4, 4]}
+    with pytest.raises(p.IncompatibleVersion, match="speaks version 4") as remote:
+        acc.feed(pack_message(abort))
     assert remote.value.by_peer
+
+
+def test_refusal_without_versions_is_a_plain_refusal() -> None:
+    """A not_allowed refusal from a peer that sends no versions (protocol 2)
+    stays a HandshakeRefused with the peer's reason."""
+    ini = Handshake(Role.INITIATOR, A, COOKIE)
+    with pytest.raises(HandshakeRefused, match="too old") as exc:
+        ini.feed(pack_message({"t": "status", "status": "not_allowed", "reason": "protocol version 3 is too old"}))
+    assert not isinstance(exc.value, p.IncompatibleVersion)
 
 
 def test_newer_peer_version_negotiates_down() -> None:
     ini, acc = engines(i_version=5)
     result = handshake(ini, acc)
-    assert result["initiator"].version == result["acceptor"].version == 2
+    assert result["initiator"].version == result["acceptor"].version == 3
+    assert result["acceptor"].peer.version == 5 and result["acceptor"].peer.min_version == 3
 
 
 def test_same_name_refused() -> None:
@@ -370,7 +414,7 @@ def test_local_misuse_raises_local_protocol_error() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"cookie": b""}, {"tick_ms": -1}, {"max_frame_size": 10}, {"min_version": 3}, {"challenge_size": 8}],
+    [{"cookie": b""}, {"tick_ms": -1}, {"max_frame_size": 10}, {"min_version": 4}, {"challenge_size": 8}],
 )
 def test_bad_arguments(kwargs: dict[str, Any]) -> None:
     args = {"cookie": COOKIE, **kwargs}
@@ -385,6 +429,11 @@ def test_bad_identity() -> None:
             NodeIdentity(*bad)
     with pytest.raises(ValueError):
         NodeIdentity("a", 1, creation=-1)
+    for incarnation in (0, -1, 2**64):
+        with pytest.raises(ValueError, match="incarnation"):
+            NodeIdentity("a", 1, incarnation=incarnation)
+    # the default incarnation is random, new for every identity (every start of a node)
+    assert NodeIdentity("a", 1).incarnation != NodeIdentity("a", 1).incarnation
 
 
 # -- handshake: simultaneous connect -------------------------------------------------

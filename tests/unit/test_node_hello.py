@@ -59,7 +59,7 @@ def test_garbage_into_acceptor(data: bytes, match: str) -> None:
 
 
 def _hello(**override: Any) -> bytes:
-    body = {"t": "hello", "v": 2, "name": "x", "id": 5, "creation": 0, "flags": 0, "challenge": b"c" * 16}
+    body = {"t": "hello", "v": 3, "name": "x", "id": 5, "creation": 0, "flags": 0, "challenge": b"c" * 16}
     body.update(override)
     return pack_message(body)
 
@@ -69,6 +69,7 @@ def _hello(**override: Any) -> bytes:
     [
         {"v": 0}, {"v": "1"}, {"name": 5}, {"name": ""}, {"id": 0}, {"id": 2**32}, {"creation": -1},
         {"flags": -1}, {"challenge": b"short"}, {"challenge": "x" * 20}, {"tick_ms": -5}, {"max_frame": 12},
+        {"incarnation": -1}, {"incarnation": 2.5}, {"incarnation": "x"}, {"vmin": 0}, {"vmin": 4}, {"vmin": "3"},
     ],
 )  # fmt: skip
 def test_malformed_hello_fields(override: dict[str, Any]) -> None:
@@ -128,3 +129,39 @@ def test_random_maps_into_handshake_give_only_our_errors(body: dict[str, Any]) -
             engine.feed(struct.pack(">H", len(raw)) + raw)
         except OUR_ERRORS:
             pass
+
+
+def test_hello_of_protocol_2_parses_without_incarnation() -> None:
+    """A HELLO without vmin and incarnation (protocol 2) parses (incarnation 0:
+    unknown), so that its sender can be refused for its version, clearly."""
+    peer = p.parse_hello(msgpack.unpackb(_hello(v=2)[2:]))
+    assert (peer.version, peer.min_version, peer.incarnation) == (2, 2, 0)
+    acc = Handshake(Role.ACCEPTOR, B, COOKIE)
+    with pytest.raises(p.IncompatibleVersion, match="speaks version 3, node 'x' speaks version 2"):
+        acc.feed(_hello(v=2))
+
+
+def test_hello_incarnation_byte_vector() -> None:
+    """``incarnation`` is a msgpack uint 64 (cf + 8 bytes, big-endian); ``vmin`` a small int."""
+    raw = _hello(incarnation=0x0102030405060708, vmin=3)
+    assert bytes.fromhex("ab") + b"incarnation" + bytes.fromhex("cf 0102030405060708") in raw
+    assert bytes.fromhex("a4") + b"vmin" + bytes.fromhex("03") in raw
+    for data in (raw, raw + b"\x00\x01"):
+        buf = bytearray(data)
+        got = next_message(buf)
+        assert got is not None and p.parse_hello(got[1]).incarnation == 0x0102030405060708
+        assert bytes(buf) == data[len(raw) :]
+    acc = Handshake(Role.ACCEPTOR, B, COOKIE)
+    events = []
+    for i in range(len(raw)):
+        events += acc.feed(raw[i : i + 1])
+    assert [e.peer.incarnation for e in events] == [0x0102030405060708]
+
+
+def test_incompatible_version_message() -> None:
+    exc = p.IncompatibleVersion((3, 3), (5, 6), peer="b", by_peer=True)
+    assert str(exc) == (
+        "node 'b' refused the link: not_allowed (incompatible protocol versions: this node speaks version 3, "
+        "node 'b' speaks versions 5..6; upgrade the older node (see 'Compatibility' in docs/distribution.md))"
+    )
+    assert isinstance(exc, p.HandshakeRefused) and exc.status == "not_allowed"
