@@ -4,6 +4,7 @@ process), and a node restarted under the same name syncs again."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 
 import pytest
@@ -61,7 +62,8 @@ def members_everywhere(scopes: list[pg.Scope], group: str, expected: list[Pid]) 
 
     want = sorted(expected)
     for scope in scopes:
-        wait_until(lambda s=scope: seen(s) == want, timeout=WAIT, what=f"{scope.name} on {scope.system.name}: {want}")
+        holds = functools.partial(lambda s: seen(s) == want, scope)
+        wait_until(holds, timeout=WAIT, what=f"{scope.name} on {scope.system.name}: {want}")
 
 
 scope_nodes: dict[int, DistributedSystem] = {}
