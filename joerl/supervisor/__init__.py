@@ -83,6 +83,7 @@ from ._client import (
     terminate_child,
     which_children,
 )
+from ._client import call_supervisor as call_supervisor
 from ._codes import MaxChildrenReached
 from ._dynamic import DynamicSupervisor
 from ._server import Supervisor

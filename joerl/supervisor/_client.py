@@ -67,6 +67,26 @@ def start_link(
 # -- calls ---------------------------------------------------------------------
 
 
+def call_supervisor(via: Caller, sup: Any, request: tuple[Any, ...], *, timeout: float | None = None) -> Any:
+    """Make a call to a supervisor (its own calls, or a subclass's, such as a
+    TaskSupervisor's) and turn an error reply into its exception.
+
+    Args:
+        via: the ActorSystem (plain code) or the calling actor's ActorContext.
+        sup: the supervisor's Pid, name, ref, or ``(name, node)``.
+        request: ``(call name, *args)``.
+        timeout: seconds to wait (None: no limit).
+
+    Returns:
+        The value of an ``("ok", value)`` reply.
+
+    Raises:
+        SupervisorError: the supervisor refused (the subclass its code names).
+        CallError: the supervisor is not running.
+    """
+    return _call(via, sup, request, timeout)
+
+
 def _call(via: Caller, sup: Any, request: tuple[Any, ...], timeout: float | None) -> Any:
     result = via.call(sup, request, timeout)  # an ActorContext passes its pid as the caller
     if result[0] == "ok":
