@@ -48,6 +48,10 @@ The cookie comes from ``$JOERL_COOKIE``. Every role first prints one line
     ``WATCHING pid=P``, then ``DOWN reason=R t=T`` and ``NODEDOWN node=NODE
     reason=R t=T`` (T: ``time.monotonic()``, which every process on the
     machine shares), and exits.
+``pg --to NODE --count N``
+    starts the process-group scope ``pg``, joins N idle processes to the
+    group ``"workers"``, links with NODE, prints ``PG_JOINED n=N``, and runs
+    until its standard input is closed.
 
 Exit status: 0 when the role did what it promised, 1 otherwise.
 """
@@ -363,12 +367,24 @@ def role_flood(node: DistributedSystem, peer: str, seconds: float) -> bool:
     return r["received"] == r["sent"] and r["in_order"] is True
 
 
+def role_pg(node: DistributedSystem, count: int) -> bool:
+    """The ``pg`` role: N members of ``"workers"`` in this node's ``pg`` scope."""
+    from joerl import pg
+
+    scope = pg.start(node)
+    pids = [node.spawn_fn(lambda ctx: ctx.receive()).pid for _ in range(count)]
+    scope.join("workers", pids)
+    say(f"PG_JOINED n={len(pids)}")
+    wait_stdin_closed()
+    return True
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="node_main")
     ap.add_argument("name")
     ap.add_argument("--epmd", required=True)
     ap.add_argument("--tick", type=float, default=60.0)
-    ap.add_argument("role", choices=["serve", "host", "send", "ping", "watch", "consume", "flood"])
+    ap.add_argument("role", choices=["serve", "host", "send", "ping", "watch", "consume", "flood", "pg"])
     ap.add_argument("--to", default=None)
     ap.add_argument("--count", type=int, default=1000)
     ap.add_argument("--mailbox", type=int, default=1000, help="consume: the sink's mailbox bound")
@@ -413,6 +429,8 @@ def main(argv: list[str]) -> int:
                 ok = role_ping(node, args.to, args.count)
             elif args.role == "flood":
                 ok = role_flood(node, args.to, args.seconds)
+            elif args.role == "pg":
+                ok = role_pg(node, args.count)
             else:
                 ok = role_watch(node, args.to)
     finally:
