@@ -352,16 +352,22 @@ def multicall(
     Raises:
         TypeError: a node or ``name`` is not a non-empty str.
     """
-    targets = [_target(n) for n in nodes]
-    jobs = {n: gevent.spawn(call, node, n, name, *args, timeout=timeout) for n in dict.fromkeys(targets)}
+    targets = list(dict.fromkeys(_target(n) for n in nodes))
+
+    def one(target: str) -> tuple[bool, Any]:
+        try:
+            return True, call(node, target, name, *args, timeout=timeout)
+        except Exception as exc:  # noqa: BLE001 - handed to the caller in errors
+            return False, exc
+
+    jobs = {n: gevent.spawn(one, n) for n in targets}
     gevent.joinall(list(jobs.values()))
     results: dict[str, Any] = {}
     errors: dict[str, Exception] = {}
     for n, job in jobs.items():
         if job.successful():
-            results[n] = job.value
-        elif isinstance(job.exception, Exception):
-            errors[n] = job.exception
-        else:  # the greenlet was killed (GreenletExit)
+            ok, value = job.value
+            (results if ok else errors)[n] = value
+        else:  # the greenlet was killed
             errors[n] = RpcError(n, name, "server_down", remote_message=repr(job.exception))
     return results, errors
