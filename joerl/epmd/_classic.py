@@ -234,10 +234,15 @@ class Port2Resp:
 
 @dataclass(frozen=True)
 class NamesResp:
-    """NAMES reply: the daemon's port and ``(name, port)`` pairs, newest first."""
+    """NAMES reply: the daemon's port and ``(name, port)`` pairs, newest first.
+
+    ``skipped`` counts the lines a client left out (not ``name N at port P``
+    with a valid name: a daemon that let a name with a newline register).
+    """
 
     epmd_port: int
     nodes: tuple[tuple[str, int], ...] = ()
+    skipped: int = 0
 
     def encode(self) -> bytes:
         return encode_names(self.epmd_port, self.nodes)

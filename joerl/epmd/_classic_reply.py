@@ -41,7 +41,7 @@ from ._classic import (
     StopResp,
 )
 from ._node import NodeInfo
-from ._wire import describe
+from ._wire import describe, name_problem
 
 __all__ = ["ClassicReplyDecoder"]
 
@@ -119,7 +119,7 @@ class ClassicReplyDecoder:
             if parts[-1]:
                 raise EpmdProtocolError("DUMP reply does not end with NUL")
             return DumpResp(port, tuple(parts[:-1]))
-        return NamesResp(port, _parse_names(text))
+        return _parse_names(port, text)
 
     def _alive2(self) -> ClassicReply | None:
         buf = self._buf
@@ -165,14 +165,31 @@ class ClassicReplyDecoder:
         )
 
 
-_NAMES_LINE = re.compile(r"^name (.+) at port (\d+)$", re.M)
+_NAMES_LINE = re.compile(r"name (.+) at port (\d+)")
 
 
-def _parse_names(text: str) -> tuple[tuple[str, int], ...]:
+def _parse_names(epmd_port: int, text: str) -> NamesResp:
+    """The NAMES listing, one ``name N at port P`` a line.
+
+    A line that is not one, or whose name could not have been registered (a
+    daemon that let a name with a newline in forges lines), is left out and
+    counted in ``skipped``: one bad registration never hides the others. A
+    reply none of whose lines starts with ``name `` is no listing at all.
+
+    Raises:
+        EpmdProtocolError: the text does not end with a newline, or holds no
+            line that starts with ``name ``.
+    """
     if text and not text.endswith("\n"):
         raise EpmdProtocolError("NAMES reply does not end with a newline")
-    found = _NAMES_LINE.findall(text)
-    if len(found) != text.count("\n"):
-        bad = next(line for line in text.split("\n")[:-1] if not _NAMES_LINE.fullmatch(line))
-        raise EpmdProtocolError(f"NAMES line {describe(bad, 80)} is not 'name N at port P'")
-    return tuple((name, int(port)) for name, port in found)
+    if text and not (text.startswith("name ") or "\nname " in text):
+        raise EpmdProtocolError(f"NAMES reply {describe(text, 80)} holds no 'name N at port P' line")
+    nodes: list[tuple[str, int]] = []
+    skipped = 0
+    for line in text.split("\n")[:-1]:
+        match = _NAMES_LINE.fullmatch(line)
+        if match is None or name_problem(match[1]) or int(match[2]) > 0xFFFF:
+            skipped += 1
+        else:
+            nodes.append((match[1], int(match[2])))
+    return NamesResp(epmd_port, tuple(nodes), skipped)

@@ -92,6 +92,12 @@ def name_problem(name: object) -> str:
         return f"is {len(raw)} bytes of UTF-8, over the limit of {MAX_NAME_BYTES}"
     if "\0" in name:
         return "contains a NUL character"
+    if not name.isprintable():
+        bad = next(c for c in name if not c.isprintable())
+        return (
+            f"contains the control or unprintable character U+{ord(bad):04X} "
+            "(it would forge lines in the NAMES listing)"
+        )
     if "@" in name:
         return "contains '@': give the alive name only, the part before '@'"
     return ""
@@ -100,8 +106,9 @@ def name_problem(name: object) -> str:
 def check_name(name: object) -> str:
     """Check that ``name`` can be registered and return it.
 
-    A name is 1..255 bytes of UTF-8, with no NUL and no ``@`` (the ``@host``
-    part of a node name is not the port mapper's business).
+    A name is 1..255 bytes of UTF-8, printable (no NUL, newline or other
+    control character: the NAMES reply is one line per name) and with no
+    ``@`` (the ``@host`` part of a node name is not the port mapper's business).
 
     Raises:
         InvalidName: it cannot.
@@ -119,8 +126,8 @@ def wire_name(name: str, what: str) -> bytes:
     Raises:
         InvalidName: empty, not a str, holds NUL, or not encodable.
     """
-    if not isinstance(name, str) or not name or "\0" in name:
-        raise InvalidName(name, f"{what} needs a non-empty str without NUL")
+    if not isinstance(name, str) or not name or not name.isprintable():
+        raise InvalidName(name, f"{what} needs a non-empty str without NUL or control characters")
     try:
         raw = name.encode("utf-8")
     except UnicodeEncodeError:

@@ -179,9 +179,17 @@ class EpmdClient:
         return [NodeInfo(name, self.host, port, kind="") for name, port in reversed(self.names())]
 
     def names(self) -> list[tuple[str, int]]:
-        """``(name, port)`` pairs from NAMES_REQ, newest registration first."""
+        """``(name, port)`` pairs from NAMES_REQ, newest registration first.
+
+        Lines of the listing that name no valid node (a daemon that let a name
+        with a control character register) are left out, with a warning.
+        """
         reply = self._dialer.classic_call(p.NamesReq())
         assert isinstance(reply, p.NamesResp)
+        if reply.skipped:
+            log.warning(
+                "port mapper %s: left %d malformed line(s) out of its NAMES listing", self.address, reply.skipped
+            )
         return list(reply.nodes)
 
     def ping(self) -> bool:

@@ -153,7 +153,7 @@ def test_taken_name_is_refused_with_1_99(server: EpmdServer, socks: list) -> Non
     assert [n.name for n in server.nodes()] == ["dup"]
 
 
-@pytest.mark.parametrize("name", [b"n" * 256, b"\xff\xfe", b"a@b"])
+@pytest.mark.parametrize("name", [b"n" * 256, b"\xff\xfe", b"a@b", b"a\nb", b"a\rb", b"\x1b[2J", b"a\xc2\x85b"])
 def test_refused_alive2_names(server: EpmdServer, socks: list, name: bytes) -> None:
     body = struct.pack(">BHBBHHH", 120, 5, 77, 0, 6, 5, len(name)) + name + b"\x00\x00"
     s = connect(server, socks)
@@ -522,3 +522,30 @@ def test_loopback_is_not_limited_by_default() -> None:
 
     server = EpmdServer("127.0.0.1:0", max_per_address=1, rate_per_address=1.0)
     assert not server.limit_loopback
+
+
+FORGED = "x at port 1\nname forged"  # what a name with a newline would write into NAMES
+
+
+def test_names_with_control_characters_never_reach_the_listing(server: EpmdServer, socks: list) -> None:
+    """A raw registration whose name holds a newline would forge a line in
+    every NAMES reply (and break every client's names()): both protocols
+    refuse it, and the listing stays whole."""
+    from joerl.epmd import EpmdClient
+
+    honest, _ = alive2(server, socks, "honest", 4000)
+    raw = FORGED.encode()
+    body = struct.pack(">BHBBHHH", 120, 6000, 77, 0, 6, 5, len(raw)) + raw + b"\x00\x00"
+    s = connect(server, socks)
+    s.sendall(struct.pack(">H", len(body)) + body)
+    assert s.recv(6) == bytes.fromhex("76 01 00000063")
+    packed = msgpack.packb({"op": "register", "name": FORGED, "host": "h", "port": 6001})
+    reply = ext(connect(server, socks), struct.pack(">HB", len(packed) + 1, 74) + packed)
+    assert isinstance(reply, p.ExtError) and reply.code == "invalid_name" and "U+000A" in reply.message
+    assert names(server, socks) == [("honest", 4000)]
+    assert [n.name for n in server.nodes()] == ["honest"]
+    with EpmdClient(f"127.0.0.1:{server.port}", timeout=WAIT) as client:
+        assert client.names() == [("honest", 4000)]
+        with pytest.raises(p.InvalidName, match="U\\+000A"):
+            client.register(FORGED, "h", 6002)
+    honest.close()

@@ -49,7 +49,11 @@ def only_protocol_errors(fn: Callable[[], Any]) -> None:
         pass
 
 
-names = st.text(st.characters(blacklist_characters="@\0", blacklist_categories=("Cs",)), min_size=1, max_size=60)
+names = st.text(
+    st.characters(blacklist_characters="@\0", blacklist_categories=("Cs", "Cc", "Cf", "Co", "Cn", "Zl", "Zp", "Zs")),
+    min_size=1,
+    max_size=60,
+)  # what may register: printable (a control character would forge NAMES lines)
 plain = st.recursive(
     st.none()
     | st.booleans()

@@ -112,7 +112,6 @@ def test_port2_hit_with_extra() -> None:
         (NamesReq(), b"\x00\x00"),
         (NamesReq(), b"\x00\x00\x00\x01name x at port 1"),  # no newline
         (NamesReq(), b"\x00\x00\x00\x01hello\n"),
-        (NamesReq(), b"\x00\x00\x00\x01name x at port p\n"),
         (NamesReq(), b"\x00\x00\x00\x01name \xff at port 1\n"),
         (DumpReq(), b"\x00\x00\x00\x01line without nul"),
         (KillReq(), b"MAYBE"),
@@ -151,3 +150,14 @@ def test_random_bytes_into_reply_decoders(data: bytes) -> None:
         only_protocol_errors(run)
     only_protocol_errors(lambda: ExtReplyDecoder().feed(data))
     only_protocol_errors(lambda: ExtReplyDecoder().feed(b"J" + struct.pack(">I", len(data)) + data))
+
+
+@pytest.mark.parametrize("how", ["whole", "bytewise"])
+def test_names_listing_with_a_forged_line_keeps_the_valid_ones(how: str) -> None:
+    """A daemon that let ``evil\\nname forged`` register lists it over two lines:
+    the client keeps every valid line and counts the rest."""
+    text = b"name good at port 5000\nname evil\nname forged at port 1 at port 6000\nname x at port p\nname b\x1bc at port 7\n"
+    reply, _ = replies_fed(NamesReq(), b"\x00\x00\x11\x11" + text, how, True)
+    assert reply == NamesResp(0x1111, (("good", 5000), ("forged at port 1", 6000)), skipped=3)
+    reply, _ = replies_fed(NamesReq(), b"\x00\x00\x11\x11name one at port 99999\n", how, True)
+    assert reply == NamesResp(0x1111, (), skipped=1)  # (no such port)

@@ -7,11 +7,13 @@ from typing import Any
 import pytest
 
 from joerl.epmd import protocol as p
+from joerl.epmd._wire import wire_name
 from joerl.epmd.protocol import (
     Alive2Req,
     InvalidName,
     PortPlease2Req,
     Register,
+    check_name,
 )
 from joerl.errors import EpmdError, LocalProtocolError
 
@@ -48,3 +50,12 @@ def test_encoders_refuse_what_cannot_be_sent() -> None:
         Alive2Req(1, "a", extra=b"x" * 1021).encode()
     with pytest.raises(LocalProtocolError):
         Register("a", "h", 1, {"big": b"x" * 70000}).encode()
+
+
+@pytest.mark.parametrize("name", ["a\nb", "a\rb", "tab\there", "\x1b[31m", "del\x7f", "c1\x85", "ls\u2028", "nbsp\xa0"])
+def test_names_with_control_or_unprintable_characters_are_refused(name: str) -> None:
+    with pytest.raises(InvalidName, match="control or unprintable character U\\+"):
+        check_name(name)
+    with pytest.raises(InvalidName, match="control characters"):
+        wire_name(name, "PORT_PLEASE2")
+    assert check_name("ok name-1.2_é") == "ok name-1.2_é"
