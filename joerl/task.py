@@ -140,9 +140,12 @@ class Task:
             TaskError: the task ended without a result; chained to the
                 exception it raised when it ran on this node.
         """
-        if not self._result.wait(timeout):
+        if not self._result.ready() and not self._result.wait(timeout):
             raise TaskTimeout(self.pid, timeout)
-        outcome = self._result.value
+        return self._value()
+
+    def _value(self) -> Any:
+        outcome = self._result.value  # ready: never waits (safe in the hub)
         if outcome[0] == "ok":
             return outcome[1]
         err = TaskError(self.pid, outcome[1], outcome[2])
@@ -234,7 +237,7 @@ class TaskFuture(concurrent.futures.Future):  # type: ignore[type-arg]
         if self.done():
             return
         try:
-            value = self._task.await_(0)
+            value = self._task._value()
         except TaskError as err:
             self.set_exception(err)
         else:

@@ -31,7 +31,7 @@ from joerl.task import (
     to_future,
     yield_many,
 )
-from joerl.testing import node_cluster
+from joerl.testing import node_cluster, wait_until
 
 WAIT = 5.0
 
@@ -191,6 +191,13 @@ def test_as_future_in_a_synchronous_script(system: ActorSystem) -> None:
     assert not pending.cancel()
     gate.set()
     assert pending.result(timeout=WAIT) == 1
+    unwatched_gate = Event()
+    unwatched = async_nolink(system, gated, unwatched_gate, 2)
+    settled = unwatched.as_future()
+    unwatched_gate.set()
+    assert unwatched.await_(WAIT) == 2
+    wait_until(settled.done, WAIT, what="the future settled with nobody waiting on it")
+    assert settled.result(0) == 2
 
 
 def test_as_future_from_another_thread_and_done_callbacks(system: ActorSystem) -> None:
