@@ -271,6 +271,26 @@ EXAMPLES: dict[str, Example] = {
     "epmd_server.py": Example(
         tested_elsewhere="runs an EPMD daemon until stopped; covered by the EPMD integration tests"
     ),
+    "pg_chat.py": Example(
+        expect=(
+            "room members seen from alice: 3",
+            "[carol] left the room",
+            "room after carol left: 2 members",
+            "chat done",
+        ),
+        anywhere=("[alice] carol says 'hey from carol'", "[bob] alice says 'hello from alice'"),
+    ),
+    "rpc_calls.py": Example(
+        expect=(
+            "calc says 20 + 22 = 42",
+            "remote error: ZeroDivisionError: division by zero",
+            "refused: rpc 'os:system' on 'calc': no such handler",
+            "slow: no answer within 0.2 s",
+            "unreachable: node 'nowhere'",
+            "multicall errors: ['nowhere']",
+            "rpc done",
+        )
+    ),
 }
 
 
