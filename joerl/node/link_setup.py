@@ -28,13 +28,15 @@ from __future__ import annotations
 import logging
 import os
 import socket as _stdsocket
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
+from time import monotonic
 from typing import Any
 
 import gevent
 from gevent import socket as gsocket
 
 from ..errors import AuthenticationError, HandshakeError, LocalProtocolError, NodeUnreachable
+from ..ratelimit import KeyedBuckets
 from .connection import ClosedCallback, Connection, Handler, LinkConfig
 from .protocol import (
     ACCEPT,
@@ -54,6 +56,8 @@ from .protocol import (
 )
 
 __all__ = [
+    "DEFAULT_FAILURE_LOG",
+    "FailureLog",
     "accept_handshake",
     "dial",
 ]
@@ -137,13 +141,53 @@ def _run_handshake(sock: Any, hs: Handshake, decide: Decide | None, who: str) ->
         raise HandshakeError(f"connection to {who} broke during the handshake: {exc}") from None
 
 
-def _log_failure(local: NodeIdentity, who: str, exc: BaseException) -> None:
-    if isinstance(exc, AuthenticationError):
-        log.warning("node %s refused the link with %s: %s", local.name, who, exc)
-    elif isinstance(exc, SimultaneousConnect) or (isinstance(exc, HandshakeRefused) and exc.status == STATUS_BUSY):
+class FailureLog:
+    """Rate limits the warnings of failed handshakes: one line per peer address per ``interval``.
+
+    A client that is not a joerl node (an Erlang node, a port scanner,
+    garbage) may dial again and again: each refusal is a warning, but only
+    the first of each ``interval`` per address is logged; the next line says
+    how many were left out meanwhile. One per node (the node's links share it).
+
+    Args:
+        interval: seconds between two lines about the same address.
+        max_keys: addresses remembered at once (idle ones are forgotten first).
+        clock: monotonic seconds (injected in tests).
+    """
+
+    def __init__(self, interval: float = 10.0, max_keys: int = 4096, clock: Callable[[], float] = monotonic) -> None:
+        self.interval = interval
+        self._buckets = KeyedBuckets(1.0 / interval, 1.0, max_keys, clock)
+        self._left_out: dict[Hashable, int] = {}
+        self._max_keys = max_keys
+
+    def allow(self, key: Hashable) -> int | None:
+        """May a line about ``key`` be logged now? The count left out since
+        the last one (0 or more) if so, else None (counted)."""
+        if self._buckets.take(key):
+            return self._left_out.pop(key, 0)
+        if len(self._left_out) >= self._max_keys and key not in self._left_out:
+            self._left_out.clear()  # (bounded: counts of idle addresses are lost, not the lines)
+        self._left_out[key] = self._left_out.get(key, 0) + 1
+        return None
+
+
+#: Used by :func:`dial` and :func:`accept_handshake` when given no ``failure_log``.
+DEFAULT_FAILURE_LOG = FailureLog()
+
+
+def _log_failure(local: NodeIdentity, who: str, exc: BaseException, host: Any, failures: FailureLog) -> None:
+    if isinstance(exc, SimultaneousConnect) or (isinstance(exc, HandshakeRefused) and exc.status == STATUS_BUSY):
         log.debug("node %s: no link with %s from this connection: %s", local.name, who, exc)
+        return
+    left_out = failures.allow((local.name, host))
+    if left_out is None:
+        return
+    more = f" ({left_out} more from {host} in the last {failures.interval:.0f}s were not logged)" if left_out else ""
+    if isinstance(exc, AuthenticationError):
+        log.warning("node %s refused the link with %s: %s%s", local.name, who, exc, more)
     else:
-        log.warning("node %s: handshake with %s failed: %s", local.name, who, exc)
+        log.warning("node %s: handshake with %s failed: %s%s", local.name, who, exc, more)
 
 
 def _handshake(
@@ -218,6 +262,7 @@ def dial(
     handler: Handler | None = None,
     on_closed: ClosedCallback | None = None,
     random_bytes: Callable[[int], bytes] = os.urandom,
+    failure_log: FailureLog | None = None,
 ) -> Connection:
     """Connect to a node and run the handshake as the initiator.
 
@@ -236,6 +281,8 @@ def dial(
             that of another linked node). None accepts.
         handler, on_closed: passed to the :class:`Connection`.
         random_bytes: source of the challenge.
+        failure_log: rate limits the warning of a failure (default:
+            :data:`DEFAULT_FAILURE_LOG`).
 
     Returns:
         A :class:`Connection`, not started.
@@ -267,7 +314,7 @@ def dial(
     try:
         sock, established = _handshake(None, hs, config, decide, who, connect)
     except (HandshakeError, NodeUnreachable) as exc:
-        _log_failure(local, who, exc)
+        _log_failure(local, who, exc, host, failure_log or DEFAULT_FAILURE_LOG)
         raise
     log.info("node %s linked to %s (%s, creation %d)", local.name, who, established.status, established.peer.creation)
     return Connection(sock, local, established, Role.INITIATOR, config, handler=handler, on_closed=on_closed)
@@ -284,6 +331,7 @@ def accept_handshake(
     on_closed: ClosedCallback | None = None,
     random_bytes: Callable[[int], bytes] = os.urandom,
     address: Any = None,
+    failure_log: FailureLog | None = None,
 ) -> Connection:
     """Run the handshake as the acceptor on an accepted socket (which this takes over).
 
@@ -304,6 +352,9 @@ def accept_handshake(
         handler, on_closed: passed to the :class:`Connection`.
         random_bytes: source of the challenge.
         address: the peer's address, for messages.
+        failure_log: rate limits the warning of a failure, per peer address
+            (default: :data:`DEFAULT_FAILURE_LOG`): a client that is not a
+            joerl node and dials again and again gets one line per interval.
 
     Returns:
         A :class:`Connection`, not started. Its ``status`` is
@@ -326,7 +377,10 @@ def accept_handshake(
     try:
         sock, established = _handshake(sock, hs, config, decide, who, None)
     except HandshakeError as exc:
-        _log_failure(local, f"{hs.peer.name!r} ({who})" if hs.peer else who, exc)
+        host = address[0] if isinstance(address, tuple) else address
+        _log_failure(
+            local, f"{hs.peer.name!r} ({who})" if hs.peer else who, exc, host, failure_log or DEFAULT_FAILURE_LOG
+        )
         raise
     log.info(
         "node %s accepted a link from %r (%s, creation %d)",

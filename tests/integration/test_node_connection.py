@@ -711,3 +711,65 @@ def _self_signed(tmp_path: Any) -> tuple[str, str]:
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return str(cert_path), str(key_path)
+
+
+def test_refusals_of_a_foreign_client_are_logged_once_per_address_per_interval(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """50 dials by a client that is not a joerl node (Erlang's send_name):
+    every one refused, one WARNING line, and the next interval's line
+    counts the ones left out."""
+    from joerl.node.link_setup import FailureLog
+    from joerl.testing import FakeClock
+
+    caplog.set_level(logging.DEBUG, logger="joerl.node")
+    clock = FakeClock()
+    failures = FailureLog(interval=10.0, clock=clock)
+    refused: Queue = Queue()
+
+    def handle(sock: Any, address: Any) -> None:
+        try:
+            accept_handshake(sock, B, COOKIE, config=FAST, address=address, failure_log=failures)
+        except HandshakeError as exc:
+            refused.put(exc)
+
+    server = StreamServer(("127.0.0.1", 0), handle, spawn=Pool(20))
+    server.start()
+    erlang_send_name = bytes.fromhex("0014 4e 0000000d07df7fbd 6b07ecb0 0005") + b"e1@vm"
+
+    def bad_dial() -> None:
+        with gsocket.create_connection(("127.0.0.1", server.server_port)) as sock:
+            sock.sendall(erlang_send_name)
+            assert isinstance(refused.get(timeout=10), HandshakeProtocolError)
+
+    def warnings() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+    try:
+        for _ in range(50):
+            bad_dial()
+        assert len(warnings()) == 1, warnings()
+        assert "handshake with node at 127.0.0.1:" in warnings()[0] and "undecodable" in warnings()[0]
+        clock.advance(10.0)
+        for _ in range(3):
+            bad_dial()
+        lines = warnings()
+        assert len(lines) == 2, lines
+        assert "49 more from 127.0.0.1 in the last 10s were not logged" in lines[1]
+    finally:
+        server.stop(timeout=2)
+
+
+def test_failure_log_keys_are_per_address_and_bounded() -> None:
+    from joerl.node.link_setup import FailureLog
+    from joerl.testing import FakeClock
+
+    clock = FakeClock()
+    failures = FailureLog(interval=5.0, max_keys=3, clock=clock)
+    assert failures.allow("a") == 0 and failures.allow("b") == 0
+    assert failures.allow("a") is None and failures.allow("a") is None
+    clock.advance(5.0)
+    assert failures.allow("a") == 2 and failures.allow("a") is None
+    for key in "cdefg":  # more addresses than it remembers: still one line each
+        assert failures.allow(key) == 0
+        assert failures.allow(key) is None
