@@ -37,7 +37,7 @@ import gevent
 
 from . import gen_server
 from .actor import ActorContext
-from .errors import CallError, CallTimeout, DistributionError, NodeUnreachable, SerializationError, StartError
+from .errors import CallError, CallTimeout, NodeUnreachable, RpcError, SerializationError, StartError
 from .gen_server import GenServer, NoReply, Reply
 from .message import NOCONNECTION, NOPROC, SHUTDOWN
 from .pid import Pid
@@ -49,45 +49,6 @@ log = logging.getLogger(__name__)
 
 #: The local name of each node's rpc server (Erlang's ``rex``).
 REX = "rex"
-
-
-class RpcError(DistributionError):
-    """A remote procedure call failed on the remote side.
-
-    Attributes:
-        node: the target node.
-        name: the handler's name.
-        kind: ``"raised"`` (the handler raised), ``"no_such_handler"``,
-            ``"no_server"`` (the node runs no rpc server), ``"badarg"``
-            (the request was malformed), ``"badreply"`` (the result could not
-            be sent back) or ``"server_down"`` (the rpc server ended).
-        remote_type: the remote exception's class name (``"raised"``, ``"badreply"``).
-        remote_message: its message (``str(exc)``).
-        remote_traceback: its traceback text, as the remote node formatted it.
-    """
-
-    def __init__(
-        self,
-        node: str,
-        name: str,
-        kind: str,
-        remote_type: str = "",
-        remote_message: str = "",
-        remote_traceback: str = "",
-    ) -> None:
-        if kind == "raised":
-            text = f"rpc {name!r} on {node!r} raised {remote_type}: {remote_message}"
-        elif kind == "no_such_handler":
-            text = f"rpc {name!r} on {node!r}: no such handler"
-        else:
-            text = f"rpc {name!r} on {node!r} failed: {kind}" + (f" ({remote_message})" if remote_message else "")
-        super().__init__(text)
-        self.node = node
-        self.name = name
-        self.kind = kind
-        self.remote_type = remote_type
-        self.remote_message = remote_message
-        self.remote_traceback = remote_traceback
 
 
 class RpcHandlers:
