@@ -159,7 +159,8 @@ class GenStatem(Actor):
     # -- the Actor hooks --------------------------------------------------------
 
     def started(self, ctx: ActorContext) -> None:
-        """Runs ``init``, tells the starter, then takes init's actions and the first enter call."""
+        """Runs ``init`` and checks its result and actions, tells the starter, then
+        runs the initial state enter call and the events ``init`` inserted."""
         self.ctx = ctx
         self._gen_statem_greenlet = getcurrent()
         boot, self._gen_statem_boot = self._gen_statem_boot, None
@@ -175,6 +176,10 @@ class GenStatem(Actor):
             self.__allowed = self.__transition_table()
             self.__by_state = type(self).callback_mode == STATE_FUNCTIONS
             state, data, actions = self.__init_result(self.init(args))
+            # init's actions are checked (and its replies sent) before the start
+            # returns, so that a bad one fails the start; the enter call and the
+            # inserted events run after it returned, as in OTP.
+            _postpone, inserted, timeouts = take(type(self).__name__, actions, INIT, self.__reply)
         except StopActor as stop:
             self.__fail(ctx, parent, stop.reason)
         except Exception as exc:  # noqa: BLE001 - a failed init is the starter's error
@@ -183,7 +188,6 @@ class GenStatem(Actor):
         self.__running = True
         if done is not None:
             done.set(None)
-        _postpone, inserted, timeouts = take(type(self).__name__, actions, INIT, self.__reply)
         if inserted:
             self.__queue.extend(inserted)
         if self.state_enter:

@@ -40,7 +40,6 @@ from joerl.gen_statem import (
     StopAndReply,
     TransitionError,
 )
-from joerl.message import Down
 from joerl.pid import Pid
 from joerl.supervisor import ChildSpec, Supervisor, start_supervisor
 from joerl.system import ActorSystem
@@ -110,7 +109,9 @@ def keep(*actions: Any) -> KeepState:
 def run(system: ActorSystem) -> Iterator[Callable[..., tuple[Scripted, GenStatemRef]]]:
     """``run(script, init=..., cls=Scripted)`` starts a scripted machine."""
 
-    def start(script: Script, init: Any = ("idle", None), cls: type[Scripted] = Scripted) -> tuple[Scripted, GenStatemRef]:
+    def start(
+        script: Script, init: Any = ("idle", None), cls: type[Scripted] = Scripted
+    ) -> tuple[Scripted, GenStatemRef]:
         machine = cls(script, init)
         return machine, gen_statem.start(system, machine)
 
@@ -511,7 +512,9 @@ def test_generic_timeout_cancel_update_and_infinity(run: Any) -> None:
                 GenericTimeout("probe", 0.5, "probe"),
             )
         if content == "change":
-            return keep(GenericTimeout("c", "cancel"), GenericTimeout("i", "infinity"), GenericTimeout("u", "update", "new"))
+            return keep(
+                GenericTimeout("c", "cancel"), GenericTimeout("i", "infinity"), GenericTimeout("u", "update", "new")
+            )
         return KeepState()
 
     machine, ref = run(script)
@@ -527,3 +530,326 @@ def test_a_bad_timeout_time_crashes_with_a_clear_error(run: Any, system: ActorSy
     ref.cast("arm")
     err = reason.get(timeout=WAIT)
     assert isinstance(err, ValueError) and "seconds" in str(err)
+
+
+# -- calls, casts, info ----------------------------------------------------------------
+
+
+def test_calls_reach_a_machine_through_every_call_path(run: Any, system: ActorSystem, probe: Probe) -> None:
+    def script(et: Any, content: Any, state: Any, data: Any) -> Any:
+        if kind(et) == "call":
+            return keep(Reply(et[1], (content, et[1].pid)))
+        return KeepState()
+
+    machine = Scripted(script)
+    ref = gen_statem.start(system, machine, name="machine")
+    caller = probe.pid
+    assert ref.call(1)[0] == 1
+    assert system.call(ref.pid, 2)[0] == 2
+    assert system.call("machine", 3)[0] == 3
+    assert gen_server.call("machine", 4, system=system)[0] == 4
+    assert gen_statem.call(ref, 5)[0] == 5
+    assert gen_statem.call("machine", 6, system=probe.ctx) == (6, caller)  # the caller named in From
+    assert probe.ctx.call(ref, 7) == (7, caller)
+    assert probe.pending() == []
+
+
+def test_a_call_answered_from_a_later_state(run: Any) -> None:
+    def script(et: Any, content: Any, state: Any, data: Any) -> Any:
+        if kind(et) == "call" and state == "idle":
+            return NextState("busy", et[1])  # keep the From, answer later
+        if content == "done":
+            return NextState("idle", None, [Reply(data, "result")])
+        return KeepState()
+
+    machine, ref = run(script)
+    call = gevent.spawn(ref.call, "job")
+    assert machine.next() == ("idle", "call", "job")
+    ref.cast("done")
+    assert call.get(timeout=WAIT) == "result"
+
+
+def test_reply_from_outside_a_transition(run: Any, system: ActorSystem) -> None:
+    def script(et: Any, content: Any, state: Any, data: Any) -> Any:
+        if kind(et) == "call":
+            gevent.spawn(gen_statem.reply, system, et[1], "from a greenlet")
+        return KeepState()
+
+    _, ref = run(script)
+    assert ref.call("x") == "from a greenlet"
+
+
+def test_casts_and_info(run: Any, system: ActorSystem, probe: Probe) -> None:
+    machine, ref = run(lambda *a: KeepState())
+    ref.cast("c1")
+    gen_statem.cast(system, ref.pid, "c2")
+    gen_statem.cast(probe.ctx, ref, "c3")
+    gen_statem.cast(system, "nobody", "dropped")  # never fails
+    system.send(ref.pid, ("plain", 1))
+    assert [(k, c) for _, k, c in machine.until(("plain", 1))] == [
+        ("cast", "c1"),
+        ("cast", "c2"),
+        ("cast", "c3"),
+        ("info", ("plain", 1)),
+    ]
+
+
+def test_a_machine_calling_itself_gets_calling_self(system: ActorSystem) -> None:
+    holder: AsyncResult = AsyncResult()
+
+    def script(et: Any, content: Any, state: Any, data: Any) -> Any:
+        try:
+            holder.get().call("me")
+        except CallError as err:
+            return keep(Reply(et[1], err.reason))
+        return KeepState()
+
+    machine = Scripted(script)
+    ref = gen_statem.start(system, machine)
+    holder.set(ref)
+    assert ref.call("go") == "calling_self"
+
+
+# -- stopping --------------------------------------------------------------------------
+
+
+def test_stop_runs_terminate_with_the_reason_state_and_data(run: Any, system: ActorSystem) -> None:
+    machine, ref = run(lambda et, c, s, d: Stop("bye", "last data") if c == "stop" else KeepState())
+    reason = down_reason(system, ref.pid)
+    ref.cast("stop")
+    assert reason.get(timeout=WAIT) == "bye"
+    assert machine.terminated.get(timeout=WAIT) == ("bye", "idle", "last data")
+
+
+def test_stop_and_reply_answers_then_stops(run: Any, system: ActorSystem) -> None:
+    def script(et: Any, content: Any, state: Any, data: Any) -> Any:
+        if content == "first":
+            return KeepState(et[1])
+        return StopAndReply("done", [Reply(data, "one"), Reply(et[1], "two")], "final")
+
+    machine, ref = run(script)
+    first = gevent.spawn(ref.call, "first")
+    assert machine.next()[2] == "first"
+    reason = down_reason(system, ref.pid)
+    assert ref.call("second") == "two"
+    assert first.get(timeout=WAIT) == "one"
+    assert reason.get(timeout=WAIT) == "done"
+    assert machine.terminated.get(timeout=WAIT) == ("done", "idle", "final")
+
+
+def test_a_call_left_unanswered_by_a_stop_fails_with_the_reason(run: Any) -> None:
+    _, ref = run(lambda *a: Stop("gone"))
+    with pytest.raises(CallError) as info:
+        ref.call("x")
+    assert info.value.reason == "gone"
+
+
+def test_ref_stop_and_a_crash_both_run_terminate(run: Any, system: ActorSystem) -> None:
+    machine, ref = run(lambda *a: KeepState())
+    assert ref.stop("enough")
+    assert machine.terminated.get(timeout=WAIT)[0] == "enough"
+
+    def crash(*a: Any) -> Any:
+        raise RuntimeError("boom")
+
+    machine, ref = run(crash)
+    reason = down_reason(system, ref.pid)
+    ref.cast("x")
+    err = reason.get(timeout=WAIT)
+    assert isinstance(err, RuntimeError)
+    assert machine.terminated.get(timeout=WAIT)[0] is err
+
+
+def test_returning_something_else_crashes_with_a_clear_error(run: Any, system: ActorSystem) -> None:
+    _, ref = run(lambda *a: None)
+    reason = down_reason(system, ref.pid)
+    ref.cast("x")
+    err = reason.get(timeout=WAIT)
+    assert isinstance(err, TypeError) and "must return NextState" in str(err) and "None" in str(err)
+
+
+# -- starting ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("init", "reason"),
+    [
+        (RuntimeError("no"), RuntimeError),
+        (Stop("refused"), "refused"),
+        ("not a tuple", TypeError),
+        (KeepState(), TypeError),
+        (("idle", None, [Postpone()]), TypeError),
+    ],
+)
+def test_a_failed_init_fails_the_start_and_leaves_nothing(system: ActorSystem, init: Any, reason: Any) -> None:
+    with pytest.raises(StartError) as info:
+        gen_statem.start(system, Scripted(lambda *a: KeepState(), init))
+    got = info.value.reason
+    assert got == reason if isinstance(reason, str) else isinstance(got, reason)
+    wait_until(lambda: system.processes() == [], WAIT)
+
+
+def test_start_checks_its_arguments_and_names(system: ActorSystem) -> None:
+    with pytest.raises(TypeError):
+        gen_statem.start(system, Scripted)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        gen_statem.start(system, object())  # type: ignore[arg-type]
+    machine = Scripted(lambda *a: KeepState())
+    ref = gen_statem.start(system, machine, name="one")
+    with pytest.raises(ValueError):
+        gen_statem.start(system, machine)
+    with pytest.raises(StartError) as info:
+        gen_statem.start(system, Scripted(lambda *a: KeepState()), name="one")
+    assert info.value.reason == ("already_started", ref.pid)
+
+
+def test_start_link_links_and_a_trapping_machine_ends_with_its_parent(system: ActorSystem) -> None:
+    class Trapping(Scripted):
+        def init(self, args: Any) -> Any:
+            self.ctx.trap_exit(True)
+            return ("idle", None)
+
+    parent = Probe(system, timeout=WAIT)
+    machine = Trapping(lambda *a: KeepState())
+    ref = gen_statem.start_link(parent.ctx, machine)
+    system.send(ref.pid, "hello")
+    assert machine.next()[2] == "hello"
+    parent.stop("going")
+    assert machine.terminated.get(timeout=WAIT)[0] == "going"
+    with pytest.raises(TypeError):
+        gen_statem.start_link(system, Scripted(lambda *a: KeepState()))  # type: ignore[arg-type]
+
+
+def test_a_failed_start_link_leaves_the_caller_alive(system: ActorSystem) -> None:
+    parent = Probe(system, trap_exit=False, timeout=WAIT)
+    with pytest.raises(StartError):
+        gen_statem.start_link(parent.ctx, Scripted(lambda *a: KeepState(), RuntimeError("no")))
+    assert system.is_process_alive(parent.pid)
+
+
+# -- supervised ----------------------------------------------------------------------------
+
+
+class Counter(GenStatem):
+    """Counts calls; crashes on "crash"."""
+
+    def init(self, args: Any) -> Any:
+        return ("counting", 0)
+
+    def counting(self, et: Any, content: Any, data: int) -> Any:
+        if content == "crash":
+            raise RuntimeError("counter crashed")
+        return KeepState(data + 1, Reply(et[1], data + 1))
+
+
+def test_a_supervised_machine_is_restarted_after_a_crash(system: ActorSystem) -> None:
+    spec = ChildSpec("counter", lambda ctx: gen_statem.start_link(ctx, Counter(), name="counter"))
+    sup = start_supervisor(system, Supervisor(children=[spec]))
+    old = system.whereis("counter")
+    assert old is not None
+    assert system.call("counter", "inc") == 1
+    assert system.call("counter", "inc") == 2
+    with pytest.raises(CallError):
+        system.call("counter", "crash")
+    assert system.join(old, WAIT)
+    new = wait_until(lambda: system.whereis("counter"), WAIT, what="the restart")
+    assert new != old
+    assert system.call("counter", "inc") == 1  # a fresh machine: init ran again
+    assert [c.pid for c in sup.which_children()] == [new]
+
+
+# -- declared transitions ---------------------------------------------------------------------
+
+
+def test_to_mermaid_draws_the_declared_transitions() -> None:
+    assert Lock.to_mermaid() == (
+        "stateDiagram-v2\n"
+        "    [*] --> locked\n"
+        "    locked --> locked : button\n"
+        "    locked --> open : button\n"
+        "    open --> locked : state_timeout\n"
+    )
+    assert Lock.declared_states() == ["locked", "open"]
+
+
+def test_to_mermaid_names_states_mermaid_cannot_take() -> None:
+    class Odd(GenStatem):
+        callback_mode = HANDLE_EVENT_FUNCTION
+        initial_state = ("floor", 0)
+        transitions = {
+            (("floor", 0), "up; fast"): "end",
+            ("end", 'say "hi"\nnow'): ("floor", 0),
+            ("end", ""): "two words",
+        }
+
+    assert Odd.to_mermaid() == (
+        "stateDiagram-v2\n"
+        "    state \"('floor', 0)\" as s1\n"
+        '    state "end" as s2\n'
+        '    state "two words" as s3\n'
+        "    [*] --> s1\n"
+        "    s1 --> s2 : up#59; fast\n"
+        "    s2 --> s1 : say #quot;hi#quot; now\n"
+        "    s2 --> s3\n"
+    )
+
+
+def test_malformed_transitions_are_refused() -> None:
+    class NoTable(GenStatem):
+        pass
+
+    class BadKey(GenStatem):
+        transitions = {"locked": "open"}
+
+    class Unhashable(GenStatem):
+        transitions = {("a", "x"): [["b"]]}
+
+    for cls in (NoTable, BadKey, Unhashable):
+        with pytest.raises(TypeError):
+            cls.to_mermaid()
+
+
+def test_an_undeclared_transition_crashes_the_machine(system: ActorSystem) -> None:
+    class Strict(Lock):
+        def locked(self, event_type: Any, content: Any, data: Any) -> Any:
+            if content == "jump":
+                return NextState("nowhere")
+            return super().locked(event_type, content, data)
+
+        def nowhere(self, event_type: Any, content: Any, data: Any) -> Any:
+            return KeepState(actions=[Reply(event_type[1], "here")]) if kind(event_type) == "call" else KeepState()
+
+    ref = gen_statem.start(system, Strict(), "1")
+    reason = down_reason(system, ref.pid)
+    ref.cast("jump")
+    err = reason.get(timeout=WAIT)
+    assert isinstance(err, TransitionError) and (err.old, err.new) == ("locked", "nowhere")
+
+    class Loose(Strict):
+        check_transitions = False
+
+    ref = gen_statem.start(system, Loose(), "1")
+    ref.cast("jump")
+    assert ref.call("x") == "here"
+
+
+def test_an_undeclared_initial_state_fails_the_start(system: ActorSystem) -> None:
+    class Elsewhere(Lock):
+        def init(self, code: Any) -> Any:
+            return ("ajar", None)
+
+        def ajar(self, *a: Any) -> Any:
+            return KeepState()
+
+    with pytest.raises(StartError) as info:
+        gen_statem.start(system, Elsewhere())
+    assert "not a state of" in str(info.value.reason)
+
+
+def test_the_default_init_starts_in_the_initial_state(system: ActorSystem) -> None:
+    lock = Lock()
+    lock.init = GenStatem.init.__get__(lock)  # type: ignore[method-assign]
+    ref = gen_statem.start(system, lock, {"code": "7", "tries": 0})
+    assert ref.call("7") == "open"
+    with pytest.raises(StartError):
+        gen_statem.start(system, type("NoInit", (GenStatem,), {})())
