@@ -104,6 +104,7 @@ class Routing:
             encode_ref=self.glob_ref,
             decode_ref=self.local_ref,
             limits=limits,
+            tuple_types=(From, ExceptionReason),  # plain data: they arrive as tuples
         )
         self._hub = get_hub()
         self._make_ref = system.make_ref

@@ -63,6 +63,8 @@ class Codec:
         decode_pid: maps each incoming Pid (e.g. this node's id -> node 0).
         encode_ref, decode_ref: the same for Refs.
         limits: bounds on decoded input (``Limits()`` by default).
+        tuple_types: tuple subclasses (NamedTuples that are plain data, such
+            as ``From``) that cross as plain tuples: they arrive as ``tuple``.
 
     Hooks must be pure: results are cached per Pid/Ref (``clear_caches()``
     forgets them). A hook may raise ``SerializationError`` to refuse a value.
@@ -77,7 +79,12 @@ class Codec:
         encode_ref: RefHook | None = None,
         decode_ref: RefHook | None = None,
         limits: Limits | None = None,
+        tuple_types: tuple[type, ...] = (),
     ) -> None:
+        for cls in tuple_types:
+            if not (isinstance(cls, type) and issubclass(cls, tuple)):
+                raise TypeError(f"tuple_types: {cls!r} is not a tuple subclass")
+        self._tuple_types = tuple_types
         self.registry = registry if registry is not None else default_registry()
         self.limits = limits if limits is not None else Limits()
         self.idents = Idents(encode_pid, decode_pid, encode_ref, decode_ref)
@@ -99,6 +106,7 @@ class Codec:
             tuple: enc_tuple,
             int: self._enc_int,
         }
+        self._handlers.update(dict.fromkeys(tuple_types, enc_tuple))
         self._prefixes: dict[str, bytes] = {}
         self._heads: dict[bytes, RecordHead] = {}
         self._encoder = _Encoder(self)
@@ -119,7 +127,7 @@ class Codec:
         self.idents.clear()
         self._prefixes.clear()
         self._heads.clear()
-        for cls in [c for c in self._handlers if c not in (Pid, Ref, tuple, int)]:
+        for cls in [c for c in self._handlers if c not in (Pid, Ref, tuple, int, *self._tuple_types)]:
             del self._handlers[cls]
 
     # -- encoding ------------------------------------------------------------
