@@ -209,7 +209,11 @@ class LinkConfig:
         wrap_socket: ``wrap_socket(sock, server_side) -> sock``, applied after
             TCP connect/accept and before the handshake: the TLS hook, e.g.
             ``lambda s, server: ctx.wrap_socket(s, server_side=server, ...)``
-            with a gevent ``ssl.SSLContext``. None: plain TCP.
+            with a gevent ``ssl.SSLContext``. None: plain TCP. A hook with a
+            ``check_peer_name(sock, name)`` method (as
+            :class:`~joerl.node.tls.TlsWrapper` has) is also asked, once the
+            peer's HELLO is in, whether its certificate binds the name it
+            claims; a HandshakeError from it refuses the link.
     """
 
     tick_time: float = 60.0

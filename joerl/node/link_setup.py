@@ -43,6 +43,7 @@ from .protocol import (
     DIALING,
     STATUS_BUSY,
     STATUS_NOK,
+    STATUS_NOT_ALLOWED,
     STATUS_OK,
     Established,
     Handshake,
@@ -68,6 +69,9 @@ _HANDSHAKE_RECV = 4096
 
 #: ``decide(peer_hello) -> Verdict``: the node's answer to a peer's HELLO.
 Decide = Callable[[PeerHello], Verdict]
+#: ``check_peer_name(sock, name)``: a TLS hook's check that the peer's
+#: certificate binds the name its HELLO claims (raises a HandshakeError).
+NameCheck = Callable[[Any, str], None]
 
 
 def _tune(sock: Any) -> None:
@@ -111,7 +115,21 @@ def _apply_verdict(hs: Handshake, verdict: Verdict, sock: Any) -> None:
     raise refusal_error(verdict.status, verdict.reason, peer.name, by_peer=False)
 
 
-def _run_handshake(sock: Any, hs: Handshake, decide: Decide | None, who: str) -> Established:
+def _check_name(sock: Any, hs: Handshake, check: NameCheck | None, name: str) -> None:
+    """The TLS hook's name binding: refuse a peer whose certificate does not name it."""
+    if check is None:
+        return
+    try:
+        check(sock, name)
+    except HandshakeError as exc:
+        hs.refuse(STATUS_NOT_ALLOWED, "this node's certificate does not bind the name it claims")
+        _flush_quietly(sock, hs)
+        raise exc from None
+
+
+def _run_handshake(
+    sock: Any, hs: Handshake, decide: Decide | None, who: str, check: NameCheck | None = None
+) -> Established:
     """Drive ``hs`` over ``sock`` until it is established (or raise)."""
     try:
         _flush(sock, hs)
@@ -133,6 +151,7 @@ def _run_handshake(sock: Any, hs: Handshake, decide: Decide | None, who: str) ->
                 if event.__class__ is Established:
                     _flush(sock, hs)
                     return event
+                _check_name(sock, hs, check, event.peer.name)
                 verdict = decide(event.peer) if decide is not None else ACCEPT
                 _apply_verdict(hs, verdict, sock)
                 refeed = True
@@ -204,9 +223,11 @@ def _handshake(
         if connect is not None:
             sock = connect()
         _tune(sock)
+        check: NameCheck | None = None
         if config.wrap_socket is not None:
             sock = config.wrap_socket(sock, hs.role is Role.ACCEPTOR)
-        established = _run_handshake(sock, hs, decide, who)
+            check = getattr(config.wrap_socket, "check_peer_name", None)
+        established = _run_handshake(sock, hs, decide, who, check)
         sock.settimeout(None)
         return sock, established
     except gevent.Timeout as t:

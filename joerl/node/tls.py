@@ -7,19 +7,65 @@ verify the other's. A node configured for TLS therefore refuses plaintext
 peers (their bytes are not a TLS hello), and a plaintext node fails cleanly
 against a TLS one. The cookie handshake then runs inside TLS.
 
-Certificates identify nodes by their subject's common name; an optional
-allow-list of subjects refuses every other certificate, even one the CA signed.
+A certificate is bound to the node names it may claim in the handshake
+(:func:`certificate_names_node`, on unless ``TlsConfig.bind_names`` is off), so
+that a node holding another node's valid certificate cannot join under a name
+of its choosing. The rule, for a node name ``alive`` or ``alive@host``:
+
+1. a certificate with URI subject alternative names of the ``joerl-node``
+   scheme names exactly those nodes: ``joerl-node://alive@host`` (or
+   ``joerl-node://alive`` for a name without a host) must be among them;
+2. otherwise, the subject's common name equal to the full node name binds it;
+3. otherwise, for ``alive@host``, ``host`` among the certificate's DNS names
+   (exact, case-insensitive, no wildcards) or IP addresses binds it: the
+   certificate of a host vouches for every node on that host.
+
+An optional allow-list of subjects (common names) further refuses every
+other certificate, even one the CA signed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
 from gevent import ssl
 
 from ..errors import CertificateRefused, HandshakeError
+
+__all__ = [
+    "URI_SCHEME",
+    "CertificateNameMismatch",
+    "TlsConfig",
+    "TlsWrapper",
+    "certificate_names_node",
+    "common_name",
+    "tls_wrapper",
+]
+
+#: The scheme of the URI subject alternative names that name nodes.
+URI_SCHEME = "joerl-node://"
+
+
+class CertificateNameMismatch(CertificateRefused):
+    """The peer's certificate is valid but does not name the node it claims to be.
+
+    Attributes:
+        name: the node name claimed in the handshake.
+        subject: the certificate's common name.
+        identities: what the certificate names (its URI and DNS names).
+    """
+
+    def __init__(self, name: str, subject: str | None, identities: tuple[str, ...]) -> None:
+        HandshakeError.__init__(
+            self,
+            f"the peer claims node name {name!r} but its certificate (subject {subject!r}, "
+            f"names {list(identities)}) does not bind that name; link refused",
+        )
+        self.subject = subject
+        self.name = name
+        self.identities = identities
 
 
 @dataclass(frozen=True)
@@ -32,12 +78,16 @@ class TlsConfig:
         cafile: the CA certificate(s) that sign every node of the cluster.
         allowed_subjects: if given, only peers whose certificate's common
             name is in it may link.
+        bind_names: a peer's certificate must name the node name it claims
+            in the handshake (the module's rule); off, any certificate the
+            CA signed may claim any name (the behaviour before 0.1).
     """
 
     certfile: str
     keyfile: str
     cafile: str
     allowed_subjects: frozenset[str] | None = None
+    bind_names: bool = True
 
     def contexts(self) -> tuple[Any, Any]:
         """The (server, client) SSL contexts: TLS 1.2+, certificates required both ways."""
@@ -63,30 +113,91 @@ def common_name(cert: dict[str, Any] | None) -> str | None:
     return None
 
 
-def tls_wrapper(config: TlsConfig) -> Callable[[Any, bool], Any]:
+def certificate_names_node(cert: dict[str, Any] | None, name: str) -> bool:
+    """Does ``cert`` (as ``getpeercert()`` gives it) bind node name ``name``? See the module's rule."""
+    sans = (cert or {}).get("subjectAltName", ())
+    uris = [str(v) for k, v in sans if k == "URI" and str(v).lower().startswith(URI_SCHEME)]
+    if uris:
+        return any(uri[len(URI_SCHEME) :] == name for uri in uris)
+    if common_name(cert) == name:
+        return True
+    alive, at, host = name.partition("@")
+    if not (at and alive and host):
+        return False
+    for kind, value in sans:
+        if kind == "DNS" and str(value).lower() == host.lower():
+            return True
+        if kind == "IP Address" and _same_ip(str(value), host):
+            return True
+    return False
+
+
+def _same_ip(value: str, host: str) -> bool:
+    try:
+        return ipaddress.ip_address(value.strip()) == ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+
+
+def _identities(cert: dict[str, Any] | None) -> tuple[str, ...]:
+    return tuple(str(v) for k, v in (cert or {}).get("subjectAltName", ()) if k in ("URI", "DNS", "IP Address"))
+
+
+class TlsWrapper:
+    """The ``LinkConfig.wrap_socket`` hook of a TLS node (see :func:`tls_wrapper`).
+
+    Called as ``wrap(sock, server_side)``; ``link_setup`` also calls
+    :meth:`check_peer_name` once the peer's HELLO names it.
+    """
+
+    def __init__(self, config: TlsConfig) -> None:
+        self._server, self._client = config.contexts()
+        self._allowed = config.allowed_subjects
+        self.bind_names = config.bind_names
+
+    def __call__(self, sock: Any, server_side: bool) -> Any:
+        """TLS over ``sock``, both certificates checked.
+
+        Raises:
+            HandshakeError: the TLS handshake failed (a plaintext peer, a
+                certificate the CA did not sign, ...).
+            CertificateRefused: the peer's subject is not in ``allowed_subjects``.
+        """
+        try:
+            if server_side:
+                tls = self._server.wrap_socket(sock, server_side=True)
+            else:
+                tls = self._client.wrap_socket(sock)
+        except (ssl.SSLError, OSError) as exc:
+            raise HandshakeError(f"TLS handshake failed: {exc}") from None
+        if self._allowed is not None:
+            subject = common_name(tls.getpeercert())
+            if subject not in self._allowed:
+                tls.close()
+                raise CertificateRefused(subject)
+        return tls
+
+    def check_peer_name(self, sock: Any, name: str) -> None:
+        """Check that the peer's certificate binds the node name its HELLO claims.
+
+        Raises:
+            CertificateNameMismatch: it does not (and ``bind_names`` is on).
+        """
+        if not self.bind_names:
+            return
+        cert = sock.getpeercert()
+        if not certificate_names_node(cert, name):
+            raise CertificateNameMismatch(name, common_name(cert), _identities(cert))
+
+
+def tls_wrapper(config: TlsConfig) -> TlsWrapper:
     """The ``wrap_socket(sock, server_side)`` hook for :class:`~joerl.node.connection.LinkConfig`.
 
     Raises (from the hook):
         HandshakeError: the TLS handshake failed (a plaintext peer, a
             certificate the CA did not sign, ...).
         CertificateRefused: the peer's subject is not in ``allowed_subjects``.
+        CertificateNameMismatch: (from ``check_peer_name``, during the joerl
+            handshake) the certificate does not name the node the peer claims to be.
     """
-    server, client = config.contexts()
-    allowed = config.allowed_subjects
-
-    def wrap(sock: Any, server_side: bool) -> Any:
-        try:
-            if server_side:
-                tls = server.wrap_socket(sock, server_side=True)
-            else:
-                tls = client.wrap_socket(sock)
-        except (ssl.SSLError, OSError) as exc:
-            raise HandshakeError(f"TLS handshake failed: {exc}") from None
-        if allowed is not None:
-            subject = common_name(tls.getpeercert())
-            if subject not in allowed:
-                tls.close()
-                raise CertificateRefused(subject)
-        return tls
-
-    return wrap
+    return TlsWrapper(config)

@@ -196,3 +196,113 @@ def test_the_connection_rate_limit_closes_a_burst(nodes: Any) -> None:
         for sock in socks:
             sock.close()
     gevent.sleep(0)
+
+
+# -- a certificate is bound to its node name (issue 15) ----------------------------
+
+
+def _node_cert(ca: CA, cn: str, sans: list[Any], filename: str) -> tuple[str, str]:
+    """A certificate of ``ca`` with subject ``cn`` and these subject alternative names."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(cn))
+        .issuer_name(ca.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+    )
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    cert = builder.sign(ca.key, hashes.SHA256())
+    certfile = _write(ca.dir / f"{filename}.crt", cert.public_bytes(serialization.Encoding.PEM))
+    keyfile = _write(
+        ca.dir / f"{filename}.key",
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+    )
+    return certfile, keyfile
+
+
+def test_a_node_holding_another_nodes_certificate_cannot_join_under_its_own_name(
+    tmp_path: Path, nodes: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Mallory holds b's valid certificate (signed by the cluster's CA) and
+    dials a as "mallory", and a dials mallory: both are refused, on both sides,
+    and nothing crosses; b, with the same certificate, links."""
+    from joerl.errors import HandshakeError
+    from joerl.node.tls import CertificateNameMismatch
+
+    ca = CA(tmp_path, "cluster-ca")
+    a = nodes("a", tls=ca.node("a"))
+    b_tls = ca.node("b")
+    mallory = nodes("mallory", tls=b_tls)
+    inbox = Probe(a, name="inbox")
+    with caplog.at_level(logging.WARNING, logger="joerl"):
+        mallory.system.send(("inbox", "a"), "let me in")
+        with pytest.raises(NodeUnreachable):
+            mallory.connect_to_node("a", timeout=10)
+        with pytest.raises(NodeUnreachable):
+            a.connect_to_node("mallory", timeout=10)
+    assert a.nodes() == [] and mallory.nodes() == [] and inbox.pending() == []
+    assert "the peer claims node name 'mallory' but its certificate (subject 'b'" in caplog.text
+    assert "certificate does not bind the name it claims" in caplog.text  # what mallory is told
+    assert issubclass(CertificateNameMismatch, HandshakeError)
+    b = nodes("b", tls=b_tls)
+    assert b.connect_to_node("a", timeout=10)
+    assert sorted(a.nodes()) == ["b"]
+
+
+def test_uri_san_binds_exactly_the_names_it_lists(tmp_path: Path, nodes: Any) -> None:
+    """A certificate with ``joerl-node://`` URIs names exactly those nodes,
+    whatever its common name."""
+    ca = CA(tmp_path, "cluster-ca")
+    a = nodes("a", tls=ca.node("a"))
+    certfile, keyfile = _node_cert(
+        ca, "some-service", [x509.UniformResourceIdentifier("joerl-node://worker1")], "worker"
+    )
+    shared = TlsConfig(certfile, keyfile, ca.cafile)
+    worker1 = nodes("worker1", tls=shared)
+    assert worker1.connect_to_node("a", timeout=10)
+    worker2 = nodes("worker2", tls=shared)
+    with pytest.raises(NodeUnreachable):
+        worker2.connect_to_node("a", timeout=10)
+    impostor = nodes("some-service", tls=shared)  # the CN no longer counts once URIs are given
+    with pytest.raises(NodeUnreachable):
+        impostor.connect_to_node("a", timeout=10)
+    assert a.nodes() == ["worker1"]
+
+
+def test_the_name_rule_for_name_at_host_names() -> None:
+    """``alive@host``: the exact URI, else the common name, else the host among
+    the DNS names or IP addresses (the certificate of a host vouches for its nodes)."""
+    from joerl.node.tls import certificate_names_node
+
+    uri = {"subject": ((("commonName", "x"),),), "subjectAltName": (("URI", "joerl-node://app@db1.example"),)}
+    assert certificate_names_node(uri, "app@db1.example")
+    assert not certificate_names_node(uri, "other@db1.example") and not certificate_names_node(uri, "x")
+    host = {
+        "subject": ((("commonName", "db1"),),),
+        "subjectAltName": (("DNS", "DB1.example"), ("IP Address", "10.0.0.7")),
+    }
+    assert certificate_names_node(host, "app@db1.example") and certificate_names_node(host, "any@10.0.0.7")
+    assert not certificate_names_node(host, "app@db2.example") and not certificate_names_node(host, "app")
+    assert not certificate_names_node(host, "@db1.example") and certificate_names_node(host, "db1")
+    assert not certificate_names_node(None, "a")
+
+
+def test_bind_names_off_keeps_the_old_behaviour(tmp_path: Path, nodes: Any) -> None:
+    import dataclasses
+
+    ca = CA(tmp_path, "cluster-ca")
+    a = nodes("a", tls=ca.node("a"))
+    b_tls = ca.node("b")
+    loose = TlsConfig(b_tls.certfile, b_tls.keyfile, b_tls.cafile, bind_names=False)
+    lax_a = nodes("lax-a", tls=dataclasses.replace(ca.node("lax-a"), bind_names=False))
+    other = nodes("other", tls=loose)
+    assert other.connect_to_node("lax-a", timeout=10)  # lax-a does not check; other's cert says "b"
+    with pytest.raises(NodeUnreachable):
+        other.connect_to_node("a", timeout=10)  # a does
+    assert lax_a.nodes() == ["other"] and a.nodes() == []
