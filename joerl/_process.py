@@ -1,4 +1,4 @@
-"""Processes: spawning, the body every process runs, and its teardown.
+"""Processes: spawning, the body every process runs, its teardown, and the system's shutdown.
 
 A process is a greenlet running :meth:`Processes._run` over an
 :class:`~joerl.actor.ActorContext`: an :class:`~joerl.actor.Actor`'s hooks
@@ -11,22 +11,26 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import gevent
+from gevent import getcurrent
 from gevent.event import Event
 
 from ._signals import ExitSignal, Signals, add_link
+from ._stats import DROP_EXITED, DROP_TIMER_CANCELLED, RuntimeStats
 from .actor import DEAD, EXITING, RUNNING, Actor, ActorContext, ActorRef, StopActor
 from .errors import SystemShutdown
 from .mailbox import Mailbox
-from .message import KILLED, NORMAL
+from .message import KILLED, NORMAL, SHUTDOWN
 from .pid import Pid
 from .registry import Registry
 
 if TYPE_CHECKING:
+    from ._gen import Pending
     from .system import ActorSystem
+    from .timer import TimerRef
 
 log = logging.getLogger("joerl.actor")
 
@@ -56,6 +60,9 @@ class Processes(Signals):
     _empty: Event
     _closing: bool
     _closed: bool
+    _timers: set[TimerRef]
+    _calls: Pending
+    stats: RuntimeStats
 
     def spawn(self, actor: Any, *, mailbox_size: int | None = None, name: str | None = None) -> ActorRef:
         """Start ``actor`` (an :class:`Actor` instance) in a new process.
@@ -185,12 +192,24 @@ class Processes(Signals):
         self._terminate(ctx, reason)
 
     def _terminate(self, ctx: ActorContext, reason: Any) -> None:
-        """Tear down a process that has ended: names, links, monitors, waiters."""
+        """Tear down a process that has ended: names, timers, links, monitors, waiters.
+
+        What was still queued for it is dropped (and counted), and so are the
+        timers addressed to it (cancelled, as Erlang's are).
+        """
         pid = ctx.pid
         ctx._state = DEAD
         self._procs.pop(pid.id, None)
         self._registry.drop_pid(pid)
-        ctx._mailbox.close()
+        mailbox = ctx._mailbox
+        if mailbox._q:
+            self.stats.drop(DROP_EXITED, len(mailbox._q))
+        mailbox.close()
+        timers, ctx._timers = ctx._timers, None
+        if timers:
+            cancelled = sum(1 for timer in list(timers) if timer.cancel())
+            if cancelled:
+                self.stats.drop(DROP_TIMER_CANCELLED, cancelled)
         links, ctx._links = ctx._links, None
         monitors, ctx._monitors = ctx._monitors, None
         watchers, ctx._monitored_by = ctx._monitored_by, None
@@ -215,3 +234,85 @@ class Processes(Signals):
         ctx._actor = None
         if not self._procs:
             self._empty.set()
+
+    # -- shutdown (ActorSystem.shutdown) ---------------------------------------
+
+    #: Set when a shutdown that has started is over (None: none started).
+    _shutdown_done: Event | None = None
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop every process and return when all are gone.
+
+        Top-level supervisors go first (they stop their children in order),
+        then every other process, newest first, each with reason
+        ``"shutdown"``; what is still alive after ``timeout`` is killed.
+        Pending timers are cancelled. Safe to call twice: a second call waits
+        for the first to end.
+
+        Called from inside a process (a "stop" handler calling
+        ``ctx.system.shutdown()``), the shutdown runs in a greenlet of its
+        own and stops the calling process too, like every other: the call
+        does not return, the process ends with ``"shutdown"`` (its
+        ``stopped`` hook runs). From a process that is ending already (its
+        ``stopped`` hook), it starts the shutdown and returns at once.
+
+        Args:
+            timeout: seconds the processes get to stop before they are killed.
+        """
+        if self._closed:
+            return
+        current = getcurrent()
+        ctx = next((c for c in self._procs.values() if c._greenlet is current), None)
+        done = self._shutdown_done
+        if done is None:
+            done = self._shutdown_done = Event()
+            if ctx is None:
+                self._shutdown(timeout, done)
+                return
+            gevent.spawn(self._shutdown, timeout, done)
+        if ctx is None or ctx._state < EXITING:
+            done.wait()  # a process waiting here is stopped by the shutdown, as every other is
+
+    def _shutdown(self, timeout: float, done: Event) -> None:
+        self._closing = True
+        try:
+            deadline = self._hub.loop.now() + timeout
+            roots = [c for c in self._procs.values() if c._supervisor and not self._is_supervised(c)]
+            self._stop_all(roots, deadline)
+            self._stop_all(reversed(list(self._procs.values())), deadline)
+            for ctx in list(self._procs.values()):
+                self._end(ctx, KILLED, run_stopped=False)
+            self._empty.wait(max(1.0, timeout))
+            for ctx in list(self._procs.values()):  # never started or wedged in the hub
+                g = ctx._greenlet
+                if g is not None:
+                    g.kill(block=False)
+                self._terminate(ctx, KILLED)
+        finally:
+            for timer in list(self._timers):
+                timer.cancel()
+            for ref in self._calls.refs():
+                self._calls.resolve(ref, (False, SHUTDOWN))
+            self._closed = True
+            done.set()
+
+    def _is_supervised(self, ctx: ActorContext) -> bool:
+        parent = self._local(ctx._parent) if ctx._parent is not None else None
+        return parent is not None and parent._supervisor
+
+    def _stop_all(self, ctxs: Iterable[ActorContext], deadline: float) -> None:
+        # Never runs in a process's greenlet (shutdown() hands such a call to one of its own).
+        ctxs = [c for c in ctxs if c._state < EXITING]
+        for ctx in ctxs:
+            self._end(ctx, SHUTDOWN)
+        for ctx in ctxs:
+            remaining = deadline - self._hub.loop.now()
+            if remaining <= 0:
+                return
+            if ctx.pid.id in self._procs:
+                self.join(ctx.pid, remaining)
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`shutdown` has ended."""
+        return self._closed

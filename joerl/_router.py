@@ -48,6 +48,19 @@ class Router(Protocol):
         """This node's name (a ``(name, node_name)`` destination is local)."""
         ...
 
+    @property
+    def node_id(self) -> int:
+        """This node's id on the wire: a pid carrying it is of this node, of this incarnation or an earlier one."""
+        ...
+
+    def local_pid(self, pid: Pid) -> Pid:
+        """A pid of this incarnation of this node as peers name it -> the local pid (``node == 0``).
+
+        Any other pid (another node's, or one of an earlier incarnation of
+        this node) is returned as it is.
+        """
+        ...
+
     def route_send(self, sender: Pid | None, to: Pid, msg: Any) -> None:
         """A message to a pid of another node (raises ``NotSerializable`` at once)."""
 

@@ -9,7 +9,10 @@ Exit semantics are Erlang's:
 * ``exit(pid, "kill")`` cannot be trapped and ends the process with reason
   ``"killed"``;
 * a monitor delivers exactly one ``Down(ref, pid, reason)``, with ``"noproc"``
-  when the process was already gone.
+  at once when the process was already gone (a pid of an earlier incarnation
+  of this node included) or, monitored by name, when nobody holds the name;
+* a link to a process that is gone delivers ``Exit(pid, "noproc")`` at once
+  to a caller that traps exits and raises ``NoProcError`` in one that does not.
 
 :class:`Signals` is the part of :class:`~joerl.system.ActorSystem` that
 carries them; :class:`NodeInbound` is the :class:`~joerl._router.Inbound`
@@ -27,7 +30,7 @@ from gevent import getcurrent
 
 from ._router import RemoteName, Router
 from .actor import DEAD, EXITING, NEW, RUNNING, ActorContext
-from .errors import DistributionError, NoProcError
+from .errors import DistributionError, NoProcError, NotRegistered
 from .message import KILL, KILLED, NOPROC, NORMAL, Down, Exit
 from .pid import SYSTEM_PID, Pid, Ref
 
@@ -69,6 +72,20 @@ class Signals:
             return ctx
         return None  # dead, or another node's pid with the same id
 
+    def _here(self, pid: Pid) -> Pid | None:
+        """``pid`` as this runtime names it, for a link or a monitor.
+
+        A pid of this node as peers name it (``<node_id.id.creation>``) is
+        the local one; None for a pid of an earlier incarnation of this node
+        (another creation): that process is gone. Any other pid is returned
+        as it is.
+        """
+        router = self._router
+        if router is None or pid.__class__ is not Pid or pid.node == 0 or pid.node != router.node_id:
+            return pid
+        local = router.local_pid(pid)
+        return local if local.node == 0 else None
+
     def _node(self, pid: Pid | RemoteName) -> Router:
         router = self._router
         if router is None:
@@ -78,18 +95,29 @@ class Signals:
     # -- links -----------------------------------------------------------------
 
     def link(self, a: Any, b: Any) -> None:
-        """Link two processes (``a`` is usually the caller's own pid)."""
+        """Link two processes (``a`` is usually the caller's own pid).
+
+        Raises:
+            NoProcError: ``b`` is a local process that is gone (a pid of an
+                earlier incarnation of this node included) and ``a`` does not
+                trap exits (one that does gets ``Exit(b, "noproc")`` at once);
+                or ``a`` is gone.
+            NotRegistered: a name nobody holds.
+        """
         a, b = self._resolve(a), self._resolve(b)
+        here = self._here(b)
+        if here is not None:
+            b = here
         if a == b:
             return
         actx = self._local(a) if a.node == 0 else None
-        if b.node != 0:
+        if here is not None and b.node != 0:
             if actx is None:
                 raise NoProcError(a)
             self._node(b).route_link(a, b)
             add_link(actx, b)
             return
-        bctx = self._local(b)
+        bctx = self._local(b) if here is not None else None
         if bctx is None or bctx._state >= EXITING:
             if actx is not None and actx._trap_exit:
                 actx._mailbox.put_signal((Exit(b, NOPROC), b))
@@ -172,12 +200,26 @@ class Signals:
         """``watcher`` monitors ``target``; returns the monitor's ref.
 
         ``Down(ref, target, reason)`` arrives exactly once, with ``"noproc"``
-        if the target is already gone.
+        at once if the target is already gone (a pid of an earlier
+        incarnation of this node included). A registered name that nobody
+        holds gets ``Down(ref, name, "noproc")`` (the name as given), as
+        ``erlang:monitor(process, Name)`` does.
+
+        Raises:
+            TypeError: ``target`` is no process.
         """
         watcher = self._resolve(watcher)
-        target = self._resolve(target)
         ref = self.make_ref()
-        self._add_monitor(watcher, target, ref)
+        try:
+            resolved = self._resolve(target)
+        except NotRegistered:
+            self._deliver_down(watcher, ref, target, NOPROC)
+            return ref
+        here = self._here(resolved)
+        if here is None:
+            self._deliver_down(watcher, ref, resolved, NOPROC)
+        else:
+            self._add_monitor(watcher, here, ref)
         return ref
 
     def _add_monitor(self, watcher: Watcher, target: Pid | RemoteName, ref: Ref) -> None:

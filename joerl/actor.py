@@ -70,6 +70,7 @@ class ActorContext:
         "_done",
         "_actor",
         "_supervisor",
+        "_timers",
     )
 
     def __init__(self, system: ActorSystem, pid: Pid, mailbox: Any, parent: Pid | None) -> None:
@@ -90,6 +91,7 @@ class ActorContext:
         self._done: Any = None
         self._actor: Any = None
         self._supervisor = False
+        self._timers: set[TimerRef] | None = None  # pending timers addressed to this process
 
     def __repr__(self) -> str:
         return f"<ActorContext {self.pid}>"
@@ -137,7 +139,11 @@ class ActorContext:
         return msg
 
     def send_after(self, delay: float, dest: Any, msg: Any) -> TimerRef:
-        """Send ``msg`` to ``dest`` after ``delay`` seconds; returns a cancellable timer."""
+        """Send ``msg`` to ``dest`` after ``delay`` seconds; returns a cancellable timer.
+
+        ``dest`` is anything :meth:`send` takes; a timer to a pid is cancelled
+        when that process ends (see :meth:`ActorSystem.send_after`).
+        """
         return self.system.send_after(delay, dest, msg, sender=self.pid)
 
     # -- processes -------------------------------------------------------------

@@ -30,6 +30,7 @@ from ._gen import CALL as _CALL
 from ._gen import CAST as _CAST
 from ._gen import STOP as _STOP
 from ._gen import From
+from ._stats import DROP_UNREGISTERED
 from .actor import Actor, ActorContext, ActorRef, StopActor
 from .errors import CallError, NameTaken, NotRegistered, StartError
 from .message import KILL, NORMAL, Exit
@@ -291,7 +292,8 @@ class GenServerRef(ActorRef):
         return self.system.call(self.pid, request, timeout)
 
     def cast(self, request: Any) -> None:
-        """Send ``request`` to ``handle_cast``; never fails (dropped if the server is dead)."""
+        """Send ``request`` to ``handle_cast``; never fails (dropped and counted in
+        ``system.stats`` if the server is dead)."""
         self.system.send(self.pid, (_CAST, request))
 
     def stop(self, reason: Any = NORMAL, timeout: float | None = 5.0) -> bool:
@@ -455,7 +457,17 @@ def cast(system: ActorSystem | ActorContext, server: Any, request: Any) -> None:
     """Send ``request`` to the server's ``handle_cast`` and return at once.
 
     Like OTP's, a cast never fails: to a dead server or an unregistered name it
-    is dropped. From an actor, pass its ActorContext as ``system``.
+    is dropped, and counted in ``system.stats`` (reasons ``"noproc"`` and
+    ``"unregistered"``). From an actor, pass its ActorContext as ``system``.
+
+    Args:
+        system: the system, or (from an actor) the caller's ActorContext.
+        server: anything ``send`` takes: a GenServerRef or ActorRef, a Pid, a
+            registered name or ``(name, node)``.
+        request: passed to ``handle_cast``.
+
+    Raises:
+        TypeError: ``server`` is no destination.
     """
     sender = None
     if isinstance(system, ActorContext):
@@ -464,7 +476,7 @@ def cast(system: ActorSystem | ActorContext, server: Any, request: Any) -> None:
     try:
         system.send(server, (_CAST, request), sender=sender)
     except NotRegistered:
-        pass
+        system.stats.drop(DROP_UNREGISTERED)
 
 
 def reply(system: ActorSystem | ActorContext | ActorRef, from_: From, value: Any) -> None:

@@ -80,12 +80,24 @@ class Mailbox:
 
     # -- writers ---------------------------------------------------------------
 
-    def put(self, item: tuple[Any, Any]) -> None:
-        """Append ``item``; wait while a bounded mailbox is full (never in the hub)."""
+    def put(self, item: tuple[Any, Any], timeout: float | None = None) -> bool:
+        """Append ``item``; wait while a bounded mailbox is full (never in the hub).
+
+        Args:
+            item: the ``(message, sender)`` pair.
+            timeout: seconds to wait for room at most; None waits as long as it takes.
+
+        Returns:
+            True if the item was queued; False if no room came within
+            ``timeout`` or the mailbox is closed (then it is not queued).
+        """
         if self._maxsize is not None and len(self._q) >= self._maxsize:
-            if getcurrent() is not self._hub:
-                self._wait_for_room()
+            if getcurrent() is not self._hub and not self._wait_for_room(timeout):
+                return False
+        if self.closed:
+            return False
         self.put_signal(item)
+        return True
 
     def deliver(self, msg: Any, sender: Any) -> None:
         """``put((msg, sender))`` in one call: the node layer's per-message path."""
@@ -135,15 +147,29 @@ class Mailbox:
         self._reader = None
         self._callback(reader.switch, _WAKE)  # type: ignore[union-attr]
 
-    def _wait_for_room(self) -> None:
+    def _wait_for_room(self, timeout: float | None = None) -> bool:
+        """Wait until there is room or the mailbox closes; False if ``timeout`` seconds passed first."""
+        loop = self._hub.loop
+        deadline = None if timeout is None else loop.now() + timeout
         while not self.closed and self._maxsize is not None and len(self._q) >= self._maxsize:
+            timer = None
+            if deadline is not None:
+                remaining = deadline - loop.now()
+                if remaining <= 0:
+                    return False
             waiter = Waiter(self._hub)
             if self._putters is None:
                 self._putters = deque()
             self._putters.append(waiter)
             try:
-                waiter.get()
+                if deadline is not None:
+                    timer = loop.timer(remaining)
+                    timer.start(waiter.switch, _TIMEOUT)
+                if waiter.get() is _TIMEOUT:
+                    return False
             finally:
+                if timer is not None:
+                    timer.close()
                 try:
                     self._putters.remove(waiter)
                 except ValueError:
@@ -151,6 +177,7 @@ class Mailbox:
                     # it (killed), pass the wake-up on to the next writer.
                     if not self.closed and not self.full():
                         self._release_putter()
+        return True
 
     def _release_putter(self) -> None:
         putters = self._putters

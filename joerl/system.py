@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterable
 from typing import Any
 
 from gevent import get_hub, getcurrent
@@ -26,9 +25,17 @@ from ._gen import CALL, From, Pending
 from ._process import Processes
 from ._router import Inbound, RemoteName, Router
 from ._signals import ExitSignal, NodeInbound, add_watcher, remove_watcher
+from ._stats import (
+    DROP_NOPROC,
+    DROP_NOT_DISTRIBUTED,
+    DROP_ROUTE_FAILED,
+    DROP_TIMER_CANCELLED,
+    DROP_UNREGISTERED,
+    RuntimeStats,
+)
 from .actor import EXITING, ActorContext, ActorRef
 from .errors import CallError, CallTimeout, MailboxFull, NoProcError, NotRegistered
-from .message import KILLED, NOPROC, SHUTDOWN
+from .message import NOPROC
 from .pid import SYSTEM_PID, Pid, Ref
 from .registry import Registry
 from .timer import TimerRef
@@ -63,6 +70,8 @@ class ActorSystem(Processes):
         self._closing = False
         self._closed = False
         self._router: Router | None = None
+        #: Counters: messages dropped, by reason (see :class:`~joerl._stats.RuntimeStats`).
+        self.stats = RuntimeStats()
 
     def __enter__(self) -> ActorSystem:
         return self
@@ -119,6 +128,7 @@ class ActorSystem(Processes):
                 try:
                     ctx = self._procs[dest.id]
                 except KeyError:
+                    self.stats.drop(DROP_NOPROC)
                     return
                 if ctx.pid is dest or ctx.pid == dest:
                     mailbox = ctx._mailbox
@@ -151,32 +161,89 @@ class ActorSystem(Processes):
             MailboxFull: the destination's bounded mailbox is full.
         """
         pid = self._resolve(dest)
-        if pid.node != 0:
-            self._node(pid).route_send(sender, pid, msg)
+        if pid.__class__ is RemoteName or pid.node != 0:
+            self._send_remote(sender, pid, msg)
             return
         ctx = self._local(pid)
-        if ctx is not None and not ctx._mailbox.try_put((msg, sender)):
+        if ctx is None:
+            self.stats.drop(DROP_NOPROC)
+        elif not ctx._mailbox.try_put((msg, sender)):
             raise MailboxFull(pid)
 
+    def _send_remote(self, sender: Pid | None, dest: Pid | RemoteName, msg: Any) -> None:
+        """A message to another node: to one of its pids, or to ``(name, node)``."""
+        if dest.__class__ is RemoteName:
+            self._node(dest).route_send_named(sender, dest.name, dest.node, msg)
+        else:
+            self._node(dest).route_send(sender, dest, msg)  # type: ignore[arg-type]
+
     def _send_from_hub(self, dest: Any, msg: Any, sender: Pid | None) -> None:
-        """Send from the hub (timers): never waits, never raises."""
+        """Send from the hub (a timer firing): never waits, never raises; a drop is counted."""
         try:
-            pid = self._resolve(dest)
-        except Exception:  # noqa: BLE001 - a timer to a vanished name is dropped
+            pid: Any = self._resolve(dest)
+        except NotRegistered:
+            self.stats.drop(DROP_UNREGISTERED)
             return
-        if pid.node == 0:
+        if pid.__class__ is not RemoteName and pid.node == 0:
             ctx = self._local(pid)
-            if ctx is not None:
+            if ctx is None:
+                self.stats.drop(DROP_NOPROC)
+            else:
                 ctx._mailbox.put_signal((msg, sender))
-        elif self._router is not None:
+        elif self._router is None:
+            self.stats.drop(DROP_NOT_DISTRIBUTED)
+        else:
             try:
-                self._router.route_send(sender, pid, msg)
-            except Exception:  # noqa: BLE001
+                self._send_remote(sender, pid, msg)
+            except Exception:  # noqa: BLE001 - the hub must not raise
+                self.stats.drop(DROP_ROUTE_FAILED)
                 log.exception("timer could not send to %s", pid)
 
     def send_after(self, delay: float, dest: Any, msg: Any, *, sender: Pid | None = None) -> TimerRef:
-        """Send ``msg`` to ``dest`` after ``delay`` seconds; ``cancel()`` the result to stop it."""
-        return TimerRef(self._hub.loop, self._timers, self._send_from_hub, delay, dest, msg, sender)
+        """Send ``msg`` to ``dest`` after ``delay`` seconds; ``cancel()`` the result to stop it.
+
+        Args:
+            delay: seconds (>= 0).
+            dest: anything :meth:`send` takes: a Pid, a registered name,
+                ``(name, node)`` or an ActorRef. A name is resolved when the
+                timer fires.
+            msg: the message.
+            sender: the sender the message carries.
+
+        Returns:
+            The timer. One addressed to a pid of this system is cancelled when
+            that process ends, and is inactive from the start if it is gone
+            already (as ``erlang:send_after/3``'s); its message is then
+            counted as dropped (``stats``). Timers to names are not.
+
+        Raises:
+            TypeError: ``dest`` is no destination. ValueError: ``delay < 0``.
+        """
+        local = self._timer_target(dest)
+        timer = TimerRef(self._hub.loop, self._timers, self._send_from_hub, delay, dest, msg, sender)
+        if local is not None:
+            owner = self._local(local)
+            if owner is None or owner._state >= EXITING:
+                timer.cancel()
+                self.stats.drop(DROP_TIMER_CANCELLED)
+            else:
+                timer.bind(owner)
+        return timer
+
+    def _timer_target(self, dest: Any) -> Pid | None:
+        """The local pid a timer to ``dest`` dies with; None for a name or another node's pid.
+
+        Raises:
+            TypeError: ``dest`` is no destination.
+        """
+        cls = dest.__class__
+        if cls is str or cls is tuple and len(dest) == 2 and dest[0].__class__ is str:
+            return None  # a name: resolved when the timer fires
+        if isinstance(dest, ActorRef):
+            dest = dest.pid
+        if not isinstance(dest, Pid):
+            raise TypeError(f"cannot send to {dest!r}: expected a Pid, a name, (name, node) or an ActorRef")
+        return dest if dest.node == 0 else None
 
     def _resolve(self, dest: Any) -> Pid:
         cls = dest.__class__
@@ -261,11 +328,17 @@ class ActorSystem(Processes):
 
         Works from an actor or from plain code. The server is monitored for
         the duration of the call, so a dead server fails the call at once; a
-        reply that comes after the timeout is dropped, never queued.
+        reply that comes after the timeout is dropped, never queued. The
+        timeout bounds the whole call, the wait for room in the server's full
+        bounded mailbox included: a request that found no room in time is
+        never queued.
 
         Raises:
             CallTimeout: no reply within ``timeout`` seconds.
-            CallError: the server was dead or died during the call.
+            CallError: the server was dead or died during the call
+                (``"noproc"``, its exit reason), or is the calling process
+                itself (``"calling_self"``, whether named by ``caller`` or
+                found by the greenlet that calls).
         """
         try:
             pid = self._resolve(server)
@@ -278,13 +351,18 @@ class ActorSystem(Processes):
         tctx = self._local(pid)
         if tctx is None or tctx._state >= EXITING:
             raise CallError(server, NOPROC)
+        if tctx._greenlet is getcurrent():
+            raise CallError(server, "calling_self")
         # One ref both tags the request and monitors the server, as in OTP's
         # gen:call: the server's Down fails the call waiting under that ref.
         ref = self.make_ref()
         add_watcher(tctx, ref, self._call_target_down)
         try:
             msg = (CALL, _tuple_new(From, (caller or SYSTEM_PID, ref)), request)  # make_from(), inline
-            result = self._calls.request(ref, timeout, self.send, pid, msg, caller)
+            if tctx._mailbox._maxsize is None:
+                result = self._calls.request(ref, timeout, self.send, pid, msg, caller)
+            else:
+                result = self._call_bounded(tctx, ref, msg, timeout, caller)
         finally:
             remove_watcher(tctx, ref)
         if result is None:
@@ -293,6 +371,27 @@ class ActorSystem(Processes):
         if ok:
             return value
         raise CallError(server, value)
+
+    def _call_bounded(self, tctx: ActorContext, ref: Ref, msg: Any, timeout: float | None, caller: Pid | None) -> Any:
+        """A call's request into a bounded mailbox and the wait for its answer, both within ``timeout``.
+
+        Returns what :meth:`Pending.wait` does: the answer, or None when the
+        time ran out (waiting for room or for the reply). A request that
+        found no room in time is not queued.
+        """
+        calls = self._calls
+        waiter = calls.add(ref)
+        try:
+            loop = self._hub.loop
+            start = loop.now()
+            mailbox = tctx._mailbox
+            if not mailbox.put((msg, caller), timeout) and not mailbox.closed:
+                return None  # no room in time (a closed mailbox: the server's Down answers)
+            if timeout is not None:
+                timeout = max(0.0, timeout - (loop.now() - start))
+            return calls.wait(waiter, ref, timeout)
+        finally:
+            calls.discard(ref)
 
     def reply(self, from_: From, value: Any) -> None:
         """Answer a call: deliver ``value`` to the caller waiting on ``from_``.
@@ -309,57 +408,3 @@ class ActorSystem(Processes):
     def _call_target_down(self, ref: Ref, _pid: Pid, reason: Any) -> None:
         # The monitor callback of a local call: its server ended.
         self._calls.resolve(ref, (False, reason))
-
-    # -- shutdown --------------------------------------------------------------
-
-    def shutdown(self, timeout: float = 5.0) -> None:
-        """Stop every process and return when all are gone.
-
-        Top-level supervisors go first (they stop their children in order),
-        then every other process, newest first, each with reason
-        ``"shutdown"``; what is still alive after ``timeout`` is killed.
-        Pending timers are cancelled. Safe to call twice.
-        """
-        if self._closed:
-            return
-        self._closing = True
-        try:
-            deadline = self._hub.loop.now() + timeout
-            roots = [c for c in self._procs.values() if c._supervisor and not self._is_supervised(c)]
-            self._stop_all(roots, deadline)
-            self._stop_all(reversed(list(self._procs.values())), deadline)
-            for ctx in list(self._procs.values()):
-                self._end(ctx, KILLED, run_stopped=False)
-            self._empty.wait(max(1.0, timeout))
-            for ctx in list(self._procs.values()):  # never started or wedged in the hub
-                g = ctx._greenlet
-                if g is not None:
-                    g.kill(block=False)
-                self._terminate(ctx, KILLED)
-        finally:
-            for timer in list(self._timers):
-                timer.cancel()
-            for ref in self._calls.refs():
-                self._calls.resolve(ref, (False, SHUTDOWN))
-            self._closed = True
-
-    def _is_supervised(self, ctx: ActorContext) -> bool:
-        parent = self._local(ctx._parent) if ctx._parent is not None else None
-        return parent is not None and parent._supervisor
-
-    def _stop_all(self, ctxs: Iterable[ActorContext], deadline: float) -> None:
-        ctxs = [c for c in ctxs if c._state < EXITING]
-        current = getcurrent()
-        for ctx in ctxs:
-            if ctx._greenlet is not current:
-                self._end(ctx, SHUTDOWN)
-        for ctx in ctxs:
-            remaining = deadline - self._hub.loop.now()
-            if remaining <= 0:
-                return
-            if ctx._greenlet is not current and ctx.pid.id in self._procs:
-                self.join(ctx.pid, remaining)
-
-    @property
-    def closed(self) -> bool:
-        return self._closed

@@ -2,13 +2,18 @@
 
 A timer is an event-loop timer, not a greenlet: thousands cost next to
 nothing. It fires in the hub, where nothing may block, so its message is
-queued like a signal (never held back by a full mailbox).
+queued like a signal (never held back by a full mailbox). A timer addressed
+to a pid is bound to that process and cancelled when it ends, as
+``erlang:send_after/3``'s is; one addressed to a name is not.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .actor import ActorContext
 
 
 class TimerRef:
@@ -20,7 +25,7 @@ class TimerRef:
     system's send from the hub.
     """
 
-    __slots__ = ("_timers", "_fire_send", "_watcher", "_dest", "_msg", "_sender", "__weakref__")
+    __slots__ = ("_timers", "_fire_send", "_watcher", "_dest", "_msg", "_sender", "_owner", "__weakref__")
 
     def __init__(
         self,
@@ -39,9 +44,24 @@ class TimerRef:
         self._dest = dest
         self._msg = msg
         self._sender = sender
+        self._owner: set[TimerRef] | None = None
         self._watcher: Any = loop.timer(delay)
         timers.add(self)
         self._watcher.start(self._fire)
+
+    def bind(self, ctx: ActorContext) -> None:
+        """Tie the timer to the life of ``ctx``'s process (the runtime cancels it when that ends).
+
+        Args:
+            ctx: the context of the live local process the timer is addressed to.
+        """
+        if self._watcher is None:
+            return
+        owner = ctx._timers
+        if owner is None:
+            owner = ctx._timers = set()
+        owner.add(self)
+        self._owner = owner
 
     def _fire(self) -> None:
         self._close()
@@ -53,6 +73,10 @@ class TimerRef:
             self._watcher = None
             watcher.close()
             self._timers.discard(self)
+            owner = self._owner
+            if owner is not None:
+                self._owner = None
+                owner.discard(self)
 
     @property
     def active(self) -> bool:

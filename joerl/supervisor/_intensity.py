@@ -29,11 +29,21 @@ class RestartWindow:
 
     def add(self, intensity: int, period: float) -> bool:
         """Count a restart now; False once more than ``intensity`` fall within
-        the last ``period`` seconds."""
+        the last ``period`` seconds.
+
+        The window is inclusive, as OTP's: a restart exactly ``period``
+        seconds ago still counts; only older ones fall out.
+
+        Args:
+            intensity: the most restarts allowed within the window.
+            period: the window's length, in seconds.
+
+        Returns:
+            True while the supervisor may go on restarting.
+        """
         now = self._clock()
         times = self._times
         times.append(now)
-        threshold = now - period
-        while times and times[0] <= threshold:
+        while times and now - times[0] > period:
             times.popleft()
         return len(times) <= intensity

@@ -490,3 +490,52 @@ def test_kill_ends_a_process_stuck_in_stopped() -> None:
     finally:
         release.set()
         system.shutdown()
+
+
+# -- noproc for a pid of an earlier incarnation of this node ------------------------
+
+
+def _stale_pid(node: Any, local: Pid) -> Pid:
+    """``local`` as a peer would name it had this node been started before (another creation)."""
+    stale: Pid = Pid(node.node_id, local.id, (node.creation % 0xFFFFFFFF) + 1)
+    return stale
+
+
+def test_link_to_a_pid_of_an_earlier_incarnation_of_this_node() -> None:
+    from joerl.testing import node_cluster
+
+    with node_cluster("links_stale") as (node,):
+        system = node.system
+        live = start_idle(system)
+        stale = _stale_pid(node, live.pid)  # the same id, another creation: not `live`
+        got: list[Any] = []
+
+        def not_trapping(ctx: ActorContext) -> None:
+            with pytest.raises(NoProcError) as info:
+                ctx.link(stale)
+            got.append(info.value.pid)
+
+        assert system.spawn_fn(not_trapping).join(2.0)
+        assert got == [stale]
+
+        def trapping(ctx: ActorContext) -> None:
+            ctx.trap_exit(True)
+            ctx.link(stale)
+            got.append(ctx.receive(timeout=0))  # queued already: at once
+
+        assert system.spawn_fn(trapping).join(2.0)
+        assert got == [stale, Exit(stale, NOPROC)]
+        live.send("quit")
+        assert live.join(2.0)
+
+
+def test_link_to_this_nodes_own_wire_pid_links_the_local_process() -> None:
+    from joerl.testing import Probe, node_cluster
+
+    with node_cluster("links_own") as (node,):
+        system = node.system
+        target = start_idle(system)
+        trapping = Probe(system, trap_exit=True, timeout=2.0)
+        system.link(trapping.pid, node.global_pid(target.pid))
+        system.exit(target.pid, "boom")
+        assert trapping.receive() == Exit(target.pid, "boom")

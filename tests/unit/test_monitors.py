@@ -205,3 +205,51 @@ def test_monitor_callback(system: ActorSystem) -> None:
     dead_ref = system.monitor_callback(target.pid, lambda *a: calls.append(a))
     assert calls[-1] == (dead_ref, target.pid, NOPROC)
     assert len(calls) == 2
+
+
+# -- noproc at once: names nobody holds, earlier incarnations of this node ----------
+
+
+def test_monitor_of_a_name_nobody_holds_gives_noproc_at_once(system: ActorSystem, probe: Any) -> None:
+    ref = system.monitor(probe.pid, "nobody")  # no NotRegistered
+    ref2 = system.monitor(probe.pid, ("nobody", "anynode"))  # (name, node) of a local system
+    assert probe.receive() == Down(ref, "nobody", NOPROC)
+    assert probe.receive() == Down(ref2, ("nobody", "anynode"), NOPROC)
+
+    def watcher(ctx: ActorContext) -> None:
+        ref = ctx.monitor("nobody")
+        ctx.send(probe.pid, (ref, ctx.receive(timeout=0)))  # queued already: at once
+
+    system.spawn_fn(watcher)
+    ref3, down = probe.receive()
+    assert down == Down(ref3, "nobody", NOPROC)
+
+
+def test_monitor_of_a_name_freed_by_its_holder(system: ActorSystem, probe: Any) -> None:
+    holder = start_idle(system, name="short-lived")
+    holder.send("quit")
+    assert holder.join(2.0)
+    ref = system.monitor(probe.pid, "short-lived")
+    assert probe.receive() == Down(ref, "short-lived", NOPROC)
+
+
+def test_monitor_of_a_pid_of_an_earlier_incarnation_of_this_node() -> None:
+    from joerl.testing import Probe, node_cluster
+
+    with node_cluster("monitors_stale") as (node,):
+        system = node.system
+        live = start_idle(system)
+        stale = Pid(node.node_id, live.pid.id, (node.creation % 0xFFFFFFFF) + 1)
+        probe = Probe(system, timeout=2.0)
+
+        def watcher(ctx: ActorContext) -> None:
+            ref = ctx.monitor(stale)
+            ctx.send(probe.pid, (ref, ctx.receive(timeout=0)))  # queued already: at once
+
+        system.spawn_fn(watcher)
+        ref, down = probe.receive()
+        assert down == Down(ref, stale, NOPROC)
+        # this incarnation's own wire form of a live pid is the local process
+        ref2 = system.monitor(probe.pid, node.global_pid(live.pid))
+        live.send("quit")
+        assert probe.receive() == Down(ref2, live.pid, NORMAL)

@@ -328,6 +328,7 @@ def test_shutdown_from_inside_an_actor() -> None:
     try:
         assert caller.join(3.0)
         assert time.monotonic() - t0 < 0.5
+        system.shutdown()  # waits for the shutdown the caller started
         assert system.closed and system.processes() == []
         assert log == [("other", SHUTDOWN)]
     finally:
@@ -340,3 +341,132 @@ def test_down_from_shutdown_seen_by_plain_monitor(system: ActorSystem, probe: An
     ref = system.monitor(probe.pid, target.pid)
     assert system.stop(target.pid, SHUTDOWN)
     assert probe.receive() == Down(ref, target.pid, SHUTDOWN)
+
+
+# -- shutdown from inside a process ---------------------------------------------------
+
+
+class ShutsDownOnStop(Actor):
+    """Calls ``ctx.system.shutdown(timeout)`` from its "stop" handler."""
+
+    def __init__(self, log: list[Any], timeout: float) -> None:
+        self.log, self.timeout = log, timeout
+        self.running = Event()
+
+    def started(self, ctx: ActorContext) -> None:
+        self.running.set()
+
+    def handle_message(self, msg: Any, ctx: ActorContext) -> None:
+        if msg == "stop":
+            ctx.system.shutdown(self.timeout)
+            self.log.append("shutdown() returned")  # it must not: the caller is stopped too
+
+    def stopped(self, reason: Any, ctx: ActorContext) -> None:
+        self.log.append(("caller", reason))
+
+
+def test_shutdown_from_a_stop_handler_stops_every_process_within_the_timeout() -> None:
+    log: list[Any] = []
+    busy = Event()
+    system = ActorSystem()
+    others = [Stoppable("plain", log), Stoppable("trapping", log, trap=True), Stoppable("stuck", log, busy=busy)]
+    for actor in others:
+        system.spawn(actor)
+        assert actor.running.wait(2.0)
+    system.send(system.processes()[2], "work")  # stuck now waits inside handle_message
+    caller = ShutsDownOnStop(log, timeout=2.0)
+    ref = system.spawn(caller)
+    assert caller.running.wait(2.0)
+    t0 = time.monotonic()
+    ref.send("stop")
+    try:
+        assert ref.join(10.0)
+        system.shutdown()  # waits for the shutdown the caller started
+        assert time.monotonic() - t0 < 2.0 + 3.0  # the timeout, plus a loaded machine's slack
+        assert system.closed and system.processes() == []
+        assert sorted(map(repr, log)) == sorted(
+            map(repr, [("plain", SHUTDOWN), ("trapping", SHUTDOWN), ("stuck", SHUTDOWN), ("caller", SHUTDOWN)])
+        )
+    finally:
+        busy.set()
+        system.shutdown()
+
+
+def test_shutdown_from_a_stopped_hook_does_not_wait_on_itself() -> None:
+    log: list[Any] = []
+    system = ActorSystem()
+
+    class ShutsDownAsItEnds(Actor):
+        def stopped(self, reason: Any, ctx: ActorContext) -> None:
+            ctx.system.shutdown(2.0)  # starts the shutdown and returns: this process is ending already
+            log.append(("ender", reason))
+
+    other = Stoppable("other", log)
+    system.spawn(other)
+    assert other.running.wait(2.0)
+    ender = system.spawn(ShutsDownAsItEnds())
+    try:
+        assert ender.stop("bye", timeout=5.0)
+        system.shutdown()
+        assert system.closed and system.processes() == []
+        assert sorted(log) == [("ender", "bye"), ("other", SHUTDOWN)]
+    finally:
+        system.shutdown()
+
+
+# -- every destination, and every drop counted -------------------------------------------
+
+
+def test_try_send_takes_every_destination_send_takes(system: ActorSystem, probe: Any) -> None:
+    system.register("p", probe.pid)
+    system.try_send(probe.pid, 1)
+    system.try_send(probe.ref, 2)
+    system.try_send("p", 3)
+    system.try_send(("p", "anynode"), 4)  # (name, node) of a local system
+    probe.ref.try_send(5)
+    assert [probe.receive() for _ in range(5)] == [1, 2, 3, 4, 5]
+    with pytest.raises(TypeError, match="cannot send"):
+        system.try_send(42, "x")
+    with pytest.raises(NotRegistered):
+        system.try_send("nobody", "x")
+    with pytest.raises(DistributionError, match="not distributed"):
+        system.try_send(Pid.with_node(42, 1), "x")
+    assert system.stats.dropped == 0
+
+
+def test_try_send_to_another_node_by_name() -> None:
+    from joerl.testing import Probe, node_cluster
+
+    with node_cluster("try_a", "try_b") as (a, b):
+        probe = Probe(b.system, timeout=5.0)
+        b.system.register("inbox", probe.pid)
+        a.system.try_send(("inbox", "try_b"), "by name")
+        a.system.send_after(0, ("inbox", "try_b"), "by timer")
+        assert sorted([probe.receive(), probe.receive()]) == ["by name", "by timer"]
+
+
+def test_dropped_messages_are_counted(system: ActorSystem) -> None:
+    stats = system.stats
+    assert (stats.dropped, stats.dropped_by_reason) == (0, {})
+    dead = system.spawn_fn(lambda ctx: None)
+    assert dead.join(2.0)
+    system.send(dead.pid, "x")
+    system.try_send(dead.pid, "x")
+    dead.send("x")
+    system.send(Pid(0, 10**9), "never existed")
+    assert (stats.dropped, stats.dropped_by_reason) == (4, {"noproc": 4})
+    started = Event()
+
+    def holds_its_mail(ctx: ActorContext) -> None:
+        started.set()
+        ctx.receive(match=lambda m: m == "quit")
+
+    ref = system.spawn_fn(holds_its_mail)
+    assert started.wait(2.0)
+    for i in range(3):
+        ref.send(i)
+    ref.send("quit")  # 0, 1, 2 are still queued when it ends
+    assert ref.join(2.0)
+    assert stats.dropped_by_reason == {"noproc": 4, "exited": 3}
+    assert stats.dropped == 7
+    assert "dropped=7" in repr(stats)

@@ -110,3 +110,77 @@ def test_many_timers_are_cheap(system: ActorSystem) -> None:
 
     assert system.spawn_fn(body).join(5.0)
     assert sorted(got) == list(range(2000))
+
+
+# -- a timer to a pid dies with its process; destinations; counted drops ------------
+
+
+def test_timer_to_a_pid_is_cancelled_when_that_process_exits(system: ActorSystem, probe: Any) -> None:
+    target = system.spawn_fn(lambda ctx: ctx.receive())
+    by_pid = system.send_after(60, target.pid, "never")
+    by_ref = system.send_after(60, target, "never")  # an ActorRef is its pid
+    assert by_pid.active and by_ref.active
+    target.send("go")
+    assert target.join(2.0)
+    assert not by_pid.active and not by_ref.active
+    assert by_pid.cancel() is False and by_ref.cancel() is False
+    assert system.stats.dropped_by_reason["timer_cancelled"] == 2
+    assert system._timers == set()
+
+
+def test_timer_to_self_is_cancelled_when_the_process_exits(system: ActorSystem, probe: Any) -> None:
+    def body(ctx: ActorContext) -> None:
+        ctx.send(probe.pid, ctx.send_after(60, ctx.pid, "tick"))
+        ctx.receive(match=lambda m: m == "quit")
+
+    ref = system.spawn_fn(body)
+    timer = probe.receive()
+    assert timer.active
+    ref.send("quit")
+    assert ref.join(2.0)
+    assert not timer.active and timer.cancel() is False
+
+
+def test_timer_to_a_dead_pid_is_inactive_from_the_start(system: ActorSystem) -> None:
+    dead = system.spawn_fn(lambda ctx: None)
+    assert dead.join(2.0)
+    timer = system.send_after(0, dead.pid, "x")
+    assert not timer.active and timer.cancel() is False
+    assert system.stats.dropped_by_reason == {"timer_cancelled": 1}
+
+
+def test_timer_to_a_name_outlives_the_holder(system: ActorSystem, probe: Any) -> None:
+    holder = system.spawn_fn(lambda ctx: ctx.receive(), name="svc")
+    timer = system.send_after(0.05, "svc", "for whoever holds svc")
+    holder.send("go")
+    assert holder.join(2.0)
+    assert timer.active  # timers to names are not cancelled
+    system.register("svc", probe.pid)
+    assert probe.receive() == "for whoever holds svc"
+
+
+def test_send_after_takes_every_destination_send_takes(system: ActorSystem, probe: Any) -> None:
+    system.register("p", probe.pid)
+    system.send_after(0, probe.pid, 1)
+    system.send_after(0.01, probe.ref, 2)
+    system.send_after(0.02, "p", 3)
+    system.send_after(0.03, ("p", "anynode"), 4)  # (name, node) of a local system
+
+    def body(ctx: ActorContext) -> None:
+        ctx.send_after(0.04, "p", 5)
+        ctx.send_after(0.05, ("p", "anynode"), 6)
+
+    system.spawn_fn(body)
+    assert [probe.receive() for _ in range(6)] == [1, 2, 3, 4, 5, 6]
+    for bad in (42, None, ("p",), object()):
+        with pytest.raises(TypeError, match="cannot send"):
+            system.send_after(0, bad, "x")
+
+
+def test_timer_drops_are_counted(system: ActorSystem, probe: Any) -> None:
+    system.send_after(0, "nobody", "dropped")
+    system.send_after(0, ("nobody", "anynode"), "dropped")
+    system.send_after(0.03, probe.pid, "marker")
+    assert probe.receive() == "marker"
+    assert system.stats.dropped_by_reason == {"unregistered": 2}
+    assert system.stats.dropped == 2
