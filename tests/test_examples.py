@@ -280,6 +280,16 @@ EXAMPLES: dict[str, Example] = {
         ),
         anywhere=("[alice] carol says 'hey from carol'", "[bob] alice says 'hello from alice'"),
     ),
+    "tasks_and_pools.py": Example(
+        expect=(
+            "task results: [55, 610, 6765]",
+            "task crashed: ValueError",
+            "supervised by name: 987",
+            "pool.map: [0, 10, 20, 30, 40, 50]",
+            "joerl.pool.map:",
+            "done",
+        )
+    ),
     "rpc_calls.py": Example(
         expect=(
             "calc says 20 + 22 = 42",
