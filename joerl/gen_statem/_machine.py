@@ -171,6 +171,8 @@ class GenStatem(Actor):
         self.__postponed: list[tuple[Any, Any]] = []
         self.__handlers: dict[str, Callable[..., Any]] = {}
         self.__timeouts = Timeouts(lambda seconds, msg: ctx.send_after(seconds, ctx.pid, msg))
+        self.__active = self.__timeouts.active  # the hot path's checks, without a call
+        self.__zero = self.__timeouts.zero
         self.__handler: Callable[..., Any] = self.handle_event
         try:
             self.__allowed = self.__transition_table()
@@ -251,7 +253,7 @@ class GenStatem(Actor):
             raise StopActor(msg.reason)  # trapping exits and the parent went (as OTP)
         else:
             self.__event("info", msg)
-        if self.__queue or self.__timeouts.zero_pending:
+        if self.__queue or self.__zero:
             self.__drain()
 
     def stopped(self, reason: Any, ctx: ActorContext) -> None:
@@ -280,9 +282,8 @@ class GenStatem(Actor):
             self.__event(event_type, content)
 
     def __event(self, event_type: Any, content: Any) -> None:
-        timeouts = self.__timeouts
-        if EVENT_TIMEOUT in timeouts:
-            timeouts.cancel(EVENT_TIMEOUT)  # any event cancels the event timeout
+        if EVENT_TIMEOUT in self.__active:
+            self.__timeouts.cancel(EVENT_TIMEOUT)  # any event cancels the event timeout
         state = self.__state
         if self.__by_state:
             result = self.__handler(event_type, content, self.__data)

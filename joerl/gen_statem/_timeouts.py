@@ -37,43 +37,44 @@ class Timeouts:
             ``seconds`` and returns the cancellable :class:`TimerRef`.
     """
 
-    __slots__ = ("_start", "_active", "_zero", "_tokens", "stale")
+    __slots__ = ("_start", "active", "zero", "_tokens", "stale")
 
     def __init__(self, start: Callable[[float, Any], TimerRef]) -> None:
         self._start = start
-        # kind -> [token, TimerRef or None (time zero), content]
-        self._active: dict[Any, list[Any]] = {}
-        self._zero: deque[tuple[Any, int]] = deque()
+        #: kind -> [token, TimerRef or None (time zero), content]; read it, never write it.
+        self.active: dict[Any, list[Any]] = {}
+        #: The zero queue, (kind, token) pairs (stale ones included); read it, never write it.
+        self.zero: deque[tuple[Any, int]] = deque()
         self._tokens = itertools.count(1)
         #: Timer messages dropped because their timeout was cancelled or restarted
         #: after the timer had fired.
         self.stale = 0
 
     def __contains__(self, kind: object) -> bool:
-        return kind in self._active
+        return kind in self.active
 
     def __len__(self) -> int:
-        return len(self._active)
+        return len(self.active)
 
     def kinds(self) -> list[Any]:
         """The event types of the running timeouts, oldest start first."""
-        return list(self._active)
+        return list(self.active)
 
     def start(self, kind: Any, seconds: float, content: Any) -> None:
         """Start (or restart) the timeout ``kind``; 0 seconds queues it at once."""
         self.cancel(kind)
         token = next(self._tokens)
         if seconds == 0:
-            self._zero.append((kind, token))
+            self.zero.append((kind, token))
             timer = None
         else:
             timer = self._start(seconds, Fired(kind, token))
-        self._active[kind] = [token, timer, content]
+        self.active[kind] = [token, timer, content]
 
     def update(self, kind: Any, content: Any) -> None:
         """New content for the running timeout ``kind``; if none runs, queue its
         event at once (OTP: as if started with time 0)."""
-        entry = self._active.get(kind)
+        entry = self.active.get(kind)
         if entry is None:
             self.start(kind, 0, content)
         else:
@@ -81,32 +82,31 @@ class Timeouts:
 
     def cancel(self, kind: Any) -> None:
         """Cancel the timeout ``kind`` if it runs (a queued zero entry goes stale)."""
-        entry = self._active.pop(kind, None)
+        entry = self.active.pop(kind, None)
         if entry is not None and entry[1] is not None:
             entry[1].cancel()
 
     def cancel_all(self) -> None:
         """Cancel every timeout (the machine is ending)."""
-        for entry in self._active.values():
+        for entry in self.active.values():
             if entry[1] is not None:
                 entry[1].cancel()
-        self._active.clear()
-        self._zero.clear()
+        self.active.clear()
+        self.zero.clear()
 
     def fired(self, msg: Fired) -> tuple[Any, Any] | None:
         """The event ``(kind, content)`` of a timer message, or None if it is stale
         (then counted in :attr:`stale`)."""
-        entry = self._active.get(msg.kind)
+        entry = self.active.get(msg.kind)
         if entry is None or entry[0] != msg.token:
             self.stale += 1
             return None
-        del self._active[msg.kind]
+        del self.active[msg.kind]
         return msg.kind, entry[2]
 
     def next_zero(self) -> tuple[Any, Any] | None:
         """The next live time-zero event ``(kind, content)``, or None."""
-        zero = self._zero
-        active = self._active
+        zero, active = self.zero, self.active
         while zero:
             kind, token = zero.popleft()
             entry = active.get(kind)
@@ -118,4 +118,4 @@ class Timeouts:
     @property
     def zero_pending(self) -> bool:
         """True if the zero queue may hold a live event."""
-        return bool(self._zero)
+        return bool(self.zero)
