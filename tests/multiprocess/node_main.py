@@ -205,6 +205,21 @@ def linker(ctx: ActorContext, other: Pid, report: Pid) -> None:
         ctx.send(report, ("exit", msg.pid, msg.reason))
 
 
+def answerer(ctx: ActorContext) -> None:
+    """Answers every ``("answer", from_, request)`` with ``gen_server.reply(from_,
+    ("answered", request))``: the ``From`` of a call made on another node."""
+    while True:
+        _, from_, request = ctx.receive()
+        gen_server.reply(ctx, From(*from_), ("answered", request))
+
+
+def announced(ctx: ActorContext, report: Pid) -> None:
+    """Sends ``("child", pid)`` to ``report``, then waits (for an exit signal)."""
+    ctx.send(report, ("child", ctx.pid))
+    while True:
+        ctx.receive()
+
+
 class Store(GenServer):
     """Answers ``("echo", x)`` with ``x``; holds ``("hold",)`` unanswered,
     printing ``HELD``."""
@@ -413,6 +428,8 @@ def main(argv: list[str]) -> int:
         elif args.role == "host":
             node.register_factory("worker", lambda ctx: worker(ctx, node), function=True)
             node.register_factory("linker", linker, function=True)
+            node.register_factory("answerer", answerer, function=True)
+            node.register_factory("announced", announced, function=True)
             gen_server.start(node.system, Store(), name="store")
             wait_stdin_closed()
         elif args.role == "consume":

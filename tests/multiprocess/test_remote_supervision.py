@@ -20,9 +20,13 @@ import pytest
 from gevent.event import AsyncResult
 from test_nodes import COOKIE, ROOT, WAIT, Raised, epmd_argv, node_argv, start_child
 
+from joerl import gen_server
+from joerl.actor import ActorContext
 from joerl.errors import CallError, CallTimeout
+from joerl.gen_server import From, GenServer, NoReply
 from joerl.message import NOCONNECTION, Down, Exit, NodeDown
 from joerl.node.node import DistributedSystem
+from joerl.pid import Pid
 from joerl.testing import ChildProcess, Probe, ProcessGroup, wait_until
 
 STEP = 10.0  # the longest any single step may take (a shared, busy machine)
@@ -124,6 +128,48 @@ def test_spawn_remote_linked_and_monitored_reports_the_death(here: DistributedSy
     assert caller.receive(Exit) == Exit(pid, BOOM)
     assert caller.receive(Down) == Down(ref, pid, BOOM)
     assert not here.is_process_alive(pid)
+
+
+class Broker(GenServer):
+    """Hands every call's ``From`` to ``helper`` and answers nothing itself."""
+
+    def __init__(self, helper: Pid) -> None:
+        self.helper = helper
+
+    def handle_call(self, request: Any, from_: From, state: Any) -> NoReply:
+        self.ctx.send(self.helper, ("answer", from_, request))
+        return NoReply()
+
+
+def test_a_local_call_is_answered_from_another_os_process(here: DistributedSystem, host: ChildProcess) -> None:
+    """``From`` crosses into the host process as data; its reply resolves this node's local call."""
+    helper = here.spawn_remote(HOST, "answerer")
+    broker = gen_server.start(here.system, Broker(helper)).pid
+    assert here.system.call(broker, "q", timeout=STEP) == ("answered", "q")
+    assert Probe(here).ctx.call(broker, "r", timeout=STEP) == ("answered", "r")
+
+
+def test_a_caller_killed_while_spawn_link_is_in_flight_takes_the_remote_child_down(
+    here: DistributedSystem, host: ChildProcess
+) -> None:
+    report = Probe(here, timeout=STEP)
+    in_flight_at_kill: list[int] = []
+
+    def kill(pid: Pid) -> None:
+        in_flight_at_kill.append(here._spawner.in_flight)
+        here.system.exit(pid, "kill")
+
+    def caller_body(ctx: ActorContext) -> None:
+        gevent.spawn(kill, ctx.pid)  # runs as soon as the caller waits: right after the request left
+        here.spawn_remote(HOST, "announced", report.pid, link=True, caller=ctx, timeout=STEP)
+
+    caller = here.spawn_fn(caller_body).pid
+    assert here.system.join(caller, STEP)
+    assert in_flight_at_kill == [1], "killed while the spawn was in flight"
+    child = report.receive("child")[1]
+    assert here.node_of(child) == HOST
+    wait_until(lambda: not here.is_process_alive(child), STEP, what="the child to be taken down")
+    wait_until(lambda: here._spawner.in_flight == 0, STEP, what="the spawn's bookkeeping to go")
 
 
 # -- nodes killed with SIGKILL ----------------------------------------------------------------------
