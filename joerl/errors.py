@@ -148,6 +148,66 @@ class ChildStartError(SupervisorError):
         self.reason = reason
 
 
+class TaskError(JoerlError):
+    """A task ended without a result.
+
+    Attributes:
+        pid: the task's pid.
+        reason: its exit reason: the exception it raised (a local task), an
+            :class:`~joerl.message.ExceptionReason` (a task on another node),
+            or a plain reason such as ``"killed"``.
+        traceback: the formatted traceback of the crash, from the node where
+            it ran (None when the task did not raise).
+    """
+
+    def __init__(self, pid: Pid | None, reason: Any, traceback: str | None = None) -> None:
+        detail = f":\n{traceback}" if traceback else ""
+        super().__init__(f"task {pid} exited with {format_reason(reason)}{detail}")
+        self.pid = pid
+        self.reason = reason
+        self.traceback = traceback
+
+
+class TaskTimeout(TaskError, TimeoutError):
+    """:meth:`Task.await_` got no result within its timeout (the task keeps running)."""
+
+    def __init__(self, pid: Pid | None, timeout: float | None) -> None:
+        JoerlError.__init__(self, f"task {pid} gave no result within {timeout}s")
+        self.pid = pid
+        self.reason = "timeout"
+        self.traceback = None
+        self.timeout = timeout
+
+
+class PoolError(JoerlError):
+    """A pool could not lend a worker."""
+
+
+class PoolTimeout(PoolError, TimeoutError):
+    """A blocking checkout got no worker within its timeout."""
+
+    def __init__(self, pool: Any, timeout: float | None) -> None:
+        super().__init__(f"no worker of pool {pool} became free within {timeout}s (all out, overflow used)")
+        self.pool = pool
+        self.timeout = timeout
+
+
+class PoolFull(PoolError):
+    """A non-blocking checkout found every worker out and the overflow used."""
+
+    def __init__(self, pool: Any) -> None:
+        super().__init__(f"pool {pool} has no free worker and no overflow left")
+        self.pool = pool
+
+
+class MaxChildrenReached(SupervisorError):
+    """``start_child``: a dynamic supervisor already runs its ``max_children``."""
+
+    def __init__(self, max_children: int) -> None:
+        super().__init__(f"the supervisor already has its maximum of {max_children} children")
+        self.max_children = max_children
+
+
 # -- serialization -----------------------------------------------------------
 
 

@@ -29,7 +29,7 @@ from typing import Any
 import gevent
 
 from .actor import ActorContext, ActorRef
-from .errors import CallTimeout, JoerlError
+from .errors import CallTimeout, PoolError, PoolFull, PoolTimeout
 from .gen_server import From, GenServer, NoReply, Reply, cast
 from .gen_server import start as start_server
 from .message import SHUTDOWN, Down
@@ -42,27 +42,6 @@ __all__ = ["Pool", "PoolError", "PoolFull", "PoolTimeout", "map", "start_pool"]
 log = logging.getLogger("joerl.pool")
 
 Via = ActorSystem | ActorContext
-
-
-class PoolError(JoerlError):
-    """A pool could not lend a worker."""
-
-
-class PoolTimeout(PoolError, TimeoutError):
-    """A blocking checkout got no worker within its timeout."""
-
-    def __init__(self, pool: Any, timeout: float | None) -> None:
-        super().__init__(f"no worker of pool {pool} became free within {timeout}s (all out, overflow used)")
-        self.pool = pool
-        self.timeout = timeout
-
-
-class PoolFull(PoolError):
-    """A non-blocking checkout found every worker out and the overflow used."""
-
-    def __init__(self, pool: Any) -> None:
-        super().__init__(f"pool {pool} has no free worker and no overflow left")
-        self.pool = pool
 
 
 class _Manager(GenServer):

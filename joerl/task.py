@@ -25,8 +25,8 @@ import gevent
 from gevent.event import AsyncResult
 
 from .actor import ActorContext
-from .errors import JoerlError, ReceiveTimeout
-from .message import KILL, KILLED, SHUTDOWN, Down, ExceptionReason, format_reason
+from .errors import ReceiveTimeout, TaskError, TaskTimeout
+from .message import KILL, KILLED, SHUTDOWN, Down, ExceptionReason
 from .pid import Pid
 from .supervisor import ChildSpec, DynamicSupervisor, call_supervisor, start_child
 from .system import ActorSystem
@@ -51,37 +51,6 @@ _REMOTE = "$joerl_task_remote"
 
 Via = ActorSystem | ActorContext
 _Reply = tuple[Any, ...]
-
-
-class TaskError(JoerlError):
-    """A task ended without a result.
-
-    Attributes:
-        pid: the task's pid.
-        reason: its exit reason: the exception it raised (a local task), an
-            :class:`~joerl.message.ExceptionReason` (a task on another node),
-            or a plain reason such as ``"killed"``.
-        traceback: the formatted traceback of the crash, from the node where
-            it ran (None when the task did not raise).
-    """
-
-    def __init__(self, pid: Pid | None, reason: Any, traceback: str | None = None) -> None:
-        detail = f":\n{traceback}" if traceback else ""
-        super().__init__(f"task {pid} exited with {format_reason(reason)}{detail}")
-        self.pid = pid
-        self.reason = reason
-        self.traceback = traceback
-
-
-class TaskTimeout(TaskError, TimeoutError):
-    """:meth:`Task.await_` got no result within its timeout (the task keeps running)."""
-
-    def __init__(self, pid: Pid | None, timeout: float | None) -> None:
-        JoerlError.__init__(self, f"task {pid} gave no result within {timeout}s")
-        self.pid = pid
-        self.reason = "timeout"
-        self.traceback = None
-        self.timeout = timeout
 
 
 class Task:

@@ -39,7 +39,15 @@ The errors live in :mod:`joerl.errors`.
 
 from __future__ import annotations
 
-from ..errors import AlreadyPresent, AlreadyStarted, ChildNotFound, ChildStartError, StillRunning, SupervisorError
+from ..errors import (
+    AlreadyPresent,
+    AlreadyStarted,
+    ChildNotFound,
+    ChildStartError,
+    MaxChildrenReached,
+    StillRunning,
+    SupervisorError,
+)
 
 # Importable from here too, though not in __all__ (``X as X`` re-exports them
 # for type checkers): the string constants and the Caller type.
@@ -84,7 +92,6 @@ from ._client import (
     which_children,
 )
 from ._client import call_supervisor as call_supervisor
-from ._codes import MaxChildrenReached
 from ._dynamic import DynamicSupervisor
 from ._server import Supervisor
 from ._strategy import (

@@ -11,18 +11,10 @@ from ..errors import (
     AlreadyStarted,
     ChildNotFound,
     ChildStartError,
+    MaxChildrenReached,
     StillRunning,
     SupervisorError,
 )
-
-
-class MaxChildrenReached(SupervisorError):
-    """``start_child``: a dynamic supervisor already runs its ``max_children``."""
-
-    def __init__(self, max_children: int) -> None:
-        super().__init__(f"the supervisor already has its maximum of {max_children} children")
-        self.max_children = max_children
-
 
 #: A reply's error code -> the error the caller raises with the reply's args.
 BY_CODE: dict[str, Callable[..., SupervisorError]] = {
