@@ -28,7 +28,6 @@ from joerl.system import From
 from joerl.testing import Probe
 
 
-
 class Store(GenServer):
     """A key/value server that can also crash, stall, or answer late."""
 

@@ -23,7 +23,6 @@ from joerl.pid import Pid
 from joerl.testing import Probe
 
 
-
 def doomed(ctx: ActorContext) -> None:
     """Ends with the reason it is sent: ``("die", reason)``; "raise" raises RuntimeError('boom')."""
     while True:
