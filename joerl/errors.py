@@ -208,6 +208,20 @@ class MaxChildrenReached(SupervisorError):
         self.max_children = max_children
 
 
+class TransitionError(JoerlError, ValueError):
+    """A machine that declares its ``transitions`` took one it did not declare.
+
+    The machine crashes with this as its exit reason. Fields: ``machine`` (the
+    class name), ``old`` and ``new`` (the states).
+    """
+
+    def __init__(self, machine: str, old: Any, new: Any) -> None:
+        super().__init__(f"{machine}: transition {old!r} -> {new!r} is not declared in {machine}.transitions")
+        self.machine = machine
+        self.old = old
+        self.new = new
+
+
 # -- serialization -----------------------------------------------------------
 
 

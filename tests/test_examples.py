@@ -280,6 +280,17 @@ EXAMPLES: dict[str, Example] = {
         ),
         anywhere=("[alice] carol says 'hey from carol'", "[bob] alice says 'hello from alice'"),
     ),
+    "code_lock.py": Example(
+        expect=(
+            "1. wrong code: locked",
+            "2. right code: open",
+            "3. relocked by its state timeout",
+            "4. right code again: open",
+            "5. the postponed lock_now answered: locked",
+            "stateDiagram-v2",
+            "done",
+        )
+    ),
     "tasks_and_pools.py": Example(
         expect=(
             "task results: [55, 610, 6765]",

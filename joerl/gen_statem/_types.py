@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from ..errors import JoerlError
+from ..errors import TransitionError
 from ..message import NORMAL
 
 __all__ = [
@@ -82,20 +82,6 @@ CALL = "call"
 INFINITY = "infinity"
 CANCEL = "cancel"
 UPDATE = "update"
-
-
-class TransitionError(JoerlError, ValueError):
-    """A machine that declares its ``transitions`` took one it did not declare.
-
-    The machine crashes with this as its exit reason. Fields: ``machine`` (the
-    class name), ``old`` and ``new`` (the states).
-    """
-
-    def __init__(self, machine: str, old: Any, new: Any) -> None:
-        super().__init__(f"{machine}: transition {old!r} -> {new!r} is not declared in {machine}.transitions")
-        self.machine = machine
-        self.old = old
-        self.new = new
 
 
 class _Keep:

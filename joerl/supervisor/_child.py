@@ -10,7 +10,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from .. import gen_server
+from .. import gen_server, gen_statem
 from ..actor import Actor, ActorContext, ActorRef
 from ..pid import Pid
 from ._start import StartsReady, spawn_linked
@@ -197,6 +197,8 @@ class _SpawnActor:
             raise TypeError(f"child {self.id!r}: factory returned {actor!r}, not an Actor instance")
         if isinstance(actor, gen_server.GenServer):  # its init runs before the start returns
             return gen_server.start_link(ctx, actor, name=self.name, mailbox_size=self.mailbox_size)
+        if isinstance(actor, gen_statem.GenStatem):  # so does a state machine's
+            return gen_statem.start_link(ctx, actor, name=self.name, mailbox_size=self.mailbox_size)
         return ctx.spawn_link(actor, mailbox_size=self.mailbox_size, name=self.name)
 
     def __repr__(self) -> str:

@@ -758,6 +758,21 @@ def test_a_supervised_machine_is_restarted_after_a_crash(system: ActorSystem) ->
     assert [c.pid for c in sup.which_children()] == [new]
 
 
+def test_a_machine_as_a_worker_child_starts_synchronously(system: ActorSystem) -> None:
+    # ChildSpec.worker with a GenStatem class: init runs before the start returns,
+    # so a failing init fails the supervisor's start instead of crashing later.
+    sup = start_supervisor(system, Supervisor(children=[ChildSpec.worker("counter", Counter, name="counter")]))
+    assert system.call("counter", "inc") == 1
+    assert [c.id for c in sup.which_children()] == ["counter"]
+
+    class Broken(Counter):
+        def init(self, args: Any) -> Any:
+            raise RuntimeError("no start")
+
+    with pytest.raises(StartError):
+        start_supervisor(system, Supervisor(children=[ChildSpec.worker("broken", Broken)]))
+
+
 # -- declared transitions ---------------------------------------------------------------------
 
 
