@@ -3,9 +3,9 @@
 Delivering into a mailbox never switches greenlets, so a greenlet sending in a
 tight loop would keep every other greenlet, timer and socket of its thread
 waiting until it stops. The system counts sends down from ``send_budget``;
-when the count runs out, the greenlet that sends yields to the hub once
-(``gevent.sleep(0)``: every other ready greenlet and due event runs) and the
-count starts again. The count is the system's, not a greenlet's (the hot path
+when the count runs out, the greenlet that sends yields to the hub for one
+turn of its loop (every other ready greenlet, due timer and ready socket runs)
+and the count starts again. The count is the system's, not a greenlet's (the hot path
 stays a decrement), so a yield lands on whichever greenlet sends the
 ``send_budget``-th message; yielding at a send is always allowed, as it is in
 Erlang. Sends from the hub (timers, callbacks), from other OS threads and the
@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from gevent import getcurrent, sleep
+from gevent import getcurrent
+from gevent.hub import Waiter
 
 from ._threads import get_ident
 
@@ -26,12 +27,16 @@ __all__ = ["DEFAULT_SEND_BUDGET", "SendBudget"]
 #: Sends between two yields of a sending greenlet (BEAM gives a process 4000 reductions).
 DEFAULT_SEND_BUDGET = 4000
 
-#: The count when the budget is off: a send never reaches the end of it in practice.
-_UNLIMITED = 1 << 62
+#: The hot path counts down from at most this (CPython caches the ints -5..256: a
+#: count in that range never allocates); a budget above it is spent in rounds.
+_CHUNK = 256
 
 
 class SendBudget:
     """What happens when a system's send count runs out.
+
+    The system counts sends down from :meth:`refill` and calls :meth:`spent`
+    at zero; a budget above 256 is several such rounds.
 
     Args:
         hub: the hub of the system's thread.
@@ -41,22 +46,41 @@ class SendBudget:
         ValueError: ``budget`` is negative or not an int.
     """
 
-    __slots__ = ("_hub", "_thread", "budget")
+    __slots__ = ("_hub", "_thread", "budget", "_chunk", "_rounds", "_left")
 
     def __init__(self, hub: Any, budget: int | None) -> None:
         self._hub = hub
         self._thread: int = hub.thread_ident
         self.budget = check_budget(budget)
+        self._rounds = max(1, -(-self.budget // _CHUNK))
+        self._chunk = -(-self.budget // self._rounds) if self.budget else _CHUNK
+        self._left = self._rounds
 
     def refill(self) -> int:
-        """The count to start again from (the count for the first send, too)."""
-        return self.budget or _UNLIMITED
+        """The count to start from (the count for the first send, too)."""
+        return self._chunk
 
     def spent(self) -> int:
-        """The count ran out: yield to the hub when a user greenlet of the hub's thread sends; the new count."""
-        if self.budget and getcurrent() is not self._hub and get_ident() == self._thread:
-            sleep(0)
-        return self.budget or _UNLIMITED
+        """A count ran out: at the end of the last round, yield to the hub when a
+        user greenlet of the hub's thread sends. Returns the next count."""
+        self._left -= 1
+        if self._left <= 0:
+            self._left = self._rounds
+            if self.budget and get_ident() == self._thread and getcurrent() is not self._hub:
+                self._yield_to_loop()
+        return self._chunk
+
+    def _yield_to_loop(self) -> None:
+        # Not gevent.sleep(0): that only runs the ready greenlets' callbacks (for up
+        # to a switch interval), not timers nor sockets. A timer of 0 fires after
+        # the loop's next poll: every due timer and ready socket gets its turn first.
+        waiter = Waiter(self._hub)
+        timer = self._hub.loop.timer(0)
+        timer.start(waiter.switch, None)
+        try:
+            waiter.get()
+        finally:
+            timer.close()
 
 
 def check_budget(budget: int | None) -> int:
