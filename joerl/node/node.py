@@ -21,7 +21,6 @@ Threading: like ActorSystem, a node lives in one thread (any greenlets).
 from __future__ import annotations
 
 import logging
-import secrets
 import socket as _stdsocket
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -37,7 +36,7 @@ from ..pid import Pid
 from ..serialization import Limits, MessageRegistry, default_registry
 from ..system import ActorSystem
 from . import protocol as P
-from .config import load_cookie, node_id_of, resolve_epmd_address
+from .config import choose_creation, load_cookie, node_id_of, resolve_epmd_address
 from .connection import LinkConfig
 from .dispatch import Dispatch
 from .global_names import GlobalNames
@@ -153,7 +152,7 @@ class DistributedSystem:
             raise
         # The incarnation is fixed at first registration: pids handed out
         # stay valid even if the port mapper restarts and hands out another.
-        self.creation = info.creation or (secrets.randbits(32) or 1)
+        self.creation = choose_creation(info.creation)  # random: never the port mapper's
         self.system = ActorSystem(name)
         self._peers = PeerTable(name, self.node_id, self._registered_names)
         self._routing = routing = Routing(
