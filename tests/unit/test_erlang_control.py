@@ -42,7 +42,7 @@ REF = ErlangRef(A("e1@vm"), 7, (1, 2, 3))
 TOKEN = (A("trace"), 1)
 
 
-def frame(control: tuple[Any, ...], *message: Any) -> bytes:
+def frame(control: Any, *message: Any) -> bytes:
     payload = b"p" + encode(control) + b"".join(encode(m) for m in message)
     return len(payload).to_bytes(4, "big") + payload
 
