@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
-from .etf import DEFAULT_LIMITS, VERSION, EtfLimits
+from .limits import DEFAULT_LIMITS, VERSION, EtfLimits
 from .terms import (
     Atom,
     BitString,
@@ -40,7 +40,7 @@ _BINARIES = ("bytes", "str")
 
 
 class Decoder:
-    """Decodes ETF terms under :class:`~joerl.erlang.etf.EtfLimits`.
+    """Decodes ETF terms under :class:`~joerl.erlang.limits.EtfLimits`.
 
     Args:
         limits: the bounds (depth, size, atom length, container length, bignums).

@@ -22,18 +22,18 @@ The decoder (``Decoder``, in ``decoder.py``) also reads the Latin-1 atoms
 compressed terms (80). The mapping between Python and Erlang values, and its
 lossy corners, is docs/erlang.md's table.
 
-This module owns :class:`EtfLimits`, :func:`encode` and :func:`decode`.
+This module owns :func:`encode` and :func:`decode` (the limits are ``limits.py``'s).
 """
 
 from __future__ import annotations
 
 import math
 import struct
-from dataclasses import dataclass, fields
 from typing import Any
 
+from .decoder import Decoder
+from .limits import DEFAULT_LIMITS, EtfLimits
 from .terms import (
-    MAX_ATOM_CHARS,
     Atom,
     BitString,
     ErlangPid,
@@ -45,48 +45,14 @@ from .terms import (
     TermEncodeError,
 )
 
-__all__ = ["VERSION", "EtfLimits", "decode", "encode", "encode_body"]
+__all__ = ["EtfLimits", "decode", "encode", "encode_body"]
 
-VERSION = 131
-_MiB = 1024 * 1024
 
 _S32_MIN, _S32_MAX = -(1 << 31), (1 << 31) - 1
 _double = struct.Struct(">Bd")
 _pid_tail = struct.Struct(">III")
 _u32 = struct.Struct(">I")
 _int_ext = struct.Struct(">Bi")
-
-
-@dataclass(frozen=True)
-class EtfLimits:
-    """Bounds on what a :class:`Decoder` accepts (and the encoder's depth).
-
-    Attributes:
-        max_bytes: longest input, in bytes (8 MiB; a compressed term's
-            uncompressed size counts).
-        max_depth: deepest nesting of tuples, lists and maps (128).
-        max_atom_chars: longest atom, in characters (255, Erlang's own limit).
-        max_container_len: most elements in one tuple or list, or pairs in one
-            map (1 Mi).
-        max_big_bytes: largest bignum magnitude, in bytes (2048: 16 Kibit).
-    """
-
-    max_bytes: int = 8 * _MiB
-    max_depth: int = 128
-    max_atom_chars: int = MAX_ATOM_CHARS
-    max_container_len: int = 1 << 20
-    max_big_bytes: int = 2048
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if type(value) is not int or value < 1:
-                raise ValueError(f"EtfLimits.{f.name} must be a positive int, got {value!r}")
-        if self.max_depth > 200:
-            raise ValueError(f"EtfLimits.max_depth must be at most 200, got {self.max_depth}")
-
-
-DEFAULT_LIMITS = EtfLimits()
 
 
 def encode(term: Any, *, none_atom: str = "undefined", max_depth: int = DEFAULT_LIMITS.max_depth) -> bytes:
@@ -129,8 +95,6 @@ def decode(data: bytes | bytearray | memoryview, **options: Any) -> Any:
         TermDecodeError: malformed, truncated, followed by extra bytes, or
             over a limit.
     """
-    from .decoder import Decoder
-
     return Decoder(**options).decode(data)
 
 
