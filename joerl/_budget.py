@@ -22,7 +22,7 @@ from gevent.hub import Waiter
 
 from ._threads import get_ident
 
-__all__ = ["DEFAULT_SEND_BUDGET", "SendBudget"]
+__all__ = ["DEFAULT_SEND_BUDGET", "BudgetedSends", "SendBudget"]
 
 #: Sends between two yields of a sending greenlet (BEAM gives a process 4000 reductions).
 DEFAULT_SEND_BUDGET = 4000
@@ -81,6 +81,35 @@ class SendBudget:
             waiter.get()
         finally:
             timer.close()
+
+
+class BudgetedSends:
+    """The ``send_budget`` setting of :class:`~joerl.system.ActorSystem` (a base of it).
+
+    The system counts its sends down in ``_budget`` and asks ``_budget_rule``
+    when the count runs out (``ActorSystem.send``).
+    """
+
+    _hub: Any
+    _budget: int
+    _budget_rule: SendBudget
+
+    @property
+    def send_budget(self) -> int:
+        """Sends from greenlets of this system's thread between two yields to the hub (0: never).
+
+        Like BEAM's reductions: a loop of sends yields to the hub for one turn
+        of its loop (timers and sockets included) every ``send_budget``
+        sends. Sends from the hub (timers), from other OS threads and the
+        runtime's exit and ``Down`` signals never yield. Set it to change it
+        (a node's: ``node.system.send_budget``).
+        """
+        return self._budget_rule.budget
+
+    @send_budget.setter
+    def send_budget(self, budget: int | None) -> None:
+        self._budget_rule = SendBudget(self._hub, budget)
+        self._budget = self._budget_rule.refill()
 
 
 def check_budget(budget: int | None) -> int:

@@ -15,9 +15,10 @@ from collections.abc import Callable
 from itertools import repeat
 from typing import Any
 
-from gevent import get_hub, getcurrent
+from gevent import get_hub, getcurrent, spawn_raw
 from gevent.hub import Waiter
 
+from ._threads import Outcome, get_ident, settle
 from .errors import ReceiveTimeout
 
 _TIMEOUT = object()
@@ -92,6 +93,8 @@ class Mailbox:
             ``timeout`` or the mailbox is closed (then it is not queued).
         """
         if self._maxsize is not None and len(self._q) >= self._maxsize:
+            if get_ident() != self._hub.thread_ident:
+                return self._put_from_thread(item, timeout)
             if getcurrent() is not self._hub and not self._wait_for_room(timeout):
                 return False
         if self.closed:
@@ -144,8 +147,29 @@ class Mailbox:
         reader that is blocked on something else.
         """
         reader = self._reader
+        if get_ident() != self._hub.thread_ident:
+            # Another OS thread: only the hub's thread may touch the reader.
+            self._hub.loop.run_callback_threadsafe(self._wake_from_thread, reader)
+            return
         self._reader = None
         self._callback(reader.switch, _WAKE)  # type: ignore[union-attr]
+
+    def _wake_from_thread(self, reader: Waiter | None) -> None:
+        # In the hub: wake ``reader`` unless it woke already (then it saw the message).
+        current = self._reader
+        if current is not None and current is reader:
+            self._reader = None
+            current.switch(_WAKE)  # type: ignore[union-attr]
+
+    def _put_from_thread(self, item: tuple[Any, Any], timeout: float | None) -> bool:
+        # put() from another OS thread into a full mailbox: a greenlet of the hub's
+        # thread waits for room; this thread blocks until it is done.
+        outcome = Outcome()
+        self._hub.loop.run_callback_threadsafe(spawn_raw, settle, outcome, self.put, (item, timeout))
+        outcome.wait(None)  # the put ends by itself: queued, timed out, or closed
+        if not outcome.ok:
+            raise outcome.value
+        return bool(outcome.value)
 
     def _wait_for_room(self, timeout: float | None = None) -> bool:
         """Wait until there is room or the mailbox closes; False if ``timeout`` seconds passed first."""
@@ -233,19 +257,26 @@ class Mailbox:
                     return _pair(queued)
             scanned = n
             if deadline is None:
-                self._wait(None)
+                self._wait(None, scanned)
             else:
                 remaining = deadline - self._hub.loop.now()
                 if remaining <= 0:
                     raise ReceiveTimeout(timeout)  # type: ignore[arg-type]
                 try:
-                    self._wait(remaining)
+                    self._wait(remaining, scanned)
                 except ReceiveTimeout:
                     raise ReceiveTimeout(timeout) from None  # type: ignore[arg-type]
 
-    def _wait(self, timeout: float | None) -> None:
+    def _wait(self, timeout: float | None, seen: int = 0) -> None:
+        # Park until a writer wakes us (or ``timeout``). ``seen``: how many items
+        # the reader has looked at; a writer of another OS thread may have
+        # appended after that look, without waking us (``_reader`` was not set
+        # yet): look again once ``_reader`` is set, or that item would wait for the next.
         waiter = Waiter(self._hub)
         self._reader = waiter
+        if len(self._q) > seen:
+            self._reader = None
+            return
         if timeout is None:
             try:
                 waiter.get()

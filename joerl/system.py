@@ -8,8 +8,9 @@ down in order. Its parts live in their own modules: spawning and a
 process's life in :mod:`joerl._process`, links, monitors and exit signals
 in :mod:`joerl._signals`, the call protocol in :mod:`joerl._gen`.
 
-The system is not thread-safe: use it from the thread that created it (any
-greenlet of that thread, the main one included).
+The system lives in the thread that created it. Other OS threads may send,
+try_send and call (:mod:`joerl._threads` carries those to this thread; see
+docs/threads.md); everything else belongs to this thread's greenlets.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from gevent import get_hub, getcurrent
 from gevent.event import Event
 
+from ._budget import DEFAULT_SEND_BUDGET, BudgetedSends, SendBudget
 from ._gen import CALL, From, Pending
 from ._process import Processes
 from ._router import Inbound, RemoteName, Router
@@ -33,6 +35,7 @@ from ._stats import (
     DROP_UNREGISTERED,
     RuntimeStats,
 )
+from ._threads import ThreadBridge, get_ident
 from .actor import EXITING, ActorContext, ActorRef
 from .errors import CallError, CallTimeout, MailboxFull, NoProcError, NotRegistered
 from .message import NOPROC
@@ -47,16 +50,28 @@ log = logging.getLogger("joerl.actor")
 _tuple_new = tuple.__new__
 
 
-class ActorSystem(Processes):
+class ActorSystem(Processes, BudgetedSends):
     """A local actor runtime. Use as a context manager, or call :meth:`shutdown`.
 
     Args:
         name: a label for logs (a node sets its node name here).
+        send_budget: fairness: after this many sends from greenlets of its
+            thread, the sending greenlet yields to the hub once, so that no
+            loop of sends holds up other greenlets, timers and sockets (see
+            :attr:`send_budget`); 0 or None: never yield.
+
+    Raises:
+        ValueError: ``send_budget`` is not an int >= 0 nor None.
     """
 
-    def __init__(self, name: str = "local") -> None:
+    def __init__(self, name: str = "local", *, send_budget: int | None = DEFAULT_SEND_BUDGET) -> None:
         self.name = name
         self._hub = get_hub()
+        self._budget_rule = SendBudget(self._hub, send_budget)
+        self._budget = self._budget_rule.refill()  # sends left before the sender yields
+        #: What other OS threads ask of this system runs in its thread through this.
+        self.thread_bridge = ThreadBridge(self._hub)
+        self._thread = self.thread_bridge.thread_ident
         #: Live local processes by ``pid.id`` (an int key hashes in C, a Pid in
         #: Python); look them up with :meth:`_local`, which also checks the pid.
         self._procs: dict[int, ActorContext] = {}
@@ -142,15 +157,28 @@ class ActorSystem(Processes):
                         mailbox.put_signal((msg, sender))  # never wait on our own mailbox
                     else:
                         mailbox.put((msg, sender))
+                self._budget -= 1
+                if self._budget <= 0:
+                    self._budget = self._budget_rule.spent()  # yields to the hub
                 return
             router = self._router
             if router is None:
                 router = self._node(dest)  # raises
+            if get_ident() != self._thread:  # another OS thread: in order, in the hub's
+                self.thread_bridge.submit(router.route_send, sender, dest, msg)
+                return
             router.route_send(sender, dest, msg)
+            self._budget -= 1
+            if self._budget <= 0:
+                self._budget = self._budget_rule.spent()
             return
         target: Any = self._resolve(dest)  # a Pid, or a RemoteName for (name, other node)
         if target.__class__ is RemoteName:
-            self._node(target).route_send_named(sender, target.name, target.node, msg)
+            router = self._node(target)
+            if get_ident() != self._thread:
+                self.thread_bridge.submit(router.route_send_named, sender, target.name, target.node, msg)
+            else:
+                router.route_send_named(sender, target.name, target.node, msg)
             return
         self.send(target, msg, sender=sender)
 
@@ -162,6 +190,10 @@ class ActorSystem(Processes):
         """
         pid = self._resolve(dest)
         if pid.__class__ is RemoteName or pid.node != 0:
+            if get_ident() != self._thread:  # another OS thread: in order, in the hub's
+                self._node(pid)  # raises here when not distributed
+                self.thread_bridge.submit(self._send_remote, sender, pid, msg)
+                return
             self._send_remote(sender, pid, msg)
             return
         ctx = self._local(pid)
@@ -340,6 +372,8 @@ class ActorSystem(Processes):
                 itself (``"calling_self"``, whether named by ``caller`` or
                 found by the greenlet that calls).
         """
+        if get_ident() != self._thread:  # another OS thread: it blocks, the call runs here
+            return self.thread_bridge.call(server, self.call, request, timeout)
         try:
             pid = self._resolve(server)
         except NotRegistered:
