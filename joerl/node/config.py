@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import DistributionError
+from ..errors import CookieFileError
 from .frames import DEFAULT_MAX_FRAME_SIZE
 
 DEFAULT_EPMD_ADDRESS = "127.0.0.1:4369"
@@ -47,19 +47,6 @@ def node_id_of(name: str) -> int:
 def resolve_epmd_address(address: str | None = None) -> str:
     """The argument, else ``$JOERL_EPMD_ADDRESS``, else ``127.0.0.1:4369``."""
     return address or os.environ.get(EPMD_ENV) or DEFAULT_EPMD_ADDRESS
-
-
-class CookieFileError(DistributionError, ValueError):
-    """The cookie file cannot be used: unsafe permissions, not a regular file,
-    unreadable, empty, or it cannot be created.
-
-    Attributes:
-        path: the cookie file.
-    """
-
-    def __init__(self, path: str, problem: str) -> None:
-        super().__init__(f"cookie file {path}: {problem}")
-        self.path = path
 
 
 def choose_creation(registered_creation: int = 0, randbits: Callable[[int], int] = secrets.randbits) -> int:

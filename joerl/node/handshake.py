@@ -31,7 +31,7 @@ from hashlib import sha256
 from typing import Any, NamedTuple, cast
 
 from .._describe import describe as _describe
-from ..errors import AuthenticationError, HandshakeProtocolError, HandshakeRefused, LocalProtocolError
+from ..errors import AuthenticationError, HandshakeProtocolError, HandshakeRefused, LocalProtocolError, version_mismatch
 from .frames import DEFAULT_MAX_FRAME_SIZE
 from .hello import (
     CHALLENGE_MAX,
@@ -60,7 +60,6 @@ from .hello import (
     peer_versions,
     refusal_error,
     status_fields,
-    version_mismatch,
 )
 from .messages import U32, is_uint
 

@@ -37,7 +37,13 @@ from typing import Any, NamedTuple
 import msgpack
 
 from .._describe import describe as _describe
-from ..errors import HandshakeProtocolError, HandshakeRefused, NodeIdCollision, SimultaneousConnect
+from ..errors import (
+    HandshakeProtocolError,
+    HandshakeRefused,
+    IncompatibleVersion,
+    NodeIdCollision,
+    SimultaneousConnect,
+)
 from .config import new_incarnation
 from .frames import DEFAULT_MAX_FRAME_SIZE
 from .messages import U32, U64, is_uint
@@ -167,49 +173,6 @@ class PeerHello:
     max_frame: int
     incarnation: int = 0
     min_version: int = 0
-
-
-class IncompatibleVersion(HandshakeRefused):
-    """The two nodes speak no protocol version in common (status ``not_allowed``).
-
-    Raised on both sides: by the node that refuses (``by_peer=False``) and by
-    the refused one (``by_peer=True``).
-
-    Attributes:
-        local_versions: ``(lowest, highest)`` this node speaks.
-        peer_versions: ``(lowest, highest)`` the peer speaks.
-    """
-
-    def __init__(
-        self,
-        local_versions: tuple[int, int],
-        peer_versions: tuple[int, int],
-        *,
-        peer: str | None = None,
-        by_peer: bool = True,
-    ) -> None:
-        self.local_versions = local_versions
-        self.peer_versions = peer_versions
-        super().__init__(
-            STATUS_NOT_ALLOWED,
-            version_mismatch(local_versions, peer_versions, peer),
-            peer=peer,
-            by_peer=by_peer,
-        )
-
-
-def version_mismatch(local: tuple[int, int], peer: tuple[int, int], peer_name: str | None) -> str:
-    """The explanation of a version refusal, naming both ranges."""
-    who = f"node {peer_name!r}" if peer_name else "the peer"
-    return (
-        f"incompatible protocol versions: this node speaks {_range(local)}, {who} speaks {_range(peer)}; "
-        "upgrade the older node (see 'Compatibility' in docs/distribution.md)"
-    )
-
-
-def _range(versions: tuple[int, int]) -> str:
-    low, high = versions
-    return f"version {high}" if low == high else f"versions {low}..{high}"
 
 
 def peer_versions(msg: dict[str, Any]) -> tuple[int, int] | None:

@@ -32,7 +32,7 @@ from typing import Any
 
 from gevent import ssl
 
-from ..errors import CertificateRefused, HandshakeError
+from ..errors import CertificateNameMismatch, CertificateRefused, HandshakeError
 
 __all__ = [
     "URI_SCHEME",
@@ -46,26 +46,6 @@ __all__ = [
 
 #: The scheme of the URI subject alternative names that name nodes.
 URI_SCHEME = "joerl-node://"
-
-
-class CertificateNameMismatch(CertificateRefused):
-    """The peer's certificate is valid but does not name the node it claims to be.
-
-    Attributes:
-        name: the node name claimed in the handshake.
-        subject: the certificate's common name.
-        identities: what the certificate names (its URI and DNS names).
-    """
-
-    def __init__(self, name: str, subject: str | None, identities: tuple[str, ...]) -> None:
-        HandshakeError.__init__(
-            self,
-            f"the peer claims node name {name!r} but its certificate (subject {subject!r}, "
-            f"names {list(identities)}) does not bind that name; link refused",
-        )
-        self.subject = subject
-        self.name = name
-        self.identities = identities
 
 
 @dataclass(frozen=True)
