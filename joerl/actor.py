@@ -10,7 +10,7 @@ own greenlet.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from .message import NORMAL
 from .pid import Pid, Ref
@@ -145,6 +145,63 @@ class ActorContext:
         when that process ends (see :meth:`ActorSystem.send_after`).
         """
         return self.system.send_after(delay, dest, msg, sender=self.pid)
+
+    def send_interval(self, interval: float, dest: Any, msg: Any) -> TimerRef:
+        """Send ``msg`` to ``dest`` every ``interval`` seconds, from this process, until cancelled.
+
+        The timer stops when ``dest`` ends (a local pid) or, for any other
+        destination, when this process ends (OTP links an interval timer to
+        the process that set it). See :meth:`ActorSystem.send_interval`.
+
+        Returns:
+            The repeating timer; ``cancel()`` stops it.
+        """
+        return self.system.send_interval(interval, dest, msg, sender=self.pid)
+
+    def apply_after(self, delay: float, fn: Callable[..., Any], *args: Any) -> TimerRef:
+        """Run ``fn(*args)`` in a new process after ``delay`` seconds (see :meth:`ActorSystem.apply_after`).
+
+        Returns:
+            The timer; ``cancel()`` it to run nothing.
+        """
+        return self.system.apply_after(delay, fn, *args)
+
+    @overload
+    def exit_after(self, delay: float, reason: Any, /) -> TimerRef: ...
+
+    @overload
+    def exit_after(self, delay: float, dest: Any, reason: Any, /) -> TimerRef: ...
+
+    def exit_after(self, delay: float, *args: Any) -> TimerRef:
+        """An exit signal from this process after ``delay`` seconds: ``exit_after(delay, reason)``
+        to this process itself, ``exit_after(delay, dest, reason)`` to ``dest`` (OTP's two arities).
+
+        The signal is sent as :meth:`exit` sends it, with this process as the
+        sender: to itself, any reason ends it (``"normal"`` too, as
+        ``exit(self(), normal)`` does in Erlang) unless it traps exits, and
+        then it receives ``Exit(self, reason)``. See :meth:`ActorSystem.exit_after`.
+
+        Returns:
+            The timer; ``cancel()`` it to send nothing.
+
+        Raises:
+            TypeError: neither one nor two arguments after ``delay``, or ``dest`` is no process.
+        """
+        if len(args) == 1:
+            dest, reason = self.pid, args[0]
+        elif len(args) == 2:
+            dest, reason = args
+        else:
+            raise TypeError(f"exit_after(delay, reason) or exit_after(delay, dest, reason), got {len(args)} arguments")
+        return self.system.exit_after(delay, dest, reason, sender=self.pid)
+
+    def kill_after(self, delay: float, dest: Any = None) -> TimerRef:
+        """Kill ``dest`` (this process when None) after ``delay`` seconds: ``exit_after(delay, dest, "kill")``.
+
+        Returns:
+            The timer; ``cancel()`` it to kill nothing.
+        """
+        return self.system.kill_after(delay, self.pid if dest is None else dest, sender=self.pid)
 
     # -- processes -------------------------------------------------------------
 

@@ -175,6 +175,29 @@ class GlobalNames:
         """Every global name in this node's replica, sorted."""
         return sorted(self._server.entries)
 
+    # -- the via registry contract (joerl._via.ViaRegistry), as OTP's global module offers it --
+    # so that ("via", node.global_names, name) works wherever a name does
+
+    def register_name(self, name: str, pid: Pid) -> bool:
+        """:meth:`register` (``global:register_name/2``); blocks for a round trip to each linked node.
+
+        Returns:
+            True if registered; False if the name is taken.
+        """
+        return self.register(name, pid)
+
+    def unregister_name(self, name: str) -> None:
+        """:meth:`unregister` (``global:unregister_name/1``)."""
+        self.unregister(name)
+
+    def whereis_name(self, name: str) -> Pid | None:
+        """:meth:`whereis` (``global:whereis_name/1``): a read of this node's replica, never blocks.
+
+        Returns:
+            The holder's pid, or None.
+        """
+        return self.whereis(name)
+
     def close(self, timeout: float = 5.0) -> None:
         """Stop the name server; the names of this node's processes are freed
         everywhere. Safe to call twice."""

@@ -5,13 +5,17 @@ while the supervisor runs (:class:`Child`), and the row that reports it
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from .. import gen_server, gen_statem
+from .._via import ViaName, check_via, is_via
 from ..actor import Actor, ActorContext, ActorRef
+from ..errors import NameTaken
+from ..message import KILL
 from ..pid import Pid
 from ._start import StartsReady, spawn_linked
 
@@ -103,12 +107,14 @@ class ChildSpec:
         *args: Any,
         restart: str = PERMANENT,
         shutdown: float | str | None = 5.0,
-        name: str | None = None,
+        name: str | ViaName | None = None,
         mailbox_size: int | None = None,
     ) -> ChildSpec:
         """A worker made by ``factory(*args)`` (an Actor class or a function
         returning a fresh Actor instance), spawned linked at each (re)start,
-        registered as ``name`` if given. A GenServer is started with
+        registered as ``name`` if given (a str, or a via name
+        ``("via", registry, name)``: registered through the registry once the
+        child has started, unregistered when it ends). A GenServer is started with
         ``gen_server.start_link`` (``init(None)`` has run when the start
         returns; a failing ``init`` is a failed start)."""
         return cls(id, _SpawnActor(id, factory, args, name, mailbox_size, False), restart, shutdown, WORKER)
@@ -121,7 +127,7 @@ class ChildSpec:
         *args: Any,
         restart: str = PERMANENT,
         shutdown: float | str | None = 5.0,
-        name: str | None = None,
+        name: str | ViaName | None = None,
         mailbox_size: int | None = None,
     ) -> ChildSpec:
         """A worker process running ``fn(ctx, *args)`` (like ``spawn_fn``)."""
@@ -137,7 +143,7 @@ class ChildSpec:
         *args: Any,
         restart: str = PERMANENT,
         shutdown: float | str | None = None,
-        name: str | None = None,
+        name: str | ViaName | None = None,
     ) -> ChildSpec:
         """A nested supervisor made by ``factory(*args)`` (a fresh instance per
         start), started with :func:`start_link`: the start returns once its own
@@ -173,7 +179,7 @@ class _SpawnActor:
         id: Hashable,
         factory: Any,
         args: tuple[Any, ...],
-        name: str | None,
+        name: str | ViaName | None,
         mailbox_size: int | None,
         is_sup: bool,
     ) -> None:
@@ -184,22 +190,28 @@ class _SpawnActor:
             )
         if not callable(factory):
             raise TypeError(f"child {id!r}: factory must be callable, got {factory!r}")
+        if is_via(name):
+            check_via(name)
         self.id, self.factory, self.args = id, factory, args
         self.name, self.mailbox_size, self.is_sup = name, mailbox_size, is_sup
 
     def __call__(self, ctx: ActorContext, *extra: Any) -> ActorRef | Pid:
+        name = self.name
+        return register_via(ctx, name, self._start(ctx, None if is_via(name) else name, extra))  # type: ignore[arg-type]
+
+    def _start(self, ctx: ActorContext, name: str | None, extra: tuple[Any, ...]) -> ActorRef | Pid:
         actor = self.factory(*self.args, *extra)  # extra: a dynamic supervisor's start_child args
         if self.is_sup:
             if not isinstance(actor, StartsReady):
                 raise TypeError(f"child {self.id!r}: factory returned {actor!r}, not a Supervisor")
-            return spawn_linked(ctx, actor, self.name, None)
+            return spawn_linked(ctx, actor, name, None)
         if not isinstance(actor, Actor):
             raise TypeError(f"child {self.id!r}: factory returned {actor!r}, not an Actor instance")
         if isinstance(actor, gen_server.GenServer):  # its init runs before the start returns
-            return gen_server.start_link(ctx, actor, name=self.name, mailbox_size=self.mailbox_size)
+            return gen_server.start_link(ctx, actor, name=name, mailbox_size=self.mailbox_size)
         if isinstance(actor, gen_statem.GenStatem):  # so does a state machine's
-            return gen_statem.start_link(ctx, actor, name=self.name, mailbox_size=self.mailbox_size)
-        return ctx.spawn_link(actor, mailbox_size=self.mailbox_size, name=self.name)
+            return gen_statem.start_link(ctx, actor, name=name, mailbox_size=self.mailbox_size)
+        return ctx.spawn_link(actor, mailbox_size=self.mailbox_size, name=name)
 
     def __repr__(self) -> str:
         return f"<start {getattr(self.factory, '__qualname__', self.factory)}{self.args!r}>"
@@ -211,15 +223,79 @@ class _SpawnFn:
     __slots__ = ("fn", "args", "name", "mailbox_size")
 
     def __init__(
-        self, fn: Callable[..., Any], args: tuple[Any, ...], name: str | None, mailbox_size: int | None
+        self, fn: Callable[..., Any], args: tuple[Any, ...], name: str | ViaName | None, mailbox_size: int | None
     ) -> None:
+        if is_via(name):
+            check_via(name)
         self.fn, self.args, self.name, self.mailbox_size = fn, args, name, mailbox_size
 
     def __call__(self, ctx: ActorContext, *extra: Any) -> ActorRef:
-        return ctx.spawn_link(self.fn, *self.args, *extra, mailbox_size=self.mailbox_size, name=self.name)
+        name = self.name
+        local = None if is_via(name) else name
+        ref = ctx.spawn_link(self.fn, *self.args, *extra, mailbox_size=self.mailbox_size, name=local)  # type: ignore[arg-type]
+        register_via(ctx, name, ref)
+        return ref
 
     def __repr__(self) -> str:
         return f"<start fn {getattr(self.fn, '__qualname__', self.fn)}{self.args!r}>"
+
+
+def register_via(ctx: ActorContext, name: Any, started: ActorRef | Pid) -> ActorRef | Pid:
+    """Register a child that has just started under its via name (a str name: registered already).
+
+    A name the registry refuses (or a registry that raises) fails the start:
+    the child is unlinked and killed first.
+
+    Args:
+        ctx: the supervisor's context.
+        name: the child's name as its spec gives it.
+        started: what the start returned.
+
+    Returns:
+        ``started``.
+
+    Raises:
+        NameTaken: the registry holds the name for another process.
+    """
+    if not is_via(name):
+        return started
+    pid = started.pid if isinstance(started, ActorRef) else started
+    _, registry, key = name
+    try:
+        registered = registry.register_name(key, pid)
+    except BaseException:
+        _abandon(ctx, pid)
+        raise
+    if not registered:
+        _abandon(ctx, pid)
+        raise NameTaken(name, registry.whereis_name(key))
+    return started
+
+
+def _abandon(ctx: ActorContext, pid: Pid) -> None:
+    ctx.unlink(pid)
+    ctx.exit(pid, KILL)
+
+
+def release_via(spec: ChildSpec, pid: Pid) -> None:
+    """Unregister the via name of a child that has ended, if it still holds it.
+
+    Runs in the supervisor's greenlet before any restart, so that the new
+    child finds the name free. A registry that raises is logged, never fatal.
+
+    Args:
+        spec: the child's spec.
+        pid: the pid of the child that ended.
+    """
+    name: Any = getattr(spec.start, "name", None)
+    if not is_via(name):
+        return
+    _, registry, key = name
+    try:
+        if registry.whereis_name(key) == pid:
+            registry.unregister_name(key)
+    except Exception:  # noqa: BLE001 - the supervisor carries on
+        logging.getLogger("joerl.supervisor").exception("could not unregister %r of child %r", name, spec.id)
 
 
 class Child:

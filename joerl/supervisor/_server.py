@@ -26,6 +26,7 @@ from ._child import (
     ChildInfo,
     ChildSpec,
     check_specs,
+    release_via,
 )
 from ._intensity import RestartWindow, check_intensity
 from ._start import READY, StartsReady
@@ -197,6 +198,7 @@ class Supervisor(StartsReady):
                 _await_down(ctx, ref, None)
         self._by_pid.pop(pid, None)
         child.pid = None
+        release_via(spec, pid)
 
     # -- restarts ------------------------------------------------------------------
 
@@ -209,6 +211,7 @@ class Supervisor(StartsReady):
             return
         child.pid = None
         spec = child.spec
+        release_via(spec, pid)
         if spec.restart == TEMPORARY or (spec.restart == TRANSIENT and is_normal(reason)):
             if spec.restart == TEMPORARY:
                 del self._children[spec.id]
