@@ -36,12 +36,13 @@ from ._stats import (
     RuntimeStats,
 )
 from ._threads import ThreadBridge, get_ident
+from ._via import check_via, is_via, via_resolve
 from .actor import EXITING, ActorContext, ActorRef
 from .errors import CallError, CallTimeout, MailboxFull, NoProcError, NotRegistered
 from .message import NOPROC
 from .pid import SYSTEM_PID, Pid, Ref
 from .registry import Registry
-from .timer import TimerRef
+from .timer import TimerRef, Timers
 
 __all__ = ["SYSTEM_PID", "ActorSystem", "ExitSignal", "From", "RemoteName"]
 
@@ -50,7 +51,7 @@ log = logging.getLogger("joerl.actor")
 _tuple_new = tuple.__new__
 
 
-class ActorSystem(Processes, BudgetedSends):
+class ActorSystem(Processes, BudgetedSends, Timers):
     """A local actor runtime. Use as a context manager, or call :meth:`shutdown`.
 
     Args:
@@ -216,6 +217,10 @@ class ActorSystem(Processes, BudgetedSends):
         except NotRegistered:
             self.stats.drop(DROP_UNREGISTERED)
             return
+        except Exception:  # noqa: BLE001 - a via registry failed; the hub must not raise
+            self.stats.drop(DROP_ROUTE_FAILED)
+            log.exception("timer could not resolve %r", dest)
+            return
         if pid.__class__ is not RemoteName and pid.node == 0:
             ctx = self._local(pid)
             if ctx is None:
@@ -271,6 +276,9 @@ class ActorSystem(Processes, BudgetedSends):
         cls = dest.__class__
         if cls is str or cls is tuple and len(dest) == 2 and dest[0].__class__ is str:
             return None  # a name: resolved when the timer fires
+        if is_via(dest):
+            check_via(dest)
+            return None  # a via name: resolved when the timer fires
         if isinstance(dest, ActorRef):
             dest = dest.pid
         if not isinstance(dest, Pid):
@@ -296,6 +304,8 @@ class ActorSystem(Processes, BudgetedSends):
             if router is None or node == router.node_name:
                 return self._resolve(name)
             return RemoteName(name, node)  # type: ignore[return-value]  # resolved by that node
+        if cls is tuple and len(dest) == 3 and dest[0] == "via":
+            return via_resolve(dest)  # ("via", registry, name): the registry's whereis_name
         if isinstance(dest, Pid):
             return dest  # a subclass of Pid
         raise TypeError(f"cannot send to {dest!r}: expected a Pid, a name, (name, node) or an ActorRef")
