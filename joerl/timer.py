@@ -74,10 +74,10 @@ class TimerRef:
         *,
         interval: float | None = None,
     ) -> None:
-        if not delay >= 0:
-            raise ValueError(f"delay must be >= 0, got {delay}")
         if interval is not None and not interval > 0:
             raise ValueError(f"interval must be > 0 seconds, got {interval}")
+        if not delay >= 0:
+            raise ValueError(f"delay must be >= 0, got {delay}")
         self._timers = timers
         self._fire_send = fire
         self._dest = dest
