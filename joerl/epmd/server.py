@@ -28,6 +28,7 @@ with ``allow_remote_register`` (see docs/epmd.md for that trust decision).
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 import socket as _stdsocket
@@ -41,6 +42,7 @@ from gevent.pool import Pool
 from gevent.server import StreamServer
 from gevent.socket import socket as GSocket
 
+from ..ratelimit import TokenBucket
 from . import protocol as p
 from ._admission import Admission
 from ._classic_service import ClassicService
@@ -171,7 +173,7 @@ class EpmdServer:
         except OSError:
             listener.close()
             raise
-        self._server = StreamServer(listener, self._handle, spawn=Pool(self.max_connections))
+        self._server = _Listener(listener, self._handle, spawn=Pool(self.max_connections))
         self._server.start()
         self._stopped.clear()
         self._sweeper = gevent.spawn(self._sweep_loop)
@@ -390,3 +392,50 @@ def _peer_text(peer: Any) -> str:
         return p.format_address(peer[0], peer[1])
     except (IndexError, TypeError):
         return str(peer)
+
+
+#: Accept errors that mean "out of a resource for now", not a broken listener.
+_EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+class _Listener(StreamServer):  # type: ignore[misc]  # gevent is untyped
+    """A StreamServer that rides out a shortage of file descriptors.
+
+    gevent logs a traceback for every failed ``accept``; with the process out
+    of file descriptors that is one traceback per attempt. Here a shortage
+    pauses accepting for a moment (doubling up to a second while it lasts)
+    and is logged as one line per interval with the count of refused
+    attempts; the connections already open are served all along, and
+    accepting resumes as soon as descriptors are free again.
+    """
+
+    PAUSE_MIN, PAUSE_MAX, LOG_INTERVAL = 0.05, 1.0, 10.0
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self._pause = self.PAUSE_MIN
+        self._refused = 0
+        self._log_gate = TokenBucket(1.0 / self.LOG_INTERVAL, burst=1)
+
+    def do_read(self) -> Any:
+        try:
+            args = super().do_read()
+        except OSError as exc:
+            if exc.errno not in _EXHAUSTED:
+                raise
+            self._refused += 1
+            if self._log_gate.take():
+                log.error(
+                    "cannot accept connections: %s (%d attempts refused since the last report); "
+                    "serving the open connections and retrying",
+                    exc.strerror or exc,
+                    self._refused,
+                )
+                self._refused = 0
+            self.stop_accepting()
+            self._timer = self.loop.timer(self._pause)
+            self._timer.start(self._start_accepting_if_started)
+            self._pause = min(self.PAUSE_MAX, self._pause * 2)
+            return None
+        self._pause = self.PAUSE_MIN
+        return args
