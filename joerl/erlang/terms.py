@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import DecodeError, SerializationError
+from ..errors import TermDecodeError, TermEncodeError
 from ..pid import Pid
 
 __all__ = [
@@ -52,24 +52,6 @@ __all__ = [
 #: Erlang's limit: an atom holds at most 255 characters.
 MAX_ATOM_CHARS = 255
 _U32 = 0xFFFFFFFF
-
-
-class TermDecodeError(DecodeError):
-    """Bytes are not a valid External Term Format term (malformed, truncated,
-    unsupported, or over a limit). The message says which, and where.
-
-    Attributes:
-        offset: the byte offset where decoding failed, when known.
-    """
-
-    def __init__(self, message: str, offset: int | None = None) -> None:
-        super().__init__(message if offset is None else f"{message} (at byte {offset})")
-        self.offset = offset
-
-
-class TermEncodeError(SerializationError, ValueError):
-    """A Python value has no Erlang term (a NaN or infinite float, a type with
-    no mapping, an atom too long, a structure nested too deep)."""
 
 
 class Atom:

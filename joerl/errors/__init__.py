@@ -63,6 +63,8 @@ from ._serialization import (
     MessageTypeTaken,
     NotSerializable,
     SerializationError,
+    TermDecodeError,
+    TermEncodeError,
     UnknownMessageType,
 )
 from ._wire import (
@@ -136,6 +138,8 @@ __all__ = [
     "StillRunning",
     "SupervisorError",
     "SystemShutdown",
+    "TermDecodeError",
+    "TermEncodeError",
     "TaskError",
     "TaskTimeout",
     "TransitionError",

@@ -62,3 +62,21 @@ class MessageTypeTaken(SerializationError, ValueError):
         )
         self.type_id = type_id
         self.existing = existing
+
+
+class TermDecodeError(DecodeError):
+    """Bytes are not a valid External Term Format term (malformed, truncated,
+    unsupported, or over a limit). The message says which, and where.
+
+    Attributes:
+        offset: the byte offset where decoding failed, when known.
+    """
+
+    def __init__(self, message: str, offset: int | None = None) -> None:
+        super().__init__(message if offset is None else f"{message} (at byte {offset})")
+        self.offset = offset
+
+
+class TermEncodeError(SerializationError, ValueError):
+    """A Python value has no Erlang term (a NaN or infinite float, a type with
+    no mapping, an atom too long, a structure nested too deep)."""
