@@ -111,6 +111,17 @@ EXAMPLES: dict[str, Example] = {
         ),
         anywhere=("heartbeat: tick 1", "heartbeat: done after 4 ticks", "reminders: nothing for 0.3s, giving up"),
     ),
+    "timers.py": Example(
+        expect=(
+            "1. heartbeat: ['tick', 'tick', 'tick']; cancel() -> True; active: False",
+            "2. the pinger ended; its interval timer is active: False",
+            "3. apply_after: 'applied later'",
+            "4. worker of 3 steps ended with 'normal'; watchdog active: False",
+            "4. worker of 50 steps ended with 'timeout'",
+            "5. a trapping process with kill_after ended with 'killed'",
+            "done",
+        )
+    ),
     "selective_receive.py": Example(
         expect=(
             "worker: urgent  -> disk full",
