@@ -7,25 +7,31 @@ wait for the dial, as a full link does). A failed dial drops the queue
 link goes, every link and monitor across it fires with ``noconnection``,
 every wait it would have answered fails, and watchers get ``NodeDown``.
 
-Inbound connections are admitted only while fewer than ``max_handshakes``
-are in progress and within the accept rate; an unauthenticated one gets
-nothing but the handshake, within its deadline.
+Inbound connections are admitted per source address (:mod:`~joerl.node.admission`):
+only unfinished handshakes count, each address has its own bound and rate,
+and past the global bound the oldest silent handshake is evicted. An
+unauthenticated connection gets nothing but the handshake: its first bytes
+within ``first_bytes_timeout``, the whole of it within the handshake deadline.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket as _stdsocket
 from collections.abc import Callable, Iterable
 from time import monotonic
 from typing import TYPE_CHECKING, Any
 
 import gevent
 from gevent import get_hub, getcurrent
+from gevent.socket import wait_read
 
 from ..errors import EpmdError, HandshakeError, LinkDown, NodeUnreachable, NotAllowed
 from ..message import NOCONNECTION, NodeDown, NodeUp
 from ..ratelimit import TokenBucket
 from . import protocol as P
+from .admission import Admission
 from .connection import Connection, LinkConfig
 from .link_setup import accept_handshake, dial
 from .peers import UP
@@ -53,7 +59,8 @@ class Links:
         lookup: ``lookup(name)`` asks the port mapper where node ``name`` listens.
         epmd_host: the host to dial when the port mapper gives none.
         allowed: the only node names that may link with this node (None: any).
-        max_handshakes, max_connections_per_second: admission control.
+        admission: who may start a handshake (per source address).
+        first_bytes_timeout: seconds an inbound connection may stay silent.
     """
 
     def __init__(
@@ -70,8 +77,8 @@ class Links:
         lookup: Callable[[str], NodeInfo | None],
         epmd_host: str,
         allowed: Iterable[str] | None,
-        max_handshakes: int,
-        max_connections_per_second: float,
+        admission: Admission,
+        first_bytes_timeout: float,
     ) -> None:
         self._identity = identity
         self._name = identity.name
@@ -85,17 +92,16 @@ class Links:
         self._lookup = lookup
         self._epmd_host = epmd_host
         self._allowed = None if allowed is None else frozenset(allowed)
-        self._max_handshakes = max_handshakes
-        self._handshakes = 0
-        self._accept_rate = TokenBucket(max_connections_per_second)
-        self._refusal_log = TokenBucket(1.0)  # at most one such warning a second
+        self.admission = admission
+        self._first_bytes_timeout = first_bytes_timeout
+        self._refusal_log = TokenBucket(0.1, 1.0)  # at most one such warning every 10 s
         self._hub = get_hub()
         self.closed = False
 
     @property
     def handshakes(self) -> int:
-        """Inbound handshakes in progress now."""
-        return self._handshakes
+        """Inbound handshakes in progress now (unfinished ones)."""
+        return len(self.admission)
 
     def close(self) -> None:
         """Stop dialling; flush and close every link (node shutdown)."""
@@ -331,23 +337,28 @@ class Links:
     def handle_inbound(self, sock: Any, address: Any) -> None:
         """StreamServer handler: handshake, then hold the socket for the link's life.
 
-        An unauthenticated connection gets nothing but the handshake, within
-        its deadline; past ``max_handshakes`` at once, or over the connection
-        rate, it is closed before a byte is read.
+        An unauthenticated connection gets nothing but the handshake: its
+        first bytes within ``first_bytes_timeout``, all of it within the
+        handshake deadline. One from an address over its connection rate is
+        closed before a byte is read; one evicted to make room for newer ones
+        (see :mod:`~joerl.node.admission`) is closed where it stands.
         """
-        if self._handshakes >= self._max_handshakes or not self._accept_rate.take():
-            self._stats.refused_connections += 1
-            if self._refusal_log.take():
-                log.warning(
-                    "node %s: closing a connection from %s: too many handshakes in progress (%d) or connections per second",
-                    self._name,
-                    address,
-                    self._handshakes,
-                )
+        host = str(address[0]) if isinstance(address, tuple) else str(address)
+        ticket = self.admission.admit(host, _shutter(sock))
+        if ticket is None:
+            self._refuse(host, "over its connection rate")
             sock.close()
             return
-        self._handshakes += 1
         try:
+            try:
+                wait_read(sock.fileno(), self._first_bytes_timeout)
+            except TimeoutError:
+                self._refuse(host, f"silent for {self._first_bytes_timeout}s")
+                return
+            if ticket.evicted:
+                self._refuse(host, "evicted by newer connections")
+                return
+            self.admission.heard(ticket)
             conn = accept_handshake(
                 sock,
                 self._identity,
@@ -364,7 +375,7 @@ class Links:
             log.exception("inbound connection from %s failed", address)
             return
         finally:
-            self._handshakes -= 1
+            self.admission.done(ticket)
         try:
             self._register(conn)
         except HandshakeError as exc:
@@ -378,3 +389,40 @@ class Links:
         except NodeUnreachable:
             pass
         conn.wait_closed()
+
+    def _refuse(self, host: str, why: str) -> None:
+        """Count a connection closed unauthenticated; one log line per 10 s at most."""
+        self._stats.refused_connections += 1
+        if self._refusal_log.take():
+            log.warning(
+                "node %s: closed a connection from %s unauthenticated (%s; %d refused in all, %d handshakes now)",
+                self._name,
+                host,
+                why,
+                self._stats.refused_connections,
+                len(self.admission),
+            )
+
+
+def _shutter(sock: Any) -> Callable[[], None]:
+    """What evicts the connection of ``sock``: shut its socket down, wherever it is read.
+
+    The handshake may have wrapped the socket (TLS detaches the original
+    object), so this acts on a duplicate of its file descriptor: the reader,
+    whichever object it holds, sees the connection end.
+    """
+    fd = sock.fileno()
+
+    def evict() -> None:
+        try:
+            dup = _stdsocket.socket(fileno=os.dup(fd))
+        except OSError:
+            return  # closed already
+        try:
+            dup.shutdown(_stdsocket.SHUT_RDWR)
+        except OSError:
+            pass
+        finally:
+            dup.close()
+
+    return evict

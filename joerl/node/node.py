@@ -36,6 +36,7 @@ from ..pid import Pid
 from ..serialization import Limits, MessageRegistry, default_registry
 from ..system import ActorSystem
 from . import protocol as P
+from .admission import Admission
 from .config import choose_creation, load_cookie, node_id_of, resolve_epmd_address
 from .connection import LinkConfig
 from .dispatch import Dispatch
@@ -78,12 +79,24 @@ class DistributedSystem:
             a TLS node refuses plaintext peers.
         allowed_nodes: if given, only these node names may link with this one;
             any other is refused after authentication (it learns nothing).
-        max_handshakes: inbound handshakes in progress at once; more are closed at once.
+        max_handshakes: unfinished inbound handshakes from all addresses at
+            once; past it the oldest silent one is evicted (finished ones, the
+            links, do not count).
         max_connections_per_second: inbound connections accepted per second
-            (a burst of as many); more are closed at once.
+            from one source address (in bursts of as many, or of
+            ``max_handshakes_per_address`` if more); more are closed at once.
+        max_handshakes_per_address: unfinished inbound handshakes from one
+            source address at once; past it that address's oldest silent one
+            is evicted.
+        first_bytes_timeout: seconds an inbound connection may stay silent
+            before it is closed (the whole handshake has ``handshake_timeout``).
 
     Raises:
-        DistributionError: the name is taken, or the port mapper cannot be reached.
+        InvalidName: ``name`` is not a valid node name (checked before any IO).
+        ValueError: an admission setting is not positive.
+        DistributionError: the name is taken, or the port mapper cannot be
+            reached. A constructor that raises leaves nothing behind: no
+            listener, registration, greenlet or open file.
     """
 
     def __init__(
@@ -104,12 +117,16 @@ class DistributedSystem:
         global_names: bool = True,
         tls: TlsConfig | None = None,
         allowed_nodes: Iterable[str] | None = None,
-        max_handshakes: int = 64,
+        max_handshakes: int = 1024,
         max_connections_per_second: float = 200.0,
+        max_handshakes_per_address: int = 128,
+        first_bytes_timeout: float = 2.0,
     ) -> None:
+        # Everything that can be checked is checked before any IO.
         _epmd.check_name(name)
-        if max_handshakes < 1 or max_connections_per_second <= 0:
-            raise ValueError("max_handshakes and max_connections_per_second must be positive")
+        if not first_bytes_timeout > 0:
+            raise ValueError(f"first_bytes_timeout must be positive, got {first_bytes_timeout!r}")
+        admission = Admission(max_handshakes, max_handshakes_per_address, max_connections_per_second)
         self.node_name = name
         self.node_id = node_id_of(name)
         self.stats = NodeStats()
@@ -124,32 +141,74 @@ class DistributedSystem:
         self._closed = False
         self.creation = 0
         host, port = parse_address(listen_address)
-        # Bound now, accepting once the node is whole (after its registration).
-        self._server = StreamServer((host, port), _refuse)
-        self._server.init_socket()
-        self.listen_port: int = self._server.server_port
-        self.listen_host = host
+        self.epmd_address = resolve_epmd_address(epmd_address)
         if advertise_host is None:
             advertise_host = host if host not in ("0.0.0.0", "::", "") else _stdsocket.gethostname()
         self.advertise_host = advertise_host
-        self.epmd_address = resolve_epmd_address(epmd_address)
+        self.listen_host = host
+        meta = {"node_id": self.node_id, "protocol": PROTOCOL_NAME}
+        meta.update(metadata or {})
+        # Bound now, accepting once the node is whole (after its registration).
+        self._server = StreamServer((host, port), _refuse)
+        try:
+            self._server.init_socket()
+            self.listen_port: int = self._server.server_port
+            info = self._register(name, start_epmd, epmd_timeout, meta)
+            self._assemble(name, info, registry, limits)
+            self._links = Links(
+                identity=P.NodeIdentity(name, self.node_id, self.creation),
+                cookie=cookie_bytes,
+                config=config,
+                peers=self._peers,
+                watchers=self._watchers,
+                routing=self._routing,
+                stats=self.stats,
+                handler=self._dispatch.on_frame,
+                lookup=self._epmd.lookup,
+                epmd_host=parse_address(self.epmd_address)[0],
+                allowed=allowed_nodes,
+                admission=admission,
+                first_bytes_timeout=first_bytes_timeout,
+            )
+            self._routing.outbox = self._links
+            self._server.set_handle(self._links.handle_inbound)
+            self._server.start()
+            #: Cluster-wide names (Erlang's ``global``); see docs/global_names.md.
+            self.global_names: GlobalNames | None = GlobalNames(self) if global_names else None
+        except BaseException:
+            self._undo()
+            raise
+        log.info(
+            "node %s (id %d, creation %d) listening on %s:%d, port mapper %s",
+            name,
+            self.node_id,
+            self.creation,
+            host,
+            self.listen_port,
+            self.epmd_address,
+        )
+
+    def _register(self, name: str, start_epmd: bool, epmd_timeout: float, meta: dict[str, Any]) -> Any:
+        """Register ``name`` at the port mapper (starting one if asked): its ``NodeInfo``."""
         try:
             if start_epmd and not _epmd.ping(self.epmd_address, timeout=1.0):
                 log.info("no port mapper at %s: starting one", self.epmd_address)
                 _epmd.spawn_daemon(self.epmd_address)
             self._epmd = _epmd.EpmdClient(self.epmd_address, timeout=epmd_timeout)
-            meta = {"node_id": self.node_id, "protocol": PROTOCOL_NAME}
-            meta.update(metadata or {})
-            info = self._epmd.register(name, advertise_host, self.listen_port, metadata=meta)
-        except BaseException as exc:
-            self._server.stop()
-            if isinstance(exc, _epmd.NameInUse):
-                raise DistributionError(f"node name {name!r} is already registered at {self.epmd_address}") from exc
-            if isinstance(exc, EpmdError):
-                raise DistributionError(
-                    f"cannot register node {name!r} at port mapper {self.epmd_address}: {exc}"
-                ) from exc
-            raise
+            return self._epmd.register(name, self.advertise_host, self.listen_port, metadata=meta)
+        except _epmd.NameInUse as exc:
+            raise DistributionError(f"node name {name!r} is already registered at {self.epmd_address}") from exc
+        except EpmdError as exc:
+            raise DistributionError(f"cannot register node {name!r} at port mapper {self.epmd_address}: {exc}") from exc
+
+    def _assemble(
+        self,
+        name: str,
+        info: Any,
+        registry: MessageRegistry | None,
+        limits: Limits | None,
+    ) -> None:
+        """Build the node's parts around its registration ``info``."""
         # The incarnation is fixed at first registration: pids handed out
         # stay valid even if the port mapper restarts and hands out another.
         self.creation = choose_creation(info.creation)  # random: never the port mapper's
@@ -161,35 +220,23 @@ class DistributedSystem:
         self._watchers = NodeWatchers(routing.inbound)
         self._spawner = Spawner(self.system, routing, self.connect_to_node)
         self._dispatch = Dispatch(routing, self.system, self._spawner)
-        self._links = Links(
-            identity=P.NodeIdentity(name, self.node_id, self.creation),
-            cookie=cookie_bytes,
-            config=config,
-            peers=self._peers,
-            watchers=self._watchers,
-            routing=routing,
-            stats=self.stats,
-            handler=self._dispatch.on_frame,
-            lookup=self._epmd.lookup,
-            epmd_host=parse_address(self.epmd_address)[0],
-            allowed=allowed_nodes,
-            max_handshakes=max_handshakes,
-            max_connections_per_second=max_connections_per_second,
-        )
-        routing.outbox = self._links
-        self._server.set_handle(self._links.handle_inbound)
-        self._server.start()
-        #: Cluster-wide names (Erlang's ``global``); see docs/global_names.md.
-        self.global_names: GlobalNames | None = GlobalNames(self) if global_names else None
-        log.info(
-            "node %s (id %d, creation %d) listening on %s:%d, port mapper %s",
-            name,
-            self.node_id,
-            self.creation,
-            host,
-            self.listen_port,
-            self.epmd_address,
-        )
+
+    def _undo(self) -> None:
+        """A constructor that failed half way: undo what it did, in reverse."""
+        self._closed = True
+        self._server.close()
+        links: Links | None = getattr(self, "_links", None)
+        if links is not None:
+            links.close()
+        system: ActorSystem | None = getattr(self, "system", None)
+        if system is not None:
+            system.shutdown(1.0)
+        client: _epmd.EpmdClient | None = getattr(self, "_epmd", None)
+        if client is not None:
+            try:
+                client.close()  # unregisters: the name is free again
+            except Exception:  # noqa: BLE001 - the port mapper may be gone
+                log.debug("port mapper close failed", exc_info=True)
 
     def _registered_names(self) -> list[str]:
         return [info.name for info in self._epmd.list_nodes()]

@@ -167,26 +167,41 @@ def test_the_node_allow_list_refuses_other_names_after_authentication(
     assert a.nodes() == ["b"] and inbox.pending() == []
 
 
-def test_connections_past_the_handshake_cap_are_closed_at_once(nodes: Any) -> None:
-    a = nodes("a", max_handshakes=2)
+def test_past_the_handshake_bound_the_oldest_silent_handshake_is_evicted(nodes: Any) -> None:
+    a = nodes("a", max_handshakes=2, first_bytes_timeout=30.0)
     b = nodes("b")
     stalled = [socket.create_connection(("127.0.0.1", a.listen_port)) for _ in range(2)]
+    stalled[1].sendall(b"\x01")  # not silent: the first one is the oldest silent handshake
     try:
         wait_until(lambda: a._links.handshakes == 2, timeout=5)
         extra = socket.create_connection(("127.0.0.1", a.listen_port))
-        extra.settimeout(5)
-        assert extra.recv(1) == b""  # closed without a byte
+        stalled[0].settimeout(5)
+        assert stalled[0].recv(1) == b""  # evicted, without a byte
+        wait_until(lambda: a.stats.refused_connections == 1, timeout=5)
+        assert a._links.handshakes == 2  # the newcomer holds the slot
         extra.close()
-        assert a.stats.refused_connections >= 1
     finally:
         for sock in stalled:
             sock.close()
     wait_until(lambda: a._links.handshakes == 0, timeout=5)
-    assert b.connect_to_node("a", timeout=10)  # a well-behaved peer still gets in
+    assert b.connect_to_node("a", timeout=10)  # a well-behaved peer gets in
 
 
-def test_the_connection_rate_limit_closes_a_burst(nodes: Any) -> None:
-    a = nodes("a", max_connections_per_second=5)
+def test_a_full_handshake_bound_never_locks_a_legitimate_peer_out(nodes: Any) -> None:
+    a = nodes("a", max_handshakes=2, first_bytes_timeout=30.0)
+    b = nodes("b")
+    stalled = [socket.create_connection(("127.0.0.1", a.listen_port)) for _ in range(2)]
+    try:
+        wait_until(lambda: a._links.handshakes == 2, timeout=5)
+        assert b.connect_to_node("a", timeout=10)  # evicts a silent stranger, links at once
+        assert a.nodes() == ["b"]
+    finally:
+        for sock in stalled:
+            sock.close()
+
+
+def test_the_connection_rate_limit_of_an_address_closes_a_burst(nodes: Any) -> None:
+    a = nodes("a", max_connections_per_second=5, max_handshakes_per_address=5)
     socks = []
     try:
         for _ in range(20):
