@@ -35,6 +35,7 @@ from .admission import Admission
 from .connection import Connection, LinkConfig
 from .link_setup import accept_handshake, dial
 from .peers import UP
+from .routing import is_message
 
 if TYPE_CHECKING:
     from ..epmd import NodeInfo
@@ -121,18 +122,20 @@ class Links:
         conn = peer.conn
         stats = self._stats
         if conn is not None:
-            stats.sent += msg.__class__ is P.Send
+            counted = is_message(msg)
+            stats.sent += counted
             try:
                 conn.send(msg)
             except LinkDown:
                 # The link dropped while we waited for room: the message is lost
                 # with it, as in Erlang; monitors and NodeDown tell the rest.
-                stats.dropped_unreachable += msg.__class__ is P.Send
+                stats.sent -= counted
+                stats.dropped_unreachable += counted
             return
         if self.closed:
             return
         if not peer.pending and peer.connecting is None and monotonic() < peer.next_attempt:
-            stats.dropped_unreachable += msg.__class__ is P.Send
+            stats.dropped_unreachable += is_message(msg)
             self._routing.fail_unreachable(msg, peer.node_id)
             return
         dialing = peer.connecting
@@ -201,7 +204,7 @@ class Links:
             self._stats.connect_failures += 1
             error = exc.reason if isinstance(exc, NodeUnreachable) and exc.reason else str(exc)
             lost = peer.dial_failed(monotonic(), error)
-            self._stats.dropped_unreachable += sum(m.__class__ is P.Send for m in lost)
+            self._stats.dropped_unreachable += sum(map(is_message, lost))
             log.warning("cannot reach node %r: %s (%d queued messages dropped)", name, exc, len(lost))
             for msg in lost:
                 self._routing.fail_unreachable(msg, peer.node_id)
@@ -264,10 +267,10 @@ class Links:
                 peer.pending_bytes = 0
                 for msg in batch:
                     if msg.__class__ is P.Send:  # (a burst to one process shares a frame)
-                        self._stats.sent += 1
                         conn.send_payload(*msg)
                     else:
                         conn.send(msg)
+                    self._stats.sent += is_message(msg)
         except LinkDown as exc:  # what crossed it fires with noconnection (_on_closed)
             raise NodeUnreachable(peer.name, f"the link closed while it was opening: {exc}") from None
         finally:

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from .peers import Peer, PeerTable
     from .stats import NodeStats
 
-__all__ = ["MAX_REASON_TEXT", "Outbox", "Routing"]
+__all__ = ["MAX_REASON_TEXT", "Outbox", "Routing", "is_message"]
 
 log = logging.getLogger("joerl.node")
 
@@ -51,6 +51,16 @@ log = logging.getLogger("joerl.node")
 EXCEPTION_TAG: Final = "$joerl_exception"
 #: The most characters of an exception's message or traceback that cross (the tail is kept).
 MAX_REASON_TEXT: Final = 32768
+
+
+def is_message(msg: Any) -> bool:
+    """Is protocol message ``msg`` a message to a process (a ``Send`` or a ``RegSend``)?
+
+    Those, and only those, are counted in ``node.stats``: ``sent`` once on a
+    link, else ``dropped_*`` once.
+    """
+    cls = msg.__class__
+    return cls is P.Send or cls is P.RegSend
 
 
 class Outbox(Protocol):
@@ -218,6 +228,7 @@ class Routing:
                     if not conn.send_term(sender, to, msg):
                         conn.send_payload(sender, to, self.codec.encode(msg))
                 except LinkDown:  # dropped while we waited for room: lost with the link
+                    self.stats.sent -= 1  # (counted once: as dropped)
                     self.stats.dropped_unreachable += 1
                 return
         self.route(to.node, P.Send(self.glob_opt(sender), to, self.codec.encode(msg)))
@@ -297,8 +308,9 @@ class Routing:
                 # Both frames in one write: the server's node wakes up once per call.
                 try:
                     conn.send_frame(conn.encoder.encode(monitor) + conn.encoder.encode(request_msg))
-                except LinkDown:
-                    pass  # the link's loss has failed this call with noconnection
+                    self.stats.sent += 1
+                except LinkDown:  # the link's loss has failed this call with noconnection
+                    self.stats.dropped_unreachable += 1
             else:
                 self.outbox.enqueue(peer, monitor)
                 self.outbox.enqueue(peer, request_msg)
@@ -355,7 +367,7 @@ class Routing:
         counted in ``stats.dropped_stale``.
         """
         if node_id == self.node_id or node_id == 0:
-            self.stats.dropped_stale += 1
+            self.stats.dropped_stale += is_message(msg)
             self.fail(msg, node_id, NOPROC)
             return
         peer = self._by_id.get(node_id)
@@ -388,7 +400,7 @@ class Routing:
             self.outbox.enqueue(peer, msg)
 
     def _drop_unknown(self, node_id: int, msgs: list[Any]) -> None:
-        self.stats.dropped_unknown_node += len(msgs)
+        self.stats.dropped_unknown_node += sum(map(is_message, msgs))
         log.warning("dropping %d message(s) for node id %d: no such node at the port mapper", len(msgs), node_id)
         for msg in msgs:
             self.fail_unreachable(msg, node_id)
