@@ -31,12 +31,11 @@ from ._stats import (
     DROP_NOPROC,
     DROP_NOT_DISTRIBUTED,
     DROP_ROUTE_FAILED,
-    DROP_TIMER_CANCELLED,
     DROP_UNREGISTERED,
     RuntimeStats,
 )
 from ._threads import ThreadBridge, get_ident
-from ._via import check_via, is_via, via_resolve
+from ._via import via_resolve
 from .actor import EXITING, ActorContext, ActorRef
 from .errors import CallError, CallTimeout, MailboxFull, NoProcError, NotRegistered
 from .message import NOPROC
@@ -235,55 +234,6 @@ class ActorSystem(Processes, BudgetedSends, Timers):
             except Exception:  # noqa: BLE001 - the hub must not raise
                 self.stats.drop(DROP_ROUTE_FAILED)
                 log.exception("timer could not send to %s", pid)
-
-    def send_after(self, delay: float, dest: Any, msg: Any, *, sender: Pid | None = None) -> TimerRef:
-        """Send ``msg`` to ``dest`` after ``delay`` seconds; ``cancel()`` the result to stop it.
-
-        Args:
-            delay: seconds (>= 0).
-            dest: anything :meth:`send` takes: a Pid, a registered name,
-                ``(name, node)`` or an ActorRef. A name is resolved when the
-                timer fires.
-            msg: the message.
-            sender: the sender the message carries.
-
-        Returns:
-            The timer. One addressed to a pid of this system is cancelled when
-            that process ends, and is inactive from the start if it is gone
-            already (as ``erlang:send_after/3``'s); its message is then
-            counted as dropped (``stats``). Timers to names are not.
-
-        Raises:
-            TypeError: ``dest`` is no destination. ValueError: ``delay < 0``.
-        """
-        local = self._timer_target(dest)
-        timer = TimerRef(self._hub.loop, self._timers, self._send_from_hub, delay, dest, msg, sender)
-        if local is not None:
-            owner = self._local(local)
-            if owner is None or owner._state >= EXITING:
-                timer.cancel()
-                self.stats.drop(DROP_TIMER_CANCELLED)
-            else:
-                timer.bind(owner)
-        return timer
-
-    def _timer_target(self, dest: Any) -> Pid | None:
-        """The local pid a timer to ``dest`` dies with; None for a name or another node's pid.
-
-        Raises:
-            TypeError: ``dest`` is no destination.
-        """
-        cls = dest.__class__
-        if cls is str or cls is tuple and len(dest) == 2 and dest[0].__class__ is str:
-            return None  # a name: resolved when the timer fires
-        if is_via(dest):
-            check_via(dest)
-            return None  # a via name: resolved when the timer fires
-        if isinstance(dest, ActorRef):
-            dest = dest.pid
-        if not isinstance(dest, Pid):
-            raise TypeError(f"cannot send to {dest!r}: expected a Pid, a name, (name, node) or an ActorRef")
-        return dest if dest.node == 0 else None
 
     def _resolve(self, dest: Any) -> Pid:
         cls = dest.__class__

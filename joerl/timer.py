@@ -21,7 +21,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._stats import DROP_NOPROC, DROP_ROUTE_FAILED, DROP_TIMER_CANCELLED, DROP_UNREGISTERED
-from .actor import EXITING
+from ._via import check_via, is_via
+from .actor import EXITING, ActorRef
 from .errors import NotRegistered, SystemShutdown
 from .message import KILL
 from .pid import Pid
@@ -29,7 +30,7 @@ from .pid import Pid
 if TYPE_CHECKING:
     from ._router import Router
     from ._stats import RuntimeStats
-    from .actor import ActorContext, ActorRef
+    from .actor import ActorContext
 
 __all__ = ["TimerRef", "Timers"]
 
@@ -158,10 +159,10 @@ class _Apply:
 
 
 class Timers:
-    """``send_interval``, ``apply_after``, ``exit_after``, ``kill_after`` (a part of ActorSystem).
+    """``send_after``, ``send_interval``, ``apply_after``, ``exit_after``, ``kill_after`` (a part of ActorSystem).
 
-    ``send_after`` itself lives in :class:`~joerl.system.ActorSystem`; these
-    share its destinations, its hub-side send and its counters.
+    They share the destinations of ``ActorSystem.send``, its send from the
+    hub (``_send_from_hub``) and its counters.
     """
 
     _hub: Any
@@ -173,12 +174,55 @@ class Timers:
 
         def _resolve(self, dest: Any) -> Pid: ...
         def _local(self, pid: Pid) -> ActorContext | None: ...
-        def _timer_target(self, dest: Any) -> Pid | None: ...
         def _send_from_hub(self, dest: Any, msg: Any, sender: Pid | None) -> None: ...
         def exit(self, pid: Any, reason: Any, *, sender: Pid | None = None) -> None: ...
         def spawn_fn(
             self, fn: Callable[..., Any], *args: Any, mailbox_size: int | None = None, name: str | None = None
         ) -> ActorRef: ...
+
+    def send_after(self, delay: float, dest: Any, msg: Any, *, sender: Pid | None = None) -> TimerRef:
+        """Send ``msg`` to ``dest`` after ``delay`` seconds; ``cancel()`` the result to stop it.
+
+        Args:
+            delay: seconds (>= 0).
+            dest: anything :meth:`send` takes: a Pid, a registered name,
+                ``(name, node)`` or an ActorRef. A name is resolved when the
+                timer fires.
+            msg: the message.
+            sender: the sender the message carries.
+
+        Returns:
+            The timer. One addressed to a pid of this system is cancelled when
+            that process ends, and is inactive from the start if it is gone
+            already (as ``erlang:send_after/3``'s); its message is then
+            counted as dropped (``stats``). Timers to names are not.
+
+        Raises:
+            TypeError: ``dest`` is no destination. ValueError: ``delay < 0``.
+        """
+        local = self._timer_target(dest)
+        timer = TimerRef(self._hub.loop, self._timers, self._send_from_hub, delay, dest, msg, sender)
+        if local is not None:
+            self._bind_timer(timer, local)
+        return timer
+
+    def _timer_target(self, dest: Any) -> Pid | None:
+        """The local pid a timer to ``dest`` dies with; None for a name or another node's pid.
+
+        Raises:
+            TypeError: ``dest`` is no destination.
+        """
+        cls = dest.__class__
+        if cls is str or cls is tuple and len(dest) == 2 and dest[0].__class__ is str:
+            return None  # a name: resolved when the timer fires
+        if is_via(dest):
+            check_via(dest)
+            return None  # a via name: resolved when the timer fires
+        if isinstance(dest, ActorRef):
+            dest = dest.pid
+        if not isinstance(dest, Pid):
+            raise TypeError(f"cannot send to {dest!r}: expected a Pid, a name, (name, node) or an ActorRef")
+        return dest if dest.node == 0 else None
 
     def send_interval(self, interval: float, dest: Any, msg: Any, *, sender: Pid | None = None) -> TimerRef:
         """Send ``msg`` to ``dest`` every ``interval`` seconds until the timer is cancelled.
