@@ -291,6 +291,7 @@ EXAMPLES: dict[str, Example] = {
         ),
         anywhere=("[alice] carol says 'hey from carol'", "[bob] alice says 'hello from alice'"),
     ),
+    "threads_and_asyncio.py": Example(expect=("log: hello from asyncio 0", "final count: 4100", "done")),
     "code_lock.py": Example(
         expect=(
             "1. wrong code: locked",
