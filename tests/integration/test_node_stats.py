@@ -17,8 +17,8 @@ import pytest
 
 from joerl import DistributedSystem
 from joerl.gen_server import GenServer, Reply
-from joerl.system import From
 from joerl.pid import Pid
+from joerl.system import From
 from joerl.testing import Probe, node_cluster, wait_until
 
 COOKIE = "stats-test-cookie"
