@@ -155,8 +155,8 @@ class ActorSystem(Processes, BudgetedSends, Timers):
                             mailbox._wake_reader()
                     elif sender == dest:
                         mailbox.put_signal((msg, sender))  # never wait on our own mailbox
-                    else:
-                        mailbox.put((msg, sender))
+                    elif not mailbox.put((msg, sender)):  # its process ended while we waited for room
+                        self.stats.drop(DROP_NOPROC)
                 self._budget -= 1
                 if self._budget <= 0:
                     self._budget = self._budget_rule.spent()  # yields to the hub

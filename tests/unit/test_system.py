@@ -470,3 +470,20 @@ def test_dropped_messages_are_counted(system: ActorSystem) -> None:
     assert stats.dropped_by_reason == {"noproc": 4, "exited": 3}
     assert stats.dropped == 7
     assert "dropped=7" in repr(stats)
+
+
+def test_a_send_waiting_for_room_is_counted_when_its_receiver_ends(system: ActorSystem) -> None:
+    release = Event()
+
+    def full(ctx: ActorContext) -> None:
+        release.wait()  # never reads: its one slot stays taken
+
+    ref = system.spawn_fn(full, mailbox_size=1)
+    system.send(ref.pid, "takes the slot")
+    waiting = gevent.spawn(system.send, ref.pid, "waits for room")
+    wait_until(lambda: len(ref.system.context_of(ref.pid)._mailbox._putters or ()) == 1, timeout=5.0)  # type: ignore[union-attr]
+    system.exit(ref.pid, "kill")
+    waiting.join(5.0)
+    assert waiting.successful()
+    # "takes the slot" was queued when it ended; "waits for room" never got in.
+    assert system.stats.dropped_by_reason == {"exited": 1, "noproc": 1}
