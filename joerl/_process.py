@@ -22,7 +22,7 @@ from ._signals import ExitSignal, Signals, add_link
 from ._stats import DROP_EXITED, DROP_TIMER_CANCELLED, RuntimeStats
 from .actor import DEAD, EXITING, RUNNING, Actor, ActorContext, ActorRef, StopActor
 from .errors import SystemShutdown
-from .mailbox import Mailbox
+from .mailbox import LimitedMailbox, Mailbox
 from .message import KILLED, NORMAL, SHUTDOWN
 from .pid import Pid
 from .registry import Registry
@@ -33,6 +33,17 @@ if TYPE_CHECKING:
     from .timer import TimerRef
 
 log = logging.getLogger("joerl.actor")
+
+
+def check_max_mailbox(limit: int | None) -> int | None:
+    """``limit`` if it is a valid ``max_mailbox`` (an int >= 1, or None).
+
+    Raises:
+        ValueError: it is not.
+    """
+    if limit is not None and (type(limit) is not int or limit < 1):
+        raise ValueError(f"max_mailbox must be a positive int or None, got {limit!r}")
+    return limit
 
 
 class _FnActor:
@@ -63,25 +74,45 @@ class Processes(Signals):
     _timers: set[TimerRef]
     _calls: Pending
     stats: RuntimeStats
+    max_mailbox: int | None
 
-    def spawn(self, actor: Any, *, mailbox_size: int | None = None, name: str | None = None) -> ActorRef:
+    def spawn(
+        self,
+        actor: Any,
+        *,
+        mailbox_size: int | None = None,
+        name: str | None = None,
+        max_mailbox: int | None = None,
+    ) -> ActorRef:
         """Start ``actor`` (an :class:`Actor` instance) in a new process.
 
         Args:
             actor: the Actor instance that will run (one process per instance).
             mailbox_size: bound the mailbox (``send`` then waits while full).
             name: register the process under this name before it runs.
+            max_mailbox: kill the process (reason ``("max_mailbox", N)``, its
+                ``stopped`` hook does not run) once its mailbox holds more than
+                this many messages, as Erlang's ``max_heap_size``; None: the
+                system's :attr:`max_mailbox` (None by default: no limit).
 
         Returns:
             An ActorRef for the new process.
+
+        Raises:
+            ValueError: ``mailbox_size`` or ``max_mailbox`` is not a positive int.
         """
-        return self._spawn(actor, (), mailbox_size, name, None, False)
+        return self._spawn(actor, (), mailbox_size, name, None, False, max_mailbox)
 
     def spawn_fn(
-        self, fn: Callable[..., Any], *args: Any, mailbox_size: int | None = None, name: str | None = None
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        mailbox_size: int | None = None,
+        name: str | None = None,
+        max_mailbox: int | None = None,
     ) -> ActorRef:
-        """Start ``fn(ctx, *args)`` in a new process; it ends when ``fn`` returns."""
-        return self._spawn(fn, args, mailbox_size, name, None, False)
+        """Start ``fn(ctx, *args)`` in a new process; it ends when ``fn`` returns (options as :meth:`spawn`)."""
+        return self._spawn(fn, args, mailbox_size, name, None, False, max_mailbox)
 
     def _spawn(
         self,
@@ -91,6 +122,7 @@ class Processes(Signals):
         name: str | None,
         parent: Pid | None,
         link: bool,
+        max_mailbox: int | None = None,
     ) -> ActorRef:
         if self._closed or self._closing and parent is None:
             raise SystemShutdown(f"actor system {self.name!r} is shut down")
@@ -106,7 +138,12 @@ class Processes(Signals):
         else:
             raise TypeError(f"cannot spawn {actor!r}: expected an Actor instance or a function")
         pid = Pid._unchecked(0, next(self._ids), 0)
-        ctx = ActorContext(self._as_system(), pid, Mailbox(mailbox_size), parent)
+        limit = max_mailbox if max_mailbox is not None else self.max_mailbox
+        if limit is None:
+            mailbox = Mailbox(mailbox_size)
+        else:
+            mailbox = LimitedMailbox(mailbox_size, limit, lambda: self._overflow(pid, limit))
+        ctx = ActorContext(self._as_system(), pid, mailbox, parent)
         ctx._actor = body
         ctx._supervisor = bool(getattr(body, "_joerl_supervisor", False))
         self._procs[pid.id] = ctx
@@ -128,6 +165,13 @@ class Processes(Signals):
         ctx._greenlet = g
         g.start()
         return ActorRef(self._as_system(), pid)
+
+    def _overflow(self, pid: Pid, limit: int) -> None:
+        """``pid``'s mailbox holds more than ``limit`` messages: kill it (``max_mailbox``)."""
+        ctx = self._local(pid)
+        if ctx is not None:
+            log.error("process %s killed: its mailbox holds more than %d messages (max_mailbox)", pid, limit)
+            self._end(ctx, ("max_mailbox", limit), run_stopped=False)
 
     # -- the process body ------------------------------------------------------
 

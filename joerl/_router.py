@@ -101,6 +101,11 @@ class Router(Protocol):
     def is_alive(self, pid: Pid) -> bool:
         """A round trip to ``pid``'s node: is the process running?"""
 
+    def route_try_send(self, sender: Pid | None, to: Pid, msg: Any) -> bool:
+        """:meth:`route_send` unless flow control holds ``to`` back (its bounded
+        mailbox is full and this node has no credit left for it): then False,
+        nothing sent (``try_send`` raises ``MailboxFull``)."""
+
 
 class Inbound(Protocol):
     """What a node applies to the local process table (the runtime implements it).

@@ -208,6 +208,20 @@ class Mailbox:
         if putters:
             self._callback(putters.popleft().switch, _WAKE)
 
+    def on_room(self, hook: Callable[[], None]) -> None:
+        """Call ``hook()`` once, from the hub, when a slot frees or the mailbox closes.
+
+        The hook takes its turn among the blocked writers (first come, first
+        served): a node's flow control waits for room this way, without a
+        greenlet. The hook runs in the hub: it must not block.
+
+        Args:
+            hook: called with no arguments; it may register itself again.
+        """
+        if self._putters is None:
+            self._putters = deque()
+        self._putters.append(_RoomHook(hook))
+
     def close(self) -> None:
         """Drop what is queued and release every blocked writer."""
         self.closed = True
@@ -308,3 +322,65 @@ class Mailbox:
     def messages(self) -> list[Any]:
         """A snapshot of the queued messages (for debugging and tests)."""
         return [_message(queued) for queued in self._q]
+
+
+class _RoomHook:
+    """A :meth:`Mailbox.on_room` hook, waiting among the blocked writers (it quacks like their Waiter)."""
+
+    __slots__ = ("hook",)
+
+    def __init__(self, hook: Callable[[], None]) -> None:
+        self.hook = hook
+
+    def switch(self, value: Any) -> None:
+        self.hook()
+
+
+#: What a LimitedMailbox without a bound holds as its ``_maxsize``: never
+#: reached, it turns the unbounded hot paths (which test ``_maxsize is None``) to ``put``.
+_UNBOUNDED = 1 << 62
+
+
+class LimitedMailbox(Mailbox):
+    """A mailbox whose owner is killed once it holds more than ``limit`` messages (``max_mailbox``).
+
+    Like Erlang's ``max_heap_size`` process flag: past the limit,
+    ``on_overflow()`` runs once (the runtime kills the process with reason
+    ``("max_mailbox", limit)``). Only mailboxes with a limit are of this
+    class, so the plain :class:`Mailbox` hot paths pay nothing for it.
+
+    Args:
+        maxsize: the bound (``mailbox_size``), or None.
+        limit: the most messages it may hold (a positive int).
+        on_overflow: called once, by whoever queued the message past the limit.
+
+    Raises:
+        ValueError: ``limit`` or ``maxsize`` is not a positive int.
+    """
+
+    __slots__ = ("limit", "_bound", "_on_overflow", "_tripped")
+
+    def __init__(self, maxsize: int | None, limit: int, on_overflow: Callable[[], None]) -> None:
+        if type(limit) is not int or limit < 1:
+            raise ValueError(f"max_mailbox must be a positive int or None, got {limit!r}")
+        super().__init__(maxsize)
+        self.limit = limit
+        self._bound = maxsize
+        self._on_overflow = on_overflow
+        self._tripped = False
+        if maxsize is None:
+            self._maxsize = _UNBOUNDED
+
+    @property
+    def maxsize(self) -> int | None:
+        return self._bound
+
+    def full(self) -> bool:
+        return self._bound is not None and len(self._q) >= self._bound
+
+    def put_signal(self, item: tuple[Any, Any]) -> None:
+        """Append ``item`` regardless of the bound; past the limit, ``on_overflow()`` runs once."""
+        super().put_signal(item)
+        if len(self._q) > self.limit and not self._tripped and not self.closed:
+            self._tripped = True
+            self._on_overflow()

@@ -24,7 +24,7 @@ from gevent.event import Event
 
 from ._budget import DEFAULT_SEND_BUDGET, BudgetedSends, SendBudget
 from ._gen import CALL, From, Pending
-from ._process import Processes
+from ._process import Processes, check_max_mailbox
 from ._router import Inbound, RemoteName, Router
 from ._signals import ExitSignal, NodeInbound, add_watcher, remove_watcher
 from ._stats import (
@@ -59,12 +59,17 @@ class ActorSystem(Processes, BudgetedSends, Timers):
             thread, the sending greenlet yields to the hub once, so that no
             loop of sends holds up other greenlets, timers and sockets (see
             :attr:`send_budget`); 0 or None: never yield.
+        max_mailbox: the default ``max_mailbox`` of processes spawned here
+            (:meth:`spawn`; settable later); None (the default): no limit.
 
     Raises:
-        ValueError: ``send_budget`` is not an int >= 0 nor None.
+        ValueError: ``send_budget`` is not an int >= 0 nor None; ``max_mailbox`` not an int >= 1 nor None.
     """
 
-    def __init__(self, name: str = "local", *, send_budget: int | None = DEFAULT_SEND_BUDGET) -> None:
+    def __init__(
+        self, name: str = "local", *, send_budget: int | None = DEFAULT_SEND_BUDGET, max_mailbox: int | None = None
+    ) -> None:
+        self.max_mailbox = check_max_mailbox(max_mailbox)  # (see Processes.spawn)
         self.name = name
         self._hub = get_hub()
         self._budget_rule = SendBudget(self._hub, send_budget)
@@ -186,7 +191,7 @@ class ActorSystem(Processes, BudgetedSends, Timers):
         """Send without waiting.
 
         Raises:
-            MailboxFull: the destination's bounded mailbox is full.
+            MailboxFull: the destination's bounded mailbox is full (another node's: no credit left for it).
         """
         pid = self._resolve(dest)
         if pid.__class__ is RemoteName or pid.node != 0:
@@ -194,7 +199,7 @@ class ActorSystem(Processes, BudgetedSends, Timers):
                 self._node(pid)  # raises here when not distributed
                 self.thread_bridge.submit(self._send_remote, sender, pid, msg)
                 return
-            self._send_remote(sender, pid, msg)
+            self._send_remote(sender, pid, msg, True)
             return
         ctx = self._local(pid)
         if ctx is None:
@@ -202,10 +207,13 @@ class ActorSystem(Processes, BudgetedSends, Timers):
         elif not ctx._mailbox.try_put((msg, sender)):
             raise MailboxFull(pid)
 
-    def _send_remote(self, sender: Pid | None, dest: Pid | RemoteName, msg: Any) -> None:
-        """A message to another node: to one of its pids, or to ``(name, node)``."""
+    def _send_remote(self, sender: Pid | None, dest: Pid | RemoteName, msg: Any, try_only: bool = False) -> None:
+        """A message to another node: to one of its pids, or to ``(name, node)``; ``try_only``: as try_send."""
         if dest.__class__ is RemoteName:
             self._node(dest).route_send_named(sender, dest.name, dest.node, msg)
+        elif try_only:
+            if not self._node(dest).route_try_send(sender, dest, msg):  # type: ignore[arg-type]
+                raise MailboxFull(dest)  # flow control: no credit left for that bounded mailbox
         else:
             self._node(dest).route_send(sender, dest, msg)  # type: ignore[arg-type]
 

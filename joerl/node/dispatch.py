@@ -10,25 +10,44 @@ nodes (its server handed its ``From`` to a process of another node, which
 replied from there) resolves the runtime's own call through
 ``Inbound.reply``. A reply nobody waits for any more is counted in
 ``stats.extra["late_replies"]`` and dropped.
+
+A message for a *bounded* mailbox never blocks the reader: it goes through
+:class:`FlowControl`, the IO half of flow control (the bookkeeping is
+``flow.py``'s, with the protocol): what does not fit waits in the
+destination's queue on this node, credit goes back to the sending nodes as
+the mailbox drains, and at the sending end a greenlet with no credit left
+waits for more. A message for a process that is not alive any more is
+dropped and counted in the system's ``stats`` (``noproc``).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from time import monotonic
 from typing import TYPE_CHECKING, Any, Protocol
 
+from gevent import get_hub, getcurrent
+from gevent.hub import Waiter
+
 from .._gen import CALL, as_call
+from .._stats import DROP_EXITED, DROP_NOPROC
 from ..errors import LinkDown, SerializationError
 from ..message import NOPROC
 from ..pid import SYSTEM_PID, Pid
 from . import protocol as P
+from .flow import ACK, DEFAULT_WINDOW, GONE, GRANT, Credit, Inflow, InLink
 
 if TYPE_CHECKING:
+    from ..mailbox import Mailbox
     from ..system import ActorSystem
     from .connection import Connection
+    from .peers import Peer
     from .routing import Routing
 
-__all__ = ["Dispatch", "SpawnHandler"]
+__all__ = ["Dispatch", "FlowControl", "SpawnHandler"]
+
+_TIMEOUT = object()
 
 log = logging.getLogger("joerl.node")
 
@@ -61,6 +80,10 @@ class Dispatch:
         self._whereis = system.whereis
         self._is_alive = system.is_process_alive
         self._spawns = spawns
+        self._drop = system.stats.drop
+        #: Flow control for bounded mailboxes (both ends); installed as the routing's.
+        self.flow = FlowControl(routing, system.stats.drop)
+        self._arrive = self.flow.arrive
 
     def on_frame(self, conn: Connection, msg: Any) -> None:
         """One control message from ``conn``'s peer (its reader greenlet).
@@ -74,10 +97,15 @@ class Dispatch:
             to = msg[1]
             if to.node == self._node_id and to.creation == self._creation:
                 mailbox = self._mailbox(to.id)
+                msgs = msg[2]
                 if mailbox is not None:
-                    msgs = msg[2]
                     self._stats.received += len(msgs)
-                    mailbox.deliver_all(msgs, msg[0])
+                    if mailbox.maxsize is None:
+                        mailbox.deliver_all(msgs, msg[0])
+                    else:
+                        self._arrive(conn, to, mailbox, msgs, msg[0])
+                else:
+                    self._dead(to, len(msgs))
             else:
                 self._stats.dropped_stale += len(msg[2])
             return
@@ -91,7 +119,12 @@ class Dispatch:
                         if payload.__class__ is tuple and len(payload) == 3 and payload[0] == CALL:
                             payload = as_call(payload)  # (checked inline: a call per message costs)
                         self._stats.received += 1
-                        mailbox.deliver(payload, msg.sender)
+                        if mailbox.maxsize is None:
+                            mailbox.deliver(payload, msg.sender)
+                        else:
+                            self._arrive(conn, to, mailbox, (payload,), msg.sender)
+                    else:
+                        self._dead(to, 1)
                 else:
                     self._stats.dropped_stale += 1
             else:
@@ -111,7 +144,14 @@ class Dispatch:
             if mailbox is not None:
                 payload = as_call(self._codec.decode(msg.payload))
                 self._stats.received += 1
-                mailbox.deliver(payload, msg.sender)
+                if mailbox.maxsize is None:
+                    mailbox.deliver(payload, msg.sender)
+                else:  # (a send to a name is never charged: no credit covers it)
+                    self.flow.arrive_named(routing.glob_pid(pid), mailbox, payload, msg.sender)  # type: ignore[arg-type]
+            else:
+                self._drop(DROP_NOPROC)
+        elif cls is P.Flow:
+            self.flow.on_flow(conn, msg)
         elif cls is P.CallReply:
             ref = routing.local_ref(msg.ref)
             if ref in self._pending:
@@ -169,9 +209,217 @@ class Dispatch:
             )
             self._inbound.down(watcher, ref, pid, reason)
 
+    def _dead(self, to: Pid, n: int) -> None:
+        """``n`` messages for ``to``, a process of this incarnation that is not alive: dropped, counted."""
+        self._drop(DROP_NOPROC, n)
+        self.flow.dead(to)
+
     @staticmethod
     def _answer(conn: Connection, msg: Any) -> None:
         try:
             conn.send(msg)
         except LinkDown:
             pass  # the link is going: its NodeDown tells the rest
+
+
+class FlowControl:
+    """Flow control's IO, both ends (the bookkeeping and protocol: ``flow.py``).
+
+    Receiving end: :meth:`arrive` (the reader greenlet) puts what fits into a
+    bounded mailbox and queues the rest in the destination's
+    :class:`~joerl.node.flow.Inflow`, which waits for room with
+    ``Mailbox.on_room`` (the hook runs in the hub); GRANT and GONE frames go
+    out from the reader or the hub, which never wait on a link.
+
+    Sending end: :meth:`admit` (the routing's send path, in the sending
+    greenlet) charges a message to a destination it holds credit for, and
+    waits while there is none; the hub never waits (it overdraws, as a
+    timer's message goes past a local bound). A GONE, or the loss of the link,
+    releases every waiter.
+
+    Args:
+        routing: the node's routing; this installs itself as ``routing.flow``
+            and shares ``routing.paced``.
+        drop: ``drop(reason, n)``: count dropped messages (the system's stats).
+        window: the credit granted to one link for one bounded destination.
+    """
+
+    def __init__(self, routing: Routing, drop: Callable[[str, int], None], window: int = DEFAULT_WINDOW) -> None:
+        self.window = window
+        self._routing = routing
+        self._paced: dict[int, dict[int, Credit]] = routing.paced
+        self._drop = drop
+        self._hub = get_hub()
+        self._callback = self._hub.loop.run_callback
+        #: Bounded destinations with remote senders: local id -> (its Inflow, its mailbox, its wire pid).
+        self._inflows: dict[int, tuple[Inflow, Mailbox, Pid]] = {}
+        routing.flow = self
+        routing.peer_lost_hooks.append(self._peer_lost)
+
+    def queued(self) -> int:
+        """Messages waiting on this node for room in bounded mailboxes."""
+        return sum(len(entry[0]) for entry in self._inflows.values())
+
+    # -- the receiving end ---------------------------------------------------------------
+
+    def arrive(self, conn: Connection, to: Pid, mailbox: Mailbox, msgs: tuple[Any, ...], sender: Pid | None) -> None:
+        """``msgs`` from ``sender`` on ``conn`` for the bounded mailbox of ``to`` (a wire pid); never waits."""
+        inflow = self._inflow(to, mailbox)
+        if inflow is None:
+            return
+        now, grants = inflow.arrive(conn, msgs, sender, mailbox.maxsize - len(mailbox))  # type: ignore[operator]
+        self._settle(inflow, mailbox, to, now, grants)
+
+    def arrive_named(self, to: Pid, mailbox: Mailbox, msg: Any, sender: Pid | None) -> None:
+        """A message sent to a name: queued with the rest, never charged."""
+        inflow = self._inflow(to, mailbox)
+        if inflow is not None:
+            now = inflow.arrive_uncharged(msg, sender, mailbox.maxsize - len(mailbox))  # type: ignore[operator]
+            self._settle(inflow, mailbox, to, now, [])
+
+    def dead(self, to: Pid) -> None:
+        """A message came for ``to``, which is not alive: end its flow state, if any is left."""
+        entry = self._inflows.get(to.id)
+        if entry is not None:
+            self._ended(to.id, entry[0], entry[2])
+
+    def _inflow(self, to: Pid, mailbox: Mailbox) -> Inflow | None:
+        entry = self._inflows.get(to.id)
+        if entry is None:
+            if mailbox.closed:
+                return None
+            inflow = Inflow(self.window)
+            self._inflows[to.id] = (inflow, mailbox, to)
+            return inflow
+        return entry[0]
+
+    def _settle(
+        self, inflow: Inflow, mailbox: Mailbox, to: Pid, now: list[tuple[Any, Any]], grants: list[tuple[InLink, int]]
+    ) -> None:
+        for pair in now:
+            mailbox.put_signal(pair)  # (within the bound: Inflow counted the room)
+        for acct, n in grants:
+            self._tell(acct.link, P.Flow(to, GRANT, n))
+        if inflow.queue and not inflow.armed:
+            inflow.armed = True
+            mailbox.on_room(lambda: self._room(to, inflow, mailbox))
+
+    def _room(self, to: Pid, inflow: Inflow, mailbox: Mailbox) -> None:
+        """The hub: a slot of ``mailbox`` freed, or it closed."""
+        inflow.armed = False
+        if mailbox.closed:
+            self._ended(to.id, inflow, to)
+            return
+        now, grants = inflow.drain(mailbox.maxsize - len(mailbox))  # type: ignore[operator]
+        self._settle(inflow, mailbox, to, now, grants)
+
+    def _ended(self, local_id: int, inflow: Inflow, to: Pid) -> None:
+        """The destination ended: count what waited for it, release its senders (GONE)."""
+        self._inflows.pop(local_id, None)
+        dropped, told = inflow.close()
+        if dropped:
+            self._drop(DROP_EXITED, dropped)
+        for acct in told:
+            self._tell(acct.link, P.Flow(to, GONE, 0))
+
+    @staticmethod
+    def _tell(conn: Any, msg: P.Flow) -> None:
+        try:
+            conn.send(msg)  # (from the reader or the hub: never waits)
+        except LinkDown:
+            pass  # the link is going: its credit goes with it
+
+    # -- the sending end --------------------------------------------------------------------
+
+    def on_flow(self, conn: Connection, msg: P.Flow) -> None:
+        """A FLOW frame from ``conn``'s peer (its reader greenlet)."""
+        dest = msg.dest
+        if msg.kind == ACK:
+            local = self._routing.local_target(dest)
+            entry = self._inflows.get(local.id) if local is not None else None
+            if entry is not None:
+                entry[0].ack(conn)
+            return
+        if dest.node != conn.peer.node_id:
+            log.debug("ignoring FLOW for %s from %s: not one of its processes", dest, conn.peer_name)
+            return
+        gates = self._paced.get(dest.node)
+        credit = gates.get(dest.id) if gates is not None else None
+        if msg.kind == GRANT:
+            if credit is None or credit.link is not conn:
+                if credit is not None:
+                    self._release(credit)
+                if gates is None:
+                    gates = self._paced[dest.node] = {}
+                gates[dest.id] = Credit(conn, msg.n)
+                self._tell(conn, P.Flow(dest, ACK, 0))  # charged from here on
+            elif credit.grant(msg.n):
+                self._wake(credit)
+        elif credit is not None and gates is not None:  # GONE
+            del gates[dest.id]
+            if not gates:
+                del self._paced[dest.node]
+            self._release(credit)
+
+    def admit(self, conn: Any, to: Pid, timeout: float | None) -> float | None:
+        """Charge a message to ``to`` on ``conn``, waiting for credit (see :class:`~joerl.node.flow.FlowGate`)."""
+        gates = self._paced.get(to.node)
+        credit = gates.get(to.id) if gates is not None else None
+        if credit is None or credit.link is not conn or credit.take():
+            return 0.0
+        if getcurrent() is self._hub:
+            credit.force()  # the hub cannot wait
+            return 0.0
+        start = monotonic()
+        loop = self._hub.loop
+        while True:
+            waiter = Waiter(self._hub)
+            credit.waiters.append(waiter)
+            timer = None
+            if timeout is not None:
+                remaining = start + timeout - monotonic()
+                timer = loop.timer(max(0.0, remaining))
+                timer.start(waiter.switch, _TIMEOUT)
+            try:
+                result = waiter.get()
+            finally:
+                if timer is not None:
+                    timer.close()
+                try:
+                    credit.waiters.remove(waiter)
+                except ValueError:
+                    pass
+            if result is _TIMEOUT:
+                return None
+            if credit.gone or credit.take():
+                return monotonic() - start
+
+    def may_send(self, to: Pid) -> bool:
+        """Whether a message to ``to`` may go now without waiting."""
+        gates = self._paced.get(to.node)
+        credit = gates.get(to.id) if gates is not None else None
+        return credit is None or credit.gone or credit.link.closed or credit.credit > 0
+
+    def _wake(self, credit: Credit) -> None:
+        for waiter in credit.waiters:
+            self._callback(waiter.switch, None)
+
+    def _release(self, credit: Credit) -> None:
+        credit.gone = True
+        self._wake(credit)
+
+    def _peer_lost(self, peer: Peer) -> None:
+        """A link went down: its credit goes at both ends (what it queued here stays queued)."""
+        gates = self._paced.get(peer.node_id)
+        if gates:
+            for dest_id, credit in list(gates.items()):
+                if credit.link.closed:
+                    del gates[dest_id]
+                    self._release(credit)
+            if not gates:
+                del self._paced[peer.node_id]
+        for local_id, (inflow, mailbox, to) in list(self._inflows.items()):
+            for link in [link for link in inflow.links if link.closed]:
+                inflow.forget(link)
+            if mailbox.closed:
+                self._ended(local_id, inflow, to)

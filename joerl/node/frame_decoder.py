@@ -35,6 +35,7 @@ from .messages import (
     OP_DOWN,
     OP_EXIT,
     OP_EXIT2,
+    OP_FLOW,
     OP_LINK,
     OP_MONITOR,
     OP_NAMES,
@@ -54,6 +55,7 @@ from .messages import (
     Down,
     Exit,
     Exit2,
+    Flow,
     Link,
     Message,
     Monitor,
@@ -124,6 +126,12 @@ def _dterms(t: tuple[Any, ...]) -> tuple[Any, ...]:
     return msgs
 
 
+def _duint(x: Any, top: int, what: str) -> int:
+    if not is_uint(x, top):
+        raise _Bad(f"{what} must be an int in 0..{top}, got {_describe(x)}")
+    return x
+
+
 def _dbool(x: Any, what: str) -> bool:
     if type(x) is not bool:
         raise _Bad(f"{what} must be a bool, got {_describe(x)}")
@@ -133,7 +141,7 @@ def _dbool(x: Any, what: str) -> bool:
 _ARITY = {
     OP_SEND: 3, OP_REG_SEND: 4, OP_LINK: 3, OP_UNLINK: 4, OP_UNLINK_ACK: 4, OP_EXIT: 4, OP_EXIT2: 4,
     OP_MONITOR: 4, OP_DEMONITOR: 4, OP_DOWN: 5, OP_SPAWN_REQUEST: 7, OP_SPAWN_REPLY: 4,
-    OP_ALIVE_REQUEST: 3, OP_ALIVE_REPLY: 3, OP_CALL_REPLY: 3, OP_SEND_TERMS: 3,
+    OP_ALIVE_REQUEST: 3, OP_ALIVE_REPLY: 3, OP_CALL_REPLY: 3, OP_SEND_TERMS: 3, OP_FLOW: 4,
 }  # fmt: skip
 
 
@@ -196,6 +204,7 @@ class FrameDecoder:
             OP_ALIVE_REPLY: lambda t: AliveReply(_dref(t[1]), _dbool(t[2], "alive")),
             OP_CALL_REPLY: lambda t: CallReply(_dref(t[1]), _dbytes(t[2], "payload")),
             OP_SEND_TERMS: lambda t: SendTerms(*self._route(t[1]), _dterms(t)),
+            OP_FLOW: lambda t: Flow(self._pid(t[1], "dest"), _duint(t[2], 2, "kind"), _duint(t[3], U32, "n")),
         }  # fmt: skip
 
     def buffered(self) -> int:

@@ -39,6 +39,7 @@ from .messages import (
     OP_DOWN,
     OP_EXIT,
     OP_EXIT2,
+    OP_FLOW,
     OP_LINK,
     OP_MONITOR,
     OP_REG_SEND,
@@ -49,6 +50,7 @@ from .messages import (
     OP_UNLINK,
     OP_UNLINK_ACK,
     TERM_SCALARS,
+    U32,
     U64,
     AliveReply,
     AliveRequest,
@@ -57,6 +59,7 @@ from .messages import (
     Down,
     Exit,
     Exit2,
+    Flow,
     Link,
     Message,
     Monitor,
@@ -152,6 +155,12 @@ def _eid(i: Any) -> int:
     return i
 
 
+def _eflow(i: Any, top: int, what: str) -> int:
+    if not is_uint(i, top):
+        raise _Bad(f"FLOW {what} must be an int in 0..{top}, got {_describe(i)}")
+    return i
+
+
 # The fields of each message but SEND (FrameEncoder.send builds SEND by hand).
 _BODY: dict[type, Callable[[Any], tuple[Any, ...]]] = {
     RegSend: lambda m: (
@@ -178,6 +187,7 @@ _BODY: dict[type, Callable[[Any], tuple[Any, ...]]] = {
     AliveRequest: lambda m: (OP_ALIVE_REQUEST, _eref(m.ref), _epid(m.pid, "pid")),
     AliveReply: lambda m: (OP_ALIVE_REPLY, _eref(m.ref), _ebool(m.alive, "alive")),
     CallReply: lambda m: (OP_CALL_REPLY, _eref(m.ref), _ebytes(m.payload, "payload")),
+    Flow: lambda m: (OP_FLOW, _epid(m.dest, "dest"), _eflow(m.kind, 2, "kind"), _eflow(m.n, U32, "n")),
 }  # fmt: skip
 
 

@@ -21,6 +21,7 @@ the ``op`` codes and what each message carries::
     14  ALIVE_REPLY     ref, alive: bool
     15  CALL_REPLY      ref, payload: bin
     16  SEND_TERMS      route: bin, msg: plain term, msg, ...
+    17  FLOW            dest: pid, kind: u8 (0 grant, 1 ack, 2 gone), n: u32   (flow control, ``flow.py``)
 
 A pid or ref is ``[node:u32, id:u64, creation:u32]`` with node != 0; a
 *plain term* (SEND_TERMS) is a str, bin, int, float, bool or nil, or a flat
@@ -46,6 +47,7 @@ __all__ = [
     "Down",
     "Exit",
     "Exit2",
+    "Flow",
     "Link",
     "MAX_MESSAGES_PER_FRAME",
     "MAX_TERMS_BYTES",
@@ -94,6 +96,7 @@ OP_ALIVE_REQUEST = 13
 OP_ALIVE_REPLY = 14
 OP_CALL_REPLY = 15
 OP_SEND_TERMS = 16
+OP_FLOW = 17
 
 #: The most items a plain term's tuple may hold (SEND_TERMS); longer ones take SEND.
 MAX_TERM_ITEMS = 32
@@ -235,6 +238,14 @@ class CallReply(NamedTuple):
     payload: bytes
 
 
+class Flow(NamedTuple):
+    """FLOW: flow control for the bounded process ``dest`` (``kind``: 0 grant ``n`` credit, 1 ack, 2 gone)."""
+
+    dest: Pid
+    kind: int
+    n: int = 0
+
+
 class Tick(NamedTuple):
     """A tick: the zero-length frame an idle link sends. Never decoded as a message."""
 
@@ -256,6 +267,7 @@ Message = (
     | AliveRequest
     | AliveReply
     | CallReply
+    | Flow
 )  # fmt: skip
 
 
@@ -264,7 +276,7 @@ OP_NAMES = {
     OP_UNLINK_ACK: "UNLINK_ACK", OP_EXIT: "EXIT", OP_EXIT2: "EXIT2", OP_MONITOR: "MONITOR",
     OP_DEMONITOR: "DEMONITOR", OP_DOWN: "DOWN", OP_SPAWN_REQUEST: "SPAWN_REQUEST",
     OP_SPAWN_REPLY: "SPAWN_REPLY", OP_ALIVE_REQUEST: "ALIVE_REQUEST", OP_ALIVE_REPLY: "ALIVE_REPLY",
-    OP_CALL_REPLY: "CALL_REPLY", OP_SEND_TERMS: "SEND_TERMS",
+    OP_CALL_REPLY: "CALL_REPLY", OP_SEND_TERMS: "SEND_TERMS", OP_FLOW: "FLOW",
 }  # fmt: skip
 """Each op code's name, for error messages."""
 

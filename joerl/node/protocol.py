@@ -114,7 +114,25 @@ op    message         fields after op
 14    ALIVE_REPLY     ref, alive: bool
 15    CALL_REPLY      ref, payload: bin
 16    SEND_TERMS      route: bin, msg: plain term, msg, ... (see above)
+17    FLOW            dest: pid, kind: u8, n: u32 (flow control, see below)
 ====  ==============  =====================================================
+
+FLOW is credit-based flow control for messages to a *bounded* mailbox
+(``joerl/node/flow.py``); ``dest`` is the bounded process, named as its own
+node names it. ``kind`` 0 GRANT (receiver to sender): ``n`` more messages
+to ``dest`` may go; the first GRANT for a ``dest`` on a link declares it
+bounded. ``kind`` 1 ACK (sender to receiver, ``n`` 0): every SEND and
+SEND_TERMS message of the sender to ``dest`` after this frame is charged one
+credit (those before it were sent before the sender knew of the bound).
+``kind`` 2 GONE (receiver to sender, ``n`` 0): ``dest`` ended, forget its
+credit. A sender with no credit left for ``dest`` holds further messages to
+it back (the sending greenlet waits); the receiver never stops reading the
+link: what does not fit the mailbox waits in a queue on the receiving node,
+and a charged message earns its credit back once it is in the mailbox, so a
+link's charged messages waiting there never exceed the grant (the window,
+64 by default). REG_SEND is never charged. Credit lives and dies with the
+link. A peer that never ACKs is never charged (nothing is lost: its
+messages queue all the same).
 
 Errors: a peer breaking the handshake raises :class:`HandshakeProtocolError`
 (both a ``HandshakeError`` and a ``RemoteProtocolError``); a refusal raises
@@ -187,6 +205,7 @@ from .messages import (
     OP_DOWN,
     OP_EXIT,
     OP_EXIT2,
+    OP_FLOW,
     OP_LINK,
     OP_MONITOR,
     OP_REG_SEND,
@@ -204,6 +223,7 @@ from .messages import (
     Down,
     Exit,
     Exit2,
+    Flow,
     Link,
     Message,
     Monitor,
@@ -242,6 +262,7 @@ __all__ = [
     "FLAG_SEND_TERMS",
     "FLAG_SPAWN",
     "FLAG_UNLINK_ACK",
+    "Flow",
     "FrameDecoder",
     "FrameEncoder",
     "FrameError",
@@ -271,6 +292,7 @@ __all__ = [
     "OP_DOWN",
     "OP_EXIT",
     "OP_EXIT2",
+    "OP_FLOW",
     "OP_LINK",
     "OP_MONITOR",
     "OP_REG_SEND",

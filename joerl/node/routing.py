@@ -37,6 +37,7 @@ from ..message import NOCONNECTION, NOPROC, ExceptionReason
 from ..pid import SYSTEM_PID, Pid, Ref
 from ..serialization import Codec, Limits, MessageRegistry
 from . import protocol as P
+from .flow import FlowGate, NoFlow
 
 if TYPE_CHECKING:
     from ..system import ActorSystem
@@ -107,6 +108,11 @@ class Routing:
         self.outbox: Outbox = _Unwired()
         #: Called with a peer whose link or dial is lost, after its waits failed (remote spawn's bookkeeping).
         self.peer_lost_hooks: list[Callable[[Peer], None]] = []
+        #: Flow control (``dispatch.py``, ``flow.py``): the bounded destinations
+        #: this node holds credit for, ``{node_id: {pid id: Credit}}`` (empty: every send is free).
+        self.paced: dict[int, dict[int, Any]] = {}
+        #: Set by the node's dispatch: waits for credit (:class:`FlowGate`).
+        self.flow: FlowGate = NoFlow()
         self.codec = Codec(
             registry,
             encode_pid=self.glob_pid,
@@ -221,6 +227,9 @@ class Routing:
                     self.codec.encode(msg)  # NotSerializable all the same
                     self.stats.dropped_stale += 1
                     return
+                paced = self.paced
+                if paced and to.node in paced:  # flow control: maybe a bounded destination
+                    self.flow.admit(conn, to, None)
                 self.stats.sent += 1
                 try:
                     # A plain term (("ping", 7)) travels as itself, skipping the
@@ -232,6 +241,14 @@ class Routing:
                     self.stats.dropped_unreachable += 1
                 return
         self.route(to.node, P.Send(self.glob_opt(sender), to, self.codec.encode(msg)))
+
+    def route_try_send(self, sender: Pid | None, to: Pid, msg: Any) -> bool:
+        """:meth:`route_send` unless flow control holds ``to`` back: then False, nothing sent."""
+        paced = self.paced
+        if paced and to.node in paced and not self.flow.may_send(to):
+            return False
+        self.route_send(sender, to, msg)
+        return True
 
     def route_send_named(self, sender: Pid | None, name: str, node: str, msg: Any) -> None:
         payload = self.codec.encode(msg)
@@ -302,9 +319,16 @@ class Routing:
             request_msg = P.Send(self.glob_opt(caller), target, payload)
         waiter = self.pending.add(ref)
         peer.calls.add(ref)
+        left = timeout
         try:
             conn = peer.conn
             if conn is not None:
+                if self.paced and target.__class__ is Pid and target.node in self.paced:
+                    waited = self.flow.admit(conn, target, timeout)  # flow control: a bounded server
+                    if waited is None:
+                        raise CallTimeout(shown, timeout)  # type: ignore[arg-type]
+                    if timeout is not None:
+                        left = timeout - waited
                 # Both frames in one write: the server's node wakes up once per call.
                 try:
                     conn.send_frame(conn.encoder.encode(monitor) + conn.encoder.encode(request_msg))
@@ -314,7 +338,7 @@ class Routing:
             else:
                 self.outbox.enqueue(peer, monitor)
                 self.outbox.enqueue(peer, request_msg)
-            result = self.pending.wait(waiter, ref, timeout)
+            result = self.pending.wait(waiter, ref, left)
         finally:
             self.pending.discard(ref)
             peer.calls.discard(ref)
