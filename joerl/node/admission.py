@@ -8,8 +8,10 @@ lock every legitimate peer out. So:
   link) costs nothing, so any number of peers may mesh from one address;
 * each source address has its own bound of unfinished handshakes
   (``max_per_address``) and its own rate of new connections
-  (``rate_per_address``, a :class:`~joerl.ratelimit.KeyedBuckets`): a flood
-  from one address exhausts that address only;
+  (``rate_per_address``, a :class:`~joerl.ratelimit.KeyedBuckets`), spent
+  only by connections that arrive while that address has handshakes
+  unfinished: a flood from one address exhausts that address only, and
+  nodes that link one after another (however fast) spend nothing;
 * all addresses together have a generous bound (``max_total``); past it (or
   past an address's own bound) the *oldest silent* handshake is evicted to
   make room: the oldest that has sent nothing yet, else the oldest unfinished.
@@ -58,8 +60,9 @@ class Admission:
             the oldest silent one is evicted).
         max_per_address: unfinished handshakes from one address at once
             (past it, that address's oldest silent one is evicted).
-        rate_per_address: new connections per second from one address (in
-            bursts of ``max(rate_per_address, max_per_address)``); more are refused.
+        rate_per_address: new connections per second from one address while
+            it has handshakes unfinished (in bursts of
+            ``max(rate_per_address, max_per_address)``); more are refused.
         clock: monotonic seconds.
 
     Raises:
@@ -106,10 +109,10 @@ class Admission:
             Its :class:`Ticket` (give it back to :meth:`done`), or None when
             ``host`` is over its connection rate (close it at once).
         """
-        if not self._rate.take(host):
+        mine = self._by_host.get(host)
+        if mine and not self._rate.take(host):
             self.refused += 1
             return None
-        mine = self._by_host.get(host)
         if mine is not None and len(mine) >= self.max_per_address:
             self._evict(_oldest_silent(mine))
         if len(self._open) >= self.max_total:

@@ -134,6 +134,8 @@ class Links:
             return
         if self.closed:
             return
+        if self._peers.get(peer.name) is not peer:  # forgotten meanwhile (the node went): dial afresh
+            peer = self._peers.peer(peer.name)
         if not peer.pending and peer.connecting is None and monotonic() < peer.next_attempt:
             stats.dropped_unreachable += is_message(msg)
             self._routing.fail_unreachable(msg, peer.node_id)

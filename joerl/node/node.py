@@ -83,8 +83,9 @@ class DistributedSystem:
             once; past it the oldest silent one is evicted (finished ones, the
             links, do not count).
         max_connections_per_second: inbound connections accepted per second
-            from one source address (in bursts of as many, or of
-            ``max_handshakes_per_address`` if more); more are closed at once.
+            from one source address while it has handshakes unfinished (in
+            bursts of as many, or of ``max_handshakes_per_address`` if more);
+            more are closed at once.
         max_handshakes_per_address: unfinished inbound handshakes from one
             source address at once; past it that address's oldest silent one
             is evicted.

@@ -6,7 +6,10 @@ order), ``up`` (a link open for direct sends) or ``backing_off`` (the last
 dial failed; sends fail at once until ``next_attempt``). :class:`PeerTable`
 finds peers by name and by node id (a pid names its node by id only), refuses
 two names with one id, and asks the port mapper for the name behind an
-unknown id. :class:`NodeWatchers` holds who gets ``NodeUp``/``NodeDown``.
+unknown id. It forgets peers that are gone (no link, no dial, nothing queued
+or waiting on them, their back-off window passed) whenever it has doubled in
+size since it last did (and holds at least ``SWEEP_FLOOR``), so that memory
+stays bounded however many nodes come and go, at an amortized O(1) per peer. :class:`NodeWatchers` holds who gets ``NodeUp``/``NodeDown``.
 Nothing here does IO but that one port-mapper query.
 """
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
+from time import monotonic
 from typing import TYPE_CHECKING, Any
 
 from gevent import get_hub, getcurrent
@@ -29,9 +33,14 @@ if TYPE_CHECKING:
     from .._router import Inbound
     from .connection import Connection
 
-__all__ = ["IDLE", "DIALING", "UP", "BACKING_OFF", "NodeWatchers", "Peer", "PeerTable"]
+__all__ = ["IDLE", "DIALING", "UP", "BACKING_OFF", "SWEEP_FLOOR", "NodeWatchers", "Peer", "PeerTable"]
 
 log = logging.getLogger("joerl.node")
+
+#: The least table size at which unused peers are swept out.
+SWEEP_FLOOR = 64
+#: Names of nodes kept by id for :meth:`PeerTable.name_of` (the oldest go first).
+MAX_NAMES = 1024
 
 IDLE = "idle"
 DIALING = "dialing"
@@ -106,6 +115,18 @@ class Peer:
         self.up = Event()
         self.next_attempt = 0.0
 
+    def unused(self, now: float) -> bool:
+        """True when nothing needs this peer at ``now``: idle, nothing queued, nothing waiting."""
+        return (
+            self.link is None
+            and self.connecting is None
+            and not self.pending
+            and not self.calls
+            and not self.flushing
+            and not self.handshaking
+            and now >= self.next_attempt
+        )
+
     def dial_failed(self, now: float, error: str) -> list[Any]:
         """A dial failed at ``now``: back off; returns the queued messages, now dropped."""
         self.next_attempt = now + self.backoff.delay()
@@ -132,6 +153,10 @@ class PeerTable:
         self._by_name: dict[str, Peer] = {}
         #: Peers by node id (read directly on the send hot path; never write to it).
         self.by_id: dict[int, Peer] = {}
+        #: The names of nodes known lately, by id (forgotten peers' too), bounded.
+        self._names: dict[int, str] = {}
+        #: The table's size at which unused peers are next swept out (amortized O(1) per new peer).
+        self._sweep_at = SWEEP_FLOOR
         self._hub = get_hub()
 
     def __getitem__(self, name: str) -> Peer:
@@ -164,7 +189,13 @@ class PeerTable:
             if name == self.own_name:
                 raise DistributionError(f"{name!r} is this node")
             check_name(name)
+            if len(self._by_name) >= self._sweep_at:
+                self.sweep(monotonic())
+                self._sweep_at = max(SWEEP_FLOOR, 2 * len(self._by_name))
             peer = self._by_name[name] = Peer(name)
+            if len(self._names) >= MAX_NAMES:
+                del self._names[next(iter(self._names))]
+            self._names[peer.node_id] = name
             other = self.by_id.get(peer.node_id)
             if other is None and peer.node_id != self.own_id:
                 self.by_id[peer.node_id] = peer
@@ -177,6 +208,26 @@ class PeerTable:
                     name,
                 )
         return peer
+
+    def forget(self, peer: Peer, now: float) -> bool:
+        """Drop ``peer`` from the table if nothing needs it (:meth:`Peer.unused`).
+
+        A send to that node later makes a new peer and dials it afresh, as
+        for a node never seen.
+
+        Returns:
+            True if it was forgotten.
+        """
+        if self._by_name.get(peer.name) is not peer or not peer.unused(now):
+            return False
+        del self._by_name[peer.name]
+        if self.by_id.get(peer.node_id) is peer:
+            del self.by_id[peer.node_id]
+        return True
+
+    def sweep(self, now: float) -> int:
+        """Forget every peer that nothing needs (see :meth:`forget`); how many went."""
+        return sum(self.forget(peer, now) for peer in list(self._by_name.values()))
 
     def collision(self, name: str, node_id: int) -> str | None:
         """Why node ``name`` announcing ``node_id`` must be refused (another node has that id), or None."""
@@ -207,9 +258,9 @@ class PeerTable:
         return None
 
     def name_of(self, node_id: int) -> str | None:
-        """The name of the known peer with ``node_id`` (no port-mapper query)."""
+        """The name of the node with ``node_id``, if known lately (no port-mapper query)."""
         peer = self.by_id.get(node_id)
-        return peer.name if peer is not None else None
+        return peer.name if peer is not None else self._names.get(node_id)
 
     def connected(self) -> list[str]:
         """The names of the peers with a link open for sends, sorted."""

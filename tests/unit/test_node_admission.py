@@ -57,12 +57,16 @@ def test_past_the_global_bound_the_oldest_silent_handshake_of_any_address_goes()
     assert adm.evictions == 1
 
 
-def test_the_rate_is_per_address() -> None:
+def test_the_rate_is_per_address_and_spent_only_while_handshakes_are_unfinished() -> None:
     clock = FakeClock()
-    adm = Admission(max_total=1000, max_per_address=5, rate_per_address=5, clock=clock)
+    adm = Admission(max_total=1000, max_per_address=3, rate_per_address=3, clock=clock)
     ev = Evictions()
-    for _ in range(5):
+    for _ in range(100):  # one after another, each finished: nothing spent
         adm.done(admit(adm, "10.0.0.1", ev, "ok"))
+    admit(adm, "10.0.0.1", ev, "first")  # none unfinished before it: free
+    for _ in range(3):  # three tokens: the third evicts the silent first one
+        adm.heard(admit(adm, "10.0.0.1", ev, "burst"))
+    assert ev.order == ["first"]
     assert adm.admit("10.0.0.1", ev.of("no")) is None  # type: ignore[arg-type]
     assert adm.refused == 1
     assert adm.admit("10.0.0.2", ev.of("fine")) is not None  # type: ignore[arg-type]

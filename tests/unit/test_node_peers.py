@@ -10,7 +10,7 @@ import pytest
 from joerl.errors import DistributionError
 from joerl.message import NodeUp
 from joerl.node.config import node_id_of
-from joerl.node.peers import BACKING_OFF, DIALING, IDLE, UP, NodeWatchers, Peer, PeerTable
+from joerl.node.peers import BACKING_OFF, DIALING, IDLE, SWEEP_FLOOR, UP, NodeWatchers, Peer, PeerTable
 from joerl.pid import Pid
 
 
@@ -64,6 +64,55 @@ def test_a_failed_dial_backs_off_and_drops_the_queue() -> None:
     assert peer.next_attempt - 200.0 >= first, "the back-off grows"
     peer.link_lost()
     assert peer.state(0.0) == IDLE
+
+
+def test_a_peer_is_unused_only_when_nothing_needs_it() -> None:
+    peer = Peer("b")
+    assert peer.unused(0.0)
+    for attr, value in [
+        ("link", _FakeLink()),
+        ("connecting", object()),
+        ("pending", ["m"]),
+        ("flushing", True),
+        ("handshaking", True),
+    ]:
+        old = getattr(peer, attr)
+        setattr(peer, attr, value)
+        assert not peer.unused(0.0), attr
+        setattr(peer, attr, old)
+    peer.calls.add(object())  # type: ignore[arg-type]
+    assert not peer.unused(0.0)
+    peer.calls.clear()
+    peer.dial_failed(100.0, "refused")
+    assert not peer.unused(100.0), "still backing off"
+    assert peer.unused(peer.next_attempt)
+
+
+def test_a_forgotten_peer_leaves_both_indexes_and_its_name_is_still_known() -> None:
+    peers = table()
+    b = peers.peer("b")
+    assert peers.forget(b, 0.0)
+    assert "b" not in peers and b.node_id not in peers.by_id and len(peers) == 0
+    assert peers.name_of(b.node_id) == "b"  # (node_of a pid of a departed node)
+    assert not peers.forget(b, 0.0), "forgotten once"
+    again = peers.peer("b")
+    assert again is not b and peers.by_id[b.node_id] is again
+    again.pending.append("m")
+    assert not peers.forget(again, 0.0) and peers["b"] is again
+
+
+def test_the_table_stays_bounded_as_nodes_come_and_go() -> None:
+    peers = table()
+    busy = peers.peer("busy")
+    busy.link = _FakeLink()  # type: ignore[assignment]
+    backing_off = peers.peer("backing-off")
+    backing_off.next_attempt = float("inf")
+    sizes = []
+    for i in range(10_000):
+        peers.peer(f"gone{i}")  # each used once, then nothing needs it
+        sizes.append(len(peers))
+    assert max(sizes) <= 2 * SWEEP_FLOOR + 2
+    assert peers["busy"] is busy and peers["backing-off"] is backing_off, "a peer in use is kept"
 
 
 def test_peers_are_found_by_name_and_by_id() -> None:
