@@ -59,7 +59,9 @@ def main() -> None:
         system.send_after(0.2, "reminders", "reminder sent to a name")
         hb.join(5)
         rem.join(5)
-        pending = system.send_after(60, hb.pid, "never")
+        # A timer to a name is kept (whoever holds the name when it fires gets it);
+        # one to a pid would have been cancelled already: that process has ended.
+        pending = system.send_after(60, "reminders", "never")
         print(f"{stamp()} a 60 s timer is pending: {pending.active}")
     print(f"{stamp()} after shutdown the pending timer is active: {pending.active}")
 
