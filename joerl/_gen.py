@@ -12,12 +12,19 @@ through the same table.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from gevent import get_hub
+from gevent.event import AsyncResult
 from gevent.hub import Waiter
 
+from .errors import NameTaken, StartError
+from .message import KILL
 from .pid import Pid, Ref
+
+if TYPE_CHECKING:
+    from .actor import ActorContext
+    from .system import ActorSystem
 
 #: The tag of a call: ``(CALL, From, request)``.
 CALL = "$gen_call"
@@ -145,3 +152,78 @@ class Pending:
             return False
         self._hub.loop.run_callback(waiter.switch, value)
         return True
+
+
+def start_and_wait(
+    system: ActorSystem,
+    parent: ActorContext | None,
+    actor: Any,
+    set_boot: Callable[[Any], None],
+    args: Any,
+    name: str | None,
+    mailbox_size: int | None,
+    timeout: float | None,
+) -> Pid:
+    """Start a behaviour's process and return once its ``init`` is done (OTP's ``gen:start``).
+
+    ``set_boot((args, done, parent_pid))`` hands the behaviour what its
+    process needs to run ``init``; the process sets ``done`` to None when
+    ``init`` succeeded or to ``(reason,)`` when it failed. The process is
+    monitored meanwhile, so a death before ``done`` fails the start too.
+
+    Args:
+        system: where to spawn.
+        parent: link the process to this actor from the first moment (start_link).
+        actor: the behaviour instance to run.
+        set_boot: stores the boot tuple on ``actor`` (None clears it).
+        args: passed to ``init``.
+        name: register the process under this name before ``init`` runs.
+        mailbox_size: bound its mailbox.
+        timeout: seconds ``init`` may take; then the process is killed.
+
+    Returns:
+        The new process's pid.
+
+    Raises:
+        StartError: ``init`` failed (``reason``, chained when an exception),
+            the name is taken (``("already_started", pid)``), the process died
+            while starting, or ``init`` overran ``timeout`` (``"timeout"``). No
+            process is left behind.
+    """
+    done = AsyncResult()
+    set_boot((args, done, parent.pid if parent is not None else None))
+    try:
+        if parent is None:
+            ref = system.spawn(actor, mailbox_size=mailbox_size, name=name)
+        else:
+            ref = parent.spawn_link(actor, mailbox_size=mailbox_size, name=name)
+    except NameTaken as exc:
+        set_boot(None)
+        raise StartError(("already_started", exc.owner)) from exc
+    except BaseException:
+        set_boot(None)
+        raise
+    pid = ref.pid
+
+    def on_down(_ref: Any, _pid: Pid, reason: Any) -> None:
+        if not done.ready():
+            done.set((reason,))
+
+    mref = system.monitor_callback(pid, on_down)
+    try:
+        done.wait(timeout)
+    finally:
+        system.demonitor_callback(mref, pid)
+    if not done.ready():
+        if parent is not None:
+            parent.unlink(pid)
+        system.exit(pid, KILL)
+        system.join(pid, 5.0)
+        raise StartError("timeout")
+    failed = done.value
+    if failed is not None:
+        reason = failed[0]
+        if isinstance(reason, BaseException):
+            raise StartError(reason) from reason
+        raise StartError(reason)
+    return pid

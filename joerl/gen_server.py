@@ -29,11 +29,11 @@ from gevent.event import AsyncResult
 from ._gen import CALL as _CALL
 from ._gen import CAST as _CAST
 from ._gen import STOP as _STOP
-from ._gen import From
+from ._gen import From, start_and_wait
 from ._stats import DROP_UNREGISTERED
 from .actor import Actor, ActorContext, ActorRef, StopActor
-from .errors import CallError, NameTaken, NotRegistered, StartError
-from .message import KILL, NORMAL, Exit
+from .errors import CallError, NotRegistered
+from .message import NORMAL, Exit
 from .pid import Pid
 from .system import ActorSystem
 from .timer import TimerRef
@@ -385,42 +385,16 @@ def _start(
     old = server.ctx
     if old is not None and old.system.is_process_alive(old.pid):
         raise ValueError(f"{server!r} is already running as {old.pid}; start a new instance")
-    done = AsyncResult()
-    server._GenServer__boot = (args, done, parent.pid if parent is not None else None)  # type: ignore[attr-defined]
-    try:
-        if parent is None:
-            ref = system.spawn(server, mailbox_size=mailbox_size, name=name)
-        else:
-            ref = parent.spawn_link(server, mailbox_size=mailbox_size, name=name)
-    except NameTaken as exc:
-        server._GenServer__boot = None  # type: ignore[attr-defined]
-        raise StartError(("already_started", exc.owner)) from exc
-    except BaseException:
-        server._GenServer__boot = None  # type: ignore[attr-defined]
-        raise
-    pid = ref.pid
-
-    def on_down(_ref: Any, _pid: Pid, reason: Any) -> None:
-        if not done.ready():
-            done.set((reason,))
-
-    mref = system.monitor_callback(pid, on_down)
-    try:
-        done.wait(timeout)
-    finally:
-        system.demonitor_callback(mref, pid)
-    if not done.ready():
-        if parent is not None:
-            parent.unlink(pid)
-        system.exit(pid, KILL)
-        system.join(pid, 5.0)
-        raise StartError("timeout")
-    failed = done.value
-    if failed is not None:
-        reason = failed[0]
-        if isinstance(reason, BaseException):
-            raise StartError(reason) from reason
-        raise StartError(reason)
+    pid = start_and_wait(
+        system,
+        parent,
+        server,
+        lambda boot: setattr(server, "_GenServer__boot", boot),
+        args,
+        name,
+        mailbox_size,
+        timeout,
+    )
     return GenServerRef(system, pid)
 
 

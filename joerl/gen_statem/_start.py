@@ -9,12 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from gevent import getcurrent
-from gevent.event import AsyncResult
 
-from .._gen import CAST, STOP, From
+from .._gen import CAST, STOP, From, start_and_wait
 from ..actor import ActorContext, ActorRef
-from ..errors import CallError, NameTaken, NotRegistered, StartError
-from ..message import KILL, NORMAL
+from ..errors import CallError, NotRegistered
+from ..message import NORMAL
 from ..pid import Pid
 from ..system import ActorSystem
 from ._machine import GenStatem
@@ -149,42 +148,16 @@ def _start(
     old = machine.ctx
     if old is not None and old.system.is_process_alive(old.pid):
         raise ValueError(f"{machine!r} is already running as {old.pid}; start a new instance")
-    done = AsyncResult()
-    machine._gen_statem_boot = (args, done, parent.pid if parent is not None else None)
-    try:
-        if parent is None:
-            ref = system.spawn(machine, mailbox_size=mailbox_size, name=name)
-        else:
-            ref = parent.spawn_link(machine, mailbox_size=mailbox_size, name=name)
-    except NameTaken as exc:
-        machine._gen_statem_boot = None
-        raise StartError(("already_started", exc.owner)) from exc
-    except BaseException:
-        machine._gen_statem_boot = None
-        raise
-    pid = ref.pid
-
-    def on_down(_ref: Any, _pid: Pid, reason: Any) -> None:
-        if not done.ready():
-            done.set((reason,))
-
-    mref = system.monitor_callback(pid, on_down)
-    try:
-        done.wait(timeout)
-    finally:
-        system.demonitor_callback(mref, pid)
-    if not done.ready():
-        if parent is not None:
-            parent.unlink(pid)
-        system.exit(pid, KILL)
-        system.join(pid, 5.0)
-        raise StartError("timeout")
-    failed = done.value
-    if failed is not None:
-        reason = failed[0]
-        if isinstance(reason, BaseException):
-            raise StartError(reason) from reason
-        raise StartError(reason)
+    pid = start_and_wait(
+        system,
+        parent,
+        machine,
+        lambda boot: setattr(machine, "_gen_statem_boot", boot),
+        args,
+        name,
+        mailbox_size,
+        timeout,
+    )
     return GenStatemRef(system, pid, machine)
 
 
