@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Collection, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -315,3 +315,18 @@ class ChildInfo(NamedTuple):
     id: Hashable
     pid: Pid | None  # None: not running
     type: str
+
+
+def children_info(children: Iterable[Any]) -> list[ChildInfo]:
+    """The ``which_children`` answer for children with ``spec`` and ``pid`` (either kind of supervisor)."""
+    return [ChildInfo(c.spec.id, c.pid, c.spec.type) for c in children]
+
+
+def children_counts(children: Collection[Any]) -> dict[str, int]:
+    """The ``count_children`` answer (OTP's specs, active, supervisors, workers)."""
+    return {
+        "specs": len(children),
+        "active": sum(1 for c in children if c.pid is not None),
+        "supervisors": sum(1 for c in children if c.spec.type == SUPERVISOR),
+        "workers": sum(1 for c in children if c.spec.type == WORKER),
+    }

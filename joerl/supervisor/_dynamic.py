@@ -27,7 +27,15 @@ from ..actor import ActorContext, ActorRef
 from ..errors import ReceiveTimeout
 from ..message import KILL, SHUTDOWN, Down, Exit, format_reason, is_normal
 from ..pid import SYSTEM_PID, Pid
-from ._child import BRUTAL_KILL, IGNORE, SUPERVISOR, TEMPORARY, TRANSIENT, WORKER, ChildInfo, ChildSpec
+from ._child import (
+    BRUTAL_KILL,
+    IGNORE,
+    TEMPORARY,
+    TRANSIENT,
+    ChildSpec,
+    children_counts,
+    children_info,
+)
 from ._intensity import RestartWindow, check_intensity
 from ._start import READY, StartsReady
 
@@ -245,19 +253,10 @@ class DynamicSupervisor(StartsReady):
         return ("error", "bad_request", ("a dynamic supervisor's children are named by pid: use terminate_child",))
 
     def _call_which_children(self, ctx: ActorContext) -> _Reply:
-        return ("ok", [ChildInfo(c.spec.id, c.pid, c.spec.type) for c in self._children.values()])
+        return ("ok", children_info(self._children.values()))
 
     def _call_count_children(self, ctx: ActorContext) -> _Reply:
-        children = self._children.values()
-        return (
-            "ok",
-            {
-                "specs": len(children),
-                "active": sum(1 for c in children if c.pid is not None),
-                "supervisors": sum(1 for c in children if c.spec.type == SUPERVISOR),
-                "workers": sum(1 for c in children if c.spec.type == WORKER),
-            },
-        )
+        return ("ok", children_counts(self._children.values()))
 
 
 DynamicSupervisor.CALLS.update(

@@ -18,14 +18,13 @@ from ..pid import SYSTEM_PID, Pid
 from ._child import (
     BRUTAL_KILL,
     IGNORE,
-    SUPERVISOR,
     TEMPORARY,
     TRANSIENT,
-    WORKER,
     Child,
-    ChildInfo,
     ChildSpec,
     check_specs,
+    children_counts,
+    children_info,
     release_via,
 )
 from ._intensity import RestartWindow, check_intensity
@@ -286,19 +285,10 @@ class Supervisor(StartsReady):
         return ("ok", None)
 
     def _call_which_children(self, ctx: ActorContext) -> _Reply:
-        return ("ok", [ChildInfo(c.spec.id, c.pid, c.spec.type) for c in self._children.values()])
+        return ("ok", children_info(self._children.values()))
 
     def _call_count_children(self, ctx: ActorContext) -> _Reply:
-        children = self._children.values()
-        return (
-            "ok",
-            {
-                "specs": len(children),
-                "active": sum(1 for c in children if c.pid is not None),
-                "supervisors": sum(1 for c in children if c.spec.type == SUPERVISOR),
-                "workers": sum(1 for c in children if c.spec.type == WORKER),
-            },
-        )
+        return ("ok", children_counts(self._children.values()))
 
     def _call_start_child(self, ctx: ActorContext, spec: Any) -> _Reply:
         if not isinstance(spec, ChildSpec):
