@@ -96,6 +96,6 @@ def test_a_listen_address_in_use_leaves_nothing_behind(epmd: str) -> None:
     with make("holder", epmd) as holder:
         address = f"127.0.0.1:{holder.listen_port}"
         leaves_nothing_behind(
-            lambda: DistributedSystem("squatter", address, epmd, cookie=COOKIE, start_epmd=False), OSError, ""
+            lambda: DistributedSystem("squatter", address, epmd, cookie=COOKIE, start_epmd=False), OSError, "in use"
         )
         assert sorted(n.name for n in holder.list_nodes()) == ["holder"]
