@@ -24,7 +24,7 @@ from .actor import DEAD, EXITING, RUNNING, Actor, ActorContext, ActorRef, StopAc
 from .errors import SystemShutdown
 from .mailbox import LimitedMailbox, Mailbox
 from .message import KILLED, NORMAL, SHUTDOWN
-from .pid import Pid
+from .pid import BOUNDED_MAILBOX, Pid
 from .registry import Registry
 
 if TYPE_CHECKING:
@@ -137,7 +137,7 @@ class Processes(Signals):
             body = _FnActor(actor, args)
         else:
             raise TypeError(f"cannot spawn {actor!r}: expected an Actor instance or a function")
-        pid = Pid._unchecked(0, next(self._ids), 0)
+        pid = Pid._unchecked(0, next(self._ids) if mailbox_size is None else next(self._ids) | BOUNDED_MAILBOX, 0)
         limit = max_mailbox if max_mailbox is not None else self.max_mailbox
         if limit is None:
             mailbox = Mailbox(mailbox_size)

@@ -4,14 +4,27 @@ A ``Pid`` names a process: ``node`` (32-bit; 0 means "this node"), ``id``
 (64-bit, never reused within a system) and ``creation`` (32-bit incarnation of
 the node that made it). A ``Ref`` has the same three parts and names a unique
 reference (a monitor, a call).
+
+Bit 62 of a pid's id, :data:`BOUNDED_MAILBOX`, is reserved: the runtime sets
+it in the id of every process spawned with a bounded mailbox
+(``mailbox_size``), and only there, so that a node sending to a pid knows
+from the pid alone, before its first message, that the destination is
+bounded and its messages are charged to flow-control credit
+(docs/distribution.md, "Flow control"). The other ids count up from 1. The
+bit is part of the id (a flagged id is just a large id to every other
+reader, Erlang's pid mapping included: it lands in the Serial half).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 _U32 = 0xFFFFFFFF
 _U64 = 0xFFFFFFFFFFFFFFFF
+
+#: The reserved bit of a pid's id that marks a process with a bounded
+#: mailbox (see the module docstring); test it with ``pid.id & BOUNDED_MAILBOX``.
+BOUNDED_MAILBOX: Final = 1 << 62
 
 
 def _check(kind: str, node: int, id: int, creation: int) -> None:

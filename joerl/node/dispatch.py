@@ -34,9 +34,9 @@ from .._gen import CALL, as_call
 from .._stats import DROP_EXITED, DROP_NOPROC
 from ..errors import LinkDown, SerializationError
 from ..message import NOPROC
-from ..pid import SYSTEM_PID, Pid
+from ..pid import BOUNDED_MAILBOX, SYSTEM_PID, Pid
 from . import protocol as P
-from .flow import ACK, DEFAULT_WINDOW, GONE, GRANT, Credit, Inflow, InLink
+from .flow import DEFAULT_WINDOW, GONE, GRANT, Credit, Inflow, InLink
 
 if TYPE_CHECKING:
     from ..mailbox import Mailbox
@@ -105,7 +105,7 @@ class Dispatch:
                     else:
                         self._arrive(conn, to, mailbox, msgs, msg[0])
                 else:
-                    self._dead(to, len(msgs))
+                    self._dead(conn, to, len(msgs))
             else:
                 self._stats.dropped_stale += len(msg[2])
             return
@@ -124,7 +124,7 @@ class Dispatch:
                         else:
                             self._arrive(conn, to, mailbox, (payload,), msg.sender)
                     else:
-                        self._dead(to, 1)
+                        self._dead(conn, to, 1)
                 else:
                     self._stats.dropped_stale += 1
             else:
@@ -209,10 +209,10 @@ class Dispatch:
             )
             self._inbound.down(watcher, ref, pid, reason)
 
-    def _dead(self, to: Pid, n: int) -> None:
-        """``n`` messages for ``to``, a process of this incarnation that is not alive: dropped, counted."""
+    def _dead(self, conn: Connection, to: Pid, n: int) -> None:
+        """``n`` messages from ``conn`` for ``to``, a process of this incarnation that is not alive: dropped, counted."""
         self._drop(DROP_NOPROC, n)
-        self.flow.dead(to)
+        self.flow.dead(conn, to)
 
     @staticmethod
     def _answer(conn: Connection, msg: Any) -> None:
@@ -232,16 +232,21 @@ class FlowControl:
     out from the reader or the hub, which never wait on a link.
 
     Sending end: :meth:`admit` (the routing's send path, in the sending
-    greenlet) charges a message to a destination it holds credit for, and
-    waits while there is none; the hub never waits (it overdraws, as a
-    timer's message goes past a local bound). A GONE, or the loss of the link,
+    greenlet, for a pid with ``BOUNDED_MAILBOX``) charges a message to the
+    destination's credit on the link, which starts at the window, and waits
+    while there is none; the hub never waits (it overdraws, as a timer's
+    message goes past a local bound). A message queued while the link comes
+    up is charged to credit not yet bound to a link: the next link's, which
+    carries it first. A GONE, or the loss of the link (or of the dial),
     releases every waiter.
 
     Args:
         routing: the node's routing; this installs itself as ``routing.flow``
             and shares ``routing.paced``.
         drop: ``drop(reason, n)``: count dropped messages (the system's stats).
-        window: the credit granted to one link for one bounded destination.
+        window: the credit each link starts with for each bounded destination
+            (both ends of a link must use the same: the protocol's
+            :data:`~joerl.node.flow.DEFAULT_WINDOW` unless a test says otherwise).
     """
 
     def __init__(self, routing: Routing, drop: Callable[[str, int], None], window: int = DEFAULT_WINDOW) -> None:
@@ -260,6 +265,11 @@ class FlowControl:
         """Messages waiting on this node for room in bounded mailboxes."""
         return sum(len(entry[0]) for entry in self._inflows.values())
 
+    def peak(self, to: Pid) -> int:
+        """The most messages this node's queue for bounded ``to`` (a pid of this node) has held; 0 if none."""
+        entry = self._inflows.get(to.id)
+        return entry[0].peak if entry is not None else 0
+
     # -- the receiving end ---------------------------------------------------------------
 
     def arrive(self, conn: Connection, to: Pid, mailbox: Mailbox, msgs: tuple[Any, ...], sender: Pid | None) -> None:
@@ -277,18 +287,20 @@ class FlowControl:
             now = inflow.arrive_uncharged(msg, sender, mailbox.maxsize - len(mailbox))  # type: ignore[operator]
             self._settle(inflow, mailbox, to, now, [])
 
-    def dead(self, to: Pid) -> None:
-        """A message came for ``to``, which is not alive: end its flow state, if any is left."""
+    def dead(self, conn: Connection, to: Pid) -> None:
+        """A message came on ``conn`` for ``to``, which is not alive: end its flow state, release the sender."""
         entry = self._inflows.get(to.id)
         if entry is not None:
             self._ended(to.id, entry[0], entry[2])
+        if to.id & BOUNDED_MAILBOX:
+            self._tell(conn, P.Flow(to, GONE, 0))  # (its sender charged it: forget that credit)
 
     def _inflow(self, to: Pid, mailbox: Mailbox) -> Inflow | None:
         entry = self._inflows.get(to.id)
         if entry is None:
             if mailbox.closed:
                 return None
-            inflow = Inflow(self.window)
+            inflow = Inflow(self.window, bool(to.id & BOUNDED_MAILBOX))
             self._inflows[to.id] = (inflow, mailbox, to)
             return inflow
         return entry[0]
@@ -334,28 +346,21 @@ class FlowControl:
     def on_flow(self, conn: Connection, msg: P.Flow) -> None:
         """A FLOW frame from ``conn``'s peer (its reader greenlet)."""
         dest = msg.dest
-        if msg.kind == ACK:
-            local = self._routing.local_target(dest)
-            entry = self._inflows.get(local.id) if local is not None else None
-            if entry is not None:
-                entry[0].ack(conn)
-            return
+        kind = msg.kind
+        if kind != GRANT and kind != GONE:
+            return  # (kind 1, reserved: nothing to do)
         if dest.node != conn.peer.node_id:
             log.debug("ignoring FLOW for %s from %s: not one of its processes", dest, conn.peer_name)
             return
         gates = self._paced.get(dest.node)
         credit = gates.get(dest.id) if gates is not None else None
-        if msg.kind == GRANT:
-            if credit is None or credit.link is not conn:
-                if credit is not None:
-                    self._release(credit)
-                if gates is None:
-                    gates = self._paced[dest.node] = {}
-                gates[dest.id] = Credit(conn, msg.n)
-                self._tell(conn, P.Flow(dest, ACK, 0))  # charged from here on
-            elif credit.grant(msg.n):
+        if credit is None or gates is None or (credit.link is not conn and credit.link is not None):
+            return  # credit this end forgot (GONE, a lost link): nothing to do
+        credit.link = conn  # (credit charged while the link came up is this link's)
+        if kind == GRANT:
+            if credit.grant(msg.n):
                 self._wake(credit)
-        elif credit is not None and gates is not None:  # GONE
+        else:  # GONE
             del gates[dest.id]
             if not gates:
                 del self._paced[dest.node]
@@ -365,7 +370,9 @@ class FlowControl:
         """Charge a message to ``to`` on ``conn``, waiting for credit (see :class:`~joerl.node.flow.FlowGate`)."""
         gates = self._paced.get(to.node)
         credit = gates.get(to.id) if gates is not None else None
-        if credit is None or credit.link is not conn or credit.take():
+        if credit is None or credit.link is not conn:
+            credit = self._credit(conn, to, credit)
+        if credit.take():
             return 0.0
         if getcurrent() is self._hub:
             credit.force()  # the hub cannot wait
@@ -394,11 +401,52 @@ class FlowControl:
             if credit.gone or credit.take():
                 return monotonic() - start
 
+    def _credit(self, conn: Any, to: Pid, credit: Credit | None) -> Credit:
+        """The credit for ``to`` on ``conn`` (None: the next link), when ``credit`` is not already it."""
+        if credit is not None:
+            old = credit.link
+            if old is None and conn is not None:
+                credit.link = conn  # charged while the link came up: this is the link
+                return credit
+            if old is not None and not old.closed and conn is None:
+                return credit  # (the link came up as this send went to the dial's queue)
+            self._release(credit)  # a link that went down: a fresh window on the new one
+        gates = self._paced.get(to.node)
+        if gates is None:
+            gates = self._paced[to.node] = {}
+        credit = gates[to.id] = Credit(conn, self.window)
+        return credit
+
+    def admit_unlinked(self, to: Pid) -> Peer | None:
+        """Charge a message to ``to`` (no link up) to the next link's credit (see :class:`~joerl.node.flow.FlowGate`)."""
+        routing = self._routing
+        peer = routing.peers.by_id.get(to.node)
+        if peer is None and to.node not in (0, routing.node_id) and getcurrent() is not self._hub:
+            peer = routing.peers.for_id(to.node)  # (as routing.route would: the first message dials)
+        if peer is not None:
+            self.admit(None, to, None)
+        return peer
+
+    def settle_unlinked(self, peer: Peer, to: Pid, msg: Any) -> None:
+        """Keep the charge of ``msg`` if it waits in ``peer``'s dial queue; else give it back."""
+        pending = peer.pending
+        if peer.conn is None and pending and pending[-1] is msg:
+            return  # it goes first on the next link, charged to its credit
+        gates = self._paced.get(to.node)
+        credit = gates.get(to.id) if gates is not None else None
+        if credit is not None:  # dropped at once, or sent on a link that came up meanwhile
+            credit.refund()
+            if credit.credit > 0 and credit.waiters:
+                self._wake(credit)
+
     def may_send(self, to: Pid) -> bool:
         """Whether a message to ``to`` may go now without waiting."""
         gates = self._paced.get(to.node)
         credit = gates.get(to.id) if gates is not None else None
-        return credit is None or credit.gone or credit.link.closed or credit.credit > 0
+        if credit is None or credit.gone or credit.credit > 0:
+            return True
+        link = credit.link
+        return link is not None and link.closed
 
     def _wake(self, credit: Credit) -> None:
         for waiter in credit.waiters:
@@ -413,7 +461,9 @@ class FlowControl:
         gates = self._paced.get(peer.node_id)
         if gates:
             for dest_id, credit in list(gates.items()):
-                if credit.link.closed:
+                link = credit.link
+                # (credit not bound yet goes when the dial failed: its messages were dropped)
+                if link.closed if link is not None else not peer.pending:
                     del gates[dest_id]
                     self._release(credit)
             if not gates:

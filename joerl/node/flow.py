@@ -3,34 +3,44 @@
 Wire layout: one control message, FLOW (op 17, ``messages.py``)::
 
     FLOW  dest: pid, kind: u8, n: u32
-      kind 0 GRANT  receiver -> sender: n more messages to dest (the first one declares dest bounded)
-      kind 1 ACK    sender -> receiver: from here on, every message of mine to dest is charged
+      kind 0 GRANT  receiver -> sender: n more messages to dest
+      kind 1 (reserved: ACK in earlier drafts; ignored when received)
       kind 2 GONE   receiver -> sender: dest ended; forget its credit (n: 0)
 
 ``dest`` is always the bounded process, as the wire names it (its own node's
-id and creation). The protocol, step by step (the full text is in
-``protocol.py``'s docstring and docs/distribution.md, "Flow control"):
+id and creation). The protocol, step by step (docs/distribution.md, "Flow
+control"):
 
-1. Nothing is counted for a destination the sender knows nothing about: an
-   unbounded mailbox (the default) costs no credit, no frame, no lookup on
-   the receiving side beyond ``mailbox.maxsize``.
-2. The first message from a link to a *bounded* mailbox makes the receiver
-   declare it: ``GRANT(window)``. The sender answers ``ACK`` on the same
-   (ordered) link and from then on charges each message to that destination
-   one credit; with none left its greenlet waits (``try_send`` raises
-   ``MailboxFull``). Messages the sender sent before it learnt of the bound
-   (at most one round trip's worth) arrive uncharged: they are queued all
-   the same, and earn no credit back.
+1. A bounded mailbox shows in its pid: the runtime gives a process spawned
+   with ``mailbox_size`` an id with :data:`~joerl.pid.BOUNDED_MAILBOX` set
+   (``joerl/pid.py``). A destination without the bit (an unbounded mailbox,
+   the default) costs the sender one ``to.id & BOUNDED_MAILBOX`` test: no
+   credit, no frame, no lookup.
+2. Both ends know a bounded destination from the first message, so nothing
+   goes uncharged: a sender starts every (link, bounded destination) with an
+   implicit credit of :data:`DEFAULT_WINDOW` (no frame needed), charges each
+   message one credit and, with none left, waits (its greenlet; ``try_send``
+   raises ``MailboxFull``). The receiver counts every message from that link
+   to that destination as charged.
 3. The receiver never blocks its reader on the mailbox: what does not fit
    waits in the destination's queue (:class:`Inflow`), in arrival order, and
-   moves into the mailbox as its reader frees slots. A charged message earns
-   its credit back (``GRANT``) once it is in the mailbox, in batches of a
-   quarter window (or at once when the queue empties). So a sender's charged
-   messages queued on the receiving node never exceed ``window``.
+   moves into the mailbox as its reader frees slots. A message earns its
+   credit back (``GRANT``) once it is in the mailbox, in batches of a quarter
+   window (or at once when the queue empties). So one link's messages queued
+   on the receiving node for one destination never exceed ``window``.
+   A sender never holds more than ``window`` credit (a grant beyond it is
+   capped), so a message that went uncharged (see below) cannot inflate it.
 4. The destination ends: what its queue holds is dropped and counted as
-   messages still queued for a process that ended; every link that has its
-   credit gets ``GONE``. A link that goes down takes its credit with it at
-   both ends (its queued messages stay queued: they arrived).
+   messages still queued for a process that ended; every link that sent to
+   it gets ``GONE`` (and so does a link whose message finds it already
+   gone), which releases that sender's waiters and forgets its credit. A
+   link that goes down takes its credit with it at both ends (its queued
+   messages stay queued: they arrived).
+
+What credit does not cover: a send to a registered name (the sender does
+not know the pid: queued with the rest, uncharged) and a send from the hub
+(a timer's message: it cannot wait, so it overdraws the credit, as it goes
+past a local bound).
 
 :class:`Credit` is one (link, destination) at the sending end;
 :class:`Inflow` is one bounded destination at the receiving end (with an
@@ -59,9 +69,11 @@ __all__ = [
 
 #: FLOW kinds (see the module docstring).
 GRANT: Final = 0
+#: Reserved (an earlier draft's acknowledgement of the first GRANT): valid on the wire, ignored.
 ACK: Final = 1
 GONE: Final = 2
-#: The credit a receiver grants one link for one bounded destination.
+#: The credit a sender starts with, for one bounded destination on one link
+#: (both ends must agree: it is part of the protocol, never negotiated).
 DEFAULT_WINDOW: Final = 64
 
 
@@ -69,11 +81,23 @@ class FlowGate(Protocol):
     """What the routing asks of flow control (``dispatch.FlowControl``) on the send path."""
 
     def admit(self, conn: Any, to: Pid, timeout: float | None) -> float | None:
-        """Charge a message to ``to`` on ``conn``, waiting for credit.
+        """Charge a message to bounded ``to`` on ``conn`` (None: the next link), waiting for credit.
 
         Returns:
             The seconds waited; None if ``timeout`` passed first (nothing charged).
         """
+
+    def admit_unlinked(self, to: Pid) -> Any:
+        """Charge a message to bounded ``to``, whose node has no link up, to the next link's credit.
+
+        Returns:
+            The peer the message is for (then :meth:`settle_unlinked` once it is
+            routed), or None: nothing charged.
+        """
+
+    def settle_unlinked(self, peer: Any, to: Pid, msg: Any) -> None:
+        """``msg``, charged by :meth:`admit` or :meth:`admit_unlinked`, was routed to ``peer``'s dial queue:
+        the charge stays if it waits there, and goes back if it was dropped or sent at once."""
 
     def may_send(self, to: Pid) -> bool:
         """Whether a message to ``to`` may go now without waiting."""
@@ -86,6 +110,13 @@ class NoFlow:
         """Nothing to wait for."""
         return 0.0
 
+    def admit_unlinked(self, to: Pid) -> Any:
+        """Nothing to charge."""
+        return None
+
+    def settle_unlinked(self, peer: Any, to: Pid, msg: Any) -> None:
+        """Nothing was charged."""
+
     def may_send(self, to: Pid) -> bool:
         """Always."""
         return True
@@ -95,21 +126,27 @@ class Credit:
     """What one sender node may still send to one bounded destination on one link.
 
     Args:
-        link: the link the credit is good on (compared with ``is``).
-        credit: the first grant (the window).
+        link: the link the credit is good on (compared with ``is``); None
+            while the link comes up (the messages charged meanwhile wait in
+            the dial's queue and go first on the next link, which this
+            credit is then bound to).
+        credit: the window: what may go before the first grant.
 
     Attributes:
         credit: messages that may go before the next grant (below 0 after
-            sends from greenlets that cannot wait, the hub's).
+            sends from greenlets that cannot wait, the hub's); never above
+            ``window``.
+        window: the most credit this end may hold.
         waiters: greenlets waiting for credit (the IO side's business).
         gone: the destination ended or the link went down: stop waiting, send.
     """
 
-    __slots__ = ("link", "credit", "waiters", "gone")
+    __slots__ = ("link", "credit", "window", "waiters", "gone")
 
     def __init__(self, link: Any, credit: int) -> None:
         self.link = link
         self.credit = credit
+        self.window = credit
         self.waiters: deque[Any] = deque()
         self.gone = False
 
@@ -127,9 +164,19 @@ class Credit:
         """Charge one message even without credit (a sender that cannot wait)."""
         self.credit -= 1
 
+    def refund(self) -> None:
+        """Give back the charge of a message that was not sent after all (dropped at once)."""
+        if self.credit < self.window:
+            self.credit += 1
+
     def grant(self, n: int) -> bool:
-        """``n`` more credit; True when some is available now (wake the waiters)."""
-        self.credit += n
+        """``n`` more credit, up to the window; True when some is available now (wake the waiters).
+
+        The cap keeps a grant for messages this end did not charge (a
+        timer's overdraft repaid twice, a send that raced a new link) from
+        letting more than ``window`` messages be outstanding.
+        """
+        self.credit = min(self.credit + n, self.window)
         return self.credit > 0
 
 
@@ -138,16 +185,14 @@ class InLink:
 
     Attributes:
         link: the link (compared with ``is``).
-        acked: the sender charges its messages (it sent ACK).
         owed: credit earned back and not returned yet.
         dead: the link went down: nothing is returned any more.
     """
 
-    __slots__ = ("link", "acked", "owed", "dead")
+    __slots__ = ("link", "owed", "dead")
 
     def __init__(self, link: Any) -> None:
         self.link = link
-        self.acked = False
         self.owed = 0
         self.dead = False
 
@@ -156,12 +201,19 @@ class Inflow:
     """The receiving end of one bounded destination: its queue and the links' accounts.
 
     The IO side feeds it what arrives (:meth:`arrive`, with the room the
-    mailbox has), what the mailbox freed (:meth:`drain`), ACKs, lost links and
-    the destination's end; it answers with the ``(message, sender)`` pairs to
-    put into the mailbox now and the grants to send, as ``(InLink, n)``.
+    mailbox has), what the mailbox freed (:meth:`drain`), lost links and the
+    destination's end; it answers with the ``(message, sender)`` pairs to put
+    into the mailbox now and the grants to send, as ``(InLink, n)``.
 
     Args:
-        window: the credit a link gets when the destination is declared.
+        window: the credit each sending link starts with (the senders' window).
+        charged: whether senders charge their messages to this destination
+            (its pid has :data:`~joerl.pid.BOUNDED_MAILBOX`); False for a
+            bounded mailbox whose pid does not say so: its messages are
+            queued all the same and earn nothing back.
+
+    Raises:
+        ValueError: ``window`` is not a positive int.
 
     Attributes:
         queue: ``(message, sender, InLink or None)`` waiting for room, in
@@ -171,12 +223,13 @@ class Inflow:
         peak: the most messages the queue has held.
     """
 
-    __slots__ = ("window", "queue", "links", "armed", "peak", "_batch")
+    __slots__ = ("window", "charged", "queue", "links", "armed", "peak", "_batch")
 
-    def __init__(self, window: int = DEFAULT_WINDOW) -> None:
+    def __init__(self, window: int = DEFAULT_WINDOW, charged: bool = True) -> None:
         if type(window) is not int or window < 1:
             raise ValueError(f"the flow-control window must be a positive int, got {window!r}")
         self.window = window
+        self.charged = charged
         self.queue: deque[tuple[Any, Any, InLink | None]] = deque()
         self.links: dict[Any, InLink] = {}
         self.armed = False
@@ -199,14 +252,15 @@ class Inflow:
 
         Returns:
             The pairs to put into the mailbox now (in order, before anything
-            later), and the grants to send (the declaration of a new link included).
+            later), and the grants to send.
         """
         grants: list[tuple[InLink, int]] = []
-        acct = self.links.get(link)
-        if acct is None:
-            acct = self.links[link] = InLink(link)
-            grants.append((acct, self.window))  # the declaration
-        charged = acct if acct.acked else None
+        charged: InLink | None = None
+        if self.charged:
+            acct = self.links.get(link)
+            if acct is None:
+                acct = self.links[link] = InLink(link)
+            charged = acct
         queue = self.queue
         now: list[tuple[Any, Any]] = []
         i = 0
@@ -214,14 +268,14 @@ class Inflow:
             i = min(room, len(msgs))
             now = [(m, sender) for m in msgs[:i]]
             if charged is not None:
-                acct.owed += i
+                charged.owed += i
         for m in msgs[i:]:
             queue.append((m, sender, charged))
         if len(queue) > self.peak:
             self.peak = len(queue)
-        if charged is not None and acct.owed >= self._batch:
-            grants.append((acct, acct.owed))
-            acct.owed = 0
+        if charged is not None and charged.owed >= self._batch:
+            grants.append((charged, charged.owed))
+            charged.owed = 0
         return now, grants
 
     def arrive_uncharged(self, msg: Any, sender: Any, room: int) -> list[tuple[Any, Any]]:
@@ -246,7 +300,7 @@ class Inflow:
             msg, sender, acct = queue.popleft()
             now.append((msg, sender))
             if acct is not None and not acct.dead:
-                if not acct.owed:
+                if acct not in earned:  # (a handful of links: a list is quickest)
                     earned.append(acct)
                 acct.owed += 1
         grants: list[tuple[InLink, int]] = []
@@ -256,12 +310,6 @@ class Inflow:
                 grants.append((acct, acct.owed))
                 acct.owed = 0
         return now, grants
-
-    def ack(self, link: Any) -> None:
-        """``link``'s sender charges its messages from here on (it sent ACK)."""
-        acct = self.links.get(link)
-        if acct is not None:
-            acct.acked = True
 
     def forget(self, link: Any) -> None:
         """``link`` went down: its account goes (what it queued stays queued, uncharged)."""

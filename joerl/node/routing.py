@@ -34,7 +34,7 @@ from .._gen import CALL, From, Pending
 from .._router import Inbound, RemoteName, RemoteTarget, Router
 from ..errors import CallError, CallTimeout, LinkDown, SerializationError
 from ..message import NOCONNECTION, NOPROC, ExceptionReason
-from ..pid import SYSTEM_PID, Pid, Ref
+from ..pid import BOUNDED_MAILBOX, SYSTEM_PID, Pid, Ref
 from ..serialization import Codec, Limits, MessageRegistry
 from . import protocol as P
 from .flow import FlowGate, NoFlow
@@ -109,7 +109,7 @@ class Routing:
         #: Called with a peer whose link or dial is lost, after its waits failed (remote spawn's bookkeeping).
         self.peer_lost_hooks: list[Callable[[Peer], None]] = []
         #: Flow control (``dispatch.py``, ``flow.py``): the bounded destinations
-        #: this node holds credit for, ``{node_id: {pid id: Credit}}`` (empty: every send is free).
+        #: (pids with ``BOUNDED_MAILBOX``) this node has sent to, ``{node_id: {pid id: Credit}}``.
         self.paced: dict[int, dict[int, Any]] = {}
         #: Set by the node's dispatch: waits for credit (:class:`FlowGate`).
         self.flow: FlowGate = NoFlow()
@@ -227,8 +227,7 @@ class Routing:
                     self.codec.encode(msg)  # NotSerializable all the same
                     self.stats.dropped_stale += 1
                     return
-                paced = self.paced
-                if paced and to.node in paced:  # flow control: maybe a bounded destination
+                if to.id & BOUNDED_MAILBOX:  # flow control: a bounded destination (its pid says so)
                     self.flow.admit(conn, to, None)
                 self.stats.sent += 1
                 try:
@@ -240,12 +239,15 @@ class Routing:
                     self.stats.sent -= 1  # (counted once: as dropped)
                     self.stats.dropped_unreachable += 1
                 return
-        self.route(to.node, P.Send(self.glob_opt(sender), to, self.codec.encode(msg)))
+        send = P.Send(self.glob_opt(sender), to, self.codec.encode(msg))
+        peer = self.flow.admit_unlinked(to) if to.id & BOUNDED_MAILBOX else None  # charged to the next link
+        self.route(to.node, send)
+        if peer is not None:
+            self.flow.settle_unlinked(peer, to, send)
 
     def route_try_send(self, sender: Pid | None, to: Pid, msg: Any) -> bool:
         """:meth:`route_send` unless flow control holds ``to`` back: then False, nothing sent."""
-        paced = self.paced
-        if paced and to.node in paced and not self.flow.may_send(to):
+        if to.id & BOUNDED_MAILBOX and not self.flow.may_send(to):
             return False
         self.route_send(sender, to, msg)
         return True
@@ -322,13 +324,14 @@ class Routing:
         left = timeout
         try:
             conn = peer.conn
+            bounded = isinstance(target, Pid) and bool(target.id & BOUNDED_MAILBOX)
+            if bounded:  # flow control: a bounded server, charged on this link or the next one
+                waited = self.flow.admit(conn, target, timeout)  # type: ignore[arg-type]
+                if waited is None:
+                    raise CallTimeout(shown, timeout)  # type: ignore[arg-type]
+                if timeout is not None:
+                    left = timeout - waited
             if conn is not None:
-                if self.paced and target.__class__ is Pid and target.node in self.paced:
-                    waited = self.flow.admit(conn, target, timeout)  # flow control: a bounded server
-                    if waited is None:
-                        raise CallTimeout(shown, timeout)  # type: ignore[arg-type]
-                    if timeout is not None:
-                        left = timeout - waited
                 # Both frames in one write: the server's node wakes up once per call.
                 try:
                     conn.send_frame(conn.encoder.encode(monitor) + conn.encoder.encode(request_msg))
@@ -338,6 +341,8 @@ class Routing:
             else:
                 self.outbox.enqueue(peer, monitor)
                 self.outbox.enqueue(peer, request_msg)
+                if bounded:
+                    self.flow.settle_unlinked(peer, target, request_msg)  # type: ignore[arg-type]
             result = self.pending.wait(waiter, ref, left)
         finally:
             self.pending.discard(ref)

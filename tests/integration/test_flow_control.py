@@ -3,7 +3,10 @@
 Node A floods a bounded mailbox on node B whose reader is held back, while
 another pair of processes exchanges round trips on the same link: no
 NodeDown, round trips continue, the flood's sender is paused (credit) and
-resumes, every flooded message arrives in order. ``try_send`` to the paused
+resumes, every flooded message arrives in order. A bounded mailbox shows in
+its pid, so a tight loop of sends is charged from its first message: the
+receiving node's queue never holds more than the window, whether the link
+was up or came up under the burst. ``try_send`` to the paused
 destination raises ``MailboxFull``; the destination dying with messages
 queued counts them. And ``max_mailbox`` kills a process whose mailbox grows
 past its limit.
@@ -24,6 +27,7 @@ from joerl.actor import ActorContext
 from joerl.errors import MailboxFull
 from joerl.message import Down, NodeDown
 from joerl.node.flow import DEFAULT_WINDOW
+from joerl.pid import BOUNDED_MAILBOX
 from joerl.system import ActorSystem
 from joerl.testing import Probe, node_cluster, wait_until
 
@@ -52,29 +56,24 @@ def _gated_consumer(go: Event, got: list[Any]) -> Any:
     return body
 
 
-def _flooder(dest: Any, echo: Any, sent: list[int], n: int) -> Any:
-    """Sends one message, a round trip on the same link (by then B's GRANT is here), then ``n - 1`` more."""
+def _flooder(dest: Any, sent: list[int], n: int) -> Any:
+    """Sends ``n`` messages to ``dest`` in a tight loop, counting them in ``sent[0]``."""
 
     def body(ctx: ActorContext) -> None:
-        ctx.send(dest, ("f", 0))
-        sent[0] = 1
-        ctx.send(echo, (ctx.pid, "sync"))
-        ctx.receive(lambda m: m == ("pong", "sync"))
-        for i in range(1, n):
+        for i in range(n):
             ctx.send(dest, ("f", i))
             sent[0] = i + 1
 
     return body
 
 
-def _flood(a: DistributedSystem, b: DistributedSystem) -> tuple[Event, list[Any], Any, Any, list[int]]:
+def _flood(a: DistributedSystem, b: DistributedSystem, n: int = FLOOD) -> tuple[Event, list[Any], Any, Any, list[int]]:
     go: Event = Event()
     got: list[Any] = []
     consumer = b.system.spawn_fn(_gated_consumer(go, got), mailbox_size=BOUND)
-    echo = b.system.spawn_fn(_echo)
-    gcons, gecho = b.global_pid(consumer.pid), b.global_pid(echo.pid)
+    gcons = b.global_pid(consumer.pid)
     sent = [0]
-    a.system.spawn_fn(_flooder(gcons, gecho, sent, FLOOD))
+    a.system.spawn_fn(_flooder(gcons, sent, n))
     return go, got, consumer, gcons, sent
 
 
@@ -96,8 +95,8 @@ def test_a_flood_to_a_full_mailbox_pauses_its_sender_and_the_link_flows_on(pair:
     a.monitor_node(downs.pid, "b")
     go, got, _consumer, _gcons, sent = _flood(a, b)
     paused_at = _paused(sent)
-    # The sender is held back: the bound, the window and the first message are all that left it.
-    assert paused_at <= BOUND + DEFAULT_WINDOW + 1, paused_at
+    # The sender is held back: the window (the bound's messages earn less than a grant's batch).
+    assert paused_at <= DEFAULT_WINDOW, paused_at
     # Meanwhile round trips between another pair on the same link go on.
     pinger = Probe(a)
     echo = b.system.spawn_fn(_echo)
@@ -114,6 +113,33 @@ def test_a_flood_to_a_full_mailbox_pauses_its_sender_and_the_link_flows_on(pair:
     assert got == [("f", i) for i in range(FLOOD)]
     assert sent[0] == FLOOD
     downs.expect_nothing(0.2, NodeDown)
+
+
+@pytest.mark.parametrize("link_up", [True, False], ids=["link-up", "link-comes-up-under-the-burst"])
+def test_a_tight_loop_is_charged_from_its_first_message_and_never_overruns_the_window(
+    pair: list[DistributedSystem], link_up: bool
+) -> None:
+    """5,000 sends in a tight loop to a bounded mailbox that does not read: no
+    GRANT is needed to start, so nothing goes uncharged; B's queue for it never
+    holds more than the window, the sender pauses within it, and once the
+    consumer reads every message arrives in order."""
+    a, b = pair
+    n = 5000
+    if link_up:
+        a.connect_to_node("b")
+    go, got, consumer, gcons, sent = _flood(a, b, n)
+    assert gcons.id & BOUNDED_MAILBOX  # the pid says "bounded" before any message
+    paused_at = _paused(sent)
+    assert paused_at <= DEFAULT_WINDOW, paused_at
+    flow = b._dispatch.flow
+    wait_until(lambda: flow.queued() == paused_at - BOUND, timeout=10, what="the burst to land")
+    assert flow.peak(consumer.pid) <= DEFAULT_WINDOW, flow.peak(consumer.pid)
+    go.set()
+    wait_until(lambda: len(got) == n, timeout=60, what="every message")
+    assert got == [("f", i) for i in range(n)]
+    # The high-water mark of B's queue for it, over the whole flood.
+    assert flow.peak(consumer.pid) <= DEFAULT_WINDOW, flow.peak(consumer.pid)
+    assert not flow.queued()
 
 
 def test_try_send_to_a_paused_destination_raises_mailbox_full(pair: list[DistributedSystem]) -> None:
