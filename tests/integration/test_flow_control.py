@@ -174,6 +174,43 @@ def test_the_destination_dying_with_messages_queued_counts_them_and_frees_its_se
     assert b.system.stats.dropped_by_reason.get("exited", 0) >= paused_at - 1
 
 
+def test_a_flood_to_a_bounded_pid_that_already_ended_is_counted_and_never_holds_its_sender(
+    pair: list[DistributedSystem],
+) -> None:
+    """No queue, no credit coming back: the receiving node answers GONE for a
+    message to an ended bounded pid, so the sender never waits forever."""
+    a, b = pair
+    gone = b.system.spawn_fn(lambda ctx: None, mailbox_size=BOUND)
+    wait_until(lambda: not b.system.is_process_alive(gone.pid), timeout=10)
+    before = b.system.stats.dropped_by_reason.get("noproc", 0)
+    n = DEFAULT_WINDOW * 5
+    sent = [0]
+    a.system.spawn_fn(_flooder(b.global_pid(gone.pid), sent, n))
+    wait_until(lambda: sent[0] == n, timeout=30, what="the sender to get through")
+    wait_until(lambda: b.system.stats.dropped_by_reason.get("noproc", 0) - before == n, timeout=30)
+
+
+def test_a_flood_to_a_bounded_pid_on_a_node_that_went_away_never_holds_its_sender(
+    pair: list[DistributedSystem],
+) -> None:
+    """Charged to a link that never comes up: the dial's failure (or the
+    backoff's drop) gives the credit back, and every message is counted."""
+    a, b = pair
+    consumer = b.system.spawn_fn(lambda ctx: ctx.receive(), mailbox_size=BOUND)
+    gcons = b.global_pid(consumer.pid)
+    a.connect_to_node("b")
+    downs = Probe(a)
+    a.monitor_node(downs.pid, "b")
+    b.shutdown()
+    downs.receive(NodeDown, timeout=10)
+    before = a.stats.dropped_unreachable
+    n = DEFAULT_WINDOW * 3
+    sent = [0]
+    a.system.spawn_fn(_flooder(gcons, sent, n))
+    wait_until(lambda: sent[0] == n, timeout=60, what="the sender to get through")
+    wait_until(lambda: a.stats.dropped_unreachable - before == n, timeout=30, what="every message counted")
+
+
 def test_a_call_to_a_paused_server_times_out_within_its_timeout(pair: list[DistributedSystem]) -> None:
     a, b = pair
     _go, _got, _consumer, gcons, sent = _flood(a, b)
