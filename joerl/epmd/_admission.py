@@ -1,4 +1,4 @@
-"""Admission control for the daemon: per remote address, live connections and a connection rate.
+"""Admission control for the daemon: per-address limits, and which connection makes room.
 
 Two limits apply to each remote IP address: at most ``max_per_address``
 connections served at once (a count of live connections), and at most
@@ -6,17 +6,31 @@ connections served at once (a count of live connections), and at most
 (a :class:`joerl.ratelimit.KeyedBuckets` token bucket per address). A
 connection over either limit is closed unserved; it spends no token.
 
+Loopback peers are exempt from those two limits by default, so a stranger on
+the host can open as many connections as the daemon serves. The
+:class:`Occupancy` keeps the daemon open to everyone else all the same: it
+knows the connections served now, oldest first, and which of them have not
+yet sent a whole request ("silent"); when a new connection fills the daemon
+(``max_connections``), the oldest silent one is evicted, else the oldest
+that holds no registration. A legitimate client sends its request as soon
+as it connects, so it is never the oldest silent one; a registration is
+never evicted.
+
 No IO and no gevent: the daemon calls :meth:`Admission.admit` when it
-accepts a connection and :meth:`Admission.release` when it closes one.
+accepts a connection and :meth:`Admission.release` when it closes one, and
+keeps its connections in an :class:`Occupancy`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
 
 from ..ratelimit import KeyedBuckets
 
-__all__ = ["Admission"]
+__all__ = ["Admission", "Occupancy"]
+
+C = TypeVar("C")
 
 
 class Admission:
@@ -65,3 +79,63 @@ class Admission:
         if ip is None:
             return sum(self._live.values())
         return self._live.get(ip, 0)
+
+
+class Occupancy(Generic[C]):
+    """The connections served now, oldest first, and which one makes room for a new one.
+
+    Args:
+        max_connections: connections served at once; a new connection that
+            reaches this many looks for one to evict.
+        holds: whether a connection holds a registration (never evicted).
+
+    Raises:
+        ValueError: ``max_connections`` is below 1.
+    """
+
+    __slots__ = ("max_connections", "evictions", "_holds", "_all", "_silent")
+
+    def __init__(self, max_connections: int, holds: Callable[[C], bool]) -> None:
+        if max_connections < 1:
+            raise ValueError(f"max_connections must be at least 1, got {max_connections!r}")
+        self.max_connections = max_connections
+        #: Connections evicted to make room for newer ones.
+        self.evictions = 0
+        self._holds = holds
+        self._all: dict[C, None] = {}  # oldest first
+        self._silent: dict[C, None] = {}  # no whole request yet, oldest first
+
+    def __len__(self) -> int:
+        return len(self._all)
+
+    def __iter__(self) -> Iterator[C]:
+        return iter(list(self._all))
+
+    def add(self, conn: C) -> C | None:
+        """A new connection (silent until :meth:`heard`).
+
+        Returns:
+            The connection to evict to make room for it (close it; it is
+            forgotten here at once), or None: not full, or nothing evictable
+            (every other connection holds a registration).
+        """
+        self._all[conn] = None
+        self._silent[conn] = None
+        if len(self._all) < self.max_connections:
+            return None
+        victim = next((c for c in self._silent if c is not conn), None)
+        if victim is None:
+            victim = next((c for c in self._all if c is not conn and not self._holds(c)), None)
+        if victim is not None:
+            self.discard(victim)
+            self.evictions += 1
+        return victim
+
+    def heard(self, conn: C) -> None:
+        """``conn`` sent a whole request: it is no longer silent."""
+        self._silent.pop(conn, None)
+
+    def discard(self, conn: C) -> None:
+        """``conn`` is closed."""
+        self._all.pop(conn, None)
+        self._silent.pop(conn, None)

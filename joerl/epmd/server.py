@@ -19,6 +19,14 @@ Behaviour, as Erlang's ``epmd`` 25 has it:
   loopback peers only (and to peers connecting from the daemon's own address);
 - an unregistered connection idle for ``packet_timeout`` is closed.
 
+Strangers cannot lock clients out (issue 15), though loopback peers are
+exempt from the per-address limits: a connection must send a whole first
+request within ``request_timeout`` (a few seconds; a client sends it as soon
+as it connects), and a new connection that fills the daemon
+(``max_connections``) evicts the oldest one that has not sent a whole
+request yet, else the oldest that holds no registration (see
+:class:`._admission.Occupancy`). Registrations are never evicted.
+
 joerl's extension registrations last as long as their connection *and* their
 keep-alives: one that sends none for ``keepalive_timeout`` (measured on the
 injectable ``clock``) is dropped, so a half-open connection cannot hold a
@@ -44,7 +52,7 @@ from gevent.socket import socket as GSocket
 
 from ..ratelimit import TokenBucket
 from . import protocol as p
-from ._admission import Admission
+from ._admission import Admission, Occupancy
 from ._classic_service import ClassicService
 from ._ext_service import EXT_TYPES, ExtService
 from ._table import REMEMBERED_NAMES, Entry, NameTable
@@ -57,6 +65,7 @@ DEFAULT_ADDRESS = "127.0.0.1:4369"
 DEFAULT_MAX_CONNECTIONS = 4096
 DEFAULT_MAX_PER_ADDRESS = 256  # connections at once from one remote address
 DEFAULT_RATE_PER_ADDRESS = 100.0  # new connections per second from one remote address
+DEFAULT_REQUEST_TIMEOUT = 2.0  # seconds a new connection has to send a whole first request
 
 
 class _Conn:
@@ -94,8 +103,12 @@ class EpmdServer:
         keepalive_timeout: seconds without a keep-alive after which a joerl
             registration is dropped.
         packet_timeout: seconds an unregistered connection may stay idle.
-        max_connections: connections served at once; further ones wait in
-            the listen backlog.
+        request_timeout: seconds a new connection has to send a whole first
+            request (at most ``packet_timeout``).
+        max_connections: connections served at once; a new connection that
+            reaches this many evicts the oldest one that has not sent a
+            whole request, else the oldest that holds no registration;
+            with nothing to evict, further ones wait in the listen backlog.
         max_metadata: largest metadata (bytes of msgpack) in a registration.
         allow_remote_register: accept joerl registrations from other hosts.
         relaxed_command_check: obey KILL with live names and STOP (as
@@ -118,6 +131,7 @@ class EpmdServer:
         *,
         keepalive_timeout: float = 60.0,
         packet_timeout: float = 60.0,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         max_metadata: int = p.MAX_METADATA,
         allow_remote_register: bool = False,
@@ -133,6 +147,9 @@ class EpmdServer:
         self._bind = p.parse_address(address)
         self.keepalive_timeout = keepalive_timeout
         self.packet_timeout = packet_timeout
+        if not request_timeout > 0:
+            raise ValueError(f"request_timeout must be positive, got {request_timeout!r}")
+        self.request_timeout = request_timeout
         self.max_connections = max_connections
         self._clock = clock
         self._sweep_interval = sweep_interval or min(10.0, keepalive_timeout / 4)
@@ -140,6 +157,9 @@ class EpmdServer:
         self.limit_loopback = limit_loopback
         self._admission = Admission(max_per_address, rate_per_address, clock)
         self.refused = 0  # connections closed by the per-address limits
+        self.request_timeouts = 0  # connections closed: no whole first request within request_timeout
+        self._refusal_log = TokenBucket(1.0 / _Listener.LOG_INTERVAL, burst=1)
+        self._evicted_unlogged = self._refused_unlogged = 0
         self._table = NameTable(clock, wallclock)
         self._classic_service = ClassicService(
             self._table, relaxed_command_check=relaxed_command_check, kill=lambda: gevent.spawn(self.stop)
@@ -147,7 +167,7 @@ class EpmdServer:
         self._ext_service = ExtService(
             self._table, clock, allow_remote_register=allow_remote_register, max_metadata=max_metadata
         )
-        self._conns: set[_Conn] = set()
+        self._conns: Occupancy[_Conn] = Occupancy(max_connections, lambda c: c.entry is not None)
         self._server: StreamServer | None = None
         self._sweeper: gevent.Greenlet | None = None
         self._stopped = Event()
@@ -269,7 +289,13 @@ class EpmdServer:
 
     @property
     def connection_count(self) -> int:
+        """Connections served now."""
         return len(self._conns)
+
+    @property
+    def evictions(self) -> int:
+        """Connections evicted to make room for newer ones (at ``max_connections``)."""
+        return self._conns.evictions
 
     def expire_stale(self) -> list[str]:
         """Drop joerl registrations whose last keep-alive is older than the
@@ -306,11 +332,16 @@ class EpmdServer:
         limited = self.limit_loopback or not local
         if limited and not self._admission.admit(ip):
             self.refused += 1
-            log.warning("closing a connection from %s: over the per-address limits", _peer_text(peer))
+            self._refused_unlogged += 1
+            self._log_pressure(_peer_text(peer))
             sock.close()
             return
         conn = _Conn(sock, peer, local)
-        self._conns.add(conn)
+        victim = self._conns.add(conn)
+        if victim is not None:
+            self._evicted_unlogged += 1
+            self._log_pressure(_peer_text(peer))
+            victim.shutdown()
         why = "connection closed"
         try:
             self._serve(conn)
@@ -333,21 +364,40 @@ class EpmdServer:
                 conn.entry = None
             sock.close()
 
+    def _log_pressure(self, peer: str) -> None:
+        """One line per interval for refusals and evictions (not one per connection)."""
+        if self._refusal_log.take():
+            log.warning(
+                "under connection pressure (latest from %s): %d connection(s) refused by the per-address "
+                "limits and %d evicted at max_connections=%d since the last report",
+                peer,
+                self._refused_unlogged,
+                self._evicted_unlogged,
+                self.max_connections,
+            )
+            self._refused_unlogged = self._evicted_unlogged = 0
+
     def _serve(self, conn: _Conn) -> None:
         sock = conn.sock
-        sock.settimeout(self.packet_timeout)
+        deadline = time.monotonic() + min(self.request_timeout, self.packet_timeout)
         decoder = p.RequestDecoder()
         first = True
         while True:
+            if first:  # the whole first request within request_timeout, however it trickles in
+                sock.settimeout(max(0.001, deadline - time.monotonic()))  # 0 would mean non-blocking
             try:
                 data = sock.recv(65536)
             except TimeoutError:
+                if first:
+                    self.request_timeouts += 1
+                    raise _Stop("no whole request in time") from None
                 raise _Stop("idle timeout") from None
             if not data:
                 return
             requests = decoder.feed(data)
             if not requests:
                 continue
+            self._conns.heard(conn)
             if first and not isinstance(requests[0], EXT_TYPES):
                 # Erlang's requests: exactly one per connection, nothing after it.
                 if len(requests) > 1 or decoder.buffered:

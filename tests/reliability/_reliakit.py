@@ -1,9 +1,12 @@
-"""Helpers of the fault and soak tests: node processes, RSS, and a stream that keeps count.
+"""Helpers of the fault and soak tests: node processes, RSS, attackers, and a stream that keeps count.
 
 * :func:`start_child`: a :class:`~joerl.testing.ChildProcess` with the
   tests' cookie (a node of ``tests/multiprocess/node_main.py``, or a port
   mapper; see :func:`epmd_argv` and :func:`node_argv`).
 * :func:`rss_kb`: the resident set of a process, from ``/proc``.
+* :func:`start_attacker`: a child process that holds idle, slowloris and
+  silent connections open to a port from 127.0.0.2 and up (the lockout tests
+  of the node listener and of the port mapper).
 * :class:`Stream`: a process of the test's own node that sends numbered
   messages to the ``stream`` process of a ``serve`` node and keeps the books:
   what it sent, what the far end acknowledged, and which ranges it was told
@@ -33,6 +36,81 @@ ROOT = Path(__file__).resolve().parents[2]
 NODE_MAIN = ROOT / "tests" / "multiprocess" / "node_main.py"
 COOKIE = "joerl-reliability-test"
 WAIT = 30.0  # generous: the machine is shared; the figures say how long things really took
+
+
+#: The attacker of the lockout tests: ``host port mode:source:count ...``; prints
+#: READY once every socket is open. Each ``mode:source:count`` is ``count``
+#: connections from address ``source`` (127.0.0.2 and up: the legitimate
+#: clients use 127.0.0.1), each reopened as soon as the target closes it:
+#:
+#: * ``idle``: send two bytes (the length of a message that never comes), hold;
+#: * ``slowloris``: those two bytes, then one byte every 0.5 s;
+#: * ``silent``: send nothing (a half-open connection).
+ATTACKER = r"""
+import sys, time
+import gevent
+from gevent import socket
+
+host, port = sys.argv[1], int(sys.argv[2])
+opened = [0]
+
+def once(mode, src):
+    s = socket.socket()
+    try:
+        s.bind((src, 0))
+        s.connect((host, port))
+    except OSError:
+        s.close()
+        return 0.0
+    opened[0] += 1
+    t0 = time.monotonic()
+    try:
+        if mode == "slowloris":
+            s.sendall(b"\x01\x00")
+            s.settimeout(0.5)
+            while True:
+                try:
+                    if s.recv(1) == b"":
+                        break
+                except socket.timeout:
+                    s.sendall(b"\x81")
+        else:
+            if mode == "idle":
+                s.sendall(b"\x01\x00")
+            while s.recv(4096):
+                pass
+    except OSError:
+        pass
+    finally:
+        s.close()
+    return time.monotonic() - t0
+
+def attacker(mode, src):
+    while True:
+        if once(mode, src) < 0.05:
+            gevent.sleep(0.05)  # closed at once: reconnect, but do not spin
+
+plan = [arg.split(":") for arg in sys.argv[3:]]
+for mode, src, count in plan:
+    for _ in range(int(count)):
+        gevent.spawn(attacker, mode, src)
+total = sum(int(c) for _, _, c in plan)
+while opened[0] < total:
+    gevent.sleep(0.05)
+print("READY opened=%d" % opened[0], flush=True)
+while True:
+    gevent.sleep(1.0)
+    print("OPENED %d" % opened[0], flush=True)
+"""
+
+
+def start_attacker(port: int, plan: list[str], host: str = "127.0.0.1") -> ChildProcess:
+    """Run :data:`ATTACKER` against ``host:port`` with ``plan``
+    (``mode:source:count`` items); returns once every connection is open
+    (close it after)."""
+    child = ChildProcess([sys.executable, "-c", ATTACKER, host, str(port), *plan], cwd=ROOT, timeout=60.0)
+    child.wait_line("READY", timeout=60.0)
+    return child
 
 
 def rss_kb(pid: int) -> int:

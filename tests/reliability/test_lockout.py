@@ -20,14 +20,13 @@ within 2 s. Attacks:
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import gevent
 import pytest
-from _reliakit import COOKIE, ROOT
+from _reliakit import COOKIE, start_attacker
 
 from joerl.node.node import DistributedSystem
 from joerl.testing import ChildProcess, running_epmd, wait_until
@@ -36,64 +35,6 @@ pytestmark = [pytest.mark.reliability, pytest.mark.timeout(240)]
 
 LEGIT_DIALS = 20
 DIAL_DEADLINE = 2.0
-
-#: The attacker: ``host port mode:source:count ...``; prints READY once every socket is open.
-ATTACKER = r"""
-import sys, time
-import gevent
-from gevent import socket
-
-host, port = sys.argv[1], int(sys.argv[2])
-opened = [0]
-
-def once(mode, src):
-    s = socket.socket()
-    try:
-        s.bind((src, 0))
-        s.connect((host, port))
-    except OSError:
-        s.close()
-        return 0.0
-    opened[0] += 1
-    t0 = time.monotonic()
-    try:
-        if mode == "slowloris":
-            s.sendall(b"\x01\x00")
-            s.settimeout(0.5)
-            while True:
-                try:
-                    if s.recv(1) == b"":
-                        break
-                except socket.timeout:
-                    s.sendall(b"\x81")
-        else:
-            if mode == "idle":
-                s.sendall(b"\x01\x00")
-            while s.recv(4096):
-                pass
-    except OSError:
-        pass
-    finally:
-        s.close()
-    return time.monotonic() - t0
-
-def attacker(mode, src):
-    while True:
-        if once(mode, src) < 0.05:
-            gevent.sleep(0.05)  # closed at once: reconnect, but do not spin
-
-plan = [arg.split(":") for arg in sys.argv[3:]]
-for mode, src, count in plan:
-    for _ in range(int(count)):
-        gevent.spawn(attacker, mode, src)
-total = sum(int(c) for _, _, c in plan)
-while opened[0] < total:
-    gevent.sleep(0.05)
-print("READY opened=%d" % opened[0], flush=True)
-while True:
-    gevent.sleep(1.0)
-    print("OPENED %d" % opened[0], flush=True)
-"""
 
 
 @pytest.fixture
@@ -107,11 +48,7 @@ def _node(name: str, epmd: str, **options: Any) -> DistributedSystem:
 
 
 def _attack(target: DistributedSystem, plan: list[str]) -> ChildProcess:
-    child = ChildProcess(
-        [sys.executable, "-c", ATTACKER, "127.0.0.1", str(target.listen_port), *plan], cwd=ROOT, timeout=60.0
-    )
-    child.wait_line("READY", timeout=60.0)
-    return child
+    return start_attacker(target.listen_port, plan)
 
 
 def _legit_dials(target: DistributedSystem, epmd: str, count: int) -> list[float]:
