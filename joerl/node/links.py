@@ -296,10 +296,12 @@ class Links:
             return P.Verdict.refuse("id_collision", why)
         peer = self._peers.get(hello.name)
         if peer is not None and peer.link is not None and not peer.link.closed:
-            # A new incarnation may replace the link (the old one is dead even
-            # if TCP has not said so), but only once it has proved the cookie:
-            # _register closes the old link then, never on a mere HELLO.
-            if peer.creation is None or hello.creation == peer.creation:
+            # A new incarnation (another creation, or the same creation drawn
+            # again under another incarnation id) may replace the link (the old
+            # one is dead even if TCP has not said so), but only once it has
+            # proved the cookie: _register closes the old link then, never on
+            # a mere HELLO.
+            if peer.creation is None or peer.is_incarnation(hello.creation, hello.incarnation):
                 return P.Verdict.refuse(P.STATUS_BUSY, "a link with that node is up")
         if peer is not None and peer.handshaking:
             return P.DIALING
@@ -316,12 +318,16 @@ class Links:
         if peer.node_id != hello.node_id:
             conn.close("id mismatch")
             raise HandshakeError(f"node {hello.name!r} announced id {hello.node_id}, expected {peer.node_id}")
-        if peer.creation is not None and peer.creation != hello.creation:
-            log.info("node %s restarted (creation %s -> %s)", hello.name, peer.creation, hello.creation)
+        if peer.creation is not None and not peer.is_incarnation(hello.creation, hello.incarnation):
+            log.info(
+                "node %s restarted (creation %s -> %s, incarnation %016x -> %016x)",
+                hello.name, peer.creation, hello.creation, peer.incarnation, hello.incarnation,
+            )  # fmt: skip
             old = peer.link
             if old is not None and old is not conn:
                 old.close(NOCONNECTION)  # fires what crossed it (noconnection), NodeDown
         peer.creation = hello.creation
+        peer.incarnation = hello.incarnation
         peer.link = conn
         peer.up.set()
         log.info("node %s: link to %s up", self._name, hello.name)

@@ -55,6 +55,7 @@ class Peer:
         "name",
         "node_id",
         "creation",
+        "incarnation",
         "link",
         "conn",
         "pending",
@@ -72,8 +73,10 @@ class Peer:
     def __init__(self, name: str, node_id: int | None = None) -> None:
         self.name = name
         self.node_id = node_id_of(name) if node_id is None else node_id
-        #: The incarnation of the node last linked (None: never linked).
+        #: The creation of the incarnation last linked (None: never linked).
         self.creation: int | None = None
+        #: The 64-bit incarnation id of the incarnation last linked (0: unknown).
+        self.incarnation = 0
         #: The registered link (it may still be flushing ``pending``).
         self.link: Connection | None = None
         #: The link, once open for direct sends (``pending`` flushed).
@@ -97,6 +100,25 @@ class Peer:
 
     def __repr__(self) -> str:
         return f"<Peer {self.name} id={self.node_id} {self.state(0.0)}>"
+
+    def is_incarnation(self, creation: int, incarnation: int) -> bool:
+        """Whether a HELLO's ``creation`` and ``incarnation`` id are those of
+        the incarnation last linked.
+
+        Two starts of a node may draw the same 32-bit creation; the 64-bit
+        incarnation id tells them apart. An id of 0 (unknown) on either side
+        leaves the creations to decide.
+
+        Args:
+            creation: the creation the HELLO announced.
+            incarnation: the incarnation id it announced (0: not sent).
+
+        Returns:
+            False when never linked, or when either differs.
+        """
+        if self.creation is None or creation != self.creation:
+            return False
+        return not (incarnation and self.incarnation) or incarnation == self.incarnation
 
     def state(self, now: float) -> str:
         """``up``, ``dialing``, ``backing_off`` or ``idle`` at monotonic time ``now``."""
