@@ -119,20 +119,19 @@ op    message         fields after op
 
 FLOW is credit-based flow control for messages to a *bounded* mailbox
 (``joerl/node/flow.py``); ``dest`` is the bounded process, named as its own
-node names it. ``kind`` 0 GRANT (receiver to sender): ``n`` more messages
-to ``dest`` may go; the first GRANT for a ``dest`` on a link declares it
-bounded. ``kind`` 1 ACK (sender to receiver, ``n`` 0): every SEND and
-SEND_TERMS message of the sender to ``dest`` after this frame is charged one
-credit (those before it were sent before the sender knew of the bound).
-``kind`` 2 GONE (receiver to sender, ``n`` 0): ``dest`` ended, forget its
-credit. A sender with no credit left for ``dest`` holds further messages to
-it back (the sending greenlet waits); the receiver never stops reading the
+node names it. A pid whose id has ``BOUNDED_MAILBOX`` (bit 62,
+``joerl/pid.py``) names a bounded mailbox, so a sender knows before its first
+message: it charges every SEND and SEND_TERMS message to such a ``dest`` one
+credit from the first, starting each link at the window (64,
+``flow.DEFAULT_WINDOW``), and with no credit left its greenlet waits (the
+hub overdraws: a timer cannot wait). ``kind`` 0 GRANT (receiver to sender):
+``n`` more messages to ``dest`` may go, returned as messages enter the
+mailbox. ``kind`` 1 is reserved (ignored). ``kind`` 2 GONE (receiver to
+sender, ``n`` 0): ``dest`` ended (also the answer to a message that finds it
+already ended); forget its credit. The receiver never stops reading the
 link: what does not fit the mailbox waits in a queue on the receiving node,
-and a charged message earns its credit back once it is in the mailbox, so a
-link's charged messages waiting there never exceed the grant (the window,
-64 by default). REG_SEND is never charged. Credit lives and dies with the
-link. A peer that never ACKs is never charged (nothing is lost: its
-messages queue all the same).
+and never holds more than the window per link. REG_SEND is never charged
+(the sender does not know the pid). Credit lives and dies with the link.
 
 Errors: a peer breaking the handshake raises :class:`HandshakeProtocolError`
 (both a ``HandshakeError`` and a ``RemoteProtocolError``); a refusal raises
