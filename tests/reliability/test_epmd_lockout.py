@@ -40,6 +40,7 @@ DEADLINE = 2.0
 MAX_CONNECTIONS = 512
 CLIENT_TIMEOUT = 5.0  # a request not answered by then counts as failed (inf)
 
+SOURCES = {"one address": "127.0.0.2", "many addresses": "127.0.0.2 to 127.0.0.13"}
 ATTACKS: dict[str, Callable[[int], list[str]]] = {
     "one address": lambda n: [
         f"idle:127.0.0.2:{n // 2}",
@@ -101,9 +102,9 @@ def test_legitimate_clients_are_served_within_2s_while_strangers_flood_the_port_
         f"epmd_lockout_{where.replace(' ', '_')}",
         f"No lockout of the port mapper by strangers ({where})",
         f"{attacking} idle (two bytes, reopened when closed), slowloris and silent connections to a port "
-        f"mapper serving {MAX_CONNECTIONS} at once, from {where} (127.0.0.2 and up, loopback: exempt from the "
+        f"mapper serving {MAX_CONNECTIONS} at once, from {where} ({SOURCES[where]}: loopback, so exempt from the "
         f"per-address limits), while {ROUNDS} rounds of legitimate clients on 127.0.0.1 register a name, "
-        "look it up and list the names, one after another",
+        "look it up and list the names, one after another.",
     )
     address = f"127.0.0.1:{daemon.port}"
     holder = EpmdClient(address, timeout=CLIENT_TIMEOUT)
@@ -117,7 +118,7 @@ def test_legitimate_clients_are_served_within_2s_while_strangers_flood_the_port_
         times = _legit_rounds(address, ROUNDS)
         every = [t for ts in times.values() for t in ts]
         ok = [t for t in every if t <= DEADLINE]
-        rec.figure("legit_ok", len(ok), f"legitimate requests answered within {DEADLINE}s", f"of {len(every)}")
+        rec.figure("legit_ok", len(ok), f"legitimate requests answered within {DEADLINE:g} s", f"of {len(every)}")
         for op, ts in times.items():
             finite = sorted(t for t in ts if t != float("inf"))
             if finite:
@@ -126,7 +127,8 @@ def test_legitimate_clients_are_served_within_2s_while_strangers_flood_the_port_
         rec.figure("evictions", getattr(daemon, "evictions", 0), "connections evicted for newer ones")
         rec.figure("request_timeouts", getattr(daemon, "request_timeouts", 0), "connections closed: no request in time")
         assert attacker.proc.poll() is None, "the attacker stopped before the clients were done"
-        rec.check(len(ok) == len(every), f"every legitimate request answered within {DEADLINE}s: {times}")
+        late = {op: [round(t, 3) for t in ts if t > DEADLINE] for op, ts in times.items()}
+        rec.check(len(ok) == len(every), f"every legitimate request answered within {DEADLINE:g} s (late: {late})")
         rec.check(daemon.connection_count <= MAX_CONNECTIONS, "connections stay within max_connections")
         rec.check(
             holder.registration("holder") == held and daemon.lookup("holder") is not None,
