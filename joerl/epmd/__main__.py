@@ -17,7 +17,13 @@ import sys
 from collections.abc import Sequence
 
 from .protocol import DEFAULT_PORT, parse_address
-from .server import DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PER_ADDRESS, DEFAULT_RATE_PER_ADDRESS, EpmdServer
+from .server import (
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_PER_ADDRESS,
+    DEFAULT_RATE_PER_ADDRESS,
+    DEFAULT_REQUEST_TIMEOUT,
+    EpmdServer,
+)
 
 __all__ = ["main", "build_parser"]
 
@@ -53,6 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=60.0,
         metavar="S",
         help="close an unregistered connection idle for S seconds (default 60, as epmd)",
+    )
+    ap.add_argument(
+        "--request-timeout",
+        type=float,
+        default=DEFAULT_REQUEST_TIMEOUT,
+        metavar="S",
+        help=f"close a new connection that sent no whole request within S seconds (default {DEFAULT_REQUEST_TIMEOUT:g})",
     )
     ap.add_argument(
         "--max-connections",
@@ -196,6 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         address,
         keepalive_timeout=args.keepalive_timeout,
         packet_timeout=args.packet_timeout,
+        request_timeout=args.request_timeout,
         max_connections=args.max_connections,
         allow_remote_register=args.allow_remote_register,
         relaxed_command_check=args.relaxed_command_check,

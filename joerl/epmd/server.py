@@ -57,7 +57,7 @@ from ._classic_service import ClassicService
 from ._ext_service import EXT_TYPES, ExtService
 from ._table import REMEMBERED_NAMES, Entry, NameTable
 
-__all__ = ["DEFAULT_ADDRESS", "DEFAULT_MAX_CONNECTIONS", "REMEMBERED_NAMES", "EpmdServer"]
+__all__ = ["DEFAULT_ADDRESS", "DEFAULT_MAX_CONNECTIONS", "DEFAULT_REQUEST_TIMEOUT", "REMEMBERED_NAMES", "EpmdServer"]
 
 log = logging.getLogger(__name__)
 
