@@ -44,7 +44,7 @@ from .pid import SYSTEM_PID, Pid, Ref
 from .registry import Registry
 from .timer import TimerRef, Timers
 
-__all__ = ["SYSTEM_PID", "ActorSystem", "ExitSignal", "From", "RemoteName"]
+__all__ = ["SYSTEM_PID", "ActorSystem", "ExitSignal", "From", "RemoteName", "check_max_mailbox"]
 
 log = logging.getLogger("joerl.actor")
 

@@ -34,7 +34,7 @@ from ..errors import DistributionError, EpmdError, NodeUnreachable
 from ..message import NOCONNECTION, NodeDown
 from ..pid import Pid
 from ..serialization import Limits, MessageRegistry, default_registry
-from ..system import ActorSystem
+from ..system import ActorSystem, check_max_mailbox
 from . import protocol as P
 from .admission import Admission
 from .config import choose_creation, load_cookie, node_id_of, resolve_epmd_address
@@ -79,6 +79,8 @@ class DistributedSystem:
             a TLS node refuses plaintext peers.
         allowed_nodes: if given, only these node names may link with this one;
             any other is refused after authentication (it learns nothing).
+        max_mailbox: the node-wide default ``max_mailbox`` of its processes
+            (``ActorSystem(max_mailbox=...)``; see docs/processes.md).
         max_handshakes: unfinished inbound handshakes from all addresses at
             once; past it the oldest silent one is evicted (finished ones, the
             links, do not count).
@@ -122,9 +124,11 @@ class DistributedSystem:
         max_connections_per_second: float = 200.0,
         max_handshakes_per_address: int = 128,
         first_bytes_timeout: float = 2.0,
+        max_mailbox: int | None = None,
     ) -> None:
         # Everything that can be checked is checked before any IO.
         _epmd.check_name(name)
+        check_max_mailbox(max_mailbox)
         if not first_bytes_timeout > 0:
             raise ValueError(f"first_bytes_timeout must be positive, got {first_bytes_timeout!r}")
         admission = Admission(max_handshakes, max_handshakes_per_address, max_connections_per_second)
@@ -155,7 +159,7 @@ class DistributedSystem:
             self._server.init_socket()
             self.listen_port: int = self._server.server_port
             info = self._register(name, start_epmd, epmd_timeout, meta)
-            self._assemble(name, info, registry, limits)
+            self._assemble(name, info, registry, limits, max_mailbox)
             self._links = Links(
                 identity=P.NodeIdentity(name, self.node_id, self.creation),
                 cookie=cookie_bytes,
@@ -208,12 +212,13 @@ class DistributedSystem:
         info: Any,
         registry: MessageRegistry | None,
         limits: Limits | None,
+        max_mailbox: int | None,
     ) -> None:
         """Build the node's parts around its registration ``info``."""
         # The incarnation is fixed at first registration: pids handed out
         # stay valid even if the port mapper restarts and hands out another.
         self.creation = choose_creation(info.creation)  # random: never the port mapper's
-        self.system = ActorSystem(name)
+        self.system = ActorSystem(name, max_mailbox=max_mailbox)
         self._peers = PeerTable(name, self.node_id, self._registered_names)
         self._routing = routing = Routing(
             self.system, self.node_id, self.creation, self._peers, self.stats, registry or default_registry(), limits

@@ -99,3 +99,10 @@ def test_a_listen_address_in_use_leaves_nothing_behind(epmd: str) -> None:
             lambda: DistributedSystem("squatter", address, epmd, cookie=COOKIE, start_epmd=False), OSError, "in use"
         )
         assert sorted(n.name for n in holder.list_nodes()) == ["holder"]
+
+
+def test_a_node_wide_max_mailbox(epmd: str) -> None:
+    with make("limited", epmd, max_mailbox=5) as node:
+        assert node.system.max_mailbox == 5
+    with pytest.raises(ValueError, match="max_mailbox"):
+        make("bad_limit", epmd, max_mailbox=0)
