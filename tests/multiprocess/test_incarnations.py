@@ -98,10 +98,7 @@ class World:
         """Ping every pid ever held, then the live one: only the live one answers, the
         rest are counted as stale."""
         *dead, live = self.pids
-        # Same name, and (with the port mapper's frozen clock) the creation the
-        # port mapper offers collides; the pid ids start at a random point on
-        # every start, so the ids differ as well: two independent guards.
-        assert all(p.node == live.node for p in dead), "same name, same node id"
+        assert all((p.node, p.id) == (live.node, live.id) for p in dead), "same name, same first process"
         stale_before = self.here.stats.dropped_stale
         for i, pid in enumerate(dead):
             self.here.system.send(pid, ("ping", i, self.inbox.pid), sender=self.inbox.pid)

@@ -175,7 +175,7 @@ def test_restarted_node_refuses_old_pids_and_reaches_new_ones(start_node: Any, h
     b2 = start_node("node_b", "serve")
     assert int(b2.ready["creation"]) != int(b1.ready["creation"])
     new = whois(here, inbox, "node_b")
-    assert new.node == old.node, "same name, same node id (the ids start at a random point on every start)"
+    assert (new.node, new.id) == (old.node, old.id), "same name, same first process: only the creation differs"
     assert new.creation != old.creation
 
     # The old pid names a process of the dead incarnation, even though a
