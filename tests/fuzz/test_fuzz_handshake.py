@@ -7,6 +7,7 @@ which its link to a well-behaved peer is intact and still carries messages.
 
 from __future__ import annotations
 
+import dataclasses
 import socket as stdsocket
 import struct
 import time
@@ -242,13 +243,23 @@ def _flip(data: bytes, recipe: bytes) -> bytes:
 
 
 def _interactive_attempt(
-    port: int, target: str, name: str, node_id: int, creation: int, cookie: bytes, after: str, garbage: bytes = b""
+    port: int,
+    target: str,
+    name: str,
+    node_id: int,
+    creation: int,
+    cookie: bytes,
+    after: str,
+    garbage: bytes = b"",
+    incarnation: int | None = None,
 ) -> Any:
     """A handshake by the book up to the node's HELLO, then ``after``: the
     ``reply`` it asks for, ``garbage``, a ``truncated`` or ``mutated`` reply,
     or ``nothing``; then EOF. Returns the handshake error our side saw (a
     refusal, the node's auth_failed), or None; the node must close in any case."""
     identity = dp.NodeIdentity(name, node_id, creation)
+    if incarnation is not None:
+        identity = dataclasses.replace(identity, incarnation=incarnation)
     engine = Handshake(Role.INITIATOR, identity, cookie, expected_peer=target)
     sock = socket.create_connection(("127.0.0.1", port), timeout=5.0)
     try:
@@ -275,9 +286,18 @@ def test_half_valid_handshakes_are_refused_and_closed(cluster: Any, good_peer_ta
     link = target._peers[good.node_name].link
     port, me = target.listen_port, target.node_name
 
-    def attempt(name: str, cookie: bytes, after: str, node_id: int | None = None, creation: int = 1) -> Any:
+    def attempt(
+        name: str,
+        cookie: bytes,
+        after: str,
+        node_id: int | None = None,
+        creation: int = 1,
+        incarnation: int | None = None,
+    ) -> Any:
         garbage = b"" if after == "mutated" else b"\x00\x05junk!"  # "mutated" with no recipe: the MAC's last byte
-        return _interactive_attempt(port, me, name, node_id or node_id_of(name), creation, cookie, after, garbage)
+        return _interactive_attempt(
+            port, me, name, node_id or node_id_of(name), creation, cookie, after, garbage, incarnation
+        )
 
     wrong = b"wrong-cookie"
     assert isinstance(attempt("fz-h-a", wrong, "reply"), AuthenticationError)  # the node says: auth_failed
@@ -290,8 +310,13 @@ def test_half_valid_handshakes_are_refused_and_closed(cluster: Any, good_peer_ta
     assert isinstance(refused, dp.HandshakeRefused) and refused.status == "not_allowed"
     refused = attempt("fz-h-d", wrong, "reply", node_id=good.node_id)  # the good peer's id
     assert isinstance(refused, dp.NodeIdCollision)
-    refused = attempt(good.node_name, wrong, "reply", creation=good.creation)  # the good peer, again
+    # The good peer, again (same creation and incarnation): busy. (A new incarnation
+    # would be let on to prove the cookie, and could then replace the link.)
+    same = target._peers[good.node_name].incarnation
+    refused = attempt(good.node_name, wrong, "reply", creation=good.creation, incarnation=same)
     assert isinstance(refused, dp.HandshakeRefused) and refused.status == "busy"
+    impostor = attempt(good.node_name, wrong, "reply", creation=good.creation)  # a new incarnation, wrong cookie
+    assert isinstance(impostor, AuthenticationError)
     assert target.nodes() == [good.node_name]
     assert target._peers[good.node_name].link is link and not link.closed
     good_peer_talks(1)
