@@ -27,7 +27,7 @@ import gevent.lock
 from gevent import socket
 
 from ..backoff import Backoff
-from ..errors import EpmdError, EpmdProtocolError, NameInUse, RegistrationRefused
+from ..errors import EpmdConnectionError, EpmdError, EpmdProtocolError, NameInUse, RegistrationRefused
 from . import protocol as p
 from ._dialer import Dialer, ExtRefusal, NoReply, checked, read_ext_reply
 from ._node import NodeInfo
@@ -97,7 +97,13 @@ class Registration:
                 else:
                     d.daemon_kind = "joerl"
                     return info
-            return self._register_alive2()
+            try:
+                return self._register_alive2()
+            except EpmdConnectionError:
+                # Nobody answered: the next daemon may be the other kind (ours
+                # replacing Erlang's epmd), so ask again from the start.
+                d.daemon_kind = None
+                raise
 
     def _register_ext(self) -> NodeInfo:
         d = self.dialer
