@@ -56,7 +56,7 @@ def _message(queued: Any) -> Any:
 class Mailbox:
     """A deque with a single waiting reader (the fastest one-reader primitive)."""
 
-    __slots__ = ("_q", "_reader", "_maxsize", "_putters", "_hub", "_callback", "closed")
+    __slots__ = ("_q", "_reader", "_maxsize", "maxsize", "_putters", "_hub", "_callback", "closed")
 
     def __init__(self, maxsize: int | None = None) -> None:
         if maxsize is not None and maxsize < 1:
@@ -64,6 +64,8 @@ class Mailbox:
         self._q: deque[Any] = deque()  # see _queued()
         self._reader: Waiter | None = None
         self._maxsize = maxsize
+        #: The bound (``mailbox_size``), or None; a plain attribute: read per message.
+        self.maxsize = maxsize
         self._putters: deque[Waiter] | None = None
         self._hub = get_hub()
         self._callback = self._hub.loop.run_callback
@@ -71,10 +73,6 @@ class Mailbox:
 
     def __len__(self) -> int:
         return len(self._q)
-
-    @property
-    def maxsize(self) -> int | None:
-        return self._maxsize
 
     def full(self) -> bool:
         return self._maxsize is not None and len(self._q) >= self._maxsize
@@ -370,10 +368,6 @@ class LimitedMailbox(Mailbox):
         self._tripped = False
         if maxsize is None:
             self._maxsize = _UNBOUNDED
-
-    @property
-    def maxsize(self) -> int | None:
-        return self._bound
 
     def full(self) -> bool:
         return self._bound is not None and len(self._q) >= self._bound
