@@ -49,10 +49,14 @@ WAIT = 30.0  # generous: the machine is shared; the figures say how long things 
 ATTACKER = r"""
 import sys, time
 import gevent
+import gevent.event
 from gevent import socket
 
 host, port = sys.argv[1], int(sys.argv[2])
+plan = [arg.split(":") for arg in sys.argv[3:]]
+total = sum(int(c) for _, _, c in plan)
 opened = [0]
+all_open = gevent.event.Event()  # set once every planned socket has connected
 
 def once(mode, src):
     s = socket.socket()
@@ -63,6 +67,8 @@ def once(mode, src):
         s.close()
         return 0.0
     opened[0] += 1
+    if opened[0] >= total:
+        all_open.set()
     t0 = time.monotonic()
     try:
         if mode == "slowloris":
@@ -90,17 +96,12 @@ def attacker(mode, src):
         if once(mode, src) < 0.05:
             gevent.sleep(0.05)  # closed at once: reconnect, but do not spin
 
-plan = [arg.split(":") for arg in sys.argv[3:]]
 for mode, src, count in plan:
     for _ in range(int(count)):
         gevent.spawn(attacker, mode, src)
-total = sum(int(c) for _, _, c in plan)
-while opened[0] < total:
-    gevent.sleep(0.05)
+all_open.wait()
 print("READY opened=%d" % opened[0], flush=True)
-while True:
-    gevent.sleep(1.0)
-    print("OPENED %d" % opened[0], flush=True)
+gevent.event.Event().wait()  # attack until the test kills this process
 """
 
 

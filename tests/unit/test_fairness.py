@@ -43,16 +43,18 @@ def longest_stall(system: ActorSystem, pid: Any, n: int, done: Event) -> float:
     """Seconds: the ticker's worst lateness while a greenlet sends ``n`` messages to ``pid``."""
     worst = 0.0
     running = True
+    ticking = Event()
 
     def ticker() -> None:
         nonlocal worst
         while running:
             t0 = time.perf_counter()
-            gevent.sleep(0.001)
+            gevent.sleep(0.001)  # the ticker's period: what it measures is its lateness
             worst = max(worst, time.perf_counter() - t0 - 0.001)
+            ticking.set()
 
     tick = gevent.spawn(ticker)
-    gevent.sleep(0.01)
+    assert ticking.wait(5)  # it has ticked once: the loop below starts against a running ticker
     worst = 0.0
 
     def sender() -> None:
