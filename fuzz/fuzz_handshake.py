@@ -15,7 +15,6 @@ CLOSED after one, and the split changes neither events, error nor bytes sent.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from _harness import instrumented, main, outcome, pieces
@@ -30,20 +29,17 @@ with instrumented():
         NodeIdentity,
         Role,
     )
+    from joerl.testing import fixed_random
 
 COOKIE = b"fuzz-cookie"
 INI = NodeIdentity("fuzz-ini", 0x1111, creation=3)
 ACC = NodeIdentity("fuzz-acc", 0x2222, creation=4)
 
 
-def _rand(seed: int) -> Callable[[int], bytes]:
-    return lambda n: bytes((seed + i) & 0xFF for i in range(n))
-
-
 def _new(role: Role) -> Handshake:
     if role is Role.ACCEPTOR:
-        return Handshake(Role.ACCEPTOR, ACC, COOKIE, random_bytes=_rand(2))
-    return Handshake(Role.INITIATOR, INI, COOKIE, expected_peer=ACC.name, random_bytes=_rand(1))
+        return Handshake(Role.ACCEPTOR, ACC, COOKIE, random_bytes=fixed_random(2))
+    return Handshake(Role.INITIATOR, INI, COOKIE, expected_peer=ACC.name, random_bytes=fixed_random(1))
 
 
 def _transcript() -> tuple[bytes, bytes, bytes, bytes]:

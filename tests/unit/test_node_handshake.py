@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import struct
-from collections.abc import Callable
 from typing import Any
 
 import msgpack
@@ -34,15 +33,11 @@ from joerl.node.protocol import (
     encode_frame,
 )
 from joerl.pid import Pid
+from joerl.testing import fixed_random
 
 COOKIE = b"secret-cookie"
 A = NodeIdentity("alpha", 0x0A0A0A0A, creation=7, incarnation=0xA1A2A3A4A5A6A7A8)
 B = NodeIdentity("beta", 0x0B0B0B0B, creation=9, incarnation=0xB1B2B3B4B5B6B7B8)
-
-
-def fixed_bytes(seed: int) -> Callable[[int], bytes]:
-    """A deterministic random_bytes, so handshakes are byte-for-byte reproducible."""
-    return lambda n: bytes((seed + i) & 0xFF for i in range(n))
 
 
 def engines(
@@ -50,8 +45,8 @@ def engines(
 ) -> tuple[Handshake, Handshake]:
     kw_i = {k[2:]: v for k, v in kw.items() if k.startswith("i_")}
     kw_a = {k[2:]: v for k, v in kw.items() if k.startswith("a_")}
-    ini = Handshake(Role.INITIATOR, local_i, cookie_i, random_bytes=fixed_bytes(1), **kw_i)
-    acc = Handshake(Role.ACCEPTOR, local_a, cookie_a, random_bytes=fixed_bytes(101), **kw_a)
+    ini = Handshake(Role.INITIATOR, local_i, cookie_i, random_bytes=fixed_random(1), **kw_i)
+    acc = Handshake(Role.ACCEPTOR, local_a, cookie_a, random_bytes=fixed_random(101), **kw_a)
     return ini, acc
 
 
@@ -130,14 +125,14 @@ def test_handshake_byte_vectors() -> None:
     assert hello_i == {
         "t": "hello", "v": 3, "vmin": 3, "name": "alpha", "id": 0x0A0A0A0A, "creation": 7,
         "incarnation": 0xA1A2A3A4A5A6A7A8, "flags": p.DEFAULT_FLAGS,
-        "challenge": fixed_bytes(1)(32), "tick_ms": 60000, "max_frame": 64 * 1024 * 1024,
+        "challenge": fixed_random(1)(32), "tick_ms": 60000, "max_frame": 64 * 1024 * 1024,
     }  # fmt: skip
     # the incarnation id travels as a msgpack uint 64: cf + 8 bytes, big-endian
     assert bytes.fromhex("ab 696e6361726e6174696f6e cf a1a2a3a4a5a6a7a8") in hello_i_raw
     assert hello_i_raw[:2] == struct.pack(">H", len(hello_i_raw) - 2)
     (status_raw, status), (hello_a_raw, hello_a) = split_messages(wire[1])
     assert status == {"t": "status", "status": "ok", "reason": ""}
-    assert hello_a["name"] == "beta" and hello_a["challenge"] == fixed_bytes(101)(32)
+    assert hello_a["name"] == "beta" and hello_a["challenge"] == fixed_random(101)(32)
     [(_, reply)] = split_messages(wire[2])
     [(_, ack)] = split_messages(wire[3])
     transcript = hello_i_raw + hello_a_raw
@@ -253,8 +248,8 @@ def test_replayed_reply_fails() -> None:
     """A REPLY recorded from one handshake is useless in the next (fresh challenge)."""
     ini, acc = engines()
     wire = handshake(ini, acc)["wire"]
-    ini2 = Handshake(Role.INITIATOR, A, b"wrong", random_bytes=fixed_bytes(1))
-    acc2 = Handshake(Role.ACCEPTOR, B, COOKIE, random_bytes=fixed_bytes(55))
+    ini2 = Handshake(Role.INITIATOR, A, b"wrong", random_bytes=fixed_random(1))
+    acc2 = Handshake(Role.ACCEPTOR, B, COOKIE, random_bytes=fixed_random(55))
     acc2.feed(ini2.data_to_send())
     acc2.accept()
     with pytest.raises(AuthenticationError):
