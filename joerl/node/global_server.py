@@ -63,6 +63,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from .._gen import CALL, STOP
 from ..gen_server import GenServer, Reply
 from ..message import Down, NodeDown, NodeUp
 from ..pid import Pid, Ref
@@ -171,9 +172,9 @@ class NameServer(GenServer):
     def handle_message(self, msg: Any, ctx: Any) -> None:
         # Peers are trusted (they passed the cookie), yet a malformed call or a
         # stop sent from another node must not end the name server.
-        # (GlobalNames.close() ends it with system.stop, not with "$gen_stop".)
-        if msg.__class__ is tuple and len(msg) in (2, 3) and msg[0] in ("$gen_call", "$gen_stop"):
-            if msg[0] == "$gen_call" and not (
+        # (GlobalNames.close() ends it with system.stop, not with STOP.)
+        if msg.__class__ is tuple and len(msg) in (2, 3) and msg[0] in (CALL, STOP):
+            if msg[0] == CALL and not (
                 len(msg) == 3
                 and isinstance(msg[1], tuple)
                 and len(msg[1]) == 2

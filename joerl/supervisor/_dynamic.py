@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from .._gen import CALL
+from .._gen import is_call
 from ..actor import ActorContext, ActorRef
 from ..errors import ReceiveTimeout
 from ..message import KILL, SHUTDOWN, Down, Exit, format_reason, is_normal
@@ -136,7 +136,7 @@ class DynamicSupervisor(StartsReady):
         cls = msg.__class__
         if cls is Exit:
             self._on_exit(ctx, msg.pid, msg.reason)
-        elif cls is tuple and len(msg) == 3 and msg[0] == CALL:
+        elif is_call(msg):
             ctx.system.reply(msg[1], self._on_call(ctx, msg[2]))
         elif cls is tuple and len(msg) == 2 and msg[0] == _TRY_AGAIN:
             child = self._children.get(msg[1])

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Hashable
 from typing import Any
 
-from .._gen import CALL
+from .._gen import is_call
 from ..actor import ActorContext, ActorRef
 from ..errors import ReceiveTimeout
 from ..message import KILL, SHUTDOWN, Down, Exit, format_reason, is_normal
@@ -118,7 +118,7 @@ class Supervisor(StartsReady):
         cls = msg.__class__
         if cls is Exit:
             self._on_exit(ctx, msg.pid, msg.reason)
-        elif cls is tuple and len(msg) == 3 and msg[0] == CALL:
+        elif is_call(msg):
             ctx.system.reply(msg[1], self._on_call(ctx, msg[2]))
         elif cls is tuple and len(msg) == 2 and msg[0] == _TRY_AGAIN:
             child = self._children.get(msg[1])
