@@ -183,7 +183,7 @@ class NameServer(GenServer):
             ):
                 log.warning("name server %s: malformed call %r", self.me, msg)
                 return
-            if msg[0] == "$gen_stop":
+            if msg[0] == STOP:
                 log.warning("name server %s: ignoring %r (close() stops it)", self.me, msg)
                 return
         super().handle_message(msg, ctx)
