@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from . import aio, gen_statem, pg, pool, rpc, task
+from ._run import run
 from ._stats import RuntimeStats
 from ._via import IViaRegistry, ViaRegistry
 from .actor import Actor, ActorContext, ActorRef
@@ -140,6 +141,7 @@ __all__ = [
     "rpc",
     "RpcError",
     "RpcHandlers",
+    "run",
     "RuntimeStats",
     "serializable",
     "SerializableEnvelope",

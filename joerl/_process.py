@@ -71,6 +71,7 @@ class Processes(Signals):
     _empty: Event
     _closing: bool
     _closed: bool
+    _stopped: Event
     _timers: set[TimerRef]
     _calls: Pending
     stats: RuntimeStats
@@ -339,6 +340,7 @@ class Processes(Signals):
                 self._calls.resolve(ref, (False, SHUTDOWN))
             self._closed = True
             done.set()
+            self._stopped.set()
 
     def _is_supervised(self, ctx: ActorContext) -> bool:
         parent = self._local(ctx._parent) if ctx._parent is not None else None

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from gevent import get_hub, getcurrent
@@ -26,6 +27,7 @@ from ._budget import DEFAULT_SEND_BUDGET, BudgetedSends, SendBudget
 from ._gen import CALL, From, Pending
 from ._process import Processes, check_max_mailbox
 from ._router import Inbound, RemoteName, Router
+from ._serve import STOP_SIGNALS, StopSignals, signal_name, wait_for_signal
 from ._signals import ExitSignal, NodeInbound, add_watcher, remove_watcher
 from ._stats import (
     DROP_NOPROC,
@@ -43,7 +45,16 @@ from .pid import SYSTEM_PID, Pid, Ref
 from .registry import Registry
 from .timer import TimerRef, Timers
 
-__all__ = ["SYSTEM_PID", "ActorSystem", "ExitSignal", "From", "RemoteName", "check_max_mailbox"]
+__all__ = [
+    "STOP_SIGNALS",
+    "SYSTEM_PID",
+    "ActorSystem",
+    "StopSignals",
+    "ExitSignal",
+    "From",
+    "RemoteName",
+    "check_max_mailbox",
+]
 
 log = logging.getLogger("joerl.actor")
 
@@ -89,6 +100,7 @@ class ActorSystem(Processes, BudgetedSends, Timers):
         self._empty.set()
         self._closing = False
         self._closed = False
+        self._stopped = Event()  # set when a shutdown has ended (serve_forever waits on it)
         self._router: Router | None = None
         #: Counters: messages dropped, by reason (see :class:`~joerl._stats.RuntimeStats`).
         self.stats = RuntimeStats()
@@ -101,6 +113,39 @@ class ActorSystem(Processes, BudgetedSends, Timers):
 
     def __repr__(self) -> str:
         return f"<ActorSystem {self.name} processes={len(self._procs)}>"
+
+    def serve_forever(self, signals: Iterable[int] | StopSignals = STOP_SIGNALS, *, timeout: float = 5.0) -> int | None:
+        """Run until Ctrl+C (SIGINT) or SIGTERM arrives, then shut down cleanly.
+
+        The run-until-signal idiom for a program whose actors do the work:
+        the calling greenlet waits (every process keeps running), and when a
+        signal arrives, or a process shuts the system down, the system is shut
+        down (:meth:`shutdown`) and the call returns. :func:`joerl.run` wraps
+        it for ``sys.exit``.
+
+        Args:
+            signals: the signals that stop the system (default SIGINT and
+                SIGTERM), or handlers installed already (``joerl.run`` installs
+                them before its ``main`` runs, so that no early signal is lost).
+            timeout: seconds the processes get to stop (see :meth:`shutdown`).
+
+        Returns:
+            The signal number that arrived, or None if the system was shut down otherwise.
+
+        Raises:
+            RuntimeError: not called from the main thread (only it receives signals).
+
+        Example::
+
+            system = ActorSystem()
+            system.spawn(Worker())
+            system.serve_forever()  # until Ctrl+C or `kill`
+        """
+        number = wait_for_signal(signals, until=self._stopped)
+        if number is not None:
+            log.info("%s: received %s, shutting down", self.name, signal_name(number))
+        self.shutdown(timeout)
+        return number
 
     def attach_router(self, router: Router) -> Inbound:
         """Make this system a node's: signals to other nodes go to ``router``.

@@ -34,7 +34,7 @@ from ..errors import DistributionError, EpmdError, NodeUnreachable
 from ..message import NOCONNECTION, NodeDown
 from ..pid import Pid
 from ..serialization import Limits, MessageRegistry, default_registry
-from ..system import ActorSystem, check_max_mailbox
+from ..system import STOP_SIGNALS, ActorSystem, StopSignals, check_max_mailbox
 from . import protocol as P
 from .admission import Admission
 from .config import choose_creation, load_cookie, node_id_of, resolve_epmd_address
@@ -273,6 +273,15 @@ class DistributedSystem:
             except Exception:  # noqa: BLE001 - the port mapper may be gone already
                 log.debug("port mapper close failed", exc_info=True)
             log.info("node %s shut down", self.node_name)
+
+    def serve_forever(self, signals: Iterable[int] | StopSignals = STOP_SIGNALS, *, timeout: float = 5.0) -> int | None:
+        """Serve until SIGINT or SIGTERM (or until a process shuts the system down), then :meth:`shutdown`.
+
+        Arguments, result and errors as :meth:`ActorSystem.serve_forever`'s; ``joerl.run`` wraps it.
+        """
+        number = self.system.serve_forever(signals, timeout=timeout)
+        self.shutdown(timeout)
+        return number
 
     @property
     def closed(self) -> bool:
