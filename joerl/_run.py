@@ -14,7 +14,9 @@ __all__ = ["run"]
 class Servable(Protocol):
     """What :func:`run` serves: an :class:`~joerl.ActorSystem` or a :class:`~joerl.DistributedSystem`."""
 
-    def serve_forever(self, signals: Iterable[int] | StopSignals = ..., *, timeout: float = ...) -> int | None: ...
+    def serve_forever(
+        self, signals: Iterable[int] | StopSignals = ..., *, timeout: float = ..., on_stop: Any = ...
+    ) -> int | None: ...
 
     def shutdown(self, timeout: float = ...) -> None: ...
 
@@ -35,8 +37,10 @@ def run(
     port mapper registration removed) and returns 0 for ``sys.exit``.
 
     Args:
-        main: called once with the system; it starts the program and returns
-            (its return value is ignored).
+        main: called once with the system; it starts the program and
+            returns None, or a function to call when the wait is over, before
+            the system shuts down (stop an HTTP server there, so that no
+            request meets a stopped actor).
         system: an :class:`~joerl.ActorSystem` or a
             :class:`~joerl.DistributedSystem`; default: a new ``ActorSystem()``.
         signals: the signals that stop the program (default SIGINT and SIGTERM).
@@ -65,8 +69,10 @@ def run(
         # Installed before main runs: a signal that arrives while it starts
         # the program waits for serve_forever instead of killing the process.
         with StopSignals(signals) as installed:
-            main(served)
-            served.serve_forever(installed, timeout=timeout)
+            on_stop = main(served)
+            if on_stop is not None and not callable(on_stop):
+                raise TypeError(f"main returned {on_stop!r}: return None, or a function to call before the shutdown")
+            served.serve_forever(installed, timeout=timeout, on_stop=on_stop)
     finally:
         served.shutdown(timeout)
     return 0

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from gevent import get_hub, getcurrent
@@ -114,7 +114,13 @@ class ActorSystem(Processes, BudgetedSends, Timers):
     def __repr__(self) -> str:
         return f"<ActorSystem {self.name} processes={len(self._procs)}>"
 
-    def serve_forever(self, signals: Iterable[int] | StopSignals = STOP_SIGNALS, *, timeout: float = 5.0) -> int | None:
+    def serve_forever(
+        self,
+        signals: Iterable[int] | StopSignals = STOP_SIGNALS,
+        *,
+        timeout: float = 5.0,
+        on_stop: Callable[[], object] | None = None,
+    ) -> int | None:
         """Run until Ctrl+C (SIGINT) or SIGTERM arrives, then shut down cleanly.
 
         The run-until-signal idiom for a program whose actors do the work:
@@ -128,6 +134,10 @@ class ActorSystem(Processes, BudgetedSends, Timers):
                 SIGTERM), or handlers installed already (``joerl.run`` installs
                 them before its ``main`` runs, so that no early signal is lost).
             timeout: seconds the processes get to stop (see :meth:`shutdown`).
+            on_stop: called once the wait is over, before the shutdown: stop
+                what feeds the actors there (an HTTP server's accepting, for
+                example), so that no request meets a stopped actor (when a
+                process shut the system down, it runs after that shutdown).
 
         Returns:
             The signal number that arrived, or None if the system was shut down otherwise.
@@ -144,7 +154,11 @@ class ActorSystem(Processes, BudgetedSends, Timers):
         number = wait_for_signal(signals, until=self._stopped)
         if number is not None:
             log.info("%s: received %s, shutting down", self.name, signal_name(number))
-        self.shutdown(timeout)
+        try:
+            if on_stop is not None:
+                on_stop()
+        finally:
+            self.shutdown(timeout)
         return number
 
     def attach_router(self, router: Router) -> Inbound:

@@ -274,12 +274,14 @@ class DistributedSystem:
                 log.debug("port mapper close failed", exc_info=True)
             log.info("node %s shut down", self.node_name)
 
-    def serve_forever(self, signals: Iterable[int] | StopSignals = STOP_SIGNALS, *, timeout: float = 5.0) -> int | None:
+    def serve_forever(
+        self, signals: Iterable[int] | StopSignals = STOP_SIGNALS, *, timeout: float = 5.0, on_stop: Any = None
+    ) -> int | None:
         """Serve until SIGINT or SIGTERM (or until a process shuts the system down), then :meth:`shutdown`.
 
         Arguments, result and errors as :meth:`ActorSystem.serve_forever`'s; ``joerl.run`` wraps it.
         """
-        number = self.system.serve_forever(signals, timeout=timeout)
+        number = self.system.serve_forever(signals, timeout=timeout, on_stop=on_stop)
         self.shutdown(timeout)
         return number
 

@@ -37,6 +37,7 @@ LOCAL = textwrap.dedent(
     def main(system):
         system.spawn(Worker())
         print("READY", flush=True)
+        return lambda: print("ON_STOP closed=%s" % system.closed, flush=True)
 
     status = joerl.run(main)
     print("RETURNED", status, flush=True)
@@ -76,8 +77,7 @@ def test_a_local_program_stops_cleanly_on_a_signal_and_exits_0(tmp_path: Path, s
         child.wait_ready()
         child.send_signal(signum)
         assert child.wait() == 0, child.stderr()
-        assert "STOPPED shutdown" in child.lines
-        assert child.lines[-1] == "RETURNED 0"
+        assert child.lines[-3:] == ["ON_STOP closed=False", "STOPPED shutdown", "RETURNED 0"]
         assert "Traceback" not in child.stderr()
 
 
@@ -121,6 +121,14 @@ def test_run_shuts_the_system_down_when_main_raises() -> None:
 
     with pytest.raises(ValueError, match="bad configuration"):
         joerl.run(main, system)
+    assert system.closed
+
+
+@pytest.mark.timeout(30)
+def test_run_refuses_a_main_that_returns_something_else_than_a_function() -> None:
+    system = ActorSystem()
+    with pytest.raises(TypeError, match="return None, or a function"):
+        joerl.run(lambda served: 42, system)
     assert system.closed
 
 
