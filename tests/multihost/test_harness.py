@@ -1,0 +1,105 @@
+"""The simulated hosts themselves: names, addresses, faults, and that nothing is left behind."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+import pytest
+from netns import NETNS_ETC, Network, _namespaces
+
+pytestmark = [pytest.mark.multihost, pytest.mark.timeout(120)]
+
+#: Asks the port mapper at argv[1] for its names, prints how long that took.
+PING = (
+    "import sys, time\n"
+    "from joerl.epmd import ping\n"
+    "t0 = time.monotonic()\n"
+    "ok = ping(sys.argv[1], timeout=float(sys.argv[2]))\n"
+    "print(ok, time.monotonic() - t0)\n"
+)
+
+
+def epmd_ping(host: object, target: str, timeout: float = 1.0) -> tuple[bool, float]:
+    out = host.run([sys.executable, "-c", PING, target, str(timeout)]).stdout.split()  # type: ignore[attr-defined]
+    return out[0] == "True", float(out[1])
+
+
+def test_each_host_has_its_name_address_and_port_mapper(net: Network) -> None:
+    alpha, beta, gamma = net.hosts
+    assert alpha.run(["hostname"]).stdout.strip() == "alpha"
+    assert beta.run(["hostname"]).stdout.strip() == "beta"
+    resolve = "import socket, sys; print(socket.gethostbyname(sys.argv[1]))"
+    assert alpha.run([sys.executable, "-c", resolve, "gamma"]).stdout.strip() == gamma.ip
+    addresses = alpha.run(["ip", "-4", "-o", "addr"]).stdout
+    assert gamma.ip not in addresses and alpha.ip in addresses
+    for host in net.hosts:
+        host.start_epmd()  # each on its own port 4369
+    for host in net.hosts:
+        assert epmd_ping(alpha, f"{host.hostname}:4369")[0]
+
+
+def test_partition_is_silent_and_heals(net: Network) -> None:
+    alpha, beta, gamma = net.hosts
+    beta.start_epmd()
+    net.partition(alpha, beta)
+    ok, seconds = epmd_ping(alpha, "beta:4369", timeout=1.0)
+    assert not ok and seconds >= 0.9, "a partition drops packets (a timeout), it does not refuse"
+    assert epmd_ping(gamma, "beta:4369")[0], "only alpha is cut off"
+    net.heal()
+    assert epmd_ping(alpha, "beta:4369")[0]
+
+
+def test_delay_holds_each_direction(net: Network) -> None:
+    alpha, beta, _ = net.hosts
+    beta.start_epmd()
+    before = epmd_ping(alpha, "beta:4369")[1]
+    net.delay(alpha, beta, 100)
+    ok, after = epmd_ping(alpha, "beta:4369", timeout=5.0)
+    print(f"\nport mapper request alpha -> beta: {before * 1000:.1f} ms, with 100 ms each way: {after * 1000:.1f} ms")
+    # connect, request and answer: at least two crossings each way
+    assert ok and after >= 0.2
+    assert int(net.relay_stats()[0]["connections"]) >= 1
+    net.heal()
+    assert epmd_ping(alpha, "beta:4369")[1] < 0.2
+
+
+#: Counts the UDP datagrams that reach port 9999 until none came for a second.
+COUNT_UDP = (
+    "import socket\n"
+    "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+    "s.bind(('0.0.0.0', 9999))\n"
+    "print('READY port=9999', flush=True)\n"
+    "s.settimeout(1.0)\n"
+    "n = 0\n"
+    "try:\n"
+    "    while True:\n"
+    "        s.recv(64)\n"
+    "        n += 1\n"
+    "except socket.timeout:\n"
+    "    print(f'RECEIVED {n}', flush=True)\n"
+)
+SEND_UDP = "import socket, sys\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nfor _ in range(400): s.sendto(b'x', (sys.argv[1], 9999))\n"
+
+
+def test_loss_drops_a_share_of_what_a_host_receives(net: Network) -> None:
+    alpha, beta, _ = net.hosts
+    net.loss(beta, 0.5)
+    rules = beta.iptables("-S", "INPUT").stdout
+    assert "--probability 0.5" in rules and "-i eth0" in rules
+    counter = beta.start([sys.executable, "-c", COUNT_UDP])
+    counter.wait_ready()
+    alpha.run([sys.executable, "-c", SEND_UDP, beta.ip])
+    received = int(counter.wait_line("RECEIVED").split()[1])
+    print(f"\n{received} of 400 datagrams arrived with 50% loss")
+    assert 100 < received < 300
+
+
+def test_nothing_is_left_behind(make_net: Callable[..., Network]) -> None:
+    net = make_net(2)
+    net[0].start_epmd()
+    made = [net.bridge_ns, *(h.ns for h in net.hosts)]
+    assert set(made) <= set(_namespaces())
+    net.close()
+    assert not set(made) & set(_namespaces())
+    assert not any((NETNS_ETC / ns).exists() for ns in made)
