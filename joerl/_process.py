@@ -18,12 +18,13 @@ import gevent
 from gevent import getcurrent
 from gevent.event import Event
 
+from ._crash import crash_report
 from ._signals import ExitSignal, Signals, add_link
 from ._stats import DROP_EXITED, DROP_TIMER_CANCELLED, RuntimeStats
 from .actor import DEAD, EXITING, RUNNING, Actor, ActorContext, ActorRef, StopActor
 from .errors import SystemShutdown
 from .mailbox import LimitedMailbox, Mailbox
-from .message import KILLED, NORMAL, SHUTDOWN
+from .message import KILLED, NORMAL, SHUTDOWN, format_reason, is_normal
 from .pid import BOUNDED_MAILBOX, Pid
 from .registry import Registry
 
@@ -208,9 +209,11 @@ class Processes(Signals):
                             mailbox._release_putter()
                     else:
                         msg, ctx.sender = mailbox.get()
+                    ctx._received += 1
                     handle(msg, ctx)
         except StopActor as stop:
             reason = stop.reason
+            crashed = stop.report and not is_normal(reason)
         except ExitSignal as sig:
             reason = sig.reason
             run_stopped = sig.run_stopped
@@ -220,8 +223,8 @@ class Processes(Signals):
         except BaseException as exc:  # noqa: BLE001 - a crash is an exit reason
             reason = exc
             crashed = True
-            log.error("actor %s (%r) crashed", ctx.pid, body, exc_info=exc)
         ctx._state = EXITING
+        note = ""
         if run_stopped and body.__class__ is not _FnActor:
             try:
                 body.stopped(reason, ctx)
@@ -231,9 +234,12 @@ class Processes(Signals):
             except (StopActor, gevent.GreenletExit):
                 pass
             except BaseException as exc:  # noqa: BLE001
-                if not crashed:
-                    reason = exc
-                log.error("actor %s (%r) crashed in stopped()", ctx.pid, body, exc_info=exc)
+                if crashed:
+                    note = f" (and stopped() raised {format_reason(exc)})"
+                else:
+                    reason, crashed = exc, True
+        if crashed:
+            crash_report(log, ctx.pid, self._registry.name_of(ctx.pid), body, reason, note)
         self._terminate(ctx, reason)
 
     def _terminate(self, ctx: ActorContext, reason: Any) -> None:
@@ -243,6 +249,7 @@ class Processes(Signals):
         timers addressed to it (cancelled, as Erlang's are).
         """
         pid = ctx.pid
+        ctx._exit_reason = reason
         ctx._state = DEAD
         self._procs.pop(pid.id, None)
         self._registry.drop_pid(pid)

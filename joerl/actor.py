@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, overload
 
-from .message import NORMAL
+from gevent.event import AsyncResult
+
+from .message import KILL, NORMAL, Down
 from .pid import Pid, Ref
 
 if TYPE_CHECKING:
@@ -34,11 +36,17 @@ class Actor:
 
 
 class StopActor(BaseException):
-    """Raised by ``ctx.stop(reason)`` inside an actor to end it; not an error."""
+    """Raised by ``ctx.stop(reason)`` inside an actor to end it; not an error.
 
-    def __init__(self, reason: Any = NORMAL) -> None:
+    An abnormal ``reason`` (not ``normal``, ``shutdown`` nor ``("shutdown", x)``)
+    leaves a crash report, as in Erlang, unless ``report`` is False (a
+    behaviour whose start failed: its starter gets the error).
+    """
+
+    def __init__(self, reason: Any = NORMAL, *, report: bool = True) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.report = report
 
 
 #: A process's life, in ``ActorContext._state``: created, running, ending, gone.
@@ -71,6 +79,9 @@ class ActorContext:
         "_actor",
         "_supervisor",
         "_timers",
+        "_exit_reason",
+        "_received",
+        "_sent",
     )
 
     def __init__(self, system: ActorSystem, pid: Pid, mailbox: Any, parent: Pid | None) -> None:
@@ -92,6 +103,10 @@ class ActorContext:
         self._actor: Any = None
         self._supervisor = False
         self._timers: set[TimerRef] | None = None  # pending timers addressed to this process
+        self._exit_reason: Any = None  # set as the process ends (ActorRef.wait)
+        #: Messages taken from the mailbox and sent through this context (joerl.introspect).
+        self._received = 0
+        self._sent = 0
 
     def __repr__(self) -> str:
         return f"<ActorContext {self.pid}>"
@@ -100,6 +115,7 @@ class ActorContext:
 
     def send(self, dest: Any, msg: Any) -> None:
         """Send ``msg`` to a Pid, a registered name, ``(name, node)`` or an ActorRef."""
+        self._sent += 1
         self.system.send(dest, msg, sender=self.pid)
 
     def receive(
@@ -124,6 +140,7 @@ class ActorContext:
             while not q:
                 mailbox._wait(None)
             msg = q.popleft()
+            self._received += 1
             if msg.__class__ is tuple:  # queueing rule: inline copy of mailbox._pair()
                 msg, self.sender = msg
             else:
@@ -135,6 +152,7 @@ class ActorContext:
             types = match
             match = lambda m: isinstance(m, types)  # noqa: E731
         msg, sender = mailbox.receive(match, timeout)
+        self._received += 1
         self.sender = sender
         return msg
 
@@ -255,6 +273,7 @@ class ActorContext:
 
     def call(self, server: Any, request: Any, timeout: float | None = 5.0) -> Any:
         """Call a GenServer (see :func:`joerl.gen_server.call`)."""
+        self._sent += 1
         return self.system.call(server, request, timeout, caller=self.pid)
 
     @property
@@ -274,11 +293,13 @@ class ActorContext:
 class ActorRef:
     """A handle on a spawned process: its pid plus convenience methods."""
 
-    __slots__ = ("pid", "system")
+    __slots__ = ("pid", "system", "_ctx")
 
     def __init__(self, system: ActorSystem, pid: Pid) -> None:
         self.pid = pid
         self.system = system
+        # A live local process's context: it keeps the exit reason for wait().
+        self._ctx = system.context_of(pid) if pid.node == 0 else None
 
     def __repr__(self) -> str:
         return f"<ActorRef {self.pid}>"
@@ -301,9 +322,54 @@ class ActorRef:
         return self.system.is_process_alive(self.pid)
 
     def join(self, timeout: float | None = None) -> bool:
-        """Wait until the process has ended; True if it did within ``timeout``."""
+        """Wait until the process has ended; True if it did within ``timeout``
+        (:meth:`wait` also gives the exit reason)."""
         return self.system.join(self.pid, timeout)
+
+    def wait(self, timeout: float | None = None) -> Any:
+        """Wait until the process has ended and return its exit reason.
+
+        The reason is what a monitor's ``Down`` carries: ``"normal"``,
+        ``"shutdown"``, ``"killed"``, the exception it crashed with, any
+        ``ctx.stop(reason)``. A handle made for a process that had already
+        ended, or for another node's process that has, gives ``"noproc"``
+        (Erlang's monitor of a dead pid); ``"noconnection"`` when that node
+        is lost.
+
+        Raises:
+            TimeoutError: still running after ``timeout`` seconds.
+        """
+        ctx = self._ctx
+        if ctx is not None:
+            if not self.system.join(self.pid, timeout):
+                raise TimeoutError(f"process {self.pid} still running after {timeout}s")
+            return ctx._exit_reason
+        return _wait_by_monitor(self.system, self.pid, timeout)
+
+    @property
+    def exit_reason(self) -> Any:
+        """The exit reason once the process has ended (None while it runs, or
+        when this handle cannot know it: see :meth:`wait`)."""
+        ctx = self._ctx
+        return ctx._exit_reason if ctx is not None and ctx._state == DEAD else None
 
     def stop(self, reason: Any = NORMAL, timeout: float | None = 5.0) -> bool:
         """Ask the process to end with ``reason`` (its ``stopped`` hook runs); wait for it."""
         return self.system.stop(self.pid, reason, timeout)
+
+
+def _wait_by_monitor(system: ActorSystem, pid: Pid, timeout: float | None) -> Any:
+    """The exit reason of ``pid`` (any node's), through a monitor held by a short-lived process."""
+    result: AsyncResult = AsyncResult()
+
+    def watcher(ctx: ActorContext) -> None:
+        ref = ctx.monitor(pid)
+        result.set(ctx.receive(lambda m: m.__class__ is Down and m.ref == ref).reason)
+
+    ref = system.spawn_fn(watcher)
+    try:
+        if not result.wait(timeout):
+            raise TimeoutError(f"process {pid} still running after {timeout}s")
+        return result.value
+    finally:
+        system.exit(ref.pid, KILL)

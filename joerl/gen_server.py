@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 from gevent import getcurrent
 from gevent.event import AsyncResult
 
+from . import sys_calls
 from ._gen import CALL as _CALL
 from ._gen import CAST as _CAST
 from ._gen import STOP as _STOP
@@ -35,6 +36,7 @@ from .actor import Actor, ActorContext, ActorRef, StopActor
 from .errors import CallError, NotRegistered
 from .message import NORMAL, Exit
 from .pid import Pid
+from .sys_calls import SYSTEM as _SYSTEM
 from .system import ActorSystem
 from .timer import TimerRef
 
@@ -197,15 +199,18 @@ class GenServer(Actor):
         if parent is not None:
             ctx.unlink(parent)
         log.debug("%s failed to start: %r", ctx.pid, reason)
-        raise StopActor(reason)
+        raise StopActor(reason, report=False)  # the starter gets the error
 
     def handle_message(self, msg: Any, ctx: ActorContext) -> None:
         """Dispatch one message to handle_call / handle_cast / handle_info."""
         if msg.__class__ is tuple:
             n = len(msg)
             if n == 3 and msg[0] == _CALL:
-                from_ = msg[1]
-                result: Any = self.handle_call(msg[2], from_, self.__state)
+                from_, request = msg[1], msg[2]
+                if request.__class__ is tuple and len(request) == 2 and request[0] == _SYSTEM:
+                    sys_calls.handle(self, ctx, from_, request[1], self.__parent)
+                    return
+                result: Any = self.handle_call(request, from_, self.__state)
                 cls = result.__class__
                 if cls is Reply:
                     state = result[1]
@@ -234,7 +239,7 @@ class GenServer(Actor):
                     raise StopActor(msg[1])
         elif msg.__class__ is Exit and self.__parent is not None and msg.pid == self.__parent:
             # Trapping exits and the parent went: end with its reason (as OTP does).
-            raise StopActor(msg.reason)
+            raise StopActor(msg.reason, report=False)  # the parent's failure is reported where it happened
         self.__apply(self.handle_info(msg, self.__state), "handle_info")
 
     def __apply(self, result: Any, hook: str) -> None:
@@ -249,6 +254,11 @@ class GenServer(Actor):
         if result.state is not _KEEP:
             self.__state = result.state
         raise StopActor(result.reason)
+
+    _joerl_sys_stats: Any = None  # sys_calls.statistics
+
+    def _joerl_sys_state(self) -> Any:
+        return self.__state
 
     def stopped(self, reason: Any, ctx: ActorContext) -> None:
         """Runs ``terminate`` (only if ``init`` succeeded), then a pending Stop reply."""
@@ -273,8 +283,7 @@ class GenServerRef(ActorRef):
 
     def __init__(self, system: ActorSystem, pid: Pid) -> None:
         super().__init__(system, pid)
-        ctx = system.context_of(pid) if pid.node == 0 else None
-        self._greenlet = ctx._greenlet if ctx is not None else None
+        self._greenlet = self._ctx._greenlet if self._ctx is not None else None
 
     def __repr__(self) -> str:
         return f"<GenServerRef {self.pid}>"

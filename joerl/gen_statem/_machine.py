@@ -20,6 +20,7 @@ from typing import Any, ClassVar, NoReturn
 from gevent import getcurrent
 from gevent.event import AsyncResult
 
+from .. import sys_calls
 from .._gen import CALL as _CALL_TAG
 from .._gen import CAST as _CAST_TAG
 from .._gen import STOP as _STOP_TAG
@@ -27,6 +28,7 @@ from .._gen import From
 from ..actor import Actor, ActorContext, StopActor
 from ..message import Exit
 from ..pid import Pid
+from ..sys_calls import SYSTEM as _SYSTEM
 from ..timer import TimerRef
 from . import _diagram
 from ._actions import ENTER_CALL, EVENT, INIT, start_timeouts, take
@@ -217,7 +219,7 @@ class GenStatem(Actor):
         if parent is not None:
             ctx.unlink(parent)  # the caller of start_link survives our exit
         log.debug("%s failed to start: %r", ctx.pid, reason)
-        raise StopActor(reason)
+        raise StopActor(reason, report=False)  # the starter gets the error
 
     def __transition_table(self) -> dict[Any, frozenset[Any]] | None:
         cls = type(self)
@@ -237,7 +239,11 @@ class GenStatem(Actor):
         if cls is tuple:
             n = len(msg)
             if n == 3 and msg[0] == _CALL_TAG:
-                self.__event((CALL, msg[1]), msg[2])
+                request = msg[2]
+                if request.__class__ is tuple and len(request) == 2 and request[0] == _SYSTEM:
+                    sys_calls.handle(self, ctx, msg[1], request[1], self.__parent)
+                    return
+                self.__event((CALL, msg[1]), request)
             elif n == 2 and msg[0] == _CAST_TAG:
                 self.__event("cast", msg[1])
             elif n == 2 and msg[0] == _STOP_TAG:
@@ -250,11 +256,16 @@ class GenStatem(Actor):
                 return
             self.__event(fired[0], fired[1])
         elif cls is Exit and self.__parent is not None and msg.pid == self.__parent:
-            raise StopActor(msg.reason)  # trapping exits and the parent went (as OTP)
+            raise StopActor(msg.reason, report=False)  # trapping exits and the parent went (as OTP)
         else:
             self.__event("info", msg)
         if self.__queue or self.__zero:
             self.__drain()
+
+    _joerl_sys_stats: Any = None  # sys_calls.statistics
+
+    def _joerl_sys_state(self) -> Any:
+        return (self.__state, self.__data)
 
     def stopped(self, reason: Any, ctx: ActorContext) -> None:
         """Cancels the timeouts and runs ``terminate`` (only if ``init`` succeeded)."""

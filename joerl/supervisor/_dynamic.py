@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from .._gen import is_call
-from ..actor import ActorContext, ActorRef
+from ..actor import ActorContext, ActorRef, StopActor
 from ..errors import ReceiveTimeout
 from ..message import KILL, SHUTDOWN, Down, Exit, format_reason, is_normal
 from ..pid import SYSTEM_PID, Pid
@@ -173,7 +173,7 @@ class DynamicSupervisor(StartsReady):
         child = self._by_pid.pop(pid, None)
         if child is None:
             if pid == self._parent:
-                ctx.stop(reason)  # the parent says stop: children go first, in stopped()
+                raise StopActor(reason, report=False)  # the parent says stop: children go first, in stopped()
             return
         child.pid = None
         restart = child.spec.restart
@@ -186,7 +186,7 @@ class DynamicSupervisor(StartsReady):
     def _restart(self, ctx: ActorContext, child: _Dyn) -> None:
         if not self._restarts.add(self.intensity, self.period):
             log.error(
-                "supervisor %s: reached maximum restart intensity (%d in %ss); shutting down",
+                "supervisor %s: reached maximum restart intensity (%d in %ss); giving up: shutting down",
                 ctx.pid,
                 self.intensity,
                 self.period,

@@ -11,7 +11,7 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 from .._gen import is_call
-from ..actor import ActorContext, ActorRef
+from ..actor import ActorContext, ActorRef, StopActor
 from ..errors import ReceiveTimeout
 from ..message import KILL, SHUTDOWN, Down, Exit, format_reason, is_normal
 from ..pid import SYSTEM_PID, Pid
@@ -205,7 +205,7 @@ class Supervisor(StartsReady):
         child = self._by_pid.pop(pid, None)
         if child is None:
             if pid == self._parent:
-                ctx.stop(reason)  # the parent says stop: children go first, in stopped()
+                raise StopActor(reason, report=False)  # the parent says stop: children go first, in stopped()
             log.debug("supervisor %s: ignoring exit of %s (%s)", ctx.pid, pid, format_reason(reason))
             return
         child.pid = None
@@ -239,7 +239,7 @@ class Supervisor(StartsReady):
         then all start in start order; temporary ones are dropped instead."""
         if not self._restarts.add(self.intensity, self.period):
             log.error(
-                "supervisor %s: reached maximum restart intensity (%d in %ss) restarting child %r; shutting down",
+                "supervisor %s: reached maximum restart intensity (%d in %ss) restarting child %r; giving up: shutting down",
                 ctx.pid,
                 self.intensity,
                 self.period,
