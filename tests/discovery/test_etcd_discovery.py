@@ -1,0 +1,130 @@
+"""EtcdDiscovery against a real etcd started by the test: keys with leases, a watch, expiry, an outage."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import gevent
+import pytest
+
+from joerl.discovery import EtcdDiscovery, Member
+from joerl.discovery._etcd_gateway import EtcdGateway, prefix_end
+
+pytestmark = [pytest.mark.discovery, pytest.mark.timeout(90)]
+
+PREFIX = "/test/cluster/"
+
+
+@pytest.fixture
+def members(etcd: Any) -> Iterator[Any]:
+    started: list[EtcdDiscovery] = []
+
+    def member(name: str, **kw: Any) -> EtcdDiscovery:
+        kw.setdefault("ttl", 5)
+        kw.setdefault("timeout", 2.0)
+        strategy = EtcdDiscovery(etcd.endpoint, PREFIX, **kw)
+        strategy.start(Member(name, "127.0.0.1", 1, b"cookie"))
+        started.append(strategy)
+        return strategy
+
+    yield member
+    for strategy in started:
+        strategy.stop()
+
+
+def changed(strategy: EtcdDiscovery, timeout: float = 10.0) -> None:
+    assert strategy.changed.wait(timeout), "the watch did not fire"
+    strategy.changed.clear()
+
+
+def test_prefix_end() -> None:
+    assert prefix_end(b"/a/") == b"/a0"
+    assert prefix_end(b"a\xff") == b"b"
+    assert prefix_end(b"\xff") == b"\x00"
+
+
+def test_each_node_registers_and_sees_the_others_through_the_watch(members: Any) -> None:
+    a = members("a@h1")
+    assert a.nodes() == ["a@h1"] and a.lease is not None
+    a.changed.clear()
+    b = members("b@h2")
+    assert sorted(b.nodes()) == ["a@h1", "b@h2"]
+    changed(a)  # b's key arrived through a's watch
+    assert sorted(a.nodes()) == ["a@h1", "b@h2"]
+
+
+def test_a_node_that_stops_revokes_its_key(members: Any) -> None:
+    a, b = members("a@h1"), members("b@h2")
+    a.nodes(), b.nodes()
+    a.changed.clear()
+    b.stop()
+    changed(a)
+    assert a.nodes() == ["a@h1"]
+
+
+def test_a_node_that_dies_disappears_when_its_lease_expires(members: Any) -> None:
+    a = members("a@h1")
+    dead = members("dead@h3", ttl=2)
+    a.nodes(), dead.nodes()
+    a.changed.clear()
+    gevent.killall(dead._greenlets)  # it dies: no keep-alive, no revoke
+    dead.lease = None
+    changed(a, timeout=15)  # the lease expired and etcd deleted the key
+    assert a.nodes() == ["a@h1"]
+
+
+def test_the_lease_is_kept_alive(members: Any, etcd: Any) -> None:
+    a = members("a@h1", ttl=2)
+    a.nodes()
+    lease = a.lease
+    assert lease is not None
+    gateway = EtcdGateway(etcd.endpoint)
+    try:
+        # A watch of the prefix sees no event for three lease lifetimes: the
+        # key is refreshed every ttl/3 seconds, never deleted.
+        events = gateway.watch(PREFIX.encode(), 0, idle_timeout=6.0)
+        assert next(events) == 0  # the watch is open
+        with pytest.raises(OSError):  # (a socket timeout: silent for 6 s)
+            next(events)
+        assert a.lease == lease and gateway.keepalive(lease) > 0
+    finally:
+        gateway.close()
+
+
+def test_an_outage_raises_and_the_node_registers_again_after_it(members: Any, etcd: Any) -> None:
+    a = members("a@h1", ttl=2)
+    assert a.nodes() == ["a@h1"]
+    etcd.stop()
+    with pytest.raises(OSError):
+        a.nodes()
+    etcd.start()
+    # Down long enough (or not) for the lease to have expired: either way the
+    # key is back once the lease has been checked.
+    names: list[str] = []
+    for _ in range(40):
+        names = a.nodes()
+        if names == ["a@h1"] and a.lease is not None:
+            break
+        a.changed.wait(0.5)
+        a.changed.clear()
+    assert names == ["a@h1"]
+
+
+def test_hostile_keys_come_back_as_text_for_the_loop_to_sift(members: Any, etcd: Any) -> None:
+    gateway = EtcdGateway(etcd.endpoint)
+    try:
+        lease = gateway.grant(30)
+        for key in (b"not a name", b"\xff\xfe", b"x" * 300):
+            gateway.put(PREFIX.encode() + key, b"", lease)
+        names = members("a@h1", max_nodes=2).nodes()
+        assert len(names) == 3  # max_nodes + 1 read: the loop sees there were more
+    finally:
+        gateway.close()
+
+
+def test_bad_settings() -> None:
+    with pytest.raises(ValueError, match="ttl"):
+        EtcdDiscovery(ttl=1)
+    with pytest.raises(ValueError, match="prefix"):
+        EtcdDiscovery(prefix="")
