@@ -27,13 +27,14 @@ import gevent
 from gevent import get_hub, getcurrent
 from gevent.socket import wait_read
 
-from ..errors import EpmdError, HandshakeError, LinkDown, NodeUnreachable, NotAllowed
+from ..errors import EpmdError, HandshakeError, LinkDown, MessageTooLarge, NodeUnreachable, NotAllowed
 from ..message import NOCONNECTION, NodeDown, NodeUp
 from ..ratelimit import TokenBucket
 from . import protocol as P
 from .admission import Admission
 from .connection import Connection, LinkConfig
 from .link_setup import accept_handshake, dial
+from .names import full_name_problem
 from .peers import UP
 from .routing import is_message
 
@@ -95,7 +96,9 @@ class Links:
         self._allowed = None if allowed is None else frozenset(allowed)
         self.admission = admission
         self._first_bytes_timeout = first_bytes_timeout
+        self.accept_other: Callable[[Any, Any], bool] | None = None  # another protocol on this port (erl_peers.py)
         self._refusal_log = TokenBucket(0.1, 1.0)  # at most one such warning every 10 s
+        self._unreachable: set[str] = set()  # names whose dial failure was logged (until they are reached)
         self._hub = get_hub()
         self.closed = False
 
@@ -156,6 +159,15 @@ class Links:
         peer.pending_bytes += len(getattr(msg, "payload", b"")) + 32
         self.ensure_connecting(peer)
 
+    def disconnect(self, name: str) -> bool:
+        """Close the link to ``name`` (see ``DistributedSystem.disconnect_node``); False if none."""
+        peer = self._peers.get(name)
+        link = None if peer is None else peer.link
+        if link is None or link.closed:
+            return False
+        link.close("disconnect")  # _on_closed: noconnection for what crossed it, NodeDown
+        return True
+
     def connect_to_node(self, name: str, timeout: float | None = None) -> bool:
         """Make sure a link to ``name`` is up (see ``DistributedSystem.connect_to_node``)."""
         if name == self._name:
@@ -207,7 +219,14 @@ class Links:
             error = exc.reason if isinstance(exc, NodeUnreachable) and exc.reason else str(exc)
             lost = peer.dial_failed(monotonic(), error)
             self._stats.dropped_unreachable += sum(map(is_message, lost))
-            log.warning("cannot reach node %r: %s (%d queued messages dropped)", name, exc, len(lost))
+            # Once per episode (until a link to it comes up), not at every retry.
+            first = name not in self._unreachable
+            self._unreachable.add(name)
+            log.log(
+                logging.WARNING if first else logging.DEBUG,
+                "cannot reach node %r: %s (%d queued messages dropped)%s",
+                name, exc, len(lost), "; further failures until it is reached are logged at DEBUG" if first else "",
+            )  # fmt: skip
             for msg in lost:
                 self._routing.fail_unreachable(msg, peer.node_id)
             self._routing.fail_waiting(peer)
@@ -268,10 +287,15 @@ class Links:
                 batch, peer.pending = peer.pending, []
                 peer.pending_bytes = 0
                 for msg in batch:
-                    if msg.__class__ is P.Send:  # (a burst to one process shares a frame)
-                        conn.send_payload(*msg)
-                    else:
-                        conn.send(msg)
+                    try:
+                        if msg.__class__ is P.Send:  # (a burst to one process shares a frame)
+                            conn.send_payload(*msg)
+                        else:
+                            conn.send(msg)
+                    except MessageTooLarge as exc:  # the peer's limit, known only now: dropped, counted once
+                        self._stats.dropped_too_large += 1
+                        log.warning("dropped a message queued for node %s: %s", peer.name, exc)
+                        continue
                     self._stats.sent += is_message(msg)
         except LinkDown as exc:  # what crossed it fires with noconnection (_on_closed)
             raise NodeUnreachable(peer.name, f"the link closed while it was opening: {exc}") from None
@@ -291,6 +315,9 @@ class Links:
         """The handshake of an inbound link asks: may this peer link with us?"""
         if self.closed:
             return P.Verdict.refuse("not_allowed", "node is shutting down")
+        problem = full_name_problem(hello.name)
+        if problem:
+            return P.Verdict.refuse("not_allowed", f"node name {hello.name!r} {problem}")
         why = self._peers.collision(hello.name, hello.node_id)
         if why is not None:
             return P.Verdict.refuse("id_collision", why)
@@ -328,20 +355,25 @@ class Links:
                 old.close(NOCONNECTION)  # fires what crossed it (noconnection), NodeDown
         peer.creation = hello.creation
         peer.incarnation = hello.incarnation
+        peer.hidden = not conn.flags & P.FLAG_PUBLISHED  # either side is a hidden node
         peer.link = conn
         peer.up.set()
-        log.info("node %s: link to %s up", self._name, hello.name)
-        self._watchers.notify(NodeUp(hello.name))
+        self._stats.links_up += 1
+        self._unreachable.discard(hello.name)
+        log.info("node %s: %slink to %s up", self._name, "hidden " if peer.hidden else "", hello.name)
+        self._watchers.notify(NodeUp(hello.name), peer.hidden)
 
     def _on_closed(self, conn: Connection, reason: Any) -> None:
         peer = self._peers.get(conn.peer_name) if conn.peer is not None else None
         if peer is None or peer.link is not conn:
             return
         peer.link_lost()
+        self._stats.links_down += 1
+        self._stats.tick_timeouts += conn.stats.tick_timeouts
         log.info("node %s: link to %s down (%s)", self._name, peer.name, reason)
         self._routing.inbound.node_down(peer.node_id, peer.name, NOCONNECTION)
         self._routing.fail_waiting(peer)
-        self._watchers.notify(NodeDown(peer.name, NOCONNECTION))
+        self._watchers.notify(NodeDown(peer.name, NOCONNECTION), peer.hidden)
 
     # -- inbound connections --------------------------------------------------------------
 
@@ -370,6 +402,8 @@ class Links:
                 self._refuse(host, "evicted by newer connections")
                 return
             self.admission.heard(ticket)
+            if self.accept_other is not None and self.accept_other(sock, address):
+                return  # an Erlang node: handshake done, its link runs in a greenlet of its own
             conn = accept_handshake(
                 sock,
                 self._identity,
@@ -381,6 +415,7 @@ class Links:
                 address=address,
             )
         except HandshakeError:
+            self._stats.handshakes_failed += 1
             return  # logged by the connection module
         except Exception:  # noqa: BLE001 - a bad peer never takes the node down
             log.exception("inbound connection from %s failed", address)

@@ -21,31 +21,34 @@ Threading: like ActorSystem, a node lives in one thread (any greenlets).
 from __future__ import annotations
 
 import logging
-import socket as _stdsocket
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
 from gevent.server import StreamServer
 
-from .. import epmd as _epmd
-from ..address import parse_address
-from ..errors import DistributionError, EpmdError, NodeUnreachable
+from ..errors import DistributionError, NodeUnreachable
 from ..message import NOCONNECTION, NodeDown
 from ..pid import Pid
 from ..serialization import Limits, MessageRegistry, default_registry
 from ..system import STOP_SIGNALS, ActorSystem, StopSignals, check_max_mailbox
 from . import protocol as P
 from .admission import Admission
-from .config import choose_creation, load_cookie, node_id_of, resolve_epmd_address
+from .config import choose_creation, load_cookie, message_limits, node_id_of
 from .connection import LinkConfig
 from .dispatch import Dispatch
+from .erl_node import ErlangConfig, ErlangSide, erlang_cookie
+from ..discovery._loop import DiscoveryLoop
+from ..discovery._strategy import Discovery
 from .global_names import GlobalNames
+from .introspection import Introspection
 from .links import Links
+from .locator import Locator
+from .names import node_name as _node_name
 from .peers import NodeWatchers, PeerTable
 from .routing import Routing
 from .spawn import Spawner
-from .stats import NodeStats
+from .stats import NodeStats, link_counters
 from .tls import TlsConfig, tls_wrapper
 
 __all__ = ["PROTOCOL_NAME", "DistributedSystem", "NodeStats"]
@@ -59,20 +62,29 @@ class DistributedSystem:
     """A node: an actor system reachable from other nodes.
 
     Args:
-        name: the node's name, unique at its port mapper (1-255 bytes, no '@').
-        listen_address: ``"host:port"`` to listen on; port 0 picks a free one.
-        epmd_address: the port mapper; else ``$JOERL_EPMD_ADDRESS``, else
-            ``127.0.0.1:4369``.
+        name: the node's name, ``name@host`` (see :mod:`joerl.node.names`); a
+            name without ``@host`` gets this machine's short host name (its
+            FQDN with ``long_names``). ``node_name`` holds the full name.
+        listen_address: ``"host:port"`` to listen on (default every interface,
+            as Erlang's nodes); port 0 picks a free one.
+        epmd_address: one port mapper shared by the whole cluster (else
+            ``$JOERL_EPMD_ADDRESS``); without either, the node registers with
+            the port mapper of its own host (``127.0.0.1:$ERL_EPMD_PORT``,
+            4369 by default) and finds ``b@hostB`` by asking hostB's.
         cookie: the shared secret; else ``$JOERL_COOKIE``, else ``~/.joerl.cookie``.
         start_epmd: start a port mapper (a detached ``joerl-epmd --daemon``)
             when none answers at ``epmd_address``.
         tick_time: seconds of silence after which a peer is declared down
             (Erlang's net_ticktime; at least 1).
         registry: the message types this node decodes (default: the process-wide one).
-        limits: decoding limits for payloads from peers.
+        limits: decoding limits for payloads from peers (default: messages,
+            strs and bytes up to the frame limit, ``link_config.max_frame_size``;
+            a smaller ``max_bytes`` lowers the frame limit the node announces).
         link_config: link settings (handshake deadline, frame and queue sizes, TLS hook).
-        advertise_host: the host peers should dial (default: the listen host,
-            or this machine's name when listening on a wildcard address).
+        advertise_host: the host peers should dial, registered with the port
+            mapper (behind NAT, in a container). Default: the listen host; on
+            a wildcard address, the address peers reached the port mapper at
+            (with a shared port mapper: the host part of the name).
         metadata: extra key/values published with the registration.
         global_names: run the cluster-wide name server (``global_register`` & co.).
         tls: certificates for mutual TLS on every link (see docs/distribution.md);
@@ -93,9 +105,24 @@ class DistributedSystem:
             is evicted.
         first_bytes_timeout: seconds an inbound connection may stay silent
             before it is closed (the whole handshake has ``handshake_timeout``).
+        long_names: Erlang's long names: a name without ``@host`` gets this
+            machine's FQDN rather than its short host name.
+        portless: no port mapper: listen on the listen address's port and
+            dial every peer at its host on that same port; with port 0, each
+            node listens on a port derived from its name
+            (:func:`~joerl.node.names.derived_port`) and is dialled there.
+        discovery: a :class:`~joerl.discovery.Discovery` strategy, run by
+            ``node.discovery`` from start to shutdown (docs/discovery.md).
+        hidden: join hidden, as Erlang's remote shells and observer: left out
+            of peers' ``nodes()``, connect-all and global-name sync.
+        introspection: answer peers' read-only introspection queries
+            (``node.introspection``; see docs/operations.md).
+        erlang: also be an Erlang node (``True`` or an :class:`~joerl.node.erl_node.ErlangConfig`):
+            Erlang and Elixir nodes reach it on its port, it reaches theirs (docs/erlang.md);
+            the cookie may then come from ``~/.erlang.cookie`` too.
 
     Raises:
-        InvalidName: ``name`` is not a valid node name (checked before any IO).
+        InvalidNodeName: ``name`` is not a valid node name (checked before any IO).
         ValueError: an admission setting is not positive.
         DistributionError: the name is taken, or the port mapper cannot be
             reached. A constructor that raises leaves nothing behind: no
@@ -105,7 +132,7 @@ class DistributedSystem:
     def __init__(
         self,
         name: str,
-        listen_address: str = "127.0.0.1:0",
+        listen_address: str = "0.0.0.0:0",
         epmd_address: str | None = None,
         *,
         cookie: str | bytes | None = None,
@@ -125,15 +152,22 @@ class DistributedSystem:
         max_handshakes_per_address: int = 128,
         first_bytes_timeout: float = 2.0,
         max_mailbox: int | None = None,
+        long_names: bool = False,
+        portless: bool = False,
+        discovery: Discovery | None = None,
+        hidden: bool = False,
+        introspection: bool = True,
+        erlang: bool | ErlangConfig = False,
     ) -> None:
         # Everything that can be checked is checked before any IO.
-        _epmd.check_name(name)
+        name = _node_name(name, long_names=long_names)
         check_max_mailbox(max_mailbox)
         if not first_bytes_timeout > 0:
             raise ValueError(f"first_bytes_timeout must be positive, got {first_bytes_timeout!r}")
         admission = Admission(max_handshakes, max_handshakes_per_address, max_connections_per_second)
         self.node_name = name
         self.node_id = node_id_of(name)
+        self.hidden = hidden
         self.stats = NodeStats()
         config = link_config or LinkConfig(tick_time=tick_time)
         if link_config is not None and tick_time != 60.0:
@@ -142,26 +176,26 @@ class DistributedSystem:
             if config.wrap_socket is not None:
                 raise ValueError("give either tls= or link_config.wrap_socket, not both")
             config = replace(config, wrap_socket=tls_wrapper(tls))
-        cookie_bytes = load_cookie(cookie)
+        config, limits = message_limits(config, limits)  # one message-size limit, end to end
+        cookie_bytes = erlang_cookie(cookie) if erlang else load_cookie(cookie)
+        self.erlang = ErlangSide(erlang, name, cookie_bytes, config.tick_time) if erlang else None
         self._closed = False
         self.creation = 0
-        host, port = parse_address(listen_address)
-        self.epmd_address = resolve_epmd_address(epmd_address)
-        if advertise_host is None:
-            advertise_host = host if host not in ("0.0.0.0", "::", "") else _stdsocket.gethostname()
-        self.advertise_host = advertise_host
-        self.listen_host = host
-        meta = {"node_id": self.node_id, "protocol": PROTOCOL_NAME}
+        self._locator = loc = Locator(name, listen_address, epmd_address, advertise_host, portless, epmd_timeout)
+        self.epmd_address, self.advertise_host, self.listen_host = loc.epmd_address, loc.advertise_host, loc.listen_host
+        meta = {"node_id": self.node_id, "protocol": PROTOCOL_NAME, **({"hidden": True} if hidden else {})}
         meta.update(metadata or {})
         # Bound now, accepting once the node is whole (after its registration).
-        self._server = StreamServer((host, port), _refuse)
+        self._server = StreamServer((loc.listen_host, loc.listen_port), _refuse)
         try:
             self._server.init_socket()
             self.listen_port: int = self._server.server_port
-            info = self._register(name, start_epmd, epmd_timeout, meta)
-            self._assemble(name, info, registry, limits, max_mailbox)
+            registered = self._locator.register(self.listen_port, start_epmd, meta, cookie_bytes)
+            self._assemble(name, registered, registry, limits, max_mailbox)
             self._links = Links(
-                identity=P.NodeIdentity(name, self.node_id, self.creation),
+                identity=P.NodeIdentity(
+                    name, self.node_id, self.creation, P.HIDDEN_FLAGS if hidden else P.DEFAULT_FLAGS
+                ),
                 cookie=cookie_bytes,
                 config=config,
                 peers=self._peers,
@@ -169,63 +203,49 @@ class DistributedSystem:
                 routing=self._routing,
                 stats=self.stats,
                 handler=self._dispatch.on_frame,
-                lookup=self._epmd.lookup,
-                epmd_host=parse_address(self.epmd_address)[0],
-                allowed=allowed_nodes,
+                lookup=self._locator.lookup,
+                epmd_host="127.0.0.1",
+                allowed=None if allowed_nodes is None else [self._name_of(n) for n in allowed_nodes],
                 admission=admission,
                 first_bytes_timeout=first_bytes_timeout,
             )
             self._routing.outbox = self._links
+            self._links.accept_other = None if self.erlang is None else self.erlang.accept
             self._server.set_handle(self._links.handle_inbound)
             self._server.start()
             #: Cluster-wide names (Erlang's ``global``); see docs/global_names.md.
             self.global_names: GlobalNames | None = GlobalNames(self) if global_names else None
+            self.introspection = Introspection(self, self._peers, serve=introspection)  # (node_info & co.)
+            self.discovery = DiscoveryLoop.run(self, discovery, cookie_bytes)  # (None without a strategy)
         except BaseException:
             self._undo()
             raise
-        log.info(
-            "node %s (id %d, creation %d) listening on %s:%d, port mapper %s",
-            name,
-            self.node_id,
-            self.creation,
-            host,
-            self.listen_port,
-            self.epmd_address,
-        )
-
-    def _register(self, name: str, start_epmd: bool, epmd_timeout: float, meta: dict[str, Any]) -> Any:
-        """Register ``name`` at the port mapper (starting one if asked): its ``NodeInfo``."""
-        try:
-            if start_epmd and not _epmd.ping(self.epmd_address, timeout=1.0):
-                log.info("no port mapper at %s: starting one", self.epmd_address)
-                _epmd.spawn_daemon(self.epmd_address)
-            self._epmd = _epmd.EpmdClient(self.epmd_address, timeout=epmd_timeout)
-            return self._epmd.register(name, self.advertise_host, self.listen_port, metadata=meta)
-        except _epmd.NameInUse as exc:
-            raise DistributionError(f"node name {name!r} is already registered at {self.epmd_address}") from exc
-        except EpmdError as exc:
-            raise DistributionError(f"cannot register node {name!r} at port mapper {self.epmd_address}: {exc}") from exc
+        where = "none (portless)" if portless else self.epmd_address
+        log.info("node %s (id %d, creation %d) on %s:%d, port mapper %s", name, self.node_id, self.creation, loc.listen_host, self.listen_port, where)  # fmt: skip
 
     def _assemble(
         self,
         name: str,
-        info: Any,
+        registered_creation: int,
         registry: MessageRegistry | None,
         limits: Limits | None,
         max_mailbox: int | None,
     ) -> None:
-        """Build the node's parts around its registration ``info``."""
+        """Build the node's parts around its registration (``registered_creation``: the port mapper's)."""
         # The incarnation is fixed at first registration: pids handed out
         # stay valid even if the port mapper restarts and hands out another.
-        self.creation = choose_creation(info.creation)  # random: never the port mapper's
+        self.creation = choose_creation(registered_creation)  # random: never the port mapper's
         self.system = ActorSystem(name, max_mailbox=max_mailbox)
-        self._peers = PeerTable(name, self.node_id, self._registered_names)
+        self._peers = PeerTable(name, self.node_id, self._locator.registered_names)
         self._routing = routing = Routing(
-            self.system, self.node_id, self.creation, self._peers, self.stats, registry or default_registry(), limits
-        )
+            self.system, self.node_id, self.creation, self._peers, self.stats, registry or default_registry(), limits,
+            wrap=self.erlang.wrap if self.erlang else None,
+        )  # fmt: skip
         self._watchers = NodeWatchers(routing.inbound)
         self._spawner = Spawner(self.system, routing, self.connect_to_node)
         self._dispatch = Dispatch(routing, self.system, self._spawner)
+        if self.erlang is not None:  # Erlang distribution (docs/erlang.md)
+            self.erlang.attach(routing, self.system, self._spawner, self._watchers, self._locator.lookup)
 
     def _undo(self) -> None:
         """A constructor that failed half way: undo what it did, in reverse."""
@@ -234,18 +254,15 @@ class DistributedSystem:
         links: Links | None = getattr(self, "_links", None)
         if links is not None:
             links.close()
+        DiscoveryLoop.stop_of(getattr(self, "discovery", None))
         system: ActorSystem | None = getattr(self, "system", None)
         if system is not None:
             system.shutdown(1.0)
-        client: _epmd.EpmdClient | None = getattr(self, "_epmd", None)
-        if client is not None:
-            try:
-                client.close()  # unregisters: the name is free again
-            except Exception:  # noqa: BLE001 - the port mapper may be gone
-                log.debug("port mapper close failed", exc_info=True)
+        self._locator.close()  # unregisters: the name is free again
 
-    def _registered_names(self) -> list[str]:
-        return [info.name for info in self._epmd.list_nodes()]
+    def _name_of(self, name: str) -> str:
+        """A node name as given to the API -> the full name (a bare one gets this node's host)."""
+        return _node_name(name, host=self._locator.own.host)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -264,14 +281,14 @@ class DistributedSystem:
             return
         self._closed = True
         try:
+            DiscoveryLoop.stop_of(self.discovery)
             self.system.shutdown(timeout)
         finally:
+            if self.erlang is not None:
+                self.erlang.close()
             self._links.close()
             self._server.stop(timeout=1.0)
-            try:
-                self._epmd.close()
-            except Exception:  # noqa: BLE001 - the port mapper may be gone already
-                log.debug("port mapper close failed", exc_info=True)
+            self._locator.close()
             log.info("node %s shut down", self.node_name)
 
     def serve_forever(
@@ -347,11 +364,20 @@ class DistributedSystem:
 
     def list_nodes(self) -> list[Any]:
         """Every node the port mapper knows (``NodeInfo`` records), this one included."""
-        return self._epmd.list_nodes()
+        return self._locator.list_nodes()
 
-    def nodes(self) -> list[str]:
-        """The names of the peers this node has a live link with."""
-        return self._peers.connected()
+    def link_stats(self) -> dict[str, dict[str, Any]]:
+        """Each link's counters and queues now, by peer name (hidden peers too; see :mod:`joerl.metrics`)."""
+        return {peer.name: link_counters(peer) for peer in self._peers if peer.link is not None}
+
+    def nodes(self, kind: str = "visible") -> list[str]:
+        """The names of the peers this node has a live link with: ``"visible"``
+        ones (Erlang's ``nodes()``), ``"hidden"`` ones or all (``"connected"``)."""
+        return self._peers.connected(kind) + (self.erlang.nodes() if self.erlang and kind != "visible" else [])
+
+    def disconnect_node(self, name: str) -> bool:
+        """Close the link to ``name`` as if it broke (NodeDown, ``noconnection``); False if none."""
+        return self._links.disconnect(name)
 
     def connect_to_node(self, name: str, timeout: float | None = None) -> bool:
         """Make sure a link to ``name`` is up (sends connect by themselves; this waits).
@@ -359,7 +385,9 @@ class DistributedSystem:
         Raises:
             NodeUnreachable: the node cannot be found or reached.
         """
-        return self._links.connect_to_node(name, timeout)
+        if self.erlang is not None and self.erlang.is_erlang(self._name_of(name)):
+            return self.erlang.connect(self._name_of(name), timeout)
+        return self._links.connect_to_node(self._name_of(name), timeout)
 
     def node_of(self, pid: Pid) -> str | None:
         """The name of the node ``pid`` lives on (None if unknown)."""
@@ -383,7 +411,7 @@ class DistributedSystem:
         Like Erlang's ``monitor_node``, a node that is not linked is connected
         to; if that fails, ``NodeDown`` arrives at once.
         """
-        pid = self._pid(pid)
+        pid, name = self._pid(pid), self._name_of(name)
         if self._watchers.watch(pid, name, flag) and flag:
             try:
                 self.connect_to_node(name)
@@ -448,7 +476,7 @@ class DistributedSystem:
             NodeUnreachable: the node cannot be reached.
             DistributionError: the node has no such factory, or the spawn failed.
         """
-        return self._spawner.spawn_remote(node, name, args, link, monitor, caller, timeout)
+        return self._spawner.spawn_remote(self._name_of(node), name, args, link, monitor, caller, timeout)
 
 
 def _refuse(sock: Any, _address: Any) -> None:

@@ -32,7 +32,7 @@ from gevent import get_hub, getcurrent
 
 from .._gen import CALL, From, Pending
 from .._router import Inbound, RemoteName, RemoteTarget, Router
-from ..errors import CallError, CallTimeout, LinkDown, SerializationError
+from ..errors import CallError, CallTimeout, LinkDown, MessageTooLarge, SerializationError
 from ..message import NOCONNECTION, NOPROC, ExceptionReason
 from ..pid import BOUNDED_MAILBOX, SYSTEM_PID, Pid, Ref
 from ..serialization import Codec, Limits, MessageRegistry
@@ -96,6 +96,7 @@ class Routing:
         stats: NodeStats,
         registry: MessageRegistry,
         limits: Limits | None,
+        wrap: Callable[[Routing], Router] | None = None,  # the Router the system gets (Erlang: erl_routing.py)
     ) -> None:
         self._name = system.name
         self.node_id = node_id
@@ -127,7 +128,7 @@ class Routing:
         self._by_id = peers.by_id
         self._glob_cache: dict[int, Pid] = {}
         self._unresolved: dict[int, list[Any]] = {}  # node id -> messages waiting for its name
-        self.inbound: Inbound = system.attach_router(self)
+        self.inbound: Inbound = system.attach_router(self if wrap is None else wrap(self))
 
     @property
     def node_name(self) -> str:
@@ -238,6 +239,9 @@ class Routing:
                 except LinkDown:  # dropped while we waited for room: lost with the link
                     self.stats.sent -= 1  # (counted once: as dropped)
                     self.stats.dropped_unreachable += 1
+                except MessageTooLarge:  # refused before anything was queued: the sender hears it
+                    self.stats.sent -= 1
+                    raise
                 return
         send = P.Send(self.glob_opt(sender), to, self.codec.encode(msg))
         peer = self.flow.admit_unlinked(to) if to.id & BOUNDED_MAILBOX else None  # charged to the next link

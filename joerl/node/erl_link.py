@@ -1,0 +1,288 @@
+"""One link with an Erlang node: its handshake over a socket, its reader, writer and ticker.
+
+The sibling of :mod:`~joerl.node.connection` for Erlang's distribution
+protocol. The wire is the sans-IO modules' (:mod:`joerl.erlang.handshake`,
+:mod:`joerl.erlang.control`); this module only moves bytes:
+
+* :func:`run_handshake` drives an :class:`~joerl.erlang.handshake.ErlangHandshake`
+  over a socket within a deadline, asking the node's ``decide(name)`` when a
+  dialler names itself;
+* :class:`ErlangLink` reads frames (``FrameDecoder``) and hands each control
+  message to the node's handler, writes frames (directly from the sending
+  greenlet when the writer is idle, else from the writer greenlet: the hub
+  never writes), and ticks: a tick goes out when nothing was written for a
+  quarter of ``tick_time``, and a peer silent for ``tick_time`` is down
+  (Erlang's ``net_ticktime``).
+
+A bad frame is counted and skipped; a handler that raises is logged and the
+link carries on; an oversized frame or a broken socket closes the link once,
+with ``on_closed(link, reason)``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from time import monotonic
+from typing import Any
+
+import gevent
+from gevent import get_hub, getcurrent
+from gevent.event import Event
+
+from ..erlang.control import TICK, FrameDecoder, Tick, Unsupported, encode_frame
+from ..erlang.handshake import Connected, ErlangHandshake, NameReceived
+from ..errors import ConnectionLost, FrameError, HandshakeError, LinkClosed, OversizedFrame, SimultaneousConnect
+
+__all__ = ["Decision", "ErlangLink", "run_handshake"]
+
+log = logging.getLogger("joerl.node")
+
+_RECV = 65536
+
+#: ``decide(peer_name)`` -> ``"ok"``, ``"dialing"``, ``"connected"`` or ``"refuse"``.
+Decision = Callable[[str], str]
+
+
+def run_handshake(sock: Any, hs: ErlangHandshake, timeout: float, decide: Decision | None = None) -> Connected:
+    """Drive ``hs`` over ``sock`` until :class:`Connected` (or raise), within ``timeout`` seconds.
+
+    Raises:
+        HandshakeError: refused, wrong cookie, protocol violation, timeout or a
+            broken connection (the socket is left to the caller to close).
+    """
+    timer = gevent.Timeout(timeout)
+    timer.start()
+    try:
+        while True:
+            out = hs.data_to_send()
+            if out:
+                sock.sendall(out)
+            data = sock.recv(4096)
+            if not data:
+                raise hs.closed_error()
+            events = hs.feed(data)
+            while events:
+                event = events.pop(0)
+                if isinstance(event, Connected):
+                    out = hs.data_to_send()
+                    if out:
+                        sock.sendall(out)
+                    return event
+                if isinstance(event, NameReceived):
+                    _answer(hs, decide(event.name) if decide is not None else "ok")
+                    sock.sendall(hs.data_to_send())
+                    events += hs.feed(b"")
+    except gevent.Timeout as t:
+        if t is not timer:
+            raise
+        raise HandshakeError(f"the Erlang handshake did not complete within {timeout}s") from None
+    except HandshakeError:
+        _send_quietly(sock, hs.data_to_send())
+        raise
+    except OSError as exc:
+        raise HandshakeError(f"the connection broke during the Erlang handshake: {exc}") from None
+    finally:
+        timer.close()
+
+
+def _answer(hs: ErlangHandshake, decision: str) -> None:
+    if decision == "refuse":
+        hs.refuse()
+    else:
+        status = hs.accept(dialing=decision == "dialing", connected=decision == "connected")
+        if status == "nok":
+            raise SimultaneousConnect("nok", "simultaneous connect: this node's own dial survives", by_peer=False)
+
+
+def _send_quietly(sock: Any, data: bytes) -> None:
+    if data:
+        try:
+            sock.sendall(data)
+        except OSError:
+            pass
+
+
+class ErlangLink:
+    """A running link with an Erlang node (see the module docstring).
+
+    Args:
+        sock: the connected socket, after the handshake.
+        connected: the handshake's result (peer name, creation, flags, leftover bytes).
+        tick_time: Erlang's ``net_ticktime``, in seconds.
+        handler: ``handler(link, message)`` for every control message (the reader greenlet).
+        on_closed: ``on_closed(link, reason)``, once, when the link closes.
+        max_frame_size: the largest frame accepted.
+    """
+
+    def __init__(
+        self,
+        sock: Any,
+        connected: Connected,
+        *,
+        tick_time: float,
+        handler: Callable[[ErlangLink, Any], None],
+        on_closed: Callable[[ErlangLink, str], None],
+        max_frame_size: int,
+    ) -> None:
+        self.sock = sock
+        self.peer_name = connected.peer
+        self.peer_creation = connected.peer_creation
+        self.flags = connected.flags
+        self.tick_time = tick_time
+        self.closed = False
+        self.reason: str | None = None
+        #: Frames whose bytes did not decode, and operations joerl does not handle (both dropped).
+        self.bad_frames = 0
+        self.unsupported = 0
+        self._handler = handler
+        self._on_closed = on_closed
+        self._frames = FrameDecoder(max_frame_size)
+        self._leftover = connected.leftover
+        self._out: list[bytes] = []
+        self._busy = False
+        self._wake = Event()
+        self._done = Event()
+        self._hub = get_hub()
+        self._last_in = self._last_out = monotonic()
+        self._greenlets: list[gevent.Greenlet] = []
+
+    def __repr__(self) -> str:
+        return f"<ErlangLink to {self.peer_name}{' closed' if self.closed else ''}>"
+
+    def start(self) -> None:
+        """Spawn the reader, writer and ticker greenlets."""
+        self._greenlets = [gevent.spawn(self._read), gevent.spawn(self._write), gevent.spawn(self._tick)]
+
+    # -- sending ----------------------------------------------------------------------
+
+    def send(self, msg: Any) -> None:
+        """Send one control message (encoded here: a term with no Erlang form raises at once).
+
+        Raises:
+            TermEncodeError: the message has no Erlang form.
+            LinkDown: the link is closed.
+        """
+        self.send_bytes(encode_frame(msg))
+
+    def send_bytes(self, data: bytes) -> None:
+        """Write whole frames, in order with every other write.
+
+        Raises:
+            LinkDown: the link is closed.
+        """
+        if self.closed:
+            raise LinkClosed(f"the link to {self.peer_name} is closed ({self.reason})")
+        self._out.append(data)
+        if self._busy:
+            return  # the greenlet writing now takes it too
+        if getcurrent() is self._hub:
+            self._wake.set()  # the hub never writes
+            return
+        self._drain()
+
+    def _drain(self) -> None:
+        self._busy = True
+        try:
+            while self._out:
+                chunk = b"".join(self._out) if len(self._out) > 1 else self._out[0]
+                self._out.clear()
+                self.sock.sendall(chunk)
+            self._last_out = monotonic()
+        except OSError as exc:
+            self._busy = False
+            self.close(f"write failed: {exc}")
+            raise ConnectionLost(f"the link to {self.peer_name} broke: {exc}") from None
+        self._busy = False
+
+    def _write(self) -> None:
+        while not self.closed:
+            self._wake.wait()
+            self._wake.clear()
+            if not self._busy and self._out and not self.closed:
+                try:
+                    self._drain()
+                except ConnectionLost:
+                    return
+
+    # -- receiving ----------------------------------------------------------------------
+
+    def _read(self) -> None:
+        reason = "closed by the peer"
+        data = self._leftover
+        self._leftover = b""
+        try:
+            while not self.closed:
+                if data:
+                    self._last_in = monotonic()
+                    try:
+                        events = self._frames.feed(data)
+                    except OversizedFrame as exc:
+                        self._handle(exc.messages)
+                        reason = str(exc)
+                        break
+                    self._handle(events)
+                data = self.sock.recv(_RECV)
+                if not data:
+                    break
+        except OSError as exc:
+            reason = f"read failed: {exc}"
+        self.close(reason)
+
+    def _handle(self, events: list[Any]) -> None:
+        for event in events:
+            cls = event.__class__
+            if cls is Tick:
+                continue
+            if cls is FrameError:
+                self.bad_frames += 1
+                log.warning("link to %s: dropped a frame that does not decode: %s", self.peer_name, event)
+                continue
+            if cls is Unsupported:
+                self.unsupported += 1
+                log.debug("link to %s: dropped unsupported operation %d", self.peer_name, event.op)
+                continue
+            try:
+                self._handler(self, event)
+            except Exception:  # noqa: BLE001 - a bad message never takes the link down
+                self.bad_frames += 1
+                log.exception("link to %s: handling %s failed", self.peer_name, cls.__name__)
+
+    def _tick(self) -> None:
+        interval = self.tick_time / 4.0
+        while not self.closed:
+            gevent.sleep(interval)  # (the ticker's own period: Erlang's ticktime / 4)
+            now = monotonic()
+            if now - self._last_in > self.tick_time:
+                self.close(f"net_tick_timeout: nothing heard for {self.tick_time}s")
+                return
+            if now - self._last_out >= interval and not self.closed:
+                try:
+                    self.send_bytes(TICK)
+                except (ConnectionLost, LinkClosed):
+                    return
+
+    # -- closing --------------------------------------------------------------------------
+
+    def close(self, reason: str = "closed") -> None:
+        """Close the link (once): the socket, the greenlets, then ``on_closed``."""
+        if self.closed:
+            return
+        self.closed = True
+        self.reason = reason
+        try:
+            self.sock.close()
+        except OSError:  # pragma: no cover
+            pass
+        current = getcurrent()
+        for g in self._greenlets:
+            if g is not current:
+                g.kill(block=False)
+        self._wake.set()
+        self._done.set()
+        log.info("link to Erlang node %s closed: %s", self.peer_name, reason)
+        self._on_closed(self, reason)
+
+    def wait_closed(self, timeout: float | None = None) -> bool:
+        """Block until the link is closed (True), or ``timeout`` passes (False)."""
+        return bool(self._done.wait(timeout))
