@@ -46,7 +46,7 @@ class SendBudget:
         ValueError: ``budget`` is negative or not an int.
     """
 
-    __slots__ = ("_hub", "_thread", "budget", "_chunk", "_rounds", "_left")
+    __slots__ = ("_hub", "_thread", "budget", "_chunk", "_rounds", "_left", "counted")
 
     def __init__(self, hub: Any, budget: int | None) -> None:
         self._hub = hub
@@ -55,6 +55,8 @@ class SendBudget:
         self._rounds = max(1, -(-self.budget // _CHUNK))
         self._chunk = -(-self.budget // self._rounds) if self.budget else _CHUNK
         self._left = self._rounds
+        #: Sends counted down in the rounds that ran out (joerl.metrics reads it).
+        self.counted = 0
 
     def refill(self) -> int:
         """The count to start from (the count for the first send, too)."""
@@ -63,6 +65,7 @@ class SendBudget:
     def spent(self) -> int:
         """A count ran out: at the end of the last round, yield to the hub when a
         user greenlet of the hub's thread sends. Returns the next count."""
+        self.counted += self._chunk
         self._left -= 1
         if self._left <= 0:
             self._left = self._rounds
@@ -93,6 +96,18 @@ class BudgetedSends:
     _hub: Any
     _budget: int
     _budget_rule: SendBudget
+    _sends_before = 0  # counted under the budgets set before the current one
+
+    @property
+    def messages_sent(self) -> int:
+        """Messages sent through ``send`` from this system's thread so far.
+
+        Read off the send budget's count-down, so counting costs the send
+        path nothing (sends from other OS threads and ``try_send`` are not
+        counted; a send to a dead local pid is counted as dropped instead).
+        """
+        rule = self._budget_rule
+        return self._sends_before + rule.counted + rule.refill() - self._budget
 
     @property
     def send_budget(self) -> int:
@@ -108,6 +123,7 @@ class BudgetedSends:
 
     @send_budget.setter
     def send_budget(self, budget: int | None) -> None:
+        self._sends_before = self.messages_sent
         self._budget_rule = SendBudget(self._hub, budget)
         self._budget = self._budget_rule.refill()
 

@@ -166,6 +166,7 @@ class Processes(Signals):
         g = gevent.Greenlet(self._run, ctx)
         ctx._greenlet = g
         g.start()
+        self.stats.spawned += 1
         return ActorRef(self._as_system(), pid)
 
     def _overflow(self, pid: Pid, limit: int) -> None:
@@ -239,6 +240,7 @@ class Processes(Signals):
                 else:
                     reason, crashed = exc, True
         if crashed:
+            self.stats.crashed += 1
             crash_report(log, ctx.pid, self._registry.name_of(ctx.pid), body, reason, note)
         self._terminate(ctx, reason)
 
@@ -251,7 +253,10 @@ class Processes(Signals):
         pid = ctx.pid
         ctx._exit_reason = reason
         ctx._state = DEAD
-        self._procs.pop(pid.id, None)
+        if self._procs.pop(pid.id, None) is not None:
+            stats = self.stats
+            stats.exited += 1
+            stats.ended_received += ctx._received
         self._registry.drop_pid(pid)
         mailbox = ctx._mailbox
         if mailbox._q:

@@ -33,22 +33,50 @@ DROP_ROUTE_FAILED = "route_failed"
 
 
 class RuntimeStats:
-    """Counters of one local runtime (for tests, operators and benchmarks).
+    """Counters of one local runtime (for tests, operators, benchmarks and
+    :mod:`joerl.metrics`). None of them costs the send path anything: they
+    count spawns, exits and restarts, which are rare next to messages.
 
     Attributes:
         dropped: messages dropped in all (see the ``DROP_*`` reasons).
         dropped_by_reason: the same, by reason (``{"noproc": 3, ...}``);
             a reason appears once it has counted something.
+        spawned: processes started.
+        exited: processes ended (any reason).
+        crashed: processes that ended with a crash report (an exception or
+            another abnormal reason of their own).
+        restarts: children restarted by supervisors.
+        ended_received: messages taken from their mailboxes by processes
+            that have ended (the live ones keep their own count).
+        mailbox_high_water: the deepest mailbox a :func:`joerl.metrics.snapshot` has seen.
     """
 
-    __slots__ = ("dropped", "dropped_by_reason")
+    __slots__ = (
+        "dropped",
+        "dropped_by_reason",
+        "spawned",
+        "exited",
+        "crashed",
+        "restarts",
+        "ended_received",
+        "mailbox_high_water",
+    )
 
     def __init__(self) -> None:
         self.dropped = 0
         self.dropped_by_reason: dict[str, int] = {}
+        self.spawned = 0
+        self.exited = 0
+        self.crashed = 0
+        self.restarts = 0
+        self.ended_received = 0
+        self.mailbox_high_water = 0
 
     def __repr__(self) -> str:
-        return f"<RuntimeStats dropped={self.dropped} {self.dropped_by_reason}>"
+        return (
+            f"<RuntimeStats spawned={self.spawned} exited={self.exited} crashed={self.crashed} "
+            f"restarts={self.restarts} dropped={self.dropped} {self.dropped_by_reason}>"
+        )
 
     def drop(self, reason: str, count: int = 1) -> None:
         """Count ``count`` messages dropped for ``reason`` (the runtime and the behaviours call this).

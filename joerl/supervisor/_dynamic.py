@@ -192,6 +192,7 @@ class DynamicSupervisor(StartsReady):
                 self.period,
             )
             ctx.stop(SHUTDOWN)
+        ctx.system.stats.restarts += 1
         try:
             if self._start(ctx, child) is None:
                 del self._children[child.key]  # IGNORE on a restart: nothing to keep

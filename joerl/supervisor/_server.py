@@ -246,6 +246,7 @@ class Supervisor(StartsReady):
                 child.spec.id,
             )
             ctx.stop(SHUTDOWN)
+        ctx.system.stats.restarts += 1
         group = restart_group(self.strategy, list(self._children.values()), child)
         for c in reversed(group):
             if c.pid is not None:
