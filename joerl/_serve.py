@@ -14,15 +14,18 @@ removed on return, with Python's own handlers put back (Ctrl+C raises
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import gevent
 from gevent.event import AsyncResult, Event
 
-__all__ = ["STOP_SIGNALS", "StopSignals", "signal_name", "wait_for_signal"]
+__all__ = ["STOP_SIGNALS", "Serving", "StopSignals", "signal_name", "wait_for_signal"]
+
+log = logging.getLogger("joerl.actor")
 
 #: The signals that stop a server by default: Ctrl+C and ``kill``'s default.
 STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)
@@ -135,3 +138,60 @@ def _relay(until: Event, arrived: AsyncResult) -> None:
     until.wait()
     if not arrived.ready():
         arrived.set(None)
+
+
+class Serving:
+    """``ActorSystem.serve_forever``: the run-until-signal idiom (a mixin of ActorSystem)."""
+
+    name: str
+    _stopped: Event
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        raise NotImplementedError  # ActorSystem's
+
+    def serve_forever(
+        self,
+        signals: Iterable[int] | StopSignals = STOP_SIGNALS,
+        *,
+        timeout: float = 5.0,
+        on_stop: Callable[[], object] | None = None,
+    ) -> int | None:
+        """Run until Ctrl+C (SIGINT) or SIGTERM arrives, then shut down cleanly.
+
+        The run-until-signal idiom for a program whose actors do the work:
+        the calling greenlet waits (every process keeps running), and when a
+        signal arrives, or a process shuts the system down, the system is shut
+        down (:meth:`shutdown`) and the call returns. :func:`joerl.run` wraps
+        it for ``sys.exit``.
+
+        Args:
+            signals: the signals that stop the system (default SIGINT and
+                SIGTERM), or handlers installed already (``joerl.run`` installs
+                them before its ``main`` runs, so that no early signal is lost).
+            timeout: seconds the processes get to stop (see :meth:`shutdown`).
+            on_stop: called once the wait is over, before the shutdown: stop
+                what feeds the actors there (an HTTP server's accepting, for
+                example), so that no request meets a stopped actor (when a
+                process shut the system down, it runs after that shutdown).
+
+        Returns:
+            The signal number that arrived, or None if the system was shut down otherwise.
+
+        Raises:
+            RuntimeError: not called from the main thread (only it receives signals).
+
+        Example::
+
+            system = ActorSystem()
+            system.spawn(Worker())
+            system.serve_forever()  # until Ctrl+C or `kill`
+        """
+        number = wait_for_signal(signals, until=self._stopped)
+        if number is not None:
+            log.info("%s: received %s, shutting down", self.name, signal_name(number))
+        try:
+            if on_stop is not None:
+                on_stop()
+        finally:
+            self.shutdown(timeout)
+        return number

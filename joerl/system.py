@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable, Iterable
 from typing import Any
 
 from gevent import get_hub, getcurrent
@@ -27,7 +26,7 @@ from ._budget import DEFAULT_SEND_BUDGET, BudgetedSends, SendBudget
 from ._gen import CALL, From, Pending
 from ._process import Processes, check_max_mailbox
 from ._router import Inbound, RemoteName, Router
-from ._serve import STOP_SIGNALS, StopSignals, signal_name, wait_for_signal
+from ._serve import STOP_SIGNALS, Serving, StopSignals
 from ._signals import ExitSignal, NodeInbound, add_watcher, remove_watcher
 from ._stats import (
     DROP_NOPROC,
@@ -61,7 +60,7 @@ log = logging.getLogger("joerl.actor")
 _tuple_new = tuple.__new__
 
 
-class ActorSystem(Processes, BudgetedSends, Timers):
+class ActorSystem(Processes, BudgetedSends, Timers, Serving):
     """A local actor runtime. Use as a context manager, or call :meth:`shutdown`.
 
     Args:
@@ -113,53 +112,6 @@ class ActorSystem(Processes, BudgetedSends, Timers):
 
     def __repr__(self) -> str:
         return f"<ActorSystem {self.name} processes={len(self._procs)}>"
-
-    def serve_forever(
-        self,
-        signals: Iterable[int] | StopSignals = STOP_SIGNALS,
-        *,
-        timeout: float = 5.0,
-        on_stop: Callable[[], object] | None = None,
-    ) -> int | None:
-        """Run until Ctrl+C (SIGINT) or SIGTERM arrives, then shut down cleanly.
-
-        The run-until-signal idiom for a program whose actors do the work:
-        the calling greenlet waits (every process keeps running), and when a
-        signal arrives, or a process shuts the system down, the system is shut
-        down (:meth:`shutdown`) and the call returns. :func:`joerl.run` wraps
-        it for ``sys.exit``.
-
-        Args:
-            signals: the signals that stop the system (default SIGINT and
-                SIGTERM), or handlers installed already (``joerl.run`` installs
-                them before its ``main`` runs, so that no early signal is lost).
-            timeout: seconds the processes get to stop (see :meth:`shutdown`).
-            on_stop: called once the wait is over, before the shutdown: stop
-                what feeds the actors there (an HTTP server's accepting, for
-                example), so that no request meets a stopped actor (when a
-                process shut the system down, it runs after that shutdown).
-
-        Returns:
-            The signal number that arrived, or None if the system was shut down otherwise.
-
-        Raises:
-            RuntimeError: not called from the main thread (only it receives signals).
-
-        Example::
-
-            system = ActorSystem()
-            system.spawn(Worker())
-            system.serve_forever()  # until Ctrl+C or `kill`
-        """
-        number = wait_for_signal(signals, until=self._stopped)
-        if number is not None:
-            log.info("%s: received %s, shutting down", self.name, signal_name(number))
-        try:
-            if on_stop is not None:
-                on_stop()
-        finally:
-            self.shutdown(timeout)
-        return number
 
     def attach_router(self, router: Router) -> Inbound:
         """Make this system a node's: signals to other nodes go to ``router``.
