@@ -135,6 +135,9 @@ class ErlangLink:
         #: Frames whose bytes did not decode, and operations joerl does not handle (both dropped).
         self.bad_frames = 0
         self.unsupported = 0
+        #: Ticks received and sent.
+        self.ticks_in = 0
+        self.ticks_out = 0
         self._handler = handler
         self._on_closed = on_closed
         self._frames = FrameDecoder(max_frame_size)
@@ -233,6 +236,7 @@ class ErlangLink:
         for event in events:
             cls = event.__class__
             if cls is Tick:
+                self.ticks_in += 1
                 continue
             if cls is FrameError:
                 self.bad_frames += 1
@@ -259,6 +263,7 @@ class ErlangLink:
             if now - self._last_out >= interval and not self.closed:
                 try:
                     self.send_bytes(TICK)
+                    self.ticks_out += 1
                 except (ConnectionLost, LinkClosed):
                     return
 

@@ -208,3 +208,34 @@ def clients() -> Iterator[Callable[..., EpmdClient]]:
     yield make
     for c in made:
         c.close()
+
+
+# -- a joerl node with Erlang distribution, and erl nodes to talk to (one of each per module) --------
+
+
+@pytest.fixture(scope="module")
+def epmd_port(erl: str) -> Iterator[int]:
+    """Erlang's own epmd on a free port, for the module (modules may override it with ours)."""
+    e = RealEpmd(free_port())
+    yield e.port
+    e.kill()
+
+
+@pytest.fixture(scope="module")
+def py_node(epmd_port: int) -> Iterator[Any]:
+    """``py@127.0.0.1``, a joerl node with Erlang distribution on."""
+    from erl_shell import erlang_node
+
+    node = erlang_node(epmd_port)
+    yield node
+    node.shutdown()
+
+
+@pytest.fixture(scope="module")
+def e1(epmd_port: int, py_node: Any) -> Iterator[Any]:
+    """``e1@127.0.0.1``, a long-running erl evaluating expressions (``e1.eval(...)``)."""
+    from erl_shell import ErlShell
+
+    shell = ErlShell(epmd_port, "e1")
+    yield shell
+    shell.close()
