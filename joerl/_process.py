@@ -163,6 +163,9 @@ class Processes(Signals):
             if pctx is not None:
                 add_link(pctx, pid)
                 add_link(ctx, parent)
+        tracer = self._tracer
+        if tracer is not None and tracer.new:
+            tracer.attach(ctx)
         g = gevent.Greenlet(self._run, ctx)
         ctx._greenlet = g
         g.start()
@@ -211,6 +214,8 @@ class Processes(Signals):
                     else:
                         msg, ctx.sender = mailbox.get()
                     ctx._received += 1
+                    if ctx._trace is not None:
+                        ctx._trace.on_receive(ctx, msg)
                     handle(msg, ctx)
         except StopActor as stop:
             reason = stop.reason
@@ -252,6 +257,9 @@ class Processes(Signals):
         """
         pid = ctx.pid
         ctx._exit_reason = reason
+        if ctx._trace is not None:
+            ctx._trace.on_exit(ctx, reason)
+            ctx._trace = None
         ctx._state = DEAD
         if self._procs.pop(pid.id, None) is not None:
             stats = self.stats
@@ -296,6 +304,8 @@ class Processes(Signals):
 
     #: Set when a shutdown that has started is over (None: none started).
     _shutdown_done: Event | None = None
+    #: The running trace (joerl.trace), if any.
+    _tracer: Any = None
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """Stop every process and return when all are gone.

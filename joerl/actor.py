@@ -80,6 +80,7 @@ class ActorContext:
         "_supervisor",
         "_timers",
         "_exit_reason",
+        "_trace",
         "_received",
         "_sent",
     )
@@ -104,6 +105,7 @@ class ActorContext:
         self._supervisor = False
         self._timers: set[TimerRef] | None = None  # pending timers addressed to this process
         self._exit_reason: Any = None  # set as the process ends (ActorRef.wait)
+        self._trace: Any = None  # the joerl.trace.Tracer tracing this process, if any
         #: Messages taken from the mailbox and sent through this context (joerl.introspect).
         self._received = 0
         self._sent = 0
@@ -116,6 +118,8 @@ class ActorContext:
     def send(self, dest: Any, msg: Any) -> None:
         """Send ``msg`` to a Pid, a registered name, ``(name, node)`` or an ActorRef."""
         self._sent += 1
+        if self._trace is not None:
+            self._trace.on_send(self, dest, msg)
         self.system.send(dest, msg, sender=self.pid)
 
     def receive(
@@ -141,6 +145,8 @@ class ActorContext:
                 mailbox._wait(None)
             msg = q.popleft()
             self._received += 1
+            if self._trace is not None:
+                self._trace.on_receive(self, msg)
             if msg.__class__ is tuple:  # queueing rule: inline copy of mailbox._pair()
                 msg, self.sender = msg
             else:
@@ -153,6 +159,8 @@ class ActorContext:
             match = lambda m: isinstance(m, types)  # noqa: E731
         msg, sender = mailbox.receive(match, timeout)
         self._received += 1
+        if self._trace is not None:
+            self._trace.on_receive(self, msg)
         self.sender = sender
         return msg
 
@@ -274,6 +282,8 @@ class ActorContext:
     def call(self, server: Any, request: Any, timeout: float | None = 5.0) -> Any:
         """Call a GenServer (see :func:`joerl.gen_server.call`)."""
         self._sent += 1
+        if self._trace is not None:
+            self._trace.on_call(self, server, request)
         return self.system.call(server, request, timeout, caller=self.pid)
 
     @property
