@@ -3,7 +3,11 @@
 Usage::
 
     python agent.py NAME [--epmd HOST:PORT] [--listen HOST:PORT] [--advertise HOST]
-                         [--tick S] [--no-global]
+                         [--tick S] [--no-global] [--discover KIND:ITEMS]
+
+The node registers with its own host's port mapper (the harness starts one
+per host) unless ``--epmd`` names a shared one; ``--discover
+static:n1@alpha,n2@beta`` or ``epmd:alpha,beta`` runs a discovery strategy.
 
 The cookie comes from ``$JOERL_COOKIE``. Prints ``READY port=N node=NAME
 creation=C`` once registered, then reads one JSON request a line,
@@ -325,14 +329,31 @@ def serve(agent: Agent) -> None:
                 gevent.spawn(answer, json.loads(line))
 
 
+def discovery(spec: str | None, interval: float) -> Any:
+    """``static:a@h1,b@h2`` or ``epmd:h1,h2``: a discovery strategy (None: none)."""
+    if not spec:
+        return None
+    from joerl.discovery import EpmdDiscovery, StaticDiscovery
+
+    kind, _, items = spec.partition(":")
+    names = [item for item in items.split(",") if item]
+    if kind == "static":
+        return StaticDiscovery(names, interval=interval)
+    if kind == "epmd":
+        return EpmdDiscovery(names, interval=interval)
+    raise SystemExit(f"unknown discovery {spec!r}")
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="agent")
-    ap.add_argument("name")
-    ap.add_argument("--epmd", default=None)
+    ap.add_argument("name", help="the node's name (without @host: this host's name)")
+    ap.add_argument("--epmd", default=None, help="a shared port mapper (default: this host's, on 127.0.0.1)")
     ap.add_argument("--listen", default="0.0.0.0:0")
     ap.add_argument("--advertise", default=None)
     ap.add_argument("--tick", type=float, default=60.0)
-    ap.add_argument("--no-global", action="store_true")
+    ap.add_argument("--no-global", action="store_true", help="no cluster-wide name server")
+    ap.add_argument("--discover", default=None, metavar="KIND:ITEMS", help="static:NODE,... or epmd:HOST,...")
+    ap.add_argument("--discover-interval", type=float, default=0.5)
     args = ap.parse_args(argv)
     if not os.environ.get("JOERL_COOKIE"):
         ap.error("set $JOERL_COOKIE")
@@ -344,6 +365,7 @@ def main(argv: list[str]) -> int:
         tick_time=args.tick,
         advertise_host=args.advertise,
         global_names=not args.no_global,
+        discovery=discovery(args.discover, args.discover_interval),
     )
     try:
         node.spawn_fn(echo, name="echo")

@@ -74,20 +74,21 @@ class Agent:
             waiter.set({"ok": False, "error": "exited", "message": f"{self} exited"})
         self._changed.set()
 
-    def request(self, op: str, timeout: float = 30.0, **args: Any) -> dict[str, Any]:
-        """Ask for ``op`` with ``args``; its reply (``{"ok": False, "error": ...}`` when it failed)."""
+    def request(self, op: str, wait: float = 30.0, **args: Any) -> dict[str, Any]:
+        """Ask for ``op`` with ``args``; its reply within ``wait`` seconds
+        (``{"ok": False, "error": ...}`` when it failed)."""
         rid = next(self._ids)
         waiter: AsyncResult = AsyncResult()
         self._replies[rid] = waiter
         self.child.write_line(json.dumps({"id": rid, "op": op, **args}))
         try:
-            return dict(waiter.get(timeout=timeout))
+            return dict(waiter.get(timeout=wait))
         except gevent.Timeout:
-            raise AssertionError(f"{self}: no reply to {op} {args} within {timeout}s\n{self.child.stderr()}") from None
+            raise AssertionError(f"{self}: no reply to {op} {args} within {wait}s\n{self.child.stderr()}") from None
 
-    def ok(self, op: str, timeout: float = 30.0, **args: Any) -> dict[str, Any]:
+    def ok(self, op: str, wait: float = 30.0, **args: Any) -> dict[str, Any]:
         """:meth:`request`, which must succeed."""
-        reply = self.request(op, timeout, **args)
+        reply = self.request(op, wait, **args)
         assert reply.get("ok", True) is not False, f"{self}: {op} {args} failed: {reply}"
         return reply
 
@@ -115,3 +116,44 @@ class Agent:
     def close(self) -> None:
         self.child.close()
         self._reader.join(5)
+
+
+def start_nodes(
+    net: Any, *options: str, tick: float = 2.0, discover: str | None = "static", per_host: Any = None
+) -> list[Agent]:
+    """A port mapper on every host of ``net`` (on port 4369) and a node ``nI@HOST`` on each.
+
+    Args:
+        net: the :class:`~netns.Network`.
+        *options: ``agent.py`` options for every node.
+        tick: their tick time.
+        discover: ``"static"`` (every node lists all), ``"epmd"`` (every node
+            reads every host's port mapper) or None (no discovery: link with ``connect``).
+        per_host: ``per_host(host)`` -> more options for the node on ``host``.
+
+    Returns:
+        The nodes, in the order of ``net.hosts``, registered (not yet linked).
+    """
+    names = [f"n{h.index + 1}@{h.hostname}" for h in net.hosts]
+    extra: list[str] = []
+    if discover == "static":
+        extra = ["--discover", "static:" + ",".join(names)]
+    elif discover == "epmd":
+        extra = ["--discover", "epmd:" + ",".join(h.hostname for h in net.hosts)]
+    for host in net.hosts:
+        if host.epmd is None:
+            host.start_epmd()
+    return [
+        Agent.start(host, name, *options, *extra, *(per_host(host) if per_host else ()), tick=tick)
+        for host, name in zip(net.hosts, names, strict=True)
+    ]
+
+
+def wait_meshed(agents: list[Agent], timeout: float = 30.0) -> float:
+    """Wait until every node has a NodeUp for every other; the seconds it took (from now)."""
+    t0 = time.monotonic()
+    for a in agents:
+        for b in agents:
+            if a is not b:
+                a.node_event("nodeup", b.node, timeout=max(0.1, t0 + timeout - time.monotonic()))
+    return time.monotonic() - t0
