@@ -2,8 +2,8 @@
 
 Booting erl costs about a second, so each test module keeps one
 :class:`ErlShell` (``erl -name NAME@127.0.0.1 -setcookie COOKIE -hidden
--noshell``) and sends it expressions; bindings persist from one expression to
-the next (``P = spawn(...)`` then ``exit(P, kill)``). Each request is one
+-noshell``) and sends it expressions, each evaluated with fresh bindings (keep what a later
+expression needs under a registered name, or in the process dictionary). Each request is one
 line, ``<hex of the UTF-8 source>``; each answer one line, ``@@ ok <hex of
 term_to_binary(Value)>`` or ``@@ error <text>`` (other lines, such as
 Erlang's own reports, are skipped). Values come back through joerl's ETF
@@ -39,7 +39,7 @@ Loop = fun Loop(B) ->
         eof -> halt(0);
         Line ->
             {Reply, B3} = try Eval(Unhex(string:trim(Line)), B) of
-                              {V, B2} -> {["@@ ok ", binary:encode_hex(term_to_binary(V))], B2}
+                              {V, _} -> {["@@ ok ", binary:encode_hex(term_to_binary(V))], B}
                           catch C:R -> {io_lib:format("@@ error ~0p", [{C, R}]), B} end,
             io:put_chars([Reply, $\n]),
             Loop(B3)

@@ -1,0 +1,64 @@
+"""Messages between a joerl node and a real erl node, both ways: to registered names and to pids,
+``ctx.sender`` from Erlang's SEND_SENDER and REG_SEND, and terms (pids and refs of both nodes
+included) that come back exactly as they went."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from erl_shell import ErlShell
+
+from joerl.erlang import Atom, ErlangPid
+from joerl.node.config import node_id_of
+from joerl.testing import Probe
+
+pytestmark = [pytest.mark.interop, pytest.mark.timeout(120)]
+
+PY = "'py@127.0.0.1'"
+RECEIVE = "receive M -> M after 10000 -> timeout end"
+
+
+def test_erl_sends_to_a_registered_joerl_process_and_gets_an_answer(py_node: Any, e1: ErlShell) -> None:
+    with Probe(py_node, name="box", timeout=10) as box:
+        e1.eval(f'{{box, {PY}}} ! {{hello, self(), <<"text">>, [1, 2, 3], 3.25, #{{a => 1}}, "abc"}}')
+        msg, sender = box.receive_with_sender()
+        assert msg[0] == Atom("hello") and msg[2:] == (b"text", [1, 2, 3], 3.25, {Atom("a"): 1}, [97, 98, 99])
+        assert sender == msg[1] and sender.node == node_id_of("e1@127.0.0.1")  # ctx.sender: the Erlang sender
+        box.ctx.send(sender, ("pong", box.pid))  # to the Erlang pid it was given
+        got = e1.eval(RECEIVE)
+        assert got[0] == b"pong" and isinstance(got[1], ErlangPid) and got[1].node == Atom("py@127.0.0.1")
+
+
+def test_erl_sends_to_a_joerl_pid_with_send_sender(py_node: Any, e1: ErlShell) -> None:
+    e1.eval("catch register(shell, self())")
+    with Probe(py_node, timeout=10) as box:
+        box.ctx.send(("shell", "e1@127.0.0.1"), ("mypid", box.pid))  # REG_SEND to a name on e1
+        e1.eval('receive {<<"mypid">>, P} -> P ! {direct, self()} after 10000 -> timeout end')
+        msg, sender = box.receive_with_sender()
+        assert msg[0] == Atom("direct") and sender == msg[1]
+
+
+def test_plain_code_sends_to_a_name_on_erl(py_node: Any, e1: ErlShell) -> None:
+    e1.eval("catch register(shell, self())")
+    py_node.system.send(("shell", "e1@127.0.0.1"), ("from_py", 1, None, True))
+    assert e1.eval(RECEIVE) == (b"from_py", 1, None, True)  # None is undefined, True is true
+
+
+def test_terms_with_pids_and_refs_of_both_nodes_come_back_exactly(py_node: Any, e1: ErlShell) -> None:
+    def echo(ctx: Any) -> None:
+        while True:
+            msg = ctx.receive()
+            ctx.send(msg[0], msg)  # unchanged
+
+    py_node.register("echo_proc", py_node.spawn_fn(echo).pid)
+    e1.eval("catch register(shell, self())")
+    with Probe(py_node, name="ours", timeout=10) as ours:
+        ours.ctx.send(("shell", "e1@127.0.0.1"), ("ours", ours.pid, py_node.system.make_ref()))
+        same = e1.eval(
+            'receive {<<"ours">>, OurPid, OurRef} -> '
+            "T = {self(), make_ref(), OurPid, OurRef, [a | b], <<1:3>>, #{[1] => {}}, 1 bsl 70, -1.5}, "
+            f"{{echo_proc, {PY}}} ! T, receive T2 -> T2 =:= T after 10000 -> timeout end "
+            "after 10000 -> nothing end"
+        )
+        assert same is True
