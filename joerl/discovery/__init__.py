@@ -16,6 +16,8 @@ from __future__ import annotations
 from ._dns import DnsDiscovery
 from ._etcd import EtcdDiscovery
 from ._loop import DiscoveryLoop, DiscoveryStats
+from ._multicast import MulticastDiscovery
+from ._portmapper import EpmdDiscovery
 from ._static import StaticDiscovery
 from ._strategy import Discovery, IDiscovery, Member
 
@@ -24,8 +26,10 @@ __all__ = [
     "DiscoveryLoop",
     "DiscoveryStats",
     "DnsDiscovery",
+    "EpmdDiscovery",
     "EtcdDiscovery",
     "IDiscovery",
     "Member",
+    "MulticastDiscovery",
     "StaticDiscovery",
 ]

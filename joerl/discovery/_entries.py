@@ -1,8 +1,9 @@
 """What a source answered, made safe: valid node names only, this node's left out, a bounded number.
 
-Pure: no IO. The one check of a node name is the node layer's own (the
-same one ``connect_to_node`` applies), so a name the loop lets through is one
-the node can dial.
+Pure: no IO. The one check of a node name is the node layer's own
+(:func:`joerl.node.names.node_name`, which ``connect_to_node`` applies too),
+so a name the loop lets through is one the node can dial; a name without
+``@host`` gets this node's host.
 """
 
 from __future__ import annotations
@@ -11,18 +12,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import islice
 
-from ..epmd import check_name
+from ..node.names import node_name
 
 __all__ = ["Entries", "check_node_name", "sift"]
 
 
-def check_node_name(entry: object) -> str:
-    """``entry`` as a node name the node can dial.
+def check_node_name(entry: object, host: str | None = None) -> str:
+    """``entry`` as a full node name the node can dial (``host``: the host of a name without one).
 
     Raises:
-        InvalidName: it is not one (a ValueError).
+        InvalidNodeName: it is not one (a ValueError).
     """
-    return check_name(entry)
+    return node_name(entry, host=host)
 
 
 @dataclass
@@ -58,6 +59,7 @@ def sift(answer: Iterable[object], own_name: str, max_nodes: int) -> Entries:
     """
     out = Entries()
     seen: set[str] = set()
+    host = own_name.partition("@")[2] or None
     read = 0
     for entry in islice(answer, 4 * max_nodes + 1):
         read += 1
@@ -65,7 +67,7 @@ def sift(answer: Iterable[object], own_name: str, max_nodes: int) -> Entries:
             out.truncated = True
             break
         try:
-            name = check_node_name(entry)
+            name = check_node_name(entry, host)
         except ValueError:
             out.invalid += 1
             if not out.first_invalid:
