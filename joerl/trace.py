@@ -165,7 +165,11 @@ class Tracer:
         if reason != "stopped":
             rate = f", rate {self._bucket.rate}/s" if self._bucket is not None else ""
             log.warning(
-                "tracing switched itself off after %d events (%s; limit %d%s)", self.events, reason, self.limit, rate
+                "tracing switched itself off after %d events (%s reached: limit %d%s)",
+                self.events,
+                reason,
+                self.limit,
+                rate,
             )
         try:
             self._deliver(TraceStopped(reason, self.events))
