@@ -127,3 +127,23 @@ def test_from_an_actor_and_against_a_plain_process(system: ActorSystem) -> None:
         sys_calls.get_state(plain, timeout=0.1)
     with pytest.raises(TypeError):
         sys_calls.get_state(plain.pid)
+
+
+def test_sys_calls_through_another_node() -> None:
+    from joerl.testing import node_cluster
+
+    with node_cluster("sys_a", "sys_b", cookie="sys-calls-cookie", global_names=False) as (a, b):
+        ref = gen_server.start(b.system, Counter(), 4, name="counter")
+        remote_pid = b.global_pid(ref.pid)
+        assert sys_calls.get_state(remote_pid, system=a.system) == {"n": 4}
+        assert sys_calls.get_state(("counter", b.node_name), system=a.system) == {"n": 4}
+        status = sys_calls.get_status(remote_pid, system=a.system)
+        assert status["status"] == "running" and status["name"] == "counter"
+        sys_calls.suspend(remote_pid, system=a.system)
+        a.system.send(remote_pid, ("$gen_cast", 1))
+        assert sys_calls.get_status(remote_pid, system=a.system)["status"] == "suspended"
+        sys_calls.resume(remote_pid, system=a.system)
+        assert a.call(remote_pid, "read") == 5
+        sys_calls.statistics(remote_pid, True, system=a.system)
+        stats = sys_calls.statistics(remote_pid, "get", system=a.system)
+        assert stats is not None and stats["messages_in"] >= 1
