@@ -160,6 +160,8 @@ class TermMap:
             return self.pid_out(term)
         if cls is Ref:
             return self.ref_out(term)
+        if isinstance(term, ExceptionReason | BaseException):
+            return self.reason_out(term)
         if isinstance(term, tuple):
             return tuple([self.to_erlang(t) for t in term])
         if isinstance(term, list):
@@ -168,8 +170,6 @@ class TermMap:
             return {self._key_out(k): self.to_erlang(v) for k, v in term.items()}
         if cls is ImproperList:
             return ImproperList(tuple([self.to_erlang(t) for t in term.items]), self.to_erlang(term.tail))
-        if isinstance(term, ExceptionReason | BaseException):
-            return self.reason_out(term)
         return term
 
     def _key_out(self, key: Any) -> Any:

@@ -166,6 +166,16 @@ class ErlangSide:
         assert self.links is not None
         return self.links.connect(name, timeout)
 
+    def to_erlang(self, term: Any) -> Any:
+        """``term`` as Erlang nodes see it: its pids and refs as ``ErlangPid`` and ``ErlangRef``."""
+        assert self.routing is not None
+        return self.routing.terms.to_erlang(term)
+
+    def to_local(self, term: Any) -> Any:
+        """``term`` from Erlang (``ErlangPid``, ``ErlangRef`` inside) as this node's runtime sees it."""
+        assert self.routing is not None
+        return self.routing.terms.to_local(term)
+
     def nodes(self) -> list[str]:
         """The Erlang nodes with a link up."""
         return self.links.connected() if self.links is not None else []
