@@ -22,8 +22,11 @@ when the node cannot be reached or its link went during the call;
 :class:`~joerl.errors.CallTimeout` when no answer came in time (the handler
 may still run to its end there).
 
-Erlang nodes (issue 18) will reach the same :class:`RpcHandlers`: a call of
-``rpc:call(Node, Module, Function, Args)`` maps to the name ``"Module:Function"``.
+Erlang nodes reach the same :class:`RpcHandlers` (a node made with
+``erlang=True``): ``rpc:call(Node, Module, Function, Args)`` runs the handler
+named ``"Module:Function"``, and anything else answers ``{badrpc, _}``. And
+:func:`call` with an Erlang node's name runs ``Module:Function`` there,
+through its ``rex`` (``{badrpc, Reason}`` raises :class:`RpcError`).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import gevent
 
 from . import gen_server
 from .actor import ActorContext
+from .erlang.terms import Atom
 from .errors import CallError, CallTimeout, NodeUnreachable, RpcError, SerializationError, StartError
 from .gen_server import GenServer, NoReply, Reply
 from .message import NOCONNECTION, NOPROC, SHUTDOWN
@@ -260,8 +264,12 @@ def call(node: Any, target_node: str, name: str, *args: Any, timeout: float | No
     target_node = _target(target_node)
     if not isinstance(name, str) or not name:
         raise TypeError(f"an rpc handler name must be a non-empty str, not {name!r}")
+    request: Any = ("call", name, list(args))
+    erlang = getattr(node, "erlang", None)
+    if erlang is not None and erlang.is_erlang(target_node):
+        request = _erlang_request(name, args)  # rpc:call on an Erlang node, through its rex
     try:
-        answer = _system(node).call((REX, target_node), ("call", name, list(args)), timeout)
+        answer = _system(node).call((REX, target_node), request, timeout)
     except CallTimeout:
         raise
     except CallError as exc:
@@ -270,6 +278,10 @@ def call(node: Any, target_node: str, name: str, *args: Any, timeout: float | No
         if exc.reason == NOCONNECTION:
             raise NodeUnreachable(target_node, NOCONNECTION) from exc
         raise RpcError(target_node, name, "server_down", remote_message=repr(exc.reason)) from exc
+    if request[0] != "call":  # Erlang's rex answers the value, or {badrpc, Reason}
+        if isinstance(answer, tuple) and len(answer) == 2 and answer[0] == Atom("badrpc"):
+            raise RpcError(target_node, name, "raised", remote_message=repr(answer[1]))
+        return answer
     if isinstance(answer, tuple) and answer and answer[0] == "ok" and len(answer) == 2:
         return answer[1]
     if isinstance(answer, tuple) and len(answer) >= 2 and answer[0] == "error":
@@ -278,6 +290,14 @@ def call(node: Any, target_node: str, name: str, *args: Any, timeout: float | No
             raise RpcError(target_node, name, kind, str(answer[2]), str(answer[3]), str(answer[4]))
         return _fail(target_node, name, kind, answer)
     raise RpcError(target_node, name, "badarg", remote_message=f"unexpected answer {answer!r}")
+
+
+def _erlang_request(name: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Erlang's rex request for ``"Module:Function"`` (``{call, M, F, Args, user}``)."""
+    module, sep, function = name.partition(":")
+    if not sep or not module or not function:
+        raise TypeError(f"a function of an Erlang node is named 'Module:Function', not {name!r}")
+    return (Atom("call"), Atom(module), Atom(function), list(args), Atom("user"))
 
 
 def _fail(node: str, name: str, kind: str, answer: tuple[Any, ...]) -> Any:

@@ -145,6 +145,7 @@ class ErlangSide:
         self._watchers = watchers
         assert self.router is not None, "wrap() first"
         self.router.erl = erl
+        self.router.local_send = lambda name, msg, sender: system.send(name, msg, sender=sender)
 
     def _down(self, peer: ErlPeer) -> None:
         assert self.routing is not None

@@ -28,6 +28,7 @@ call                  OTP 25's: MONITOR_P, then ``{'$gen_call', {Caller, [alias 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from gevent import get_hub, getcurrent
@@ -285,6 +286,8 @@ class NodeRouter:
         self.joerl = routing
         #: Set once the Erlang side is built.
         self.erl: ErlangRouting | None = None
+        #: ``local_send(name, msg, sender)``: a ``{Name, Node}`` from Erlang (atoms) that names this node.
+        self.local_send: Callable[[str, Any, Pid | None], None] | None = None
 
     @property
     def node_name(self) -> str:
@@ -300,6 +303,16 @@ class NodeRouter:
     def _by_pid(self, pid: Pid) -> ErlangRouting | None:
         erl = self.erl
         return erl if erl is not None and pid.node in erl.terms.erlang else None
+
+    @staticmethod
+    def _named(target: Any) -> Any:
+        """A ``(name, node)`` with Erlang's atoms in it, as the runtime spells it (strs)."""
+        if isinstance(target, RemoteName):
+            name: Any = target.name
+            node: Any = target.node
+            if name.__class__ is Atom or node.__class__ is Atom:
+                return RemoteName(str(name), str(node))
+        return target
 
     def _by_target(self, target: Any) -> ErlangRouting | None:
         if isinstance(target, RemoteName):
@@ -322,6 +335,10 @@ class NodeRouter:
         return self.joerl.route_try_send(sender, to, msg)
 
     def route_send_named(self, sender: Pid | None, name: str, node: str, msg: Any) -> None:
+        name, node = str(name), str(node)  # (an Erlang {Name, Node} holds atoms)
+        if node == self.node_name and self.local_send is not None:
+            self.local_send(name, msg, sender)
+            return
         erl = self._by_target(RemoteName(name, node))
         if erl is not None:
             erl.send_named(sender, name, node, msg)
@@ -345,10 +362,12 @@ class NodeRouter:
         (erl.exit if erl is not None else self.joerl.route_exit)(sender, to, reason)
 
     def route_monitor(self, watcher: Pid, target: RemoteTarget, ref: Ref) -> None:
+        target = self._named(target)
         erl = self._by_target(target)
         (erl.monitor if erl is not None else self.joerl.route_monitor)(watcher, target, ref)
 
     def route_demonitor(self, watcher: Pid, target: RemoteTarget, ref: Ref) -> None:
+        target = self._named(target)
         erl = self._by_target(target)
         (erl.demonitor if erl is not None else self.joerl.route_demonitor)(watcher, target, ref)
 
@@ -364,6 +383,7 @@ class NodeRouter:
             self.joerl.route_reply(from_, value)
 
     def call(self, server: Pid | RemoteName, request: Any, timeout: float | None, caller: Pid | None) -> Any:
+        server = self._named(server)
         erl = self._by_target(server)
         if erl is not None:
             return erl.call(server, request, timeout, caller)
