@@ -52,6 +52,7 @@ def make_node(epmd: str) -> Iterator[Any]:
 
     def make(name: str, **kw: Any) -> DistributedSystem:
         kw.setdefault("cookie", COOKIE)
+        kw.setdefault("global_names", False)  # (global's mesh would bring back a node discovery dropped)
         node = DistributedSystem(f"{name}@{HOST}", "127.0.0.1:0", epmd, start_epmd=False, **kw)
         nodes.append(node)
         return node

@@ -65,3 +65,46 @@ def test_bad_configuration_is_refused_before_any_question() -> None:
         DnsDiscovery(SERVICE, "app", kind="MX")
     with pytest.raises(ValueError, match="basename"):
         DnsDiscovery(SERVICE, "app@host")
+
+
+@pytest.mark.timeout(90)
+def test_nodes_of_a_headless_service_follow_its_records(dnsmasq: Any) -> None:
+    """Nodes ``app@127.0.0.N`` (one port mapper for all, keyed by full names), one of them
+    following the service's A records as they change."""
+    from joerl import DistributedSystem, NodeDown, NodeUp
+    from joerl.testing import Probe, running_epmd, wait_until
+
+    with running_epmd() as epmd:
+        nodes: list[DistributedSystem] = []
+
+        def node(n: int, **kw: Any) -> DistributedSystem:
+            made = DistributedSystem(
+                f"app@127.0.0.{n}", f"127.0.0.{n}:0", epmd, cookie="dns-test", start_epmd=False,
+                global_names=False,  # (global's mesh would link .3 again through the others)
+                **kw,
+            )  # fmt: skip
+            nodes.append(made)
+            return made
+
+        try:
+            node(2), node(3), node(5)
+            dnsmasq.set_hosts([f"127.0.0.{n} {SERVICE}" for n in (2, 3, 4)])
+            watcher = node(4, discovery=strategy(dnsmasq, kind="A", interval=0.2))
+            wait_until(lambda: watcher.nodes() == ["app@127.0.0.2", "app@127.0.0.3"], timeout=10, what="the mesh")
+            with Probe(watcher) as probe:
+                watcher.monitor_nodes(probe.pid)
+                # A pod leaves the service (it still runs), another joins.
+                dnsmasq.set_hosts([f"127.0.0.{n} {SERVICE}" for n in (2, 4, 5)])
+                assert probe.receive(NodeDown, timeout=10).node == "app@127.0.0.3"
+                assert probe.receive(NodeUp, timeout=10).node == "app@127.0.0.5"
+            assert watcher.nodes() == ["app@127.0.0.2", "app@127.0.0.5"]
+            # The DNS server goes away: the cluster stays as it is.
+            dnsmasq.stop()
+            loop = watcher.discovery
+            assert loop is not None
+            failures = loop.stats.source_failures
+            wait_until(lambda: loop.stats.source_failures > failures, timeout=15, what="the failed question")
+            assert watcher.nodes() == ["app@127.0.0.2", "app@127.0.0.5"]
+        finally:
+            for made in reversed(nodes):
+                made.shutdown()

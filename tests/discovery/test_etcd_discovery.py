@@ -128,3 +128,55 @@ def test_bad_settings() -> None:
         EtcdDiscovery(ttl=1)
     with pytest.raises(ValueError, match="prefix"):
         EtcdDiscovery(prefix="")
+
+
+NODE = r"""
+import sys
+import gevent
+from joerl import DistributedSystem
+from joerl.discovery import EtcdDiscovery
+
+name, epmd, endpoint = sys.argv[1:4]
+strategy = EtcdDiscovery(endpoint, "/test/cluster/", ttl=2, interval=0.2, timeout=2.0)
+node = DistributedSystem(name, "127.0.0.1:0", epmd, start_epmd=False, global_names=False, discovery=strategy)
+print(f"READY node={node.node_name}", flush=True)
+gevent.wait()
+"""
+
+
+@pytest.mark.timeout(90)
+def test_a_node_killed_leaves_the_cluster_when_its_lease_expires(etcd: Any) -> None:
+    """Real nodes: one in this process, one a child process killed with SIGKILL (it cannot revoke)."""
+    import sys
+    import time
+
+    from joerl import DistributedSystem, NodeDown, NodeUp
+    from joerl.testing import ChildProcess, Probe, running_epmd, wait_until
+
+    with running_epmd() as epmd:
+        strategy = EtcdDiscovery(etcd.endpoint, PREFIX, ttl=2, interval=0.2, timeout=2.0)
+        a = DistributedSystem(
+            "a@h.test", "127.0.0.1:0", epmd, cookie="etcd-test", start_epmd=False, global_names=False,
+            tick_time=30.0, discovery=strategy,
+        )  # fmt: skip
+        try:
+            with Probe(a) as probe:
+                a.monitor_nodes(probe.pid)
+                child = ChildProcess([sys.executable, "-c", NODE, "b@h.test", epmd, etcd.endpoint], cookie="etcd-test")
+                with child:
+                    child.wait_ready()
+                    assert probe.receive(NodeUp, timeout=15) == NodeUp("b@h.test")
+                    child.send_signal(9)
+                    child.wait()
+                    killed = time.monotonic()
+                    assert probe.receive(NodeDown, timeout=15).node == "b@h.test"
+                loop = a.discovery
+                assert loop is not None
+                # Its key stays until the lease (2 s, refreshed every 0.67 s) expires; then it is no longer listed.
+                wait_until(lambda: loop.listed == [], timeout=20, interval=0.05, what="b's key gone")
+                print(f"\nkilled node unlisted {time.monotonic() - killed:.2f}s after SIGKILL")
+                # Meanwhile the dead node was dialled again, with back-off: a few times, not once a round.
+                assert loop.stats.connect_failures <= 6, loop.stats
+                assert strategy.nodes() == ["a@h.test"]
+        finally:
+            a.shutdown()
