@@ -1,6 +1,7 @@
 """``python -m joerl`` (and the ``joerl`` console script): the command line.
 
-Commands: ``demo`` (the distributed demo, see :mod:`joerl.demo`), ``version``.
+Commands: ``demo`` (the distributed demo, see :mod:`joerl.demo`), ``version``,
+and the cluster commands of :mod:`joerl.cli` (``nodes``, ``ps``, ``top``, ``observer``).
 With no command it prints its help and exits with status 2.
 """
 
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+
+from .cli import add_commands, run
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -22,6 +25,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("args", nargs=argparse.REMAINDER, help="the demo's own options (demo --help)")
     commands.add_parser("version", help="print joerl's version")
+    add_commands(commands)
     return parser
 
 
@@ -39,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
         return node_main(argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)
+    status = run(args)
+    if status is not None:
+        return status
     if args.command == "version":
         from . import __version__
 

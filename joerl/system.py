@@ -39,6 +39,7 @@ from ._threads import ThreadBridge, get_ident
 from ._via import via_resolve
 from .actor import EXITING, ActorContext, ActorRef
 from .errors import CallError, CallTimeout, MailboxFull, NoProcError, NotRegistered
+from .introspect import ProcessInfo, process_info
 from .message import NOPROC
 from .pid import SYSTEM_PID, Pid, Ref
 from .registry import Registry
@@ -317,6 +318,14 @@ class ActorSystem(Processes, BudgetedSends, Timers, Serving):
     def processes(self) -> list[Pid]:
         """The pids of all live processes, oldest first."""
         return [ctx.pid for ctx in self._procs.values()]
+
+    def process_info(self, pid: Any) -> ProcessInfo | None:
+        """What process ``pid`` (a Pid, ActorRef or name) is doing, or None if it is not alive.
+
+        Erlang's ``process_info``: see :mod:`joerl.introspect` (and
+        :func:`~joerl.introspect.processes_info` for every process at once).
+        """
+        return process_info(self, pid)
 
     def context_of(self, pid: Pid) -> ActorContext | None:
         """The context of a live local process (for the runtime's own modules)."""

@@ -9,6 +9,7 @@ The tree lives in a few private modules, one per branch; import every name from 
 
 from __future__ import annotations
 
+from ._discovery import BeaconError
 from ._distribution import (
     AuthenticationError,
     CertificateNameMismatch,
@@ -21,8 +22,10 @@ from ._distribution import (
     HandshakeProtocolError,
     HandshakeRefused,
     IncompatibleVersion,
+    IntrospectionError,
     LinkClosed,
     LinkDown,
+    MessageTooLarge,
     NodeIdCollision,
     NodeUnreachable,
     NotAllowed,
@@ -74,6 +77,7 @@ from ._wire import (
     EpmdProtocolError,
     EpmdTimeout,
     InvalidName,
+    InvalidNodeName,
     LocalProtocolError,
     NameInUse,
     ProtocolError,
@@ -86,6 +90,7 @@ __all__ = [
     "AlreadyPresent",
     "AlreadyStarted",
     "AuthenticationError",
+    "BeaconError",
     "BrokenMessageType",
     "CallError",
     "CallTimeout",
@@ -107,13 +112,16 @@ __all__ = [
     "HandshakeProtocolError",
     "HandshakeRefused",
     "IncompatibleVersion",
+    "IntrospectionError",
     "InvalidName",
+    "InvalidNodeName",
     "JoerlError",
     "LinkClosed",
     "LinkDown",
     "LocalProtocolError",
     "MailboxFull",
     "MaxChildrenReached",
+    "MessageTooLarge",
     "MessageTypeTaken",
     "NameInUse",
     "NameTaken",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._root import JoerlError
-from ._wire import RemoteProtocolError
+from ._wire import LocalProtocolError, RemoteProtocolError
 
 
 class DistributionError(JoerlError):
@@ -117,8 +117,33 @@ class OversizedFrame(RemoteProtocolError):
         self.messages: list[Any] = []  # the messages and FrameErrors of that feed call
 
 
+class MessageTooLarge(DistributionError, LocalProtocolError):
+    """A message (its frame) is over the receiving node's size limit: refused
+    before any byte of it was written (the peer would drop it, or the link).
+
+    The limit is the peer's ``max_frame`` (``LinkConfig.max_frame_size``,
+    announced in its HELLO), which also bounds the peer's decoding limits.
+
+    Attributes:
+        size: the frame body's length, in bytes (the message and a few bytes of header).
+        limit: the peer's limit.
+        node: the peer's name, or None where not known.
+    """
+
+    def __init__(self, size: int, limit: int, node: str | None = None) -> None:
+        where = f"the limit of node {node!r} ({limit} bytes)" if node else f"the peer's limit of {limit} bytes"
+        super().__init__(f"message too large: a frame of {size} bytes exceeds {where}; nothing was sent")
+        self.size = size
+        self.limit = limit
+        self.node = node
+
+
 class NotAllowed(HandshakeError):
     """The peer authenticated, but its name is not in ``allowed_nodes``."""
+
+
+class IntrospectionError(DistributionError):
+    """A node's introspection service refused a query or answered it with something else."""
 
 
 class RpcError(DistributionError):

@@ -43,6 +43,7 @@ from gevent.event import Event
 
 from ..errors import ConnectionLost, LinkDown, ProtocolError, SerializationError
 from ..pid import Pid
+from .compression import Compressor, Decompressor, choose
 from .config import LinkConfig
 from .link_writer import LinkWriter
 from .protocol import (
@@ -88,6 +89,7 @@ class LinkStats:
     handler_errors: int = 0  #: other exceptions raised by the handler (logged)
     ticks_in: int = 0
     ticks_out: int = 0
+    tick_timeouts: int = 0  #: 1 once the link was declared down for the peer's silence
 
 
 class Connection:
@@ -167,13 +169,18 @@ class Connection:
         self.handler = handler
         self.on_closed = on_closed
         self.stats = LinkStats()
-        self.encoder = FrameEncoder(self.peer.max_frame, terms=bool(self.flags & FLAG_SEND_TERMS))
+        self.encoder = FrameEncoder(self.peer.max_frame, terms=bool(self.flags & FLAG_SEND_TERMS), peer=self.peer.name)
         self.close_reason: Any = None
         peer_tick = self.peer.tick_ms / 1000.0 if self.peer.tick_ms else config.tick_time
         #: Seconds between checks of the ticker: a tick goes out when nothing
         #: was written during one interval.
         self.tick_interval: float = min(config.tick_time, peer_tick) / 4.0
         self._decoder = FrameDecoder(config.max_frame_size)
+        codec = choose(config.compression, self.peer.compression)  # (off unless both offer one)
+        if codec is not None:
+            self.encoder.compress_with(Compressor(codec, config.compress_min))
+        if config.compression:
+            self._decoder.inflate = Decompressor(config.compression, config.max_frame_size).body
         self._leftover = established.leftover
         # Immediate writes (see link_writer.py) only on a plain gevent TCP socket,
         # whose send() takes a zero timeout; a TLS socket always uses the writer.
@@ -208,6 +215,11 @@ class Connection:
     def queued_bytes(self) -> int:
         """What the outgoing queue holds, in bytes (``OutboundBatcher.queued_bytes``)."""
         return self._writer.queue.queued_bytes
+
+    @property
+    def silent_for(self) -> float:
+        """Seconds since the peer was last heard from (a frame or a tick)."""
+        return monotonic() - self._last_read
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -426,6 +438,7 @@ class Connection:
             if silent > limit and not self._dispatching:
                 # (Time our reader spends delivering, e.g. waiting on a full
                 # bounded mailbox, is ours, not the peer's silence.)
+                stats.tick_timeouts += 1
                 self.close(
                     ConnectionLost(
                         f"node {self.peer_name!r} sent nothing for {silent:.1f}s (tick time {limit}s): declared down"

@@ -4,7 +4,7 @@ Wire layout: each handshake message is ``Len:16 | Body`` with
 ``1 <= Len <= 4096`` and Body a msgpack map with a ``"t"`` (type) string;
 unknown keys are ignored::
 
-    HELLO   {t:"hello", v, vmin, name, id, creation, incarnation, flags, challenge, tick_ms, max_frame}
+    HELLO   {t:"hello", v, vmin, name, id, creation, incarnation, flags, challenge, tick_ms, max_frame[, compress]}
     STATUS  {t:"status", status, reason[, versions]}
     REPLY   {t:"reply", mac}       ACK {t:"ack", mac}
     ABORT   {t:"abort", status, reason[, versions]}
@@ -14,7 +14,10 @@ unknown keys are ignored::
 every start of a node (absent or 0 before version 3: unknown). ``versions``:
 ``[vmin, v]`` of the sender of a ``not_allowed`` refusal for versions that
 do not overlap, so that the refused side can say so
-(:class:`IncompatibleVersion`).
+(:class:`IncompatibleVersion`). ``max_frame``: the largest frame body the
+sender accepts, its one message-size limit (its decoding limits match it).
+``compress`` (protocol 3, optional): the frame compression codecs the
+sender accepts, most preferred first (``compression.py``); absent: none.
 
 This module owns what those messages hold: the protocol versions, the
 ``FLAG_*`` capabilities, the ``STATUS_*`` answers, the identities exchanged
@@ -44,16 +47,19 @@ from ..errors import (
     NodeIdCollision,
     SimultaneousConnect,
 )
+from .compression import parse_offer
 from .config import new_incarnation
-from .frames import DEFAULT_MAX_FRAME_SIZE
+from .frames import DEFAULT_MAX_FRAME_SIZE, MIN_MAX_FRAME_SIZE
 from .messages import U32, U64, is_uint
 
 __all__ = [
     "ACCEPT",
     "DEFAULT_FLAGS",
     "DEFAULT_TICK_MS",
+    "HIDDEN_FLAGS",
     "DIALING",
     "IncompatibleVersion",
+    "MIN_MAX_FRAME_SIZE",
     "NodeIdentity",
     "PeerHello",
     "Verdict",
@@ -74,8 +80,6 @@ __all__ = [
 PROTOCOL_VERSION = 3
 MIN_PROTOCOL_VERSION = 3
 
-#: The smallest ``max_frame`` a HELLO may announce (or ``Handshake`` be given).
-MIN_MAX_FRAME_SIZE = 1024
 #: Erlang's net_ticktime default: 60 s.
 DEFAULT_TICK_MS = 60_000
 MAX_HANDSHAKE_FRAME = 4096
@@ -84,7 +88,11 @@ CHALLENGE_MIN, CHALLENGE_MAX = 16, 64
 DEFAULT_CHALLENGE_SIZE = 32
 
 # Capability flags (u64). Those in use on a link are the AND of both sides'.
-FLAG_PUBLISHED = 0x01  #: a visible node (a later "hidden" node clears it)
+#: A visible node. A hidden node (``DistributedSystem(hidden=True)``, as the
+#: CLI and the observer join) clears it in its HELLO, so the AND of both
+#: sides lacks it: both see the link as hidden (left out of ``nodes()``,
+#: connect-all and global-name sync). A peer older than hidden nodes ignores it.
+FLAG_PUBLISHED = 0x01
 FLAG_LINKS = 0x02  #: LINK / UNLINK / EXIT / EXIT2
 FLAG_MONITORS = 0x04  #: MONITOR / DEMONITOR / DOWN, by pid or by name
 FLAG_SPAWN = 0x08  #: SPAWN_REQUEST / SPAWN_REPLY
@@ -93,6 +101,7 @@ FLAG_UNLINK_ACK = 0x20  #: UNLINK carries an id answered by UNLINK_ACK
 FLAG_CALL_REPLY = 0x40  #: CALL_REPLY
 FLAG_SEND_TERMS = 0x80  #: SEND_TERMS
 DEFAULT_FLAGS = 0xFF
+HIDDEN_FLAGS = DEFAULT_FLAGS & ~FLAG_PUBLISHED  #: what a hidden node offers
 
 STATUS_OK = "ok"
 STATUS_OK_SIMULTANEOUS = "ok_simultaneous"
@@ -161,7 +170,9 @@ class PeerHello:
     """What the peer announced in its HELLO.
 
     ``version`` and ``min_version`` are the range of protocol versions it
-    speaks; ``incarnation`` its 64-bit incarnation id (0: not sent).
+    speaks; ``incarnation`` its 64-bit incarnation id (0: not sent);
+    ``compression`` the frame codecs it accepts, most preferred first (the
+    names this node knows of its ``compress`` offer; see ``compression.py``).
     """
 
     name: str
@@ -173,6 +184,7 @@ class PeerHello:
     max_frame: int
     incarnation: int = 0
     min_version: int = 0
+    compression: tuple[str, ...] = ()
 
 
 def peer_versions(msg: dict[str, Any]) -> tuple[int, int] | None:
@@ -326,4 +338,8 @@ def parse_hello(msg: dict[str, Any]) -> PeerHello:
         raise HandshakeProtocolError(f"HELLO max_frame must be an int in {MIN_MAX_FRAME_SIZE}..{U32}")
     if not is_uint(incarnation, U64):
         raise HandshakeProtocolError(f"HELLO incarnation must be an int in 0..{U64}, got {_describe(incarnation)}")
-    return PeerHello(name, nid, creation, flags, v, tick_ms, max_frame, incarnation, vmin)
+    try:
+        compression = parse_offer(msg.get("compress"))
+    except ValueError as exc:
+        raise HandshakeProtocolError(f"HELLO {exc}") from None
+    return PeerHello(name, nid, creation, flags, v, tick_ms, max_frame, incarnation, vmin, compression)

@@ -24,10 +24,10 @@ from gevent import get_hub, getcurrent
 from gevent.event import Event
 
 from ..backoff import Backoff
-from ..epmd import check_name
 from ..errors import DistributionError
 from ..pid import Pid, Ref
 from .config import node_id_of
+from .names import node_name
 
 if TYPE_CHECKING:
     from .._router import Inbound
@@ -68,6 +68,7 @@ class Peer:
         "next_attempt",
         "last_error",
         "calls",
+        "hidden",
     )
 
     def __init__(self, name: str, node_id: int | None = None) -> None:
@@ -97,6 +98,8 @@ class Peer:
         self.last_error = ""
         #: Refs of local waits (calls, is_process_alive, spawns) that this peer answers.
         self.calls: set[Ref] = set()
+        #: The link is hidden (either side is a hidden node): left out of ``nodes()``.
+        self.hidden = False
 
     def __repr__(self) -> str:
         return f"<Peer {self.name} id={self.node_id} {self.state(0.0)}>"
@@ -161,8 +164,11 @@ class Peer:
 class PeerTable:
     """Peers by name and by node id.
 
+    Names are full (``alive@host``); a name without ``@host`` given to
+    :meth:`peer` or :meth:`get` gets this node's host.
+
     Args:
-        own_name: this node's name (never a peer).
+        own_name: this node's full name (never a peer).
         own_id: this node's id (no peer may have it).
         list_names: the names registered at the port mapper (may block; never
             called from the hub).
@@ -170,6 +176,7 @@ class PeerTable:
 
     def __init__(self, own_name: str, own_id: int, list_names: Callable[[], Iterable[str]]) -> None:
         self.own_name = own_name
+        self._host = own_name.partition("@")[2]
         self.own_id = own_id
         self._list_names = list_names
         self._by_name: dict[str, Peer] = {}
@@ -182,10 +189,13 @@ class PeerTable:
         self._hub = get_hub()
 
     def __getitem__(self, name: str) -> Peer:
-        return self._by_name[name]
+        peer = self.get(name)
+        if peer is None:
+            raise KeyError(name)
+        return peer
 
     def __contains__(self, name: object) -> bool:
-        return name in self._by_name
+        return isinstance(name, str) and self.get(name) is not None
 
     def __iter__(self) -> Iterator[Peer]:
         return iter(list(self._by_name.values()))
@@ -195,7 +205,21 @@ class PeerTable:
 
     def get(self, name: str) -> Peer | None:
         """The peer named ``name``, if known."""
-        return self._by_name.get(name)
+        peer = self._by_name.get(name)
+        if peer is None and "@" not in name and self._host:
+            try:
+                return self._by_name.get(self.full_name(name))
+            except ValueError:  # not a node name: no such peer
+                return None
+        return peer
+
+    def full_name(self, name: str) -> str:
+        """``name`` in full: one without ``@host`` gets this node's host.
+
+        Raises:
+            InvalidNodeName: not a valid node name.
+        """
+        return node_name(name, host=self._host or None)
 
     def peer(self, name: str) -> Peer:
         """The peer named ``name``, created on first use.
@@ -204,13 +228,16 @@ class PeerTable:
         with that id keep naming the first one (logged once).
 
         Raises:
-            DistributionError: ``name`` is this node's. ValueError: not a valid node name.
+            DistributionError: ``name`` is this node's. InvalidNodeName: not a valid node name.
         """
         peer = self._by_name.get(name)
         if peer is None:
+            name = self.full_name(name)
             if name == self.own_name:
                 raise DistributionError(f"{name!r} is this node")
-            check_name(name)
+            peer = self._by_name.get(name)
+            if peer is not None:
+                return peer
             if len(self._by_name) >= self._sweep_at:
                 self.sweep(monotonic())
                 self._sweep_at = max(SWEEP_FLOOR, 2 * len(self._by_name))
@@ -284,9 +311,23 @@ class PeerTable:
         peer = self.by_id.get(node_id)
         return peer.name if peer is not None else self._names.get(node_id)
 
-    def connected(self) -> list[str]:
-        """The names of the peers with a link open for sends, sorted."""
-        return sorted(p.name for p in self._by_name.values() if p.conn is not None)
+    def connected(self, kind: str = "visible") -> list[str]:
+        """The names of the peers with a link open for sends, sorted.
+
+        Args:
+            kind: ``"visible"`` (Erlang's ``nodes()``), ``"hidden"`` (links
+                of which either side is a hidden node) or ``"connected"`` (all).
+
+        Raises:
+            ValueError: another ``kind``.
+        """
+        if kind not in ("visible", "hidden", "connected"):
+            raise ValueError(f"kind must be 'visible', 'hidden' or 'connected', not {kind!r}")
+        return sorted(
+            p.name
+            for p in self._by_name.values()
+            if p.conn is not None and (kind == "connected" or p.hidden == (kind == "hidden"))
+        )
 
 
 class NodeWatchers:
@@ -315,8 +356,13 @@ class NodeWatchers:
             names.discard(name)
         return True
 
-    def notify(self, event: Any) -> None:
-        """Queue ``event`` (a NodeUp or NodeDown) for every process watching its node."""
+    def notify(self, event: Any, hidden: bool = False) -> None:
+        """Queue ``event`` (a NodeUp or NodeDown) for every process watching its node.
+
+        The event of a ``hidden`` link goes only to those watching that node
+        by name, as Erlang's ``monitor_nodes`` leaves hidden nodes out.
+        """
         for pid, names in list(self._watchers.items()):
-            if (names is None or event.node in names) and not self._inbound.signal(pid, event):
+            wants = not hidden if names is None else event.node in names
+            if wants and not self._inbound.signal(pid, event):
                 self._watchers.pop(pid, None)

@@ -35,7 +35,8 @@ UTF-8, printable; ``id`` the node id, 1..2**32-1 (0 means "local" in a pid and
 never names a peer); ``creation`` 0..2**32-1, the incarnation number its pids
 carry (random at each start); ``incarnation`` a random u64 id of this start of
 the node (a changed one under the same name means a restart); ``flags`` a u64
-of ``FLAG_*`` capabilities (those in use are the AND of both); ``challenge``
+of ``FLAG_*`` capabilities (those in use are the AND of both; a hidden node
+clears ``FLAG_PUBLISHED``, which makes the link hidden on both sides); ``challenge``
 16..64 fresh random bytes; ``tick_ms`` the sender's tick time (the peer ticks
 at least every quarter of the smaller one); ``max_frame`` the largest link
 frame body the sender accepts (the peer refuses to send larger ones).
@@ -173,6 +174,7 @@ from .hello import (
     FLAG_SEND_TERMS,
     FLAG_SPAWN,
     FLAG_UNLINK_ACK,
+    HIDDEN_FLAGS,
     MAX_HANDSHAKE_FRAME,
     MAX_NAME_BYTES,
     MIN_MAX_FRAME_SIZE,
@@ -263,6 +265,7 @@ __all__ = [
     "FLAG_UNLINK_ACK",
     "Flow",
     "FrameDecoder",
+    "HIDDEN_FLAGS",
     "FrameEncoder",
     "FrameError",
     "Handshake",
