@@ -282,6 +282,13 @@ EXAMPLES: dict[str, Example] = {
     "epmd_server.py": Example(
         tested_elsewhere="runs an EPMD daemon until stopped; covered by the EPMD integration tests"
     ),
+    "erlang_interop.py": Example(
+        tested_elsewhere="serves Erlang nodes until SIGTERM; tests/interop/test_erlang_example.py runs it against erl"
+    ),
+    "multihost_cluster.py": Example(
+        tested_elsewhere="needs a port mapper on port 4369 per host: run on three simulated hosts "
+        "(network namespaces) by tests/multihost/test_example.py"
+    ),
     "pg_chat.py": Example(
         expect=(
             "room members seen from alice: 3",
