@@ -121,3 +121,28 @@ def test_ticks_keep_an_idle_link_and_a_silent_peer_is_down_within_net_ticktime(e
     finally:
         e4.close()
         node.shutdown()
+
+
+def test_a_dialler_without_v4_nc_and_unlink_id_is_refused_with_a_clear_error(
+    py_node: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    from gevent import socket
+
+    from joerl.erlang import dflags
+    from joerl.erlang.handshake import ErlangHandshake, Role
+    from joerl.errors import HandshakeRefused
+    from joerl.node.erl_link import run_handshake
+
+    old = dflags.DEFAULT_FLAGS & ~dflags.V4_NC & ~dflags.UNLINK_ID  # what OTP 22 would offer
+    hs = ErlangHandshake(
+        Role.INITIATOR, "old@127.0.0.1", "JOERLTEST", 1, flags=old, required_flags=0, expected_peer="py@127.0.0.1"
+    )
+    with (
+        caplog.at_level(logging.WARNING, logger="joerl.node"),
+        socket.create_connection(("127.0.0.1", py_node.listen_port), timeout=10) as sock,
+    ):
+        with pytest.raises(HandshakeRefused, match="not_allowed"):
+            run_handshake(sock, hs, 10.0)
+        wait_until(lambda: any("old@127.0.0.1" in r.getMessage() for r in caplog.records), timeout=10)
+    line = next(r.getMessage() for r in caplog.records if "old@127.0.0.1" in r.getMessage())
+    assert "UNLINK_ID" in line and "V4_NC" in line, line
