@@ -285,6 +285,34 @@ EXAMPLES: dict[str, Example] = {
     "erlang_interop.py": Example(
         tested_elsewhere="serves Erlang nodes until SIGTERM; tests/interop/test_erlang_example.py runs it against erl"
     ),
+    "discovery_static.py": Example(
+        expect=(
+            "[a@example] linked with ['b@example', 'c@example']",
+            "[a@example] NodeDown(node='c@example', reason='noconnection')",
+            "[a@example] NodeUp(node='c@example')",
+            "done",
+        ),
+        max_seconds=30.0,
+    ),
+    "discovery_epmd.py": Example(
+        expect=(
+            "[a@example] alone: []",
+            "[a@example] linked with ['b@example', 'c@example']",
+            "[a@example] NodeDown(node='b@example', reason='noconnection')",
+            "[a@example] linked with ['c@example']",
+            "done",
+        ),
+        max_seconds=30.0,
+    ),
+    "discovery_dns.py": Example(
+        tested_elsewhere="needs a DNS server: tests/discovery/test_discovery_examples.py runs it against dnsmasq"
+    ),
+    "discovery_etcd.py": Example(
+        tested_elsewhere="needs an etcd: tests/discovery/test_discovery_examples.py runs it against a real etcd"
+    ),
+    "discovery_multicast.py": Example(
+        tested_elsewhere="sends multicast: tests/multihost/test_multicast_discovery.py runs it on three simulated hosts"
+    ),
     "multihost_cluster.py": Example(
         tested_elsewhere="needs a port mapper on port 4369 per host: run on three simulated hosts "
         "(network namespaces) by tests/multihost/test_example.py"

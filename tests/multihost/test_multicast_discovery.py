@@ -72,9 +72,8 @@ def test_nodes_on_three_hosts_find_each_other_and_ignore_a_stranger(make_net: An
     nodes = {h.hostname: start_node(h, "m") for h in (alpha, beta, gamma)}
     stranger = start_node(delta, "m", cookie="another-cluster")
     for hostname, child in nodes.items():
-        for other in nodes:
-            if other != hostname:
-                child.wait_line(f"UP m@{other}", timeout=30)
+        ups = {f"UP m@{other}" for other in nodes if other != hostname}
+        child.wait_line(lambda _line, child=child, ups=ups: ups <= set(child.lines), timeout=30)
     # The stranger beacons every 0.2 s too: alpha refuses them (another cookie's HMAC).
     view = wait_until(
         lambda: (v := state(nodes["alpha"]))["refused"].get("signature", 0) >= 1 and v,
@@ -102,3 +101,18 @@ def start_node_again(host: Any) -> ChildProcess:
     child = host.start(argv)
     child.wait_ready()
     return child
+
+
+def test_the_multicast_example_on_three_hosts(net: Network) -> None:
+    """``examples/discovery_multicast.py``, one per host: each exits 0 once it has met the two others."""
+    from netns import ROOT
+
+    children = []
+    for host in net.hosts:
+        host.start_epmd()  # (else the node would start a detached one)
+        argv = [sys.executable, str(ROOT / "examples" / "discovery_multicast.py"), "app"]
+        children.append(host.start([*argv, "--interface", host.ip, "--expect", "3", "--wait", "40"]))
+    for host, child in zip(net.hosts, children, strict=True):
+        line = child.wait_line(lambda text: "cluster complete" in text, timeout=60)
+        assert line.endswith("['app@alpha', 'app@beta', 'app@gamma']"), line
+        assert child.wait(timeout=30) == 0, host
