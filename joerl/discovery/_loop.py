@@ -42,6 +42,8 @@ log = logging.getLogger("joerl.discovery")
 DIAL_CONCURRENCY = 16
 #: The longest wait before a listed node that failed is dialled again, seconds.
 MAX_RETRY = 300.0
+#: The longest a source may take to answer, seconds (past it, it counts as down).
+SOURCE_TIMEOUT = 60.0
 
 
 @dataclass
@@ -151,8 +153,9 @@ class DiscoveryLoop:
         """One round: ask, sift, connect and disconnect. Returns the wait before the next."""
         strategy = self.strategy
         try:
-            answer = strategy.nodes()
-            entries = sift(answer, self.node.node_name, strategy.max_nodes)
+            with gevent.Timeout(SOURCE_TIMEOUT, TimeoutError(f"no answer within {SOURCE_TIMEOUT}s")):
+                answer = strategy.nodes()
+                entries = sift(answer, self.node.node_name, strategy.max_nodes)
         except Exception as exc:  # noqa: BLE001 - a source that is down, or broken, never takes the node down
             self.stats.source_failures += 1
             delay = self._backoff.delay()

@@ -147,7 +147,12 @@ class MulticastDiscovery(Discovery):
     def _receive(self, reader: BeaconReader) -> None:
         own = self.member.name if self.member is not None else ""
         while True:
-            data, _address = self._sock.recvfrom(MAX_BEACON + 1)
+            try:
+                data, _address = self._sock.recvfrom(MAX_BEACON + 1)
+            except OSError as exc:  # (an ICMP error reported on the socket): go on listening
+                log.debug("discovery: %r: receive failed: %s", self, exc)
+                gevent.sleep(self.beacon_interval)
+                continue
             try:
                 beacon = reader.read(data)
             except BeaconError as exc:

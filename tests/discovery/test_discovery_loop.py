@@ -196,3 +196,23 @@ def test_shutdown_stops_the_loop_and_the_strategy(make_node: Any) -> None:
     assert loop is not None and loop.running
     a.shutdown()
     assert not loop.running and stopped == [True]
+
+
+def test_a_source_that_hangs_counts_as_down(make_node: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gevent
+
+    from joerl.discovery import _loop
+
+    monkeypatch.setattr(_loop, "SOURCE_TIMEOUT", 0.2)
+    hanging = gevent.event.Event()
+
+    class Hangs(Scripted):
+        def nodes(self) -> Any:
+            self.asked += 1
+            hanging.wait()  # never set: a source that never answers
+
+    a = make_node("a", discovery=Hangs(interval=60.0))
+    loop = a.discovery
+    assert loop is not None
+    wait_until(lambda: loop.stats.source_failures >= 1, what="the hanging source given up")
+    assert loop.running
