@@ -108,3 +108,24 @@ def test_nodes_of_a_headless_service_follow_its_records(dnsmasq: Any) -> None:
         finally:
             for made in reversed(nodes):
                 made.shutdown()
+
+
+@pytest.mark.timeout(90)
+def test_a_node_takes_at_most_max_nodes_of_thousands_of_records(dnsmasq: Any) -> None:
+    from joerl import DistributedSystem
+    from joerl.testing import running_epmd, wait_until
+
+    dnsmasq.set_hosts([f"127.{i // 250}.{i % 250}.1 {SERVICE}" for i in range(3000)])
+    with running_epmd() as epmd:
+        node = DistributedSystem(
+            "app@127.0.0.1", "127.0.0.1:0", epmd, cookie="dns-test", start_epmd=False, global_names=False,
+            discovery=strategy(dnsmasq, kind="A", interval=60.0, max_nodes=20),
+        )  # fmt: skip
+        try:
+            loop = node.discovery
+            assert loop is not None
+            wait_until(lambda: loop.stats.connect_failures >= 20, timeout=30, what="20 dials (none of them runs)")
+            assert loop.stats.truncated == 1 and len(loop.listed) == 20 and loop.stats.polls == 1
+            assert node.nodes() == []
+        finally:
+            node.shutdown()
