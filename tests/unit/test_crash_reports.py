@@ -216,3 +216,40 @@ def test_wait_through_a_handle_made_from_a_pid_uses_a_monitor() -> None:
         assert fresh.wait(5) == ("done", 1)
         dead = ActorRef(system, live.pid)
         assert dead.wait(5) == "noproc"  # as Erlang's monitor of a dead pid
+
+
+# -- the node layer: refused handshakes and unreachable nodes are shown too ------------------
+
+
+def test_a_wrong_cookie_is_an_error_on_both_sides(caplog: pytest.LogCaptureFixture) -> None:
+    from joerl import DistributedSystem, NodeUnreachable
+    from joerl.testing import node_cluster
+
+    caplog.set_level(logging.WARNING, logger="joerl")
+    with node_cluster("cookie_b", cookie="right-cookie", global_names=False) as (b,):
+        intruder = DistributedSystem("cookie_x", epmd_address=b.epmd_address, cookie="wrong-cookie", global_names=False)
+        try:
+            with pytest.raises(NodeUnreachable):
+                intruder.connect_to_node(b.node_name, timeout=5)
+            wait_until(lambda: b.stats.handshakes_failed >= 1, timeout=5)
+        finally:
+            intruder.shutdown()
+    refused = [r for r in joerl_errors(caplog) if "refused the link" in r.getMessage()]
+    assert {r.args[0] for r in refused if isinstance(r.args, tuple)} >= {intruder.node_name, b.node_name}
+
+
+def test_an_unreachable_node_is_logged_once_per_episode(caplog: pytest.LogCaptureFixture) -> None:
+    from joerl.testing import node_cluster
+
+    caplog.set_level(logging.DEBUG, logger="joerl.node")
+    with node_cluster("lonely", global_names=False) as (a,):
+
+        def failures() -> int:
+            a.system.send(("inbox", "ghost"), "hello?")  # dials when the back-off allows
+            return a.stats.connect_failures
+
+        wait_until(lambda: failures() >= 3, timeout=30)
+        assert a.stats.dropped_unreachable >= 3
+    lines = [r for r in caplog.records if "cannot reach node" in r.getMessage()]
+    assert len(lines) >= 3
+    assert [r.levelno for r in lines].count(logging.WARNING) == 1 and lines[0].levelno == logging.WARNING
