@@ -227,6 +227,8 @@ class DiscoveryLoop:
             self._retry.pop(name, None)
             self.stats.connects += 1
             log.info("discovery: connected to listed node %s", name)
+            if name not in self.listed and self.node.disconnect_node(name):  # dropped while we dialled
+                self.stats.disconnects += 1
         finally:
             self._dialing.discard(name)
 
