@@ -38,15 +38,14 @@ none answers). All nodes need the same cookie: ``$JOERL_COOKIE``, else
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import time
 from typing import Any
 
 import gevent
 from gevent import socket
-from gevent.event import Event
 
+import joerl
 from joerl.actor import ActorContext
 from joerl.address import parse_address
 from joerl.message import NodeDown
@@ -82,7 +81,6 @@ def chat(
     outbox: list[str],
     members_wanted: int,
     exit_after: int | None,
-    done: Event,
 ) -> None:
     """The room, as this node sees it. Messages:
 
@@ -111,7 +109,7 @@ def chat(
         if not outbox and (leaving or (exit_after is not None and heard >= exit_after)):
             if leaving:
                 broadcast(("leave", me))
-            done.set()
+            ctx.system.shutdown()  # ends joerl.run's wait, as Ctrl+C does
 
     def add(name: str) -> None:
         if name != me and name not in members:
@@ -190,26 +188,26 @@ def main(argv: list[str]) -> int:
     )
     args = ap.parse_args(argv)
 
-    done = Event()
-    with DistributedSystem(args.node, f"127.0.0.1:{args.port}", args.epmd) as node:
+    node = DistributedSystem(args.node, f"127.0.0.1:{args.port}", args.epmd)
+
+    def start(node: DistributedSystem) -> None:
         say = [s.strip() for s in args.say.split(",") if s.strip()] if args.say is not None else []
-        room = node.spawn_fn(chat, node, say, args.members, args.exit_after, done, name="chat").pid
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            gevent.signal_handler(signum, done.set)
+        room = node.spawn_fn(chat, node, say, args.members, args.exit_after, name="chat").pid
         print(f"[{args.node}] chat node up on port {node.listen_port} (port mapper {node.epmd_address})", flush=True)
         if args.connect:
             peer = find_node(node, args.connect, args.wait)
             if peer is None:
                 print(f"[{args.node}] no node at {args.connect} within {args.wait}s")
-                return 1
+                raise SystemExit(1)  # joerl.run shuts the node down first
             print(f"[{args.node}] joining the room through {peer}", flush=True)
             node.system.send(("chat", peer), ("join", args.node))
         if args.say is None:
             print(f"[{args.node}] type lines to chat; Ctrl+D to leave", flush=True)
             gevent.spawn(read_stdin, room, node.system)
-        done.wait()
-        print(f"[{args.node}] leaving", flush=True)
-    return 0
+
+    status = joerl.run(start, node)  # until Ctrl+C, SIGTERM or leaving the room; then a clean shutdown
+    print(f"[{args.node}] leaving", flush=True)
+    return status
 
 
 if __name__ == "__main__":

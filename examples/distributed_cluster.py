@@ -32,13 +32,14 @@ declared down; default 60, as Erlang). All nodes need the same cookie:
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import time
+from collections.abc import Callable
 
 import gevent
 from gevent.event import Event
 
+import joerl
 from joerl.actor import ActorContext
 from joerl.errors import NodeUnreachable
 from joerl.message import NodeDown, NodeUp
@@ -58,33 +59,31 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--tick", type=float, default=60.0, help="tick time in seconds (default 60)")
     args = ap.parse_args(argv)
     me = args.name
-    stop = Event()
+    node = DistributedSystem(me, f"127.0.0.1:{args.port}", args.epmd, tick_time=args.tick)
+    complete_from: set[str] = set()  # nodes that have seen the whole cluster
+    wake = Event()
+    status = {"exit": 0}
 
-    with DistributedSystem(me, f"127.0.0.1:{args.port}", args.epmd, tick_time=args.tick) as node:
-        print(f"[{me}] up on port {node.listen_port} (port mapper {node.epmd_address}); looking for peers")
-        complete_from: set[str] = set()  # nodes that have seen the whole cluster
+    def member(ctx: ActorContext) -> None:
+        """Hears node events and the other nodes' "complete"."""
+        node.monitor_nodes(ctx.pid)
+        while True:
+            msg = ctx.receive()
+            if isinstance(msg, NodeUp):
+                print(f"[{me}] + {msg.node} joined; linked with {node.nodes()}")
+            elif isinstance(msg, NodeDown):
+                print(f"[{me}] - {msg.node} left ({msg.reason}); linked with {node.nodes()}")
+            elif msg[0] == "complete":
+                complete_from.add(msg[1])
+                wake.set()
+
+    def assemble() -> None:
+        """Polls the port mapper and links with the nodes it lists; with --expect,
+        shuts the node down once the cluster is complete (which ends joerl.run's wait)."""
         told: set[str] = set()  # nodes we told that we have
-        wake = Event()
-
-        def member(ctx: ActorContext) -> None:
-            """Hears node events and the other nodes' "complete"."""
-            node.monitor_nodes(ctx.pid)
-            while True:
-                msg = ctx.receive()
-                if isinstance(msg, NodeUp):
-                    print(f"[{me}] + {msg.node} joined; linked with {node.nodes()}")
-                elif isinstance(msg, NodeDown):
-                    print(f"[{me}] - {msg.node} left ({msg.reason}); linked with {node.nodes()}")
-                elif msg[0] == "complete":
-                    complete_from.add(msg[1])
-                    wake.set()
-
-        node.spawn_fn(member, name="member")
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            gevent.signal_handler(signum, lambda: (stop.set(), wake.set()))
         deadline = time.monotonic() + args.wait
         shown: tuple[str, ...] = ()
-        while not stop.is_set():
+        while True:
             listed = [i for i in node.list_nodes() if i.metadata.get("protocol") == PROTOCOL_NAME]
             for info in listed:
                 if info.name != me and info.name not in node.nodes():
@@ -109,11 +108,20 @@ def main(argv: list[str]) -> int:
                 break
             if args.expect and time.monotonic() > deadline:
                 print(f"[{me}] the cluster of {args.expect} was not complete within {args.wait}s")
-                return 1
+                status["exit"] = 1
+                break
             wake.wait(args.interval)
             wake.clear()
-        print(f"[{me}] leaving")
-    return 0
+        node.system.shutdown()
+
+    def start(node: DistributedSystem) -> Callable[[], object]:
+        print(f"[{me}] up on port {node.listen_port} (port mapper {node.epmd_address}); looking for peers")
+        node.spawn_fn(member, name="member")
+        return gevent.spawn(assemble).kill  # joerl.run calls it before the shutdown
+
+    joerl.run(start, node)  # until Ctrl+C or SIGTERM, or until assemble() is done; then a clean shutdown
+    print(f"[{me}] leaving")
+    return status["exit"]
 
 
 if __name__ == "__main__":

@@ -11,12 +11,15 @@ may register only with ``--allow-remote-register`` (anyone who reaches the
 port could then claim a free name: use it on a trusted network only).
 
 It prints ``READY port=N`` once listening, logs every registration,
-unregistration and expiry, and stops cleanly on Ctrl+C or SIGTERM.
+unregistration and expiry, and stops cleanly on Ctrl+C or SIGTERM. If the
+address is taken it says what holds it (a port mapper, with its names, or
+something else) and how to stop that (``joerl-epmd -kill``), and exits 1.
 (``joerl-epmd`` is the same daemon with every option.)
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import signal
 import sys
@@ -24,6 +27,7 @@ import sys
 import gevent
 
 from joerl.epmd import EpmdServer
+from joerl.epmd.client import describe_listener
 
 
 def main(argv: list[str]) -> int:
@@ -35,7 +39,15 @@ def main(argv: list[str]) -> int:
     log.info("joerl port mapper starting on %s (Ctrl+C to stop)", address)
 
     server = EpmdServer(address, keepalive_timeout=60.0, allow_remote_register=allow_remote)
-    server.start()
+    try:
+        server.start()
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        # Say who holds the address, and how to stop it, rather than a traceback.
+        print(f"epmd_server: {address} is taken: {describe_listener(address)}", file=sys.stderr)
+        print("(or give this example another address: python examples/epmd_server.py 127.0.0.1:4370)", file=sys.stderr)
+        return 1
     if not allow_remote and not address.startswith(("127.", "localhost", "[::1]")):
         log.info("joerl nodes on other hosts cannot register: add --allow-remote-register to allow it")
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -27,13 +27,12 @@ Both processes need the same cookie: ``$JOERL_COOKIE``, else ``~/.joerl.cookie``
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import time
 
 import gevent
-from gevent.event import Event
 
+import joerl
 from joerl.actor import ActorContext
 from joerl.errors import ReceiveTimeout
 from joerl.message import NodeDown, NodeUp
@@ -51,38 +50,37 @@ def wait_for_node(node: DistributedSystem, name: str, timeout: float) -> bool:
 
 
 def run_server(args: argparse.Namespace) -> int:
-    done = Event()
-    with DistributedSystem(args.name or "pong_server", f"127.0.0.1:{args.port}", args.epmd) as node:
+    node = DistributedSystem(args.name or "pong_server", f"127.0.0.1:{args.port}", args.epmd)
 
-        def pong(ctx: ActorContext) -> None:
-            node.monitor_nodes(ctx.pid)
-            goodbyes = 0
-            while True:
-                msg = ctx.receive()
-                if isinstance(msg, NodeUp):
-                    print(f"[server] node {msg.node} connected")
-                elif isinstance(msg, NodeDown):
-                    print(f"[server] node {msg.node} disconnected ({msg.reason})")
-                elif msg[0] == "ping":
-                    _, n, reply_to = msg
-                    print(f"[server] ping {n} from {reply_to}")
-                    ctx.send(reply_to, ("pong", n))
-                elif msg[0] == "bye":
-                    goodbyes += 1
-                    print(f"[server] {msg[1]} said goodbye ({goodbyes} so far)")
-                    if args.clients and goodbyes >= args.clients:
-                        done.set()
+    def pong(ctx: ActorContext) -> None:
+        node.monitor_nodes(ctx.pid)
+        goodbyes = 0
+        while True:
+            msg = ctx.receive()
+            if isinstance(msg, NodeUp):
+                print(f"[server] node {msg.node} connected")
+            elif isinstance(msg, NodeDown):
+                print(f"[server] node {msg.node} disconnected ({msg.reason})")
+            elif msg[0] == "ping":
+                _, n, reply_to = msg
+                print(f"[server] ping {n} from {reply_to}")
+                ctx.send(reply_to, ("pong", n))
+            elif msg[0] == "bye":
+                goodbyes += 1
+                print(f"[server] {msg[1]} said goodbye ({goodbyes} so far)")
+                if args.clients and goodbyes >= args.clients:
+                    ctx.system.shutdown()  # ends joerl.run's wait, as a signal does
 
+    def start(node: DistributedSystem) -> None:
         node.spawn_fn(pong, name="pong")
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            gevent.signal_handler(signum, done.set)
         print(
             f"[server] node {node.node_name} listening on port {node.listen_port} "
             f"(port mapper {node.epmd_address}); process 'pong' waits for pings"
         )
-        done.wait()
-        print("[server] stopping")
-    return 0
+
+    status = joerl.run(start, node)  # until Ctrl+C or SIGTERM (or enough goodbyes); then a clean shutdown
+    print("[server] stopped")
+    return status
 
 
 def run_client(args: argparse.Namespace) -> int:

@@ -24,11 +24,13 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
+import gevent
 from gevent.event import Event
 from gevent.pool import Pool
 from gevent.pywsgi import WSGIServer
 
-from joerl.errors import CallError
+import joerl
+from joerl.errors import CallError, CallTimeout
 from joerl.gen_server import From, GenServer, GenServerRef, NoReply, Reply, start
 from joerl.system import ActorSystem
 
@@ -99,8 +101,10 @@ class App:
             return "404 Not Found", {"error": f"no route for {path!r}"}
         try:
             return "200 OK", self.visits.call(request, timeout=10.0)
-        except CallError as exc:
-            return "503 Service Unavailable", {"error": str(exc)}
+        except CallTimeout as exc:  # the server is alive but did not answer in time
+            return "504 Gateway Timeout", {"error": str(exc)}
+        except CallError as exc:  # the server crashed during the call, or is not running
+            return "500 Internal Server Error", {"error": str(exc)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,20 +114,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=None, help="stop after this many requests")
     args = parser.parse_args(argv)
 
-    with ActorSystem("wsgi") as system:
-        visits = start(system, Visits(), name="visits")
-        app = App(visits, args.requests)
+    system = ActorSystem("wsgi")
+    served = {"requests": 0}
+
+    def serve(system: ActorSystem) -> Callable[[], None]:
+        # The actors start first, then the HTTP server that calls them.
+        app = App(start(system, Visits(), name="visits"), args.requests)
         server = WSGIServer((args.host, args.port), app, spawn=Pool(1000), log=None)
         server.start()
         print(f"READY port={server.server_port}", flush=True)
-        try:
-            app.done.wait()  # forever without --requests; Ctrl-C ends it
-        except KeyboardInterrupt:
-            pass
-        finally:
+        # With --requests N: once N are served, shut the system down (ends joerl.run's wait).
+        gevent.spawn(lambda: (app.done.wait(), system.shutdown()))
+
+        def stop_http() -> None:  # before the system stops: no request meets a stopped actor
             server.stop(timeout=5)  # stop accepting, let running handlers finish
-    print(f"served {app.served} requests", flush=True)
-    return 0
+            served["requests"] = app.served
+
+        return stop_http
+
+    status = joerl.run(serve, system)  # until Ctrl+C or SIGTERM (or --requests N), then a clean shutdown
+    print(f"served {served['requests']} requests", flush=True)
+    return status
 
 
 if __name__ == "__main__":

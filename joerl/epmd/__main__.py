@@ -4,11 +4,15 @@ This module owns the command line: options, logging set-up (an application
 may configure logging; the library never does), ``--daemon`` detaching, and
 a clean stop on SIGINT/SIGTERM. Once listening it prints one line
 ``READY port=N pid=P`` on standard output, for scripts and supervisors.
+
+``-names``, ``-kill`` and ``-stop NAME`` ask a running daemon instead (joerl's
+or Erlang's), and print what Erlang's ``epmd`` prints for them.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import select
@@ -16,6 +20,8 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from ..errors import EpmdError
+from .client import EpmdClient, describe_listener
 from .protocol import DEFAULT_PORT, parse_address
 from .server import (
     DEFAULT_MAX_CONNECTIONS,
@@ -96,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ap.add_argument(
         "--relaxed-command-check",
+        "-relaxed_command_check",
         action="store_true",
         default=bool(os.environ.get("ERL_EPMD_RELAXED_COMMAND_CHECK")),
         help="obey KILL with live names, and STOP (as epmd -relaxed_command_check)",
@@ -115,7 +122,41 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--daemon", action="store_true", help="detach (as epmd -daemon); exits once the daemon listens, or fails"
     )
+    ask = ap.add_argument_group(
+        "asking a running port mapper instead (as epmd's options; ADDRESS or -port says which; "
+        "KILL and STOP are obeyed only from the daemon's host)"
+    )
+    ask.add_argument("-names", "--names", action="store_true", help="list the registered names and their ports")
+    ask.add_argument(
+        "-kill", "--kill", action="store_true", help="make the daemon exit (refused while names are registered)"
+    )
+    ask.add_argument(
+        "-stop", "--stop", metavar="NAME", default=None, help="make the daemon forget NAME (a relaxed daemon only)"
+    )
+    ask.add_argument("-port", "--port", type=int, default=None, metavar="N", help="the daemon at 127.0.0.1:N")
     return ap
+
+
+def _ask(args: argparse.Namespace, address: str) -> int:
+    """-names, -kill or -stop NAME against the daemon at ``address``, printed as epmd prints them."""
+    client = EpmdClient(address)
+    try:
+        if args.names:
+            names = client.names()
+            print(f"epmd: up and running on port {client.port} with data:")
+            for name, port in names:
+                print(f"name {name} at port {port}")
+        elif args.kill:
+            if not client.kill():
+                print("Killing not allowed - living nodes in database.")
+                return 1
+            print("Killed")
+        else:
+            print("STOPPED" if client.stop(args.stop) else "NOEXIST")
+    except EpmdError as exc:
+        print(f"joerl-epmd: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _configure_logging(level: str, path: str | None, daemon: bool) -> None:
@@ -188,12 +229,14 @@ def _report(line: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the daemon until SIGINT, SIGTERM or a KILL request; return the exit code."""
     args = build_parser().parse_args(argv)
-    address = args.address or _default_address()
+    address = args.address or (f"127.0.0.1:{args.port}" if args.port is not None else _default_address())
     try:
         parse_address(address)
     except ValueError as exc:
         print(f"joerl-epmd: {exc}", file=sys.stderr)
         return 2
+    if args.names or args.kill or args.stop is not None:
+        return _ask(args, address)
     log_file = os.path.abspath(args.log_file) if args.log_file else None
     if args.daemon:
         code = _detach()
@@ -221,6 +264,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         server.start()
     except OSError as exc:
         message = f"cannot listen on {address}: {exc.strerror or exc}"
+        if exc.errno == errno.EADDRINUSE:
+            message += f"; {describe_listener(address)}"
         if args.daemon:
             _report(f"ERROR {message}")
         else:

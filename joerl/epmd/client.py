@@ -36,6 +36,7 @@ __all__ = [
     "EpmdTimeout",
     "NameInUse",
     "RegistrationRefused",
+    "describe_listener",
     "ping",
     "spawn_daemon",
 ]
@@ -192,6 +193,44 @@ class EpmdClient:
             )
         return list(reply.nodes)
 
+    def kill(self) -> bool:
+        """Ask the daemon to exit (KILL_REQ, ``epmd -kill``): True if it obeys.
+
+        The daemon obeys only a request from its own host, and only while no
+        name is registered unless it runs relaxed (``--relaxed-command-check``,
+        Erlang's ``-relaxed_command_check``).
+
+        Returns:
+            True: the daemon exits; False: it refused, names are registered.
+
+        Raises:
+            EpmdError: no valid reply (a request from another host is closed unanswered).
+        """
+        reply = self._obeyed(p.KillReq(), "KILL", "from its own host")
+        assert isinstance(reply, p.KillResp)
+        return reply.ok
+
+    def stop(self, name: str) -> bool:
+        """Make the daemon forget ``name`` (STOP_REQ, ``epmd -stop NAME``): True if it was registered.
+
+        The node itself keeps running. Erlang's daemon and joerl's obey only a
+        relaxed daemon, and only from its own host.
+
+        Raises:
+            EpmdError: no valid reply (not relaxed, or not from the daemon's host).
+        """
+        reply = self._obeyed(p.StopReq(name), "STOP", "when relaxed (--relaxed-command-check), from its own host")
+        assert isinstance(reply, p.StopResp)
+        return reply.text == "STOPPED"
+
+    def _obeyed(self, req: Any, what: str, when: str) -> p.ClassicReply:
+        try:
+            return self._dialer.classic_call(req)
+        except p.EpmdProtocolError as exc:
+            raise EpmdError(
+                f"{what} refused by the port mapper at {self.address}: it obeys {what} only {when} ({exc})"
+            ) from None
+
     def ping(self) -> bool:
         """Does a port mapper (joerl's or Erlang's) answer? Never raises."""
         try:
@@ -311,6 +350,33 @@ class EpmdClient:
 def ping(address: str | tuple[str, int] = "127.0.0.1:4369", timeout: float = 1.0) -> bool:
     """Does a port mapper (joerl's or Erlang's) answer at ``address``?"""
     return EpmdClient(address, timeout=timeout).ping()
+
+
+def describe_listener(address: str | tuple[str, int], timeout: float = 1.0) -> str:
+    """What listens at ``address``, in a sentence: a port mapper (whose, with which names) or something else.
+
+    For the message of a daemon that cannot take its address: it says what
+    holds it and how to stop that (``joerl-epmd -kill``, refused while names
+    are registered). Never raises.
+
+    Example::
+
+        describe_listener("127.0.0.1:4369")
+        # "Erlang's epmd listens there, with 1 name registered (rabbit): stop it with ..."
+    """
+    client = EpmdClient(address, timeout=timeout)
+    try:
+        kind = client.probe()
+        names = [name for name, _ in client.names()]
+    except EpmdError:
+        return "something that is not a port mapper listens there (find it with: ss -ltnp)"
+    who = "joerl's port mapper" if kind == "joerl" else "Erlang's epmd"
+    port = "" if client.port == p.DEFAULT_PORT else f" -port {client.port}"
+    listed = f"{len(names)} name{'s' * (len(names) != 1)} registered ({', '.join(names)})" if names else "no names"
+    stop = f"stop it with: joerl-epmd{port} -kill"
+    if names:
+        stop += " (refused while names are registered: stop those nodes first)"
+    return f"{who} listens there, with {listed}: {stop}"
 
 
 def spawn_daemon(

@@ -10,10 +10,12 @@ Ctrl+C handler coming back afterwards.
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 import textwrap
 import threading
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -56,7 +58,7 @@ NODE = textwrap.dedent(
 
     def main(node):
         node.register("worker", node.spawn(Worker()))
-        print("READY port=%d" % node.listen_port, flush=True)
+        print("READY port=%d name=%s" % (node.listen_port, node.node_name), flush=True)
 
     node = joerl.DistributedSystem("served", "127.0.0.1:0", sys.argv[1], start_epmd=False)
     sys.exit(joerl.run(main, node))
@@ -85,12 +87,12 @@ def test_a_local_program_stops_cleanly_on_a_signal_and_exits_0(tmp_path: Path, s
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_node_stops_cleanly_on_a_signal_unregisters_and_exits_0(tmp_path: Path, signum: int) -> None:
     with running_epmd() as epmd, EpmdClient(epmd) as mapper, _child(tmp_path, NODE, epmd) as child:
-        child.wait_ready()
-        assert mapper.lookup("served") is not None
+        name = child.wait_ready()["name"]
+        assert mapper.lookup(name) is not None
         child.send_signal(signum)
         assert child.wait() == 0, child.stderr()
         assert "STOPPED shutdown" in child.lines
-        wait_until(lambda: mapper.lookup("served") is None, timeout=10.0)
+        wait_until(lambda: mapper.lookup(name) is None, timeout=10.0)
         assert "Traceback" not in child.stderr()
 
 
@@ -148,3 +150,16 @@ def test_serving_outside_the_main_thread_is_refused_with_a_clear_error() -> None
     thread.join(20.0)
     assert len(errors) == 1
     assert "main thread" in str(errors[0]) and "worker-thread" in str(errors[0])
+
+
+@pytest.mark.timeout(60)
+def test_the_wsgi_example_stops_its_http_server_then_its_actors_on_sigterm() -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "wsgi_server.py"
+    with ChildProcess([sys.executable, str(example), "--port", "0"], timeout=30.0) as child:
+        port = int(child.wait_ready()["port"])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/hit/a", timeout=10) as resp:
+            assert json.loads(resp.read()) == {"key": "a", "hits": 1, "total": 1}
+        child.send_signal(signal.SIGTERM)
+        assert child.wait() == 0, child.stderr()
+        assert child.lines[-1] == "served 1 requests"
+        assert "Traceback" not in child.stderr()
