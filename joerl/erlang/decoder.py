@@ -36,6 +36,8 @@ _s32 = struct.Struct(">i")
 _f64 = struct.Struct(">d")
 
 _STRINGS = ("list", "str")
+_CACHE_SIZE = 4096
+_MISSING = object()
 _BINARIES = ("bytes", "str")
 
 
@@ -75,6 +77,11 @@ class Decoder:
         self.none_atom = none_atom
         self.strings = strings
         self.binaries = binaries
+        # Atoms and pids repeat from frame to frame (node names, tags, senders):
+        # their decoded values by their exact bytes (bounded; cleared when full).
+        self._atoms: dict[bytes, Any] = {}
+        self._nodes: dict[bytes, Atom] = {}
+        self._pids: dict[bytes, ErlangPid] = {}
 
     def decode(self, data: bytes | bytearray | memoryview) -> Any:
         """Decode one term (``131 | Tag | Data``) that fills ``data`` exactly.
@@ -194,18 +201,45 @@ class _Reader:
         return text
 
     def node(self) -> Atom:
+        buf, pos = self.buf, self.pos
+        nodes = self.d._nodes
+        if pos + 1 < len(buf) and buf[pos] == 119:  # SMALL_ATOM_UTF8: the usual node name
+            key = buf[pos : pos + 2 + buf[pos + 1]]
+            hit = nodes.get(key)
+            if hit is not None:
+                self.pos = pos + len(key)
+                return hit
         tag = self.u8()
         if tag not in (100, 115, 118, 119):
             raise TermDecodeError(f"a node name must be an atom, got tag {tag}", self.pos - 1)
-        return Atom(self.atom_text(tag))
+        atom = Atom(self.atom_text(tag))
+        if tag == 119:
+            if len(nodes) >= _CACHE_SIZE:
+                nodes.clear()
+            nodes[buf[pos : self.pos]] = atom
+        return atom
 
     def atom(self, tag: int, depth: int, frozen: bool) -> Any:
+        start = self.pos
+        cache = self.d._atoms
+        if tag == 119 and start < len(self.buf):
+            key = self.buf[start : start + 1 + self.buf[start]]
+            value = cache.get(key, _MISSING)
+            if value is not _MISSING and len(key) == 1 + self.buf[start]:
+                self.pos = start + len(key)
+                return value
         text = self.atom_text(tag)
         if self.d.bools and text in ("true", "false"):
-            return text == "true"
-        if text == self.d.none_atom:
-            return None
-        return Atom(text)
+            value = text == "true"
+        elif text == self.d.none_atom:
+            value = None
+        else:
+            value = Atom(text)
+        if tag == 119:
+            if len(cache) >= _CACHE_SIZE:
+                cache.clear()
+            cache[self.buf[start : self.pos]] = value
+        return value
 
     # -- numbers ---------------------------------------------------------------
 
@@ -316,10 +350,23 @@ class _Reader:
     # -- identifiers ---------------------------------------------------------------
 
     def pid(self, tag: int, depth: int, frozen: bool) -> ErlangPid:
+        buf, start = self.buf, self.pos
+        cache = self.d._pids
+        if tag == 88 and start + 1 < len(buf) and buf[start] == 119:
+            end = start + 2 + buf[start + 1] + 12
+            hit = cache.get(buf[start:end]) if end <= len(buf) else None
+            if hit is not None:
+                self.pos = end
+                return hit
         node = self.node()
         ident, serial = self.u32(), self.u32()
         creation = self.u32() if tag == 88 else self.u8()
-        return ErlangPid(node, ident, serial, creation)
+        pid = ErlangPid(node, ident, serial, creation)
+        if tag == 88:
+            if len(cache) >= _CACHE_SIZE:
+                cache.clear()
+            cache[buf[start : self.pos]] = pid
+        return pid
 
     def newer_ref(self, tag: int, depth: int, frozen: bool) -> ErlangRef:
         at = self.pos - 1

@@ -28,6 +28,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+import gevent
+
 from .._gen import as_call
 from .._stats import DROP_NOPROC
 from ..erlang.control import (
@@ -73,6 +75,8 @@ _ERROR = Atom("error")
 _RETURN = Atom("return")
 _BADRPC = Atom("badrpc")
 _YES = Atom("yes")
+#: The id bit of the pids that answer erpc's spawn requests: they name no process.
+_VIRTUAL = 1 << 63
 
 
 class ErlangDispatch:
@@ -254,12 +258,12 @@ class ErlangDispatch:
             _answer(link, SpawnReply(msg.req_id, msg.from_pid, 0, Atom("badarg")))
             return
         module, function, _ = mfa
+        if module == _ERPC and function in (_EXECUTE_CALL, _EXECUTE_CAST):
+            self._erpc(link, msg, function == _EXECUTE_CALL, _MONITOR in opts)
+            return
         try:
-            if module == _ERPC and function in (_EXECUTE_CALL, _EXECUTE_CAST):
-                pid = self._spawn_rpc(function == _EXECUTE_CALL, t.to_local(args))
-            else:
-                name = function.name if module == Atom("joerl") else f"{module}:{function}"
-                pid = self._spawner.spawn_local(name, tuple(t.to_local(args)))
+            name = function.name if module == Atom("joerl") else f"{module}:{function}"
+            pid = self._spawner.spawn_local(name, tuple(t.to_local(args)))
         except Exception as exc:  # noqa: BLE001 - the requester gets an error, not silence
             log.info("spawn request %s from %s refused: %s", mfa, link.peer_name, exc)
             _answer(link, SpawnReply(msg.req_id, msg.from_pid, 0, Atom("badarg")))
@@ -273,19 +277,31 @@ class ErlangDispatch:
             flags |= 2
         _answer(link, SpawnReply(msg.req_id, msg.from_pid, flags, t.pid_out(pid)))
 
-    def _spawn_rpc(self, call: bool, args: Any) -> Pid:
-        """A process that runs ``erpc:execute_call(Ref, M, F, A)`` the erpc way: its exit reason is the answer."""
+    def _erpc(self, link: ErlangLink, msg: SpawnRequest, call: bool, monitored: bool) -> None:
+        """``erpc:execute_call(Ref, M, F, A)`` (what ``rpc:call`` spawns), the erpc way but with no process.
+
+        The spawn is answered with a pid that names no process (bit 63 set: the
+        runtime never hands such ids out); a greenlet runs the handler, and the
+        answer goes to the requester's monitor as that pid's exit reason
+        ``{Ref, return, Value}`` (or ``{Ref, error, Reason, Stack}``), as erpc reads it.
+        """
+        t = self._terms
+        args = t.to_local(msg.args)
         if not (isinstance(args, list) and len(args) == (4 if call else 3)):
-            raise ValueError("erpc: bad arguments")
+            _answer(link, SpawnReply(msg.req_id, msg.from_pid, 0, Atom("badarg")))
+            return
         ref = args[0] if call else None
         module, function, fargs = args[-3:]
+        epid = t.pid_out(Pid._unchecked(0, _VIRTUAL | self._system.make_ref().id, 0))
+        _answer(link, SpawnReply(msg.req_id, msg.from_pid, 2 if monitored else 0, epid))
 
-        def body(ctx: Any) -> None:
+        def run() -> None:
             ok, value = self._run_rpc(module, function, fargs)
-            if call:
-                ctx.stop((ref, _RETURN, value) if ok else (ref, _ERROR, *value))
+            if call and monitored:
+                reason = (ref, _RETURN, value) if ok else (ref, _ERROR, *value)
+                _answer(link, MonitorPExit(epid, msg.from_pid, msg.req_id, t.reason_out(reason)))
 
-        return self._system.spawn_fn(body).pid
+        gevent.spawn(run)
 
 
 def _answer(link: ErlangLink, msg: Any) -> None:

@@ -316,6 +316,10 @@ class ErlangLinks:
     # -- a link's up and down ---------------------------------------------------------------------
 
     def _new_link(self, sock: Any, connected: Any) -> ErlangLink:
+        try:
+            sock.setsockopt(_stdsocket.IPPROTO_TCP, _stdsocket.TCP_NODELAY, 1)  # as Erlang's dist sockets
+        except OSError:  # pragma: no cover - not TCP
+            pass
         return ErlangLink(
             sock,
             connected,
