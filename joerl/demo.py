@@ -113,6 +113,18 @@ def _start(cmd: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[str], 
     raise RuntimeError(f"{' '.join(cmd)} did not start")
 
 
+def _observe(node: Any, port: int) -> None:
+    """Serve the web observer of ``node`` on ``port`` until SIGINT or SIGTERM."""
+    from .cli.observer import wait_for_stop
+    from .observer import serve
+
+    with serve(node, port) as observer:
+        _say(f"\n-- the cluster keeps running: web observer at {observer.url} (Ctrl+C to finish) --")
+        if "/metrics" in observer.app.mounts:
+            _say(f"  Prometheus metrics at {observer.url}metrics")
+        wait_for_stop()
+
+
 def main(argv: list[str]) -> int:
     from .node.node import DistributedSystem
     from .supervisor import ChildSpec, Supervisor, start_supervisor, which_children
@@ -120,6 +132,13 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m joerl demo")
     parser.add_argument("--messages", type=int, default=50_000, help="one-way messages to send")
     parser.add_argument("--round-trips", type=int, default=5_000, help="ping-pong round trips")
+    parser.add_argument(
+        "--observe",
+        type=int,
+        metavar="PORT",
+        default=None,
+        help="after the steps, serve the web observer (and /metrics) on 127.0.0.1:PORT until Ctrl+C (0: a free port)",
+    )
     args = parser.parse_args(argv)
 
     env = dict(os.environ)
@@ -260,6 +279,9 @@ def main(argv: list[str]) -> int:
 
         system.spawn_fn(ask_where).join(15)
         _say(f"  the supervisor restarted the worker as {new_worker}; it answers from node {result['where'][1]}")
+
+        if args.observe is not None:
+            _observe(node, args.observe)
 
         _say("\n-- clean shutdown --")
         for name in ("alpha", "gamma"):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from gevent.pywsgi import WSGIServer
@@ -74,7 +74,9 @@ def serve(
         interval: seconds between the charts' samples.
         keep: samples kept per node (300 at 1 s: five minutes).
         timeout: seconds to wait for another node's answer.
-        mounts: more WSGI apps by path (``{"/metrics": app}``).
+        mounts: more WSGI apps by path (``{"/metrics": app}``). ``/metrics``
+            is the Prometheus exposition of ``target``
+            (:mod:`joerl.metrics.prometheus`) when ``prometheus-client`` is installed.
 
     Returns:
         The running :class:`Observer`.
@@ -87,10 +89,26 @@ def serve(
         raise ValueError(f"interval must be > 0 and keep >= 1, got {interval!r} and {keep!r}")
     source = Source(target, node, timeout)
     history = History(source.node, source.default_node, interval, keep)
-    app = ObserverApp(source, history, token, mounts)
+    app = ObserverApp(source, history, token, {**_metrics(target), **(mounts or {})})
     server = WSGIServer((host, port), app, log=None, error_log=log)
     server.start()
     history.start()
     observer = Observer(server, app, history, host)
     log.info("observer of %s at %s", source.default_node, observer.url)
     return observer
+
+
+def _metrics(target: Any) -> dict[str, WSGIApp]:
+    """``/metrics``: the Prometheus exposition of ``target``, if the ``prometheus`` extra is installed."""
+    try:
+        from ..metrics.prometheus import CONTENT_TYPE, Exporter
+    except ImportError:
+        return {}
+    exporter = Exporter(target)
+
+    def metrics(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        body = exporter.exposition()
+        start_response("200 OK", [("Content-Type", CONTENT_TYPE), ("Content-Length", str(len(body)))])
+        return [body]
+
+    return {"/metrics": metrics}
