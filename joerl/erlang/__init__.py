@@ -9,6 +9,7 @@ from .control import FrameDecoder, encode_frame
 from .decoder import Decoder
 from .etf import EtfLimits, decode, encode
 from .handshake import Connected, ErlangHandshake, NameReceived, Role, detect_protocol
+from .records import Records
 from .terms import (
     Atom,
     BitString,
@@ -40,6 +41,7 @@ __all__ = [
     "ImproperList",
     "NameReceived",
     "Opaque",
+    "Records",
     "Role",
     "TermDecodeError",
     "TermEncodeError",

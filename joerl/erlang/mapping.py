@@ -35,6 +35,7 @@ from typing import Any, Final
 from ..message import ExceptionReason
 from ..pid import Pid, Ref
 from .control import AliasSend, Send
+from .records import STRUCT_KEY, Records
 from .terms import Atom, ErlangPid, ErlangRef, FrozenList, FrozenMap, ImproperList
 
 __all__ = ["ALIAS", "CALL", "EXCEPTION", "GEN_CALL", "TermMap"]
@@ -74,6 +75,7 @@ class TermMap:
         creation: our creation, stamped on our pids and refs.
         id_of: joerl's node id of a node name (the digest of the name).
         name_of: the name of a joerl node id that is not an Erlang node (None: unknown).
+        records: the message types that cross as records or Elixir structs (``records.py``).
     """
 
     def __init__(
@@ -83,12 +85,14 @@ class TermMap:
         creation: int,
         id_of: Callable[[str], int],
         name_of: Callable[[int], str | None],
+        records: Records | None = None,
     ) -> None:
         self.atom = Atom(name)
         self.node_id = node_id
         self.creation = creation
         self._id_of = id_of
         self._name_of = name_of
+        self.records = records
         #: The Erlang nodes met so far: joerl node id -> name atom.
         self.erlang: dict[int, Atom] = {}
 
@@ -160,6 +164,9 @@ class TermMap:
             return self.pid_out(term)
         if cls is Ref:
             return self.ref_out(term)
+        records = self.records
+        if records is not None and cls in records:
+            return records.out(term, self.to_erlang)
         if isinstance(term, ExceptionReason | BaseException):
             return self.reason_out(term)
         if isinstance(term, tuple):
@@ -189,11 +196,20 @@ class TermMap:
             return self.pid_in(term)
         if cls is ErlangRef:
             return self.ref_in(term)
+        records = self.records
         if cls is tuple:
+            if records is not None and term and term[0].__class__ is Atom:
+                value = records.record_in(term, self.to_local)
+                if value is not None:
+                    return value
             return tuple([self.to_local(t) for t in term])
         if cls is list:
             return [self.to_local(t) for t in term]
         if cls is dict:
+            if records is not None and STRUCT_KEY in term:
+                value = records.struct_in(term, self.to_local)
+                if value is not None:
+                    return value
             return {self.to_local(k): self.to_local(v) for k, v in term.items()}
         if cls is ImproperList:
             return ImproperList(tuple([self.to_local(t) for t in term.items]), self.to_local(term.tail))

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ..erlang import dflags
 from ..erlang.control import DEFAULT_MAX_FRAME_SIZE
 from ..erlang.mapping import TermMap
+from ..erlang.records import Records
 from ..message import NOCONNECTION, NodeDown, NodeUp
 from .config import COOKIE_ENV, COOKIE_FILE, load_cookie, node_id_of
 from .erl_dispatch import ErlangDispatch
@@ -55,12 +56,15 @@ class ErlangConfig:
         tick_time: Erlang's ``net_ticktime`` in seconds (default: the node's ``tick_time``).
         handshake_timeout: seconds a handshake may take (Erlang's ``net_setuptime``, 7).
         max_frame_size: the largest frame accepted from an Erlang node.
+        records: message types that cross as Erlang records or Elixir structs
+            (:class:`~joerl.erlang.records.Records`; default: none).
     """
 
     published: bool = False
     tick_time: float | None = None
     handshake_timeout: float = 7.0
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
+    records: Records | None = None
 
     @property
     def flags(self) -> int:
@@ -123,7 +127,9 @@ class ErlangSide:
         lookup: Callable[[str], Any],
     ) -> None:
         """Build the links, routing and dispatch once the node's parts exist."""
-        terms = TermMap(self.name, routing.node_id, routing.creation, node_id_of, routing.peers.name_of)
+        terms = TermMap(
+            self.name, routing.node_id, routing.creation, node_id_of, routing.peers.name_of, self.config.records
+        )
         self.links = links = ErlangLinks(
             name=self.name,
             creation=routing.creation,

@@ -62,3 +62,43 @@ def test_terms_with_pids_and_refs_of_both_nodes_come_back_exactly(py_node: Any, 
             "after 10000 -> nothing end"
         )
         assert same is True
+
+
+def test_registered_types_cross_as_records_and_elixir_structs(epmd_port: int, e1: ErlShell) -> None:
+    from dataclasses import dataclass
+
+    from erl_shell import erlang_node
+
+    from joerl.erlang import Records
+    from joerl.node.erl_node import ErlangConfig
+
+    @dataclass(frozen=True)
+    class Point:
+        x: int
+        y: int
+
+    @dataclass(frozen=True)
+    class User:
+        name: bytes
+        age: int = 0
+
+    records = Records()
+    records.record(Point)
+    records.struct(User, "Elixir.MyApp.User")
+    node = erlang_node(epmd_port, "rec@127.0.0.1", erlang=ErlangConfig(records=records))
+    try:
+        with Probe(node, name="box", timeout=10) as box:
+            e1.eval(
+                "{box, 'rec@127.0.0.1'} ! {self(), {point, 1, 2}, "
+                "#{'__struct__' => 'Elixir.MyApp.User', name => <<\"ann\">>, age => 7}}"
+            )
+            sender, point, user = box.receive()
+            assert point == Point(1, 2) and user == User(b"ann", 7)
+            box.ctx.send(sender, (Point(3, 4), User(b"bob")))
+            same = e1.eval(
+                "receive {{point, 3, 4}, #{'__struct__' := 'Elixir.MyApp.User', name := <<\"bob\">>, age := 0}} "
+                "-> true after 10000 -> timeout end"
+            )
+            assert same is True
+    finally:
+        node.shutdown()
