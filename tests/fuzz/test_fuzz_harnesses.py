@@ -15,7 +15,7 @@ HARNESSES = sorted(p.name for p in FUZZ.glob("fuzz_*.py"))
 
 
 def test_there_is_a_harness_per_decoder() -> None:
-    assert HARNESSES == ["fuzz_codec.py", "fuzz_epmd.py", "fuzz_frames.py", "fuzz_handshake.py"]
+    assert HARNESSES == ["fuzz_codec.py", "fuzz_epmd.py", "fuzz_erlang.py", "fuzz_frames.py", "fuzz_handshake.py"]
 
 
 @pytest.mark.parametrize("harness", HARNESSES)
