@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import logging
-
-from . import aio, gen_statem, pg, pool, rpc, task
+from . import aio, gen_statem, metrics, pg, pool, rpc, sys_calls, task, trace
 from ._run import run
 from ._stats import RuntimeStats
 from ._via import IViaRegistry, ViaRegistry
@@ -20,11 +18,13 @@ from .errors import (
     DistributionError,
     EpmdError,
     IncompatibleVersion,
+    InvalidNodeName,
     JoerlError,
     LinkClosed,
     LinkDown,
     MailboxFull,
     MaxChildrenReached,
+    MessageTooLarge,
     NameTaken,
     NodeUnreachable,
     NoProcError,
@@ -106,6 +106,7 @@ __all__ = [
     "GenStatem",
     "GenStatemRef",
     "IncompatibleVersion",
+    "InvalidNodeName",
     "IViaRegistry",
     "ISerializableMessage",
     "JoerlError",
@@ -116,6 +117,8 @@ __all__ = [
     "MailboxFull",
     "MaxChildrenReached",
     "MessageRegistry",
+    "metrics",
+    "MessageTooLarge",
     "NameTaken",
     "NOCONNECTION",
     "NodeDown",
@@ -147,6 +150,7 @@ __all__ = [
     "SerializableEnvelope",
     "SerializationError",
     "SHUTDOWN",
+    "sys_calls",
     "start_pool",
     "start_supervisor",
     "StartError",
@@ -155,6 +159,7 @@ __all__ = [
     "SupervisorError",
     "SupervisorRef",
     "task",
+    "trace",
     "Task",
     "TaskError",
     "TaskSupervisor",
@@ -165,5 +170,3 @@ __all__ = [
     "UnknownMessageType",
     "ViaRegistry",
 ]
-
-logging.getLogger(__name__).addHandler(logging.NullHandler())
