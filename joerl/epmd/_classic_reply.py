@@ -188,7 +188,7 @@ def _parse_names(epmd_port: int, text: str) -> NamesResp:
     skipped = 0
     for line in text.split("\n")[:-1]:
         match = _NAMES_LINE.fullmatch(line)
-        if match is None or name_problem(match[1]) or int(match[2]) > 0xFFFF:
+        if match is None or name_problem(match[1], host_ok=True) or int(match[2]) > 0xFFFF:
             skipped += 1
         else:
             nodes.append((match[1], int(match[2])))

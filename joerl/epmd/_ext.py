@@ -123,7 +123,7 @@ class Register:
     extra: bytes = b""
 
     def encode(self) -> bytes:
-        check_name(self.name)
+        check_name(self.name, host_ok=True)
         return _ext_request(
             {
                 "op": "register",

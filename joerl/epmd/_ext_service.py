@@ -95,7 +95,7 @@ class ExtService:
             ).encode()
         if conn.entry is not None:
             return p.ExtError("already_registered", f"this connection already holds {conn.entry.node.name!r}").encode()
-        problem = p.name_problem(req.name)
+        problem = p.name_problem(req.name, host_ok=True)
         if problem:
             return p.ExtError("invalid_name", f"node name {req.name!r} {problem}").encode()
         if not 1 <= req.port <= 0xFFFF:

@@ -7,7 +7,8 @@ has the same framing::
 
 ``Len`` is 1..3057 for Erlang's requests (:data:`MAX_REQUEST_LEN`, as epmd's
 ``INBUF_SIZE - 3``) and 1..65535 for joerl's (:data:`MAX_EXT_LEN`). Names
-are 1..255 bytes of UTF-8, no NUL and no ``@`` (:func:`check_name`); Extra is
+are 1..255 bytes of UTF-8, no NUL and no ``@`` (:func:`check_name`; joerl's
+extension also takes a full ``alive@host``, what a shared port mapper holds); Extra is
 at most 1020 bytes (epmd's ``MAXSYMLEN``).
 
 This module also holds the checks the extension applies to the fields of a
@@ -78,8 +79,8 @@ def frame(body: bytes) -> bytes:
     return struct.pack(">H", len(body)) + body
 
 
-def name_problem(name: object) -> str:
-    """Why ``name`` cannot be registered, or ``""`` if it can."""
+def name_problem(name: object, host_ok: bool = False) -> str:
+    """Why ``name`` cannot be registered, or ``""`` if it can (``host_ok``: ``alive@host`` too)."""
     if not isinstance(name, str):
         return f"must be a str, not {type(name).__name__}"
     try:
@@ -99,21 +100,26 @@ def name_problem(name: object) -> str:
             "(it would forge lines in the NAMES listing)"
         )
     if "@" in name:
-        return "contains '@': give the alive name only, the part before '@'"
+        if not host_ok:
+            return "contains '@': give the alive name only, the part before '@'"
+        alive, _, host = name.partition("@")
+        if not alive or not host or "@" in host:
+            return "must be alive@host with one '@' and both parts non-empty"
     return ""
 
 
-def check_name(name: object) -> str:
+def check_name(name: object, host_ok: bool = False) -> str:
     """Check that ``name`` can be registered and return it.
 
     A name is 1..255 bytes of UTF-8, printable (no NUL, newline or other
     control character: the NAMES reply is one line per name) and with no
-    ``@`` (the ``@host`` part of a node name is not the port mapper's business).
+    ``@`` (the ``@host`` part of a node name is not a host's port mapper's
+    business), unless ``host_ok``: a shared port mapper holds full names.
 
     Raises:
         InvalidName: it cannot.
     """
-    problem = name_problem(name)
+    problem = name_problem(name, host_ok)
     if problem:
         raise InvalidName(name, problem)
     assert isinstance(name, str)

@@ -146,10 +146,11 @@ class EpmdClient:
         """Where does node ``name`` listen? None if it is not registered.
 
         Raises:
-            InvalidName: ``name`` cannot be registered (e.g. it has ``@host``).
+            InvalidName: ``name`` cannot be registered (a full ``alive@host``
+                only at joerl's daemon, which a shared port mapper is).
             EpmdError: the daemon could not be asked (see the subclasses).
         """
-        p.check_name(name)
+        p.check_name(name, host_ok=True)
         self._check_open()
         if self.daemon_kind != "erlang":
             try:
@@ -284,7 +285,7 @@ class EpmdClient:
             RegistrationRefused: the daemon refused for another reason.
             EpmdError: the daemon could not be reached (see the subclasses).
         """
-        p.check_name(name)
+        p.check_name(name, host_ok=True)
         self._check_open()
         if name in self._regs:
             raise NameInUse(name, "by this client")

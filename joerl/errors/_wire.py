@@ -40,6 +40,15 @@ class InvalidName(EpmdError, LocalProtocolError, ValueError):
         self.reason = reason
 
 
+class InvalidNodeName(InvalidName):
+    """A node name (``name@host``) that breaks the rules of :mod:`joerl.node.names`.
+
+    Attributes:
+        name: the offending name.
+        reason: what is wrong with it.
+    """
+
+
 class EpmdConnectionError(EpmdError, ConnectionError):
     """The port mapper could not be reached, or dropped the connection."""
 

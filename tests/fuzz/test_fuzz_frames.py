@@ -39,6 +39,7 @@ from joerl.node import protocol as dp
 from joerl.node.config import node_id_of
 from joerl.node.connection import Connection, LinkConfig
 from joerl.node.link_setup import dial
+from joerl.node.names import node_name as full
 from joerl.node.protocol import FrameDecoder, FrameError, OversizedFrame
 from joerl.pid import Pid, Ref
 from joerl.serialization import Codec
@@ -303,7 +304,7 @@ def test_oversized_frame_closes_only_that_link(cluster: Any, good_peer_talks: An
     assert raw.closed.wait(10.0)
     assert isinstance(link.close_reason, OversizedFrame)
     assert isinstance(raw.conn.close_reason, ConnectionLost)
-    wait_until(lambda: "fz-raw" not in target.nodes())
+    wait_until(lambda: full("fz-raw") not in target.nodes())
     good_peer_talks(1)
     again = RawPeer(target, creation=6)
     try:
@@ -370,7 +371,7 @@ def test_outgoing_queue_stays_bounded_when_the_peer_does_not_read(caplog: pytest
                 f"{link.queued_bytes} bytes queued for a peer that does not read (bound {bound}) after {sent} requests"
             )
             assert "peer not reading" in str(link.close_reason), link.close_reason
-            wait_until(lambda: "fz-flood" not in target.nodes(), what="the node dropped the flooding peer")
+            wait_until(lambda: full("fz-flood") not in target.nodes(), what="the node dropped the flooding peer")
             assert link.stats.handler_errors == 0  # the reply that hit the limit is no handler failure
             assert not [r for r in caplog.records if "handler failed" in r.getMessage()]
         finally:
@@ -454,6 +455,6 @@ def test_frames_queued_by_the_hub_past_the_hard_limit_drop_the_link() -> None:
             assert "peer not reading" in str(link.close_reason)
             assert outcome["most"] <= config.queue_hard_limit
             assert outcome["sent"] >= config.max_queue_bytes // len(payload)
-            wait_until(lambda: "fz-deaf" not in target.nodes(), what="the node dropped the deaf peer")
+            wait_until(lambda: full("fz-deaf") not in target.nodes(), what="the node dropped the deaf peer")
         finally:
             sock.close()

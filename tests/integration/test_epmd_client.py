@@ -131,7 +131,9 @@ def test_duplicate_names(server: EpmdServer, make_client: Callable[..., EpmdClie
 def test_invalid_names_and_ports(make_client: Callable[..., EpmdClient]) -> None:
     c = make_client()
     with pytest.raises(InvalidName, match="'@'"):
-        c.register("node@host", "h", 1)
+        c.register("node@host@x", "h", 1)
+    with pytest.raises(InvalidName, match="'@'"):
+        c.port_please("node@host")  # Erlang's requests hold alive names only
     with pytest.raises(InvalidName):
         c.lookup("")
     with pytest.raises(ValueError, match="port"):

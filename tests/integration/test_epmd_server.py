@@ -381,7 +381,7 @@ def test_extension_limits(server: EpmdServer, socks: list, req: p.Register, code
 
 
 def test_extension_invalid_name(server: EpmdServer, socks: list) -> None:
-    body = msgpack.packb({"op": "register", "name": "a@b", "host": "h", "port": 1})
+    body = msgpack.packb({"op": "register", "name": "a@b@c", "host": "h", "port": 1})
     reply = ext(connect(server, socks), struct.pack(">HB", len(body) + 1, 74) + body)
     assert isinstance(reply, p.ExtError) and reply.code == "invalid_name" and "'@'" in reply.message
 

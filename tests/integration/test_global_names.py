@@ -23,6 +23,7 @@ from gevent.event import Event
 
 from joerl.errors import DistributionError, NoProcError, NotRegistered
 from joerl.node.global_names import CONFLICT, SERVER_NAME, GlobalNames
+from joerl.node.names import node_name as full
 from joerl.node.node import DistributedSystem
 from joerl.pid import Pid
 from joerl.testing import Probe, live_greenlets, node_cluster, wait_until
@@ -115,11 +116,11 @@ def test_a_taken_name_is_refused_from_any_node(mesh: Any) -> None:
     assert gb.register("svc", second.pid) is False
     assert ga.register("svc", third.pid) is False
     assert gc_.register("svc", remote(b, second.pid)) is False
-    assert everywhere([ga, gb, gc_], "svc") == [("a", first.pid.id)] * 3
+    assert everywhere([ga, gb, gc_], "svc") == [(full("a"), first.pid.id)] * 3
     # One process may hold several names (as the same name twice is refused).
     assert gb.register("other", remote(a, first.pid))
     assert ga.register("other", first.pid) is False
-    assert everywhere([ga, gb, gc_], "other") == [("a", first.pid.id)] * 3
+    assert everywhere([ga, gb, gc_], "other") == [(full("a"), first.pid.id)] * 3
 
 
 def test_unregister_from_another_node_frees_it_everywhere(mesh: Any) -> None:
@@ -130,7 +131,7 @@ def test_unregister_from_another_node_frees_it_everywhere(mesh: Any) -> None:
     assert everywhere([ga, gb, gc_], "svc") == [None] * 3
     gb.unregister("svc")  # already free: nothing happens
     assert gc_.register("svc", new.pid)
-    assert everywhere([ga, gb, gc_], "svc") == [("c", new.pid.id)] * 3
+    assert everywhere([ga, gb, gc_], "svc") == [(full("c"), new.pid.id)] * 3
     assert old.sync() == [], "nothing else"  # unregistering tells the process nothing
 
 
@@ -140,11 +141,11 @@ def test_a_name_is_freed_everywhere_when_its_process_dies(mesh: Any) -> None:
     assert ga.register("svc", svc.pid) and gb.register("other", other.pid)
     svc.stop()
     wait_until(lambda: everywhere([ga, gb, gc_], "svc") == [None] * 3, WAIT, what="svc freed everywhere")
-    assert everywhere([ga, gb, gc_], "other") == [("b", other.pid.id)] * 3
+    assert everywhere([ga, gb, gc_], "other") == [(full("b"), other.pid.id)] * 3
     # ... and the name can be taken again.
     again = Probe(c)
     assert gb.register("svc", remote(c, again.pid))
-    assert everywhere([ga, gb, gc_], "svc") == [("c", again.pid.id)] * 3
+    assert everywhere([ga, gb, gc_], "svc") == [(full("c"), again.pid.id)] * 3
 
 
 def test_a_remote_pid_can_be_registered_and_its_death_frees_it(mesh: Any) -> None:
@@ -164,7 +165,7 @@ def test_the_names_of_a_node_that_shuts_down_are_freed(mesh: Any) -> None:
     assert gc_.register("on_c", on_c.pid) and ga.register("on_a", on_a.pid)
     c.shutdown()
     wait_until(lambda: everywhere([ga, gb], "on_c") == [None, None], WAIT, what="on_c freed on a and b")
-    assert everywhere([ga, gb], "on_a") == [("a", on_a.pid.id)] * 2
+    assert everywhere([ga, gb], "on_a") == [(full("a"), on_a.pid.id)] * 2
     assert ga.registered() == gb.registered() == ["on_a"]
 
 
@@ -179,8 +180,8 @@ def test_the_names_of_a_node_whose_links_go_down_are_freed_and_come_back(mesh: A
     # c comes back by linking to a only: the sync brings the name back to a, and
     # a's sync makes c link to b (transitive), which then learns it too.
     c.connect_to_node("a")
-    wait_until(lambda: everywhere([ga, gb, gc_], "on_c") == [("c", on_c.pid.id)] * 3, WAIT, what="on_c back")
-    assert c.nodes() == ["a", "b"]
+    wait_until(lambda: everywhere([ga, gb, gc_], "on_c") == [(full("c"), on_c.pid.id)] * 3, WAIT, what="on_c back")
+    assert c.nodes() == [full("a"), full("b")]
 
 
 def test_a_late_name_server_learns_the_names_of_its_linked_peers(cluster: list[DistributedSystem]) -> None:
@@ -190,7 +191,7 @@ def test_a_late_name_server_learns_the_names_of_its_linked_peers(cluster: list[D
     svc = Probe(a)
     assert ga.register("svc", svc.pid)
     gb, gc_ = GlobalNames(b), GlobalNames(c)  # started after the links and the name
-    wait_until(lambda: everywhere([gb, gc_], "svc") == [("a", svc.pid.id)] * 2, WAIT, what="late servers synced")
+    wait_until(lambda: everywhere([gb, gc_], "svc") == [(full("a"), svc.pid.id)] * 2, WAIT, what="late servers synced")
 
 
 # -- concurrency --------------------------------------------------------------------------
@@ -237,7 +238,7 @@ def test_a_healed_partition_keeps_the_older_registration(cluster: list[Distribut
     assert ga.register("svc", older.pid)  # first: the older stamp
     assert gb.register("svc", newer.pid)  # b cannot see a: it registers too
     a.connect_to_node("b")
-    wait_until(lambda: everywhere([ga, gb], "svc") == [("a", older.pid.id)] * 2, WAIT, what="one owner")
+    wait_until(lambda: everywhere([ga, gb], "svc") == [(full("a"), older.pid.id)] * 2, WAIT, what="one owner")
     # The loser is told, once, with the winner's pid as its node names it; it lives on.
     assert newer.receive() == (CONFLICT, "svc", older.gpid)
     assert newer.sync() == [], "told once"
@@ -255,15 +256,15 @@ def test_a_healed_partition_where_the_loser_is_on_the_bigger_side(cluster: list[
     lone, crowd = Probe(b), Probe(a)
     assert gb.register("svc", lone.pid)
     assert ga.register("svc", crowd.pid)
-    assert everywhere([ga, gc_], "svc") == [("a", crowd.pid.id)] * 2
+    assert everywhere([ga, gc_], "svc") == [(full("a"), crowd.pid.id)] * 2
     b.connect_to_node("c")  # heal through c only
     wait_until(
-        lambda: everywhere([ga, gb, gc_], "svc") == [("b", lone.pid.id)] * 3, WAIT, what="b's process everywhere"
+        lambda: everywhere([ga, gb, gc_], "svc") == [(full("b"), lone.pid.id)] * 3, WAIT, what="b's process everywhere"
     )
     assert crowd.receive() == (CONFLICT, "svc", lone.gpid)
     assert crowd.sync() == [], "told once"
     assert lone.sync() == [], "the winner is told nothing"
-    wait_until(lambda: a.nodes() == ["b", "c"], WAIT, what="a and b linked by the name servers")
+    wait_until(lambda: a.nodes() == [full("b"), full("c")], WAIT, what="a and b linked by the name servers")
 
 
 def test_a_link_closed_and_reopened_with_a_name_registered_on_both_sides(cluster: list[DistributedSystem]) -> None:
@@ -281,10 +282,10 @@ def test_a_link_closed_and_reopened_with_a_name_registered_on_both_sides(cluster
     assert ga.register("svc", on_a.pid)
     assert a.nodes() == [] and b.nodes() == [], "the name servers did not reconnect by themselves"
     a.connect_to_node("b")
-    wait_until(lambda: everywhere([ga, gb], "svc") == [("b", on_b.pid.id)] * 2, WAIT, what="one owner")
+    wait_until(lambda: everywhere([ga, gb], "svc") == [(full("b"), on_b.pid.id)] * 2, WAIT, what="one owner")
     assert on_a.receive() == (CONFLICT, "svc", on_b.gpid)
     assert on_a.sync() == [], "told once"
-    assert everywhere([ga, gb], "kept") == [("a", kept.pid.id)] * 2
+    assert everywhere([ga, gb], "kept") == [(full("a"), kept.pid.id)] * 2
 
 
 # -- robustness and errors ----------------------------------------------------------------
@@ -362,7 +363,7 @@ def test_a_vanished_registrars_claim_blocks_only_until_it_expires_or_its_node_go
     full_mesh(a, b, c)
     ga, gb = GlobalNames(a), GlobalNames(b, claim_ttl=0.3)  # c plays a registrar that vanishes
     somebody = Probe(c).gpid
-    old_stamp = (1, "c", 1)  # older than any real one
+    old_stamp = (1, c.node_name, 1)  # older than any real one
     assert c.system.call((SERVER_NAME, "b"), ("claim", "x", somebody, old_stamp), WAIT) == "ok"
     svc = Probe(a)
     start = time.monotonic()
@@ -384,7 +385,7 @@ def test_a_node_runs_its_name_server_by_default() -> None:
 
         pid = a.system.spawn_fn(holder).pid
         a.connect_to_node("b")
-        assert wait_until(lambda: "a" in b.nodes(), timeout=5)
+        assert wait_until(lambda: full("a") in b.nodes(), timeout=5)
         assert a.global_register("svc", pid)
         assert b.global_whereis("svc") == a.global_pid(pid)  # the same process, seen from b
         assert "svc" in b.global_registered()

@@ -38,6 +38,7 @@ from joerl.node import protocol as P
 from joerl.node.config import node_id_of
 from joerl.node.connection import Connection, LinkConfig
 from joerl.node.link_setup import dial
+from joerl.node.names import node_name as full
 from joerl.node.node import DistributedSystem
 from joerl.pid import Pid, Ref
 from joerl.serialization import MessageRegistry, default_registry, serializable
@@ -178,7 +179,7 @@ def test_ctx_send_to_a_remote_pid_without_connecting_and_the_reply(cluster: list
     # The reply came from B's process, named as A names it; B saw A's pid as
     # a remote pid it could reply to.
     assert sender == remote(b, server) and sender.node == b.node_id != 0
-    assert a.nodes() == ["b"] and b.nodes() == ["a"]
+    assert a.nodes() == [b.node_name] and b.nodes() == [a.node_name]
 
 
 def test_receiver_sees_a_remote_sender_pid(cluster: list[DistributedSystem]) -> None:
@@ -190,7 +191,7 @@ def test_receiver_sees_a_remote_sender_pid(cluster: list[DistributedSystem]) -> 
     assert msg == "who am i"
     assert sender == origin.gpid, "the sender is A's process, as B names it"
     assert sender.node == a.node_id and sender.creation == a.creation
-    assert b.node_of(sender) == "a"
+    assert b.node_of(sender) == a.node_name
     # B replies to exactly that pid, and it reaches the same process.
     seen.ctx.send(sender, "you are")
     assert origin.receive_with_sender() == ("you are", seen.gpid)
@@ -270,7 +271,7 @@ def test_pids_inside_messages_name_the_same_process_on_every_node(cluster: list[
     # C saw B's forwarder as the sender; A sees C's responder: C replied directly.
     assert c_saw_sender == remote(b, fwd)
     assert sender == remote(c, resp)
-    assert "c" in a.nodes() and "a" in c.nodes()
+    assert c.node_name in a.nodes() and a.node_name in c.nodes()
     # On B every pid was A's global pid: node 0 never leaked.
     ((got, b_sender),) = seen_on_b
     assert got["env"].reply_to == origin.gpid and got["env"].copies == [origin.gpid] * 2
@@ -427,8 +428,8 @@ def test_wrong_cookie_is_refused_on_both_sides_and_nothing_passes(
     wait_until(lambda: intruder.stats.connect_failures >= 1, timeout=WAIT, what="the intruder's dial to fail")
     with pytest.raises(NodeUnreachable, match="cookie") as info:
         intruder.connect_to_node("b")
-    assert info.value.node == "b"
-    assert intruder.nodes() == [] and "intruder" not in b.nodes()
+    assert info.value.node == b.node_name
+    assert intruder.nodes() == [] and full("intruder") not in b.nodes()
     assert intruder.stats.dropped_unreachable >= 20
 
     # A marker from a node with the right cookie is the first thing the target gets.
@@ -441,12 +442,13 @@ def test_wrong_cookie_is_refused_on_both_sides_and_nothing_passes(
         for r in caplog.records
         if isinstance(r.args, tuple) and any(isinstance(x, AuthenticationError) for x in r.args)
     ]
-    assert {r.args[0] for r in failures if isinstance(r.args, tuple)} == {"intruder", "b"}, (
+    assert {r.args[0] for r in failures if isinstance(r.args, tuple)} == {full("intruder"), full("b")}, (
         "both sides log an authentication failure"
     )
     text = caplog.text
-    assert "node intruder refused the link with node 'b'" in text and "cookie does not match" in text
-    assert "node b refused the link with 'intruder'" in text and "failed the cookie challenge" in text
+    assert f"node {full('intruder')} refused the link with node {full('b')!r}" in text
+    assert "cookie does not match" in text and "failed the cookie challenge" in text
+    assert f"node {full('b')} refused the link with {full('intruder')!r}" in text
 
 
 def test_an_undecodable_payload_is_logged_counted_dropped_and_the_link_survives(
@@ -504,7 +506,7 @@ def test_both_nodes_dialling_at_once_make_one_link(cluster: list[DistributedSyst
         for inbox, other in ((on_a, on_b), (on_b, on_a)):
             got = [inbox.receive_with_sender() for _ in range(per_round)]
             assert got == [((r, i), other.gpid) for i in range(per_round)], f"round {r}"
-        assert a.nodes() == ["b"] and b.nodes() == ["a"]
+        assert a.nodes() == [b.node_name] and b.nodes() == [a.node_name]
         la, lb = a._peers["b"].conn, b._peers["a"].conn
         assert la is not None and lb is not None
         collided += la.status == "ok_simultaneous"
@@ -539,7 +541,7 @@ def test_crossed_dials_lose_no_queued_message(make_node: Callable[..., Distribut
     assert in_b.receive(timeout=0.9) == "from a", "delivered on the winning link, not after a's dial gave up"
     ref = in_a.ctx.monitor(in_b.gpid)
     wait_until(lambda: a._peers["xb"].connecting is None, timeout=3.0, what="a's doomed dial to end")
-    assert a.nodes() == ["xb"] and a.stats.connect_failures == 0
+    assert a.nodes() == [full(full("xb"))] and a.stats.connect_failures == 0
     in_b.ctx.send(in_a.gpid, "still linked")
     assert in_a.receive() == "still linked"
     assert in_a.pending() == [], "the monitor over the live link did not fire"
@@ -567,13 +569,13 @@ def test_an_unauthenticated_hello_cannot_tear_down_a_live_link(cluster: list[Dis
     a.system.send(seen.gpid, 1)
     assert seen.receive() == 1
     live = link(a, "b")
-    impostor = P.NodeIdentity("b", b.node_id, b.creation + 1)
+    impostor = P.NodeIdentity(b.node_name, b.node_id, b.creation + 1)
     with pytest.raises(AuthenticationError):
-        _dial_as(a.listen_port, "a", impostor, b"not-the-cookie")
+        _dial_as(a.listen_port, a.node_name, impostor, b"not-the-cookie")
     assert link(a, "b") is live
     a.system.send(seen.gpid, 2)
     assert seen.receive() == 2
-    assert watch.receive() == NodeUp("b")
+    assert watch.receive() == NodeUp(full("b"))
     assert watch.pending() == [], "no NodeDown"
 
 
@@ -588,19 +590,19 @@ def test_a_new_incarnation_replaces_a_link_that_still_looks_alive(cluster: list[
     ref = watch.ctx.monitor(victim.gpid)
     assert a.is_process_alive(victim.gpid)
     old = link(a, "b")
-    reborn = P.NodeIdentity("b", b.node_id, b.creation + 1)
-    conn = _dial_as(a.listen_port, "a", reborn, COOKIE.encode())
+    reborn = P.NodeIdentity(b.node_name, b.node_id, b.creation + 1)
+    conn = _dial_as(a.listen_port, a.node_name, reborn, COOKIE.encode())
     try:
-        assert watch.receive() == NodeUp("b")
+        assert watch.receive() == NodeUp(full("b"))
         assert watch.receive(Down) == Down(ref, victim.gpid, NOCONNECTION)
-        assert watch.receive(NodeDown) == NodeDown("b", NOCONNECTION)
-        assert watch.receive(NodeUp) == NodeUp("b")
+        assert watch.receive(NodeDown) == NodeDown(full("b"), NOCONNECTION)
+        assert watch.receive(NodeUp) == NodeUp(full("b"))
         assert old.closed
         new = link(a, "b")
         assert new is not old and new.peer.creation == b.creation + 1
     finally:
         conn.close()
-    assert watch.receive(NodeDown) == NodeDown("b", NOCONNECTION)
+    assert watch.receive(NodeDown) == NodeDown(full("b"), NOCONNECTION)
 
 
 def test_a_dial_refused_busy_by_a_link_the_peer_has_not_seen_drop_is_retried(
@@ -617,7 +619,7 @@ def test_a_dial_refused_busy_by_a_link_the_peer_has_not_seen_drop_is_retried(
     assert stale._reader is not None
     stale._reader.kill()  # b no longer reads that link: it will not see it drop by itself
     link(a, "b").close("test")
-    wait_until(lambda: "b" not in a.nodes(), what="a's link closed")
+    wait_until(lambda: full("b") not in a.nodes(), what="a's link closed")
     refusals = a.stats.connect_failures
     gevent.spawn_later(0.3, stale.close, "seen late")  # the frozen peer wakes up (not a synchronisation)
     a.system.send(inbox.gpid, 2)
@@ -657,22 +659,22 @@ def test_is_process_alive_on_an_unreachable_node_answers_at_once(cluster: list[D
 
 def test_nodes_and_list_nodes(cluster: list[DistributedSystem]) -> None:
     a, b, c = cluster
-    assert sorted(info.name for info in a.list_nodes()) == ["a", "b", "c"]
+    assert sorted(info.name for info in a.list_nodes()) == [full(full("a")), full(full("b")), full(full("c"))]
     assert a.nodes() == [] and b.nodes() == [] and c.nodes() == []
     assert a.connect_to_node("b") is True
-    assert a.nodes() == ["b"]
-    wait_until(lambda: b.nodes() == ["a"], what="b to list a")
+    assert a.nodes() == [full("b")]
+    wait_until(lambda: b.nodes() == [full("a")], what="b to list a")
     on_a = Probe(a)
     c.system.send(on_a.gpid, "hi")
     assert on_a.receive() == "hi"
-    assert a.nodes() == ["b", "c"] and c.nodes() == ["a"]
-    assert a.connect_to_node("a") is True and "a" not in a.nodes()
+    assert a.nodes() == [full("b"), full("c")] and c.nodes() == [full("a")]
+    assert a.connect_to_node("a") is True and full("a") not in a.nodes()
 
 
 def test_a_second_node_with_a_taken_name_is_refused(
     cluster: list[DistributedSystem], make_node: Callable[..., DistributedSystem]
 ) -> None:
-    with pytest.raises(DistributionError, match="'a' is already registered"):
+    with pytest.raises(DistributionError, match="'a@.*' is already registered"):
         make_node("a")
     assert cluster[0].list_nodes()  # the port mapper and node a are fine
 
@@ -692,7 +694,7 @@ def test_connect_to_an_unknown_node_raises_node_unreachable(cluster: list[Distri
     t0 = time.monotonic()
     with pytest.raises(NodeUnreachable, match="not registered") as info:
         a.connect_to_node("nosuchnode")
-    assert info.value.node == "nosuchnode"
+    assert info.value.node == full("nosuchnode")
     assert str(info.value).count("unreachable") == 1, str(info.value)
     assert time.monotonic() - t0 < 2.0
     assert a.nodes() == []
@@ -709,7 +711,7 @@ def test_a_closed_link_reconnects_on_the_next_send(cluster: list[DistributedSyst
     assert a.nodes() == []
     a.system.send(seen.gpid, 2)
     assert seen.receive() == 2
-    assert a.nodes() == ["b"] and link(a, "b") is not old
+    assert a.nodes() == [full("b")] and link(a, "b") is not old
     assert a.stats.connects == 2
 
 
@@ -722,10 +724,10 @@ def test_a_restarted_node_refuses_old_pids_and_is_reached_at_new_ones(
     old = remote(b1, b1.spawn_fn(echo, name="echo").pid)
     inbox.ctx.send(old, "to b1")
     assert inbox.receive("echo") == ("echo", "to b1")
-    assert inbox.receive(NodeUp) == NodeUp("b")
+    assert inbox.receive(NodeUp) == NodeUp(full("b"))
 
     b1.shutdown()
-    assert inbox.receive(NodeDown) == NodeDown("b", "noconnection")
+    assert inbox.receive(NodeDown) == NodeDown(full("b"), "noconnection")
     b2 = make_node("b")
     assert b2.creation != b1.creation
     new = remote(b2, b2.spawn_fn(echo, name="echo").pid)
@@ -740,8 +742,8 @@ def test_a_restarted_node_refuses_old_pids_and_is_reached_at_new_ones(
     assert b2.stats.dropped_stale == 1, "the new incarnation refused the message for the old pid"
     inbox.ctx.send(old, "again")  # now A knows the new creation: dropped before it leaves
     assert a.stats.dropped_stale == 1
-    assert inbox.receive(NodeUp) == NodeUp("b")
-    assert a.nodes() == ["b"]
+    assert inbox.receive(NodeUp) == NodeUp(full("b"))
+    assert a.nodes() == [full("b")]
     assert a.is_process_alive(old) is False and a.is_process_alive(new) is True
     ref = inbox.ctx.monitor(old)
     assert inbox.receive(Down) == Down(ref, old, NOPROC)

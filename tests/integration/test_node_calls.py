@@ -22,6 +22,7 @@ from joerl.actor import Actor, ActorContext
 from joerl.errors import CallError, CallTimeout, DistributionError, NodeUnreachable
 from joerl.gen_server import GenServer, NoReply, Reply
 from joerl.message import NOCONNECTION, NOPROC, Down, Exit
+from joerl.node.names import node_name as full
 from joerl.node.node import DistributedSystem
 from joerl.pid import Pid
 from joerl.system import From
@@ -275,7 +276,7 @@ def test_spawn_remote_monitored(cluster: list[DistributedSystem]) -> None:
 
 def test_spawn_remote_of_an_unknown_factory_is_a_clear_error(cluster: list[DistributedSystem]) -> None:
     a, b, _ = cluster
-    with pytest.raises(DistributionError, match="no factory 'nope' registered on node 'b'"):
+    with pytest.raises(DistributionError, match="no factory 'nope' registered on node 'b@"):
         a.spawn_remote("b", "nope")
     b.register_factory("broken", lambda: 1 / 0)
     with pytest.raises(DistributionError, match="ZeroDivisionError"):
@@ -289,5 +290,5 @@ def test_spawn_remote_on_an_unreachable_node_raises(cluster: list[DistributedSys
     t0 = time.monotonic()
     with pytest.raises(NodeUnreachable) as info:
         a.spawn_remote("nosuchnode", "worker")
-    assert info.value.node == "nosuchnode"
+    assert info.value.node == full("nosuchnode")
     assert time.monotonic() - t0 < 2.0

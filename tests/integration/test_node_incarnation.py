@@ -28,6 +28,7 @@ from joerl.epmd import EpmdClient
 from joerl.epmd.server import EpmdServer
 from joerl.message import NOCONNECTION, Down, Exit, NodeDown, NodeUp
 from joerl.node import protocol as P
+from joerl.node.names import node_name as full
 from joerl.node.node import DistributedSystem
 from joerl.testing import Probe, wait_until
 
@@ -38,10 +39,10 @@ def second_mapper(cluster: list[DistributedSystem]) -> Iterator[str]:
     a = cluster[0]
     with EpmdServer("127.0.0.1:0") as server:
         address = f"127.0.0.1:{server.port}"
-        info = EpmdClient(a.epmd_address, timeout=10).lookup("a")
+        info = EpmdClient(a.epmd_address, timeout=10).lookup(a.node_name)
         assert info is not None
         with EpmdClient(address, timeout=10) as registrar:
-            registrar.register("a", "127.0.0.1", a.listen_port, metadata=dict(info.metadata))
+            registrar.register(a.node_name, "127.0.0.1", a.listen_port, metadata=dict(info.metadata))
             yield address
 
 
@@ -80,7 +81,7 @@ def test_a_new_incarnation_with_the_same_creation_replaces_the_old_link(
     victim = Probe(b1)
     ref = watch.ctx.monitor(victim.gpid)
     watch.ctx.link(victim.gpid)
-    assert watch.receive(NodeUp) == NodeUp("b")
+    assert watch.receive(NodeUp) == NodeUp(full("b"))
     old = link(a, "b")
     first_incarnation = old.peer.incarnation
     assert first_incarnation != 0 and a._peers["b"].incarnation == first_incarnation
@@ -97,14 +98,14 @@ def test_a_new_incarnation_with_the_same_creation_replaces_the_old_link(
     # What crossed the old link fires with noconnection; the node goes down, then up.
     assert watch.receive(Down) == Down(ref, victim.gpid, NOCONNECTION)
     assert watch.receive(Exit) == Exit(victim.gpid, NOCONNECTION)
-    assert watch.receive(NodeDown) == NodeDown("b", NOCONNECTION)
-    assert watch.receive(NodeUp) == NodeUp("b")
+    assert watch.receive(NodeDown) == NodeDown(full("b"), NOCONNECTION)
+    assert watch.receive(NodeUp) == NodeUp(full("b"))
     assert old.closed
     new = link(a, "b")
     assert new is not old
     assert new.peer.incarnation != first_incarnation and new.peer.creation == b1.creation
     assert a._peers["b"].incarnation == new.peer.incarnation
-    assert a.nodes() == ["b"]
+    assert a.nodes() == [full("b")]
 
     # The new link works both ways; what was sent to the first start over its link never reaches the second.
     b2.system.send(watch.gpid, "from the second start")
@@ -126,14 +127,14 @@ def test_the_same_incarnation_dialling_again_while_its_link_is_up_is_answered_bu
     a.system.send(seen.gpid, 1)
     assert seen.receive() == 1
     live = link(a, "b")
-    again = P.NodeIdentity("b", b.node_id, b.creation, incarnation=live.peer.incarnation)
+    again = P.NodeIdentity(b.node_name, b.node_id, b.creation, incarnation=live.peer.incarnation)
     with pytest.raises(P.HandshakeRefused) as refused:
-        _dial_as(a.listen_port, "a", again, COOKIE.encode())
+        _dial_as(a.listen_port, a.node_name, again, COOKIE.encode())
     assert refused.value.status == P.STATUS_BUSY
     assert link(a, "b") is live, "the live link stays"
     a.system.send(seen.gpid, 2)
     assert seen.receive() == 2
-    assert watch.receive() == NodeUp("b")
+    assert watch.receive() == NodeUp(full("b"))
     assert watch.pending() == [], "no NodeDown"
 
 
@@ -149,18 +150,18 @@ def test_a_forged_new_incarnation_with_the_same_creation_and_the_cookie_replaces
     a.system.send(seen.gpid, 1)
     assert seen.receive() == 1
     old = link(a, "b")
-    reborn = P.NodeIdentity("b", b.node_id, b.creation)  # a fresh random incarnation id
+    reborn = P.NodeIdentity(b.node_name, b.node_id, b.creation)  # a fresh random incarnation id
     assert reborn.incarnation != old.peer.incarnation
-    conn = _dial_as(a.listen_port, "a", reborn, COOKIE.encode())
+    conn = _dial_as(a.listen_port, a.node_name, reborn, COOKIE.encode())
     try:
-        assert watch.receive() == NodeUp("b")
-        assert watch.receive(NodeDown) == NodeDown("b", NOCONNECTION)
-        assert watch.receive(NodeUp) == NodeUp("b")
+        assert watch.receive() == NodeUp(full("b"))
+        assert watch.receive(NodeDown) == NodeDown(full("b"), NOCONNECTION)
+        assert watch.receive(NodeUp) == NodeUp(full("b"))
         assert old.closed
         wait_until(lambda: a._peers["b"].incarnation == reborn.incarnation, what="a to hold the new incarnation")
     finally:
         conn.close()
-    assert watch.receive(NodeDown) == NodeDown("b", NOCONNECTION)
+    assert watch.receive(NodeDown) == NodeDown(full("b"), NOCONNECTION)
 
 
 @pytest.mark.xfail(
@@ -186,7 +187,7 @@ def test_a_message_to_a_pid_of_the_first_start_sent_after_the_swap_never_reaches
         clone = Probe(b2)
     assert b2.connect_to_node("a") is True
     wait_until(lambda: a._peers["b"].incarnation != 0 and link(a, "b").peer.incarnation != 0, what="swap")
-    assert watch.receive(NodeDown) == NodeDown("b", NOCONNECTION)
+    assert watch.receive(NodeDown) == NodeDown(full("b"), NOCONNECTION)
     a.system.send(victim.gpid, "for the first start")
     echo_probe = Probe(b2)
     a.system.send(echo_probe.gpid, "marker")  # after the first message, on the same link: it arrives after it

@@ -18,6 +18,7 @@ from joerl.actor import ActorContext
 from joerl.errors import NodeUnreachable
 from joerl.message import KILLED, NOCONNECTION, NOPROC, NORMAL, SHUTDOWN, Down, Exit, NodeDown, NodeUp
 from joerl.node.config import node_id_of
+from joerl.node.names import node_name as full
 from joerl.node.node import DistributedSystem
 from joerl.pid import Pid
 from joerl.testing import Probe
@@ -275,11 +276,11 @@ def test_a_closed_link_fires_every_link_and_monitor_with_noconnection(cluster: l
     assert watch_a.receive(down_of(w["plain_ref"])) == Down(w["plain_ref"], w["plain"], NOCONNECTION)
     assert watch_a.receive("got") == ("got", Exit(w["targets_b"][1], NOCONNECTION))
     assert watch_a.receive(down_of(w["mon_ref"])) == Down(w["mon_ref"], w["targets_b"][2], NOCONNECTION)
-    assert watch_a.receive(NodeDown) == NodeDown("b", NOCONNECTION)
+    assert watch_a.receive(NodeDown) == NodeDown(full("b"), NOCONNECTION)
     # B learns it from the socket's EOF, and fires its side the same way.
     assert watch_b.receive("got") == ("got", Exit(w["targets_a"][0], NOCONNECTION))
     assert watch_b.receive(down_of(w["b_mon_ref"])) == Down(w["b_mon_ref"], w["targets_a"][1], NOCONNECTION)
-    assert watch_b.receive(NodeDown) == NodeDown("a", NOCONNECTION)
+    assert watch_b.receive(NodeDown) == NodeDown(full("a"), NOCONNECTION)
     # The far ends of the links (non-trapping) die of it too, on each side;
     # the processes that were only monitored live on.
     for ref, far in zip(w["far_b"], w["targets_b"], strict=False):
@@ -301,7 +302,7 @@ def test_a_node_shutting_down_fires_every_link_and_monitor(cluster: list[Distrib
     assert watch_a.receive(down_of(w["plain_ref"])) == Down(w["plain_ref"], w["plain"], SHUTDOWN)
     assert watch_a.receive("got") == ("got", Exit(w["targets_b"][1], SHUTDOWN))
     assert watch_a.receive(down_of(w["mon_ref"])) == Down(w["mon_ref"], w["targets_b"][2], SHUTDOWN)
-    assert watch_a.receive(NodeDown) == NodeDown("b", NOCONNECTION)
+    assert watch_a.receive(NodeDown) == NodeDown(full("b"), NOCONNECTION)
     # A's process that B's trapping linker was linked to dies of B's shutdown.
     far_a = Pid(0, w["targets_a"][0].id, 0)
     assert watch_a.receive(down_of(w["far_a"])) == Down(w["far_a"], far_a, SHUTDOWN)
@@ -317,13 +318,13 @@ def test_monitor_nodes_gets_nodeup_before_any_message_and_nodedown_on_loss(clust
     watch = Probe(a)
     a.monitor_nodes(watch.pid)
     b.system.send(watch.gpid, "first from b")
-    assert watch.receive() == NodeUp("b")
+    assert watch.receive() == NodeUp(full("b"))
     assert watch.receive() == "first from b"
     c.system.send(watch.gpid, "first from c")
-    assert watch.receive() == NodeUp("c")
+    assert watch.receive() == NodeUp(full("c"))
     assert watch.receive() == "first from c"
     c.shutdown()
-    assert watch.receive() == NodeDown("c", NOCONNECTION)
+    assert watch.receive() == NodeDown(full("c"), NOCONNECTION)
     a.monitor_nodes(watch.pid, False)
     b.shutdown()
     watch.ctx.send(watch.pid, "marker")
@@ -338,7 +339,7 @@ def test_nodeup_comes_before_the_first_reply_on_a_link_this_node_dialled(cluster
     watch.ctx.send(seen.gpid, "hello")
     assert seen.receive() == "hello"
     seen.ctx.send(seen.ctx.sender, "reply")
-    assert watch.receive() == NodeUp("b")
+    assert watch.receive() == NodeUp(full("b"))
     assert watch.receive() == "reply"
 
 
@@ -370,13 +371,13 @@ def test_monitor_node_watches_one_node(cluster: list[DistributedSystem]) -> None
     a, b, c = cluster
     watch = Probe(a)
     a.monitor_node(watch.pid, "b")  # connects, as Erlang's monitor_node does
-    assert a.nodes() == ["b"]
-    assert watch.receive() == NodeUp("b")
-    c.system.send(watch.gpid, "from c")  # a NodeUp("c") would come first
+    assert a.nodes() == [full("b")]
+    assert watch.receive() == NodeUp(full("b"))
+    c.system.send(watch.gpid, "from c")  # a NodeUp(full("c")) would come first
     assert watch.receive() == "from c"
     link(a, "c").close("test")
     link(a, "b").close("test")
-    assert watch.receive() == NodeDown("b", NOCONNECTION)
+    assert watch.receive() == NodeDown(full("b"), NOCONNECTION)
     assert watch.pending() == []
 
 
@@ -385,4 +386,4 @@ def test_monitor_node_of_an_unknown_node_gets_nodedown_at_once(cluster: list[Dis
     watch = Probe(a)
     a.monitor_node(watch.pid, "nosuchnode")
     down = watch.receive()
-    assert isinstance(down, NodeDown) and down.node == "nosuchnode"
+    assert isinstance(down, NodeDown) and down.node == full("nosuchnode")

@@ -14,6 +14,7 @@ import pytest
 from gevent import socket  # cooperative: the nodes run while the test waits
 
 from joerl import DistributedSystem, NodeUnreachable
+from joerl.node.names import node_name as full
 from joerl.node.tls import TlsConfig
 from joerl.testing import Probe, running_epmd, wait_until
 
@@ -55,6 +56,8 @@ class CA:
         self.cafile = _write(directory / f"{cn}.pem", self.cert.public_bytes(serialization.Encoding.PEM))
 
     def node(self, cn: str, allowed_subjects: set[str] | None = None) -> TlsConfig:
+        cn = full(cn)  # the common name binds the full node name, name@host
+        allowed_subjects = None if allowed_subjects is None else {full(s) for s in allowed_subjects}
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.timezone.utc)
         cert = (
@@ -148,7 +151,7 @@ def test_the_subject_allow_list_refuses_other_certificates(tmp_path: Path, nodes
     assert b.connect_to_node("a", timeout=10)
     with pytest.raises(NodeUnreachable):
         c.connect_to_node("a", timeout=10)
-    assert a.nodes() == ["b"]
+    assert a.nodes() == [full("b")]
 
 
 def test_the_node_allow_list_refuses_other_names_after_authentication(
@@ -163,8 +166,8 @@ def test_the_node_allow_list_refuses_other_names_after_authentication(
         c.system.send(("inbox", "a"), "let me in")
         with pytest.raises(NodeUnreachable):
             c.connect_to_node("a", timeout=10)
-    wait_until(lambda: "refused a link with node 'c': not in allowed_nodes" in caplog.text, timeout=5)
-    assert a.nodes() == ["b"] and inbox.pending() == []
+    wait_until(lambda: f"refused a link with node {full('c')!r}: not in allowed_nodes" in caplog.text, timeout=5)
+    assert a.nodes() == [full("b")] and inbox.pending() == []
 
 
 def test_past_the_handshake_bound_the_oldest_silent_handshake_is_evicted(nodes: Any) -> None:
@@ -194,7 +197,7 @@ def test_a_full_handshake_bound_never_locks_a_legitimate_peer_out(nodes: Any) ->
     try:
         wait_until(lambda: a._links.handshakes == 2, timeout=5)
         assert b.connect_to_node("a", timeout=10)  # evicts a silent stranger, links at once
-        assert a.nodes() == ["b"]
+        assert a.nodes() == [full("b")]
     finally:
         for sock in stalled:
             sock.close()
@@ -262,12 +265,12 @@ def test_a_node_holding_another_nodes_certificate_cannot_join_under_its_own_name
         with pytest.raises(NodeUnreachable):
             a.connect_to_node("mallory", timeout=10)
     assert a.nodes() == [] and mallory.nodes() == [] and inbox.pending() == []
-    assert "the peer claims node name 'mallory' but its certificate (subject 'b'" in caplog.text
+    assert f"the peer claims node name {full('mallory')!r} but its certificate (subject {full('b')!r}" in caplog.text
     assert "certificate does not bind the name it claims" in caplog.text  # what mallory is told
     assert issubclass(CertificateNameMismatch, HandshakeError)
     b = nodes("b", tls=b_tls)
     assert b.connect_to_node("a", timeout=10)
-    assert sorted(a.nodes()) == ["b"]
+    assert sorted(a.nodes()) == [full("b")]
 
 
 def test_uri_san_binds_exactly_the_names_it_lists(tmp_path: Path, nodes: Any) -> None:
@@ -276,7 +279,7 @@ def test_uri_san_binds_exactly_the_names_it_lists(tmp_path: Path, nodes: Any) ->
     ca = CA(tmp_path, "cluster-ca")
     a = nodes("a", tls=ca.node("a"))
     certfile, keyfile = _node_cert(
-        ca, "some-service", [x509.UniformResourceIdentifier("joerl-node://worker1")], "worker"
+        ca, "some-service", [x509.UniformResourceIdentifier(f"joerl-node://{full('worker1')}")], "worker"
     )
     shared = TlsConfig(certfile, keyfile, ca.cafile)
     worker1 = nodes("worker1", tls=shared)
@@ -287,7 +290,7 @@ def test_uri_san_binds_exactly_the_names_it_lists(tmp_path: Path, nodes: Any) ->
     impostor = nodes("some-service", tls=shared)  # the CN no longer counts once URIs are given
     with pytest.raises(NodeUnreachable):
         impostor.connect_to_node("a", timeout=10)
-    assert a.nodes() == ["worker1"]
+    assert a.nodes() == [full("worker1")]
 
 
 def test_the_name_rule_for_name_at_host_names() -> None:
@@ -320,4 +323,4 @@ def test_bind_names_off_keeps_the_old_behaviour(tmp_path: Path, nodes: Any) -> N
     assert other.connect_to_node("lax-a", timeout=10)  # lax-a does not check; other's cert says "b"
     with pytest.raises(NodeUnreachable):
         other.connect_to_node("a", timeout=10)  # a does
-    assert lax_a.nodes() == ["other"] and a.nodes() == []
+    assert lax_a.nodes() == [full("other")] and a.nodes() == []

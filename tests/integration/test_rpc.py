@@ -138,7 +138,7 @@ def test_multicall(trio: list[DistributedSystem]) -> None:
         rpc.register(node, "whoami", lambda node=node: node.node_name)
     rpc.start(c)  # a server without the handler
     results, errors = rpc.multicall(a, ["a", "b", "c", "nowhere"], "whoami", timeout=WAIT)
-    assert results == {"a": "a", "b": "b"}
+    assert results == {"a": a.node_name, "b": b.node_name}, "a name without a host gets this node's"
     assert set(errors) == {"c", "nowhere"}
     assert isinstance(errors["c"], RpcError) and errors["c"].kind == "no_such_handler"
     assert isinstance(errors["nowhere"], NodeUnreachable)

@@ -18,6 +18,7 @@ from joerl import gen_server
 from joerl.errors import CallError, NotRegistered
 from joerl.gen_server import GenServer, Reply
 from joerl.message import Down
+from joerl.node.names import node_name as full
 from joerl.node.node import DistributedSystem
 from joerl.supervisor import ChildSpec, Supervisor, start_supervisor
 from joerl.testing import Probe, live_greenlets, node_cluster, wait_until
@@ -44,7 +45,7 @@ def pair() -> Iterator[tuple[DistributedSystem, DistributedSystem]]:
     before = live_greenlets()
     with node_cluster("via_a", "via_b", cookie="joerl-via-test") as (a, b):
         assert a.connect_to_node("via_b")
-        wait_until(lambda: "via_a" in b.nodes(), WAIT, what="b sees a")
+        wait_until(lambda: full("via_a") in b.nodes(), WAIT, what="b sees a")
         yield a, b
     wait_until(lambda: not (live_greenlets() - before), timeout=WAIT, what="the test's greenlets to end")
 

@@ -25,6 +25,7 @@ import pytest
 
 from joerl.epmd.server import EpmdServer
 from joerl.message import NodeDown
+from joerl.node.names import node_name as full
 from joerl.node.node import DistributedSystem
 from joerl.pid import Pid
 from joerl.testing import ChildProcess, Probe, ProcessGroup, free_port, wait_until
@@ -92,7 +93,7 @@ class World:
     def kill_b(self) -> None:
         assert self.b is not None
         self.b.close()  # SIGKILL
-        self.inbox.receive(lambda m: m == NodeDown("node_b", "noconnection"))
+        self.inbox.receive(lambda m: m == NodeDown(full("node_b"), "noconnection"))
 
     def check_only_the_live_incarnation_answers(self) -> None:
         """Ping every pid ever held, then the live one: only the live one answers, the

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from joerl.message import NOCONNECTION, NOPROC, Down, ExceptionReason, NodeDown, NodeUp
+from joerl.node.names import node_name as full
 from joerl.node.node import DistributedSystem
 from joerl.pid import Pid
 from joerl.testing import ChildProcess, Probe, ProcessGroup, fields
@@ -171,7 +172,7 @@ def test_restarted_node_refuses_old_pids_and_reaches_new_ones(start_node: Any, h
     assert inbox.receive("pong") == ("pong", 1)
 
     b1.proc.kill()
-    assert inbox.receive(NodeDown) == NodeDown("node_b", NOCONNECTION)
+    assert inbox.receive(NodeDown) == NodeDown(full("node_b"), NOCONNECTION)
     b2 = start_node("node_b", "serve")
     assert int(b2.ready["creation"]) != int(b1.ready["creation"])
     new = whois(here, inbox, "node_b")
@@ -198,11 +199,11 @@ def test_sigstop_gives_nodedown_within_tick_and_sigcont_reconnects(start_node: A
     b = start_node("node_b", "serve", tick=tick)
     ping(here, inbox, ("echo", "node_b"), 1)
     assert inbox.receive("pong") == ("pong", 1)
-    assert inbox.receive(NodeUp) == NodeUp("node_b")
+    assert inbox.receive(NodeUp) == NodeUp(full("node_b"))
 
     t0 = time.monotonic()
     b.proc.send_signal(signal.SIGSTOP)
-    assert inbox.receive(NodeDown, timeout=10) == NodeDown("node_b", NOCONNECTION)
+    assert inbox.receive(NodeDown, timeout=10) == NodeDown(full("node_b"), NOCONNECTION)
     detect = time.monotonic() - t0
     print(f"\nSIGSTOP of a node process (tick time {tick:.0f} s): NodeDown after {detect * 1000:.0f} ms")
     assert detect < tick * 2 + 1.0  # silent for tick_time, checked every tick/4; slack for a busy machine
@@ -212,7 +213,7 @@ def test_sigstop_gives_nodedown_within_tick_and_sigcont_reconnects(start_node: A
     ping(here, inbox, ("echo", "node_b"), 2)  # a send dials a new link
     assert inbox.receive("pong", timeout=15) == ("pong", 2)
     print(f"after SIGCONT: the first send reconnected and was answered in {(time.monotonic() - t1) * 1000:.0f} ms")
-    assert "node_b" in here.nodes()
+    assert full("node_b") in here.nodes()
 
 
 # -- known bugs (found by the three-node chat example) ------------------------------------------

@@ -17,6 +17,7 @@ import pytest
 
 from joerl import pg
 from joerl.message import NOCONNECTION, NodeDown
+from joerl.node.names import node_name as full
 from joerl.node.node import DistributedSystem
 from joerl.pg import PgEvent
 from joerl.testing import ChildProcess, Probe, ProcessGroup, wait_until
@@ -75,7 +76,7 @@ def test_kill_9_removes_the_members_and_a_restart_syncs(
         assert sorted(scope.get_members("workers")) == sorted([local, *joined.pids])
 
         first.proc.kill()  # kill -9: no goodbye, only the link's loss
-        assert probe.receive(NodeDown, timeout=WAIT) == NodeDown("pgnode", NOCONNECTION)
+        assert probe.receive(NodeDown, timeout=WAIT) == NodeDown(full("pgnode"), NOCONNECTION)
         left = probe.receive(PgEvent, timeout=WAIT)
         assert (left.kind, sorted(left.pids)) == ("leave", sorted(joined.pids))
         assert scope.get_members("workers") == [local]

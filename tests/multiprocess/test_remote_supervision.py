@@ -25,6 +25,7 @@ from joerl.actor import ActorContext
 from joerl.errors import CallError, CallTimeout
 from joerl.gen_server import From, GenServer, NoReply
 from joerl.message import NOCONNECTION, Down, Exit, NodeDown
+from joerl.node.names import node_name as full
 from joerl.node.node import DistributedSystem
 from joerl.pid import Pid
 from joerl.testing import ChildProcess, Probe, ProcessGroup, wait_until
@@ -207,6 +208,6 @@ def test_a_global_name_of_a_killed_node_disappears(
     assert watch.receive("pong") == ("pong", 2)
 
     node.proc.kill()
-    assert watch.receive(NodeDown) == NodeDown("victim_g", NOCONNECTION)
+    assert watch.receive(NodeDown) == NodeDown(full("victim_g"), NOCONNECTION)
     wait_until(lambda: here.global_whereis("the-holder") is None, STEP, what="the name gone")
     assert "the-holder" not in here.global_registered()

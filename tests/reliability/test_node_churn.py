@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from _reliakit import COOKIE
 
+from joerl.node.names import node_name as full
 from joerl.node.node import DistributedSystem
 from joerl.node.peers import SWEEP_FLOOR
 from joerl.testing import running_epmd, wait_until
@@ -76,7 +77,7 @@ def test_the_peer_table_forgets_departed_nodes(epmd_address: str, quiet: None, s
         # A departed node's name is still known for its pids, and it can come back.
         with _node("p0", epmd_address) as back:
             assert back.connect_to_node("survivor", timeout=10)
-            assert survivor.nodes() == ["p0"]
+            assert survivor.nodes() == [full("p0")]
     finally:
         survivor.shutdown()
     rec.verify()

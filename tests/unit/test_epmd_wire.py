@@ -43,7 +43,8 @@ def test_invalid_names(name: Any, why: str) -> None:
 
 def test_encoders_refuse_what_cannot_be_sent() -> None:
     with pytest.raises(InvalidName):
-        Register("a@b", "h", 1).encode()
+        Register("a@b@c", "h", 1).encode()
+    assert Register("a@b", "h", 1).encode(), "a shared port mapper holds full names"
     with pytest.raises(InvalidName):
         PortPlease2Req("").encode()
     with pytest.raises(LocalProtocolError):

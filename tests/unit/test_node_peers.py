@@ -7,14 +7,15 @@ from typing import Any
 import gevent
 import pytest
 
-from joerl.errors import DistributionError
+from joerl.errors import DistributionError, InvalidNodeName
 from joerl.message import NodeUp
 from joerl.node.config import node_id_of
+from joerl.node.names import node_name as full
 from joerl.node.peers import BACKING_OFF, DIALING, IDLE, SWEEP_FLOOR, UP, NodeWatchers, Peer, PeerTable
 from joerl.pid import Pid
 
 
-def table(names: list[str] | None = None, own: str = "me") -> PeerTable:
+def table(names: list[str] | None = None, own: str = "me@h") -> PeerTable:
     return PeerTable(own, node_id_of(own), lambda: list(names or []))
 
 
@@ -22,7 +23,7 @@ def colliding_names() -> tuple[str, str]:
     """Two node names whose ids collide (searched among short names)."""
     seen: dict[int, str] = {}
     for i in range(1_000_000):
-        name = f"n{i}"
+        name = f"n{i}@h"
         other = seen.setdefault(node_id_of(name), name)
         if other != name:
             return other, name
@@ -90,54 +91,58 @@ def test_a_peer_is_unused_only_when_nothing_needs_it() -> None:
 
 def test_a_forgotten_peer_leaves_both_indexes_and_its_name_is_still_known() -> None:
     peers = table()
-    b = peers.peer("b")
+    b = peers.peer("b@h")
     assert peers.forget(b, 0.0)
-    assert "b" not in peers and b.node_id not in peers.by_id and len(peers) == 0
-    assert peers.name_of(b.node_id) == "b"  # (node_of a pid of a departed node)
+    assert "b@h" not in peers and b.node_id not in peers.by_id and len(peers) == 0
+    assert peers.name_of(b.node_id) == "b@h"  # (node_of a pid of a departed node)
     assert not peers.forget(b, 0.0), "forgotten once"
-    again = peers.peer("b")
+    again = peers.peer("b@h")
     assert again is not b and peers.by_id[b.node_id] is again
     again.pending.append("m")
-    assert not peers.forget(again, 0.0) and peers["b"] is again
+    assert not peers.forget(again, 0.0) and peers["b@h"] is again
 
 
 def test_the_table_stays_bounded_as_nodes_come_and_go() -> None:
     peers = table()
-    busy = peers.peer("busy")
+    busy = peers.peer("busy@h")
     busy.link = _FakeLink()  # type: ignore[assignment]
-    backing_off = peers.peer("backing-off")
+    backing_off = peers.peer("backing-off@h")
     backing_off.next_attempt = float("inf")
     sizes = []
     for i in range(10_000):
-        peers.peer(f"gone{i}")  # each used once, then nothing needs it
+        peers.peer(f"gone{i}@h")  # each used once, then nothing needs it
         sizes.append(len(peers))
     assert max(sizes) <= 2 * SWEEP_FLOOR + 2
-    assert peers["busy"] is busy and peers["backing-off"] is backing_off, "a peer in use is kept"
+    assert peers["busy@h"] is busy and peers["backing-off@h"] is backing_off, "a peer in use is kept"
 
 
 def test_peers_are_found_by_name_and_by_id() -> None:
     peers = table()
-    b = peers.peer("b")
-    assert peers.peer("b") is b and peers["b"] is b and peers.get("b") is b and "b" in peers
-    assert peers.by_id[node_id_of("b")] is b and peers.name_of(node_id_of("b")) == "b"
-    assert peers.get("c") is None and peers.name_of(12345) is None
-    assert [p.name for p in peers] == ["b"] and len(peers) == 1
+    b = peers.peer("b@h")
+    assert peers.peer("b") is b and peers.get("b") is b, "a name without a host gets this node's"
+    assert peers.peer("b@h") is b and peers["b@h"] is b and peers.get("b@h") is b and "b@h" in peers
+    assert peers.by_id[node_id_of("b@h")] is b and peers.name_of(node_id_of("b@h")) == "b@h"
+    assert peers.get("c@h") is None and peers.name_of(12345) is None
+    assert [p.name for p in peers] == ["b@h"] and len(peers) == 1
 
 
 def test_this_node_and_bad_names_are_no_peers() -> None:
     peers = table()
     with pytest.raises(DistributionError):
+        peers.peer("me@h")
+    with pytest.raises(DistributionError):
         peers.peer("me")
-    with pytest.raises(ValueError):
-        peers.peer("")
+    for bad in ["", "a@", "@h", "a@b@c", "a b@h", "a@h!"]:
+        with pytest.raises(InvalidNodeName):
+            peers.peer(bad)
 
 
 def test_connected_lists_the_peers_that_are_up() -> None:
     peers = table()
-    peers.peer("c").conn = _FakeLink()  # type: ignore[assignment]
-    peers.peer("b")
-    peers.peer("a").conn = _FakeLink()  # type: ignore[assignment]
-    assert peers.connected() == ["a", "c"]
+    peers.peer("c@h").conn = _FakeLink()  # type: ignore[assignment]
+    peers.peer("b@h")
+    peers.peer("a@h").conn = _FakeLink()  # type: ignore[assignment]
+    assert peers.connected() == ["a@h", "c@h"]
 
 
 def test_an_id_collision_keeps_the_first_peer_and_refuses_the_second() -> None:
@@ -153,14 +158,14 @@ def test_an_id_collision_keeps_the_first_peer_and_refuses_the_second() -> None:
 
 def test_a_peer_announcing_our_own_id_is_refused() -> None:
     peers = table()
-    assert peers.collision("impostor", node_id_of("me")) is not None
-    assert peers.collision("b", node_id_of("b")) is None, "an unknown node with its own id is fine"
+    assert peers.collision("impostor", node_id_of("me@h")) is not None
+    assert peers.collision("b@h", node_id_of("b@h")) is None, "an unknown node with its own id is fine"
 
 
 def test_an_unknown_id_is_resolved_at_the_port_mapper() -> None:
-    peers = table(["me", "x", "y"])
-    y = peers.for_id(node_id_of("y"))
-    assert y is not None and y.name == "y" and peers.by_id[y.node_id] is y
+    peers = table(["me@h", "x@h", "y@h"])
+    y = peers.for_id(node_id_of("y@h"))
+    assert y is not None and y.name == "y@h" and peers.by_id[y.node_id] is y
     assert peers.for_id(424242) is None
 
 
@@ -169,11 +174,11 @@ def test_the_hub_never_asks_the_port_mapper() -> None:
 
     def names() -> list[str]:
         asked.append(1)
-        return ["y"]
+        return ["y@h"]
 
-    peers = PeerTable("me", node_id_of("me"), names)
+    peers = PeerTable("me@h", node_id_of("me@h"), names)
     result: list[Any] = []
-    gevent.get_hub().loop.run_callback(lambda: result.append(peers.for_id(node_id_of("y"))))
+    gevent.get_hub().loop.run_callback(lambda: result.append(peers.for_id(node_id_of("y@h"))))
     gevent.sleep(0)
     assert result == [None] and asked == []
 
@@ -182,7 +187,7 @@ def test_an_unreachable_port_mapper_means_unknown() -> None:
     def names() -> list[str]:
         raise OSError("connection refused")
 
-    assert PeerTable("me", node_id_of("me"), names).for_id(node_id_of("y")) is None
+    assert PeerTable("me@h", node_id_of("me@h"), names).for_id(node_id_of("y@h")) is None
 
 
 class _Inbound:
@@ -205,10 +210,10 @@ def test_node_watchers_hear_of_their_nodes_and_dead_ones_are_forgotten() -> None
     assert watchers.watch(p2, "b", True)
     assert not watchers.watch(p1, "b", True), "p1 hears of every node already"
     watchers.watch_all(p3, True)
-    watchers.notify(NodeUp("b"))
-    watchers.notify(NodeUp("c"))
-    assert inbound.got == [(p1, NodeUp("b")), (p2, NodeUp("b")), (p1, NodeUp("c"))]
+    watchers.notify(NodeUp(full("b")))
+    watchers.notify(NodeUp(full("c")))
+    assert inbound.got == [(p1, NodeUp(full("b"))), (p2, NodeUp(full("b"))), (p1, NodeUp(full("c")))]
     inbound.got.clear()
     inbound.alive.add(p3)
-    watchers.notify(NodeUp("c"))
-    assert inbound.got == [(p1, NodeUp("c"))], "p3 was dead at the first event: forgotten"
+    watchers.notify(NodeUp(full("c")))
+    assert inbound.got == [(p1, NodeUp(full("c")))], "p3 was dead at the first event: forgotten"
