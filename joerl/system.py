@@ -273,6 +273,11 @@ class ActorSystem(Processes, BudgetedSends, Timers, Serving):
             router = self._router
             if router is None or node == router.node_name:
                 return self._resolve(name)
+            if isinstance(node, str) and "@" not in node:  # no host: this node's (joerl.node.names)
+                alive, _, host = router.node_name.partition("@")
+                if node == alive:
+                    return self._resolve(name)
+                node = f"{node}@{host}" if host else node
             return RemoteName(name, node)  # type: ignore[return-value]  # resolved by that node
         if cls is tuple and len(dest) == 3 and dest[0] == "via":
             return via_resolve(dest)  # ("via", registry, name): the registry's whereis_name

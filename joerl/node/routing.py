@@ -125,9 +125,6 @@ class Routing:
         )
         self._hub = get_hub()
         self._make_ref = system.make_ref
-        #: ``(name, alive)``, this node's alive name without its host, is local too.
-        self._alive = self._name.partition("@")[0] if "@" in self._name else None
-        self._local_send, self._local_call = system.send, system.call
         self._by_id = peers.by_id
         self._glob_cache: dict[int, Pid] = {}
         self._unresolved: dict[int, list[Any]] = {}  # node id -> messages waiting for its name
@@ -260,9 +257,6 @@ class Routing:
         return True
 
     def route_send_named(self, sender: Pid | None, name: str, node: str, msg: Any) -> None:
-        if node == self._alive:  # this node, without its host
-            self._local_send(name, msg, sender=sender)
-            return
         payload = self.codec.encode(msg)
         self.outbox.enqueue(self.peers.peer(node), P.RegSend(self.glob_opt(sender), name, payload))
 
@@ -310,8 +304,6 @@ class Routing:
         peer: Peer | None
         target: Pid | str
         if isinstance(server, RemoteName):
-            if server.node == self._alive:  # this node, without its host
-                return self._local_call(server.name, request, timeout)
             peer = self.peers.peer(server.node)
             target = server.name
             shown: Any = server.name + "@" + server.node
