@@ -57,6 +57,7 @@ from .message import (
     NodeDown,
     NodeUp,
 )
+from .node.erl_node import ErlangConfig
 from .node.node import DistributedSystem
 from .node.tls import TlsConfig
 from .pg import PgEvent
@@ -97,6 +98,7 @@ __all__ = [
     "Down",
     "DynamicSupervisor",
     "EpmdError",
+    "ErlangConfig",
     "ExceptionReason",
     "Exit",
     "From",
