@@ -18,7 +18,8 @@ from collections.abc import Iterable
 import gevent
 
 from .. import epmd as _epmd
-from ..address import EPMD_PORT, format_address, parse_address
+from ..address import format_address, parse_address
+from ..node.locator import epmd_port
 from ._strategy import DEFAULT_INTERVAL, DEFAULT_MAX_NODES, Discovery
 
 __all__ = ["EpmdDiscovery"]
@@ -53,7 +54,7 @@ class EpmdDiscovery(Discovery):
         max_nodes: int = DEFAULT_MAX_NODES,
     ) -> None:
         super().__init__(interval=interval, max_nodes=max_nodes)
-        default_port = port if port is not None else _default_port()
+        default_port = port if port is not None else epmd_port()
         self.hosts = [parse_address(h, default_port=default_port) for h in hosts]
         if not self.hosts:
             raise ValueError("EpmdDiscovery needs at least one host")
@@ -87,10 +88,3 @@ class EpmdDiscovery(Discovery):
         finally:
             client.close()
         return [info.name if "@" in info.name else f"{info.name}@{host}" for info in listing[: self.max_nodes + 1]]
-
-
-def _default_port() -> int:
-    import os
-
-    text = os.environ.get("ERL_EPMD_PORT", "").strip()
-    return int(text) if text.isdigit() and 0 < int(text) < 65536 else EPMD_PORT
