@@ -10,7 +10,7 @@ import pytest
 from erl_shell import ErlShell, erlang_node
 
 from joerl.erlang import Atom, encode
-from joerl.message import Down, ExceptionReason, Exit
+from joerl.message import Down, ExceptionReason, Exit, NodeDown
 from joerl.testing import Probe, wait_until
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(120)]
@@ -152,10 +152,12 @@ def test_noconnection_when_the_link_to_an_erlang_node_drops(py_node: Any, epmd_p
         with Probe(py_node, trap_exit=True, timeout=10) as probe:
             probe.ctx.link(pid)
             ref = probe.ctx.monitor(pid)
+            py_node.monitor_node(probe.pid, "e5@127.0.0.1")
             e5.eval("process_info(whereis(victim), links)")
             e5.kill()
             assert probe.receive(Exit) == Exit(pid, "noconnection")
             assert probe.receive(Down) == Down(ref, pid, "noconnection")
+            assert probe.receive(NodeDown) == NodeDown("e5@127.0.0.1", "noconnection")
     finally:
         e5.close()
 
