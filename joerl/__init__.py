@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import aio, gen_statem, metrics, pg, pool, rpc, sys_calls, task, trace
+from . import aio, gen_statem, introspect, metrics, pg, pool, rpc, sys_calls, task, trace
 from ._run import run
 from ._stats import RuntimeStats
 from ._via import IViaRegistry, ViaRegistry
@@ -18,6 +18,7 @@ from .errors import (
     DistributionError,
     EpmdError,
     IncompatibleVersion,
+    IntrospectionError,
     InvalidNodeName,
     JoerlError,
     LinkClosed,
@@ -44,6 +45,7 @@ from .errors import (
 )
 from .gen_server import GenServer, GenServerRef, NoReply, Reply, Stop
 from .gen_statem import GenStatem, GenStatemRef
+from .introspect import ProcessInfo
 from .message import (
     KILL,
     KILLED,
@@ -108,6 +110,7 @@ __all__ = [
     "GenStatem",
     "GenStatemRef",
     "IncompatibleVersion",
+    "IntrospectionError",
     "InvalidNodeName",
     "IViaRegistry",
     "ISerializableMessage",
@@ -119,6 +122,7 @@ __all__ = [
     "MailboxFull",
     "MaxChildrenReached",
     "MessageRegistry",
+    "introspect",
     "metrics",
     "MessageTooLarge",
     "NameTaken",
@@ -135,6 +139,7 @@ __all__ = [
     "pg",
     "PgEvent",
     "Pid",
+    "ProcessInfo",
     "pool",
     "Pool",
     "PoolFull",

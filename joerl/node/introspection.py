@@ -9,6 +9,7 @@ answers are plain terms (pids are mapped at the wire boundary as any pid)::
     ("process_info", pid)   -> ("ok", process_info map | None)
     ("node_info",)          -> ("ok", node_info map)
     ("get_state", pid)      -> ("ok", repr of the state) | ("error", why)
+    ("metrics",)            -> ("ok", joerl.metrics.snapshot of the node)
     anything else           -> ("error", "not_allowed", what)
 
 ``get_state`` asks the process with a sys-style call (:mod:`joerl.sys_calls`),
@@ -56,7 +57,7 @@ log = logging.getLogger("joerl.node")
 #: The registered name of every node's introspection service.
 SERVICE = "joerl_introspection"
 #: What the service answers (the allow-list); every query is read-only.
-QUERIES = frozenset({"processes", "process_info", "node_info", "get_state"})
+QUERIES = frozenset({"processes", "process_info", "node_info", "get_state", "metrics"})
 #: The longest state ``repr`` the service sends.
 MAX_STATE_REPR = 4000
 
@@ -203,6 +204,13 @@ class Introspection:
             return self.local_report()
         return report_from(self.query(node, ("node_info",), timeout))
 
+    def metrics(self, node: str | None = None, timeout: float = 5.0) -> dict[str, Any]:
+        """``node``'s (None: this one's) counters and gauges, :func:`joerl.metrics.snapshot`."""
+        if self._is_self(node):
+            return _snapshot(self._node)
+        answer: dict[str, Any] = self.query(node, ("metrics",), timeout)
+        return answer
+
     def get_state(self, pid: Pid, timeout: float = 5.0) -> str:
         """The ``repr`` of a GenServer's or GenStatem's state, of any node (a sys-style call).
 
@@ -250,6 +258,12 @@ class Introspection:
         return self._node.system.call((SERVICE, node), request, timeout)
 
 
+def _snapshot(node: DistributedSystem) -> dict[str, Any]:
+    from ..metrics import snapshot  # (joerl.metrics imports the node: only when asked)
+
+    return snapshot(node)
+
+
 def _state_of(system: Any, pid: Pid, timeout: float) -> tuple[str, str]:
     try:
         state = sys_calls.get_state(pid, timeout, system=system)
@@ -282,6 +296,8 @@ class _Service(GenServer):
             return Reply(("ok", [as_dict(i) for i in processes_info(system)]))
         if what == "node_info":
             return Reply(("ok", report_as_dict(self.introspection.local_report())))
+        if what == "metrics":
+            return Reply(("ok", _snapshot(self.introspection._node)))
         pid = request[1] if len(request) == 2 else None
         if not isinstance(pid, Pid) or pid.node != 0:
             return Reply(("error", "badarg", "a pid of this node"))

@@ -8,6 +8,7 @@ Routes (every one behind the token, when there is one)::
     GET /api/node?node=N           node N's report (runtime, links, counters, names)
     GET /api/processes?node=N      node N's processes
     GET /api/process?pid=<a.b.c>   one process (with a GenServer's or GenStatem's state)
+    GET /api/metrics?node=N        node N's counters and gauges (joerl.metrics.snapshot)
     GET /api/history?node=N        node N's samples for the charts
     GET <mount>                    what ``mounts`` adds (``/metrics``, say)
 
@@ -115,6 +116,8 @@ class ObserverApp:
                 body = self.source.process(parse_pid(query.get("pid", "")))
                 if body is None:
                     return _json(start_response, {"error": "no such process (it is not alive)"}, "404 Not Found")
+            elif what == "metrics":
+                body = self.source.metrics(node)
             elif what == "history":
                 body = self.history.series(node)
             else:

@@ -26,7 +26,7 @@ class History:
     """Samples of each watched node: ``(time, processes, queued, messages per second)``.
 
     Args:
-        report: ``report(node)``: the node's plain report (``Source.node``).
+        report: ``report(node)``: the node's counters and gauges (``Source.metrics``).
         default: the node always sampled.
         interval: seconds between samples.
         keep: samples kept per node (``keep * interval`` seconds of history).
@@ -72,15 +72,15 @@ class History:
 
     def sample(self, node: str) -> None:
         """Take one sample of ``node`` now."""
-        system = self._report(node)["system"]
-        now, received = time.time(), int(system["received"])
+        metrics = self._report(node)
+        now, received = time.time(), int(metrics["messages_received"])
         last = self._last.get(node)
         rate = max(0.0, (received - last[1]) / (now - last[0])) if last and now > last[0] else 0.0
         self._last[node] = (now, received)
         samples = self._samples.get(node)
         if samples is None:
             samples = self._samples[node] = deque(maxlen=self._keep)
-        samples.append((now, int(system["processes"]), int(system["mailbox_total"]), round(rate, 2)))
+        samples.append((now, int(metrics["processes_alive"]), int(metrics["mailbox_messages"]), round(rate, 2)))
 
     def _run(self) -> None:
         while True:

@@ -88,7 +88,7 @@ def serve(
     if not interval > 0 or keep < 1:
         raise ValueError(f"interval must be > 0 and keep >= 1, got {interval!r} and {keep!r}")
     source = Source(target, node, timeout)
-    history = History(source.node, source.default_node, interval, keep)
+    history = History(source.metrics, source.default_node, interval, keep)
     app = ObserverApp(source, history, token, {**_metrics(target), **(mounts or {})})
     server = WSGIServer((host, port), app, log=None, error_log=log)
     server.start()

@@ -87,6 +87,17 @@ class Source:
         report: dict[str, Any] = plain(report_as_dict(self._node.introspection.node_info(name, self.timeout)))
         return report
 
+    def metrics(self, name: str) -> dict[str, Any]:
+        """Node ``name``'s counters and gauges (:func:`joerl.metrics.snapshot`)."""
+        if self._node is None:
+            self._check_local(name)
+            from ..metrics import snapshot
+
+            found: dict[str, Any] = plain(snapshot(self._system))
+        else:
+            found = plain(self._node.introspection.metrics(name, self.timeout))
+        return found
+
     def processes(self, name: str) -> list[dict[str, Any]]:
         """Every process of node ``name``, oldest first."""
         if self._node is None:

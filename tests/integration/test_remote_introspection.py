@@ -148,6 +148,14 @@ def test_node_info_of_another_node(cluster: Any) -> None:
     assert own.node == a.node_name and own.system.name == a.node_name
 
 
+def test_metrics_of_another_node(cluster: Any) -> None:
+    a, b, h = cluster
+    remote = h.introspection.metrics(a.node_name)
+    assert remote["name"] == a.node_name and remote["processes_alive"] == len(a.system.processes())
+    assert set(remote["peers"]) == {b.node_name, h.node_name} and remote["links_alive"] == 2
+    assert a.introspection.metrics()["name"] == a.node_name
+
+
 def test_state_of_a_remote_gen_server(cluster: Any) -> None:
     a, b, h = cluster
     server = start_server(a.system, Store(), name="store")
@@ -160,7 +168,7 @@ def test_state_of_a_remote_gen_server(cluster: Any) -> None:
 
 def test_only_the_allow_listed_queries_are_answered(cluster: Any) -> None:
     a, b, h = cluster
-    assert QUERIES == {"processes", "process_info", "node_info", "get_state"}
+    assert QUERIES == {"processes", "process_info", "node_info", "get_state", "metrics"}
     for request in [("exit", a.whereis(SERVICE), "kill"), ("send",), "processes", (), ("process_info", "x")]:
         with pytest.raises(IntrospectionError):
             h.introspection.query(a.node_name, request)  # type: ignore[arg-type]

@@ -112,6 +112,8 @@ def test_the_charts_draw(driver: Any, cluster: Cluster) -> None:
         "two samples",
     )
     assert "processes" in driver.find_element("id", "chart-processes").text
+    wait_for(driver, lambda d: d.find_elements("css selector", "#counters [data-counter='restarts']"), "the counters")
+    assert driver.find_element("css selector", "#counters [data-counter='links alive'] b").text == "1"
 
 
 def test_a_gen_server_page_shows_its_state_links_and_supervisor(driver: Any, cluster: Cluster) -> None:

@@ -74,6 +74,7 @@
   function nodePage(node, v) {
     document.getElementById("nav-processes").classList.add("active");
     main.innerHTML = '<h1>Processes of <span id="node-name"></span></h1><div class="summary" id="summary"></div>' +
+      '<div class="summary counters" id="counters"></div>' +
       '<div class="charts"><div class="chart" id="chart-processes"></div><div class="chart" id="chart-rate"></div></div>' +
       '<input id="filter" placeholder="filter: pid, name, actor, status" autocomplete="off">' +
       ' <span class="muted" id="count"></span><table id="processes"><thead><tr>' +
@@ -135,10 +136,19 @@
     }, [[], []], document.getElementById(id));
     const procs = make("chart-processes", "processes", "#2b6cb0"), rate = make("chart-rate", "messages/s", "#c05621");
     charts = [procs, rate].filter(Boolean);
-    const tick = () => api("history?node=" + encodeURIComponent(node)).then(h => {
+    const sum = o => Object.values(o || {}).reduce((a, b) => a + b, 0);
+    const counters = m => {
+      const items = [["restarts", m.restarts], ["crashed", m.processes_crashed], ["spawned", m.processes_spawned],
+        ["dropped", sum(m.messages_dropped) + sum(m.node_messages_dropped)], ["mailbox high water", m.mailbox_high_water],
+        ["links alive", m.links_alive], ["node msgs in", m.node_messages_received], ["node msgs out", m.node_messages_sent]];
+      document.getElementById("counters").innerHTML = items.filter(i => i[1] != null)
+        .map(i => '<div data-counter="' + esc(i[0]) + '"><b>' + esc(i[1]) + "</b>" + esc(i[0]) + "</div>").join("");
+    };
+    const tick = () => Promise.all([api("history?node=" + encodeURIComponent(node)), api("metrics?node=" + encodeURIComponent(node))]).then(([h, m]) => {
       if (v !== view) return;
       if (procs) procs.setData([h.t, h.processes]);
       if (rate) rate.setData([h.t, h.rate]);
+      counters(m);
     }).catch(showError).then(() => again(v, tick, 2000));
     tick();
   }
