@@ -160,6 +160,9 @@ class Agent:
         ok = self.node.connect_to_node(node, timeout=timeout)
         return {"ok": ok, "seconds": time.monotonic() - t0}
 
+    def op_disconnect(self, node: str) -> dict[str, Any]:
+        return {"ok": self.node.disconnect_node(node)}
+
     def op_nodes(self) -> dict[str, Any]:
         return {"nodes": sorted(self.node.nodes())}
 

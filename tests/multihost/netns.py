@@ -29,13 +29,12 @@ import contextlib
 import os
 import shutil
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from gevent import subprocess
 
-from joerl.testing import ChildProcess, ProcessGroup
+from joerl.testing import ChildProcess, ProcessGroup, child_env, fields
 
 #: Every namespace this harness makes is called ``jmh<pid>-...``.
 PREFIX = "jmh"
@@ -196,7 +195,7 @@ class Network:
         self.tag = f"{PREFIX}{pid}-{os.urandom(2).hex()}"
         self.subnet = f"10.231.{pid % 250 + 1}"
         self.bridge_ns = f"{self.tag}-br"
-        self.group = ProcessGroup(cookie=cookie, cwd=ROOT, timeout=timeout, env=_env(cookie))
+        self.group = ProcessGroup(cwd=ROOT, timeout=timeout, env=_env(cookie))
         self.hosts: list[Host] = []
         self._relays: list[ChildProcess] = []
         self._made: list[str] = []
@@ -295,7 +294,7 @@ class Network:
         stats = []
         for relay in self._relays:
             relay.write_line("stats")
-            stats.append(_fields(relay.wait_line("STATS")))
+            stats.append(fields(relay.wait_line("STATS")))
         return stats
 
     def heal(self) -> None:
@@ -307,21 +306,10 @@ class Network:
             self._relays.pop().close()
 
 
-def _fields(line: str) -> dict[str, str]:
-    return dict(word.split("=", 1) for word in line.split()[1:] if "=" in word)
-
-
 def _env(cookie: str) -> dict[str, str]:
-    from joerl.testing import child_env
-
+    """The environment of every process on a host: the cookie, this directory
+    on ``$PYTHONPATH`` (``agent.py`` imports its neighbours), port 4369."""
     env = child_env(cookie)
     env["PYTHONPATH"] = os.pathsep.join([str(HERE), env["PYTHONPATH"]])
     env.pop("ERL_EPMD_PORT", None)
     return env
-
-
-@contextlib.contextmanager
-def network(hosts: int = 3, **options: Any) -> Iterator[Network]:
-    """A :class:`Network` for a ``with`` block."""
-    with Network(hosts, **options) as net:
-        yield net

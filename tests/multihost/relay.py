@@ -89,6 +89,9 @@ def handle(delay: float, mark: int) -> object:
             host, port = original_destination(client)
             upstream = gsocket.socket()
             upstream.setsockopt(socket.SOL_SOCKET, SO_MARK, mark)
+            # No Nagle here: the relay adds its delay, not a wait for ACKs.
+            for sock in (client, upstream):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             upstream.connect((host, port))
         except OSError:
             client.close()

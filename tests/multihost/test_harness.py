@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
+import netns
 import pytest
 from netns import NETNS_ETC, Network, _namespaces
 
@@ -103,3 +104,13 @@ def test_nothing_is_left_behind(make_net: Callable[..., Network]) -> None:
     net.close()
     assert not set(made) & set(_namespaces())
     assert not any((NETNS_ETC / ns).exists() for ns in made)
+
+
+def test_without_root_or_tools_the_set_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the set skips with where namespaces cannot be made (runs anywhere: it makes none)."""
+    monkeypatch.setattr(netns.sys, "platform", "linux")
+    monkeypatch.setattr(netns.os, "geteuid", lambda: 1000)
+    assert netns.unavailable() == "network namespaces need root (CI runs as root)"
+    monkeypatch.setattr(netns.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(netns.shutil, "which", lambda tool: None if tool == "iptables" else f"/usr/bin/{tool}")
+    assert netns.unavailable() == "'iptables' is not installed (system package iptables)"
