@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import LocalProtocolError
+from ..errors import MessageTooLarge
 from ..pid import Pid
 from .frames import FrameEncoder
 from .messages import MAX_MESSAGES_PER_FRAME, MAX_TERMS_BYTES
@@ -198,10 +198,7 @@ class OutboundBatcher:
         """Queue a new batch of ``kind`` holding ``body``."""
         route = self.encoder.route(sender, to)
         if len(body) > self._max_term:
-            raise LocalProtocolError(
-                f"a message of {len(body)} bytes does not fit the frame limit of node {self.peer!r} "
-                f"({self.encoder.max_frame_size} bytes)"
-            )
+            raise MessageTooLarge(len(body) + len(route) + 4, self.encoder.max_frame_size, self.peer)
         if self._terms is not None or self._sends is not None:
             self._close_batch()
         batch = kind((body,))

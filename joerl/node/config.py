@@ -19,12 +19,14 @@ import os
 import secrets
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import CookieFileError
-from .frames import DEFAULT_MAX_FRAME_SIZE
+from ..serialization import Limits
+from .compression import check_offer
+from .frames import DEFAULT_MAX_FRAME_SIZE, MIN_MAX_FRAME_SIZE
 
 DEFAULT_EPMD_ADDRESS = "127.0.0.1:4369"
 COOKIE_ENV = "JOERL_COOKIE"
@@ -183,6 +185,11 @@ class LinkConfig:
             net_setuptime, 7 s).
         max_frame_size: the largest frame body accepted from the peer (and
             announced to it); a larger one closes the link. Default 64 MiB.
+            It is the node's one message-size limit: its decoding limits
+            (``Limits.max_bytes``, ``max_str_len``, ``max_bin_len``) default
+            to it (:func:`message_limits`), and a peer refuses to send a
+            bigger message (:class:`~joerl.errors.MessageTooLarge`) before
+            writing anything.
         max_queue_bytes: the outgoing queue's cap. A sender finding it full
             waits cooperatively for the writer (backpressure); the queue holds
             at most this plus one frame. The link's reader and ticker and the
@@ -201,6 +208,13 @@ class LinkConfig:
             :class:`~joerl.node.tls.TlsWrapper` has) is also asked, once the
             peer's HELLO is in, whether its certificate binds the name it
             claims; a HandshakeError from it refuses the link.
+        compression: the frame compression codecs this node offers, most
+            preferred first (``"zstd"``, ``"zlib"``; see
+            :mod:`joerl.node.compression` and docs/distribution.md). Empty
+            (the default): no compression either way. A link compresses
+            only with a codec both sides offer.
+        compress_min: frames of fewer bytes are never compressed (no
+            attempt: small messages cost nothing). Default 4 KiB.
     """
 
     tick_time: float = 60.0
@@ -211,8 +225,13 @@ class LinkConfig:
     recv_size: int = 256 * 1024
     mandatory_flags: int = 0
     wrap_socket: Callable[[Any, bool], Any] | None = None
+    compression: tuple[str, ...] = ()
+    compress_min: int = 4096
 
     def __post_init__(self) -> None:
+        check_offer(self.compression)
+        if self.compress_min < 1:
+            raise ValueError(f"compress_min must be positive, got {self.compress_min}")
         if not self.tick_time >= MIN_TICK_TIME:
             raise ValueError(f"tick_time must be at least {MIN_TICK_TIME}s, got {self.tick_time}")
         if not self.handshake_timeout > 0:
@@ -227,3 +246,21 @@ class LinkConfig:
         """Bytes queued past which a frame from a greenlet that cannot wait
         (the link's reader or ticker, the hub) closes the link: 2 x ``max_queue_bytes``."""
         return 2 * self.max_queue_bytes
+
+
+def message_limits(config: LinkConfig, limits: Limits | None) -> tuple[LinkConfig, Limits]:
+    """One message-size limit for a node: its link settings and decoding limits, agreed.
+
+    Without ``limits``, the decoding limits take the frame limit
+    (``config.max_frame_size``) for the longest message, str and bytes value,
+    so that every frame the node accepts decodes. With ``limits`` whose
+    ``max_bytes`` is smaller, the node announces that as its frame limit
+    instead (at least ``MIN_MAX_FRAME_SIZE``), so that peers refuse a bigger
+    message before sending it rather than this node dropping it.
+    """
+    if limits is None:
+        size = config.max_frame_size
+        return config, replace(Limits(), max_bytes=size, max_str_len=size, max_bin_len=size)
+    if limits.max_bytes < config.max_frame_size:
+        config = replace(config, max_frame_size=max(limits.max_bytes, MIN_MAX_FRAME_SIZE))
+    return config, limits

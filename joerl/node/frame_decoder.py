@@ -24,6 +24,7 @@ import msgpack
 from .._describe import describe as _describe
 from ..errors import FrameError, OversizedFrame
 from ..pid import Pid, Ref
+from .compression import COMPRESSED, CompressionError
 from .frames import DEFAULT_MAX_FRAME_SIZE, MAX_TERMS_FRAME, ROUTE_PID
 from .messages import (
     MAX_MESSAGES_PER_FRAME,
@@ -168,6 +169,9 @@ class FrameDecoder:
 
     def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE, *, pid_cache_size: int = 4096) -> None:
         self.max_frame_size = max_frame_size
+        #: ``inflate(body) -> body`` for compressed frames (``Decompressor.body``,
+        #: set when this node offered compression); None: a compressed frame is a bad one.
+        self.inflate: Callable[[bytes], bytes] | None = None
         self.ticks = 0
         self.frames = 0
         self._buf = bytearray()
@@ -239,6 +243,7 @@ class FrameDecoder:
         limit = self.max_frame_size
         feed, unpack, tell = self._feed, self._unpack, self._tell
         routes = self._routes
+        inflate = self.inflate
         pos = self._pos  # bytes fed to the Unpacker (its tell() must agree)
         while end_all - off >= 4:
             (size,) = _unpack_len32(src, off)
@@ -256,7 +261,16 @@ class FrameDecoder:
             if end > end_all:
                 break
             # One streaming Unpacker per link: far cheaper per frame than unpackb.
-            if size <= 4096:
+            if inflate is not None and src[off + 4] == COMPRESSED:
+                try:
+                    inflated = inflate(bytes(src[off + 4 : end]))
+                except CompressionError as exc:
+                    append(FrameError(f"bad compressed frame: {exc}", size=size))
+                    off = end
+                    continue
+                size = len(inflated)
+                feed(inflated)
+            elif size <= 4096:
                 feed(src[off + 4 : end])
             else:
                 with memoryview(src) as mv, mv[off + 4 : end] as body:

@@ -26,8 +26,9 @@ from typing import Any, cast
 import msgpack
 
 from .._describe import describe as _describe
-from ..errors import LocalProtocolError
+from ..errors import LocalProtocolError, MessageTooLarge
 from ..pid import Pid, Ref
+from .compression import Compressor
 from .messages import (
     MAX_MESSAGES_PER_FRAME,
     MAX_TERM_ITEMS,
@@ -77,6 +78,7 @@ from .messages import (
 __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",
     "MAX_TERMS_FRAME",
+    "MIN_MAX_FRAME_SIZE",
     "ROUTE_PID",
     "TICK_FRAME",
     "FrameEncoder",
@@ -87,6 +89,9 @@ __all__ = [
 #: Room for big messages (the issue asks for 1 MiB ones) while bounding what a
 #: peer can make us buffer; the length prefix is checked before any body byte.
 DEFAULT_MAX_FRAME_SIZE = 64 * 1024 * 1024
+
+#: The smallest ``max_frame`` a HELLO may announce (or ``Handshake`` be given).
+MIN_MAX_FRAME_SIZE = 1024
 
 #: A tick: a link frame of length zero.
 TICK_FRAME = b"\x00\x00\x00\x00"
@@ -214,17 +219,28 @@ class FrameEncoder:
 
     Args:
         max_frame_size: the largest body the peer accepts (its HELLO's
-            ``max_frame``); larger frames raise ``LocalProtocolError``.
+            ``max_frame``); larger frames raise :class:`~joerl.errors.MessageTooLarge`
+            (a ``LocalProtocolError``) before anything is written.
         pid_cache_size: packed pids kept; the cache is cleared when full.
         terms: whether the peer takes SEND_TERMS (``FLAG_SEND_TERMS`` in
             use); when False, :meth:`term` always answers None.
+        peer: the peer's name, for :class:`~joerl.errors.MessageTooLarge`.
     """
 
     def __init__(
-        self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE, *, pid_cache_size: int = 4096, terms: bool = True
+        self,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        *,
+        pid_cache_size: int = 4096,
+        terms: bool = True,
+        peer: str | None = None,
     ) -> None:
         self.max_frame_size = max_frame_size
         self.terms = terms
+        self.peer = peer
+        #: Compresses big frames (``compress_with``); None: none are.
+        self.compressor: Compressor | None = None
+        self._check_at = max_frame_size  # bodies past this take _large (limit, compression)
         if not terms:
             self.term = _no_term  # type: ignore[method-assign]
         self._packer = msgpack.Packer(use_bin_type=True)
@@ -266,8 +282,8 @@ class FrameEncoder:
             raise LocalProtocolError(f"cannot encode {type(msg).__name__}: {exc}") from None
         body: bytes = self._packer.pack(fields)
         size = len(body)
-        if size > self.max_frame_size:
-            raise self._too_large(size)
+        if size > self._check_at:
+            return self._large(body)
         return _pack_len32(size) + body
 
     def send(self, sender: Pid | None, to: Pid, payload: bytes) -> bytes:
@@ -284,8 +300,10 @@ class FrameEncoder:
         route = self._route if to is self._route_to and sender is self._route_sender else self.route(sender, to)
         header = _bin_header(len(payload))
         size = 2 + len(route) + len(header) + len(payload)
-        if size > self.max_frame_size:
-            raise self._too_large(size)
+        if size > self._check_at:
+            if size > self.max_frame_size:  # (before joining: nothing is copied)
+                raise self._too_large(size)
+            return self._large(b"".join((b"\x93\x01", route, header, payload)))
         return b"".join((_pack_len32(size), b"\x93\x01", route, header, payload))
 
     def payload(self, payload: bytes) -> bytes:
@@ -344,8 +362,8 @@ class FrameEncoder:
         head = bytes((0x90 | n, op)) if n < 16 else b"\xdc" + n.to_bytes(2, "big") + bytes((op,))
         data = b"".join(items)
         size = len(head) + len(route) + len(data)
-        if size > self.max_frame_size:
-            raise self._too_large(size)
+        if size > self._check_at:
+            return self._large(b"".join((head, route, data)))
         return b"".join((_pack_len32(size), head, route, data))
 
     def route(self, sender: Pid | None, to: Pid) -> bytes:
@@ -381,8 +399,28 @@ class FrameEncoder:
         pids[id(pid)] = (pid, packed)
         return packed
 
-    def _too_large(self, size: int) -> LocalProtocolError:
-        return LocalProtocolError(f"frame of {size} bytes exceeds the peer's limit of {self.max_frame_size} bytes")
+    def compress_with(self, compressor: Compressor | None) -> None:
+        """Compress the frames of ``compressor.min_size`` bytes or more (None: none)."""
+        self.compressor = compressor
+        self._check_at = (
+            self.max_frame_size if compressor is None else min(self.max_frame_size, compressor.min_size - 1)
+        )
+
+    def _large(self, body: bytes) -> bytes:
+        """The frame of a body past ``_check_at``: refused over the peer's
+        limit (which holds for the uncompressed bytes), else compressed when
+        that saves bytes."""
+        size = len(body)
+        if size > self.max_frame_size:
+            raise self._too_large(size)
+        if self.compressor is not None:
+            packed = self.compressor.body(body)
+            if packed is not None:
+                return _pack_len32(len(packed)) + packed
+        return _pack_len32(size) + body
+
+    def _too_large(self, size: int) -> MessageTooLarge:
+        return MessageTooLarge(size, self.max_frame_size, self.peer)
 
 
 def encode_frame(msg: Message | Tick, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> bytes:

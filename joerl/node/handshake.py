@@ -32,6 +32,7 @@ from typing import Any, NamedTuple, cast
 
 from .._describe import describe as _describe
 from ..errors import AuthenticationError, HandshakeProtocolError, HandshakeRefused, LocalProtocolError, version_mismatch
+from .compression import check_offer
 from .frames import DEFAULT_MAX_FRAME_SIZE
 from .hello import (
     CHALLENGE_MAX,
@@ -153,6 +154,7 @@ class Handshake:
         min_version: the lowest we accept.
         random_bytes: source of the challenge (injected for byte-vector tests).
         challenge_size: challenge length, 16..64 bytes.
+        compression: the frame codecs we accept, announced (``compress``; empty: none).
 
     Raises:
         ValueError: an argument is invalid (empty cookie, bad sizes).
@@ -172,6 +174,7 @@ class Handshake:
         min_version: int = MIN_PROTOCOL_VERSION,
         random_bytes: Callable[[int], bytes] = os.urandom,
         challenge_size: int = DEFAULT_CHALLENGE_SIZE,
+        compression: tuple[str, ...] = (),
     ) -> None:
         if not isinstance(role, Role):
             raise ValueError(f"role must be a Role, got {_describe(role)}")
@@ -217,6 +220,7 @@ class Handshake:
                 "challenge": challenge,
                 "tick_ms": tick_ms,
                 "max_frame": max_frame_size,
+                **({"compress": list(check_offer(compression))} if compression else {}),
             }
         )
         self._peer_hello_raw = b""

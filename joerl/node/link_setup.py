@@ -203,8 +203,10 @@ def _log_failure(local: NodeIdentity, who: str, exc: BaseException, host: Any, f
     if left_out is None:
         return
     more = f" ({left_out} more from {host} in the last {failures.interval:.0f}s were not logged)" if left_out else ""
-    if isinstance(exc, AuthenticationError):
-        log.warning("node %s refused the link with %s: %s%s", local.name, who, exc, more)
+    if isinstance(exc, AuthenticationError):  # a wrong cookie: a configuration error, shown by default
+        log.error("node %s refused the link with %s: %s%s", local.name, who, exc, more)
+    elif str(exc).startswith("TLS handshake failed"):
+        log.error("node %s: handshake with %s failed: %s%s", local.name, who, exc, more)
     else:
         log.warning("node %s: handshake with %s failed: %s%s", local.name, who, exc, more)
 
@@ -269,6 +271,7 @@ def _new_handshake(
         max_frame_size=config.max_frame_size,
         mandatory_flags=config.mandatory_flags,
         random_bytes=random_bytes,
+        compression=config.compression,
     )
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import gevent
 from gevent.event import Event
 
-from ..errors import ConnectionLost, LinkClosed, LinkDown, LocalProtocolError
+from ..errors import ConnectionLost, LinkClosed, LinkDown, MessageTooLarge
 from .batching import OutboundBatcher
 from .config import LinkConfig
 from .protocol import FrameEncoder
@@ -143,7 +143,7 @@ class LinkWriter:
         once and raises ``ConnectionLost``: the peer is not reading.
 
         Raises:
-            LocalProtocolError: the frame exceeds the peer's max frame size.
+            MessageTooLarge: the frame exceeds the peer's max frame size (nothing is queued).
             LinkClosed: this node closed the link.
             ConnectionLost: the link broke, or was dropped for either reason.
         """
@@ -151,9 +151,7 @@ class LinkWriter:
             raise self.down_error()
         size = len(frame)
         if size > self._max_out_frame:
-            raise LocalProtocolError(
-                f"frame of {size - 4} bytes exceeds the limit of node {self.peer_name!r} ({self._max_frame} bytes)"
-            )
+            raise MessageTooLarge(size - 4, self._max_frame, self.peer_name)
         self.queue.frame(frame)  # (which calls _added)
 
     def _added(self, cost: int) -> None:

@@ -77,9 +77,7 @@ class DistributedSystem:
         tick_time: seconds of silence after which a peer is declared down
             (Erlang's net_ticktime; at least 1).
         registry: the message types this node decodes (default: the process-wide one).
-        limits: decoding limits for payloads from peers (default: messages,
-            strs and bytes up to the frame limit, ``link_config.max_frame_size``;
-            a smaller ``max_bytes`` lowers the frame limit the node announces).
+        limits: decoding limits for payloads from peers (default: the frame limit; see ``message_limits``).
         link_config: link settings (handshake deadline, frame and queue sizes, TLS hook).
         advertise_host: the host peers should dial, registered with the port
             mapper (behind NAT, in a container). Default: the listen host; on

@@ -29,7 +29,7 @@ from joerl.errors import (
     HandshakeError,
     LinkClosed,
     LinkDown,
-    LocalProtocolError,
+    MessageTooLarge,
     NodeUnreachable,
 )
 from joerl.node import protocol as p
@@ -461,9 +461,9 @@ def test_oversized_frame_closes_the_link_with_a_clear_error(net: Net, caplog: py
     conn = net.dial(listener, on_closed=closes)
     assert conn.peer.max_frame == 4096
     # Our own side refuses to send what the peer announced it would refuse.
-    with pytest.raises(LocalProtocolError, match="exceeds the peer's limit of 4096 bytes"):
+    with pytest.raises(MessageTooLarge, match="exceeds the limit of node 'beta' \\(4096 bytes\\)"):
         conn.send(p.Send(PA, PB, b"x" * 5000))
-    with pytest.raises(LocalProtocolError, match="exceeds the limit of node 'beta' \\(4096 bytes\\)"):
+    with pytest.raises(MessageTooLarge, match="exceeds the limit of node 'beta' \\(4096 bytes\\)"):
         conn.send_frame(p.encode_frame(p.Send(PA, PB, b"x" * 5000)))
     assert not conn.closed
     # A peer that sends one anyway (raw bytes) gets the link closed.

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from joerl.errors import LocalProtocolError
+from joerl.errors import LocalProtocolError, MessageTooLarge
 from joerl.node import protocol as p
 from joerl.node.batching import TERM_COST, OutboundBatcher
 from joerl.node.protocol import FrameDecoder, FrameEncoder
@@ -163,9 +163,9 @@ def test_a_big_payload_goes_alone_as_send() -> None:
 def test_the_peers_frame_limit_holds() -> None:
     b, items = batcher(max_frame_size=1024)
     assert b.batch_room == 1024 - 38
-    with pytest.raises(LocalProtocolError, match="does not fit the frame limit of node 'peer'"):
+    with pytest.raises(MessageTooLarge, match="exceeds the limit of node 'peer' \\(1024 bytes\\)"):
         b.term(P1, P2, "x" * 1000)
-    with pytest.raises(LocalProtocolError, match="exceeds the peer's limit"):
+    with pytest.raises(MessageTooLarge, match="exceeds the peer's limit of 1024 bytes"):
         b.payload(P1, P2, b"x" * 1000)
     assert len(b) == 0 and items == []
     for _ in range(100):
