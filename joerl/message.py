@@ -18,11 +18,17 @@ from typing import Any, NamedTuple
 from .pid import Pid, Ref
 
 NORMAL = "normal"
+"""The reason of a process that returned: links to it do not fire (unless trapped, as an ``Exit``)."""
 SHUTDOWN = "shutdown"
-KILL = "kill"  # the untrappable signal sent with exit(pid, KILL)
-KILLED = "killed"  # the reason of a process ended by KILL
+"""The reason a supervisor or ``ActorSystem.shutdown`` stops a process with: an orderly stop, not a crash."""
+KILL = "kill"
+"""The untrappable exit signal: ``ctx.exit(pid, KILL)`` ends the process even if it traps exits."""
+KILLED = "killed"
+"""The reason of a process ended by ``KILL`` (what its links and monitors are told)."""
 NOPROC = "noproc"
+"""The reason in a ``Down`` (or a link's ``Exit``) for a process that did not exist when it was monitored or linked."""
 NOCONNECTION = "noconnection"
+"""The reason for a process of another node whose link went down (the node died or the network failed)."""
 
 
 class Exit(NamedTuple):

@@ -61,7 +61,8 @@ class Codec:
             process-wide ``default_registry()``).
         encode_pid: maps each outgoing Pid (e.g. node 0 -> this node's id).
         decode_pid: maps each incoming Pid (e.g. this node's id -> node 0).
-        encode_ref, decode_ref: the same for Refs.
+        encode_ref: the same as ``encode_pid``, for Refs.
+        decode_ref: the same as ``decode_pid``, for Refs.
         limits: bounds on decoded input (``Limits()`` by default).
         tuple_types: tuple subclasses (NamedTuples that are plain data, such
             as ``From``) that cross as plain tuples: they arrive as ``tuple``.

@@ -142,7 +142,9 @@ def restart_child(via: Caller, sup: Any, id: Hashable, *, timeout: float | None 
     """Start the stopped child ``id`` again; returns its new pid.
 
     Raises:
-        ChildNotFound, StillRunning, ChildStartError.
+        ChildNotFound: no child ``id``.
+        StillRunning: the child is running.
+        ChildStartError: it failed to start.
     """
     return _call(via, sup, ("restart_child", id), timeout)  # type: ignore[no-any-return]
 
@@ -151,7 +153,8 @@ def delete_child(via: Caller, sup: Any, id: Hashable, *, timeout: float | None =
     """Forget the stopped child ``id``.
 
     Raises:
-        ChildNotFound, StillRunning.
+        ChildNotFound: no child ``id``.
+        StillRunning: the child is running (terminate it first).
     """
     _call(via, sup, ("delete_child", id), timeout)
 
