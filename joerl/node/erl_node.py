@@ -26,6 +26,7 @@ from ..erlang import dflags
 from ..erlang.control import DEFAULT_MAX_FRAME_SIZE
 from ..erlang.mapping import TermMap
 from ..erlang.records import Records
+from ..errors import DistributionError
 from ..message import NOCONNECTION, NodeDown, NodeUp
 from .config import COOKIE_ENV, COOKIE_FILE, load_cookie, node_id_of
 from .erl_dispatch import ErlangDispatch
@@ -33,7 +34,9 @@ from .erl_peers import ErlangLinks, ErlPeer
 from .erl_routing import ErlangRouting, NodeRouter
 
 if TYPE_CHECKING:
+    from .._router import Router
     from ..system import ActorSystem
+    from .links import Links
     from .peers import NodeWatchers
     from .routing import Routing
     from .spawn import Spawner
@@ -95,16 +98,19 @@ class ErlangSide:
 
     Made before the node's routing (:meth:`wrap` gives the routing's system
     the :class:`NodeRouter`), completed by :meth:`attach` once the node's
-    parts exist.
+    parts exist. Made with ``config=False`` it is inert: every method does
+    nothing (the node then speaks joerl's protocol only).
 
     Args:
-        config: the settings (``True`` means the defaults).
+        config: the settings (``True`` means the defaults; ``False``: inert).
         name: the node's full name.
         cookie: the node's cookie.
         tick_time: the node's tick time (the default ``net_ticktime``).
     """
 
     def __init__(self, config: ErlangConfig | bool, name: str, cookie: bytes, tick_time: float) -> None:
+        #: Erlang distribution is on.
+        self.enabled = config is not False
         self.config = config if isinstance(config, ErlangConfig) else ErlangConfig()
         self.name = name
         self._cookie = cookie
@@ -113,8 +119,10 @@ class ErlangSide:
         self.routing: ErlangRouting | None = None
         self.links: ErlangLinks | None = None
 
-    def wrap(self, routing: Routing) -> NodeRouter:
+    def wrap(self, routing: Routing) -> Router:
         """The Router the node's system gets: this side's and joerl's routing, by destination."""
+        if not self.enabled:
+            return routing
         self.router = NodeRouter(routing)
         return self.router
 
@@ -125,8 +133,11 @@ class ErlangSide:
         spawner: Spawner,
         watchers: NodeWatchers,
         lookup: Callable[[str], Any],
+        listener: Links,
     ) -> None:
-        """Build the links, routing and dispatch once the node's parts exist."""
+        """Build the links, routing and dispatch once the node's parts exist; take Erlang diallers from ``listener``."""
+        if not self.enabled:
+            return
         terms = TermMap(
             self.name, routing.node_id, routing.creation, node_id_of, routing.peers.name_of, self.config.records
         )
@@ -152,6 +163,7 @@ class ErlangSide:
         assert self.router is not None, "wrap() first"
         self.router.erl = erl
         self.router.local_send = lambda name, msg, sender: system.send(name, msg, sender=sender)
+        listener.accept_other = self.accept
 
     def _down(self, peer: ErlPeer) -> None:
         assert self.routing is not None
@@ -170,18 +182,20 @@ class ErlangSide:
 
     def connect(self, name: str, timeout: float | None = None) -> bool:
         """Make sure a link to Erlang node ``name`` is up (raises ``NodeUnreachable``)."""
-        assert self.links is not None
-        return self.links.connect(name, timeout)
+        return self._on().links.connect(name, timeout)
 
     def to_erlang(self, term: Any) -> Any:
         """``term`` as Erlang nodes see it: its pids and refs as ``ErlangPid`` and ``ErlangRef``."""
-        assert self.routing is not None
-        return self.routing.terms.to_erlang(term)
+        return self._on().terms.to_erlang(term)
 
     def to_local(self, term: Any) -> Any:
         """``term`` from Erlang (``ErlangPid``, ``ErlangRef`` inside) as this node's runtime sees it."""
-        assert self.routing is not None
-        return self.routing.terms.to_local(term)
+        return self._on().terms.to_local(term)
+
+    def _on(self) -> ErlangRouting:
+        if self.routing is None:
+            raise DistributionError(f"node {self.name!r} was made without erlang=True: it speaks no Erlang")
+        return self.routing
 
     def nodes(self) -> list[str]:
         """The Erlang nodes with a link up."""

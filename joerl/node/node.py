@@ -27,6 +27,8 @@ from typing import Any
 
 from gevent.server import StreamServer
 
+from ..discovery._loop import DiscoveryLoop
+from ..discovery._strategy import Discovery
 from ..errors import DistributionError, NodeUnreachable
 from ..message import NOCONNECTION, NodeDown
 from ..pid import Pid
@@ -38,8 +40,6 @@ from .config import choose_creation, load_cookie, message_limits, node_id_of
 from .connection import LinkConfig
 from .dispatch import Dispatch
 from .erl_node import ErlangConfig, ErlangSide, erlang_cookie
-from ..discovery._loop import DiscoveryLoop
-from ..discovery._strategy import Discovery
 from .global_names import GlobalNames
 from .introspection import Introspection
 from .links import Links
@@ -115,9 +115,8 @@ class DistributedSystem:
             of peers' ``nodes()``, connect-all and global-name sync.
         introspection: answer peers' read-only introspection queries
             (``node.introspection``; see docs/operations.md).
-        erlang: also be an Erlang node (``True`` or an :class:`~joerl.node.erl_node.ErlangConfig`):
-            Erlang and Elixir nodes reach it on its port, it reaches theirs (docs/erlang.md);
-            the cookie may then come from ``~/.erlang.cookie`` too.
+        erlang: also be an Erlang node, ``True`` or an :class:`~joerl.node.erl_node.ErlangConfig`
+            (docs/erlang.md); the cookie may then come from ``~/.erlang.cookie`` too.
 
     Raises:
         InvalidNodeName: ``name`` is not a valid node name (checked before any IO).
@@ -176,7 +175,7 @@ class DistributedSystem:
             config = replace(config, wrap_socket=tls_wrapper(tls))
         config, limits = message_limits(config, limits)  # one message-size limit, end to end
         cookie_bytes = erlang_cookie(cookie) if erlang else load_cookie(cookie)
-        self.erlang = ErlangSide(erlang, name, cookie_bytes, config.tick_time) if erlang else None
+        self.erlang = ErlangSide(erlang, name, cookie_bytes, config.tick_time)  # (inert unless asked)
         self._closed = False
         self.creation = 0
         self._locator = loc = Locator(name, listen_address, epmd_address, advertise_host, portless, epmd_timeout)
@@ -208,7 +207,7 @@ class DistributedSystem:
                 first_bytes_timeout=first_bytes_timeout,
             )
             self._routing.outbox = self._links
-            self._links.accept_other = None if self.erlang is None else self.erlang.accept
+            self.erlang.attach(self._routing, self.system, self._spawner, self._watchers, loc.lookup, self._links)
             self._server.set_handle(self._links.handle_inbound)
             self._server.start()
             #: Cluster-wide names (Erlang's ``global``); see docs/global_names.md.
@@ -237,13 +236,11 @@ class DistributedSystem:
         self._peers = PeerTable(name, self.node_id, self._locator.registered_names)
         self._routing = routing = Routing(
             self.system, self.node_id, self.creation, self._peers, self.stats, registry or default_registry(), limits,
-            wrap=self.erlang.wrap if self.erlang else None,
+            wrap=self.erlang.wrap,
         )  # fmt: skip
         self._watchers = NodeWatchers(routing.inbound)
         self._spawner = Spawner(self.system, routing, self.connect_to_node)
         self._dispatch = Dispatch(routing, self.system, self._spawner)
-        if self.erlang is not None:  # Erlang distribution (docs/erlang.md)
-            self.erlang.attach(routing, self.system, self._spawner, self._watchers, self._locator.lookup)
 
     def _undo(self) -> None:
         """A constructor that failed half way: undo what it did, in reverse."""
@@ -282,8 +279,7 @@ class DistributedSystem:
             DiscoveryLoop.stop_of(self.discovery)
             self.system.shutdown(timeout)
         finally:
-            if self.erlang is not None:
-                self.erlang.close()
+            self.erlang.close()
             self._links.close()
             self._server.stop(timeout=1.0)
             self._locator.close()
@@ -371,7 +367,7 @@ class DistributedSystem:
     def nodes(self, kind: str = "visible") -> list[str]:
         """The names of the peers this node has a live link with: ``"visible"``
         ones (Erlang's ``nodes()``), ``"hidden"`` ones or all (``"connected"``)."""
-        return self._peers.connected(kind) + (self.erlang.nodes() if self.erlang and kind != "visible" else [])
+        return self._peers.connected(kind) + (self.erlang.nodes() if kind != "visible" else [])
 
     def disconnect_node(self, name: str) -> bool:
         """Close the link to ``name`` as if it broke (NodeDown, ``noconnection``); False if none."""
@@ -383,7 +379,7 @@ class DistributedSystem:
         Raises:
             NodeUnreachable: the node cannot be found or reached.
         """
-        if self.erlang is not None and self.erlang.is_erlang(self._name_of(name)):
+        if self.erlang.is_erlang(self._name_of(name)):
             return self.erlang.connect(self._name_of(name), timeout)
         return self._links.connect_to_node(self._name_of(name), timeout)
 
