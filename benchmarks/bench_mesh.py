@@ -1,0 +1,154 @@
+"""The cost of an idle full mesh (issue 17): N node processes, each linked to all others.
+
+N joerl nodes (``benchmarks/_mesh_peer.py``) on one private port mapper, and
+N Erlang nodes beside them where ``erl`` is installed, all with the same tick
+time. Each is told the names of all at once and links to every other; the
+benchmark waits for every node's full mesh, then lets them idle and reads
+their CPU time (``/proc/PID/stat``) and resident sets. Rows, joerl beside
+Erlang (lower is better):
+
+* **time to full mesh**: from the command to the last node's full mesh.
+* **idle CPU**: CPU of all N nodes together over the idle window, in percent
+  of one core. Target: no more than Erlang (issue 17 asks it at 80 nodes;
+  ``JOERL_BENCH_MESH_N`` sets N, default 20, quick mode 10).
+* **RSS per node**: the median resident set once idle.
+
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from .bench_dist import Child, Cluster, cpu_seconds
+from .harness import Figure, Row
+
+MESH = [sys.executable, "-m", "benchmarks._mesh_peer"]
+TICK = 4.0  # seconds: the issue's setting (Erlang's net_ticktime is whole seconds)
+TARGET_IDLE_CPU = 1.0  # x Erlang's
+
+
+def _rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _erl_code(n: int) -> str:
+    """An erl node: READY, then on a line of node names ping them all, wait for
+    the full mesh, print MESHED; then idle until killed."""
+    return (
+        'io:format("READY~n"), L = io:get_line(""), '
+        'Ps = [list_to_atom(P) || P <- tl(string:tokens(string:trim(L), " ")), list_to_atom(P) =/= node()], '
+        "T0 = erlang:monotonic_time(microsecond), [spawn(fun() -> net_adm:ping(P) end) || P <- Ps], "
+        f"W = fun W() -> case length(nodes()) >= {n - 1} of true -> ok; false -> timer:sleep(5), W() end end, W(), "
+        'io:format("MESHED seconds=~.4f~n", [(erlang:monotonic_time(microsecond) - T0) / 1.0e6]), '
+        "receive never -> ok end."
+    )
+
+
+def _mesh(children: list[Child], names: list[str]) -> float:
+    t0 = time.perf_counter()
+    for child in children:
+        child.send("mesh " + " ".join(names))
+    for child in children:
+        child.expect("MESHED", 180)
+    return time.perf_counter() - t0
+
+
+def _idle(children: list[Child], seconds: float) -> tuple[float, list[int]]:
+    """CPU percent of one core of all ``children`` over ``seconds``, and their RSS."""
+    pids = [c.pid for c in children]
+    before = [cpu_seconds(p) or 0.0 for p in pids]
+    t0 = time.monotonic()
+    deadline = t0 + seconds
+    while time.monotonic() < deadline:  # (the benchmark itself idles: nothing to wait on)
+        time.sleep(min(1.0, deadline - time.monotonic()))
+    after = [cpu_seconds(p) or 0.0 for p in pids]
+    wall = time.monotonic() - t0
+    return 100.0 * (sum(after) - sum(before)) / wall, [_rss(p) for p in pids]
+
+
+def _joerl(cluster: Cluster, n: int, tick: float) -> list[Child]:
+    children = []
+    for i in range(n):
+        child = cluster.spawn(f"mesh-j{i}", [*MESH, f"mj{i}", "--epmd", cluster.epmd, "--tick", str(tick)])
+        children.append(child)
+    for child in children:
+        child.ready()
+    return children
+
+
+def _erlang(cluster: Cluster, n: int, tick: float) -> list[Child]:
+    children = []
+    for i in range(n):
+        child = cluster.erl(f"mesh-e{i}", f"me{i}", _erl_code(n), tick=tick)
+        child.stop_signal = signal.SIGKILL
+        children.append(child)
+    for child in children:
+        child.ready(60)
+    return children
+
+
+def run(quick: bool) -> list[Row]:
+    n = int(os.environ.get("JOERL_BENCH_MESH_N", "10" if quick else "20"))
+    window = 10.0 if quick else 30.0
+    repeats = 3
+    rows: list[Row] = []
+    with Cluster() as cluster:
+        print(f"  mesh: {n} joerl nodes, tick {TICK}s", file=sys.stderr)
+        joerl = _joerl(cluster, n, TICK)
+        j_mesh = _mesh(joerl, [f"mj{i}" for i in range(n)])
+        j_cpu, j_rss = [], []
+        for _ in range(repeats):
+            cpu, rss = _idle(joerl, window / repeats)
+            j_cpu.append(cpu)
+            j_rss.append(float(statistics.median(rss)))
+        for child in joerl:
+            child.stop()
+        e_mesh = None
+        e_cpu: list[float] = []
+        e_rss: list[float] = []
+        if cluster.build_erlang():
+            print(f"  mesh: {n} Erlang nodes, net_ticktime {int(TICK)}", file=sys.stderr)
+            erl = _erlang(cluster, n, TICK)
+            e_mesh = _mesh(erl, [Cluster.erl_name(f"me{i}") for i in range(n)])
+            for _ in range(repeats):
+                cpu, rss = _idle(erl, window / repeats)
+                e_cpu.append(cpu)
+                e_rss.append(float(statistics.median(rss)))
+        erlang = e_mesh is not None
+        rows.append(
+            Row(
+                "mesh",
+                Figure(f"joerl, {n} nodes: time to full mesh", "s", [j_mesh]),
+                Figure("Erlang", "s", [e_mesh]) if e_mesh is not None else None,
+                lower_is_better=True,
+                note=f"{n} node processes told all names at once, until each has a link to every other",
+            )
+        )
+        rows.append(
+            Row(
+                "mesh",
+                Figure(f"joerl, {n} nodes: idle CPU, tick {TICK:g}s", "% of a core", j_cpu),
+                Figure("Erlang", "% of a core", e_cpu) if erlang else None,
+                target=TARGET_IDLE_CPU if erlang else None,
+                lower_is_better=True,
+                note=f"CPU of all {n} nodes over {window:g} idle seconds (full mesh), beside as many Erlang nodes",
+            )
+        )
+        rows.append(
+            Row(
+                "mesh",
+                Figure(f"joerl, {n} nodes: RSS per node", "B", j_rss),
+                Figure("Erlang", "B", e_rss) if erlang else None,
+                lower_is_better=True,
+                note="median resident set of the nodes, idle in the full mesh",
+            )
+        )
+    return rows
