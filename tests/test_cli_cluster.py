@@ -170,9 +170,9 @@ def test_the_cookie_comes_from_the_environment_or_the_cookie_file(cluster: Any, 
 
 def test_a_wrong_cookie_fails_with_a_message(cluster: Any) -> None:
     epmd, name, _ = cluster
-    r = joerl("ps", name, "--epmd", epmd, "--cookie", "wrong", "--timeout", "3")
-    assert r.returncode == 1
-    assert f"joerl ps: cannot ask node {name!r}" in r.stderr
+    r = joerl("ps", name, "--epmd", epmd, "--cookie", "wrong", "--timeout", "5")
+    assert r.returncode == 1, r.stderr
+    assert f"joerl ps: cannot ask node {name!r}" in r.stderr, r.stderr
 
 
 def test_an_unknown_node_fails_with_a_message(cluster: Any) -> None:
@@ -206,3 +206,10 @@ def test_the_console_script_is_the_same_program() -> None:
         pytest.skip(f"no joerl console script next to {sys.executable} (the package is not installed)")
     r = subprocess.run([str(script), "ps", "--help"], capture_output=True, text=True, timeout=60, env=child_env())
     assert r.returncode == 0 and "--sort" in r.stdout and os.path.basename(str(script)) == "joerl"
+
+
+def test_no_port_mapper_is_a_clear_error() -> None:
+    from joerl.testing import free_port
+
+    r = joerl("ps", "target", "--epmd", f"127.0.0.1:{free_port()}", "--cookie", COOKIE, "--timeout", "2")
+    assert r.returncode == 1 and "joerl ps: cannot join the cluster" in r.stderr and "Traceback" not in r.stderr

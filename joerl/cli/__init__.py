@@ -8,8 +8,11 @@ joins the cluster as a hidden node (:mod:`joerl.cli._connect`).
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from importlib import import_module
+
+from ..errors import JoerlError
 
 __all__ = ["COMMANDS", "add_commands", "run"]
 
@@ -28,4 +31,10 @@ def run(args: argparse.Namespace) -> int | None:
     if args.command not in COMMANDS:
         return None
     runner: Callable[[argparse.Namespace], int] = import_module(f"{__name__}.{args.command}").run
-    return runner(args)
+    try:
+        return runner(args)
+    except JoerlError as exc:  # cannot join the cluster: no port mapper, an unreadable cookie, ...
+        print(f"joerl {args.command}: cannot join the cluster: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
