@@ -1,4 +1,5 @@
-"""A chat room across OS processes: the seed's ``distributed_chat``, in Python.
+"""A chat room across OS processes: the ``distributed_chat`` example of the
+Rust joerl (https://crates.io/crates/joerl, "the seed"), in Python.
 
 Run in two (or more) terminals::
 

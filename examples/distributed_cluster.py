@@ -1,4 +1,5 @@
-"""A cluster that assembles itself through the port mapper: the seed's
+"""A cluster that assembles itself through the port mapper: the
+Rust joerl's (https://crates.io/crates/joerl, "the seed")
 ``distributed_cluster``, in Python.
 
 Run in three terminals (any order)::

@@ -1,4 +1,5 @@
-"""Two nodes in two OS processes talk: the seed's ``distributed_system_example``, in Python.
+"""Two nodes in two OS processes talk: the
+``distributed_system_example`` of the Rust joerl (https://crates.io/crates/joerl, "the seed"), in Python.
 
 Run in two terminals (either first)::
 

@@ -1,4 +1,5 @@
-"""Three nodes in one process trade echo and compute requests: the seed's
+"""Three nodes in one process trade echo and compute requests: the
+Rust joerl's (https://crates.io/crates/joerl, "the seed")
 ``remote_actors``, with a real transport underneath.
 
 Run::

@@ -1,4 +1,5 @@
-"""Ping-pong between two OS processes: the seed's ``remote_ping_pong``, in Python.
+"""Ping-pong between two OS processes: the ``remote_ping_pong`` example of the
+Rust joerl (https://crates.io/crates/joerl, "the seed"), in Python.
 
 Run the server, then the client, in two terminals::
 

@@ -1,4 +1,5 @@
-"""Messages that cross nodes: the seed's hand-written PingMsg, a versioned
+"""Messages that cross nodes: the hand-written PingMsg of the
+Rust joerl (https://crates.io/crates/joerl, "the seed"), a versioned
 ``@serializable`` dataclass, plain data, and two codecs standing in for two
 nodes that map pids at the boundary.
 
