@@ -18,7 +18,7 @@ docs/erlang.md says how to connect, what maps to what, and what is not supported
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -106,15 +106,24 @@ class ErlangSide:
         name: the node's full name.
         cookie: the node's cookie.
         tick_time: the node's tick time (the default ``net_ticktime``).
+        allowed: the node's ``allowed_nodes``: if given, the only Erlang nodes it links with.
     """
 
-    def __init__(self, config: ErlangConfig | bool, name: str, cookie: bytes, tick_time: float) -> None:
+    def __init__(
+        self,
+        config: ErlangConfig | bool,
+        name: str,
+        cookie: bytes,
+        tick_time: float,
+        allowed: Iterable[str] | None = None,
+    ) -> None:
         #: Erlang distribution is on.
         self.enabled = config is not False
         self.config = config if isinstance(config, ErlangConfig) else ErlangConfig()
         self.name = name
         self._cookie = cookie
         self._tick_time = self.config.tick_time or tick_time
+        self._allowed = None if allowed is None else frozenset(allowed)
         self.router: NodeRouter | None = None
         self.routing: ErlangRouting | None = None
         self.links: ErlangLinks | None = None
@@ -149,6 +158,7 @@ class ErlangSide:
             tick_time=self._tick_time,
             handshake_timeout=self.config.handshake_timeout,
             max_frame_size=self.config.max_frame_size,
+            allowed=self._allowed,
             lookup=lookup,
             learn=terms.learn,
             handler=lambda link, msg: dispatch.on_message(link, msg),

@@ -66,6 +66,8 @@ class ErlPeer:
         self.pending: list[tuple[Any, bytes]] = []
         self.up = Event()
         self.retry_at = 0.0
+        #: Why the last dial failed.
+        self.last_error = ""
         #: Calls waiting for this node's answers (failed with noconnection when it goes).
         self.calls: set[Any] = set()
 
@@ -84,7 +86,8 @@ class ErlangLinks:
         tick_time: Erlang's ``net_ticktime`` (seconds).
         handshake_timeout: seconds a handshake (connect included) may take.
         max_frame_size: the largest frame accepted from a peer.
-        lookup: ``lookup(alive)``: where the port mapper says node ``alive`` listens.
+        allowed: if given, the only node names this node links with (``allowed_nodes``).
+        lookup: ``lookup(name)``: where node ``name`` listens (the node's Locator: the port mapper of its host).
         learn: ``learn(name)``: the joerl node id of an Erlang node's name (recorded as Erlang's).
         handler: ``handler(link, message)`` for every control message.
         on_up, on_down: ``f(peer)`` when a link comes up, or goes.
@@ -101,6 +104,7 @@ class ErlangLinks:
         tick_time: float,
         handshake_timeout: float,
         max_frame_size: int,
+        allowed: frozenset[str] | None,
         lookup: Callable[[str], NodeInfo | None],
         learn: Callable[[str], int],
         handler: Callable[[ErlangLink, Any], None],
@@ -115,6 +119,7 @@ class ErlangLinks:
         self.tick_time = tick_time
         self.handshake_timeout = handshake_timeout
         self._max_frame = max_frame_size
+        self._allowed = allowed
         self._lookup = lookup
         self._learn = learn
         self._handler = handler
@@ -193,7 +198,7 @@ class ErlangLinks:
             g.join(timeout if timeout is not None else self.handshake_timeout + 5)
         if peer.ready:  # (what the dial did to it)
             return True
-        raise NodeUnreachable(name, "no link with that Erlang node")
+        raise NodeUnreachable(name, peer.last_error or "no link with that Erlang node")
 
     def _ensure_dialing(self, peer: ErlPeer) -> None:
         if peer.dialing is None and not peer.ready and not self.closed:
@@ -227,6 +232,7 @@ class ErlangLinks:
                 return
             lost, peer.pending = peer.pending, []
             peer.retry_at = monotonic() + RETRY_AFTER
+            peer.last_error = exc.reason if isinstance(exc, NodeUnreachable) and exc.reason else str(exc)
             self._log_failure(name, exc)
             self._on_unreachable(peer, [msg for msg, _ in lost], str(exc))
         finally:
@@ -234,8 +240,10 @@ class ErlangLinks:
 
     def _dial_once(self, peer: ErlPeer) -> None:
         name = peer.name
-        alive, _, host = name.partition("@")
-        info = self._lookup(alive)
+        if self._allowed is not None and name not in self._allowed:
+            raise NodeUnreachable(name, "not in allowed_nodes")
+        host = name.partition("@")[2]
+        info = self._lookup(name)
         if info is None:
             raise NodeUnreachable(name, "not registered at the port mapper")
         try:
@@ -304,8 +312,8 @@ class ErlangLinks:
         return True
 
     def _decide(self, name: str) -> str:
-        if self.closed:
-            return "refuse"
+        if self.closed or (self._allowed is not None and name not in self._allowed):
+            return "refuse"  # (not_allowed, before the cookie is checked, as Erlang's net_kernel:allow/1)
         peer = self.peers.get(name)
         if peer is None:
             return "ok"

@@ -79,7 +79,7 @@ class ErlangRouting:
         pending: the node's table of calls waiting for answers.
         make_ref: the runtime's ref maker.
         stats: the node's counters.
-        lookup: ``lookup(alive)`` at the node's port mapper.
+        lookup: ``lookup(name)``: the port mapper's record of node ``name`` (the node's Locator).
     """
 
     def __init__(
@@ -121,7 +121,7 @@ class ErlangRouting:
         if "@" not in name or getcurrent() is self._hub:
             return False
         try:
-            info = self._lookup(name.partition("@")[0])
+            info = self._lookup(name)
         except EpmdError:
             return False
         if info is None:

@@ -175,7 +175,7 @@ class DistributedSystem:
             config = replace(config, wrap_socket=tls_wrapper(tls))
         config, limits = message_limits(config, limits)  # one message-size limit, end to end
         cookie_bytes = erlang_cookie(cookie) if erlang else load_cookie(cookie)
-        self.erlang = ErlangSide(erlang, name, cookie_bytes, config.tick_time)  # (inert unless asked)
+        self.erlang = ErlangSide(erlang, name, cookie_bytes, config.tick_time, allowed_nodes)  # (inert unless asked)
         self._closed = False
         self.creation = 0
         self._locator = loc = Locator(name, listen_address, epmd_address, advertise_host, portless, epmd_timeout)

@@ -146,3 +146,17 @@ def test_a_dialler_without_v4_nc_and_unlink_id_is_refused_with_a_clear_error(
         wait_until(lambda: any("old@127.0.0.1" in r.getMessage() for r in caplog.records), timeout=10)
     line = next(r.getMessage() for r in caplog.records if "old@127.0.0.1" in r.getMessage())
     assert "UNLINK_ID" in line and "V4_NC" in line, line
+
+
+def test_allowed_nodes_applies_to_erlang_nodes(epmd_port: int, e1: ErlShell) -> None:
+    guarded = erlang_node(epmd_port, "guarded@127.0.0.1", allowed_nodes=["e1@127.0.0.1"])
+    e6 = ErlShell(epmd_port, "e6")
+    try:
+        assert e1.eval("net_adm:ping('guarded@127.0.0.1')") == Atom("pong")
+        assert e6.eval("net_adm:ping('guarded@127.0.0.1')") == Atom("pang")  # refused: not allowed
+        with pytest.raises(NodeUnreachable, match="allowed_nodes"):
+            guarded.connect_to_node("e6@127.0.0.1", timeout=10)
+        assert guarded.nodes("hidden") == ["e1@127.0.0.1"]
+    finally:
+        e6.close()
+        guarded.shutdown()
