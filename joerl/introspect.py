@@ -115,6 +115,8 @@ class SystemInfo:
         sent: messages sent by the live processes.
         dropped: messages dropped in all; ``dropped_by_reason``: by reason.
         supervisors: live supervisors (and pools).
+        spawned, crashed, restarts: processes started, crashed and restarted by
+            supervisors since the system started (``system.stats``).
     """
 
     name: str
@@ -126,6 +128,9 @@ class SystemInfo:
     dropped: int
     dropped_by_reason: dict[str, int]
     supervisors: int
+    spawned: int
+    crashed: int
+    restarts: int
 
 
 def describe_actor(actor: Any) -> str:
@@ -258,6 +263,9 @@ def system_info(system: ActorSystem) -> SystemInfo:
         dropped=stats.dropped,
         dropped_by_reason=dict(stats.dropped_by_reason),
         supervisors=sum(1 for c in ctxs if c._supervisor),
+        spawned=stats.spawned,
+        crashed=stats.crashed,
+        restarts=stats.restarts,
     )
 
 

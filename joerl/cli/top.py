@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
                 up = sum(1 for p in report.peers if p.state == "up")
                 print(
                     f"{_CLEAR if clear else ''}node {report.node}  processes {s.processes}  "
-                    f"queued {s.mailbox_total}  dropped {s.dropped}  links up {up}  "
+                    f"queued {s.mailbox_total}  dropped {s.dropped}  restarts {s.restarts}  links up {up}  "
                     f"link msgs in/out {report.stats.get('received', 0)}/{report.stats.get('sent', 0)}",
                     flush=False,
                 )

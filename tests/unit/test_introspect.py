@@ -124,6 +124,7 @@ def test_system_info(system: ActorSystem, probe: Probe) -> None:
     assert ("echo", ref.pid) in info.registered
     assert info.received >= 1 and info.sent >= 1
     assert info.dropped == system.stats.dropped
+    assert info.spawned == system.stats.spawned >= 3 and info.restarts == 0 and info.crashed == 0
 
 
 def test_plain_terms_round_trip(system: ActorSystem) -> None:
