@@ -113,6 +113,8 @@ class ErlangLink:
         handler: ``handler(link, message)`` for every control message (the reader greenlet).
         on_closed: ``on_closed(link, reason)``, once, when the link closes.
         max_frame_size: the largest frame accepted.
+        max_queue_bytes: bytes queued behind a write in progress past which a
+            sending greenlet waits for the writer (backpressure; the hub never waits).
     """
 
     def __init__(
@@ -124,6 +126,7 @@ class ErlangLink:
         handler: Callable[[ErlangLink, Any], None],
         on_closed: Callable[[ErlangLink, str], None],
         max_frame_size: int,
+        max_queue_bytes: int = 8 * 1024 * 1024,
     ) -> None:
         self.sock = sock
         self.peer_name = connected.peer
@@ -143,6 +146,9 @@ class ErlangLink:
         self._frames = FrameDecoder(max_frame_size)
         self._leftover = connected.leftover
         self._out: list[bytes] = []
+        self._queued = 0
+        self.max_queue_bytes = max_queue_bytes
+        self._drained = Event()
         self._busy = False
         self._wake = Event()
         self._done = Event()
@@ -152,6 +158,11 @@ class ErlangLink:
 
     def __repr__(self) -> str:
         return f"<ErlangLink to {self.peer_name}{' closed' if self.closed else ''}>"
+
+    @property
+    def queued(self) -> int:
+        """Bytes waiting behind the write in progress."""
+        return self._queued
 
     def start(self) -> None:
         """Spawn the reader, writer and ticker greenlets."""
@@ -177,8 +188,14 @@ class ErlangLink:
         if self.closed:
             raise LinkClosed(f"the link to {self.peer_name} is closed ({self.reason})")
         self._out.append(data)
-        if self._busy:
-            return  # the greenlet writing now takes it too
+        self._queued += len(data)
+        if self._busy:  # the greenlet writing now takes it too
+            if self._queued > self.max_queue_bytes and getcurrent() is not self._hub:
+                self._drained.clear()
+                self._drained.wait()  # backpressure: the peer reads slower than we send
+                if self.closed:
+                    raise LinkClosed(f"the link to {self.peer_name} closed ({self.reason})")
+            return
         if getcurrent() is self._hub:
             self._wake.set()  # the hub never writes
             return
@@ -190,13 +207,16 @@ class ErlangLink:
             while self._out:
                 chunk = b"".join(self._out) if len(self._out) > 1 else self._out[0]
                 self._out.clear()
+                self._queued = 0
                 self.sock.sendall(chunk)
             self._last_out = monotonic()
         except OSError as exc:
             self._busy = False
+            self._drained.set()
             self.close(f"write failed: {exc}")
             raise ConnectionLost(f"the link to {self.peer_name} broke: {exc}") from None
         self._busy = False
+        self._drained.set()
 
     def _write(self) -> None:
         while not self.closed:
@@ -284,6 +304,7 @@ class ErlangLink:
             if g is not current:
                 g.kill(block=False)
         self._wake.set()
+        self._drained.set()
         self._done.set()
         log.info("link to Erlang node %s closed: %s", self.peer_name, reason)
         self._on_closed(self, reason)
