@@ -111,10 +111,8 @@ class DistributedSystem:
             (:func:`~joerl.node.names.derived_port`) and is dialled there.
         discovery: a :class:`~joerl.discovery.Discovery` strategy, run by
             ``node.discovery`` from start to shutdown (docs/discovery.md).
-        hidden: join hidden, as Erlang's remote shells and observer: left out
-            of peers' ``nodes()``, connect-all and global-name sync.
-        introspection: answer peers' read-only introspection queries
-            (``node.introspection``; see docs/operations.md).
+        hidden: join hidden (as Erlang's observer): out of peers' ``nodes()``, connect-all, global sync.
+        introspection: answer peers' read-only introspection queries (``node.introspection``).
         erlang: also be an Erlang node, ``True`` or an :class:`~joerl.node.erl_node.ErlangConfig`
             (docs/erlang.md); the cookie may then come from ``~/.erlang.cookie`` too.
 
