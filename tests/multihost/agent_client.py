@@ -46,11 +46,15 @@ class Agent:
         self._changed = Event()
         self._reader = gevent.spawn(self._read)
 
+    @staticmethod
+    def argv(name: str, *options: str, tick: float = 2.0) -> list[str]:
+        """The command of a node: ``agent.py NAME --tick TICK OPTIONS``."""
+        return [sys.executable, str(HERE / "agent.py"), name, "--tick", str(tick), *options]
+
     @classmethod
     def start(cls, host: Any, name: str, *options: str, tick: float = 2.0) -> Agent:
-        """Start ``agent.py NAME --tick TICK OPTIONS`` on ``host``, wait until it is registered."""
-        child = host.start([sys.executable, str(HERE / "agent.py"), name, "--tick", str(tick), *options])
-        return cls(host, child)
+        """Start a node on ``host``, wait until it is registered."""
+        return cls(host, host.start(cls.argv(name, *options, tick=tick)))
 
     def __repr__(self) -> str:
         return f"<Agent {self.node} on {self.host.hostname}>"
@@ -140,13 +144,16 @@ def start_nodes(
         extra = ["--discover", "static:" + ",".join(names)]
     elif discover == "epmd":
         extra = ["--discover", "epmd:" + ",".join(h.hostname for h in net.hosts)]
-    for host in net.hosts:
-        if host.epmd is None:
-            host.start_epmd()
-    return [
-        Agent.start(host, name, *options, *extra, *(per_host(host) if per_host else ()), tick=tick)
+    # Every process starts at once, then each is waited for: Python's start-up
+    # is most of the time a node takes to come up.
+    epmds = [host.start_epmd(wait=False) for host in net.hosts if host.epmd is None]
+    for epmd in epmds:
+        epmd.wait_ready()
+    children = [
+        host.start(Agent.argv(name, *options, *extra, *(per_host(host) if per_host else ()), tick=tick))
         for host, name in zip(net.hosts, names, strict=True)
     ]
+    return [Agent(host, child) for host, child in zip(net.hosts, children, strict=True)]
 
 
 def wait_meshed(agents: list[Agent], timeout: float = 30.0) -> float:

@@ -153,12 +153,13 @@ class Host:
         """Run ``iptables ARGS`` in this host's namespace."""
         return _sh("ip", "netns", "exec", self.ns, "iptables", *args, check=check)
 
-    def start_epmd(self, *options: str) -> ChildProcess:
-        """Start this host's port mapper, ``joerl-epmd 0.0.0.0:4369``, and wait until it listens."""
+    def start_epmd(self, *options: str, wait: bool = True) -> ChildProcess:
+        """Start this host's port mapper, ``joerl-epmd 0.0.0.0:4369``, and (``wait``) wait until it listens."""
         if self.epmd is not None and self.epmd.alive():
             raise RuntimeError(f"{self.hostname} already runs a port mapper")
         self.epmd = self.start([sys.executable, "-m", "joerl.epmd", "0.0.0.0:4369", *options])
-        self.epmd.wait_ready()
+        if wait:
+            self.epmd.wait_ready()
         return self.epmd
 
     def kill_epmd(self) -> None:
