@@ -29,6 +29,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from . import plots
 from .harness import Row
 
 HERE = Path(__file__).resolve().parent
@@ -203,7 +204,7 @@ def render_text(outcomes: Sequence[Outcome]) -> str:
     return "\n".join(lines)
 
 
-def render_markdown(outcomes: Sequence[Outcome], meta: dict[str, Any]) -> str:
+def render_markdown(outcomes: Sequence[Outcome], meta: dict[str, Any], plots: Sequence[Path] = ()) -> str:
     def cell(s: str) -> str:
         return s.replace("|", "\\|")
 
@@ -221,6 +222,7 @@ def render_markdown(outcomes: Sequence[Outcome], meta: dict[str, Any]) -> str:
         "the median of several samples, and the spread is (max - min) / median. "
         "What each figure measures, and why: `benchmarks/README.md`.",
         "",
+        *[f"![{p.stem}](images/{p.name})\n" for p in plots],
         "| " + " | ".join(HEADER) + " |",
         "|" + "|".join("---:" if j in (0, 3, 4, 6, 7) else "---" for j in range(len(HEADER))) + "|",
     ]
@@ -299,7 +301,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\nwrote {args.json}", file=sys.stderr)
     if args.write_docs:
         DOCS.parent.mkdir(parents=True, exist_ok=True)
-        DOCS.write_text(render_markdown(outcomes, meta))
+        drawn = plots.write(report, DOCS.parent / "images")  # SVG, one per module (benchmarks/plots.py)
+        DOCS.write_text(render_markdown(outcomes, meta, drawn))
         print(f"wrote {DOCS}", file=sys.stderr)
     if any(o.failed for o in outcomes):
         return 1
