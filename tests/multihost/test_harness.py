@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -120,3 +122,20 @@ def test_without_root_or_tools_the_set_says_why(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(netns.os, "geteuid", lambda: 0)
     monkeypatch.setattr(netns.shutil, "which", lambda tool: None if tool == "iptables" else f"/usr/bin/{tool}")
     assert netns.unavailable() == "'iptables' is not installed (system package iptables)"
+
+
+def test_leftovers_of_a_crashed_run_are_removed(netns_ok: None) -> None:
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a pid that no longer runs: the "crashed" run's
+    ns = f"{netns.PREFIX}{gone.pid}-crashed-br"
+    netns._sh("ip", "netns", "add", ns)
+    (NETNS_ETC / ns).mkdir(parents=True, exist_ok=True)
+    mine = f"{netns.PREFIX}{os.getpid()}-alive-br"  # a run still going (this one) is left alone
+    netns._sh("ip", "netns", "add", mine)
+    try:
+        assert ns in netns.remove_leftovers()
+        assert ns not in _namespaces() and not (NETNS_ETC / ns).exists()
+        assert mine in _namespaces()
+    finally:
+        netns._remove_namespace(mine)
+        netns._remove_namespace(ns)
