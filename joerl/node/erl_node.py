@@ -190,8 +190,17 @@ class ErlangSide:
         """Is node ``name`` an Erlang node (one this node speaks Erlang's protocol with)?"""
         return self.routing is not None and self.routing.is_erlang(name)
 
-    def connect(self, name: str, timeout: float | None = None) -> bool:
-        """Make sure a link to Erlang node ``name`` is up (raises ``NodeUnreachable``)."""
+    def connect(
+        self, name: str, timeout: float | None = None, otherwise: Callable[[str, float | None], bool] | None = None
+    ) -> bool:
+        """Make sure a link to Erlang node ``name`` is up (``otherwise(name, timeout)`` if it is not an Erlang node).
+
+        Raises:
+            NodeUnreachable: it cannot be reached.
+            DistributionError: not an Erlang node, and no ``otherwise``.
+        """
+        if otherwise is not None and not self.is_erlang(name):
+            return otherwise(name, timeout)
         return self._on().links.connect(name, timeout)
 
     def to_erlang(self, term: Any) -> Any:

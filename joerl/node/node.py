@@ -377,9 +377,7 @@ class DistributedSystem:
         Raises:
             NodeUnreachable: the node cannot be found or reached.
         """
-        if self.erlang.is_erlang(self._name_of(name)):
-            return self.erlang.connect(self._name_of(name), timeout)
-        return self._links.connect_to_node(self._name_of(name), timeout)
+        return self.erlang.connect(self._name_of(name), timeout, otherwise=self._links.connect_to_node)
 
     def node_of(self, pid: Pid) -> str | None:
         """The name of the node ``pid`` lives on (None if unknown)."""
