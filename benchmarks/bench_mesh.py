@@ -80,7 +80,7 @@ def _joerl(cluster: Cluster, n: int, tick: float) -> list[Child]:
         child = cluster.spawn(f"mesh-j{i}", [*MESH, f"mj{i}", "--epmd", cluster.epmd, "--tick", str(tick)])
         children.append(child)
     for child in children:
-        child.ready()
+        child.ready(180)  # (N interpreters importing at once on a busy machine)
     return children
 
 

@@ -3,7 +3,7 @@
 This module owns the IO of an established link to one peer node and its life
 cycle: a :class:`Connection` reads with a reader greenlet
 (``recv -> FrameDecoder.feed -> handler``), keeps an idle link alive and
-declares a silent peer down with a ticker, and closes once, telling why
+declares a silent peer down with a tick timer (in the hub), and closes once, telling why
 (:class:`~joerl.errors.LinkClosed`: this node closed it;
 :class:`~joerl.errors.ConnectionLost`: it broke). What it sends goes through
 its :class:`~joerl.node.link_writer.LinkWriter` (the queue, backpressure and
@@ -200,7 +200,8 @@ class Connection:
         self._dispatching = False  # the reader is delivering (its wait is not the peer's silence)
         self._greenlets: list[gevent.Greenlet] = []
         self._reader: gevent.Greenlet | None = None
-        self._ticker: gevent.Greenlet | None = None
+        self._tick_timer: Any = None  # a repeating libev timer: ticks cost no greenlet (see _tick)
+        self._tick_mark = -1
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("up" if self._started else "new")
@@ -224,7 +225,7 @@ class Connection:
     # -- lifecycle -------------------------------------------------------------
 
     def start(self) -> None:
-        """Spawn the reader, writer and ticker greenlets.
+        """Spawn the reader and writer greenlets; start the tick timer.
 
         Raises:
             ValueError: no handler was given.
@@ -241,10 +242,11 @@ class Connection:
         self._last_read = monotonic()
         self._reader = gevent.spawn(self._read_loop)
         writer = gevent.spawn(self._writer.run)
-        self._ticker = gevent.spawn(self._tick_loop)
-        self._writer.no_wait = (self._reader, self._ticker)
-        self._greenlets = [self._reader, writer, self._ticker]
-        for g, what in zip(self._greenlets, ("reader", "writer", "ticker"), strict=False):
+        self._tick_timer = timer = gevent.get_hub().loop.timer(self.tick_interval, self.tick_interval)
+        timer.start(self._tick)
+        self._writer.no_wait = (self._reader,)
+        self._greenlets = [self._reader, writer]
+        for g, what in zip(self._greenlets, ("reader", "writer"), strict=False):
             g.name = f"joerl-link-{what}:{self.local.name}->{self.peer_name}"
 
     def close(self, reason: Any = "normal") -> None:
@@ -258,6 +260,8 @@ class Connection:
             return
         self._closed = True
         self.close_reason = reason
+        if self._tick_timer is not None:
+            self._tick_timer.close()
         self._writer.stop(reason)
         try:
             self.sock.close()
@@ -428,29 +432,35 @@ class Connection:
         if n <= 10 or n % 1000 == 0:
             log.warning("link %s -> %s: dropped a bad frame (%d so far): %s", self.local.name, self.peer_name, n, exc)
 
-    def _tick_loop(self) -> None:
-        interval = self.tick_interval
+    def _tick(self) -> None:
+        """Every ``tick_interval``, in the hub (a libev timer's callback: an
+        idle link costs no greenlet switch and no timer made per tick): a peer
+        silent for the tick time is declared down; a tick goes out when
+        nothing was written during the interval."""
+        if self._closed:
+            return
         limit = self.config.tick_time
         stats = self.stats
-        mark = -1
-        while not self._closed_event.wait(interval):
-            silent = monotonic() - self._last_read
-            if silent > limit and not self._dispatching:
-                # (Time our reader spends delivering, e.g. waiting on a full
-                # bounded mailbox, is ours, not the peer's silence.)
-                stats.tick_timeouts += 1
-                self.close(
-                    ConnectionLost(
-                        f"node {self.peer_name!r} sent nothing for {silent:.1f}s (tick time {limit}s): declared down"
-                    )
-                )
-                return
-            if stats.bytes_out == mark and not self._writer.queue and not self._closed:
-                stats.ticks_out += 1
-                before = stats.bytes_out
+        silent = monotonic() - self._last_read
+        if silent > limit and not self._dispatching:
+            # (Time our reader spends delivering, e.g. waiting on a full
+            # bounded mailbox, is ours, not the peer's silence.)
+            stats.tick_timeouts += 1
+            reason = ConnectionLost(
+                f"node {self.peer_name!r} sent nothing for {silent:.1f}s (tick time {limit}s): declared down"
+            )
+            self._tick_timer.close()
+            gevent.spawn(self.close, reason)  # on_closed may block: not in the hub
+            return
+        if stats.bytes_out == self._tick_mark and not self._writer.queue:
+            stats.ticks_out += 1
+            before = stats.bytes_out
+            try:
                 self.send_frame(TICK_FRAME)
-                # Idle again next time means nothing but this tick went out (it
-                # may have been written at once, or be queued for the writer).
-                mark = before + len(TICK_FRAME)
-            else:
-                mark = stats.bytes_out
+            except LinkDown:
+                return
+            # Idle again next time means nothing but this tick went out (it
+            # may have been written at once, or be queued for the writer).
+            self._tick_mark = before + len(TICK_FRAME)
+        else:
+            self._tick_mark = stats.bytes_out
