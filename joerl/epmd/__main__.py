@@ -49,8 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
         "address",
         nargs="?",
         default=None,
-        help="HOST:PORT to listen on (default 127.0.0.1:4369, or 127.0.0.1:$ERL_EPMD_PORT); "
-        "0.0.0.0:4369 serves a whole cluster",
+        help="HOST:PORT to listen on (default every interface, 0.0.0.0:4369 or 0.0.0.0:$ERL_EPMD_PORT, "
+        "as Erlang's epmd: other hosts look nodes up here; registrations come from this host only)",
     )
     ap.add_argument(
         "--keepalive-timeout",
@@ -95,11 +95,15 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"new connections per second from one remote address (default {DEFAULT_RATE_PER_ADDRESS:g})",
     )
     ap.add_argument("--limit-loopback", action="store_true", help="apply the per-address limits to loopback peers too")
+    ap.add_argument("--loopback", action="store_true", help="listen on 127.0.0.1 only (no lookups from other hosts)")
     ap.add_argument(
-        "--allow-remote-register",
+        "--shared",
         action="store_true",
-        help="accept joerl registrations from other hosts (trusted networks only)",
+        help="one port mapper for the whole cluster: also accept registrations from other hosts that prove the "
+        "cluster's cookie with an HMAC (cookie: $JOERL_COOKIE, else --cookie-file, else ~/.joerl.cookie)",
     )
+    ap.add_argument("--cookie-file", default=None, metavar="PATH", help="the cluster's cookie file, with --shared")
+    ap.add_argument("--allow-remote-register", action="store_true", help=argparse.SUPPRESS)  # gone: explains --shared
     ap.add_argument(
         "--relaxed-command-check",
         "-relaxed_command_check",
@@ -237,6 +241,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.names or args.kill or args.stop is not None:
         return _ask(args, address)
+    if args.allow_remote_register:
+        print(
+            "joerl-epmd: --allow-remote-register is gone (anyone reaching the port could claim or move any name); "
+            "run one port mapper for the whole cluster with --shared: registrations from other hosts must then "
+            "prove the cluster's cookie with an HMAC",
+            file=sys.stderr,
+        )
+        return 2
+    if args.address is None and not args.loopback:
+        address = f"0.0.0.0:{parse_address(address)[1]}"  # every interface, as Erlang's epmd
+    cookie = None
+    if args.shared:
+        from ..errors import CookieFileError
+        from ..node.config import load_cookie
+
+        try:
+            cookie = load_cookie(None, args.cookie_file)
+        except CookieFileError as exc:
+            print(f"joerl-epmd: --shared needs the cluster's cookie: {exc}", file=sys.stderr)
+            return 2
     log_file = os.path.abspath(args.log_file) if args.log_file else None
     if args.daemon:
         code = _detach()
@@ -254,7 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         packet_timeout=args.packet_timeout,
         request_timeout=args.request_timeout,
         max_connections=args.max_connections,
-        allow_remote_register=args.allow_remote_register,
+        cookie=cookie,
         relaxed_command_check=args.relaxed_command_check,
         max_per_address=args.max_per_address,
         rate_per_address=args.rate_per_address,

@@ -19,7 +19,9 @@ with the daemon, not with a client making many queries):
 request op     fields                                            reply op and fields
 =============  ================================================  =====================================
 ``register``   name, host, port, metadata (map), and optional    ``registered``: node
-               type, proto, high, low (ints), extra (bin)
+               type, proto, high, low (ints), extra (bin),
+               auth (bin: the cookie's HMAC, :mod:`._auth`)
+``challenge``  (none)                                            ``challenge``: nonce (bin)
 ``unregister`` name                                              ``unregistered``: name, existed (bool)
 ``lookup``     name, close (optional bool)                       ``lookup``: node (map or nil)
 ``list``       close (optional bool)                             ``nodes``: nodes (array of maps)
@@ -33,8 +35,10 @@ host, port, metadata, creation, type, proto, high, low, extra`` and ``kind``
 (``"joerl"`` for an extension registration, ``"erlang"`` for ALIVE2).
 ``host`` is ``""`` for an ALIVE2 registration: the node runs on the daemon's
 host. Error codes: ``name_in_use``, ``invalid_name``, ``bad_request``,
-``too_large``, ``not_allowed``, ``already_registered``, ``not_registered``,
-``unknown_op``; an error leaves the connection open. Metadata is plain data
+``too_large``, ``not_allowed``, ``auth_failed``, ``already_registered``,
+``not_registered``, ``unknown_op``; an error leaves the connection open. A
+name may be a full ``alive@host`` (what a shared port mapper holds); a
+registration from another host needs ``auth`` (see :mod:`._auth`). Metadata is plain data
 only: nil, bool, int, float, str, bin, arrays and maps with str keys, at most
 32 deep.
 
@@ -68,6 +72,8 @@ from ._wire import (
 
 __all__ = [
     "OP_JOERL",
+    "Challenge",
+    "ChallengeReply",
     "ExtError",
     "ExtReply",
     "ExtReplyDecoder",
@@ -121,11 +127,15 @@ class Register:
     highest_version: int = 6
     lowest_version: int = 6
     extra: bytes = b""
+    #: The cookie's HMAC (:func:`._auth.register_mac`); empty: none.
+    auth: bytes = b""
 
     def encode(self) -> bytes:
         check_name(self.name, host_ok=True)
+        auth = {"auth": self.auth} if self.auth else {}
         return _ext_request(
             {
+                **auth,
                 "op": "register",
                 "name": self.name,
                 "host": self.host,
@@ -193,6 +203,14 @@ class KeepAlive:
 
 
 @dataclass(frozen=True)
+class Challenge:
+    """Ask for a nonce to authenticate a registration with (:mod:`._auth`)."""
+
+    def encode(self) -> bytes:
+        return _ext_request({"op": "challenge"})
+
+
+@dataclass(frozen=True)
 class UnknownExt:
     """A well-formed extension request with an op this daemon does not know."""
 
@@ -256,6 +274,14 @@ class KeepAliveAck:
 
 
 @dataclass(frozen=True)
+class ChallengeReply:
+    nonce: bytes
+
+    def encode(self) -> bytes:
+        return _ext_reply({"op": "challenge", "nonce": self.nonce})
+
+
+@dataclass(frozen=True)
 class ExtError:
     """The daemon refused an extension request; the connection stays open."""
 
@@ -266,8 +292,8 @@ class ExtError:
         return _ext_reply({"op": "error", "code": self.code, "message": self.message})
 
 
-ExtRequest = Register | Unregister | Lookup | ListNodes | Ping | KeepAlive | UnknownExt
-ExtReply = Registered | Unregistered | LookupResult | NodeList | Pong | KeepAliveAck | ExtError
+ExtRequest = Register | Unregister | Lookup | ListNodes | Ping | KeepAlive | Challenge | UnknownExt
+ExtReply = Registered | Unregistered | LookupResult | NodeList | Pong | KeepAliveAck | ChallengeReply | ExtError
 
 # -- decoding ------------------------------------------------------------------
 
@@ -292,7 +318,10 @@ def decode_ext_body(body: bytes) -> ExtRequest:
             highest_version=int_field(m, "high", U16, 6),
             lowest_version=int_field(m, "low", U16, 6),
             extra=bin_field(m, "extra", b""),
+            auth=bin_field(m, "auth", b""),
         )
+    if op == "challenge":
+        return Challenge()
     if op == "unregister":
         return Unregister(str_field(m, "name"))
     if op == "lookup":
@@ -325,6 +354,8 @@ def _decode_ext_reply(body: bytes) -> ExtReply:
         return Pong(str_field(m, "daemon", ""), str_field(m, "version", ""))
     if op == "keepalive_ack":
         return KeepAliveAck()
+    if op == "challenge":
+        return ChallengeReply(bin_field(m, "nonce"))
     if op == "error":
         return ExtError(str_field(m, "code"), str_field(m, "message", ""))
     raise EpmdProtocolError(f"unknown extension reply op {describe(op)}")

@@ -2,8 +2,9 @@
 
 Wire layout: see :mod:`._ext` (``Len:16 | 'J' | msgpack map`` in,
 ``'J' | Len:32 | msgpack map`` out). This module owns what the daemon
-*decides*: who may register (loopback peers, unless
-``allow_remote_register``), the limits on a registration (name, port, host,
+*decides*: who may register (peers on the daemon's own host; others only
+with the cookie's HMAC over a nonce of the connection, when the daemon is a
+cluster's shared port mapper and knows the cookie, see :mod:`._auth`), the limits on a registration (name, port, host,
 extra, metadata size), one registration per connection, keep-alives and
 unregistration by the owner only. Every request on a registration's
 connection counts as a sign of life (``last_seen``, on the injected clock).
@@ -13,6 +14,7 @@ The server sends the bytes it returns.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable
 
 import msgpack
@@ -24,7 +26,7 @@ __all__ = ["EXT_TYPES", "ExtService"]
 
 log = logging.getLogger("joerl.epmd.server")
 
-EXT_TYPES = (p.Register, p.Unregister, p.Lookup, p.ListNodes, p.Ping, p.KeepAlive, p.UnknownExt)
+EXT_TYPES = (p.Register, p.Unregister, p.Lookup, p.ListNodes, p.Ping, p.KeepAlive, p.Challenge, p.UnknownExt)
 
 
 def _version() -> str:
@@ -46,17 +48,25 @@ class ExtService:
     Args:
         table: the daemon's names.
         clock: monotonic seconds, for ``last_seen``.
-        allow_remote_register: accept registrations from other hosts.
+        cookie: the cluster's cookie: registrations from other hosts that
+            carry its HMAC are accepted (a shared port mapper); None: none are.
         max_metadata: largest metadata (bytes of msgpack) in a registration.
     """
 
     def __init__(
-        self, table: NameTable, clock: Callable[[], float], *, allow_remote_register: bool, max_metadata: int
+        self, table: NameTable, clock: Callable[[], float], *, cookie: bytes | None, max_metadata: int
     ) -> None:
         self._table = table
         self._clock = clock
-        self.allow_remote_register = allow_remote_register
+        self._cookie = cookie
         self.max_metadata = max_metadata
+        #: Remote registrations refused for a missing or wrong HMAC.
+        self.auth_failures = 0
+
+    @property
+    def shared(self) -> bool:
+        """Whether authenticated registrations from other hosts are accepted."""
+        return self._cookie is not None
 
     def answer(self, conn: Holder, req: p.Request) -> bytes:
         """The reply to ``req`` from ``conn`` (any request counts as a sign of life)."""
@@ -74,6 +84,9 @@ class ExtService:
             return self._table.list_reply()
         if isinstance(req, p.Ping):
             return _PONG
+        if isinstance(req, p.Challenge):
+            conn.nonce = secrets.token_bytes(p.NONCE_BYTES)
+            return p.ChallengeReply(conn.nonce).encode()
         if isinstance(req, p.Register):
             return self._register(conn, req)
         if isinstance(req, p.Unregister):
@@ -85,14 +98,36 @@ class ExtService:
         assert isinstance(req, p.UnknownExt)
         return p.ExtError("unknown_op", f"unknown op {req.op!r}").encode()
 
-    def _register(self, conn: Holder, req: p.Register) -> bytes:
-        if not conn.local and not self.allow_remote_register:
+    def _refuse_remote(self, conn: Holder, req: p.Register) -> bytes | None:
+        """Why a registration from another host is refused (None: it is not)."""
+        nonce, conn.nonce = conn.nonce, None  # good for one attempt
+        if self._cookie is None:
             log.warning("refused register %s from non-local %s", req.name, conn.describe())
             return p.ExtError(
                 "not_allowed",
-                "this daemon accepts registrations from its own host only "
-                "(start it with --allow-remote-register to change that)",
+                "this port mapper accepts registrations from its own host only; one port mapper for a "
+                "whole cluster runs with --shared and the cluster's cookie (see docs/epmd.md)",
             ).encode()
+        if "@" not in req.name:
+            return p.ExtError(
+                "not_allowed", "a registration from another host names its node in full, name@host"
+            ).encode()
+        if nonce is None or not req.auth:
+            self.auth_failures += 1
+            return p.ExtError(
+                "auth_failed", "a registration from another host needs a challenge and the cookie's HMAC"
+            ).encode()
+        if not p.verify_register_mac(self._cookie, nonce, req.name, req.host, req.port, req.auth):
+            self.auth_failures += 1
+            log.warning("refused register %s from %s: wrong HMAC (another cookie)", req.name, conn.describe())
+            return p.ExtError("auth_failed", "the registration's HMAC does not match this cluster's cookie").encode()
+        return None
+
+    def _register(self, conn: Holder, req: p.Register) -> bytes:
+        if not conn.local:
+            refusal = self._refuse_remote(conn, req)
+            if refusal is not None:
+                return refusal
         if conn.entry is not None:
             return p.ExtError("already_registered", f"this connection already holds {conn.entry.node.name!r}").encode()
         problem = p.name_problem(req.name, host_ok=True)

@@ -1,8 +1,10 @@
 """Registration: one name a client keeps registered, its connection and keep-alive greenlet.
 
 Wire layout (every integer big-endian; see :mod:`._ext` and :mod:`._classic`).
-Against joerl's daemon the registration's connection carries, in turn::
+Against joerl's daemon the registration's connection carries, in turn (with
+a cookie, a challenge first and the cookie's HMAC in the register, :mod:`._auth`)::
 
+    -> Len:16 'J' {op: challenge}          <- 'J' Len:32 {op: challenge, nonce}     (with a cookie)
     -> Len:16 'J' {op: register, ...}       <- 'J' Len:32 {op: registered, node}
     -> Len:16 'J' {op: keepalive, name}     <- 'J' Len:32 {op: keepalive_ack}     (every keepalive_interval)
     -> Len:16 'J' {op: unregister, name}    <- 'J' Len:32 {op: unregistered, ...} (then close)
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 
 import gevent
@@ -52,6 +55,8 @@ class Registration:
             and double, each spread by +-20 %.
         notify: called with the :class:`NodeInfo` after each registration
             made again by the keep-alive greenlet.
+        cookie: prove it with an HMAC (a shared port mapper on another host
+            requires it); None: register unauthenticated.
     """
 
     def __init__(
@@ -61,9 +66,11 @@ class Registration:
         keepalive_interval: float,
         retry_interval: float,
         notify: Callable[[NodeInfo], None],
+        cookie: bytes | None = None,
     ) -> None:
         self.dialer = dialer
         self.req = req
+        self.cookie = cookie
         self.keepalive_interval = keepalive_interval
         self.backoff = Backoff(initial=min(RETRY_FIRST, retry_interval), maximum=retry_interval)
         self.notify = notify
@@ -113,7 +120,7 @@ class Registration:
         try:
 
             def run() -> p.Registered:
-                sock.sendall(self.req.encode())
+                sock.sendall(self._authenticated(sock, decoder).encode())
                 return read_ext_reply(sock, decoder, p.Registered, "register")
 
             try:
@@ -129,6 +136,20 @@ class Registration:
         self.sock, self.decoder, self.kind = sock, decoder, "joerl"
         self.info = reply.node.with_host(d.host)
         return self.info
+
+    def _authenticated(self, sock: socket.socket, decoder: p.ExtReplyDecoder) -> p.Register:
+        """The register request, with the cookie's HMAC over the daemon's nonce when there is a cookie."""
+        req = self.req
+        if self.cookie is None:
+            return req
+        sock.sendall(p.Challenge().encode())
+        try:
+            nonce = read_ext_reply(sock, decoder, p.ChallengeReply, "challenge").nonce
+        except ExtRefusal as refusal:
+            if refusal.error.code != "unknown_op":
+                raise
+            return req  # an older joerl daemon: it takes local registrations only anyway
+        return replace(req, auth=p.register_mac(self.cookie, nonce, req.name, req.host, req.port))
 
     def _register_alive2(self) -> NodeInfo:
         d = self.dialer

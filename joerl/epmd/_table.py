@@ -40,6 +40,8 @@ class Holder(Protocol):
     fd: int
     local: bool
     entry: Entry | None
+    #: The nonce of the connection's last challenge (:mod:`._auth`), if unused.
+    nonce: bytes | None
 
     def shutdown(self) -> None:
         """Wake the greenlet serving the connection (it then closes it)."""

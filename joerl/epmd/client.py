@@ -268,13 +268,16 @@ class EpmdClient:
         highest_version: int = 6,
         lowest_version: int = 6,
         extra: bytes = b"",
+        cookie: bytes | None = None,
     ) -> NodeInfo:
         """Register node ``name`` listening at ``host:port``, and keep it registered.
 
         The registration holds a connection to the daemon; a keep-alive
         greenlet sends keep-alives every ``keepalive_interval`` and, if the
         daemon goes away, registers again (see ``on_registered``) until
-        :meth:`unregister` or :meth:`close`.
+        :meth:`unregister` or :meth:`close`. With ``cookie`` the registration
+        proves the cluster's cookie with an HMAC over the daemon's nonce, as a
+        shared port mapper requires of nodes on other hosts (``joerl-epmd --shared``).
 
         Returns:
             the registered node, with the ``creation`` the daemon assigned.
@@ -293,7 +296,7 @@ class EpmdClient:
             raise ValueError(f"port must be an int in 1..65535, got {port!r}")
         req = p.Register(name, host, port, dict(metadata or {}), node_type, 0, highest_version, lowest_version, extra)
         req.encode()  # fail here, not in the background, on what cannot be sent
-        reg = Registration(self._dialer, req, self.keepalive_interval, self.retry_interval, self._notify)
+        reg = Registration(self._dialer, req, self.keepalive_interval, self.retry_interval, self._notify, cookie)
         self._regs[name] = reg
         try:
             info = reg.establish()

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from ..address import format_address, parse_address
 from ..errors import EpmdProtocolError, InvalidName
+from ._auth import NONCE_BYTES, register_mac, verify_register_mac
 from ._classic import (
     ALIVE2_ERROR_CREATION,
     ALIVE2_REQ,
@@ -64,6 +65,8 @@ from ._classic import (
 from ._classic_reply import ClassicReplyDecoder
 from ._ext import (
     OP_JOERL,
+    Challenge,
+    ChallengeReply,
     ExtError,
     ExtReply,
     ExtReplyDecoder,
@@ -132,6 +135,8 @@ __all__ = [
     "DumpReq",
     "DumpResp",
     "EpmdProtocolError",
+    "Challenge",
+    "ChallengeReply",
     "ExtError",
     "ExtReply",
     "ExtReplyDecoder",
@@ -168,4 +173,7 @@ __all__ = [
     "format_address",
     "name_problem",
     "parse_address",
+    "NONCE_BYTES",
+    "register_mac",
+    "verify_register_mac",
 ]

@@ -30,8 +30,9 @@ request yet, else the oldest that holds no registration (see
 joerl's extension registrations last as long as their connection *and* their
 keep-alives: one that sends none for ``keepalive_timeout`` (measured on the
 injectable ``clock``) is dropped, so a half-open connection cannot hold a
-name for ever. They are accepted from loopback only, unless the daemon runs
-with ``allow_remote_register`` (see docs/epmd.md for that trust decision).
+name for ever. They are accepted from the daemon's own host only, and, when
+the daemon is a cluster's shared port mapper (``cookie``), from other hosts
+that prove the cookie with an HMAC (:mod:`._auth`; see docs/epmd.md).
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ DEFAULT_REQUEST_TIMEOUT = 2.0  # seconds a new connection has to send a whole fi
 class _Conn:
     """One accepted connection and the registration it holds, if any."""
 
-    __slots__ = ("sock", "peer", "local", "fd", "entry")
+    __slots__ = ("sock", "peer", "local", "fd", "entry", "nonce")
 
     def __init__(self, sock: GSocket, peer: Any, local: bool) -> None:
         self.sock = sock
@@ -79,6 +80,7 @@ class _Conn:
         self.local = local
         self.fd = sock.fileno()
         self.entry: Entry | None = None
+        self.nonce: bytes | None = None
 
     def describe(self) -> str:
         return _peer_text(self.peer)
@@ -110,7 +112,9 @@ class EpmdServer:
             whole request, else the oldest that holds no registration;
             with nothing to evict, further ones wait in the listen backlog.
         max_metadata: largest metadata (bytes of msgpack) in a registration.
-        allow_remote_register: accept joerl registrations from other hosts.
+        cookie: the cluster's cookie: a shared port mapper, which accepts
+            registrations from other hosts that carry its HMAC (None: from
+            its own host only).
         relaxed_command_check: obey KILL with live names and STOP (as
             ``epmd -relaxed_command_check``).
         clock: monotonic seconds, for keep-alive expiry (tests inject one).
@@ -134,7 +138,7 @@ class EpmdServer:
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         max_metadata: int = p.MAX_METADATA,
-        allow_remote_register: bool = False,
+        cookie: bytes | None = None,
         relaxed_command_check: bool = False,
         clock: Callable[[], float] = time.monotonic,
         wallclock: Callable[[], float] = time.time,
@@ -164,9 +168,7 @@ class EpmdServer:
         self._classic_service = ClassicService(
             self._table, relaxed_command_check=relaxed_command_check, kill=lambda: gevent.spawn(self.stop)
         )
-        self._ext_service = ExtService(
-            self._table, clock, allow_remote_register=allow_remote_register, max_metadata=max_metadata
-        )
+        self._ext_service = ExtService(self._table, clock, cookie=cookie, max_metadata=max_metadata)
         self._conns: Occupancy[_Conn] = Occupancy(max_connections, lambda c: c.entry is not None)
         self._server: StreamServer | None = None
         self._sweeper: gevent.Greenlet | None = None
@@ -253,9 +255,9 @@ class EpmdServer:
         return self._classic_service.relaxed_command_check
 
     @property
-    def allow_remote_register(self) -> bool:
-        """Whether joerl registrations from other hosts are accepted."""
-        return self._ext_service.allow_remote_register
+    def shared(self) -> bool:
+        """Whether registrations from other hosts that carry the cookie's HMAC are accepted."""
+        return self._ext_service.shared
 
     @property
     def max_metadata(self) -> int:

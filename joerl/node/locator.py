@@ -149,8 +149,9 @@ class Locator:
                 log.info("no port mapper at %s: starting one on %s", address, listen)
                 _epmd.spawn_daemon(listen)
             self.client = _epmd.EpmdClient(address, timeout=self.timeout)
+            proof = cookie if self.shared else None  # a shared port mapper on another host asks for the HMAC
             info = self.client.register(
-                self.registered_name, self.advertise_host, port, metadata=metadata, extra=JOERL_EXTRA
+                self.registered_name, self.advertise_host, port, metadata=metadata, extra=JOERL_EXTRA, cookie=proof
             )
         except _epmd.NameInUse as exc:
             raise DistributionError(f"node name {self.name!r} is already registered at {address}") from exc

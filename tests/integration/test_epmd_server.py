@@ -16,6 +16,7 @@ import msgpack
 import pytest
 from gevent import socket
 
+from joerl.epmd import EpmdClient, RegistrationRefused
 from joerl.epmd import protocol as p
 from joerl.epmd.server import EpmdServer
 from joerl.testing import FakeClock, live_greenlets, wait_until
@@ -248,11 +249,24 @@ def test_non_local_peers(make_server: Callable[..., EpmdServer], socks: list, mo
         assert call(server, request, socks) == b""  # refused without a word
     assert names(server, socks) == [("here", 99)]  # NAMES and PORT_PLEASE2 are open to all
     assert call(server, p.PortPlease2Req("here").encode(), socks)[:2] == b"w\x00"
-    reply = ext(connect(server, socks), p.Register("remote", "10.0.0.9", 5))
-    assert isinstance(reply, p.ExtError) and reply.code == "not_allowed" and "--allow-remote-register" in reply.message
-    trusting = make_server(allow_remote_register=True)
-    monkeypatch.setattr(trusting, "_peer_is_local", lambda sock, peer: False)
-    assert isinstance(ext(connect(trusting, socks), p.Register("remote", "10.0.0.9", 5)), p.Registered)
+    reply = ext(connect(server, socks), p.Register("remote@h9", "10.0.0.9", 5))
+    assert isinstance(reply, p.ExtError) and reply.code == "not_allowed" and "--shared" in reply.message
+    shared = make_server(cookie=b"cluster-cookie")
+    monkeypatch.setattr(shared, "_peer_is_local", lambda sock, peer: False)
+    reply = ext(connect(shared, socks), p.Register("remote@h9", "10.0.0.9", 5))
+    assert isinstance(reply, p.ExtError) and reply.code == "auth_failed", "no HMAC: refused"
+    address = f"127.0.0.1:{shared.port}"
+    with pytest.raises(RegistrationRefused) as info:
+        EpmdClient(address).register("stranger@h9", "10.0.0.9", 5, cookie=b"another-cookie")
+    assert info.value.code == "auth_failed" and shared.lookup("stranger@h9") is None
+    with pytest.raises(RegistrationRefused) as info:
+        EpmdClient(address).register("bare", "10.0.0.9", 5, cookie=b"cluster-cookie")
+    assert info.value.code == "not_allowed", "a node on another host registers its full name"
+    with EpmdClient(address) as member:
+        node = member.register("remote@h9", "10.0.0.9", 5, cookie=b"cluster-cookie")
+        assert node.name == "remote@h9" and shared.lookup("remote@h9") is not None
+        assert EpmdClient(address).lookup("remote@h9") is not None, "looked up by its full name"
+    wait_until(lambda: shared.lookup("remote@h9") is None, timeout=5, what="unregistered by its owner")
 
 
 def test_peer_locality_rules(server: EpmdServer) -> None:

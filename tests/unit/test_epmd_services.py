@@ -14,6 +14,7 @@ class FakeConn:
         self.fd = 3
         self.local = local
         self.entry: Entry | None = None
+        self.nonce: bytes | None = None
         self.shut = False
 
     def shutdown(self) -> None:
@@ -23,11 +24,13 @@ class FakeConn:
         return "peer"
 
 
-def _services(relaxed: bool = False) -> tuple[NameTable, ClassicService, ExtService, list[int]]:
+def _services(
+    relaxed: bool = False, cookie: bytes | None = None
+) -> tuple[NameTable, ClassicService, ExtService, list[int]]:
     table = NameTable(lambda: 0.0, lambda: 1000.0)
     kills: list[int] = []
     classic = ClassicService(table, relaxed_command_check=relaxed, kill=lambda: kills.append(1))
-    ext = ExtService(table, lambda: 0.0, allow_remote_register=False, max_metadata=64)
+    ext = ExtService(table, lambda: 0.0, cookie=cookie, max_metadata=64)
     return table, classic, ext, kills
 
 
@@ -85,3 +88,59 @@ def test_extension_refusals() -> None:
     assert code(FakeConn(), p.UnknownExt("teleport")) == "unknown_op"
     ext.answer(FakeConn(), p.Register("r", "h", 9))
     assert code(FakeConn(), p.Register("r", "h", 9)) == "name_in_use"
+
+
+def _reply(ext: ExtService, conn: FakeConn, req: p.Request) -> p.ExtReply:
+    return p.ExtReplyDecoder().feed(ext.answer(conn, req))[0]
+
+
+def test_a_host_port_mapper_takes_registrations_from_its_own_host_only() -> None:
+    table, _, ext, _ = _services()
+    assert not ext.shared
+    reply = _reply(ext, FakeConn(local=False), p.Register("a@h2", "10.0.0.2", 9))
+    assert isinstance(reply, p.ExtError) and reply.code == "not_allowed" and "--shared" in reply.message
+    assert isinstance(_reply(ext, FakeConn(), p.Register("a", "", 9)), p.Registered), "its own host's node"
+    assert isinstance(_reply(ext, FakeConn(), p.Register("b@h1", "", 9)), p.Registered), "full names too"
+
+
+def test_a_shared_port_mapper_takes_remote_registrations_that_prove_the_cookie() -> None:
+    cookie = b"cluster-cookie"
+    table, _, ext, _ = _services(cookie=cookie)
+    assert ext.shared
+    conn = FakeConn(local=False)
+    no_auth = _reply(ext, conn, p.Register("a@h2", "10.0.0.2", 9))
+    assert isinstance(no_auth, p.ExtError) and no_auth.code == "auth_failed"
+    challenge = _reply(ext, conn, p.Challenge())
+    assert isinstance(challenge, p.ChallengeReply) and len(challenge.nonce) == p.NONCE_BYTES
+    assert challenge.nonce == conn.nonce
+    wrong = p.register_mac(b"another-cookie", challenge.nonce, "a@h2", "10.0.0.2", 9)
+    refused = _reply(ext, conn, p.Register("a@h2", "10.0.0.2", 9, auth=wrong))
+    assert isinstance(refused, p.ExtError) and refused.code == "auth_failed" and "a@h2" not in table
+    right = p.register_mac(cookie, challenge.nonce, "a@h2", "10.0.0.2", 9)
+    replayed = _reply(ext, conn, p.Register("a@h2", "10.0.0.2", 9, auth=right))
+    assert isinstance(replayed, p.ExtError) and replayed.code == "auth_failed", "a nonce is good for one attempt"
+    nonce = _reply(ext, conn, p.Challenge())
+    assert isinstance(nonce, p.ChallengeReply) and nonce.nonce != challenge.nonce
+    moved = p.register_mac(cookie, nonce.nonce, "a@h2", "10.6.6.6", 9)
+    other_host = _reply(ext, conn, p.Register("a@h2", "10.0.0.2", 9, auth=moved))
+    assert isinstance(other_host, p.ExtError) and other_host.code == "auth_failed", "the MAC covers the host"
+    nonce = _reply(ext, conn, p.Challenge())
+    assert isinstance(nonce, p.ChallengeReply)
+    ok = p.register_mac(cookie, nonce.nonce, "a@h2", "10.0.0.2", 9)
+    registered = _reply(ext, conn, p.Register("a@h2", "10.0.0.2", 9, auth=ok))
+    assert isinstance(registered, p.Registered) and "a@h2" in table
+    assert ext.auth_failures == 4
+    # Only the connection that registered a name unregisters it.
+    assert ext.answer(FakeConn(local=False), p.Unregister("a@h2")) == p.Unregistered("a@h2", False).encode()
+    assert ext.answer(conn, p.Unregister("a@h2")) == p.Unregistered("a@h2", True).encode()
+
+
+def test_a_remote_registration_names_its_node_in_full() -> None:
+    cookie = b"c"
+    _, _, ext, _ = _services(cookie=cookie)
+    conn = FakeConn(local=False)
+    nonce = _reply(ext, conn, p.Challenge())
+    assert isinstance(nonce, p.ChallengeReply)
+    bare = p.Register("a", "10.0.0.2", 9, auth=p.register_mac(cookie, nonce.nonce, "a", "10.0.0.2", 9))
+    reply = _reply(ext, conn, bare)
+    assert isinstance(reply, p.ExtError) and reply.code == "not_allowed" and "name@host" in reply.message
