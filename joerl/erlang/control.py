@@ -256,8 +256,8 @@ _BY_OP[27] = (Exit2, ("from_pid", "to_pid", "token"), "reason")
 _BY_OP[28] = (MonitorPExit, ("from_proc", "to_pid", "ref"), "reason")
 
 
-def encode_payload(msg: ControlMessage) -> bytes:
-    """``112 | ControlTerm | [Message]`` for ``msg`` (without the length).
+def encode_payload(msg: ControlMessage, none_atom: str = "undefined") -> bytes:
+    """``112 | ControlTerm | [Message]`` for ``msg`` (without the length); ``None`` is ``none_atom``.
 
     Raises:
         TermEncodeError: a field has no Erlang form.
@@ -270,20 +270,20 @@ def encode_payload(msg: ControlMessage) -> bytes:
     token = getattr(msg, "token", None)
     op, layout = tt if (token is not None and tt is not None) else plain
     control = (op, *(_UNUSED if f == "" else getattr(msg, f) for f in layout))
-    out = b"p" + encode(control)
+    out = b"p" + encode(control, none_atom=none_atom)
     if carried is not None:
-        out += encode(getattr(msg, carried))
+        out += encode(getattr(msg, carried), none_atom=none_atom)
     return out
 
 
-def encode_frame(msg: ControlMessage) -> bytes:
-    """The whole frame for ``msg``: ``Len:32 | 112 | ControlTerm | [Message]``.
+def encode_frame(msg: ControlMessage, none_atom: str = "undefined") -> bytes:
+    """The whole frame for ``msg``: ``Len:32 | 112 | ControlTerm | [Message]`` (``None`` as ``none_atom``).
 
     Raises:
         TermEncodeError: a field has no Erlang form.
         TypeError: ``msg`` is not a control message.
     """
-    payload = encode_payload(msg)
+    payload = encode_payload(msg, none_atom)
     return len(payload).to_bytes(4, "big") + payload
 
 

@@ -31,6 +31,7 @@ from gevent import get_hub, getcurrent
 from gevent.event import Event
 
 from ..erlang.control import TICK, FrameDecoder, Tick, Unsupported, encode_frame
+from ..erlang.decoder import Decoder
 from ..erlang.handshake import Connected, ErlangHandshake, NameReceived
 from ..errors import ConnectionLost, FrameError, HandshakeError, LinkClosed, OversizedFrame, SimultaneousConnect
 
@@ -115,6 +116,7 @@ class ErlangLink:
         max_frame_size: the largest frame accepted.
         max_queue_bytes: bytes queued behind a write in progress past which a
             sending greenlet waits for the writer (backpressure; the hub never waits).
+        none_atom: the atom that is Python's ``None`` both ways (``"nil"`` for Elixir).
     """
 
     def __init__(
@@ -127,6 +129,7 @@ class ErlangLink:
         on_closed: Callable[[ErlangLink, str], None],
         max_frame_size: int,
         max_queue_bytes: int = 8 * 1024 * 1024,
+        none_atom: str = "undefined",
     ) -> None:
         self.sock = sock
         self.peer_name = connected.peer
@@ -143,7 +146,8 @@ class ErlangLink:
         self.ticks_out = 0
         self._handler = handler
         self._on_closed = on_closed
-        self._frames = FrameDecoder(max_frame_size)
+        self._frames = FrameDecoder(max_frame_size, Decoder(none_atom=none_atom))
+        self.none_atom = none_atom
         self._leftover = connected.leftover
         self._out: list[bytes] = []
         self._queued = 0
@@ -177,7 +181,7 @@ class ErlangLink:
             TermEncodeError: the message has no Erlang form.
             LinkDown: the link is closed.
         """
-        self.send_bytes(encode_frame(msg))
+        self.send_bytes(encode_frame(msg, self.none_atom))
 
     def send_bytes(self, data: bytes) -> None:
         """Write whole frames, in order with every other write.

@@ -61,6 +61,8 @@ class ErlangConfig:
         max_frame_size: the largest frame accepted from an Erlang node.
         records: message types that cross as Erlang records or Elixir structs
             (:class:`~joerl.erlang.records.Records`; default: none).
+        none_atom: the atom that is Python's ``None`` both ways: ``"undefined"``
+            (Erlang's convention), or ``"nil"`` for Elixir nodes.
     """
 
     published: bool = False
@@ -68,6 +70,7 @@ class ErlangConfig:
     handshake_timeout: float = 7.0
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
     records: Records | None = None
+    none_atom: str = "undefined"
 
     @property
     def flags(self) -> int:
@@ -159,6 +162,7 @@ class ErlangSide:
             handshake_timeout=self.config.handshake_timeout,
             max_frame_size=self.config.max_frame_size,
             allowed=self._allowed,
+            none_atom=self.config.none_atom,
             lookup=lookup,
             learn=terms.learn,
             handler=lambda link, msg: dispatch.on_message(link, msg),

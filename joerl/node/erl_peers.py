@@ -87,6 +87,7 @@ class ErlangLinks:
         handshake_timeout: seconds a handshake (connect included) may take.
         max_frame_size: the largest frame accepted from a peer.
         allowed: if given, the only node names this node links with (``allowed_nodes``).
+        none_atom: the atom that is Python's ``None`` (``"undefined"``; ``"nil"`` for Elixir).
         lookup: ``lookup(name)``: where node ``name`` listens (the node's Locator: the port mapper of its host).
         learn: ``learn(name)``: the joerl node id of an Erlang node's name (recorded as Erlang's).
         handler: ``handler(link, message)`` for every control message.
@@ -105,6 +106,7 @@ class ErlangLinks:
         handshake_timeout: float,
         max_frame_size: int,
         allowed: frozenset[str] | None,
+        none_atom: str,
         lookup: Callable[[str], NodeInfo | None],
         learn: Callable[[str], int],
         handler: Callable[[ErlangLink, Any], None],
@@ -120,6 +122,7 @@ class ErlangLinks:
         self.handshake_timeout = handshake_timeout
         self._max_frame = max_frame_size
         self._allowed = allowed
+        self.none_atom = none_atom
         self._lookup = lookup
         self._learn = learn
         self._handler = handler
@@ -165,7 +168,7 @@ class ErlangLinks:
         Raises:
             TermEncodeError: ``msg`` has no Erlang form.
         """
-        data = encode_frame(msg)
+        data = encode_frame(msg, self.none_atom)
         link = peer.link
         if peer.ready and link is not None:
             try:
@@ -335,6 +338,7 @@ class ErlangLinks:
             handler=self._handler,
             on_closed=self._closed,
             max_frame_size=self._max_frame,
+            none_atom=self.none_atom,
         )
 
     def _register(self, link: ErlangLink) -> None:

@@ -102,3 +102,20 @@ def test_registered_types_cross_as_records_and_elixir_structs(epmd_port: int, e1
             assert same is True
     finally:
         node.shutdown()
+
+
+def test_none_is_nil_for_elixir_when_asked(epmd_port: int, e1: ErlShell) -> None:
+    from erl_shell import erlang_node
+
+    from joerl.node.erl_node import ErlangConfig
+
+    node = erlang_node(epmd_port, "elixirish@127.0.0.1", erlang=ErlangConfig(none_atom="nil"))
+    try:
+        with Probe(node, name="box", timeout=10) as box:
+            e1.eval("{box, 'elixirish@127.0.0.1'} ! {self(), nil, undefined}")
+            sender, nil, undefined = box.receive()
+            assert nil is None and undefined == Atom("undefined")
+            box.ctx.send(sender, (None, "x"))
+            assert e1.eval('receive {nil, <<"x">>} -> true after 10000 -> timeout end') is True
+    finally:
+        node.shutdown()
