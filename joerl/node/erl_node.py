@@ -35,6 +35,7 @@ from .erl_routing import ErlangRouting, NodeRouter
 
 if TYPE_CHECKING:
     from .._router import Router
+    from ..pid import Pid
     from ..system import ActorSystem
     from .links import Links
     from .peers import NodeWatchers
@@ -206,6 +207,13 @@ class ErlangSide:
         if otherwise is not None and not self.is_erlang(name):
             return otherwise(name, timeout)
         return self._on().links.connect(name, timeout)
+
+    def is_alive(self, pid: Pid, timeout: float, otherwise: Callable[[Pid, float], bool]) -> bool:
+        """``erlang:is_process_alive`` on the Erlang node of ``pid`` (else ``otherwise(pid, timeout)``)."""
+        routing = self.routing
+        if routing is None or not routing.owns(pid.node):
+            return otherwise(pid, timeout)
+        return routing.is_alive(pid, timeout)
 
     def to_erlang(self, term: Any) -> Any:
         """``term`` as Erlang nodes see it: its pids and refs as ``ErlangPid`` and ``ErlangRef``."""

@@ -237,12 +237,12 @@ class ErlangRouting:
             return value
         raise CallError(shown, value)
 
-    def is_alive(self, pid: Pid) -> bool:
-        """``erlang:is_process_alive(Pid)`` on its node, through its ``rex``."""
+    def is_alive(self, pid: Pid, timeout: float = 5.0) -> bool:
+        """``erlang:is_process_alive(Pid)`` on its node, through its ``rex`` (False if no answer in time)."""
         node = self.terms.erlang[pid.node].name
         request = (Atom("call"), Atom("erlang"), Atom("is_process_alive"), [pid], Atom("user"))
         try:
-            return self.call(RemoteName("rex", node), request, 5.0, None) is True
+            return self.call(RemoteName("rex", node), request, timeout, None) is True
         except (CallError, CallTimeout, NodeUnreachable):
             return False
 

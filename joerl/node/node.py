@@ -426,7 +426,7 @@ class DistributedSystem:
         (False if the node cannot be reached within ``timeout``)."""
         if pid.node == 0:
             return self.system.is_process_alive(pid)
-        return self._routing.is_alive(pid, timeout)
+        return self.erlang.is_alive(pid, timeout, otherwise=self._routing.is_alive)
 
     # -- remote spawn ------------------------------------------------------------------
 

@@ -182,3 +182,11 @@ def test_exception_reasons_cross_as_tuples_and_come_back(py_node: Any, e1: ErlSh
         e1.eval("process_info(whereis(victim), links)")
         e1.eval(f"victim ! {lit(py_node, reason)}")
         assert probe.receive(Exit).reason == reason
+
+
+def test_is_process_alive_asks_the_erlang_node(py_node: Any, e1: ErlShell) -> None:
+    erl_process(e1, "victim")
+    pid = pid_of(py_node, e1, "victim")
+    assert py_node.is_process_alive(pid) is True
+    e1.eval("exit(whereis(victim), kill)")
+    wait_until(lambda: not py_node.is_process_alive(pid), timeout=10, what="gone")
