@@ -56,7 +56,7 @@
       document.getElementById("default-node").textContent = b.default;
       const s = b.node.system;
       let html = '<table id="nodes-table"><thead><tr><th>node</th><th>link</th><th class="num">processes</th><th class="num">bytes in</th><th class="num">bytes out</th><th class="num">frames in</th><th class="num">frames out</th><th class="num">queued</th><th class="num">last heard</th></tr></thead><tbody>';
-      html += '<tr data-node="' + esc(b.default) + '"><td><a href="' + nodeHref("node", b.default) + '">' + esc(b.default) + '</a></td><td><span class="badge">this node</span></td><td class="num">' + s.processes + '</td><td colspan="6" class="muted">' + b.node.peers.length + " peers</td></tr>";
+      html += '<tr data-node="' + esc(b.default) + '"><td><a href="' + nodeHref("node", b.default) + '">' + esc(b.default) + '</a></td><td><span class="badge">this node</span></td><td class="num">' + s.processes + '</td><td colspan="6" class="muted">' + b.node.peers.length + (b.node.peers.length === 1 ? " peer" : " peers") + "</td></tr>";
       for (const p of b.peers) {
         html += '<tr data-node="' + esc(p.name) + '"><td><a href="' + nodeHref("node", p.name) + '">' + esc(p.name) + "</a></td><td>" + esc(p.state) + '</td><td class="num muted">-</td><td class="num">' + bytes(p.bytes_in) + '</td><td class="num">' + bytes(p.bytes_out) + '</td><td class="num">' + p.frames_in + '</td><td class="num">' + p.frames_out + '</td><td class="num">' + bytes(p.queue_bytes) + '</td><td class="num">' + (p.silent_for == null ? "-" : p.silent_for.toFixed(1) + " s") + "</td></tr>";
       }
