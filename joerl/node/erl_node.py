@@ -215,6 +215,11 @@ class ErlangSide:
             return otherwise(pid, timeout)
         return routing.is_alive(pid, timeout)
 
+    def name_of(self, node_id: int) -> str | None:
+        """The name of the Erlang node with joerl id ``node_id`` (None: none met)."""
+        atom = self.routing.terms.erlang.get(node_id) if self.routing is not None else None
+        return atom.name if atom is not None else None
+
     def to_erlang(self, term: Any) -> Any:
         """``term`` as Erlang nodes see it: its pids and refs as ``ErlangPid`` and ``ErlangRef``."""
         return self._on().terms.to_erlang(term)

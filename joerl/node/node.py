@@ -33,7 +33,7 @@ from ..errors import DistributionError, NodeUnreachable
 from ..message import NOCONNECTION, NodeDown
 from ..pid import Pid
 from ..serialization import Limits, MessageRegistry, default_registry
-from ..system import STOP_SIGNALS, ActorSystem, StopSignals, check_max_mailbox
+from ..system import ActorSystem, check_max_mailbox
 from . import protocol as P
 from .admission import Admission
 from .config import choose_creation, load_cookie, message_limits, node_id_of
@@ -47,6 +47,7 @@ from .locator import Locator
 from .names import node_name as _node_name
 from .peers import NodeWatchers, PeerTable
 from .routing import Routing
+from .serving import Serving
 from .spawn import Spawner
 from .stats import NodeStats, link_counters
 from .tls import TlsConfig, tls_wrapper
@@ -58,7 +59,7 @@ log = logging.getLogger("joerl.node")
 PROTOCOL_NAME = "joerl-dist/1"
 
 
-class DistributedSystem:
+class DistributedSystem(Serving):
     """A node: an actor system reachable from other nodes.
 
     Args:
@@ -283,17 +284,6 @@ class DistributedSystem:
             self._locator.close()
             log.info("node %s shut down", self.node_name)
 
-    def serve_forever(
-        self, signals: Iterable[int] | StopSignals = STOP_SIGNALS, *, timeout: float = 5.0, on_stop: Any = None
-    ) -> int | None:
-        """Serve until SIGINT or SIGTERM (or until a process shuts the system down), then :meth:`shutdown`.
-
-        Arguments, result and errors as :meth:`ActorSystem.serve_forever`'s; ``joerl.run`` wraps it.
-        """
-        number = self.system.serve_forever(signals, timeout=timeout, on_stop=on_stop)
-        self.shutdown(timeout)
-        return number
-
     @property
     def closed(self) -> bool:
         return self._closed
@@ -383,7 +373,7 @@ class DistributedSystem:
         """The name of the node ``pid`` lives on (None if unknown)."""
         if pid.node == 0 or pid.node == self.node_id:
             return self.node_name
-        return self._peers.name_of(pid.node)
+        return self._peers.name_of(pid.node) or self.erlang.name_of(pid.node)
 
     def global_pid(self, pid: Pid) -> Pid:
         """``pid`` as other nodes see it: ``<node_id.id.creation>`` for a local one."""

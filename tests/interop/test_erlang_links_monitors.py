@@ -188,5 +188,6 @@ def test_is_process_alive_asks_the_erlang_node(py_node: Any, e1: ErlShell) -> No
     erl_process(e1, "victim")
     pid = pid_of(py_node, e1, "victim")
     assert py_node.is_process_alive(pid) is True
+    assert py_node.node_of(pid) == "e1@127.0.0.1"
     e1.eval("exit(whereis(victim), kill)")
     wait_until(lambda: not py_node.is_process_alive(pid), timeout=10, what="gone")
