@@ -249,6 +249,8 @@ class ErlangLinks:
         info = self._lookup(name)
         if info is None:
             raise NodeUnreachable(name, "not registered at the port mapper")
+        if peer.link is not None and not peer.link.closed:
+            return  # its own dial brought a link up meanwhile (the lookup yields): that one stays
         try:
             sock = gsocket.create_connection((info.host or host, info.port), timeout=self.handshake_timeout)
         except OSError as exc:
