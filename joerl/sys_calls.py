@@ -1,8 +1,9 @@
 """sys-style calls: look into, pause and resume a running GenServer or GenStatem (Erlang's ``sys``).
 
 ``get_state``, ``get_status``, ``suspend``, ``resume`` and ``statistics``
-work on any :class:`~joerl.gen_server.GenServer` or
-:class:`~joerl.gen_statem.GenStatem`, on this node or another: they are
+work on any :class:`~joerl.gen_server.GenServer`,
+:class:`~joerl.gen_statem.GenStatem` or supervisor (whose state is its
+``which_children()``), on this node or another: they are
 calls, so they take every road a call takes (a pid, a registered name,
 ``(name, node)``), with its monitor and its timeout.
 

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from .. import sys_calls
 from .._gen import is_call
 from ..actor import ActorContext, ActorRef, StopActor
 from ..errors import ReceiveTimeout
@@ -136,6 +137,8 @@ class DynamicSupervisor(StartsReady):
         cls = msg.__class__
         if cls is Exit:
             self._on_exit(ctx, msg.pid, msg.reason)
+        elif sys_calls.is_system(msg):
+            sys_calls.handle(self, ctx, msg[1], msg[2][1], self._parent)  # get_state: which_children
         elif is_call(msg):
             ctx.system.reply(msg[1], self._on_call(ctx, msg[2]))
         elif cls is tuple and len(msg) == 2 and msg[0] == _TRY_AGAIN:
@@ -255,6 +258,11 @@ class DynamicSupervisor(StartsReady):
 
     def _call_which_children(self, ctx: ActorContext) -> _Reply:
         return ("ok", children_info(self._children.values()))
+
+    _joerl_sys_stats: Any = None  # sys_calls.statistics
+
+    def _joerl_sys_state(self) -> Any:
+        return children_info(self._children.values())
 
     def _call_count_children(self, ctx: ActorContext) -> _Reply:
         return ("ok", children_counts(self._children.values()))

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Hashable
 from typing import Any
 
+from .. import sys_calls
 from .._gen import is_call
 from ..actor import ActorContext, ActorRef, StopActor
 from ..errors import ReceiveTimeout
@@ -118,6 +119,8 @@ class Supervisor(StartsReady):
         cls = msg.__class__
         if cls is Exit:
             self._on_exit(ctx, msg.pid, msg.reason)
+        elif sys_calls.is_system(msg):
+            sys_calls.handle(self, ctx, msg[1], msg[2][1], self._parent)  # get_state: which_children
         elif is_call(msg):
             ctx.system.reply(msg[1], self._on_call(ctx, msg[2]))
         elif cls is tuple and len(msg) == 2 and msg[0] == _TRY_AGAIN:
@@ -287,6 +290,11 @@ class Supervisor(StartsReady):
 
     def _call_which_children(self, ctx: ActorContext) -> _Reply:
         return ("ok", children_info(self._children.values()))
+
+    _joerl_sys_stats: Any = None  # sys_calls.statistics
+
+    def _joerl_sys_state(self) -> Any:
+        return children_info(self._children.values())
 
     def _call_count_children(self, ctx: ActorContext) -> _Reply:
         return ("ok", children_counts(self._children.values()))

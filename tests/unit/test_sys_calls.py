@@ -147,3 +147,20 @@ def test_sys_calls_through_another_node() -> None:
         sys_calls.statistics(remote_pid, True, system=a.system)
         stats = sys_calls.statistics(remote_pid, "get", system=a.system)
         assert stats is not None and stats["messages_in"] >= 1
+
+
+def test_supervisors_answer_with_their_children(system: ActorSystem) -> None:
+    from joerl import ChildSpec, DynamicSupervisor, Supervisor, start_supervisor
+
+    sup = start_supervisor(
+        system, Supervisor("one_for_one", [ChildSpec("counter", lambda ctx: gen_server.start_link(ctx, Counter(), 1))])
+    )
+    children = sys_calls.get_state(sup)
+    assert children == sup.which_children()
+    assert sys_calls.get_status(sup)["behaviour"].endswith("Supervisor")
+    sys_calls.suspend(sup)
+    assert sys_calls.get_status(sup)["status"] == "suspended"
+    sys_calls.resume(sup)
+    assert sup.which_children() == children
+    dyn = start_supervisor(system, DynamicSupervisor())
+    assert sys_calls.get_state(dyn) == []
