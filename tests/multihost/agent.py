@@ -11,7 +11,8 @@ static:n1@alpha,n2@beta`` or ``epmd:alpha,beta`` runs a discovery strategy.
 
 The cookie comes from ``$JOERL_COOKIE``. Prints ``READY port=N node=NAME
 creation=C`` once registered, then reads one JSON request a line,
-``{"id": N, "op": OP, ...}``, and answers each with ``REPLY {"id": N, ...}``
+``{"id": N, "op": OP, ...}``, and answers each with ``REPLY {"id": N,
+"elapsed": S, ...}`` (S: the seconds it took)
 (requests run concurrently, so a slow one does not hold the others).
 Things that happen on their own are ``EVENT {"kind": K, "t": T, ...}`` lines,
 ``T`` being ``time.monotonic()``, which every namespace of the machine shares:
@@ -312,11 +313,12 @@ def serve(agent: Agent) -> None:
     def answer(request: dict[str, Any]) -> None:
         rid = request.pop("id")
         op = request.pop("op")
+        t0 = time.monotonic()
         try:
             body = getattr(agent, f"op_{op}")(**request)
         except Exception as exc:  # the test reads it; the node carries on
             body = {"ok": False, "error": type(exc).__name__, "message": str(exc)}
-        emit("REPLY", {"id": rid, **body})
+        emit("REPLY", {"id": rid, "elapsed": time.monotonic() - t0, **body})
 
     fd = sys.stdin.fileno()
     gevent.os.make_nonblocking(fd)
