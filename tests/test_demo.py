@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from joerl.node.names import node_name as full
 from joerl.testing import ChildProcess
 
 
@@ -20,7 +21,7 @@ def test_demo_runs_every_step_and_exits_0() -> None:
         "-- discovery: what the port mapper knows --",
         "beta counted 5000 of 5000 messages",
         "reply: hello demo",
-        "NodeDown(node='beta', reason='noconnection')",
+        f"NodeDown(node={full('beta')!r}, reason='noconnection')",
         "reason='noconnection')",
         "the supervisor restarted the worker",
         "node alpha exited with status 0",

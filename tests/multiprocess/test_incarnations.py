@@ -58,7 +58,7 @@ class Mapper:
             self.server = None
 
     def creation_of(self, name: str) -> int | None:
-        info = self.server.lookup(name) if self.server is not None else None
+        info = self.server.lookup(full(name)) if self.server is not None else None
         return None if info is None else info.creation
 
 

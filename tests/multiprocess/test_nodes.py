@@ -154,7 +154,7 @@ def test_kill_9_gives_noconnection_down_and_nodedown(start_node: Any) -> None:
     down = fields(w.wait_line("DOWN"))
     nodedown = fields(w.wait_line("NODEDOWN"))
     assert down["reason"] == NOCONNECTION
-    assert nodedown["node"] == "node_b" and nodedown["reason"] == NOCONNECTION
+    assert nodedown["node"] == full("node_b") and nodedown["reason"] == NOCONNECTION
     detect = max(float(down["t"]), float(nodedown["t"])) - t0
     print(
         f"\nkill -9 of a node process: Down(noconnection) and NodeDown seen by the other process after {detect * 1000:.0f} ms"

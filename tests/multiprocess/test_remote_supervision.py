@@ -122,7 +122,7 @@ def test_a_local_exit_reaches_a_linked_trapping_process_there(here: DistributedS
 def test_spawn_remote_linked_and_monitored_reports_the_death(here: DistributedSystem, host: ChildProcess) -> None:
     caller = Probe(here, trap_exit=True, timeout=STEP)
     pid, ref = here.spawn_remote(HOST, "worker", link=True, monitor=True, caller=caller.ctx)
-    assert here.node_of(pid) == HOST
+    assert here.node_of(pid) == full(HOST)
     caller.ctx.send(pid, ("ping", 1))
     assert caller.receive("pong") == ("pong", 1)
     caller.ctx.send(pid, ("die", "raise"))
@@ -168,7 +168,7 @@ def test_a_caller_killed_while_spawn_link_is_in_flight_takes_the_remote_child_do
     assert here.system.join(caller, STEP)
     assert in_flight_at_kill == [1], "killed while the spawn was in flight"
     child = report.receive("child")[1]
-    assert here.node_of(child) == HOST
+    assert here.node_of(child) == full(HOST)
     wait_until(lambda: not here.is_process_alive(child), STEP, what="the child to be taken down")
     wait_until(lambda: here._spawner.in_flight == 0, STEP, what="the spawn's bookkeeping to go")
 
