@@ -71,8 +71,8 @@ def test_partition_of_one_host_and_heal(net: Network) -> None:
             assert ev["reason"] == "noconnection", ev
         ev = seer.wait_event(lambda e, n=lost.node: e["kind"] == "anchor_exit" and e["node"] == n, since=t_cut)
         assert ev["reason"] == "noconnection", ev
-    for x in nodes:
-        wait_until(lambda x=x: not set(x.ok("nodes")["nodes"]) & {n3.node} - {x.node} or x is n3, timeout=5)
+    for x in (n1, n2):
+        assert x.ok("nodes")["nodes"] == sorted({n1.node, n2.node} - {x.node})
     assert n3.ok("nodes")["nodes"] == []
 
     # -- both sides take the same global name -------------------------------------------
