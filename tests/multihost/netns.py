@@ -181,15 +181,18 @@ class Network:
     Args:
         hosts: how many hosts.
         cookie: ``$JOERL_COOKIE`` of every process started on a host.
-        timeout: the default deadline of the processes' waits, in seconds.
+        timeout: the default deadline of the processes' waits, in seconds
+            (generous: a node's start on a loaded machine takes seconds).
 
     Attributes:
         hosts: the :class:`Host` objects.
-        subnet: the /24 the hosts' addresses come from (``"10.231.N"``).
+        subnet: the /24 the hosts' addresses come from (``"10.231.N"``, N from
+            the pid). It cannot clash with the machine's own networks: the
+            hosts' namespaces have no route out of the bridge.
         group: the :class:`ProcessGroup` of every process started on a host.
     """
 
-    def __init__(self, hosts: int = 3, *, cookie: str = "joerl-multihost", timeout: float = 30.0) -> None:
+    def __init__(self, hosts: int = 3, *, cookie: str = "joerl-multihost", timeout: float = 60.0) -> None:
         if not 1 <= hosts <= len(HOSTNAMES):
             raise ValueError(f"1 to {len(HOSTNAMES)} hosts, not {hosts}")
         pid = os.getpid()
