@@ -5,7 +5,9 @@ once it serves, takes commands on standard input, one a line, and answers
 each measuring command with one JSON line ``{"seconds": S, "n": N}`` timed
 inside the process. End of input stops it cleanly. With
 ``$JOERL_BENCH_PROFILE`` set to a directory, a process runs under cProfile and
-writes ``DIR/MODE-NAME.prof`` as it stops.
+writes ``DIR/MODE-NAME.prof`` as it stops. With ``$JOERL_BENCH_COUNT`` set,
+it counts greenlet switches (``"switches"`` in each answer, the total on
+standard error as it ends).
 
 Modes (the Erlang counterparts are in ``dist_peer.erl``):
 
@@ -68,10 +70,19 @@ def commands() -> Iterator[list[str]]:
             yield words
 
 
+#: Greenlet switches so far, counted when ``$JOERL_BENCH_COUNT`` is set (see ``main``).
+SWITCHES = [0]
+
+
+def _count_switch(event: str, args: Any) -> None:
+    SWITCHES[0] += 1
+
+
 def timed(fn: Callable[[int], Any], n: int) -> None:
+    s0 = SWITCHES[0]
     t0 = time.perf_counter()
     fn(n)
-    say(json.dumps({"seconds": time.perf_counter() - t0, "n": n}))
+    say(json.dumps({"seconds": time.perf_counter() - t0, "n": n, "switches": SWITCHES[0] - s0}))
 
 
 # -- raw gevent TCP --------------------------------------------------------------
@@ -467,6 +478,13 @@ def main(argv: list[str]) -> None:
         "victim": lambda: node_victim(args),
     }
     run = modes[args.mode]
+    if os.environ.get("JOERL_BENCH_COUNT"):  # count greenlet switches: the total goes to stderr at the end
+        import atexit
+
+        import greenlet
+
+        greenlet.settrace(_count_switch)
+        atexit.register(lambda: print(f"SWITCHES {SWITCHES[0]}", file=sys.stderr, flush=True))
     where = os.environ.get("JOERL_BENCH_PROFILE")
     if not where:
         run()

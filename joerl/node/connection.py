@@ -317,6 +317,17 @@ class Connection:
         """
         self.send_frame(item if item.__class__ is bytes else self.encoder.encode(item))  # type: ignore[arg-type]
 
+    def send_later(self, msg: Message) -> None:
+        """Queue a control message nobody waits for, to leave with whatever
+        this greenlet sends next on the link, or once it yields to the hub (a
+        remote call's ``Demonitor`` rides with the next call: one write, one
+        wake-up of the peer). Order on the link is kept.
+
+        Raises:
+            LocalProtocolError, LinkDown: as :meth:`send`.
+        """
+        self._writer.send_later(self.encoder.encode(msg))
+
     def send_frame(self, frame: bytes) -> None:
         """Queue one encoded frame (``Len:32 | body``, e.g. from :attr:`encoder`).
 

@@ -92,6 +92,7 @@ class LinkWriter:
         self._writing = False
         self._direct_ok = direct
         self._direct_spent = False
+        self._held = False  # the queue holds only frames of send_later, the writer not woken for them
         self._loop_hub = hub = gevent.get_hub()
         self._loop = hub.loop
         self._wake = Event()
@@ -108,6 +109,7 @@ class LinkWriter:
         """The link is closing: drop what is queued, release every waiter and the writer."""
         self.closed = True
         self.close_reason = reason
+        self._held = False
         self.queue.clear()
         self._wake.set()
         self._space.set()
@@ -163,6 +165,11 @@ class LinkWriter:
             out.clear()
             raise self.down_error()
         before = out.queued_bytes - cost  # (exact: the open batch closed before this item came)
+        if self._held:
+            if not before:
+                return  # a frame of send_later: it waits for the next one, or for _release
+            self._held = False
+            before = 0  # the held frames leave with this one, in one write if the link is idle
         if before >= self._max_queue:
             self._wait_for_space()
         elif not before and self._writer_waiting and self._direct_ok and not self._direct_spent:
@@ -171,6 +178,31 @@ class LinkWriter:
                 out.frame(rest)  # (which comes back here, and wakes the writer)
             return
         self._queued()
+
+    def send_later(self, frame: bytes) -> None:
+        """Queue ``frame`` to leave with the next frame queued, or once the
+        current greenlet yields to the hub, whichever comes first: a frame
+        nobody waits for (a call's ``Demonitor``) costs no write or wake-up of
+        its own when more follows at once. On a busy link, as :meth:`send_frame`.
+
+        Raises:
+            MessageTooLarge, LinkClosed, ConnectionLost: as :meth:`send_frame`.
+        """
+        if self.queue or not self._writer_waiting or not self._direct_ok or len(frame) > self._max_out_frame:
+            self.send_frame(frame)
+            return
+        if self.closed:
+            raise self.down_error()
+        self._held = True
+        self.queue.frame(frame)  # (_added leaves it be)
+        self._loop.run_callback(self._release)
+
+    def _release(self) -> None:
+        """In the hub: held frames nothing followed go out now."""
+        if self._held:
+            self._held = False
+            if self.queue and not self.closed:
+                self._queued()
 
     def down_error(self) -> LinkDown:
         """The error for a send on the closed link: :class:`LinkClosed` when this
@@ -277,6 +309,7 @@ class LinkWriter:
                     return
                 was_full = out.queued_bytes >= self._max_queue
                 data, frames = out.take()
+                self._held = False
                 if was_full:
                     self._space.set()
                 self._writing = True

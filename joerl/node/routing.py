@@ -353,7 +353,7 @@ class Routing:
             peer.calls.discard(ref)
             if peer.conn is not None:
                 try:
-                    peer.conn.send(P.Demonitor(gcaller, target, gref))
+                    peer.conn.send_later(P.Demonitor(gcaller, target, gref))  # (with the next call, if one follows)
                 except LinkDown:
                     pass
         if result is None:
