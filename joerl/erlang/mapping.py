@@ -38,13 +38,16 @@ from .control import AliasSend, Send
 from .records import STRUCT_KEY, Records
 from .terms import Atom, ErlangPid, ErlangRef, FrozenList, FrozenMap, ImproperList
 
-__all__ = ["ALIAS", "CALL", "EXCEPTION", "GEN_CALL", "TermMap"]
+__all__ = ["ALIAS", "CALL", "CAST", "EXCEPTION", "GEN_CALL", "GEN_CAST", "TermMap"]
 
 _U32: Final = 0xFFFFFFFF
 #: joerl's call tag (``joerl._gen.CALL``, spelled here: this module imports no runtime module).
 CALL: Final = "$gen_call"
+CAST: Final = "$gen_cast"
 #: ``'$gen_call'``: the tag of a gen_server call.
 GEN_CALL: Final = Atom(CALL)
+#: ``'$gen_cast'``: the tag of a gen_server cast (joerl's is the str ``"$gen_cast"``).
+GEN_CAST: Final = Atom("$gen_cast")
 #: ``alias``: the head of the ``[alias | Ref]`` call tag (OTP 24+).
 ALIAS: Final = Atom("alias")
 #: ``exception``: the tag of a joerl exception reason in Erlang.
@@ -257,9 +260,11 @@ class TermMap:
         Returns:
             ``(CALL, (pid, ref), request)`` (``joerl._gen.as_call`` makes the
             pair a ``From``) for ``{'$gen_call', {Pid, Tag},
-            Request}`` (``Tag`` a ref or ``[alias | Ref]``), else the message
-            mapped with :meth:`to_local`.
+            Request}`` (``Tag`` a ref or ``[alias | Ref]``), ``(CAST, request)``
+            for ``{'$gen_cast', Request}``, else the message mapped with :meth:`to_local`.
         """
+        if msg.__class__ is tuple and len(msg) == 2 and msg[0] == GEN_CAST:
+            return (CAST, self.to_local(msg[1]))
         if msg.__class__ is tuple and len(msg) == 3 and msg[0] == GEN_CALL:
             from_ = msg[1]
             if from_.__class__ is tuple and len(from_) == 2 and from_[0].__class__ is ErlangPid:
@@ -270,6 +275,13 @@ class TermMap:
                     ref = self.ref_in(tag.tail, alias=True)
                     return (CALL, (self.pid_in(from_[0]), ref), self.to_local(msg[2]))
         return self.to_local(msg)
+
+    def message_out(self, msg: Any) -> Any:
+        """A message for an Erlang process: :meth:`to_erlang`, and joerl's cast ``("$gen_cast", R)`` is
+        ``{'$gen_cast', R}`` (so ``gen_server.cast`` reaches an Erlang gen_server)."""
+        if msg.__class__ is tuple and len(msg) == 2 and msg[0] == CAST:
+            return (GEN_CAST, self.to_erlang(msg[1]))
+        return self.to_erlang(msg)
 
     def reply_out(self, from_: Any, value: Any) -> AliasSend | Send:
         """The control message that answers an Erlang caller's ``From`` with ``value``."""

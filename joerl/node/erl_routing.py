@@ -144,14 +144,14 @@ class ErlangRouting:
     def send(self, sender: Pid | None, to: Pid, msg: Any) -> None:
         t = self.terms
         if sender is None or sender == SYSTEM_PID:
-            out: Any = Send(t.pid_out(to), t.to_erlang(msg))
+            out: Any = Send(t.pid_out(to), t.message_out(msg))
         else:
-            out = SendSender(t.pid_out(sender), t.pid_out(to), t.to_erlang(msg))
+            out = SendSender(t.pid_out(sender), t.pid_out(to), t.message_out(msg))
         self._send(self._peer(to.node), out, True)
 
     def send_named(self, sender: Pid | None, name: str, node: str, msg: Any) -> None:
         t = self.terms
-        out = RegSend(t.pid_out(sender or SYSTEM_PID), Atom(name), t.to_erlang(msg))
+        out = RegSend(t.pid_out(sender or SYSTEM_PID), Atom(name), t.message_out(msg))
         self._send(self.links.peer(node), out, True)
 
     def link(self, local: Pid, remote: Pid) -> None:

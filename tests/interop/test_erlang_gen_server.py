@@ -27,15 +27,22 @@ start(Name) -> gen_server:start({local, Name}, echo_srv, [], []).
 init([]) -> {ok, []}.
 handle_call(crash, _From, _S) -> erlang:error(boom);
 handle_call({sleep, Ms}, _From, S) -> timer:sleep(Ms), {reply, slept, S};
+handle_call(get, _From, S) -> {reply, {state, S}, S};
 handle_call(Req, {Pid, Tag}, S) -> {reply, {echoed, Req, Pid, Tag}, S}.
+handle_cast({store, X}, _S) -> {noreply, X};
 handle_cast(_, S) -> {noreply, S}.
 """
 
 
 class Echo(GenServer):
-    """Replies with the request; ``hang`` is never answered; ``crash`` raises."""
+    """Replies with the request; ``hang`` is never answered; ``crash`` raises; ``get`` gives what was cast."""
+
+    def handle_cast(self, request: Any, state: Any) -> Any:
+        return request
 
     def handle_call(self, request: Any, from_: Any, state: Any) -> Reply | NoReply:
+        if request == Atom("get"):
+            return Reply(("state", state))
         if request == Atom("hang"):
             return NoReply()
         if request == Atom("crash"):
@@ -120,3 +127,10 @@ def test_a_joerl_call_to_a_crashing_or_missing_erl_server_fails_with_its_reason(
         py_node.call((esrv, "e1@127.0.0.1"), Atom("crash"), timeout=10)
     assert info.value.reason[0] == Atom("boom")
     assert e1.eval("{ok, P} = echo_srv:start(esrv), is_pid(P)") is True  # (for the tests after)
+
+
+def test_casts_both_ways(py_node: Any, echo: str, e1: ErlShell, esrv: str) -> None:
+    assert e1.eval(f"gen_server:cast({{echo, {PY}}}, {{stored, 1}})") == Atom("ok")
+    assert e1.eval(f"gen_server:call({{echo, {PY}}}, get)") == (b"state", (Atom("stored"), 1))
+    gen_server.cast(py_node.system, (esrv, "e1@127.0.0.1"), (Atom("store"), "from_py"))
+    assert py_node.call((esrv, "e1@127.0.0.1"), Atom("get"), timeout=10) == (Atom("state"), b"from_py")

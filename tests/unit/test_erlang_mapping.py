@@ -134,3 +134,12 @@ def test_our_calls_go_out_with_an_alias_tag_and_replies_come_back_to_our_ref(m: 
     assert m.reply_in((m.ref_out(ref), 5)) == (ref, 5)
     assert m.reply_in((ErlangRef(E, 1, (1,)), 5)) is None  # not one of ours
     assert m.reply_in("other") is None
+
+
+def test_casts_map_both_ways(m: TermMap) -> None:
+    from joerl.erlang.mapping import CAST, GEN_CAST
+
+    pid = Pid(0, 1, 0)
+    assert m.call_in((GEN_CAST, (Atom("x"), m.pid_out(pid)))) == (CAST, (Atom("x"), pid))
+    assert m.message_out((CAST, pid)) == (GEN_CAST, m.pid_out(pid))
+    assert m.message_out(("other", pid)) == ("other", m.pid_out(pid))
