@@ -167,7 +167,7 @@ class ErlangSide:
             lookup=lookup,
             learn=terms.learn,
             handler=lambda link, msg: dispatch.on_message(link, msg),
-            on_up=lambda peer: watchers.notify(NodeUp(peer.name), hidden=True),
+            on_up=lambda peer: watchers.notify(NodeUp(peer.name), hidden=not peer.visible),
             on_down=self._down,
             on_unreachable=lambda peer, msgs, why: erl.unreachable(peer, msgs, why),
         )
@@ -183,7 +183,7 @@ class ErlangSide:
     def _down(self, peer: ErlPeer) -> None:
         assert self.routing is not None
         self.routing.lost(peer)
-        self._watchers.notify(NodeDown(peer.name, NOCONNECTION), hidden=True)
+        self._watchers.notify(NodeDown(peer.name, NOCONNECTION), hidden=not peer.visible)
 
     # -- for the node ------------------------------------------------------------------------
 
@@ -233,9 +233,9 @@ class ErlangSide:
             raise DistributionError(f"node {self.name!r} was made without erlang=True: it speaks no Erlang")
         return self.routing
 
-    def nodes(self) -> list[str]:
-        """The Erlang nodes with a link up."""
-        return self.links.connected() if self.links is not None else []
+    def nodes(self, kind: str = "connected") -> list[str]:
+        """The Erlang nodes with a link up: ``"visible"`` ones (both sides published), ``"hidden"`` ones, or all."""
+        return self.links.connected(kind) if self.links is not None else []
 
     def close(self) -> None:
         """Close every Erlang link (node shutdown)."""

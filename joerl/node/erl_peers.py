@@ -28,6 +28,7 @@ import gevent
 from gevent import socket as gsocket
 from gevent.event import Event
 
+from ..erlang import dflags
 from ..erlang.control import encode_frame
 from ..erlang.handshake import ERLANG, ErlangHandshake, Role, detect_protocol
 from ..errors import (
@@ -48,6 +49,7 @@ __all__ = ["ErlPeer", "ErlangLinks"]
 
 log = logging.getLogger("joerl.node")
 
+_KINDS = {True: "visible", False: "hidden"}
 #: Seconds a node that could not be reached is not dialled again (what is sent meanwhile fails at once).
 RETRY_AFTER = 1.0
 
@@ -62,6 +64,8 @@ class ErlPeer:
         #: The link carries direct sends (what waited for the dial went first).
         self.ready = False
         self.creation: int | None = None
+        #: Both sides announced themselves published: a visible link (Erlang's ``nodes()``), else a hidden one.
+        self.visible = False
         self.dialing: gevent.Greenlet | None = None
         self.pending: list[tuple[Any, bytes]] = []
         self.up = Event()
@@ -142,9 +146,9 @@ class ErlangLinks:
             self.by_id[peer.node_id] = peer
         return peer
 
-    def connected(self) -> list[str]:
-        """The Erlang nodes with a link up."""
-        return [p.name for p in self.peers.values() if p.ready]
+    def connected(self, kind: str = "connected") -> list[str]:
+        """The Erlang nodes with a link up: ``"visible"`` (both sides published), ``"hidden"`` or ``"connected"``."""
+        return [p.name for p in self.peers.values() if p.ready and kind in ("connected", _KINDS[p.visible])]
 
     def close(self) -> None:
         """Stop dialling, close every link (node shutdown)."""
@@ -350,6 +354,7 @@ class ErlangLinks:
             old.close("replaced by a new connection")  # (its on_down ran: what crossed it fired)
         peer.link = link
         peer.creation = link.peer_creation
+        peer.visible = bool(link.flags & dflags.PUBLISHED)
         peer.retry_at = 0.0
         peer.up.set()
         log.info("node %s: link to Erlang node %s up", self.name, peer.name)

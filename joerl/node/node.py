@@ -355,7 +355,7 @@ class DistributedSystem(Serving):
     def nodes(self, kind: str = "visible") -> list[str]:
         """The names of the peers this node has a live link with: ``"visible"``
         ones (Erlang's ``nodes()``), ``"hidden"`` ones or all (``"connected"``)."""
-        return self._peers.connected(kind) + (self.erlang.nodes() if kind != "visible" else [])
+        return sorted(self._peers.connected(kind) + self.erlang.nodes(kind))
 
     def disconnect_node(self, name: str) -> bool:
         """Close the link to ``name`` as if it broke (NodeDown, ``noconnection``); False if none."""

@@ -62,12 +62,14 @@ class ErlShell:
         name: its alive name; the node is ``name@127.0.0.1``.
         cookie: its cookie.
         extra: more ``erl`` arguments (``-kernel net_ticktime 4``...).
+        hidden: start it ``-hidden`` (else a visible node).
     """
 
-    def __init__(self, epmd_port: int, name: str, cookie: str = COOKIE, *extra: str) -> None:
+    def __init__(self, epmd_port: int, name: str, cookie: str = COOKIE, *extra: str, hidden: bool = True) -> None:
         self.node = f"{name}@127.0.0.1"
         env = dict(os.environ, ERL_EPMD_PORT=str(epmd_port))
-        argv = ["erl", "-name", self.node, "-setcookie", cookie, "-hidden", "-noshell", "-start_epmd", "false"]
+        argv = ["erl", "-name", self.node, "-setcookie", cookie, "-noshell", "-start_epmd", "false"]
+        argv += ["-hidden"] if hidden else []
         self.proc = subprocess.Popen(
             [*argv, *extra, "-eval", _LOOP],
             env=env,

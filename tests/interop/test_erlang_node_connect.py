@@ -160,3 +160,21 @@ def test_allowed_nodes_applies_to_erlang_nodes(epmd_port: int, e1: ErlShell) -> 
     finally:
         e6.close()
         guarded.shutdown()
+
+
+def test_a_published_node_is_a_visible_one(epmd_port: int) -> None:
+    from joerl.message import NodeUp
+    from joerl.testing import Probe
+
+    node = erlang_node(epmd_port, "pub@127.0.0.1", erlang=ErlangConfig(published=True))
+    visible = ErlShell(epmd_port, "v", hidden=False)
+    try:
+        with Probe(node, timeout=10) as watcher:
+            node.monitor_nodes(watcher.pid)  # visible nodes only, as Erlang's monitor_nodes
+            assert visible.eval("net_adm:ping('pub@127.0.0.1')") == Atom("pong")
+            assert visible.eval("nodes()") == [Atom("pub@127.0.0.1")]
+            assert watcher.receive(NodeUp) == NodeUp("v@127.0.0.1")
+            assert node.nodes() == ["v@127.0.0.1"] and node.nodes("hidden") == []
+    finally:
+        visible.close()
+        node.shutdown()
