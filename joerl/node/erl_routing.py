@@ -46,6 +46,7 @@ from ..erlang.control import (
     SendSender,
     UnlinkId,
 )
+from ..erlang.dflags import SEND_SENDER
 from ..erlang.terms import Atom
 from ..errors import CallError, CallTimeout, EpmdError, NodeUnreachable
 from ..message import NOCONNECTION
@@ -143,11 +144,13 @@ class ErlangRouting:
 
     def send(self, sender: Pid | None, to: Pid, msg: Any) -> None:
         t = self.terms
-        if sender is None or sender == SYSTEM_PID:
-            out: Any = Send(t.pid_out(to), t.message_out(msg))
+        peer = self._peer(to.node)
+        link = peer.link
+        if sender is None or sender == SYSTEM_PID or (link is not None and not link.flags & SEND_SENDER):
+            out: Any = Send(t.pid_out(to), t.message_out(msg))  # (SEND_SENDER only to a peer that reads it)
         else:
             out = SendSender(t.pid_out(sender), t.pid_out(to), t.message_out(msg))
-        self._send(self._peer(to.node), out, True)
+        self._send(peer, out, True)
 
     def send_named(self, sender: Pid | None, name: str, node: str, msg: Any) -> None:
         t = self.terms
