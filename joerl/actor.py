@@ -277,6 +277,7 @@ class ActorContext:
         self.system.register(name, self.pid)
 
     def whereis(self, name: str) -> Pid | None:
+        """The pid registered as ``name`` on this system, or None."""
         return self.system.whereis(name)
 
     def call(self, server: Any, request: Any, timeout: float | None = 5.0) -> Any:
@@ -293,10 +294,12 @@ class ActorContext:
 
     @property
     def trapping_exits(self) -> bool:
+        """Whether this process traps exits (see :meth:`trap_exit`)."""
         return self._trap_exit
 
     @property
     def mailbox_len(self) -> int:
+        """How many messages wait in this process's mailbox."""
         return len(self._mailbox)
 
 
@@ -329,6 +332,7 @@ class ActorRef:
         self.system.try_send(self.pid, msg)
 
     def is_alive(self) -> bool:
+        """True while the process runs (a round trip to its node for a remote pid)."""
         return self.system.is_process_alive(self.pid)
 
     def join(self, timeout: float | None = None) -> bool:

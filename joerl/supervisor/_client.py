@@ -182,18 +182,23 @@ class SupervisorRef(ActorRef):
         return start_child(self.system, self.pid, spec, timeout=timeout)
 
     def terminate_child(self, id: Hashable, *, timeout: float | None = None) -> None:
+        """See :func:`terminate_child`."""
         terminate_child(self.system, self.pid, id, timeout=timeout)
 
     def restart_child(self, id: Hashable, *, timeout: float | None = None) -> Pid | None:
+        """See :func:`restart_child`."""
         return restart_child(self.system, self.pid, id, timeout=timeout)
 
     def delete_child(self, id: Hashable, *, timeout: float | None = None) -> None:
+        """See :func:`delete_child`."""
         delete_child(self.system, self.pid, id, timeout=timeout)
 
     def which_children(self, *, timeout: float | None = None) -> list[ChildInfo]:
+        """See :func:`which_children`."""
         return which_children(self.system, self.pid, timeout=timeout)
 
     def count_children(self, *, timeout: float | None = None) -> dict[str, int]:
+        """See :func:`count_children`."""
         return count_children(self.system, self.pid, timeout=timeout)
 
     def stop(self, reason: Any = SHUTDOWN, timeout: float | None = 5.0) -> bool:
