@@ -1,6 +1,7 @@
 """``python -m joerl`` (and the ``joerl`` console script): the command line.
 
-Commands: ``demo`` (the distributed demo, see :mod:`joerl.demo`), ``version``,
+Commands: ``demo`` (the distributed demo, see :mod:`joerl.demo`), ``node`` (a
+standalone node, see :mod:`joerl.node.cli`), ``version``,
 and the cluster commands of :mod:`joerl.cli` (``nodes``, ``ps``, ``top``, ``observer``).
 With no command it prints its help and exits with status 2.
 """
@@ -24,6 +25,8 @@ def _parser() -> argparse.ArgumentParser:
         add_help=False,
     )
     demo.add_argument("args", nargs=argparse.REMAINDER, help="the demo's own options (demo --help)")
+    node = commands.add_parser("node", help="run a standalone node until SIGINT/SIGTERM", add_help=False)
+    node.add_argument("args", nargs=argparse.REMAINDER, help="the node's options (node --help)")
     commands.add_parser("version", help="print joerl's version")
     add_commands(commands)
     return parser
@@ -37,6 +40,10 @@ def main(argv: list[str] | None = None) -> int:
         from .demo import main as demo
 
         return demo(argv[1:])
+    if argv[:1] == ["node"]:
+        from .node.cli import main as node
+
+        return node(argv[1:])
     if argv[:1] == ["demo-node"]:  # one node of the demo, started by it (not listed)
         from .demo import node_main
 
