@@ -3,8 +3,9 @@
 One plot per benchmark module: a horizontal bar per row with a baseline, its
 length the ratio figure / baseline (the median of the samples), a whisker
 over the range the figure's samples spanned (relative to the baseline's
-median), and a mark at the row's target ratio when it has one. Bars are
-green where the target is met, red where it is missed, grey without a target.
+median), and a mark at the row's target ratio when it has one (a cost, such
+as memory, has a maximum ratio: lower is better). Bars are green where the
+target is met, red where it is missed, grey without a target.
 A ratio of 1 (as fast as the baseline) is the dashed line.
 
 Plain SVG text, written without a plotting library, so that the docs build
@@ -21,11 +22,15 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-WIDTH = 760
-LABEL = 330  # the left column with the row names
+WIDTH = 900
+LABEL = 440  # the left column with the row names
 BAR = 22
 GAP = 10
 TOP = 40
+
+
+def _short(label: str, size: int = 68) -> str:
+    return label if len(label) <= size else label[: size - 3] + "..."
 
 
 def _rows(module: dict[str, Any]) -> list[dict[str, Any]]:
@@ -41,10 +46,7 @@ def svg(module: dict[str, Any]) -> str | None:
     for r in rows:
         base = r["baseline"]["median"]
         samples = r["figure"].get("samples") or [r["figure"]["median"]]
-        lo, hi = min(samples) / base, max(samples) / base
-        if r.get("lower_is_better"):
-            lo, hi = base / max(samples), base / min(samples)
-        spans.append((lo, hi))
+        spans.append((min(samples) / base, max(samples) / base))
     top = max([1.0] + [hi for _, hi in spans] + [r.get("target") or 0 for r in rows]) * 1.1
     scale = (WIDTH - LABEL - 60) / top
     height = TOP + len(rows) * (BAR + GAP) + 30
@@ -63,19 +65,22 @@ def svg(module: dict[str, Any]) -> str | None:
         y = TOP + i * (BAR + GAP)
         ok = r.get("ok")
         colour = "#9e9e9e" if ok is None else "#2e7d32" if ok else "#c62828"
-        ratio = r["ratio"] if not r.get("lower_is_better") else 1 / r["ratio"]
-        label = f"{r['group']}: {r['figure']['name']}"
-        out.append(f'<text x="{LABEL - 8}" y="{y + BAR * 0.7:.1f}" text-anchor="end">{escape(label[:52])}</text>')
+        ratio = r["ratio"]
+        label = f"{r['group']}: {r['figure']['name']} / {r['baseline']['name']}"
+        if r.get("lower_is_better"):
+            label += " (lower is better)"
+        out.append(f'<text x="{LABEL - 8}" y="{y + BAR * 0.7:.1f}" text-anchor="end">{escape(_short(label))}</text>')
         out.append(f'<rect x="{LABEL}" y="{y}" width="{ratio * scale:.1f}" height="{BAR}" fill="{colour}"/>')
         mid = y + BAR / 2
         out.append(
             f'<line x1="{LABEL + lo * scale:.1f}" y1="{mid}" x2="{LABEL + hi * scale:.1f}" y2="{mid}" stroke="#000"/>'
         )
-        out.append(f'<text x="{LABEL + max(ratio, hi) * scale + 6:.1f}" y="{y + BAR * 0.7:.1f}">{ratio:.2f}x</text>')
+        out.append(
+            f'<text x="{LABEL + max(ratio, hi, r.get("target") or 0) * scale + 6:.1f}" y="{y + BAR * 0.7:.1f}">{ratio:.2f}x</text>'
+        )
         target = r.get("target")
         if target:
-            t = target if not r.get("lower_is_better") else 1 / target
-            tx = LABEL + t * scale
+            tx = LABEL + target * scale
             out.append(
                 f'<line x1="{tx:.1f}" y1="{y - 3}" x2="{tx:.1f}" y2="{y + BAR + 3}" stroke="#000" stroke-width="2"/>'
             )
