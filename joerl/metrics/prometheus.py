@@ -25,8 +25,14 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from gevent import pywsgi
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+try:
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+except ImportError as exc:  # pragma: no cover - depends on what is installed
+    raise ImportError(
+        "joerl.metrics.prometheus needs the prometheus-client package: pip install 'joerl[prometheus]'"
+    ) from exc
 
 from ..node.node import DistributedSystem
 from ..system import ActorSystem
