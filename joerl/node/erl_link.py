@@ -8,9 +8,9 @@ protocol. The wire is the sans-IO modules' (:mod:`joerl.erlang.handshake`,
   over a socket within a deadline, asking the node's ``decide(name)`` when a
   dialler names itself;
 * :class:`ErlangLink` reads frames (``FrameDecoder``) and hands each control
-  message to the node's handler, writes frames (directly from the sending
-  greenlet when the writer is idle, else from the writer greenlet: the hub
-  never writes), and ticks: a tick goes out when nothing was written for a
+  message to the node's handler, writes frames (from the writer greenlet,
+  which takes everything queued when the sender yields: one ``sendall`` a
+  burst; a sender waits while more than ``max_queue_bytes`` are queued), and ticks: a tick goes out when nothing was written for a
   quarter of ``tick_time``, and a peer silent for ``tick_time`` is down
   (Erlang's ``net_ticktime``).
 
@@ -193,17 +193,24 @@ class ErlangLink:
             raise LinkClosed(f"the link to {self.peer_name} is closed ({self.reason})")
         self._out.append(data)
         self._queued += len(data)
-        if self._busy:  # the greenlet writing now takes it too
-            if self._queued > self.max_queue_bytes and getcurrent() is not self._hub:
-                self._drained.clear()
-                self._drained.wait()  # backpressure: the peer reads slower than we send
-                if self.closed:
-                    raise LinkClosed(f"the link to {self.peer_name} closed ({self.reason})")
-            return
+        if not self._busy:
+            self._wake.set()  # the writer takes everything queued when this greenlet yields: one sendall a burst
+        if self._queued > self.max_queue_bytes and getcurrent() is not self._hub:
+            self._drained.clear()
+            self._drained.wait()  # backpressure: the peer reads slower than we send (the hub never waits)
+            if self.closed:
+                raise LinkClosed(f"the link to {self.peer_name} closed ({self.reason})")
+
+    def flush(self, timeout: float = 1.0) -> bool:
+        """Wait (up to ``timeout`` seconds) until what is queued is written; False if it was not."""
         if getcurrent() is self._hub:
-            self._wake.set()  # the hub never writes
-            return
-        self._drain()
+            return not self._out
+        while (self._out or self._busy) and not self.closed:
+            self._drained.clear()
+            self._wake.set()
+            if not self._drained.wait(timeout):
+                return False
+        return not self._out
 
     def _drain(self) -> None:
         self._busy = True

@@ -157,6 +157,7 @@ class ErlangLinks:
             if peer.dialing is not None:
                 peer.dialing.kill(block=False)
             if peer.link is not None:
+                peer.link.flush(timeout=1.0)  # (the exit signals of the processes that just stopped)
                 peer.link.close("shutdown")
 
     # -- sending --------------------------------------------------------------------------
