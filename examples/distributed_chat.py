@@ -50,7 +50,13 @@ import joerl
 from joerl.actor import ActorContext
 from joerl.address import parse_address
 from joerl.message import NodeDown
+from joerl.node.names import node_name
 from joerl.node.node import DistributedSystem
+
+
+def alive(name: str) -> str:
+    """``alice`` of ``alice@host``: how the room shows a member."""
+    return name.partition("@")[0]
 
 
 def find_node(node: DistributedSystem, target: str, timeout: float) -> str | None:
@@ -58,11 +64,12 @@ def find_node(node: DistributedSystem, target: str, timeout: float) -> str | Non
     at the port mapper by port), waiting up to ``timeout`` for it to register."""
     deadline = time.monotonic() + timeout
     want = parse_address(target) if ":" in target else None
+    full = node_name(target) if want is None else None  # a name without a host is this machine's
     while True:
         for info in node.list_nodes():
             if info.name == node.node_name:
                 continue
-            if info.name == target or (want is not None and info.port == want[1] and same_host(info.host, want[0])):
+            if info.name == full or (want is not None and info.port == want[1] and same_host(info.host, want[0])):
                 return info.name
         if time.monotonic() >= deadline:
             return None
@@ -104,7 +111,7 @@ def chat(
     def flush() -> None:
         if outbox and len(members) >= members_wanted:
             for line in outbox:
-                print(f"[{me}] (you) {line}", flush=True)
+                print(f"[{alive(me)}] (you) {line}", flush=True)
                 broadcast(("say", me, line))
             outbox.clear()
         if not outbox and (leaving or (exit_after is not None and heard >= exit_after)):
@@ -139,7 +146,7 @@ def chat(
             add(msg[1])
         elif tag == "say":
             heard += 1
-            print(f"[{msg[1]}] {msg[2]}", flush=True)
+            print(f"[{alive(msg[1])}] {msg[2]}", flush=True)
             flush()
         elif tag == "leave":
             members.discard(msg[1])

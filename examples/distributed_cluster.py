@@ -59,8 +59,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--interval", type=float, default=0.5, help="seconds between port-mapper polls (default 0.5)")
     ap.add_argument("--tick", type=float, default=60.0, help="tick time in seconds (default 60)")
     args = ap.parse_args(argv)
-    me = args.name
-    node = DistributedSystem(me, f"127.0.0.1:{args.port}", args.epmd, tick_time=args.tick)
+    tag = args.name
+    node = DistributedSystem(tag, f"127.0.0.1:{args.port}", args.epmd, tick_time=args.tick)
+    me = node.node_name  # name@host: the name peers know this node by
     complete_from: set[str] = set()  # nodes that have seen the whole cluster
     wake = Event()
     status = {"exit": 0}
@@ -71,9 +72,9 @@ def main(argv: list[str]) -> int:
         while True:
             msg = ctx.receive()
             if isinstance(msg, NodeUp):
-                print(f"[{me}] + {msg.node} joined; linked with {node.nodes()}")
+                print(f"[{tag}] + {msg.node} joined; linked with {node.nodes()}")
             elif isinstance(msg, NodeDown):
-                print(f"[{me}] - {msg.node} left ({msg.reason}); linked with {node.nodes()}")
+                print(f"[{tag}] - {msg.node} left ({msg.reason}); linked with {node.nodes()}")
             elif msg[0] == "complete":
                 complete_from.add(msg[1])
                 wake.set()
@@ -91,13 +92,13 @@ def main(argv: list[str]) -> int:
                     try:
                         node.connect_to_node(info.name, timeout=5)
                     except NodeUnreachable as exc:
-                        print(f"[{me}] cannot reach {info.name}: {exc}")
+                        print(f"[{tag}] cannot reach {info.name}: {exc}")
             linked = node.nodes()
             cluster = tuple(sorted([me, *linked]))
             if cluster != shown:
                 shown = cluster
-                where = ", ".join(f"{i.name}@{i.host}:{i.port}" for i in sorted(listed, key=lambda i: i.name))
-                print(f"[{me}] cluster: {list(cluster)} (port mapper: {where})")
+                where = ", ".join(f"{i.name} at {i.host}:{i.port}" for i in sorted(listed, key=lambda i: i.name))
+                print(f"[{tag}] cluster: {list(cluster)} (port mapper: {where})")
             if args.expect and len(cluster) >= args.expect:
                 for peer in linked:
                     if peer not in told:
@@ -105,10 +106,10 @@ def main(argv: list[str]) -> int:
                         node.system.send(("member", peer), ("complete", me))
             # (checked apart: a node may leave once it has heard from everyone)
             if args.expect and len(told) >= args.expect - 1 and len(complete_from) >= args.expect - 1:
-                print(f"[{me}] cluster complete: {sorted(told | {me})}; every node has seen it")
+                print(f"[{tag}] cluster complete: {sorted(told | {me})}; every node has seen it")
                 break
             if args.expect and time.monotonic() > deadline:
-                print(f"[{me}] the cluster of {args.expect} was not complete within {args.wait}s")
+                print(f"[{tag}] the cluster of {args.expect} was not complete within {args.wait}s")
                 status["exit"] = 1
                 break
             wake.wait(args.interval)
@@ -116,12 +117,12 @@ def main(argv: list[str]) -> int:
         node.system.shutdown()
 
     def start(node: DistributedSystem) -> Callable[[], object]:
-        print(f"[{me}] up on port {node.listen_port} (port mapper {node.epmd_address}); looking for peers")
+        print(f"[{tag}] up on port {node.listen_port} (port mapper {node.epmd_address}); looking for peers")
         node.spawn_fn(member, name="member")
         return gevent.spawn(assemble).kill  # joerl.run calls it before the shutdown
 
     joerl.run(start, node)  # until Ctrl+C or SIGTERM, or until assemble() is done; then a clean shutdown
-    print(f"[{me}] leaving")
+    print(f"[{tag}] leaving")
     return status["exit"]
 
 

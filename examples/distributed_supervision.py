@@ -15,7 +15,7 @@ chunk, reporting each chunk to the boss. Then the boss's ``manager``:
    (``monitor_node``);
 2. after three progress reports, kills worker1's OS process (SIGKILL);
 3. gets ``Down(ref, pid, "noconnection")`` for the summer and
-   ``NodeDown("worker1", "noconnection")``, and prints how long that took;
+   ``NodeDown("worker1@<host>", "noconnection")``, and prints how long that took;
 4. restarts the rest of the work on ``worker2`` from the last chunk it
    heard of (messages from one process arrive in order, and before its
    Down, so nothing is counted twice or lost);
@@ -45,6 +45,7 @@ from gevent import subprocess
 
 from joerl.actor import ActorContext
 from joerl.message import Down, NodeDown
+from joerl.node.names import node_name
 from joerl.node.node import DistributedSystem
 from joerl.pid import Pid
 
@@ -82,7 +83,7 @@ def start_worker(name: str, epmd: str, tick: float) -> subprocess.Popen:
 def wait_registered(node: DistributedSystem, names: set[str], timeout: float = 30.0) -> bool:
     """Poll the port mapper (bounded) until every one of ``names`` is registered."""
     deadline = time.monotonic() + timeout
-    while not names <= {i.name for i in node.list_nodes()}:
+    while not {node_name(n) for n in names} <= {i.name for i in node.list_nodes()}:  # listed as name@host
         if time.monotonic() >= deadline:
             return False
         gevent.sleep(0.1)
@@ -159,7 +160,7 @@ def main(argv: list[str]) -> int:
             ok = (
                 total == expected
                 and result.get("down_reason") == "noconnection"
-                and result.get("nodedown") == ("worker1", "noconnection")
+                and result.get("nodedown") == (node_name("worker1"), "noconnection")
             )
             print(f"[boss] total {total}, expected {expected}: {'ok' if ok else 'WRONG'}")
         finally:

@@ -37,6 +37,7 @@ from gevent.event import Event
 
 from joerl.actor import ActorContext
 from joerl.gen_server import From, GenServer, Reply, cast, start
+from joerl.node.names import node_name
 from joerl.node.node import DistributedSystem
 
 
@@ -76,7 +77,7 @@ class Greeter(GenServer):
 def wait_for_node(node: DistributedSystem, name: str, timeout: float) -> bool:
     """Link with ``name`` once it is registered at the port mapper (polled, bounded)."""
     deadline = time.monotonic() + timeout
-    while not any(info.name == name for info in node.list_nodes()):
+    while not any(info.name == node_name(name) for info in node.list_nodes()):  # listed as name@host
         if time.monotonic() >= deadline:
             return False
         gevent.sleep(0.2)

@@ -83,7 +83,8 @@ def main() -> int:
         heard: dict[str, list[str]] = {}
         done = Event()
         members = [
-            node.spawn_fn(member, scope, node.node_name, heard, done) for node, scope in zip(nodes, scopes, strict=True)
+            node.spawn_fn(member, scope, node.node_name.partition("@")[0], heard, done)
+            for node, scope in zip(nodes, scopes, strict=True)
         ]
         # Eventually consistent: wait until every replica holds all three members.
         if not all(ready.wait(WAIT) for ready in full):

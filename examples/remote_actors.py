@@ -137,7 +137,8 @@ def main(argv: list[str]) -> int:
             node.spawn(Service(name), name="service")
             node.register_factory("relay", relay, function=True)
         a, b, c = nodes["node_a"], nodes["node_b"], nodes["node_c"]
-        mine = sorted(i.name for i in a.list_nodes() if i.name in nodes)
+        full = {n.node_name for n in nodes.values()}  # name@host
+        mine = sorted(i.name for i in a.list_nodes() if i.name in full)
         print(f"the port mapper at {a.epmd_address} lists {mine}")
 
         print("\n1. node_a -> node_b (echo)")

@@ -37,13 +37,14 @@ import joerl
 from joerl.actor import ActorContext
 from joerl.errors import ReceiveTimeout
 from joerl.message import NodeDown, NodeUp
+from joerl.node.names import node_name
 from joerl.node.node import DistributedSystem
 
 
 def wait_for_node(node: DistributedSystem, name: str, timeout: float) -> bool:
     """Link with ``name`` once it is registered at the port mapper (polled, bounded)."""
     deadline = time.monotonic() + timeout
-    while not any(info.name == name for info in node.list_nodes()):
+    while not any(info.name == node_name(name) for info in node.list_nodes()):  # listed as name@host
         if time.monotonic() >= deadline:
             return False
         gevent.sleep(0.2)

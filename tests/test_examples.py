@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 from gevent import subprocess
 
+from joerl.node.names import node_name as full
 from joerl.testing import ChildProcess, ProcessGroup
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -149,7 +150,7 @@ EXAMPLES: dict[str, Example] = {
             Peer(("node_a", "0", "--epmd", "{epmd}", "--wait", "20"), expect=("node_b says", "[node_a] done (ok)")),
         ),
         expect=(
-            "[node_b] linked with ['node_a']",
+            f"[node_b] linked with [{full('node_a')!r}]",
             "node_a says: 'hello node_b, this is node_a'",
             "answer ('pong', 'GREETINGS FROM NODE_B')",
             "node_a computed 20 + 22 = 42",
@@ -163,17 +164,21 @@ EXAMPLES: dict[str, Example] = {
         peers=tuple(
             Peer(
                 (name, "0", "--epmd", "{epmd}", "--expect", "3", "--wait", "20", "--interval", "0.2"),
-                expect=(f"[{name}] cluster complete: ['node_a', 'node_b', 'node_c']",),
+                expect=(f"[{name}] cluster complete: {[full('node_a'), full('node_b'), full('node_c')]}",),
             )
             for name in ("node_a", "node_b")
         ),
-        expect=("[node_c] cluster: ['node_a', 'node_b', 'node_c']", "[node_c] cluster complete", "[node_c] leaving"),
+        expect=(
+            f"[node_c] cluster: {[full('node_a'), full('node_b'), full('node_c')]}",
+            "[node_c] cluster complete",
+            "[node_c] leaving",
+        ),
         epmd=True,
         max_seconds=30.0,
     ),
     "remote_actors.py": Example(  # the port mapper from $JOERL_EPMD_ADDRESS
         expect=(
-            "lists ['node_a', 'node_b', 'node_c']",
+            f"lists {[full('node_a'), full('node_b'), full('node_c')]}",
             "[node_a] got EchoReply(content='Hello from node_a!', from_node='node_b')",
             "[node_c] got ComputeReply(result=100, from_node='node_b')",
             "[node_b] got EchoReply(content='Greetings from node_b!', from_node='node_a')",
@@ -251,7 +256,7 @@ EXAMPLES: dict[str, Example] = {
             Peer(
                 ("server", "--epmd", "{epmd}", "--clients", "1"),
                 ready="waits for pings",
-                expect=("[server] ping 5 from", "[server] ping_client said goodbye"),
+                expect=("[server] ping 5 from", f"[server] {full('ping_client')} said goodbye"),
             ),
         ),
         expect=(
@@ -272,7 +277,12 @@ EXAMPLES: dict[str, Example] = {
             "[boss] total",
             "[boss] worker exit codes: [-9, 0]",
         ),
-        anywhere=("[boss] Down: summer", "ended (noconnection)", "[boss] NodeDown: worker1 (noconnection)", ": ok"),
+        anywhere=(
+            "[boss] Down: summer",
+            "ended (noconnection)",
+            f"[boss] NodeDown: {full('worker1')} (noconnection)",
+            ": ok",
+        ),
         epmd=True,
         max_seconds=30.0,
     ),
