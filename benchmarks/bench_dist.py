@@ -563,6 +563,11 @@ def _down_at(line: str) -> float:
     return float(line.rsplit("t=", 1)[1])
 
 
+def _down_of(name: str) -> Callable[[str], bool]:
+    """A watcher's ``DOWN`` line for node ``name`` (joerl completes a bare name with ``@host``)."""
+    return lambda line: line.startswith((f"DOWN {name} ", f"DOWN {name}@"))
+
+
 def _watch(lane: Lane, name: str) -> None:
     lane.watcher.send(f"watch {name}")
     line = lane.watcher.expect(lambda s: s.split()[:2] in (["UP", name], ["FAIL", name]), 20)
@@ -575,7 +580,7 @@ def _kill_phase(lane: Lane) -> None:
     for victim, name in zip(lane.victims[:-1], lane.names[:-1], strict=False):
         t0 = time.time()
         victim.signal(signal.SIGKILL)
-        line = lane.watcher.expect(f"DOWN {name} ", 10 + lane.tick * 3)
+        line = lane.watcher.expect(_down_of(name), 10 + lane.tick * 3)
         lane.killed.append(_down_at(line) - t0)
         victim.proc.wait(timeout=10)
 
@@ -591,7 +596,7 @@ def _stop_phase(lane: Lane, samples: int, rng: random.Random) -> None:
         t0 = time.time()
         victim.signal(signal.SIGSTOP)
         try:
-            line = lane.watcher.expect(f"DOWN {name} ", 10 + lane.tick * 3)
+            line = lane.watcher.expect(_down_of(name), 10 + lane.tick * 3)
         finally:
             victim.signal(signal.SIGCONT)
         lane.stopped.append(_down_at(line) - t0)
