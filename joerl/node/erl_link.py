@@ -34,6 +34,7 @@ from ..erlang.control import TICK, FrameDecoder, Tick, Unsupported, encode_frame
 from ..erlang.decoder import Decoder
 from ..erlang.handshake import Connected, ErlangHandshake, NameReceived
 from ..errors import ConnectionLost, FrameError, HandshakeError, LinkClosed, OversizedFrame, SimultaneousConnect
+from ..ratelimit import TokenBucket
 
 __all__ = ["Decision", "ErlangLink", "run_handshake"]
 
@@ -159,6 +160,7 @@ class ErlangLink:
         self._hub = get_hub()
         self._last_in = self._last_out = monotonic()
         self._greenlets: list[gevent.Greenlet] = []
+        self._log_limit = TokenBucket(0.2, 3.0)  # a bad peer's frames: a few lines, then one every 5 s
 
     def __repr__(self) -> str:
         return f"<ErlangLink to {self.peer_name}{' closed' if self.closed else ''}>"
@@ -271,7 +273,9 @@ class ErlangLink:
                 continue
             if cls is FrameError:
                 self.bad_frames += 1
-                log.warning("link to %s: dropped a frame that does not decode: %s", self.peer_name, event)
+                if self._log_limit.take():
+                    log.warning("link to %s: dropped a frame that does not decode: %s (%d in all)",
+                                self.peer_name, event, self.bad_frames)  # fmt: skip
                 continue
             if cls is Unsupported:
                 self.unsupported += 1
@@ -281,7 +285,9 @@ class ErlangLink:
                 self._handler(self, event)
             except Exception:  # noqa: BLE001 - a bad message never takes the link down
                 self.bad_frames += 1
-                log.exception("link to %s: handling %s failed", self.peer_name, cls.__name__)
+                if self._log_limit.take():
+                    log.exception("link to %s: dropped a %s it could not apply (%d bad in all)",
+                                  self.peer_name, cls.__name__, self.bad_frames)  # fmt: skip
 
     def _tick(self) -> None:
         interval = self.tick_time / 4.0

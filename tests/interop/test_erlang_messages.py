@@ -119,3 +119,38 @@ def test_none_is_nil_for_elixir_when_asked(epmd_port: int, e1: ErlShell) -> None
             assert e1.eval('receive {nil, <<"x">>} -> true after 10000 -> timeout end') is True
     finally:
         node.shutdown()
+
+
+def test_a_peer_sending_nonsense_neither_kills_the_link_nor_floods_the_log(
+    py_node: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from gevent import socket
+
+    from joerl.erlang import control as c
+    from joerl.erlang.handshake import ErlangHandshake, Role
+    from joerl.node.erl_link import run_handshake
+
+    hs = ErlangHandshake(Role.INITIATOR, "fake@127.0.0.1", "JOERLTEST", 3, expected_peer="py@127.0.0.1")
+    me = ErlangPid(Atom("fake@127.0.0.1"), 1, 0, 3)
+    nonsense = [
+        c.Send(5, "to an int"),
+        c.Link(Atom("a"), Atom("b")),
+        c.MonitorP(1, 2, 3),
+        c.Exit(me, "not a pid", Atom("x")),
+        c.RegSend(me, Atom("net_kernel"), "not a call"),
+        c.SpawnRequest(1, me, me, "not an mfa", [], []),
+        c.AliasSend(me, "not a ref", 1),
+    ] * 20
+    with Probe(py_node, name="after", timeout=10) as after, caplog.at_level(logging.WARNING, logger="joerl.node"):
+        with socket.create_connection(("127.0.0.1", py_node.listen_port), timeout=10) as sock:
+            run_handshake(sock, hs, 10.0)
+            sock.sendall(b"".join(c.encode_frame(m) for m in nonsense))
+            sock.sendall(b"\x00\x00\x00\x03p\x83\xff" * 10)  # frames that do not decode
+            sock.sendall(c.encode_frame(c.RegSend(me, Atom("after"), Atom("still_up"))))
+            assert after.receive() == Atom("still_up")
+            link = py_node.erlang.links.peers["fake@127.0.0.1"].link
+            assert link is not None and not link.closed and link.bad_frames >= 10
+    lines = [r for r in caplog.records if "fake@127.0.0.1" in r.getMessage()]
+    assert 1 <= len(lines) <= 5, len(lines)
