@@ -9,7 +9,8 @@ Checked:
 
 * NodeDown on both sides of every cut link within the tick time (a link is
   declared down after ``tick_time`` to ``1.25 x tick_time`` of silence);
-* links and monitors across the cut end with ``noconnection`` on both sides;
+* links and monitors across the cut end with ``noconnection`` on both sides,
+  and a call waiting for an answer from across it fails with it;
 * while cut, each side registers the same global name; after the heal the
   nodes reconnect by themselves (discovery), agree on the older
   registration, and the loser's process is told exactly once;
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import time
 
+import gevent
 import pytest
 from agent_client import start_nodes, wait_meshed
 from netns import Network
@@ -54,6 +56,11 @@ def test_partition_of_one_host_and_heal(net: Network) -> None:
     n2.ok("stream_start", node=n3.node, tag="beta", rate=RATE)
     wait_until(lambda: n3.ok("stream_report", tag="beta")["report"], timeout=20, what="the stream reaches gamma")
 
+    # a call that gamma's server holds unanswered (or that the cut swallows):
+    # waiting when the cut comes, it must fail when the link is declared down
+    t_call = time.monotonic()
+    held = gevent.spawn(n1.request, "call", 60.0, node=n3.node, hold=True, timeout=30.0)
+
     # -- cut gamma off ---------------------------------------------------------------
     t_cut = time.monotonic()
     net.isolate(gamma)
@@ -71,6 +78,10 @@ def test_partition_of_one_host_and_heal(net: Network) -> None:
             assert ev["reason"] == "noconnection", ev
         ev = seer.wait_event(lambda e, n=lost.node: e["kind"] == "anchor_exit" and e["node"] == n, since=t_cut)
         assert ev["reason"] == "noconnection", ev
+    call = held.get(timeout=30)
+    assert call["ok"] is False and "noconnection" in call["message"], call
+    call_failed = t_call + call["elapsed"] - t_cut
+    assert call_failed <= 1.25 * TICK + SLACK, f"the held call failed {call_failed:.2f}s after the cut"
     for x in (n1, n2):
         assert x.ok("nodes")["nodes"] == sorted({n1.node, n2.node} - {x.node})
     assert n3.ok("nodes")["nodes"] == []
@@ -111,6 +122,7 @@ def test_partition_of_one_host_and_heal(net: Network) -> None:
     print(f"\npartition of gamma (tick {TICK}s) for {cut_for:.1f}s:")
     for what, seconds in sorted(detection.items()):
         print(f"  detection: {what} after {seconds:.2f}s")
+    print(f"  a call held across the cut failed {call_failed:.2f}s after it: {call['error']}: {call['message']}")
     for what, seconds in sorted(reconnection.items()):
         print(f"  reconnection: {what} {seconds:.2f}s after the heal")
     print(
