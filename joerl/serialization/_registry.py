@@ -161,6 +161,23 @@ def default_registry() -> MessageRegistry:
 def register_message_type(type_id: str, deserializer: Deserializer, *, replace: bool = False) -> None:
     """Register ``deserializer`` under ``type_id`` in the default registry.
 
-    See ``MessageRegistry.register``.
+    Every node of the process decodes messages of this type with it (unless
+    the node was given a ``registry`` of its own); see
+    :meth:`MessageRegistry.register` and docs/serialization.md.
+
+    Args:
+        type_id: the namespaced type id, ``"myapp::PingMsg"`` (the
+            ``message_type_id`` the sender's class declares).
+        deserializer: ``bytes -> message``: turns what ``serialize()`` made
+            back into the message; raise ``DecodeError`` on bad input.
+        replace: replace a different deserializer registered under ``type_id``.
+
+    Raises:
+        MessageTypeTaken: ``type_id`` has another deserializer and ``replace`` is false.
+        ValueError: ``type_id`` is not a namespaced type id.
+
+    Example::
+
+        register_message_type("example::PingMsg", deserialize_ping)
     """
     _default_registry.register(type_id, deserializer, replace=replace)

@@ -35,9 +35,24 @@ def start_supervisor(
 ) -> SupervisorRef:
     """Spawn ``supervisor`` (not linked) and wait until its children are started.
 
+    Args:
+        system: the system to start it in (a node's: ``node.system``).
+        supervisor: a :class:`Supervisor` (its child specs) or a :class:`DynamicSupervisor`.
+        name: register the supervisor under this name.
+        timeout: seconds to wait for every child's start (None: no limit).
+
+    Returns:
+        A :class:`SupervisorRef`: the supervisor's pid, with the child-management calls.
+
     Raises:
         StartError: a child failed to start (``reason`` says which), or the
             start took longer than ``timeout`` (the supervisor is killed).
+        TypeError: ``supervisor`` is not a Supervisor or DynamicSupervisor instance.
+
+    Example::
+
+        sup = start_supervisor(system, Supervisor("one_for_one", [ChildSpec.worker("db", Db)]), name="top")
+        sup.which_children()
     """
     if not isinstance(supervisor, (Supervisor, DynamicSupervisor)):
         raise TypeError(f"start_supervisor takes a Supervisor instance, got {supervisor!r}")
