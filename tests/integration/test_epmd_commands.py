@@ -4,7 +4,7 @@ The daemon runs as a child process (``python -m joerl.epmd 127.0.0.1:0``),
 the commands as other child processes; names are registered by an
 :class:`~joerl.epmd.EpmdClient` in this process. KILL is refused while
 names are registered and STOP unless the daemon is relaxed, as Erlang's
-epmd does (``tests/interop/test_epmd_commands.py`` compares the two).
+epmd does (``tests/interop/test_epmd_commands_vs_erlang.py`` compares the two).
 """
 
 from __future__ import annotations
