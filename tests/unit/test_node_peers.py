@@ -207,8 +207,8 @@ def test_node_watchers_hear_of_their_nodes_and_dead_ones_are_forgotten() -> None
     inbound = _Inbound({p1, p2})
     watchers = NodeWatchers(inbound)  # type: ignore[arg-type]
     watchers.watch_all(p1, True)
-    assert watchers.watch(p2, "b", True)
-    assert not watchers.watch(p1, "b", True), "p1 hears of every node already"
+    assert watchers.watch(p2, full("b"), True)
+    assert not watchers.watch(p1, full("b"), True), "p1 hears of every node already"
     watchers.watch_all(p3, True)
     watchers.notify(NodeUp(full("b")))
     watchers.notify(NodeUp(full("c")))
