@@ -213,7 +213,7 @@ class Processes(Signals):
                             mailbox._release_putter()
                     else:
                         msg, ctx.sender = mailbox.get()
-                    ctx._received += 1
+                    ctx._received += 1.0  # (a float: see ActorContext)
                     if ctx._trace is not None:
                         ctx._trace.on_receive(ctx, msg)
                     handle(msg, ctx)
@@ -264,7 +264,7 @@ class Processes(Signals):
         if self._procs.pop(pid.id, None) is not None:
             stats = self.stats
             stats.exited += 1
-            stats.ended_received += ctx._received
+            stats.ended_received += int(ctx._received)
         self._registry.drop_pid(pid)
         mailbox = ctx._mailbox
         if mailbox._q:

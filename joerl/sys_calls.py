@@ -176,6 +176,6 @@ def _statistics(behaviour: Any, ctx: ActorContext, flag: Any) -> Any:
     return {
         "start_time": started,
         "current_time": time.time(),
-        "messages_in": ctx._received - received,
-        "messages_out": ctx._sent - sent,
+        "messages_in": int(ctx._received - received),  # (floats: see ActorContext)
+        "messages_out": int(ctx._sent - sent),
     }

@@ -44,6 +44,7 @@ COUNTERS: dict[str, str] = {
     "connections_refused": "connections closed unauthenticated (admission, silence, rate)",
     "serialization_errors": "payloads from peers that could not be decoded",
     "tick_timeouts": "links declared down after the peer's silence (missed ticks)",
+    "unconfirmed_at_link_down": "messages on links that went down before the peer acknowledged them",
 }
 
 #: The gauges of :func:`snapshot`.
@@ -103,7 +104,7 @@ def snapshot(target: ActorSystem | DistributedSystem) -> dict[str, Any]:
         ctx = system.context_of(pid)
         if ctx is None:
             continue
-        received += ctx._received
+        received += int(ctx._received)  # (a float: see ActorContext)
         depth = ctx.mailbox_len
         queued += depth
         if depth > deepest:
@@ -151,6 +152,7 @@ def _node(node: DistributedSystem) -> dict[str, Any]:
         "connections_refused": ns.refused_connections,
         "serialization_errors": ns.bad_payloads,
         "tick_timeouts": ns.tick_timeouts,
+        "unconfirmed_at_link_down": getattr(ns, "unconfirmed_at_link_down", 0),
         "peers": peers,
     }
 
