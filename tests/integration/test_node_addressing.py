@@ -185,3 +185,31 @@ def test_a_host_port_mapper_refuses_registrations_from_other_hosts(
     monkeypatch.setattr(host_mapper, "_peer_is_local", lambda sock, peer: False)
     with pytest.raises(DistributionError, match="--shared"):
         nodes("far@127.0.0.2", "127.0.0.2:0", epmd_address=f"127.0.0.1:{host_mapper.port}")
+
+
+def test_a_host_certificate_binds_every_node_of_that_host_over_tls(
+    host_mapper: EpmdServer, nodes: Any, tmp_path: Any
+) -> None:
+    """A certificate with a host's IP address binds ``any@that-host``, and no node of another host."""
+    import ipaddress
+
+    pytest.importorskip("cryptography.x509")
+    from test_node_security import CA, _node_cert, x509
+
+    from joerl.node.tls import TlsConfig
+
+    ca = CA(tmp_path, "hosts-ca")
+
+    def host_tls(ip: str) -> TlsConfig:
+        cert, key = _node_cert(ca, f"host {ip}", [x509.IPAddress(ipaddress.ip_address(ip))], f"host-{ip}")
+        return TlsConfig(cert, key, ca.cafile)
+
+    b = nodes("b@127.0.0.3", "127.0.0.3:0", tls=host_tls("127.0.0.3"))
+    a = nodes("a@127.0.0.2", "127.0.0.2:0", tls=host_tls("127.0.0.2"))
+    inbox = Probe(b, name="inbox")
+    a.system.send(("inbox", "b@127.0.0.3"), "over tls, across hosts")
+    assert inbox.receive(timeout=10) == "over tls, across hosts"
+    impostor = nodes("c@127.0.0.4", "127.0.0.4:0", tls=host_tls("127.0.0.3"))  # another host's certificate
+    with pytest.raises(NodeUnreachable):
+        impostor.connect_to_node("b@127.0.0.3", timeout=10)
+    assert sorted(b.nodes()) == ["a@127.0.0.2"]
