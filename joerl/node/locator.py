@@ -69,8 +69,8 @@ def _is_loopback(host: str) -> bool:
 
 
 def _own_hosts() -> frozenset[str]:
-    """The names this machine answers to in node names."""
-    names = {default_host(False), default_host(True), _stdsocket.gethostname(), "localhost"}
+    """The names this machine answers to in node names (no DNS query: ``getfqdn`` may stall)."""
+    names = {default_host(False), _stdsocket.gethostname(), "localhost"}
     return frozenset(n for n in names if n)
 
 
