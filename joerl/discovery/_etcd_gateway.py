@@ -18,6 +18,8 @@ __all__ = ["EtcdError", "EtcdGateway", "prefix_end"]
 
 #: The largest JSON reply accepted, in bytes (a range of many thousand keys fits).
 MAX_REPLY = 16 * 1024 * 1024
+#: The longest line of a watch stream (one change's events).
+MAX_WATCH_EVENT = 4 * 1024 * 1024
 
 
 class EtcdError(Exception):
@@ -143,12 +145,7 @@ class EtcdGateway:
             response = client.post("/v3/watch", body=json.dumps({"create_request": request}).encode(), headers=_HEADERS)
             if response.status_code != 200:
                 raise EtcdError(f"watch: HTTP {response.status_code}")
-            while True:
-                line = response.readline(b"\n")
-                if not line:
-                    return
-                if len(line) > MAX_REPLY:
-                    raise EtcdError("watch: event over the reply limit")
+            for line in _lines(response.read, MAX_WATCH_EVENT):
                 result = _json(line).get("result", {})
                 if not isinstance(result, dict) or result.get("canceled"):
                     raise EtcdError(
@@ -161,6 +158,28 @@ class EtcdGateway:
 
 
 _HEADERS = {"Content-Type": "application/json"}
+
+
+def _lines(read: Any, limit: int) -> Iterator[bytes]:
+    """The newline-separated lines of a stream read with ``read(1)``, none
+    longer than ``limit``: a longer one raises before it is buffered whole.
+
+    One byte per read because the HTTP client's ``read(n)`` waits for ``n``
+    bytes and its ``readline`` buffers a line without bound; the client
+    buffers the socket, so a byte is a copy, and watch events are small.
+    """
+    line = bytearray()
+    while True:
+        byte = read(1)
+        if not byte:
+            return
+        if byte != b"\n":
+            line += byte
+            if len(line) > limit:
+                raise EtcdError("watch: event over the reply limit")
+        elif line.strip():
+            yield bytes(line)
+            line.clear()
 
 
 def _json(data: bytes) -> dict[str, Any]:
