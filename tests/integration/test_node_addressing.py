@@ -213,3 +213,15 @@ def test_a_host_certificate_binds_every_node_of_that_host_over_tls(
     with pytest.raises(NodeUnreachable):
         impostor.connect_to_node("b@127.0.0.3", timeout=10)
     assert sorted(b.nodes()) == ["a@127.0.0.2"]
+
+
+def test_long_names_complete_a_bare_name_with_this_machines_fqdn(host_mapper: EpmdServer, nodes: Any) -> None:
+    import socket
+
+    a = nodes("la", long_names=True)
+    b = nodes("lb", long_names=True)
+    assert (a.node_name, b.node_name) == (f"la@{socket.getfqdn()}", f"lb@{socket.getfqdn()}")
+    inbox = Probe(b, name="inbox")
+    a.system.send(("inbox", "lb"), "a bare name gets this node's host: the FQDN")
+    assert inbox.receive() == "a bare name gets this node's host: the FQDN"
+    assert a.nodes() == [b.node_name]
