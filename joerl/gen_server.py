@@ -468,6 +468,21 @@ def reply(system: ActorSystem | ActorContext | ActorRef, from_: From, value: Any
     Safe from any greenlet or timer. A reply to a call that already timed out
     is dropped. (OTP's ``gen_server:reply(From, Reply)``; joerl has no global
     system, so name one: the system, any ActorContext or ref in it.)
+
+    Args:
+        system: the server's system, or any ActorContext or ActorRef of it.
+        from_: the ``From`` that ``handle_call`` was given.
+        value: what the caller's ``call`` returns.
+
+    Example::
+
+        def handle_call(self, request, from_, state):
+            self.send_after(1.0, ("answer", from_))  # reply later, from handle_info
+            return NoReply()
+
+        def handle_info(self, msg, state):
+            gen_server.reply(self.ctx, msg[1], "done")
+            return state
     """
     if not isinstance(system, ActorSystem):
         system = system.system

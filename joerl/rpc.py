@@ -221,6 +221,12 @@ def start(node: Any, handlers: RpcHandlers | None = None) -> RpcServer:
 def register(node: Any, name: str, fn: Callable[..., Any], *, replace: bool = False) -> None:
     """Let peers call ``fn(*args)`` on ``node`` as ``name``; starts the rpc server if none runs.
 
+    Args:
+        node: the serving node (a DistributedSystem; an ActorSystem serves only itself).
+        name: what callers ask for, e.g. ``"math:add"`` (a non-empty str).
+        fn: the function; it runs in a process of its own for each request.
+        replace: replace a function registered under ``name`` already.
+
     Raises:
         TypeError, ValueError: as :meth:`RpcHandlers.register`.
         CallError: another process holds the name ``"rex"``.
@@ -311,6 +317,12 @@ def cast(node: Any, target_node: str, name: str, *args: Any) -> None:
     Never fails once sent: an unknown handler, or one that raises, is logged
     on the target node (and counted in its :attr:`RpcServer.dropped` when unknown).
 
+    Args:
+        node: the calling node.
+        target_node: the node to run it on.
+        name: what the target registered the function as.
+        *args: its positional arguments (plain data).
+
     Raises:
         TypeError: ``target_node`` or ``name`` is not a non-empty str.
     """
@@ -324,6 +336,13 @@ def multicall(
     node: Any, nodes: Iterable[str], name: str, *args: Any, timeout: float | None = 5.0
 ) -> tuple[dict[str, Any], dict[str, Exception]]:
     """:func:`call` ``name`` on every node of ``nodes`` at once (``rpc:multicall``).
+
+    Args:
+        node: the calling node.
+        nodes: the nodes to run it on.
+        name: what they registered the function as.
+        *args: its positional arguments (plain data).
+        timeout: seconds to wait for all the answers; None waits forever.
 
     Returns:
         ``(results, errors)``: the value each node returned, by node name, and
