@@ -17,6 +17,7 @@ import pytest
 from gevent import socket, subprocess
 
 from joerl.epmd import EpmdClient
+from joerl.epmd.client import describe_listener
 from joerl.epmd.protocol import Alive2Req, Alive2Resp, ClassicReplyDecoder
 from joerl.testing import ChildProcess, free_port, wait_until
 
@@ -144,3 +145,19 @@ def test_the_example_server_on_a_taken_port_says_who_holds_it_and_how_to_stop_it
             assert "joerl's port mapper listens there, with 1 name registered (alpha)" in result.stderr
             assert f"joerl-epmd -port {port} -kill" in result.stderr
             assert "Traceback" not in result.stderr
+
+
+@pytest.mark.timeout(60)
+def test_describe_listener_tells_a_port_mapper_from_something_else(daemon: ChildProcess) -> None:
+    port = int(daemon.ready["port"])
+    assert describe_listener(f"127.0.0.1:{port}") == (
+        f"joerl's port mapper listens there, with no names: stop it with: joerl-epmd -port {port} -kill"
+    )
+    other = socket.socket()
+    other.bind(("127.0.0.1", 0))
+    other.listen()
+    try:  # accepts connections, answers nothing
+        text = describe_listener(other.getsockname(), timeout=0.5)
+    finally:
+        other.close()
+    assert text.startswith("something that is not a port mapper listens there")
