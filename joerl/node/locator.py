@@ -187,6 +187,7 @@ class Locator:
             infos = gsocket.getaddrinfo(host, None, 0, _stdsocket.SOCK_STREAM)
         except OSError as exc:
             raise NodeUnreachable(f"?@{host}", f"cannot resolve host {host!r}: {exc}") from None
+        infos.sort(key=lambda info: info[0] != _stdsocket.AF_INET)  # IPv4 first: port mappers listen on 0.0.0.0
         address = str(infos[0][4][0])
         if len(self._resolved) > 1024:
             self._resolved.clear()
