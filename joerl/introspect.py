@@ -43,6 +43,7 @@ __all__ = [
     "process_info",
     "process_info_from",
     "processes_info",
+    "queued_messages",
     "sort_key",
     "system_info",
     "system_info_from",
@@ -246,6 +247,20 @@ def processes_info(system: ActorSystem) -> list[ProcessInfo]:
 
 def _contexts(system: ActorSystem) -> list[ActorContext]:
     return [ctx for pid in system.processes() if (ctx := system.context_of(pid)) is not None]
+
+
+#: The longest ``repr`` of one message :func:`queued_messages` gives.
+MAX_MESSAGE_REPR = 200
+
+
+def queued_messages(system: ActorSystem, pid: Pid, limit: int = 20) -> list[str] | None:
+    """The ``repr`` of the first ``limit`` messages queued for ``pid`` (each cut to
+    :data:`MAX_MESSAGE_REPR` characters), or None if it is not alive."""
+    ctx = system.context_of(pid)
+    if ctx is None:
+        return None
+    texts = map(repr, ctx._mailbox.messages(limit))
+    return [t if len(t) <= MAX_MESSAGE_REPR else t[: MAX_MESSAGE_REPR - 3] + "..." for t in texts]
 
 
 def system_info(system: ActorSystem) -> SystemInfo:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from itertools import repeat
+from itertools import islice, repeat
 from typing import Any
 
 from gevent import get_hub, getcurrent, spawn_raw
@@ -317,9 +317,9 @@ class Mailbox:
             self._q.extend(keep)
         return removed
 
-    def messages(self) -> list[Any]:
-        """A snapshot of the queued messages (for debugging and tests)."""
-        return [_message(queued) for queued in self._q]
+    def messages(self, limit: int | None = None) -> list[Any]:
+        """A snapshot of the queued messages, the first ``limit`` of them (None: all), for debugging and tests."""
+        return [_message(queued) for queued in (self._q if limit is None else islice(self._q, max(0, limit)))]
 
 
 class _RoomHook:

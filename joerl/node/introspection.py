@@ -10,6 +10,7 @@ answers are plain terms (pids are mapped at the wire boundary as any pid)::
     ("node_info",)          -> ("ok", node_info map)
     ("get_state", pid)      -> ("ok", repr of the state) | ("error", why)
     ("metrics",)            -> ("ok", joerl.metrics.snapshot of the node)
+    ("messages", pid)       -> ("ok", [repr of each of the first 20 queued messages] | None)
     anything else           -> ("error", "not_allowed", what)
 
 ``get_state`` asks the process with a sys-style call (:mod:`joerl.sys_calls`),
@@ -40,6 +41,7 @@ from ..introspect import (
     process_info,
     process_info_from,
     processes_info,
+    queued_messages,
     system_info,
     system_info_from,
 )
@@ -57,7 +59,7 @@ log = logging.getLogger("joerl.node")
 #: The registered name of every node's introspection service.
 SERVICE = "joerl_introspection"
 #: What the service answers (the allow-list); every query is read-only.
-QUERIES = frozenset({"processes", "process_info", "node_info", "get_state", "metrics"})
+QUERIES = frozenset({"processes", "process_info", "node_info", "get_state", "metrics", "messages"})
 #: The longest state ``repr`` the service sends.
 MAX_STATE_REPR = 4000
 
@@ -204,6 +206,14 @@ class Introspection:
             return self.local_report()
         return report_from(self.query(node, ("node_info",), timeout))
 
+    def messages(self, pid: Pid, timeout: float = 5.0) -> list[str] | None:
+        """The ``repr`` of the first 20 messages queued for ``pid`` (of any node); None if it is not alive."""
+        if pid.node == 0 or pid.node == self._node.node_id:
+            return queued_messages(self._node.system, pid)
+        node = self._node.node_of(pid)
+        found: list[str] | None = None if node is None else self.query(node, ("messages", pid), timeout)
+        return found
+
     def metrics(self, node: str | None = None, timeout: float = 5.0) -> dict[str, Any]:
         """``node``'s (None: this one's) counters and gauges, :func:`joerl.metrics.snapshot`."""
         if self._is_self(node):
@@ -304,6 +314,8 @@ class _Service(GenServer):
         if what == "process_info":
             info = process_info(system, pid)
             return Reply(("ok", None if info is None else as_dict(info)))
+        if what == "messages":
+            return Reply(("ok", queued_messages(system, pid)))
         # get_state: a call to that process, from a helper so that this server never waits.
         self.ctx.spawn(_answer_state, pid, from_)
         return NoReply()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..introspect import as_dict, process_info, processes_info, system_info
+from ..introspect import as_dict, process_info, processes_info, queued_messages, system_info
 from ..pid import Pid
 
 __all__ = ["Source", "parse_pid", "plain"]
@@ -118,6 +118,13 @@ class Source:
         out: dict[str, Any] = plain(as_dict(info))
         out["node"] = self._node.node_of(pid) if self._node is not None else self.name
         out["state"] = self._state(pid) if info.behaviour in ("gen_server", "gen_statem") else None
+        try:
+            if self._node is not None:
+                out["messages"] = self._node.introspection.messages(pid, self.timeout)
+            else:
+                out["messages"] = queued_messages(self._system, pid)
+        except Exception as exc:  # noqa: BLE001 - shown on the page, not raised
+            out["messages"] = [f"(cannot read: {type(exc).__name__}: {exc})"]
         return out
 
     def _state(self, pid: Pid) -> str | None:

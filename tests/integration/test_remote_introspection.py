@@ -128,6 +128,7 @@ def test_processes_of_another_node(cluster: Any) -> None:
     assert remote.pid.node == a.node_id  # a's pid, as other nodes name it
     again = h.introspection.process_info(remote.pid)
     assert again is not None and again.name == "idler"
+    assert h.introspection.messages(remote.pid) == ["0", "1", "2"]  # the reprs of what is queued
     ref.stop()
     assert h.introspection.process_info(remote.pid) is None
 
@@ -168,7 +169,7 @@ def test_state_of_a_remote_gen_server(cluster: Any) -> None:
 
 def test_only_the_allow_listed_queries_are_answered(cluster: Any) -> None:
     a, b, h = cluster
-    assert QUERIES == {"processes", "process_info", "node_info", "get_state", "metrics"}
+    assert QUERIES == {"processes", "process_info", "node_info", "get_state", "metrics", "messages"}
     for request in [("exit", a.whereis(SERVICE), "kill"), ("send",), "processes", (), ("process_info", "x")]:
         with pytest.raises(IntrospectionError):
             h.introspection.query(a.node_name, request)  # type: ignore[arg-type]

@@ -116,6 +116,16 @@ def test_the_charts_draw(driver: Any, cluster: Cluster) -> None:
     assert driver.find_element("css selector", "#counters [data-counter='links alive'] b").text == "1"
 
 
+def test_a_process_page_shows_its_mailbox(driver: Any, cluster: Cluster) -> None:
+    open_processes(driver, cluster)
+    pid = driver.execute_script(
+        "return Array.from(document.querySelectorAll('#processes tbody tr')).find(r => r.querySelector('.name').textContent === 'idler').dataset.pid"
+    )
+    open_page(driver, cluster.url + f"#/process/{pid}")
+    items = wait_for(driver, lambda d: d.find_elements("css selector", "#p-messages li"), "the queued messages")
+    assert [i.text for i in items] == [f"('queued', {n})" for n in range(3)]
+
+
 def test_a_gen_server_page_shows_its_state_links_and_supervisor(driver: Any, cluster: Cluster) -> None:
     open_processes(driver, cluster)
     driver.find_element("css selector", "#processes tbody tr td.name")

@@ -16,6 +16,7 @@ from joerl.introspect import (
     process_info,
     process_info_from,
     processes_info,
+    queued_messages,
     system_info,
     system_info_from,
     top,
@@ -68,6 +69,8 @@ def test_counts_and_mailbox_of_a_function_process(system: ActorSystem) -> None:
     wait_until(lambda: (i := system.process_info(ref)) is not None and i.status == "waiting" and i.mailbox_len == 3)
     info = system.process_info(ref)
     assert info is not None and info.actor.endswith("body") and info.received == 0
+    assert queued_messages(system, ref.pid) == ["'a'", "'b'", "'c'"]
+    assert queued_messages(system, ref.pid, limit=1) == ["'a'"]
     ref.send("go")
     wait_until(lambda: (i := system.process_info(ref)) is None or i.received == 2)
 

@@ -169,7 +169,9 @@
         "<dt>monitored by</dt><dd>" + list(p.monitored_by) + "</dd><dt>trap_exit</dt><dd>" + p.trap_exit + "</dd>" +
         "<dt>" + (p.parent ? "parent / supervisor" : "parent") + '</dt><dd id="p-parent">' + pidLink(p.parent) + "</dd>" +
         "<dt>memory (estimate)</dt><dd>" + bytes(p.memory) + "</dd></dl>" +
-        (p.state != null ? '<h2>State</h2><pre class="state" id="p-state">' + esc(p.state) + "</pre>" : "");
+        (p.state != null ? '<h2>State</h2><pre class="state" id="p-state">' + esc(p.state) + "</pre>" : "") +
+        (p.messages && p.messages.length ? '<h2>Mailbox (first ' + p.messages.length + ')</h2><ol id="p-messages">' +
+          p.messages.map(m => "<li><code>" + esc(m) + "</code></li>").join("") + "</ol>" : "");
       ok();
     }).catch(err => {
       if (v !== view) return;
