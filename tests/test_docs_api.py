@@ -1,7 +1,8 @@
-"""The API reference covers the public API: every name in ``joerl.__all__``
+"""The documentation site covers the public API: every name in ``joerl.__all__``
 has a docstring of its own and a ``::: joerl.NAME`` entry on a page of
 docs/api/ (which mkdocstrings renders; ``mkdocs build --strict`` in CI fails
-on a docstring it cannot parse)."""
+on a docstring it cannot parse), and every page of docs/ is in the site's
+navigation (mkdocs.yml)."""
 
 from __future__ import annotations
 
@@ -82,3 +83,10 @@ def test_the_api_reference_names_nothing_that_is_gone() -> None:
         except ImportError:
             obj = getattr(__import__(module, fromlist=["_"]), attr, None)
         assert obj is not None, f"docs/api/ names {target}, which does not exist"
+
+
+def test_every_docs_page_is_in_the_site_navigation() -> None:
+    nav = set(re.findall(r"([\w/.-]+\.md)\s*$", (ROOT / "mkdocs.yml").read_text(encoding="utf-8"), re.MULTILINE))
+    pages = {str(p.relative_to(ROOT / "docs")) for p in (ROOT / "docs").rglob("*.md")}
+    assert pages - nav == set(), "add these pages to the nav of mkdocs.yml (in reading order)"
+    assert nav - pages == set(), "mkdocs.yml lists pages that do not exist"
