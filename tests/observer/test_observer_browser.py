@@ -87,6 +87,17 @@ def test_the_processes_of_a_node_render_and_update_live(driver: Any, cluster: Cl
 
 def test_the_process_table_filters_and_sorts(driver: Any, cluster: Cluster) -> None:
     open_processes(driver, cluster)
+    if os.environ.get("JOERL_OBSERVER_SCREENSHOTS"):  # a picture with rates and some history
+        wait_for(
+            driver,
+            lambda d: d.execute_script("return document.querySelectorAll('.chart canvas').length") == 2,
+            "charts",
+        )
+        wait_for(
+            driver,
+            lambda d: d.execute_script("return fetch('api/history').then(r => r.json()).then(h => h.t.length)") >= 12,
+            "some history",
+        )
     screenshot(driver, "processes")
     mailbox = driver.find_element("css selector", "#processes th[data-key='mailbox_len']")
     if "sorted" not in mailbox.get_attribute("class"):
