@@ -11,6 +11,7 @@ Ctrl+C handler coming back afterwards.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import textwrap
@@ -23,6 +24,7 @@ import pytest
 import joerl
 from joerl import ActorSystem, DistributedSystem
 from joerl.epmd import EpmdClient
+from joerl.system import StopSignals
 from joerl.testing import ChildProcess, running_epmd, wait_until
 
 COOKIE = "joerl-serve-forever-test"
@@ -163,3 +165,14 @@ def test_the_wsgi_example_stops_its_http_server_then_its_actors_on_sigterm() -> 
         assert child.wait() == 0, child.stderr()
         assert child.lines[-1] == "served 1 requests"
         assert "Traceback" not in child.stderr()
+
+
+@pytest.mark.timeout(30)
+def test_a_signal_that_arrives_before_the_wait_is_kept_for_it() -> None:
+    with StopSignals([signal.SIGUSR1]) as installed:
+        os.kill(os.getpid(), signal.SIGUSR1)  # before anyone waits (joerl.run's main is still running)
+        assert installed.wait() == signal.SIGUSR1
+        assert installed.arrived == signal.SIGUSR1
+    assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL  # Python's disposition is back
+    with pytest.raises(ValueError, match="at least one signal"):
+        StopSignals([])
