@@ -177,7 +177,9 @@ class Introspection:
             self.service = gen_server.start(node.system, _Service(self), name=SERVICE).pid
 
     def _is_self(self, node: str | None) -> bool:
-        return node is None or node == self._node.node_name
+        """Whether ``node`` names this node (None does; so does its name without ``@host``)."""
+        name = self._node.node_name
+        return node is None or node == name or ("@" not in node and node == name.partition("@")[0])
 
     def processes(self, node: str | None = None, timeout: float = 5.0) -> list[ProcessInfo]:
         """Every process of ``node`` (None: this one), oldest first.

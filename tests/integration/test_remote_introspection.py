@@ -147,6 +147,7 @@ def test_node_info_of_another_node(cluster: Any) -> None:
     assert "received" in report.stats
     own = a.introspection.node_info()
     assert own.node == a.node_name and own.system.name == a.node_name
+    assert a.introspection.node_info(a.node_name.partition("@")[0]).node == a.node_name  # a bare name of its own
 
 
 def test_metrics_of_another_node(cluster: Any) -> None:
