@@ -42,6 +42,7 @@ __all__ = [
     "available",
     "check_offer",
     "choose",
+    "for_link",
     "parse_offer",
 ]
 
@@ -61,6 +62,15 @@ try:  # the ``zstd`` extra (imported by name: typed as Any, installed or not)
     _zstd = importlib.import_module("zstandard")
 except ImportError:  # pragma: no cover - depends on the installation
     _zstd = None
+
+
+def for_link(config: Any, peer_offer: Iterable[str]) -> tuple[Compressor | None, Callable[[bytes], bytes] | None]:
+    """A link's compressor (None unless both sides offer a codec) and its
+    inflater (None unless this node offered any), from its ``LinkConfig``."""
+    codec = choose(config.compression, peer_offer)
+    compressor = Compressor(codec, config.compress_min) if codec is not None else None
+    inflate = Decompressor(config.compression, config.max_frame_size).body if config.compression else None
+    return compressor, inflate
 
 
 class CompressionError(ValueError):

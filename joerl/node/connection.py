@@ -43,7 +43,7 @@ from gevent.event import Event
 
 from ..errors import ConnectionLost, LinkDown, ProtocolError, SerializationError
 from ..pid import Pid
-from .compression import Compressor, Decompressor, choose
+from .compression import for_link
 from .config import LinkConfig
 from .link_writer import LinkWriter
 from .protocol import (
@@ -176,11 +176,8 @@ class Connection:
         #: was written during one interval.
         self.tick_interval: float = min(config.tick_time, peer_tick) / 4.0
         self._decoder = FrameDecoder(config.max_frame_size)
-        codec = choose(config.compression, self.peer.compression)  # (off unless both offer one)
-        if codec is not None:
-            self.encoder.compress_with(Compressor(codec, config.compress_min))
-        if config.compression:
-            self._decoder.inflate = Decompressor(config.compression, config.max_frame_size).body
+        compressor, self._decoder.inflate = for_link(config, self.peer.compression)  # (off unless both offer)
+        self.encoder.compress_with(compressor)
         self._leftover = established.leftover
         # Immediate writes (see link_writer.py) only on a plain gevent TCP socket,
         # whose send() takes a zero timeout; a TLS socket always uses the writer.
@@ -318,14 +315,8 @@ class Connection:
         self.send_frame(item if item.__class__ is bytes else self.encoder.encode(item))  # type: ignore[arg-type]
 
     def send_later(self, msg: Message) -> None:
-        """Queue a control message nobody waits for, to leave with whatever
-        this greenlet sends next on the link, or once it yields to the hub (a
-        remote call's ``Demonitor`` rides with the next call: one write, one
-        wake-up of the peer). Order on the link is kept.
-
-        Raises:
-            LocalProtocolError, LinkDown: as :meth:`send`.
-        """
+        """:meth:`send` for a message nobody waits for (a call's ``Demonitor``):
+        it leaves with the next frame, or when this greenlet yields (``LinkWriter.send_later``)."""
         self._writer.send_later(self.encoder.encode(msg))
 
     def send_frame(self, frame: bytes) -> None:
