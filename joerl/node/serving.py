@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from ..system import STOP_SIGNALS, StopSignals
-
-if TYPE_CHECKING:
-    from ..system import ActorSystem
+if TYPE_CHECKING:  # the node layer reaches the runtime through its system only (see joerl/_router.py)
+    from ..system import ActorSystem, StopSignals
 
 __all__ = ["Serving"]
 
@@ -23,7 +22,7 @@ class Serving:
 
     def serve_forever(
         self,
-        signals: Iterable[int] | StopSignals = STOP_SIGNALS,
+        signals: Iterable[int] | StopSignals = (signal.SIGINT, signal.SIGTERM),
         *,
         timeout: float = 5.0,
         on_stop: Callable[[], object] | None = None,
