@@ -149,6 +149,12 @@ class ActorSystem(Processes, BudgetedSends, Timers, Serving):
         A message to a dead pid is dropped, as in Erlang. Waits cooperatively
         while the destination's bounded mailbox is full.
 
+        Args:
+            dest: where to: a Pid (of this node or another), a registered
+                name, ``(name, node)``, an ActorRef or ``("via", registry, name)``.
+            msg: any value locally; what may cross nodes: docs/serialization.md.
+            sender: what the receiver sees as ``ctx.sender`` (default: none).
+
         Raises:
             NotRegistered: ``dest`` is a name nobody holds.
         """
@@ -357,6 +363,15 @@ class ActorSystem(Processes, BudgetedSends, Timers, Serving):
         timeout bounds the whole call, the wait for room in the server's full
         bounded mailbox included: a request that found no room in time is
         never queued.
+
+        Args:
+            server: the server: a Pid, name, ``(name, node)``, ActorRef or via name.
+            request: what its ``handle_call`` gets.
+            timeout: seconds to wait for the reply; None waits forever.
+            caller: the calling process, when it is not the calling greenlet's.
+
+        Returns:
+            What the server's ``handle_call`` replied.
 
         Raises:
             CallTimeout: no reply within ``timeout`` seconds.
