@@ -236,7 +236,17 @@ class ActorContext:
     # -- processes -------------------------------------------------------------
 
     def spawn(self, actor: Any, *args: Any, mailbox_size: int | None = None, name: str | None = None) -> ActorRef:
-        """Spawn an actor (an Actor instance, or a function ``fn(ctx, *args)``)."""
+        """Spawn an actor (an Actor instance, or a function ``fn(ctx, *args)``).
+
+        Args:
+            actor: an :class:`Actor` instance, or a function called as ``fn(ctx, *args)``.
+            *args: the function's arguments after ``ctx``.
+            mailbox_size: bound the mailbox (a full one makes ``send`` wait).
+            name: register the new process under this name.
+
+        Returns:
+            Its :class:`ActorRef` (``.pid`` is its Pid); this process is its parent.
+        """
         return self.system._spawn(actor, args, mailbox_size, name, self.pid, False)
 
     def spawn_link(self, actor: Any, *args: Any, mailbox_size: int | None = None, name: str | None = None) -> ActorRef:
