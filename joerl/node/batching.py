@@ -93,6 +93,9 @@ class OutboundBatcher:
             is counted when the batch closes (another item follows it, or
             :meth:`take`); it can be smaller than the truth by one batch's
             room (at most ``batch_room``).
+        handed: messages queued by :meth:`term` and :meth:`payload` so far
+            (one each; the link adds the REG_SENDs it queues): what the
+            link's peer acknowledges (ACK), what is unconfirmed at link down.
         batch_room: what one batch may hold, in bytes and ``TERM_COST`` per
             message: it bounds the frame's bytes and its number of messages.
     """
@@ -104,6 +107,7 @@ class OutboundBatcher:
         self.peer = peer
         self.on_item: Callable[[int], None] = on_item or _ignore
         self.queued_bytes = 0
+        self.handed = 0
         self._items: list[bytes | _Batch] = []
         self._max_term = encoder.max_frame_size - _FRAME_OVERHEAD
         self.batch_room = min(MAX_TERMS_BYTES, self._max_term, MAX_MESSAGES_PER_FRAME * (TERM_COST + 1))
@@ -136,8 +140,10 @@ class OutboundBatcher:
         if batch is not None and to is batch.to and sender is batch.sender and batch.room >= size:
             batch.append(body)  # the hot path: a burst to one process (counted by _close_batch)
             batch.room -= size
+            self.handed += 1
             return True
         self._open(_Terms, sender, to, body, size)
+        self.handed += 1  # (not when _open raised: the feeder counts that one dropped)
         return True
 
     def payload(self, sender: Pid | None, to: Pid, payload: bytes) -> None:
@@ -153,14 +159,17 @@ class OutboundBatcher:
         size = len(payload) + TERM_COST + 5  # and its bin header
         if size > self.batch_room:
             self.frame(self.encoder.send(sender, to, payload))
+            self.handed += 1
             return
         body = self.encoder.payload(payload)
         batch = self._sends
         if batch is not None and to is batch.to and sender is batch.sender and batch.room >= size:
             batch.append(body)
             batch.room -= size
+            self.handed += 1
             return
         self._open(_Sends, sender, to, body, size)
+        self.handed += 1
 
     def frame(self, frame: bytes) -> None:
         """Queue ``frame`` (encoded bytes, or the unsent rest of some) after

@@ -215,6 +215,11 @@ class LinkConfig:
             only with a codec both sides offer.
         compress_min: frames of fewer bytes are never compressed (no
             attempt: small messages cost nothing). Default 4 KiB.
+        ack_interval: seconds; the receiving side of a link acknowledges
+            the messages it took off it at most this often (one ACK frame
+            per interval while messages arrive), so that the sender reports
+            those not acknowledged when the link goes down
+            (``unconfirmed_at_link_down``). Default 0.1.
     """
 
     tick_time: float = 60.0
@@ -227,6 +232,7 @@ class LinkConfig:
     wrap_socket: Callable[[Any, bool], Any] | None = None
     compression: tuple[str, ...] = ()
     compress_min: int = 4096
+    ack_interval: float = 0.1
 
     def __post_init__(self) -> None:
         check_offer(self.compression)
@@ -238,6 +244,8 @@ class LinkConfig:
             raise ValueError(f"handshake_timeout must be positive, got {self.handshake_timeout}")
         if not self.send_timeout > 0:
             raise ValueError(f"send_timeout must be positive, got {self.send_timeout}")
+        if not 0 < self.ack_interval <= self.tick_time:
+            raise ValueError(f"ack_interval must be in (0, tick_time], got {self.ack_interval}")
         if self.max_queue_bytes < 1 or self.recv_size < 1:
             raise ValueError("max_queue_bytes and recv_size must be positive")
 

@@ -45,8 +45,10 @@ from ..errors import ConnectionLost, LinkDown, ProtocolError, SerializationError
 from ..pid import Pid
 from .compression import for_link
 from .config import LinkConfig
+from .delivery import Acknowledger, report_unconfirmed
 from .link_writer import LinkWriter
 from .protocol import (
+    FLAG_ACK,
     FLAG_SEND_TERMS,
     TICK_FRAME,
     Established,
@@ -57,7 +59,9 @@ from .protocol import (
     NodeIdentity,
     OversizedFrame,
     PeerHello,
+    RegSend,
     Role,
+    Send,
     Tick,
 )
 
@@ -127,6 +131,9 @@ class Connection:
         encoder: a :class:`FrameEncoder` bounded by the peer's max frame size.
         stats: a :class:`LinkStats`.
         close_reason: why the link closed (None while open).
+        acks, messages_in, unconfirmed, inbound, outbound: delivery acknowledgement
+            (``delivery.py``): whether it is on, messages taken off the link, set
+            at close: those handed to it not acknowledged; the decoder, the queue.
         send_term: ``send_term(sender, to, msg) -> bool``: queue ``msg`` if it
             is a plain term (``FrameEncoder.term``); False when it is not
             (encode it with the serialization codec and use ``send_payload``).
@@ -171,11 +178,15 @@ class Connection:
         self.stats = LinkStats()
         self.encoder = FrameEncoder(self.peer.max_frame, terms=bool(self.flags & FLAG_SEND_TERMS), peer=self.peer.name)
         self.close_reason: Any = None
+        self.acks = bool(self.flags & FLAG_ACK)
+        self.messages_in = 0
+        self.unconfirmed = 0
+        self.acknowledger: Acknowledger | None = None
         peer_tick = self.peer.tick_ms / 1000.0 if self.peer.tick_ms else config.tick_time
         #: Seconds between checks of the ticker: a tick goes out when nothing
         #: was written during one interval.
         self.tick_interval: float = min(config.tick_time, peer_tick) / 4.0
-        self._decoder = FrameDecoder(config.max_frame_size)
+        self.inbound = self._decoder = FrameDecoder(config.max_frame_size)
         compressor, self._decoder.inflate = for_link(config, self.peer.compression)  # (off unless both offer)
         self.encoder.compress_with(compressor)
         self._leftover = established.leftover
@@ -187,7 +198,7 @@ class Connection:
             direct=self._direct_ok, on_broken=self.close,
         )  # fmt: skip
         # The hot path, bound straight to the queue (see the class docstring).
-        queue = self._writer.queue
+        self.outbound = queue = self._writer.queue
         self.send_term: Callable[[Pid | None, Pid, Any], bool] = queue.term
         self.send_payload: Callable[[Pid | None, Pid, bytes], None] = queue.payload
         self._closed_event = Event()
@@ -241,6 +252,8 @@ class Connection:
         writer = gevent.spawn(self._writer.run)
         self._tick_timer = timer = gevent.get_hub().loop.timer(self.tick_interval, self.tick_interval)
         timer.start(self._tick)
+        if self.acks:
+            self.acknowledger = Acknowledger(self, self.config.ack_interval)
         self._writer.no_wait = (self._reader,)
         self._greenlets = [self._reader, writer]
         for g, what in zip(self._greenlets, ("reader", "writer"), strict=False):
@@ -259,6 +272,8 @@ class Connection:
         self.close_reason = reason
         if self._tick_timer is not None:
             self._tick_timer.close()
+        if self.acks:
+            self.unconfirmed = report_unconfirmed(self, reason)  # (and stops the ACK timer)
         self._writer.stop(reason)
         try:
             self.sock.close()
@@ -313,6 +328,7 @@ class Connection:
                 closed it, else ``ConnectionLost``; see the class docstring).
         """
         self.send_frame(item if item.__class__ is bytes else self.encoder.encode(item))  # type: ignore[arg-type]
+        self.outbound.handed += item.__class__ is RegSend or item.__class__ is Send  # (what ACK counts)
 
     def send_later(self, msg: Message) -> None:
         """:meth:`send` for a message nobody waits for (a call's ``Demonitor``):
@@ -393,6 +409,9 @@ class Connection:
         finally:
             self._dispatching = False
             self._last_read = monotonic()
+        acker = self.acknowledger
+        if acker is not None and self.messages_in != acker.sent:
+            acker.arm()  # one ACK per ack_interval, not one per read
         return not self._closed
 
     def _dispatch(self, messages: list[Message | FrameError]) -> None:

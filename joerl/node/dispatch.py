@@ -95,6 +95,7 @@ class Dispatch:
         cls = msg.__class__
         if cls is P.SendTerms:  # the hot path, kept inline: plain terms, never a call
             to = msg[1]
+            conn.messages_in += len(msg[2])  # (taken off the link: what the ACK counts)
             if to.node == self._node_id and to.creation == self._creation:
                 mailbox = self._mailbox(to.id)
                 msgs = msg[2]
@@ -112,6 +113,7 @@ class Dispatch:
         try:
             if cls is P.Send:
                 to = msg.to
+                conn.messages_in += 1
                 if to.node == self._node_id and to.creation == self._creation:
                     mailbox = self._mailbox(to.id)
                     if mailbox is not None:
@@ -139,6 +141,7 @@ class Dispatch:
         inbound = self._inbound
         routing = self._routing
         if cls is P.RegSend:
+            conn.messages_in += 1
             pid = self._whereis(msg.to_name)
             mailbox = self._mailbox(pid.id) if pid is not None else None
             if mailbox is not None:

@@ -29,6 +29,7 @@ from .frames import DEFAULT_MAX_FRAME_SIZE, MAX_TERMS_FRAME, ROUTE_PID
 from .messages import (
     MAX_MESSAGES_PER_FRAME,
     MAX_TERM_ITEMS,
+    OP_ACK,
     OP_ALIVE_REPLY,
     OP_ALIVE_REQUEST,
     OP_CALL_REPLY,
@@ -49,6 +50,7 @@ from .messages import (
     OP_UNLINK_ACK,
     U32,
     U64,
+    Ack,
     AliveReply,
     AliveRequest,
     CallReply,
@@ -142,7 +144,7 @@ def _dbool(x: Any, what: str) -> bool:
 _ARITY = {
     OP_SEND: 3, OP_REG_SEND: 4, OP_LINK: 3, OP_UNLINK: 4, OP_UNLINK_ACK: 4, OP_EXIT: 4, OP_EXIT2: 4,
     OP_MONITOR: 4, OP_DEMONITOR: 4, OP_DOWN: 5, OP_SPAWN_REQUEST: 7, OP_SPAWN_REPLY: 4,
-    OP_ALIVE_REQUEST: 3, OP_ALIVE_REPLY: 3, OP_CALL_REPLY: 3, OP_SEND_TERMS: 3, OP_FLOW: 4,
+    OP_ALIVE_REQUEST: 3, OP_ALIVE_REPLY: 3, OP_CALL_REPLY: 3, OP_SEND_TERMS: 3, OP_FLOW: 4, OP_ACK: 2,
 }  # fmt: skip
 
 
@@ -163,6 +165,8 @@ class FrameDecoder:
 
     Attributes:
         ticks: ticks received so far (they are counted, not returned).
+        acked: the count of the latest ACK received (ACKs are noted here,
+            not returned; 0 before the first).
         frames: control messages and bad frames returned so far (a SEND of
             several payloads counts one for each; ticks do not count).
     """
@@ -173,6 +177,7 @@ class FrameDecoder:
         #: set when this node offered compression); None: a compressed frame is a bad one.
         self.inflate: Callable[[bytes], bytes] | None = None
         self.ticks = 0
+        self.acked = 0
         self.frames = 0
         self._buf = bytearray()
         self._broken: OversizedFrame | None = None
@@ -209,6 +214,7 @@ class FrameDecoder:
             OP_CALL_REPLY: lambda t: CallReply(_dref(t[1]), _dbytes(t[2], "payload")),
             OP_SEND_TERMS: lambda t: SendTerms(*self._route(t[1]), _dterms(t)),
             OP_FLOW: lambda t: Flow(self._pid(t[1], "dest"), _duint(t[2], 2, "kind"), _duint(t[3], U32, "n")),
+            OP_ACK: lambda t: Ack(_duint(t[1], U64, "taken")),
         }  # fmt: skip
 
     def buffered(self) -> int:
@@ -311,6 +317,8 @@ class FrameDecoder:
             event = self._decode(t, size)
             if event.__class__ is list:  # a SEND of several payloads
                 out += event
+            elif event.__class__ is Ack:
+                self.acked = event.taken
             else:
                 append(event)  # type: ignore[arg-type]
         self._pos = pos

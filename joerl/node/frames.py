@@ -33,6 +33,7 @@ from .messages import (
     MAX_MESSAGES_PER_FRAME,
     MAX_TERM_ITEMS,
     MAX_TERMS_BYTES,
+    OP_ACK,
     OP_ALIVE_REPLY,
     OP_ALIVE_REQUEST,
     OP_CALL_REPLY,
@@ -53,6 +54,7 @@ from .messages import (
     TERM_SCALARS,
     U32,
     U64,
+    Ack,
     AliveReply,
     AliveRequest,
     CallReply,
@@ -160,6 +162,12 @@ def _eid(i: Any) -> int:
     return i
 
 
+def _ecount(i: Any) -> int:
+    if not is_uint(i, U64):
+        raise _Bad(f"ACK taken must be an int in 0..{U64}, got {_describe(i)}")
+    return i
+
+
 def _eflow(i: Any, top: int, what: str) -> int:
     if not is_uint(i, top):
         raise _Bad(f"FLOW {what} must be an int in 0..{top}, got {_describe(i)}")
@@ -193,6 +201,7 @@ _BODY: dict[type, Callable[[Any], tuple[Any, ...]]] = {
     AliveReply: lambda m: (OP_ALIVE_REPLY, _eref(m.ref), _ebool(m.alive, "alive")),
     CallReply: lambda m: (OP_CALL_REPLY, _eref(m.ref), _ebytes(m.payload, "payload")),
     Flow: lambda m: (OP_FLOW, _epid(m.dest, "dest"), _eflow(m.kind, 2, "kind"), _eflow(m.n, U32, "n")),
+    Ack: lambda m: (OP_ACK, _ecount(m.taken)),
 }  # fmt: skip
 
 

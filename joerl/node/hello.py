@@ -56,6 +56,7 @@ __all__ = [
     "ACCEPT",
     "DEFAULT_FLAGS",
     "DEFAULT_TICK_MS",
+    "FLAG_ACK",
     "HIDDEN_FLAGS",
     "DIALING",
     "IncompatibleVersion",
@@ -100,7 +101,11 @@ FLAG_ALIVE = 0x10  #: ALIVE_REQUEST / ALIVE_REPLY
 FLAG_UNLINK_ACK = 0x20  #: UNLINK carries an id answered by UNLINK_ACK
 FLAG_CALL_REPLY = 0x40  #: CALL_REPLY
 FLAG_SEND_TERMS = 0x80  #: SEND_TERMS
-DEFAULT_FLAGS = 0xFF
+#: ACK: the receiver acknowledges the messages it took off the link, so that
+#: the sender reports those unconfirmed when the link goes down (a peer older
+#: than it ignores it: no ACK, nothing reported on that link).
+FLAG_ACK = 0x100
+DEFAULT_FLAGS = 0x1FF
 HIDDEN_FLAGS = DEFAULT_FLAGS & ~FLAG_PUBLISHED  #: what a hidden node offers
 
 STATUS_OK = "ok"

@@ -364,6 +364,7 @@ class Links:
         self._watchers.notify(NodeUp(hello.name), peer.hidden)
 
     def _on_closed(self, conn: Connection, reason: Any) -> None:
+        self._stats.unconfirmed_at_link_down += conn.unconfirmed  # (any link, replaced ones too)
         peer = self._peers.get(conn.peer_name) if conn.peer is not None else None
         if peer is None or peer.link is not conn:
             return

@@ -22,6 +22,7 @@ the ``op`` codes and what each message carries::
     15  CALL_REPLY      ref, payload: bin
     16  SEND_TERMS      route: bin, msg: plain term, msg, ...
     17  FLOW            dest: pid, kind: u8 (0 grant, 1 ack, 2 gone), n: u32   (flow control, ``flow.py``)
+    18  ACK             taken: u64   (messages taken off the link so far; only with FLAG_ACK)
 
 A pid or ref is ``[node:u32, id:u64, creation:u32]`` with node != 0; a
 *plain term* (SEND_TERMS) is a str, bin, int, float, bool or nil, or a flat
@@ -40,6 +41,7 @@ from typing import Any, NamedTuple, TypeGuard
 from ..pid import Pid, Ref
 
 __all__ = [
+    "Ack",
     "AliveReply",
     "AliveRequest",
     "CallReply",
@@ -97,6 +99,7 @@ OP_ALIVE_REPLY = 14
 OP_CALL_REPLY = 15
 OP_SEND_TERMS = 16
 OP_FLOW = 17
+OP_ACK = 18
 
 #: The most items a plain term's tuple may hold (SEND_TERMS); longer ones take SEND.
 MAX_TERM_ITEMS = 32
@@ -246,6 +249,13 @@ class Flow(NamedTuple):
     n: int = 0
 
 
+class Ack(NamedTuple):
+    """ACK: the receiver of a link has taken ``taken`` messages (each message
+    of a SEND or SEND_TERMS, each REG_SEND) off it since the link came up."""
+
+    taken: int
+
+
 class Tick(NamedTuple):
     """A tick: the zero-length frame an idle link sends. Never decoded as a message."""
 
@@ -268,6 +278,7 @@ Message = (
     | AliveReply
     | CallReply
     | Flow
+    | Ack
 )  # fmt: skip
 
 
@@ -276,7 +287,7 @@ OP_NAMES = {
     OP_UNLINK_ACK: "UNLINK_ACK", OP_EXIT: "EXIT", OP_EXIT2: "EXIT2", OP_MONITOR: "MONITOR",
     OP_DEMONITOR: "DEMONITOR", OP_DOWN: "DOWN", OP_SPAWN_REQUEST: "SPAWN_REQUEST",
     OP_SPAWN_REPLY: "SPAWN_REPLY", OP_ALIVE_REQUEST: "ALIVE_REQUEST", OP_ALIVE_REPLY: "ALIVE_REPLY",
-    OP_CALL_REPLY: "CALL_REPLY", OP_SEND_TERMS: "SEND_TERMS", OP_FLOW: "FLOW",
+    OP_CALL_REPLY: "CALL_REPLY", OP_SEND_TERMS: "SEND_TERMS", OP_FLOW: "FLOW", OP_ACK: "ACK",
 }  # fmt: skip
 """Each op code's name, for error messages."""
 

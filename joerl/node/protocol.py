@@ -116,6 +116,7 @@ op    message         fields after op
 15    CALL_REPLY      ref, payload: bin
 16    SEND_TERMS      route: bin, msg: plain term, msg, ... (see above)
 17    FLOW            dest: pid, kind: u8, n: u32 (flow control, see below)
+18    ACK             taken: u64 (delivery acknowledgement, see below)
 ====  ==============  =====================================================
 
 FLOW is credit-based flow control for messages to a *bounded* mailbox
@@ -133,6 +134,15 @@ already ended); forget its credit. The receiver never stops reading the
 link: what does not fit the mailbox waits in a queue on the receiving node,
 and never holds more than the window per link. REG_SEND is never charged
 (the sender does not know the pid). Credit lives and dies with the link.
+
+ACK is the delivery acknowledgement of a link, sent only when both sides
+offer :data:`FLAG_ACK`: ``taken`` is how many messages (each message of a
+SEND or SEND_TERMS, each REG_SEND) the sender of the ACK has taken off this
+link since it came up, cumulative. It goes out when the count advanced, at
+most once per ``ack_interval`` (``LinkConfig``), and on an idle link in the
+place of a tick. The other side keeps the latest; when the link goes down,
+what it handed to the link and saw no ACK for is reported as *unconfirmed*
+(lost, or delivered within the last ack interval).
 
 Errors: a peer breaking the handshake raises :class:`HandshakeProtocolError`
 (both a ``HandshakeError`` and a ``RemoteProtocolError``); a refusal raises
@@ -166,6 +176,7 @@ from .hello import (
     DEFAULT_FLAGS,
     DEFAULT_TICK_MS,
     DIALING,
+    FLAG_ACK,
     FLAG_ALIVE,
     FLAG_CALL_REPLY,
     FLAG_LINKS,
@@ -199,6 +210,7 @@ from .messages import (
     MAX_MESSAGES_PER_FRAME,
     MAX_TERM_ITEMS,
     MAX_TERMS_BYTES,
+    OP_ACK,
     OP_ALIVE_REPLY,
     OP_ALIVE_REQUEST,
     OP_CALL_REPLY,
@@ -217,6 +229,7 @@ from .messages import (
     OP_UNLINK,
     OP_UNLINK_ACK,
     TERM_SCALARS,
+    Ack,
     AliveReply,
     AliveRequest,
     CallReply,
@@ -240,6 +253,7 @@ from .messages import (
 
 __all__ = [
     "ACCEPT",
+    "Ack",
     "AliveReply",
     "AliveRequest",
     "CHALLENGE_MAX",
@@ -262,6 +276,7 @@ __all__ = [
     "FLAG_PUBLISHED",
     "FLAG_SEND_TERMS",
     "FLAG_SPAWN",
+    "FLAG_ACK",
     "FLAG_UNLINK_ACK",
     "Flow",
     "FrameDecoder",
@@ -294,6 +309,7 @@ __all__ = [
     "OP_DOWN",
     "OP_EXIT",
     "OP_EXIT2",
+    "OP_ACK",
     "OP_FLOW",
     "OP_LINK",
     "OP_MONITOR",

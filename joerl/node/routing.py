@@ -339,6 +339,7 @@ class Routing:
                 # Both frames in one write: the server's node wakes up once per call.
                 try:
                     conn.send_frame(conn.encoder.encode(monitor) + conn.encoder.encode(request_msg))
+                    conn.outbound.handed += 1  # (a message the peer acknowledges: delivery.py)
                     self.stats.sent += 1
                 except LinkDown:  # the link's loss has failed this call with noconnection
                     self.stats.dropped_unreachable += 1

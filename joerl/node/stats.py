@@ -31,6 +31,10 @@ class NodeStats:
     links_down: int = 0
     handshakes_failed: int = 0
     tick_timeouts: int = 0
+    #: Messages handed to links that went down before the peer acknowledged
+    #: them (lost, or delivered within the last ack interval; ``FLAG_ACK``
+    #: links only). Not counted in any ``dropped_*``.
+    unconfirmed_at_link_down: int = 0
     extra: dict[str, int] = field(default_factory=dict)
 
 
@@ -47,6 +51,9 @@ def link_counters(peer: Any) -> dict[str, Any]:
         "bad_frames": s.bad_frames,
         "ticks_in": s.ticks_in,
         "ticks_out": s.ticks_out,
+        "messages_out": link.outbound.handed,
+        "messages_in": link.messages_in,
+        "acked": link.inbound.acked,
         "queue_bytes": link.queued_bytes,
         "pending": len(peer.pending),
         "silent_for": round(link.silent_for, 3),

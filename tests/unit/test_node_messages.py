@@ -14,7 +14,7 @@ R1 = Ref(1, 99, 3)
 
 def test_op_codes_are_the_wire_table() -> None:
     ops = {name: getattr(m, name) for name in dir(m) if name.startswith("OP_") and name != "OP_NAMES"}
-    assert sorted(ops.values()) == list(range(1, 18))  # 17: FLOW (flow control)
+    assert sorted(ops.values()) == list(range(1, 19))  # 17: FLOW (flow control), 18: ACK
     assert {m.OP_NAMES[code] for code in ops.values()} == {name[3:] for name in ops}
 
 
