@@ -239,7 +239,13 @@ class Agent:
     def op_stream_start(self, node: str, tag: str, rate: float) -> dict[str, Any]:
         """Send ``("s", tag, seq)`` to ``("stream", node)``, ``rate`` a second, until ``stream_stop``."""
         stats = self.node.stats
-        state = {"attempts": 0, "sent0": stats.sent, "dropped0": stats.dropped_unreachable, "stop": False}
+        state = {
+            "attempts": 0,
+            "sent0": stats.sent,
+            "dropped0": stats.dropped_unreachable,
+            "unconfirmed0": stats.unconfirmed_at_link_down,
+            "stop": False,
+        }
         self.streams[tag] = state
 
         def run(ctx: ActorContext) -> None:
@@ -263,6 +269,7 @@ class Agent:
             "attempts": state["attempts"],
             "sent": stats.sent - state["sent0"],
             "dropped": stats.dropped_unreachable - state["dropped0"],
+            "unconfirmed": stats.unconfirmed_at_link_down - state["unconfirmed0"],
         }
 
     def op_stream_report(self, tag: str) -> dict[str, Any]:
