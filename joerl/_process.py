@@ -21,6 +21,8 @@ from gevent.event import Event
 from ._crash import crash_report
 from ._signals import ExitSignal, Signals, add_link
 from ._stats import DROP_EXITED, DROP_TIMER_CANCELLED, RuntimeStats
+from ._traced import Traced
+from ._traced import handle as handle_traced
 from .actor import DEAD, EXITING, RUNNING, Actor, ActorContext, ActorRef, StopActor
 from .errors import SystemShutdown
 from .mailbox import LimitedMailbox, Mailbox
@@ -214,6 +216,9 @@ class Processes(Signals):
                     else:
                         msg, ctx.sender = mailbox.get()
                     ctx._received += 1.0  # (a float: see ActorContext)
+                    if msg.__class__ is Traced:  # sent with a trace context (joerl.otel)
+                        handle_traced(ctx, msg, handle)
+                        continue
                     if ctx._trace is not None:
                         ctx._trace.on_receive(ctx, msg)
                     handle(msg, ctx)
@@ -306,6 +311,8 @@ class Processes(Signals):
     _shutdown_done: Event | None = None
     #: The running trace (joerl.trace), if any.
     _tracer: Any = None
+    #: OpenTelemetry instrumentation (joerl.otel.instrument), if any.
+    _otel: Any = None
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """Stop every process and return when all are gone.

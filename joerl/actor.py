@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, overload
 
 from gevent.event import AsyncResult
 
+from ._traced import Traced, unwrap_match
+from ._traced import received as traced_received
 from .message import KILL, NORMAL, Down
 from .pid import Pid, Ref
 
@@ -81,6 +83,7 @@ class ActorContext:
         "_timers",
         "_exit_reason",
         "_trace",
+        "_otel",
         "_received",
         "_sent",
     )
@@ -106,6 +109,7 @@ class ActorContext:
         self._timers: set[TimerRef] | None = None  # pending timers addressed to this process
         self._exit_reason: Any = None  # set as the process ends (ActorRef.wait)
         self._trace: Any = None  # the joerl.trace.Tracer tracing this process, if any
+        self._otel: Any = None  # the trace context a function actor's receive attached (joerl.otel)
         #: Messages taken from the mailbox and sent through this context
         #: (joerl.introspect). Floats on purpose: CPython keeps freed floats
         #: for reuse, so ``+= 1.0`` takes nothing from the allocator, where an
@@ -157,15 +161,21 @@ class ActorContext:
                 self.sender = None
             if mailbox._putters:
                 mailbox._release_putter()  # a slot is free: let a blocked writer in
+            if msg.__class__ is Traced or self._otel is not None:
+                msg = traced_received(self, msg)
             return msg
         if isinstance(match, (type, tuple)):
             types = match
-            match = lambda m: isinstance(m, types)  # noqa: E731
+            match = lambda m: isinstance(m.msg if m.__class__ is Traced else m, types)  # noqa: E731
+        elif match is not None:
+            match = unwrap_match(match)
         msg, sender = mailbox.receive(match, timeout)
         self._received += 1.0
         if self._trace is not None:
             self._trace.on_receive(self, msg)
         self.sender = sender
+        if msg.__class__ is Traced or self._otel is not None:
+            msg = traced_received(self, msg)
         return msg
 
     def send_after(self, delay: float, dest: Any, msg: Any) -> TimerRef:

@@ -32,6 +32,8 @@ from ._gen import CAST as _CAST
 from ._gen import STOP as _STOP
 from ._gen import From, start_and_wait
 from ._stats import DROP_UNREGISTERED
+from ._traced import Traced
+from ._traced import handle_call as handle_traced_call
 from .actor import Actor, ActorContext, ActorRef, StopActor
 from .errors import CallError, NotRegistered
 from .message import NORMAL, Exit
@@ -207,6 +209,9 @@ class GenServer(Actor):
             n = len(msg)
             if n == 3 and msg[0] == _CALL:
                 from_, request = msg[1], msg[2]
+                if request.__class__ is Traced:  # a call made under a trace context (joerl.otel)
+                    handle_traced_call(ctx, msg, self.handle_message)
+                    return
                 if request.__class__ is tuple and len(request) == 2 and request[0] == _SYSTEM:
                     sys_calls.handle(self, ctx, from_, request[1], self.__parent)
                     return

@@ -25,6 +25,8 @@ from .._gen import CALL as _CALL_TAG
 from .._gen import CAST as _CAST_TAG
 from .._gen import STOP as _STOP_TAG
 from .._gen import From
+from .._traced import Traced
+from .._traced import handle_call as handle_traced_call
 from ..actor import Actor, ActorContext, StopActor
 from ..message import Exit
 from ..pid import Pid
@@ -240,6 +242,9 @@ class GenStatem(Actor):
             n = len(msg)
             if n == 3 and msg[0] == _CALL_TAG:
                 request = msg[2]
+                if request.__class__ is Traced:  # a call made under a trace context (joerl.otel)
+                    handle_traced_call(ctx, msg, self.handle_message)
+                    return
                 if request.__class__ is tuple and len(request) == 2 and request[0] == _SYSTEM:
                     sys_calls.handle(self, ctx, msg[1], request[1], self.__parent)
                     return

@@ -12,6 +12,8 @@ from typing import Any
 
 from .. import sys_calls
 from .._gen import is_call
+from .._traced import Traced
+from .._traced import handle_call as handle_traced_call
 from ..actor import ActorContext, ActorRef, StopActor
 from ..errors import ReceiveTimeout
 from ..message import KILL, SHUTDOWN, Down, Exit, format_reason, is_normal
@@ -122,6 +124,9 @@ class Supervisor(StartsReady):
         elif sys_calls.is_system(msg):
             sys_calls.handle(self, ctx, msg[1], msg[2][1], self._parent)  # get_state: which_children
         elif is_call(msg):
+            if msg[2].__class__ is Traced:  # a call made under a trace context (joerl.otel)
+                handle_traced_call(ctx, msg, self.handle_message)
+                return
             ctx.system.reply(msg[1], self._on_call(ctx, msg[2]))
         elif cls is tuple and len(msg) == 2 and msg[0] == _TRY_AGAIN:
             child = self._children.get(msg[1])
