@@ -65,6 +65,9 @@ PEER_COUNTERS: dict[str, str] = {
     "bad_frames": "frames dropped as bad",
     "ticks_in": "ticks received",
     "ticks_out": "ticks sent",
+    "messages_out": "messages handed to the link",
+    "messages_in": "messages taken off the link",
+    "acked": "messages the peer acknowledged taking off the link",
 }
 PEER_GAUGES: dict[str, str] = {
     "queue_bytes": "bytes queued for the link's writer",

@@ -25,8 +25,10 @@ from gevent.server import StreamServer
 
 from joerl import DistributedSystem
 from joerl.epmd import EpmdClient
+from joerl.errors import ConnectionLost
 from joerl.node.config import LinkConfig
-from joerl.testing import Probe, running_epmd, wait_until
+from joerl.node.protocol import DEFAULT_FLAGS, FLAG_ACK, NodeIdentity, RegSend
+from joerl.testing import Probe, Received, linked_pair, running_epmd, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -186,3 +188,21 @@ def test_a_clean_link_ends_with_everything_acknowledged(
     a.disconnect_node(b.node_name)
     wait_until(lambda: a.stats.links_down == 1, timeout=5)
     assert a.stats.unconfirmed_at_link_down == 0
+
+
+def test_a_peer_without_acks_gets_the_old_behaviour(caplog: pytest.LogCaptureFixture) -> None:
+    """A peer that does not offer FLAG_ACK (a joerl before it): no ACK either
+    way, and nothing is reported when the link goes down."""
+    old = NodeIdentity("old@host", 0x4444, flags=DEFAULT_FLAGS & ~FLAG_ACK, incarnation=3)
+    inbox = Received()
+    with (
+        caplog.at_level(logging.WARNING, logger="joerl.node.connection"),
+        linked_pair(initiator=old, acceptor_handler=inbox) as (a, b),
+    ):
+        assert not a.acks and not b.acks
+        for i in range(10):
+            a.send(RegSend(None, "inbox", bytes([i])))
+        inbox.wait_for(10)
+        a.close(ConnectionLost("cut"))
+        assert a.unconfirmed == 0 and a.outbound.handed == 10 and a.inbound.acked == 0
+    assert not [r for r in caplog.records if "unconfirmed" in r.getMessage()]
