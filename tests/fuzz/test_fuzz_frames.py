@@ -168,6 +168,7 @@ class RawPeer:
     the test sends raw frames and reads what comes back."""
 
     def __init__(self, target: Any, name: str = "fz-raw", creation: int = 5) -> None:
+        name = full(name)  # a HELLO claims a full name, name@host
         self.identity = dp.NodeIdentity(name, node_id_of(name), creation)
         self.inbox: Queue = Queue()
         self.closed = Event()
@@ -327,6 +328,7 @@ def test_deeply_nested_frame_is_counted_not_fatal(cluster: Any) -> None:
 def _silent_link(target: Any, name: str, rcvbuf: int | None = 4096) -> Any:
     """A link to ``target`` made by hand over a plain socket, whose peer (this
     test) sends frames but never reads again after the handshake."""
+    name = full(name)  # a HELLO claims a full name, name@host
     identity = dp.NodeIdentity(name, node_id_of(name), 1)
     engine = dp.Handshake(dp.Role.INITIATOR, identity, CLUSTER_COOKIE, expected_peer=target.node_name)
     sock = gsocket.create_connection(("127.0.0.1", target.listen_port), timeout=5.0)
@@ -349,7 +351,7 @@ def test_outgoing_queue_stays_bounded_when_the_peer_does_not_read(caplog: pytest
         sock = _silent_link(target, "fz-flood")
         try:
             link = target._peers["fz-flood"].link
-            me = node_id_of("fz-flood")
+            me = node_id_of(full("fz-flood"))
             about = Pid(target.node_id, echo.id, target.creation)
             encoder = dp.FrameEncoder()
             reply_size = len(dp.encode_frame(dp.AliveReply(Ref(me, 2**40, 1), True)))
@@ -408,7 +410,7 @@ def test_a_peer_that_reads_may_pipeline_many_requests() -> None:
         sock, got, reader = _reading_link(target, "fz-pipeline")
         try:
             link = target._peers["fz-pipeline"].link
-            me = node_id_of("fz-pipeline")
+            me = node_id_of(full("fz-pipeline"))
             about = Pid(target.node_id, echo.id, target.creation)
             encoder = dp.FrameEncoder()
             for burst in range(3):
@@ -432,7 +434,7 @@ def test_frames_queued_by_the_hub_past_the_hard_limit_drop_the_link() -> None:
         sock = _silent_link(target, "fz-deaf")
         try:
             link = target._peers["fz-deaf"].link
-            payload = dp.encode_frame(dp.Send(None, Pid(node_id_of("fz-deaf"), 1, 1), b"h" * 8192))
+            payload = dp.encode_frame(dp.Send(None, Pid(node_id_of(full("fz-deaf")), 1, 1), b"h" * 8192))
             done = Event()
             outcome: dict[str, Any] = {"sent": 0, "most": 0}
 
