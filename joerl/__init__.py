@@ -177,3 +177,12 @@ __all__ = [
     "UnknownMessageType",
     "ViaRegistry",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``joerl.otel`` on first use: it needs the ``otel`` extra, so importing joerl never imports it."""
+    if name == "otel":
+        import importlib
+
+        return importlib.import_module(".otel", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
