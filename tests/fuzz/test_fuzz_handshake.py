@@ -35,6 +35,7 @@ from hypothesis import strategies as st
 from joerl.errors import AuthenticationError, HandshakeError, LocalProtocolError
 from joerl.node import protocol as dp
 from joerl.node.config import node_id_of
+from joerl.node.names import node_name as full
 from joerl.node.protocol import Established, Handshake, HandshakeState, HelloReceived, Role
 from joerl.testing import wait_until
 
@@ -294,6 +295,7 @@ def test_half_valid_handshakes_are_refused_and_closed(cluster: Any, good_peer_ta
         creation: int = 1,
         incarnation: int | None = None,
     ) -> Any:
+        name = full(name)  # a HELLO claims a full name, name@host
         garbage = b"" if after == "mutated" else b"\x00\x05junk!"  # "mutated" with no recipe: the MAC's last byte
         return _interactive_attempt(
             port, me, name, node_id or node_id_of(name), creation, cookie, after, garbage, incarnation
@@ -341,7 +343,9 @@ def test_handshake_deadline_cuts_silent_and_stalled_connections(cluster: Any) ->
             sock.close()
         return time.monotonic() - start
 
-    hello = Handshake(Role.INITIATOR, dp.NodeIdentity("fz-h-slow", node_id_of("fz-h-slow")), b"x").data_to_send()
+    hello = Handshake(
+        Role.INITIATOR, dp.NodeIdentity(full("fz-h-slow"), node_id_of(full("fz-h-slow"))), b"x"
+    ).data_to_send()
     jobs = [gevent.spawn(stall, payload) for payload in (b"", hello[:10], hello)]
     gevent.joinall(jobs, timeout=15, raise_error=True)
     for job in jobs:
@@ -371,11 +375,17 @@ def test_unauthenticated_hello_cannot_tear_down_a_live_link(cluster: Any, good_p
     good_peer_talks(1)
 
 
-_names = st.integers(0, 9).flatmap(
-    lambda i: (
-        st.just("fz-target") if i == 0 else st.text("abcdefghij-", min_size=1, max_size=8).map(lambda s: "fz-h-" + s)
+_names = (
+    st.integers(0, 9)
+    .flatmap(
+        lambda i: (
+            st.just("fz-target")
+            if i == 0
+            else st.text("abcdefghij-", min_size=1, max_size=8).map(lambda s: "fz-h-" + s)
+        )
     )
-)
+    .map(full)
+)  # a HELLO claims a full name, name@host
 interactive_attempts = st.tuples(
     st.just("interactive"),
     _names,
