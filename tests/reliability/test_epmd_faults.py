@@ -28,6 +28,7 @@ from joerl.actor import ActorContext
 from joerl.epmd import EpmdClient
 from joerl.epmd.client import DEFAULT_KEEPALIVE, DEFAULT_RETRY
 from joerl.errors import EpmdError
+from joerl.node.names import node_name as full
 from joerl.node.node import DistributedSystem
 from joerl.testing import ChildProcess, fields, free_port
 
@@ -93,7 +94,7 @@ def test_port_mapper_killed_and_restarted_under_10_live_nodes(
     names = [f"n{i}" for i in range(n_nodes)]
     t0 = time.monotonic()
     nodes = [start(node_argv(name, address, "serve")) for name in names]
-    ports = {name: int(child.wait_ready()["port"]) for name, child in zip(names, nodes, strict=False)}
+    ports = {full(name): int(child.wait_ready()["port"]) for name, child in zip(names, nodes, strict=False)}
     rec.figure("start_s", time.monotonic() - t0, f"time to start {n_nodes} node processes", "s")
     here = DistributedSystem("tester", "127.0.0.1:0", address, cookie=COOKIE, start_epmd=False)
     try:
@@ -131,7 +132,7 @@ def test_port_mapper_killed_and_restarted_under_10_live_nodes(
         try:
             probe = EpmdClient(address, timeout=2.0)
             registered = {info.name for info in probe.list_nodes()}
-            assert registered >= set(names) | {"tester"}, registered
+            assert registered >= {full(n) for n in [*names, "tester"]}, registered
             rss_before = rss_kb(daemon.pid)
 
             t_kill = time.monotonic()
@@ -160,7 +161,7 @@ def test_port_mapper_killed_and_restarted_under_10_live_nodes(
                     seen.setdefault(info.name, now)
                     if info.name in ports:
                         assert info.port == ports[info.name], f"{info.name} registered another port"
-                return set(names) | {"tester"} <= set(seen)
+                return {full(n) for n in [*names, "tester"]} <= set(seen)
 
             deadline = t_up + DEFAULT_KEEPALIVE
             while not everyone_back():
@@ -207,7 +208,7 @@ def test_port_mapper_killed_and_restarted_under_10_live_nodes(
     rec.check(down_refused, "the port mapper was really down (a lookup failed)")
     rec.check(outage and sum(r[3] for r in outage) == 0, "every ping over a live link answered during the outage")
     rec.check(sum(r[3] for r in rounds) == 0, "every ping answered, before, during and after")
-    rec.check(set(names) | {"tester"} <= set(back), "all 11 nodes registered again")
+    rec.check({full(n) for n in [*names, "tester"]} <= set(back), "all 11 nodes registered again")
     rec.check(
         back and max(back.values()) < DEFAULT_KEEPALIVE,
         f"registered again within a keep-alive interval ({DEFAULT_KEEPALIVE:.0f} s)",
