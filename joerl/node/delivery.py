@@ -48,19 +48,23 @@ class Acknowledger:
     def __init__(self, conn: Any, interval: float) -> None:
         self._conn = conn
         self.sent = 0
-        self._timer = gevent.get_hub().loop.timer(interval)  # one-shot, restarted per window
+        # A repeating timer, stopped when it fires and restarted with again():
+        # libev restarts an expired one-shot timer with what was left of its
+        # delay (nothing), which would send an ACK per read.
+        self._timer = gevent.get_hub().loop.timer(interval, interval)
 
     def arm(self) -> None:
         """Messages arrived unacknowledged: an ACK goes out ``interval`` from now
         (the one already due, if the timer runs)."""
         if not self._timer.active:
-            self._timer.start(self._fire)
+            self._timer.again(self._fire)
 
     def close(self) -> None:
         self._timer.close()
 
     def _fire(self) -> None:
         """In the hub: tell the peer how many messages this side took off the link."""
+        self._timer.stop()  # (one ACK per window; the next message arms it again)
         conn = self._conn
         count = conn.messages_in
         if conn.closed or count == self.sent:

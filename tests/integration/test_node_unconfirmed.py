@@ -190,6 +190,29 @@ def test_a_clean_link_ends_with_everything_acknowledged(
     assert a.stats.unconfirmed_at_link_down == 0
 
 
+def test_one_ack_per_interval_however_the_messages_arrive(
+    nodes: tuple[DistributedSystem, DistributedSystem, SilentProxy],
+) -> None:
+    """Request-response, one message per read: still one ACK per ack interval
+    (an ACK per read would double the frames)."""
+    a, b, _ = nodes
+    b.spawn_fn(lambda ctx: [ctx.send(m[1], m[0]) for m in iter(ctx.receive, None)], name="echo")
+    probe = Probe(a)
+    probe.ctx.send(("echo", b.node_name), (0, probe.gpid))
+    assert probe.receive(timeout=10) == 0
+    before = b.link_stats()[a.node_name]
+    t0 = gevent.get_hub().loop.now()
+    n = 500
+    for i in range(n):
+        probe.ctx.send(("echo", b.node_name), (i, probe.gpid))
+        assert probe.receive(timeout=10) == i
+    elapsed = gevent.get_hub().loop.now() - t0
+    after = b.link_stats()[a.node_name]
+    extra = after["frames_out"] - before["frames_out"] - n  # ACKs and ticks
+    assert extra <= elapsed / ACK_INTERVAL + elapsed / (TICK / 4) + 2, (extra, elapsed)
+    wait_until(lambda: a.link_stats()[b.node_name]["acked"] == a.link_stats()[b.node_name]["messages_out"])
+
+
 def test_a_peer_without_acks_gets_the_old_behaviour(caplog: pytest.LogCaptureFixture) -> None:
     """A peer that does not offer FLAG_ACK (a joerl before it): no ACK either
     way, and nothing is reported when the link goes down."""
