@@ -19,8 +19,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 from opentelemetry.trace import SpanKind, StatusCode  # noqa: E402
 
-from joerl import Actor, ActorContext, ActorSystem, GenServer, Reply, gen_server, otel  # noqa: E402
+from joerl import Actor, ActorContext, ActorSystem, GenServer, Reply, gen_server, gen_statem, otel  # noqa: E402
 from joerl._traced import Traced  # noqa: E402
+from joerl.gen_statem import GenStatem, KeepState  # noqa: E402
+from joerl.gen_statem import Reply as StatemReply  # noqa: E402
 from joerl.serialization import Codec  # noqa: E402
 from joerl.supervisor import ChildSpec, Supervisor, start_supervisor, which_children  # noqa: E402
 from joerl.testing import wait_until  # noqa: E402
@@ -156,6 +158,23 @@ def test_a_function_actor_receives_the_message_with_the_context_current(
     assert got[3] is True
     receives = spans(exporter, "joerl receive worker", 2)
     assert all(child_of(s, root) and s.kind is SpanKind.CONSUMER for s in receives)
+
+
+class Counter(GenStatem):
+    def init(self, args: Any) -> Any:
+        return ("counting", 0)
+
+    def counting(self, event_type: Any, content: Any, data: int) -> Any:
+        return KeepState(data + 1, StatemReply(event_type[1], ("counted", content, data + 1)))
+
+
+def test_a_gen_statem_call(system: ActorSystem, provider: TracerProvider, exporter: InMemorySpanExporter) -> None:
+    otel.instrument(system, provider)
+    ref = gen_statem.start(system, Counter())
+    with provider.get_tracer("test").start_as_current_span("request") as root:
+        assert ref.call(("inc", 5)) == ("counted", ("inc", 5), 1)  # the machine sees the request as sent
+    [span] = spans(exporter, "joerl call inc")
+    assert span.kind is SpanKind.SERVER and child_of(span, root)
 
 
 def test_a_crash_is_recorded_on_the_handler_span(
