@@ -29,6 +29,7 @@ from gevent.event import Event
 from joerl.actor import ActorContext
 from joerl.errors import ConnectionLost, ReceiveTimeout
 from joerl.message import Down, NodeDown, NodeUp
+from joerl.node.names import node_name
 from joerl.node.node import DistributedSystem
 from joerl.testing import ChildProcess
 
@@ -187,7 +188,7 @@ class Stream:
         batch: int = 100,
         stop_on_loss: bool = False,
     ) -> None:
-        self.node, self.peer = node, peer
+        self.node, self.peer = node, node_name(peer)  # name@host: what NodeUp and NodeDown name
         self.total, self.window, self.batch = total, window, batch
         self.stop_on_loss = stop_on_loss
         self.sent = 0  #: messages sent (the next seq)
