@@ -307,11 +307,14 @@ class Connection:
         return all(g.dead for g in others)
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until every queued frame has been handed to the socket.
+        """Wait until every queued frame, and an ACK of what this side took
+        off the link, has been handed to the socket.
 
         Returns:
             True when the queue drained, False on timeout or if the link closed.
         """
+        if self.acknowledger is not None:
+            self.acknowledger.flush()
         return self._writer.flush(timeout)
 
     # -- sending ---------------------------------------------------------------

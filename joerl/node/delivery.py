@@ -59,11 +59,16 @@ class Acknowledger:
         if not self._timer.active:
             self._timer.again(self._fire)
 
+    def flush(self) -> None:
+        """Acknowledge now what is not yet (before a graceful close: the peer
+        then counts nothing unconfirmed)."""
+        self._fire()
+
     def close(self) -> None:
         self._timer.close()
 
     def _fire(self) -> None:
-        """In the hub: tell the peer how many messages this side took off the link."""
+        """In the hub (or :meth:`flush`): tell the peer how many messages this side took off the link."""
         self._timer.stop()  # (one ACK per window; the next message arms it again)
         conn = self._conn
         count = conn.messages_in
@@ -85,10 +90,11 @@ def report_unconfirmed(conn: Any, reason: Any) -> int:
     handed: int = conn.outbound.handed
     n: int = max(0, handed - conn.inbound.acked)
     if n:
+        why = reason if isinstance(reason, str) else type(reason).__name__
         log.log(
             logging.INFO if reason == "shutdown" else logging.WARNING,
-            "link %s down (%s): %d of the %d messages sent on it unconfirmed (lost, or delivered within "
-            "the last ack interval)",
-            f"{conn.local.name} -> {conn.peer_name}", reason if isinstance(reason, str) else type(reason).__name__, n, handed,
+            "link %s -> %s down (%s): %d of the %d messages sent on it unconfirmed (lost, or delivered "
+            "within the last ack interval)",
+            conn.local.name, conn.peer_name, why, n, handed,
         )  # fmt: skip
     return n

@@ -229,3 +229,20 @@ def test_a_peer_without_acks_gets_the_old_behaviour(caplog: pytest.LogCaptureFix
         a.close(ConnectionLost("cut"))
         assert a.unconfirmed == 0 and a.outbound.handed == 10 and a.inbound.acked == 0
     assert not [r for r in caplog.records if "unconfirmed" in r.getMessage()]
+
+
+def test_a_peer_that_shuts_down_acknowledges_first(
+    nodes: tuple[DistributedSystem, DistributedSystem, SilentProxy], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A graceful close sends the last ACK before the link closes: nothing is
+    unconfirmed, even for messages of the last ack interval."""
+    a, b, _ = nodes
+    inbox = Probe(b, name="inbox")
+    for i in range(100):
+        a.system.send(("inbox", b.node_name), i)
+    wait_until(lambda: len(inbox.pending()) == 100, timeout=10, what="every message arrives")
+    with caplog.at_level(logging.WARNING, logger="joerl.node.connection"):
+        b.shutdown()
+        wait_until(lambda: a.stats.links_down == 1, timeout=5, what="a sees the link go")
+    assert a.stats.unconfirmed_at_link_down == 0
+    assert not [r for r in caplog.records if "unconfirmed" in r.getMessage()]
