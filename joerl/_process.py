@@ -18,6 +18,7 @@ import gevent
 from gevent import getcurrent
 from gevent.event import Event
 
+from . import _traced
 from ._crash import crash_report
 from ._signals import ExitSignal, Signals, add_link
 from ._stats import DROP_EXITED, DROP_TIMER_CANCELLED, RuntimeStats
@@ -216,7 +217,7 @@ class Processes(Signals):
                     else:
                         msg, ctx.sender = mailbox.get()
                     ctx._received += 1.0  # (a float: see ActorContext)
-                    if msg.__class__ is Traced:  # sent with a trace context (joerl.otel)
+                    if _traced.seen and msg.__class__ is Traced:  # sent with a trace context (joerl.otel)
                         handle_traced(ctx, msg, handle)
                         continue
                     if ctx._trace is not None:

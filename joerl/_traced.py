@@ -29,6 +29,12 @@ if TYPE_CHECKING:
 __all__ = ["Traced", "handle", "handle_call", "received"]
 
 
+#: True once a Traced was made in this process (sent, or decoded from a peer):
+#: until then the runtime's hot paths skip even the class check (one module
+#: attribute read per message taken).
+seen = False
+
+
 @serializable("joerl::Traced")
 @dataclass(frozen=True)
 class Traced:
@@ -36,6 +42,10 @@ class Traced:
 
     msg: Any
     carrier: Any
+
+    def __post_init__(self) -> None:
+        global seen
+        seen = True
 
 
 def handle(ctx: ActorContext, env: Traced, handler: Callable[[Any, ActorContext], Any]) -> None:

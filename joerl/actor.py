@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 from gevent.event import AsyncResult
 
+from . import _traced
 from ._traced import Traced, unwrap_match
 from ._traced import received as traced_received
 from .message import KILL, NORMAL, Down
@@ -161,7 +162,7 @@ class ActorContext:
                 self.sender = None
             if mailbox._putters:
                 mailbox._release_putter()  # a slot is free: let a blocked writer in
-            if msg.__class__ is Traced or self._otel is not None:
+            if _traced.seen and msg.__class__ is Traced or self._otel is not None:
                 msg = traced_received(self, msg)
             return msg
         if isinstance(match, (type, tuple)):
@@ -174,7 +175,7 @@ class ActorContext:
         if self._trace is not None:
             self._trace.on_receive(self, msg)
         self.sender = sender
-        if msg.__class__ is Traced or self._otel is not None:
+        if _traced.seen and msg.__class__ is Traced or self._otel is not None:
             msg = traced_received(self, msg)
         return msg
 
