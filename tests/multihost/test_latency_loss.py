@@ -56,7 +56,9 @@ def test_calls_order_and_detection_with_latency_and_loss(net: Network) -> None:
     t_relink = time.monotonic()
     for i, a in enumerate(nodes):
         for b in nodes[i + 1 :]:
-            assert a.ok("disconnect", node=b.node)["ok"] is True
+            # (False when that link is already gone: another disconnect here
+            # may have made a node drop it, as global's mesh does; it is redialled too)
+            a.request("disconnect", node=b.node)
     for a in nodes:
         for b in nodes:
             if a is not b:
