@@ -40,6 +40,7 @@ from .config import choose_creation, load_cookie, message_limits, node_id_of
 from .connection import LinkConfig
 from .dispatch import Dispatch
 from .erl_node import ErlangConfig, ErlangSide, erlang_cookie
+from .facade import SystemFacade
 from .global_names import GlobalNames
 from .introspection import Introspection
 from .links import Links
@@ -59,7 +60,7 @@ log = logging.getLogger("joerl.node")
 PROTOCOL_NAME = "joerl-dist/1"
 
 
-class DistributedSystem(Serving):
+class DistributedSystem(SystemFacade, Serving):
     """A node: an actor system reachable from other nodes.
 
     Args:
@@ -286,30 +287,13 @@ class DistributedSystem(Serving):
 
     @property
     def closed(self) -> bool:
+        """Whether :meth:`shutdown` has run."""
         return self._closed
 
     @property
     def config(self) -> LinkConfig:
         """The link settings in use."""
         return self._links.config
-
-    # -- the ActorSystem API, for convenience -----------------------------------
-
-    def spawn(self, actor: Any, **kw: Any) -> Any:
-        return self.system.spawn(actor, **kw)
-
-    def spawn_fn(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
-        return self.system.spawn_fn(fn, *args, **kw)
-
-    def register(self, name: str, pid: Any) -> None:
-        self.system.register(name, pid)
-
-    def whereis(self, name: str) -> Pid | None:
-        return self.system.whereis(name)
-
-    def call(self, server: Any, request: Any, timeout: float | None = 5.0) -> Any:
-        """``system.call``: a GenServer call from plain code, local or remote."""
-        return self.system.call(server, request, timeout)
 
     # -- cluster-wide names ------------------------------------------------------
 

@@ -161,7 +161,8 @@ def make_node(cluster: list[DistributedSystem]) -> Iterator[Callable[..., Distri
     yield make
     for node in reversed(extra):
         node.shutdown()
-    assert open_sockets(*extra) == []
+    # (the cluster's end of a link to them closes when its reader sees the EOF)
+    wait_until(lambda: open_sockets(*extra) == [], timeout=WAIT, what="no socket left on the extra nodes' ports")
 
 
 # -- location transparency ---------------------------------------------------------------
