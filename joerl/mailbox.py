@@ -77,6 +77,11 @@ class Mailbox:
     def full(self) -> bool:
         return self._maxsize is not None and len(self._q) >= self._maxsize
 
+    @property
+    def waiting_writers(self) -> int:
+        """How many writers (and :meth:`on_room` hooks) wait for room in this full mailbox (read-only)."""
+        return len(self._putters) if self._putters else 0
+
     # -- writers ---------------------------------------------------------------
 
     def put(self, item: tuple[Any, Any], timeout: float | None = None) -> bool:

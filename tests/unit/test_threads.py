@@ -144,11 +144,13 @@ def test_bounded_mailbox_from_thread_waits_for_room_or_refuses(system: ActorSyst
     # a send into the full mailbox blocks the thread (not the hub) until there is room
     t = threading.Thread(target=lambda: [ref.send(i) for i in range(3, 10)], daemon=True)
     t.start()
-    gevent.sleep(0.1)
-    assert t.is_alive() and got == []
+    ctx = system.context_of(ref.pid)
+    assert ctx is not None
+    wait_until(lambda: ctx._mailbox.waiting_writers == 1, timeout=10)  # the thread's send(3) waits for room
+    assert t.is_alive() and got == [] and len(ctx._mailbox) == 2
     release.set()
     wait_until(lambda: len(got) == 9, timeout=20)
-    assert got == list(range(1, 10))
+    assert got == list(range(1, 10)) and ctx._mailbox.waiting_writers == 0
     t.join(5)
 
 
@@ -196,7 +198,7 @@ def test_call_from_thread_blocks_only_that_thread(system: ActorSystem) -> None:
 
     def ticker() -> None:
         for i in range(5):
-            gevent.sleep(0.01)
+            gevent.sleep(0.01)  # the ticker's period: what it shows is that the hub keeps running
             ticks.append(i)
 
     g = gevent.spawn(ticker)
