@@ -26,8 +26,9 @@ from joerl.testing import ChildProcess, child_env, fields, running_epmd
 COOKIE = "joerl-cli-test-cookie"
 
 NODE_PROGRAM = r"""
-import sys, gevent
+import sys
 from joerl.node.node import DistributedSystem
+from joerl.testing import stdin_lines
 from joerl.gen_server import GenServer, Reply
 from joerl.supervisor import ChildSpec, Supervisor
 
@@ -58,18 +59,9 @@ ponger = node.spawn_fn(pong, name="ponger")
 node.spawn_fn(ping, ponger.pid, name="pinger")
 node.spawn(Supervisor("one_for_one", [ChildSpec.worker("store", Store, name="store")]), name="top_sup")
 print("READY node=%s" % node.node_name, flush=True)
-fd = sys.stdin.fileno()
-gevent.os.make_nonblocking(fd)
-buf = b""
-while True:
-    data = gevent.os.nb_read(fd, 4096)
-    if not data:
-        break
-    buf += data
-    while b"\n" in buf:
-        line, buf = buf.split(b"\n", 1)
-        if line.strip() == b"nodes":
-            print("NODES visible=%s hidden=%s" % (",".join(node.nodes()) or "-", ",".join(node.nodes("hidden")) or "-"), flush=True)
+for line in stdin_lines():
+    if line.strip() == "nodes":
+        print("NODES visible=%s hidden=%s" % (",".join(node.nodes()) or "-", ",".join(node.nodes("hidden")) or "-"), flush=True)
 node.shutdown(2.0)
 """
 

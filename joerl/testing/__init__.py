@@ -20,7 +20,8 @@ Child processes:
   process, waits for a line such as ``READY port=N`` with a deadline, and
   kills and reaps it; :class:`ProcessGroup` closes all of a test's
   children at once; :func:`child_env` is the environment it gets and
-  :func:`fields` parses such a line.
+  :func:`fields` parses such a line. :func:`stdin_lines` is the child's
+  side: the lines a test writes to it, read without blocking its hub.
 
 Waiting and leaks:
 
@@ -47,7 +48,7 @@ from ._handshake import (
     run_handshake,
 )
 from ._probe import Match, Probe
-from ._process import ChildProcess, ProcessGroup, child_env, fields
+from ._process import ChildProcess, ProcessGroup, child_env, fields, stdin_lines
 from ._wait import FakeClock, free_port, live_greenlets, wait_until
 
 __all__ = [
@@ -72,5 +73,6 @@ __all__ = [
     "node_cluster",
     "run_handshake",
     "running_epmd",
+    "stdin_lines",
     "wait_until",
 ]

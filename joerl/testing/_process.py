@@ -4,21 +4,25 @@
 greenlet, waits for a line (``READY port=N``) with a deadline, and kills and
 reaps it at the end, so that a test leaves no process and no zombie behind.
 :func:`child_env` is the environment a child node gets; :func:`fields` parses
-a ``READY`` line.
+a ``READY`` line. :func:`stdin_lines` is the child's side of
+:meth:`ChildProcess.write_line`: the lines of its standard input, read
+without blocking the hub.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 import gevent
 from gevent import subprocess
+from gevent.os import make_nonblocking, nb_read
 from gevent.queue import Empty, Queue
 
 #: Where this joerl package lives: children find it first on their ``PYTHONPATH``.
@@ -70,6 +74,40 @@ def fields(line: str) -> dict[str, str]:
         port = int(fields(child.wait_line("READY"))["port"])
     """
     return dict(word.split("=", 1) for word in line.split()[1:] if "=" in word)
+
+
+def stdin_lines(fd: int | None = None) -> Iterator[str]:
+    """The lines of standard input (or of ``fd``), until it closes, read cooperatively.
+
+    For a child program a test drives with :meth:`ChildProcess.write_line`:
+    only the greenlet that iterates waits for input; the hub, and the
+    child's actors and links, run meanwhile (``for line in sys.stdin``
+    would block them all). The file descriptor is made non-blocking.
+
+    Args:
+        fd: the file descriptor to read (default: standard input's).
+
+    Yields:
+        Each line, decoded as UTF-8 (an undecodable byte replaced), without
+        its newline; at the end, a last line that has none.
+
+    Example::
+
+        print(f"READY node={node.node_name}", flush=True)
+        for line in stdin_lines():  # the test's commands, until it closes our input
+            if line == "nodes":
+                print("NODES " + ",".join(node.nodes()), flush=True)
+        node.shutdown()
+    """
+    fd = sys.stdin.fileno() if fd is None else fd
+    make_nonblocking(fd)
+    pending = b""
+    while data := nb_read(fd, 65536):
+        *lines, pending = (pending + data).split(b"\n")
+        for line in lines:
+            yield line.decode("utf-8", "replace")
+    if pending:
+        yield pending.decode("utf-8", "replace")
 
 
 class ChildProcess:

@@ -41,7 +41,6 @@ from typing import Any
 
 import gevent
 import gevent.event
-import gevent.os
 
 from joerl import gen_server
 from joerl.actor import ActorContext
@@ -50,6 +49,7 @@ from joerl.message import Down, Exit, NodeDown, NodeUp
 from joerl.node.node import DistributedSystem
 from joerl.pid import Pid
 from joerl.system import From
+from joerl.testing import stdin_lines
 
 WAIT = 20.0
 
@@ -327,18 +327,9 @@ def serve(agent: Agent) -> None:
             body = {"ok": False, "error": type(exc).__name__, "message": str(exc)}
         emit("REPLY", {"id": rid, "elapsed": time.monotonic() - t0, **body})
 
-    fd = sys.stdin.fileno()
-    gevent.os.make_nonblocking(fd)
-    buffered = b""
-    while True:
-        data = gevent.os.nb_read(fd, 65536)
-        if not data:
-            return
-        buffered += data
-        while b"\n" in buffered:
-            line, buffered = buffered.split(b"\n", 1)
-            if line.strip():
-                gevent.spawn(answer, json.loads(line))
+    for line in stdin_lines():
+        if line.strip():
+            gevent.spawn(answer, json.loads(line))
 
 
 def discovery(spec: str | None, interval: float) -> Any:

@@ -27,10 +27,11 @@ import sys
 import time
 
 import gevent
-import gevent.os
 from gevent import socket as gsocket
 from gevent.queue import Queue
 from gevent.server import StreamServer
+
+from joerl.testing import stdin_lines
 
 SO_ORIGINAL_DST = 80  # linux/netfilter_ipv4.h
 SO_MARK = 36  # asm-generic/socket.h
@@ -112,18 +113,9 @@ def main(argv: list[str]) -> int:
     server = StreamServer(("0.0.0.0", 0), handle(args.delay_ms / 1000.0, args.mark))
     server.start()
     print(f"READY port={server.server_port}", flush=True)
-    fd = sys.stdin.fileno()
-    gevent.os.make_nonblocking(fd)
-    buffered = b""
-    while True:
-        data = gevent.os.nb_read(fd, 4096)
-        if not data:
-            break
-        buffered += data
-        while b"\n" in buffered:
-            line, buffered = buffered.split(b"\n", 1)
-            if line.strip() == b"stats":
-                print("STATS " + " ".join(f"{k}={v}" for k, v in counts.items()), flush=True)
+    for line in stdin_lines():
+        if line.strip() == "stats":
+            print("STATS " + " ".join(f"{k}={v}" for k, v in counts.items()), flush=True)
     server.stop(timeout=1)
     return 0
 

@@ -31,7 +31,7 @@ from joerl.actor import ActorContext
 from joerl.gen_server import GenServer, Reply
 from joerl.observer import serve
 from joerl.supervisor import ChildSpec, Supervisor
-from joerl.testing import node_cluster
+from joerl.testing import node_cluster, stdin_lines
 
 
 class Store(GenServer):
@@ -84,26 +84,17 @@ class _Idle(GenServer):
 
 
 def _commands(node: Any) -> None:
-    fd = sys.stdin.fileno()
-    gevent.os.make_nonblocking(fd)
-    buf = b""
     spawned: dict[str, Any] = {}
-    while True:
-        data = gevent.os.nb_read(fd, 4096)
-        if not data:
-            return
-        buf += data
-        while b"\n" in buf:
-            raw, buf = buf.split(b"\n", 1)
-            words = raw.decode().split()
-            if words[:1] == ["spawn"]:
-                ref = spawned[words[1]] = node.spawn_fn(idle, name=words[1])
-                print(f"SPAWNED {words[1]} pid={ref.pid}", flush=True)
-            elif words[:1] == ["kill"]:
-                ref = spawned.pop(words[1])
-                node.system.exit(ref.pid, "kill")
-                ref.join(5.0)
-                print(f"KILLED {words[1]}", flush=True)
+    for line in stdin_lines():
+        words = line.split()
+        if words[:1] == ["spawn"]:
+            ref = spawned[words[1]] = node.spawn_fn(idle, name=words[1])
+            print(f"SPAWNED {words[1]} pid={ref.pid}", flush=True)
+        elif words[:1] == ["kill"]:
+            ref = spawned.pop(words[1])
+            node.system.exit(ref.pid, "kill")
+            ref.join(5.0)
+            print(f"KILLED {words[1]}", flush=True)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
@@ -33,6 +34,7 @@ from joerl.testing import (
     live_greenlets,
     node_cluster,
     run_handshake,
+    stdin_lines,
     wait_until,
 )
 
@@ -229,6 +231,47 @@ def test_child_process_terminate_and_close_reap_it() -> None:
     frozen.close()  # a frozen child is killed too
     assert frozen.proc.returncode == -signal.SIGKILL
     frozen.close()  # idempotent
+
+
+def test_stdin_lines_splits_across_reads_and_keeps_a_last_line_without_newline() -> None:
+    r, w = os.pipe()
+    try:
+        lines = stdin_lines(r)
+        os.write(w, b"a\nb")
+        assert next(lines) == "a"
+        os.write(w, b"c\n\xff\n\n")
+        assert [next(lines), next(lines), next(lines)] == ["bc", "\ufffd", ""]
+        os.write(w, b"last")
+        os.close(w)
+        w = -1
+        assert list(lines) == ["last"]
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)
+
+
+STDIN_CHILD = """
+import gevent
+from joerl.testing import stdin_lines
+gevent.spawn(print, "the hub runs", flush=True)  # runs only if waiting for input lets the hub run
+print("READY", flush=True)
+for line in stdin_lines():
+    print("got " + line, flush=True)
+print("EOF", flush=True)
+"""
+
+
+def test_stdin_lines_in_a_child_waits_without_blocking_its_hub() -> None:
+    with child(STDIN_CHILD) as proc:
+        proc.wait_ready()
+        proc.wait_line("the hub runs")
+        proc.write_line("hello")
+        assert proc.wait_line("got") == "got hello"
+        assert proc.proc.stdin is not None
+        proc.proc.stdin.close()
+        proc.wait_line("EOF")
+        assert proc.wait() == 0
 
 
 def test_child_process_without_stdin_reads_eof() -> None:
