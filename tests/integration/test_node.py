@@ -23,6 +23,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,6 +90,25 @@ def link(node: DistributedSystem, peer: str) -> Connection:
     conn = node._peers[peer].link
     assert conn is not None and not conn.closed, f"{node.node_name} has no link to {peer}"
     return conn
+
+
+@contextmanager
+def link_stays_up(node: DistributedSystem, peer: DistributedSystem) -> Iterator[Connection]:
+    """Gives ``node``'s live link to ``peer`` (a message has crossed it); on
+    leaving, checks that it is still the link, that it still carries messages,
+    and that ``node`` saw no NodeDown of ``peer``."""
+    watch = Probe(node)
+    node.monitor_nodes(watch.pid)
+    seen = Probe(peer)
+    node.system.send(seen.gpid, 1)
+    assert seen.receive() == 1
+    live = link(node, peer.node_name)
+    yield live
+    assert link(node, peer.node_name) is live, "the live link stays"
+    node.system.send(seen.gpid, 2)
+    assert seen.receive() == 2
+    assert watch.receive() == NodeUp(full(peer.node_name))
+    assert watch.pending() == [], "no NodeDown"
 
 
 def context(node: DistributedSystem, pid: Pid) -> ActorContext:
@@ -564,20 +584,10 @@ def test_an_unauthenticated_hello_cannot_tear_down_a_live_link(cluster: list[Dis
     """A stranger claiming to be a restarted ``b`` (another creation) without
     the cookie is refused, and a's link to the real ``b`` stays up."""
     a, b, _ = cluster
-    watch = Probe(a)
-    a.monitor_nodes(watch.pid)
-    seen = Probe(b)
-    a.system.send(seen.gpid, 1)
-    assert seen.receive() == 1
-    live = link(a, "b")
-    impostor = P.NodeIdentity(b.node_name, b.node_id, b.creation + 1)
-    with pytest.raises(AuthenticationError):
-        _dial_as(a.listen_port, a.node_name, impostor, b"not-the-cookie")
-    assert link(a, "b") is live
-    a.system.send(seen.gpid, 2)
-    assert seen.receive() == 2
-    assert watch.receive() == NodeUp(full("b"))
-    assert watch.pending() == [], "no NodeDown"
+    with link_stays_up(a, b):
+        impostor = P.NodeIdentity(b.node_name, b.node_id, b.creation + 1)
+        with pytest.raises(AuthenticationError):
+            _dial_as(a.listen_port, a.node_name, impostor, b"not-the-cookie")
 
 
 def test_a_new_incarnation_replaces_a_link_that_still_looks_alive(cluster: list[DistributedSystem]) -> None:

@@ -21,7 +21,17 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from test_node import COOKIE, _dial_as, cluster, echo, link, make_node, no_leaks, remote  # noqa: F401 - fixtures
+from test_node import (  # noqa: F401 - fixtures
+    COOKIE,
+    _dial_as,
+    cluster,
+    echo,
+    link,
+    link_stays_up,
+    make_node,
+    no_leaks,
+    remote,
+)
 
 import joerl.node.node as node_module
 from joerl.epmd import EpmdClient
@@ -121,21 +131,11 @@ def test_the_same_incarnation_dialling_again_while_its_link_is_up_is_answered_bu
     cluster: list[DistributedSystem],
 ) -> None:
     a, b, _ = cluster
-    watch = Probe(a)
-    a.monitor_nodes(watch.pid)
-    seen = Probe(b)
-    a.system.send(seen.gpid, 1)
-    assert seen.receive() == 1
-    live = link(a, "b")
-    again = P.NodeIdentity(b.node_name, b.node_id, b.creation, incarnation=live.peer.incarnation)
-    with pytest.raises(P.HandshakeRefused) as refused:
-        _dial_as(a.listen_port, a.node_name, again, COOKIE.encode())
-    assert refused.value.status == P.STATUS_BUSY
-    assert link(a, "b") is live, "the live link stays"
-    a.system.send(seen.gpid, 2)
-    assert seen.receive() == 2
-    assert watch.receive() == NodeUp(full("b"))
-    assert watch.pending() == [], "no NodeDown"
+    with link_stays_up(a, b) as live:
+        again = P.NodeIdentity(b.node_name, b.node_id, b.creation, incarnation=live.peer.incarnation)
+        with pytest.raises(P.HandshakeRefused) as refused:
+            _dial_as(a.listen_port, a.node_name, again, COOKIE.encode())
+        assert refused.value.status == P.STATUS_BUSY
 
 
 def test_a_forged_new_incarnation_with_the_same_creation_and_the_cookie_replaces_the_link(
