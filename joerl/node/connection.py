@@ -1,8 +1,9 @@
 """One running node link: its socket and greenlets, once the handshake is done.
 
 This module owns the IO of an established link to one peer node and its life
-cycle: a :class:`Connection` reads with a reader greenlet
-(``recv -> FrameDecoder.feed -> handler``), keeps an idle link alive and
+cycle: a :class:`Connection` reads with its
+:class:`~joerl.node.link_reader.LinkReader` (``recv -> FrameDecoder.feed ->
+handler``, in the hub where the handler allows), keeps an idle link alive and
 declares a silent peer down with a tick timer (in the hub), and closes once, telling why
 (:class:`~joerl.errors.LinkClosed`: this node closed it;
 :class:`~joerl.errors.ConnectionLost`: it broke). What it sends goes through
@@ -41,11 +42,13 @@ import gevent
 from gevent import socket as gsocket
 from gevent.event import Event
 
-from ..errors import ConnectionLost, LinkDown, ProtocolError, SerializationError
+from ..errors import ConnectionLost, LinkDown
 from ..pid import Pid
 from .compression import for_link
 from .config import LinkConfig
 from .delivery import Acknowledger, report_unconfirmed
+from .ticks import first_tick
+from .link_reader import LinkReader
 from .link_writer import LinkWriter
 from .protocol import (
     FLAG_ACK,
@@ -54,10 +57,8 @@ from .protocol import (
     Established,
     FrameDecoder,
     FrameEncoder,
-    FrameError,
     Message,
     NodeIdentity,
-    OversizedFrame,
     PeerHello,
     RegSend,
     Role,
@@ -111,7 +112,9 @@ class Connection:
         role: which side dialled.
         config: link settings.
         handler: ``handler(conn, msg)`` for every control message; runs in the
-            reader greenlet, so a slow handler stalls this link's reads. A
+            reader greenlet, so a slow handler stalls this link's reads (or in
+            the hub, for the message classes in ``handler.hub_safe``, if it
+            has that attribute: see ``link_reader.py``). A
             ``SerializationError`` or ``ProtocolError`` it raises counts the
             frame as bad (logged, dropped); any other exception is logged and
             counted in ``stats.handler_errors``. The link survives both.
@@ -189,7 +192,6 @@ class Connection:
         self.inbound = self._decoder = FrameDecoder(config.max_frame_size)
         compressor, self._decoder.inflate = for_link(config, self.peer.compression)  # (off unless both offer)
         self.encoder.compress_with(compressor)
-        self._leftover = established.leftover
         # Immediate writes (see link_writer.py) only on a plain gevent TCP socket,
         # whose send() takes a zero timeout; a TLS socket always uses the writer.
         self._direct_ok = config.wrap_socket is None and type(sock) is gsocket.socket
@@ -201,11 +203,10 @@ class Connection:
         self.outbound = queue = self._writer.queue
         self.send_term: Callable[[Pid | None, Pid, Any], bool] = queue.term
         self.send_payload: Callable[[Pid | None, Pid, bytes], None] = queue.payload
+        self._reading = LinkReader(self, established.leftover, self._writer, direct=self._direct_ok)
         self._closed_event = Event()
         self._closed = False
         self._started = False
-        self._last_read = monotonic()
-        self._dispatching = False  # the reader is delivering (its wait is not the peer's silence)
         self._greenlets: list[gevent.Greenlet] = []
         self._reader: gevent.Greenlet | None = None
         self._tick_timer: Any = None  # a repeating libev timer: ticks cost no greenlet (see _tick)
@@ -228,7 +229,7 @@ class Connection:
     @property
     def silent_for(self) -> float:
         """Seconds since the peer was last heard from (a frame or a tick)."""
-        return monotonic() - self._last_read
+        return monotonic() - self._reading.last_read
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -247,10 +248,10 @@ class Connection:
         if self._closed:
             raise self._writer.down_error()
         self._started = True
-        self._last_read = monotonic()
-        self._reader = gevent.spawn(self._read_loop)
+        self._reading.last_read = monotonic()
+        self._reader = gevent.spawn(self._reading.run)
         writer = gevent.spawn(self._writer.run)
-        self._tick_timer = timer = gevent.get_hub().loop.timer(self.tick_interval, self.tick_interval)
+        self._tick_timer = timer = gevent.get_hub().loop.timer(first_tick(self.tick_interval), self.tick_interval)
         timer.start(self._tick)
         if self.acks:
             self.acknowledger = Acknowledger(self, self.config.ack_interval)
@@ -274,6 +275,7 @@ class Connection:
             self._tick_timer.close()
         if self.acks:
             self.unconfirmed = report_unconfirmed(self, reason)  # (and stops the ACK timer)
+        self._reading.stop()  # (before the socket closes: reads in the hub watch its fd)
         self._writer.stop(reason)
         try:
             self.sock.close()
@@ -357,105 +359,6 @@ class Connection:
         """
         self._writer.send_frame(frame)
 
-    def _read_loop(self) -> None:
-        sock = self.sock
-        recv_size = self.config.recv_size
-        # A plain gevent TCP socket buffers nothing itself, so its fd being
-        # readable is the whole story (a TLS one may hold decrypted bytes). Its
-        # own read watcher is waited on, the way its recv() waits, so that
-        # closing the socket ends the wait as it ends a recv.
-        readable = getattr(sock, "_read_event", None) if self._direct_ok else None
-        wait = getattr(sock, "_wait", None)
-        if wait is None:
-            readable = None
-        try:
-            if self._leftover:
-                data, self._leftover = self._leftover, b""
-                if not self._deliver(data):
-                    return
-            while not self._closed:
-                data = sock.recv(recv_size)
-                if not data:
-                    self.close(ConnectionLost(f"node {self.peer_name!r} closed the connection"))
-                    return
-                if not self._deliver(data):  # (which notes the time of this read)
-                    return
-                if len(data) == recv_size:
-                    # More is surely waiting: let the rest of the node run
-                    # (timers, other links) before reading on.
-                    gevent.idle()
-                elif readable is not None:
-                    # The socket is drained: wait until it is readable rather
-                    # than try a recv that fails (EAGAIN) first, as gevent's
-                    # recv would. Less work between a message and its reply.
-                    wait(readable)  # type: ignore[misc]
-        except OSError as exc:
-            if not self._closed:
-                self.close(ConnectionLost(f"reading from node {self.peer_name!r} failed: {exc}"))
-        except Exception as exc:  # a bug must not leave a half-dead link behind
-            log.exception("link %s -> %s: reader failed", self.local.name, self.peer_name)
-            self.close(ConnectionLost(f"reader of the link to {self.peer_name!r} failed: {exc!r}"))
-
-    def _deliver(self, data: bytes) -> bool:
-        """Decode and dispatch; False when the link closed meanwhile."""
-        self.stats.bytes_in += len(data)
-        try:
-            messages = self._decoder.feed(data)
-        except OversizedFrame as exc:
-            self._dispatch(exc.messages)
-            self.close(exc)
-            return False
-        self.stats.ticks_in = self._decoder.ticks
-        self._dispatching = True
-        try:
-            self._dispatch(messages)
-        finally:
-            self._dispatching = False
-            self._last_read = monotonic()
-        acker = self.acknowledger
-        if acker is not None and self.messages_in != acker.sent:
-            acker.arm()  # one ACK per ack_interval, not one per read
-        return not self._closed
-
-    def _dispatch(self, messages: list[Message | FrameError]) -> None:
-        handler = self.handler
-        assert handler is not None
-        self.stats.frames_in += len(messages)
-        for msg in messages:
-            if msg.__class__ is FrameError:
-                self._bad_frame(msg)
-                continue
-            try:
-                handler(self, msg)  # type: ignore[arg-type]
-            except (SerializationError, ProtocolError) as exc:
-                self._bad_frame(exc)
-            except LinkDown:
-                if not self._closed:  # another link's: the handler's business
-                    self.stats.handler_errors += 1
-                    log.exception(
-                        "link %s -> %s: handler failed on %s", self.local.name, self.peer_name, type(msg).__name__
-                    )
-            except Exception:
-                self.stats.handler_errors += 1
-                log.exception(
-                    "link %s -> %s: handler failed on %s", self.local.name, self.peer_name, type(msg).__name__
-                )
-            if self._closed:
-                return
-            if self._writer.full:
-                # Replies fill the queue faster than the writer gets to run:
-                # let it (a yield, never a wait; see send_frame).
-                gevent.sleep(0)
-                if self.closed:  # (the property: the sleep may have closed it)
-                    return
-
-    def _bad_frame(self, exc: BaseException) -> None:
-        stats = self.stats
-        stats.bad_frames += 1
-        n = stats.bad_frames
-        if n <= 10 or n % 1000 == 0:
-            log.warning("link %s -> %s: dropped a bad frame (%d so far): %s", self.local.name, self.peer_name, n, exc)
-
     def _tick(self) -> None:
         """Every ``tick_interval``, in the hub (a libev timer's callback: an
         idle link costs no greenlet switch and no timer made per tick): a peer
@@ -465,8 +368,9 @@ class Connection:
             return
         limit = self.config.tick_time
         stats = self.stats
-        silent = monotonic() - self._last_read
-        if silent > limit and not self._dispatching:
+        reading = self._reading
+        silent = monotonic() - reading.last_read
+        if silent > limit and not reading.dispatching:
             # (Time our reader spends delivering, e.g. waiting on a full
             # bounded mailbox, is ours, not the peer's silence.)
             stats.tick_timeouts += 1

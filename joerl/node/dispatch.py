@@ -1,7 +1,8 @@
 """Dispatch: what arrives from peers, applied to the process table through the Inbound.
 
-:meth:`Dispatch.on_frame` runs in a link's reader greenlet for every control
-message. Messages for processes go straight into their mailboxes (the hot
+:meth:`Dispatch.on_frame` runs for every control message of a link, in its
+reader greenlet, or in the hub for the messages it lists as ``hub_safe``
+(``link_reader.py``). Messages for processes go straight into their mailboxes (the hot
 path); links, monitors and exit signals go through the node's
 :class:`~joerl._router.Inbound`; answers (call replies, ``Down`` of a call's
 monitor, alive and spawn replies) resolve the waits in the routing's
@@ -223,6 +224,16 @@ class Dispatch:
             conn.send(msg)
         except LinkDown:
             pass  # the link is going: its NodeDown tells the rest
+
+
+#: What ``on_frame`` may take in the hub (``link_reader.py``): these only append to
+#: a mailbox (never waiting: a bounded one goes through flow control), wake a
+#: waiter (a call's, a sender's waiting for credit), update a process's monitors,
+#: or answer on a link (which the hub never waits for). Links, exit signals,
+#: spawns and the rest take the reader greenlet.
+Dispatch.on_frame.hub_safe = frozenset(  # type: ignore[attr-defined]
+    {P.Send, P.SendTerms, P.RegSend, P.CallReply, P.Monitor, P.Demonitor, P.Down, P.Flow}
+)
 
 
 class FlowControl:
