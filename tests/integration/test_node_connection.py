@@ -50,34 +50,13 @@ from joerl.node.protocol import (
     Verdict,
 )
 from joerl.pid import Pid, Ref
-from joerl.testing import live_greenlets, wait_until
+from joerl.testing import Received, live_greenlets, wait_until
 
 COOKIE = b"integration-cookie"
 A = NodeIdentity("alpha", 0x0A, creation=1)
 B = NodeIdentity("beta", 0x0B, creation=2)
 PA, PB = Pid(0x0A, 1, 1), Pid(0x0B, 1, 2)
 FAST = LinkConfig(handshake_timeout=3.0)
-
-
-class Inbox:
-    """A connection handler that keeps what arrives; ``wait_for(n)`` blocks on an event."""
-
-    def __init__(self) -> None:
-        self.messages: list[Any] = []
-        self._want = 0
-        self._enough = Event()
-
-    def __call__(self, conn: Connection, msg: Any) -> None:
-        self.messages.append(msg)
-        if self._want and len(self.messages) >= self._want:
-            self._enough.set()
-
-    def wait_for(self, n: int, timeout: float = 5.0) -> list[Any]:
-        self._want = n
-        if len(self.messages) < n:
-            self._enough.clear()
-            assert self._enough.wait(timeout), f"got {len(self.messages)} of {n} messages"
-        return self.messages
 
 
 class Closes:
@@ -111,7 +90,7 @@ class Listener:
     ) -> None:
         self.net, self.identity, self.cookie, self.config = net, identity, cookie, config
         self.decide, self.on_accepted, self.start = decide, on_accepted, start
-        self.inbox = Inbox()
+        self.inbox = Received()
         self.closes = Closes()
         self.accepted: Queue = Queue()
         self.server = StreamServer(("127.0.0.1", 0), self._handle, spawn=Pool(20))
@@ -161,7 +140,7 @@ class Net:
 
     def dial(self, listener: Listener, identity: NodeIdentity = A, cookie: bytes = COOKIE, **kw: Any) -> Connection:
         kw.setdefault("config", FAST)
-        kw.setdefault("handler", Inbox())
+        kw.setdefault("handler", Received())
         conn = dial(listener.address, identity, cookie, expected_peer=listener.identity.name, **kw)
         self.conns.append(conn)
         return conn
@@ -260,7 +239,7 @@ def test_frames_in_the_same_read_as_the_ack_are_not_lost(net: Net) -> None:
     server = StreamServer(("127.0.0.1", 0), raw_acceptor, spawn=Pool(2))
     server.start()
     try:
-        inbox = Inbox()
+        inbox = Received()
         conn = dial(("127.0.0.1", server.server_port), A, COOKIE, expected_peer="beta", handler=inbox)
         net.conns.append(conn)
         conn.start()
@@ -577,7 +556,7 @@ class MiniNode:
         self.links: dict[str, Connection] = {}
         self.dialing: set[str] = set()
         self.up: defaultdict[str, Event] = defaultdict(Event)
-        self.inbox = Inbox()
+        self.inbox = Received()
         self.net = net
         self.listener = net.listen(self.identity, decide=self.decide, on_accepted=self.register)
         self.listener.inbox = self.inbox
