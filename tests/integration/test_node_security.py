@@ -35,49 +35,49 @@ def _write(path: Path, data: bytes) -> str:
     return str(path)
 
 
+def _certificate(cn: str, public_key: Any, issuer: Any, signing_key: Any, *, ca: bool = False, sans: Any = ()) -> Any:
+    """A certificate for ``cn`` (valid from 5 minutes ago for a day) with these subject alternative names."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(cn))
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    return builder.sign(signing_key, hashes.SHA256())
+
+
+def _node_cert(ca: CA, cn: str, sans: list[Any], filename: str) -> tuple[str, str]:
+    """A certificate of ``ca`` with subject ``cn`` and these subject alternative names: its files' paths."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = _certificate(cn, key.public_key(), ca.cert.subject, ca.key, sans=sans)
+    certfile = _write(ca.dir / f"{filename}.crt", cert.public_bytes(serialization.Encoding.PEM))
+    keyfile = _write(
+        ca.dir / f"{filename}.key",
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+    )
+    return certfile, keyfile
+
+
 class CA:
     """A throwaway certificate authority that signs node certificates."""
 
     def __init__(self, directory: Path, cn: str) -> None:
         self.dir = directory
         self.key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.timezone.utc)
-        self.cert = (
-            x509.CertificateBuilder()
-            .subject_name(_name(cn))
-            .issuer_name(_name(cn))
-            .public_key(self.key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(self.key, hashes.SHA256())
-        )
+        self.cert = _certificate(cn, self.key.public_key(), _name(cn), self.key, ca=True)
         self.cafile = _write(directory / f"{cn}.pem", self.cert.public_bytes(serialization.Encoding.PEM))
 
     def node(self, cn: str, allowed_subjects: set[str] | None = None) -> TlsConfig:
         cn = full(cn)  # the common name binds the full node name, name@host
         allowed_subjects = None if allowed_subjects is None else {full(s) for s in allowed_subjects}
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.timezone.utc)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(_name(cn))
-            .issuer_name(self.cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .sign(self.key, hashes.SHA256())
-        )
-        certfile = _write(self.dir / f"{cn}.crt", cert.public_bytes(serialization.Encoding.PEM))
-        keyfile = _write(
-            self.dir / f"{cn}.key",
-            key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            ),
-        )
+        certfile, keyfile = _node_cert(self, cn, [], cn)
         return TlsConfig(
             certfile, keyfile, self.cafile, None if allowed_subjects is None else frozenset(allowed_subjects)
         )
@@ -217,31 +217,6 @@ def test_the_connection_rate_limit_of_an_address_closes_a_burst(nodes: Any) -> N
 
 
 # -- a certificate is bound to its node name (issue 15) ----------------------------
-
-
-def _node_cert(ca: CA, cn: str, sans: list[Any], filename: str) -> tuple[str, str]:
-    """A certificate of ``ca`` with subject ``cn`` and these subject alternative names."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(cn))
-        .issuer_name(ca.cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-    )
-    if sans:
-        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-    cert = builder.sign(ca.key, hashes.SHA256())
-    certfile = _write(ca.dir / f"{filename}.crt", cert.public_bytes(serialization.Encoding.PEM))
-    keyfile = _write(
-        ca.dir / f"{filename}.key",
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
-    )
-    return certfile, keyfile
 
 
 def test_a_node_holding_another_nodes_certificate_cannot_join_under_its_own_name(
