@@ -9,11 +9,8 @@ too (``tester``), running its own ``pg`` scope.
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
+from test_nodes import WAIT, children, epmd, here, node_argv  # noqa: F401 - fixtures
 
 from joerl import pg
 from joerl.message import NOCONNECTION, NodeDown
@@ -22,37 +19,11 @@ from joerl.node.node import DistributedSystem
 from joerl.pg import PgEvent
 from joerl.testing import ChildProcess, Probe, ProcessGroup, wait_until
 
-ROOT = Path(__file__).resolve().parents[2]
-NODE_MAIN = Path(__file__).with_name("node_main.py")
-COOKIE = "joerl-multiprocess-test"
-WAIT = 30.0  # generous: the machine is shared
-
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(120)]
 
 
-@pytest.fixture
-def children() -> Iterator[ProcessGroup]:
-    with ProcessGroup(cookie=COOKIE, cwd=ROOT, timeout=WAIT) as group:
-        yield group
-
-
-@pytest.fixture
-def epmd(children: ProcessGroup) -> str:
-    child = children.start([sys.executable, "-m", "joerl.epmd", "127.0.0.1:0"])
-    return f"127.0.0.1:{child.wait_ready()['port']}"
-
-
-@pytest.fixture
-def here(epmd: str) -> Iterator[DistributedSystem]:
-    node = DistributedSystem("tester", "127.0.0.1:0", epmd, cookie=COOKIE, start_epmd=False, tick_time=1.0)
-    try:
-        yield node
-    finally:
-        node.shutdown()
-
-
 def start_pg_node(children: ProcessGroup, epmd: str, count: int) -> ChildProcess:
-    argv = [sys.executable, str(NODE_MAIN), "pgnode", "--epmd", epmd, "--tick", "1.0", "pg", "--to", "tester"]
+    argv = node_argv("pgnode", epmd, "pg", "--to", "tester", tick=1.0)
     child = children.start([*argv, "--count", str(count)])
     child.wait_ready()
     child.wait_line(lambda line: line.startswith("PG_JOINED"), WAIT)
