@@ -20,24 +20,19 @@ from typing import Any
 import gevent
 import pytest
 from gevent.event import Event
+from test_node import no_leaks, remote  # noqa: F401 - a fixture
 
 from joerl.errors import DistributionError, NoProcError, NotRegistered
 from joerl.node.global_names import CONFLICT, SERVER_NAME, GlobalNames
 from joerl.node.names import node_name as full
 from joerl.node.node import DistributedSystem
-from joerl.pid import Pid
-from joerl.testing import Probe, live_greenlets, node_cluster, wait_until
+from joerl.testing import Probe, node_cluster, wait_until
 
 WAIT = 5.0
 COOKIE = "joerl-global-test-cookie"
 
 
 # -- helpers ------------------------------------------------------------------------------
-
-
-def remote(node: DistributedSystem, pid: Pid) -> Pid:
-    """How other nodes name ``node``'s local process ``pid``."""
-    return Pid(node.node_id, pid.id, node.creation)
 
 
 def everywhere(names: list[GlobalNames], name: str) -> list[Any]:
@@ -65,14 +60,6 @@ def close_links(node: DistributedSystem) -> None:
         if link is not None:
             link.close("test")
     wait_until(lambda: node.nodes() == [], WAIT, what="links closed")
-
-
-@pytest.fixture
-def no_leaks() -> Iterator[None]:
-    gevent.get_hub()
-    before = live_greenlets()
-    yield
-    wait_until(lambda: not (live_greenlets() - before), timeout=WAIT, what="the test's greenlets to end")
 
 
 @pytest.fixture
