@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import pytest
 from gevent.event import Event
+from test_threads import in_thread
 
 from joerl import aio, gen_server
 from joerl.errors import CallError, CallTimeout, NotRegistered
 from joerl.gen_server import GenServer, NoReply, Reply
 from joerl.system import ActorSystem
-from joerl.testing import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -39,20 +38,7 @@ def system() -> Iterator[ActorSystem]:
 
 def run_asyncio(main: Callable[[], Coroutine[Any, Any, Any]], timeout: float = 30.0) -> Any:
     """Run ``main()`` on an asyncio loop in a new OS thread while this thread's hub runs."""
-    box: dict[str, Any] = {}
-
-    def body() -> None:
-        try:
-            box["value"] = asyncio.run(main())
-        except BaseException as exc:  # noqa: BLE001 - handed to the test
-            box["error"] = exc
-
-    t = threading.Thread(target=body, daemon=True)
-    t.start()
-    wait_until(lambda: not t.is_alive(), timeout=timeout, what="the asyncio thread to end")
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
+    return in_thread(lambda: asyncio.run(main()), timeout)
 
 
 def test_await_call_reply_timeout_dead(system: ActorSystem) -> None:

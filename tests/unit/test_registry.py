@@ -7,27 +7,14 @@ import logging
 from typing import Any
 
 import pytest
-from gevent.event import Event
+from test_monitors import start_idle
 
-from joerl.actor import ActorContext, ActorRef
+from joerl.actor import ActorContext
 from joerl.errors import NameTaken, NoProcError, NotRegistered
 from joerl.message import KILL, Down
 from joerl.pid import Pid
 from joerl.registry import Registry
 from joerl.system import ActorSystem
-
-
-def start_idle(system: ActorSystem, name: str | None = None) -> ActorRef:
-    running = Event()
-
-    def body(ctx: ActorContext) -> None:
-        running.set()
-        ctx.receive(match=lambda m: m == "quit")
-
-    ref = system.spawn_fn(body, name=name)
-    assert running.wait(2.0)
-    return ref
-
 
 # -- the Registry on its own ------------------------------------------------------
 
