@@ -17,18 +17,10 @@ import pytest
 from gevent import socket, subprocess
 
 from joerl.epmd import EpmdClient, EpmdConnectionError, ping, spawn_daemon
-from joerl.testing import wait_until
+from joerl.testing import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT = 20.0
-
-
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Running:

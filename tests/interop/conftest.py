@@ -16,21 +16,12 @@ from typing import Any
 
 import gevent
 import pytest
-from gevent import socket, subprocess
+from gevent import subprocess
 
 from joerl.epmd import EpmdClient, EpmdServer
-from joerl.testing import wait_until
+from joerl.testing import free_port, wait_until
 
 BOOT = 30.0  # an erl node boots in about a second; be generous on a loaded CI machine
-
-
-def free_port() -> int:
-    """A port nothing listens on (bind port 0, read it, close)."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 @pytest.fixture(scope="session")
