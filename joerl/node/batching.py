@@ -93,6 +93,9 @@ class OutboundBatcher:
             is counted when the batch closes (another item follows it, or
             :meth:`take`); it can be smaller than the truth by one batch's
             room (at most ``batch_room``).
+        idle: set by the link while it may write a frame at once (its writer
+            idle): :meth:`term` then hands a message that finds the queue
+            empty to ``write_now`` as its own frame, opening no batch.
         handed: messages queued by :meth:`term` and :meth:`payload` so far
             (one each; the link adds the REG_SENDs it queues): what the
             link's peer acknowledges (ACK), what is unconfirmed at link down.
@@ -106,6 +109,10 @@ class OutboundBatcher:
         self.encoder = encoder
         self.peer = peer
         self.on_item: Callable[[int], None] = on_item or _ignore
+        #: Set by the link while its queue may skip batching: a lone message's
+        #: frame goes to ``write_now(frame)`` at once (which queues what the socket did not take).
+        self.idle = False
+        self.write_now: Callable[[bytes], None] = self.frame
         self.queued_bytes = 0
         self.handed = 0
         self._items: list[bytes | _Batch] = []
@@ -142,6 +149,11 @@ class OutboundBatcher:
             batch.room -= size
             self.handed += 1
             return True
+        if self.idle and not self._items and len(body) <= self._max_term:
+            # An idle link's latency path: its frame goes to write_now, no batch is opened.
+            self.write_now(self.encoder.one_term(sender, to, body))
+            self.handed += 1
+            return True
         self._open(_Terms, sender, to, body, size)
         self.handed += 1  # (not when _open raised: the feeder counts that one dropped)
         return True
@@ -157,6 +169,10 @@ class OutboundBatcher:
             Exception: what ``on_item`` raised.
         """
         size = len(payload) + TERM_COST + 5  # and its bin header
+        if self.idle and not self._items:  # an idle link's latency path (see term)
+            self.write_now(self.encoder.send(sender, to, payload))
+            self.handed += 1
+            return
         if size > self.batch_room:
             self.frame(self.encoder.send(sender, to, payload))
             self.handed += 1

@@ -366,6 +366,20 @@ class FrameEncoder:
         """
         return self._many(OP_SEND_TERMS, route, bodies)
 
+    def one_term(self, sender: Pid | None, to: Pid, body: bytes) -> bytes:
+        """The SEND_TERMS frame of one message (``body`` from :meth:`term`)
+        from ``sender`` to ``to``: ``send_terms(route(sender, to), [body])``
+        in one call (an idle link's latency path).
+
+        Raises:
+            LocalProtocolError: as :meth:`route`, or the frame is too large for the peer.
+        """
+        route = self._route if to is self._route_to and sender is self._route_sender else self.route(sender, to)
+        size = 2 + len(route) + len(body)
+        if size > self._check_at:
+            return self._large(b"".join((b"\x93\x10", route, body)))
+        return b"".join((_pack_len32(size), b"\x93\x10", route, body))  # [SEND_TERMS (16), route, body]
+
     def _many(self, op: int, route: bytes, items: list[bytes]) -> bytes:
         n = len(items) + 2
         head = bytes((0x90 | n, op)) if n < 16 else b"\xdc" + n.to_bytes(2, "big") + bytes((op,))

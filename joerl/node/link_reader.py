@@ -251,7 +251,9 @@ class LinkReader:
                 if conn.closed:
                     return
             self.last_read = monotonic()
-            self._acknowledge()
+            acker = conn.acknowledger
+            if acker is not None and conn.messages_in != acker.sent:
+                acker.arm()  # one ACK per ack_interval, not one per read
         except Exception as exc:  # a bug must not leave a half-dead link behind
             log.exception("link %s -> %s: reader failed", conn.local.name, conn.peer_name)
             self._hand(self._failed, exc)

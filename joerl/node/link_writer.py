@@ -81,6 +81,7 @@ class LinkWriter:
         self._label = label
         self._on_broken = on_broken
         self.queue = OutboundBatcher(encoder, peer_name, on_item=self._added)
+        self.queue.write_now = self._write_now  # (while queue.idle: see _write_now)
         self.no_wait: tuple[Any, ...] = ()
         self.closed = False
         self.close_reason: Any = None
@@ -110,6 +111,7 @@ class LinkWriter:
         self.closed = True
         self.close_reason = reason
         self._held = False
+        self.queue.idle = False
         self.queue.clear()
         self._wake.set()
         self._space.set()
@@ -173,9 +175,7 @@ class LinkWriter:
         if before >= self._max_queue:
             self._wait_for_space()
         elif not before and self._writer_waiting and self._direct_ok and not self._direct_spent:
-            rest = self._write_now(out.take()[0])  # the latency path (see _write_now)
-            if rest:
-                out.frame(rest)  # (which comes back here, and wakes the writer)
+            self._write_now(out.take()[0])  # the latency path (see _write_now)
             return
         self._queued()
 
@@ -216,6 +216,7 @@ class LinkWriter:
         """More waits in the queue: wake the writer, maybe yield to it."""
         if self._writer_waiting:
             self._writer_waiting = False
+            self.queue.idle = False
             self._wake.set()
         if self.queue.queued_bytes >= _YIELD_AT and self._yield_ok():
             # A burst is piling up: let the writer put it on the wire now, so
@@ -226,30 +227,35 @@ class LinkWriter:
         current = gevent.getcurrent()
         return current not in self.no_wait and current is not self._loop_hub
 
-    def _write_now(self, frame: bytes) -> bytes:
-        """Latency path: the link is idle, so try the socket at once, never blocking.
+    def _write_now(self, frame: bytes) -> None:
+        """Latency path: the link is idle (the queue empty: ``queue.idle``), so
+        try the socket at once, never blocking.
 
         As asyncio's transports do, the first frame after an idle spell goes
         straight to the socket (sparing a switch to the writer and back); the
         rest of the same burst queues for the writer, which coalesces it.
-        Returns what the socket did not take (queued next, ahead of anything else).
+        What the socket did not take is queued (first: the queue was empty),
+        which wakes the writer.
         """
         self._direct_spent = True
+        self.queue.idle = False
         self._loop.run_callback(self._refresh_direct)
         try:
             sent = self.sock.send(frame, 0, 0.0)
         except OSError:  # EAGAIN, or a broken socket the writer will report
-            return frame
+            self.queue.frame(frame)  # (which comes back to _added, and wakes the writer)
+            return
         stats = self.stats
         stats.writes += 1
         stats.bytes_out += sent
         if sent == len(frame):
             stats.frames_out += 1
-            return b""
-        return frame[sent:]
+        else:
+            self.queue.frame(frame[sent:])
 
     def _refresh_direct(self) -> None:
         self._direct_spent = False
+        self.queue.idle = self._writer_waiting and self._direct_ok and not self.closed
 
     def _wait_for_space(self) -> None:
         """The queue is full: wait for the writer to take it (or drop the link)."""
@@ -303,6 +309,7 @@ class LinkWriter:
                         return
                     self._drained.set()
                     self._writer_waiting = True
+                    out.idle = self._direct_ok and not self._direct_spent and not self.closed
                     self._wake.wait()
                     self._wake.clear()
                 if self.closed:

@@ -242,3 +242,26 @@ def test_whatever_is_fed_decodes_to_the_same_messages_in_order(fed: list[tuple[s
         else:
             got.append(m)
     assert got == expected
+
+
+def test_an_idle_link_gets_a_lone_message_as_its_own_frame_at_once() -> None:
+    # While the link says idle, a message that finds the queue empty goes to
+    # write_now as the very frame take() would have made; no batch opens.
+    q, items = batcher()
+    reference, _ = batcher()
+    written: list[bytes] = []
+    q.write_now = written.append
+    q.idle = True
+    assert q.term(P2, P1, ("ping", 1))
+    q.payload(None, P1, b"\x01\x02")
+    assert reference.term(P2, P1, ("ping", 1))
+    first = reference.take()[0]
+    reference.payload(None, P1, b"\x01\x02")
+    assert written == [first, reference.take()[0]]
+    assert len(q) == 0 and items == [] and q.handed == 2
+    assert decode(b"".join(written)) == [p.SendTerms(P2, P1, (("ping", 1),)), p.Send(None, P1, b"\x01\x02")]
+    with pytest.raises(LocalProtocolError):
+        q.term(P2, Pid(0, 1, 0), ("ping", 3))  # a bad pid raises on this path too, nothing counted
+    assert q.handed == 2 and len(written) == 2
+    q.frame(p.TICK_FRAME)  # something queued: the next message queues behind it, as ever
+    assert q.term(P2, P1, ("ping", 2)) and len(q) == 2 and len(written) == 2
