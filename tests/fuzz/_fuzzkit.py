@@ -288,25 +288,25 @@ def hs_maps(draw: st.DrawFn) -> dict[Any, Any]:
     return m
 
 
+def _side_inputs(first: bytes, second: bytes) -> st.SearchStrategy[bytes]:
+    """Bytes for one side of a handshake whose valid input is ``first`` then ``second``:
+    random, the valid input mutated, ``first`` then garbage, ``first`` then ``second``
+    mutated, crafted handshake maps, ``first`` then a crafted map."""
+    return st.one_of(
+        st.binary(max_size=200),
+        mutated(st.just(first + second)),
+        st.tuples(st.just(first), st.binary(max_size=80)).map(b"".join),
+        st.tuples(st.just(first), mutated(st.just(second))).map(b"".join),
+        st.lists(hs_maps().map(hs_frame), min_size=1, max_size=3).map(b"".join),
+        st.tuples(st.just(first), hs_maps().map(hs_frame)).map(b"".join),
+    )
+
+
 #: Bytes sent to an acceptor: random, a mutated valid initiator side, HELLO
 #: then garbage, crafted handshake maps.
-to_acceptor = st.one_of(
-    st.binary(max_size=200),
-    mutated(st.just(HELLO_I + REPLY)),
-    st.tuples(st.just(HELLO_I), st.binary(max_size=80)).map(b"".join),
-    st.tuples(st.just(HELLO_I), mutated(st.just(REPLY))).map(b"".join),
-    st.lists(hs_maps().map(hs_frame), min_size=1, max_size=3).map(b"".join),
-    st.tuples(st.just(HELLO_I), hs_maps().map(hs_frame)).map(b"".join),
-)
+to_acceptor = _side_inputs(HELLO_I, REPLY)
 #: Bytes sent to an initiator: the same for the acceptor's side.
-to_initiator = st.one_of(
-    st.binary(max_size=200),
-    mutated(st.just(STATUS_HELLO_A + ACK)),
-    st.tuples(st.just(STATUS_HELLO_A), st.binary(max_size=80)).map(b"".join),
-    st.tuples(st.just(STATUS_HELLO_A), mutated(st.just(ACK))).map(b"".join),
-    st.lists(hs_maps().map(hs_frame), min_size=1, max_size=3).map(b"".join),
-    st.tuples(st.just(STATUS_HELLO_A), hs_maps().map(hs_frame)).map(b"".join),
-)
+to_initiator = _side_inputs(STATUS_HELLO_A, ACK)
 
 
 # -- node link: frames -----------------------------------------------------------------
