@@ -194,14 +194,15 @@ def test_a_host_certificate_binds_every_node_of_that_host_over_tls(
     import ipaddress
 
     pytest.importorskip("cryptography.x509")
-    from test_node_security import CA, _node_cert, x509
+    from _tlskit import CA
+    from cryptography import x509
 
     from joerl.node.tls import TlsConfig
 
     ca = CA(tmp_path, "hosts-ca")
 
     def host_tls(ip: str) -> TlsConfig:
-        cert, key = _node_cert(ca, f"host {ip}", [x509.IPAddress(ipaddress.ip_address(ip))], f"host-{ip}")
+        cert, key = ca.files(f"host {ip}", [x509.IPAddress(ipaddress.ip_address(ip))], f"host-{ip}")
         return TlsConfig(cert, key, ca.cafile)
 
     b = nodes("b@127.0.0.3", "127.0.0.3:0", tls=host_tls("127.0.0.3"))

@@ -3,7 +3,6 @@ connection-rate limit. Certificates are made on the fly with ``cryptography``.""
 
 from __future__ import annotations
 
-import datetime
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,68 +18,9 @@ from joerl.node.tls import TlsConfig
 from joerl.testing import Probe, running_epmd, wait_until
 
 x509 = pytest.importorskip("cryptography.x509")
-from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
-from cryptography.x509.oid import NameOID  # noqa: E402
+from _tlskit import CA  # noqa: E402 - needs cryptography
 
 COOKIE = "security-test-cookie"
-
-
-def _name(cn: str) -> Any:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
-def _write(path: Path, data: bytes) -> str:
-    path.write_bytes(data)
-    return str(path)
-
-
-def _certificate(cn: str, public_key: Any, issuer: Any, signing_key: Any, *, ca: bool = False, sans: Any = ()) -> Any:
-    """A certificate for ``cn`` (valid from 5 minutes ago for a day) with these subject alternative names."""
-    now = datetime.datetime.now(datetime.timezone.utc)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(cn))
-        .issuer_name(issuer)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if sans:
-        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-    return builder.sign(signing_key, hashes.SHA256())
-
-
-def _node_cert(ca: CA, cn: str, sans: list[Any], filename: str) -> tuple[str, str]:
-    """A certificate of ``ca`` with subject ``cn`` and these subject alternative names: its files' paths."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = _certificate(cn, key.public_key(), ca.cert.subject, ca.key, sans=sans)
-    certfile = _write(ca.dir / f"{filename}.crt", cert.public_bytes(serialization.Encoding.PEM))
-    keyfile = _write(
-        ca.dir / f"{filename}.key",
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
-    )
-    return certfile, keyfile
-
-
-class CA:
-    """A throwaway certificate authority that signs node certificates."""
-
-    def __init__(self, directory: Path, cn: str) -> None:
-        self.dir = directory
-        self.key = ec.generate_private_key(ec.SECP256R1())
-        self.cert = _certificate(cn, self.key.public_key(), _name(cn), self.key, ca=True)
-        self.cafile = _write(directory / f"{cn}.pem", self.cert.public_bytes(serialization.Encoding.PEM))
-
-    def node(self, cn: str, allowed_subjects: set[str] | None = None) -> TlsConfig:
-        cn = full(cn)  # the common name binds the full node name, name@host
-        allowed_subjects = None if allowed_subjects is None else {full(s) for s in allowed_subjects}
-        certfile, keyfile = _node_cert(self, cn, [], cn)
-        return TlsConfig(
-            certfile, keyfile, self.cafile, None if allowed_subjects is None else frozenset(allowed_subjects)
-        )
 
 
 @pytest.fixture
@@ -253,8 +193,8 @@ def test_uri_san_binds_exactly_the_names_it_lists(tmp_path: Path, nodes: Any) ->
     whatever its common name."""
     ca = CA(tmp_path, "cluster-ca")
     a = nodes("a", tls=ca.node("a"))
-    certfile, keyfile = _node_cert(
-        ca, "some-service", [x509.UniformResourceIdentifier(f"joerl-node://{full('worker1')}")], "worker"
+    certfile, keyfile = ca.files(
+        "some-service", [x509.UniformResourceIdentifier(f"joerl-node://{full('worker1')}")], "worker"
     )
     shared = TlsConfig(certfile, keyfile, ca.cafile)
     worker1 = nodes("worker1", tls=shared)
