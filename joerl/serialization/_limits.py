@@ -6,7 +6,12 @@ result, ``repr`` included, fails far earlier). ``exceeds_depth`` measures the
 depth of an encoded message without decoding it, and costs nothing for the
 common case: a message of ``n`` bytes nests at most ``n`` levels, and at most
 as many levels as it has bytes that can open an array or a map, which
-``bytes.translate`` counts at C speed. Only a message that fails both tests is
+``bytes.translate`` counts at C speed. A message that fails both tests is
+measured by msgpack's own C stack limit: ``Unpacker.skip`` (which builds no
+object and calls no hook) of the message behind ``1024 - limit`` array headers
+of one item fails with ``StackError`` exactly when the message nests deeper
+than ``limit``. Only where that cannot answer (a limit of 1024 or more, or a
+msgpack whose stack is not the 1024 levels measured at import) is the message
 walked, header by header, in Python.
 
 ``ExtWalk`` walks a message with the same header walk, on demand and as far
@@ -19,6 +24,8 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, fields
+
+from msgpack import StackError, Unpacker
 
 _MiB = 1024 * 1024
 
@@ -120,15 +127,50 @@ class Limits:
                 raise ValueError(f"Limits.{f.name} must be a positive int, got {value!r}")
 
 
+def _stack_depth() -> int:
+    """The deepest nesting msgpack's C unpacker accepts (1024), or 0 if that
+    is not the sharp limit ``exceeds_depth`` relies on."""
+    try:
+        _skip(b"\x91" * 1024 + b"\xc0")
+    except Exception:
+        return 0
+    try:
+        _skip(b"\x91" * 1025 + b"\xc0")
+    except StackError:
+        return 1024
+    except Exception:
+        return 0
+    return 0
+
+
+def _skip(data: bytes, pad: bytes = b"") -> None:
+    unpacker = Unpacker(max_buffer_size=len(pad) + len(data) + 1)
+    unpacker.feed(pad)
+    unpacker.feed(data)
+    unpacker.skip()
+
+
+_STACK_DEPTH = _stack_depth()
+
+
 def exceeds_depth(data: bytes, limit: int) -> bool:
     """True if the msgpack ``data`` nests arrays and maps deeper than ``limit``.
 
-    Malformed input is not diagnosed here (the walk stops where it goes wrong,
-    and the decoder reports the error); well-formed input is measured exactly.
+    Malformed input is not diagnosed here (the check stops where it goes
+    wrong, and the decoder reports the error); well-formed input is measured
+    exactly.
     """
     if len(data) <= limit or len(data.translate(None, _NOT_OPENERS)) <= limit:
         return False
-    return _walk(data, limit)
+    if limit >= _STACK_DEPTH:  # (also when the stack limit was not found)
+        return _walk(data, limit)
+    try:  # behind STACK - limit levels, msgpack's stack overflows exactly when data nests deeper than limit
+        _skip(data, b"\x91" * (_STACK_DEPTH - limit))
+    except StackError:
+        return True
+    except Exception:  # malformed or truncated before too deep a level: the decoder reports it
+        return False
+    return False
 
 
 def count_openers(data: bytes) -> int:
