@@ -312,6 +312,11 @@ class FrameDecoder:
                         for payload in t[2:]:
                             append(_new_tuple(Send, (sender, to, payload)))
                         continue
+                elif op == OP_CALL_REPLY or op == OP_MONITOR or op == OP_DEMONITOR:
+                    call_msg = self._call_msg(t, op)  # (a remote call's frames)
+                    if call_msg is not None:
+                        append(call_msg)
+                        continue
             except (LookupError, TypeError):
                 pass
             event = self._decode(t, size)
@@ -328,6 +333,34 @@ class FrameDecoder:
         elif off < end_all:
             buf += src[off:]
         return out
+
+    def _call_msg(self, t: tuple[Any, ...], op: int) -> Message | None:
+        """MONITOR, DEMONITOR or CALL_REPLY with exact types and known pids in
+        one call; None: the general path decides (and names what is wrong).
+
+        Raises:
+            LookupError, TypeError: the same (an unhashable field, say).
+        """
+        r = t[1] if op == OP_CALL_REPLY else t[3]
+        if r.__class__ is not tuple or len(r) != 3:
+            return None
+        n, i, c = r
+        if not (
+            n.__class__ is int and i.__class__ is int and c.__class__ is int and 0 < n <= U32 and 0 <= i <= U64
+            and 0 <= c <= U32
+        ):  # fmt: skip
+            return None  # (as _dref's is_uint checks)
+        if op == OP_CALL_REPLY:
+            payload = t[2]
+            return _new_tuple(CallReply, (Ref._unchecked(n, i, c), payload)) if payload.__class__ is bytes else None
+        pids = self._pids  # (a triple found here is a valid pid's: see _pid)
+        sender = pids.get(t[1])
+        to = t[2]
+        if to.__class__ is not str or not to:
+            to = pids.get(to)
+        if sender is None or to is None:
+            return None
+        return _new_tuple(Monitor if op == OP_MONITOR else Demonitor, (sender, to, Ref._unchecked(n, i, c)))  # type: ignore[return-value]
 
     def _new_unpacker(self) -> None:
         # Limits bound what a declared length can make msgpack allocate up front.

@@ -174,6 +174,29 @@ def _eflow(i: Any, top: int, what: str) -> int:
     return i
 
 
+def _monitor_body(op: int) -> Callable[[Any], tuple[Any, ...]]:
+    """MONITOR's or DEMONITOR's fields (a remote call's frames): the usual
+    fields checked inline, anything else through the checks that name it."""
+
+    def body(m: Any) -> tuple[Any, ...]:
+        s, t, r = m
+        if s.__class__ is Pid and s.node and r.__class__ is Ref and r.node:
+            if t.__class__ is Pid and t.node:
+                return (op, (s.node, s.id, s.creation), (t.node, t.id, t.creation), (r.node, r.id, r.creation))
+            if t.__class__ is str and t:
+                return (op, (s.node, s.id, s.creation), t, (r.node, r.id, r.creation))
+        return (op, _epid(s, "sender"), _etarget(t, "to"), _eref(r))
+
+    return body
+
+
+def _call_reply_body(m: Any) -> tuple[Any, ...]:
+    r, payload = m
+    if r.__class__ is Ref and r.node and payload.__class__ is bytes:
+        return (OP_CALL_REPLY, (r.node, r.id, r.creation), payload)
+    return (OP_CALL_REPLY, _eref(r), _ebytes(payload, "payload"))
+
+
 # The fields of each message but SEND (FrameEncoder.send builds SEND by hand).
 _BODY: dict[type, Callable[[Any], tuple[Any, ...]]] = {
     RegSend: lambda m: (
@@ -184,8 +207,8 @@ _BODY: dict[type, Callable[[Any], tuple[Any, ...]]] = {
     UnlinkAck: lambda m: (OP_UNLINK_ACK, _epid(m.sender, "sender"), _epid(m.to, "to"), _eid(m.id)),
     Exit: lambda m: (OP_EXIT, _epid(m.sender, "sender"), _epid(m.to, "to"), _ebytes(m.reason, "reason")),
     Exit2: lambda m: (OP_EXIT2, _eopt_pid(m.sender, "sender"), _epid(m.to, "to"), _ebytes(m.reason, "reason")),
-    Monitor: lambda m: (OP_MONITOR, _epid(m.sender, "sender"), _etarget(m.to, "to"), _eref(m.ref)),
-    Demonitor: lambda m: (OP_DEMONITOR, _epid(m.sender, "sender"), _etarget(m.to, "to"), _eref(m.ref)),
+    Monitor: _monitor_body(OP_MONITOR),
+    Demonitor: _monitor_body(OP_DEMONITOR),
     Down: lambda m: (
         OP_DOWN, _etarget(m.sender, "sender"), _epid(m.to, "to"), _eref(m.ref), _ebytes(m.reason, "reason")
     ),
@@ -199,7 +222,7 @@ _BODY: dict[type, Callable[[Any], tuple[Any, ...]]] = {
     ),
     AliveRequest: lambda m: (OP_ALIVE_REQUEST, _eref(m.ref), _epid(m.pid, "pid")),
     AliveReply: lambda m: (OP_ALIVE_REPLY, _eref(m.ref), _ebool(m.alive, "alive")),
-    CallReply: lambda m: (OP_CALL_REPLY, _eref(m.ref), _ebytes(m.payload, "payload")),
+    CallReply: _call_reply_body,
     Flow: lambda m: (OP_FLOW, _epid(m.dest, "dest"), _eflow(m.kind, 2, "kind"), _eflow(m.n, U32, "n")),
     Ack: lambda m: (OP_ACK, _ecount(m.taken)),
 }  # fmt: skip

@@ -368,3 +368,30 @@ def test_round_trip_in_random_pieces(msgs: list[Any], data: st.DataObject) -> No
     for a, b in itertools.pairwise([0, *cuts, len(stream)]):
         out += dec.feed(stream[a:b])
     assert out == msgs and dec.buffered() == 0
+
+
+CALL_FRAMES = [
+    p.Monitor(P1, P2, Ref(1, 7, 3)),
+    p.Monitor(P1, "server", Ref(1, 8, 3)),
+    p.Demonitor(P1, P2, Ref(1, 7, 3)),
+]
+CALL_FRAMES += [p.CallReply(Ref(4, 9, 6), b"\x01"), p.Monitor(P1, P2, Ref(0xFFFFFFFF, 2**64 - 1, 0xFFFFFFFF))]
+
+
+def test_a_calls_frames_decode_alike_with_pids_known_or_not() -> None:
+    """MONITOR, DEMONITOR and CALL_REPLY take a fast path once their pids are
+    known to the link: the same messages, and the same errors for bad refs."""
+    stream = b"".join(encode_frame(m) for m in CALL_FRAMES)
+    dec = FrameDecoder()
+    assert dec.feed(stream) == CALL_FRAMES  # pids new: the general path
+    assert dec.feed(stream) == CALL_FRAMES  # pids known: the fast one
+    for ref in ([0, 1, 1], [1, -1, 1], [1, True, 1], [1, 1.0, 1], [1, 1, 2**32], [2**32, 1, 1], [1, 1], "ref"):
+        for body in ([8, [1, 2, 3], [4, 5, 6], ref], [9, [1, 2, 3], "name", ref], [15, ref, b"x"]):
+            (out,) = dec.feed(_raw_frame(msgpack.packb(body)))
+            assert isinstance(out, FrameError) and "ref" in str(out), (body, out)
+    (out,) = dec.feed(_raw_frame(msgpack.packb([15, [1, 2, 3], "text"])))
+    assert isinstance(out, FrameError) and "payload must be bin" in str(out)
+    (out,) = dec.feed(_raw_frame(msgpack.packb([8, [1, 2, 3], [7, 7, 7], [1, 2, 3]])))  # a new pid, still checked
+    assert out == p.Monitor(P1, Pid(7, 7, 7), Ref(1, 2, 3))
+    (out,) = dec.feed(_raw_frame(msgpack.packb([8, [1, 2, 3], [0, 7, 7], [1, 2, 3]])))
+    assert isinstance(out, FrameError) and "to must be a pid" in str(out)
