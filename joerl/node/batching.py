@@ -94,8 +94,11 @@ class OutboundBatcher:
             :meth:`take`); it can be smaller than the truth by one batch's
             room (at most ``batch_room``).
         idle: set by the link while it may write a frame at once (its writer
-            idle): :meth:`term` then hands a message that finds the queue
-            empty to ``write_now`` as its own frame, opening no batch.
+            idle): :meth:`term`, :meth:`payload` and :meth:`frame` then hand
+            a message or frame that finds the queue empty to ``write_now`` as
+            its own frame, opening no batch (``write_now`` queues, with
+            :meth:`frame`, what the socket did not take: the link clears
+            ``idle`` before).
         handed: messages queued by :meth:`term` and :meth:`payload` so far
             (one each; the link adds the REG_SENDs it queues): what the
             link's peer acknowledges (ACK), what is unconfirmed at link down.
@@ -112,7 +115,7 @@ class OutboundBatcher:
         #: Set by the link while its queue may skip batching: a lone message's
         #: frame goes to ``write_now(frame)`` at once (which queues what the socket did not take).
         self.idle = False
-        self.write_now: Callable[[bytes], None] = self.frame
+        self.write_now: Callable[[bytes], None] = self._queue_frame
         self.queued_bytes = 0
         self.handed = 0
         self._items: list[bytes | _Batch] = []
@@ -194,11 +197,19 @@ class OutboundBatcher:
         Raises:
             Exception: what ``on_item`` raised.
         """
+        if self.idle and not self._items:  # an idle link's latency path (see term)
+            self.write_now(frame)
+            return
         self._close_batch()
         self._items.append(frame)
         size = len(frame)
         self.queued_bytes += size
         self.on_item(size)
+
+    def _queue_frame(self, frame: bytes) -> None:
+        """The default ``write_now``: no writing here, queue it."""
+        self.idle = False
+        self.frame(frame)
 
     def take(self) -> tuple[bytes, int]:
         """The bytes of everything queued, and how many frames they are; the queue empties."""

@@ -194,6 +194,7 @@ class LinkWriter:
         if self.closed:
             raise self.down_error()
         self._held = True
+        self.queue.idle = False  # (held, not written at once)
         self.queue.frame(frame)  # (_added leaves it be)
         self._loop.run_callback(self._release)
 

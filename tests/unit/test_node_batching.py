@@ -263,5 +263,12 @@ def test_an_idle_link_gets_a_lone_message_as_its_own_frame_at_once() -> None:
     with pytest.raises(LocalProtocolError):
         q.term(P2, Pid(0, 1, 0), ("ping", 3))  # a bad pid raises on this path too, nothing counted
     assert q.handed == 2 and len(written) == 2
-    q.frame(p.TICK_FRAME)  # something queued: the next message queues behind it, as ever
-    assert q.term(P2, P1, ("ping", 2)) and len(q) == 2 and len(written) == 2
+    q.frame(p.TICK_FRAME)  # a frame too
+    assert written[2:] == [p.TICK_FRAME] and len(q) == 0
+    q.idle = False  # (the link clears it once it wrote: the rest of a burst queues)
+    q.frame(p.TICK_FRAME)
+    q.idle = True  # something queued: the next message queues behind it, as ever
+    assert q.term(P2, P1, ("ping", 2)) and len(q) == 2 and len(written) == 3
+    alone, _ = batcher()
+    alone.idle = True  # (the default write_now queues: without a link, nothing writes)
+    assert alone.term(P2, P1, ("ping", 3)) and len(alone) == 1 and not alone.idle
