@@ -41,13 +41,16 @@ class Acknowledger:
 
     Attributes:
         sent: the count of the last ACK sent.
+        armed: whether an ACK is due (the timer runs), or the link closed: the
+            reader checks it per read, to call :meth:`arm` only when it is not.
     """
 
-    __slots__ = ("_conn", "_timer", "sent")
+    __slots__ = ("_conn", "_timer", "sent", "armed")
 
     def __init__(self, conn: Any, interval: float) -> None:
         self._conn = conn
         self.sent = 0
+        self.armed = False
         # A repeating timer, stopped when it fires and restarted with again():
         # libev restarts an expired one-shot timer with what was left of its
         # delay (nothing), which would send an ACK per read.
@@ -56,7 +59,8 @@ class Acknowledger:
     def arm(self) -> None:
         """Messages arrived unacknowledged: an ACK goes out ``interval`` from now
         (the one already due, if the timer runs)."""
-        if not self._timer.active:
+        if not self.armed:
+            self.armed = True
             self._timer.again(self._fire)
 
     def flush(self) -> None:
@@ -65,12 +69,15 @@ class Acknowledger:
         self._fire()
 
     def close(self) -> None:
+        self.armed = True  # (for good: nothing arms a closed timer)
         self._timer.close()
 
     def _fire(self) -> None:
         """In the hub (or :meth:`flush`): tell the peer how many messages this side took off the link."""
         self._timer.stop()  # (one ACK per window; the next message arms it again)
         conn = self._conn
+        if not conn.closed:
+            self.armed = False
         count = conn.messages_in
         if conn.closed or count == self.sent:
             return

@@ -252,7 +252,7 @@ class LinkReader:
                     return
             self.last_read = monotonic()
             acker = conn.acknowledger
-            if acker is not None and conn.messages_in != acker.sent:
+            if acker is not None and not acker.armed and conn.messages_in != acker.sent:
                 acker.arm()  # one ACK per ack_interval, not one per read
         except Exception as exc:  # a bug must not leave a half-dead link behind
             log.exception("link %s -> %s: reader failed", conn.local.name, conn.peer_name)
@@ -304,7 +304,7 @@ class LinkReader:
     def _acknowledge(self) -> None:
         conn = self._conn
         acker = conn.acknowledger
-        if acker is not None and conn.messages_in != acker.sent:
+        if acker is not None and not acker.armed and conn.messages_in != acker.sent:
             acker.arm()  # one ACK per ack_interval, not one per read
 
     def _handler_failed(self, msg: Any) -> None:
