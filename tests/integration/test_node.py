@@ -29,12 +29,13 @@ from typing import Any
 
 import gevent
 import pytest
+from _matchers import Raised
 from gevent import socket as gsocket
 from gevent.event import Event
 
 from joerl.actor import ActorContext
 from joerl.errors import AuthenticationError, DistributionError, NodeUnreachable, NotSerializable
-from joerl.message import NOCONNECTION, NOPROC, Down, ExceptionReason, NodeDown, NodeUp
+from joerl.message import NOCONNECTION, NOPROC, Down, NodeDown, NodeUp
 from joerl.node import protocol as P
 from joerl.node.config import node_id_of
 from joerl.node.connection import Connection, LinkConfig
@@ -51,29 +52,6 @@ COOKIE = "joerl-node-test-cookie"
 
 
 # -- helpers (imported by the other test_node_*.py modules) ------------------------------
-
-
-class Raised:
-    """Equal to the :class:`~joerl.message.ExceptionReason` of ``type_(message)``
-    raised on another node (whatever its traceback, which must name it)."""
-
-    def __init__(self, type_: str, message: str) -> None:
-        self.type = type_
-        self.message = message
-
-    def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, ExceptionReason)
-            and (other.type, other.message) == (self.type, self.message)
-            and other.traceback.startswith("Traceback (most recent call last):")
-            and other.traceback.rstrip().endswith(f"{self.type}: {self.message}")
-        )
-
-    def __hash__(self) -> int:
-        return hash((self.type, self.message))
-
-    def __repr__(self) -> str:
-        return f"Raised({self.type!r}, {self.message!r})"
 
 
 #: The reason, at another node, of a process that raised ``RuntimeError("boom")``.

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from joerl.message import NOCONNECTION, NOPROC, Down, ExceptionReason, NodeDown, NodeUp
+from joerl.message import NOCONNECTION, NOPROC, Down, NodeDown, NodeUp
 from joerl.node.names import node_name as full
 from joerl.node.node import DistributedSystem
 from joerl.pid import Pid
@@ -34,28 +34,6 @@ COOKIE = "joerl-multiprocess-test"
 WAIT = 30.0  # generous: the machine is shared; figures are printed, not asserted tight
 
 pytestmark = pytest.mark.reliability
-
-
-class Raised:
-    """Equal to the :class:`~joerl.message.ExceptionReason` of ``type_(message)``
-    raised in another OS process (whatever its traceback, which must name it)."""
-
-    def __init__(self, type_: str, message: str) -> None:
-        self.type = type_
-        self.message = message
-
-    def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, ExceptionReason)
-            and (other.type, other.message) == (self.type, self.message)
-            and other.traceback.rstrip().endswith(f"{self.type}: {self.message}")
-        )
-
-    def __hash__(self) -> int:
-        return hash((self.type, self.message))
-
-    def __repr__(self) -> str:
-        return f"Raised({self.type!r}, {self.message!r})"
 
 
 def start_child(argv: list[str]) -> ChildProcess:

@@ -17,8 +17,9 @@ from typing import Any
 
 import gevent
 import pytest
+from _matchers import Raised
 from gevent.event import AsyncResult
-from test_nodes import COOKIE, ROOT, WAIT, Raised, epmd_argv, node_argv, start_child
+from test_nodes import COOKIE, ROOT, WAIT, epmd_argv, node_argv, start_child
 
 from joerl import gen_server
 from joerl.actor import ActorContext
