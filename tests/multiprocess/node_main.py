@@ -65,7 +65,6 @@ import time
 from typing import Any
 
 import gevent
-import gevent.os
 
 from joerl import gen_server
 from joerl.actor import ActorContext
@@ -76,7 +75,7 @@ from joerl.node.connection import LinkConfig
 from joerl.node.node import DistributedSystem
 from joerl.pid import Pid
 from joerl.system import From
-from joerl.testing import wait_until
+from joerl.testing import stdin_lines, wait_until
 
 WAIT = 30.0  # seconds any single step may take before the role gives up
 
@@ -233,19 +232,12 @@ class Store(GenServer):
 
 def wait_stdin_line() -> None:
     """Return when a line (or EOF) arrives on standard input (the test's "go")."""
-    fd = sys.stdin.fileno()
-    gevent.os.make_nonblocking(fd)
-    while True:
-        data = gevent.os.nb_read(fd, 4096)
-        if not data or b"\n" in data:
-            return
+    next(stdin_lines(), None)
 
 
 def wait_stdin_closed() -> None:
     """Return when standard input reaches EOF (the test's way to stop a node)."""
-    fd = sys.stdin.fileno()
-    gevent.os.make_nonblocking(fd)
-    while gevent.os.nb_read(fd, 4096):
+    for _ in stdin_lines():
         pass
 
 
