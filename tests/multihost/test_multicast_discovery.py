@@ -23,9 +23,9 @@ pytestmark = [pytest.mark.multihost, pytest.mark.timeout(120)]
 #: its view (``STATE``) when a line arrives on its standard input.
 NODE = r"""
 import json, sys
-from gevent.fileobject import FileObjectPosix
 from joerl import DistributedSystem, NodeDown, NodeUp
 from joerl.discovery import MulticastDiscovery
+from joerl.testing import stdin_lines
 
 name, ip = sys.argv[1], sys.argv[2]
 strategy = MulticastDiscovery(interface=ip, beacon_interval=0.2, expire=1.5, interval=0.5)
@@ -40,8 +40,7 @@ def events(ctx):
 
 node.spawn_fn(events)
 print(f"READY node={node.node_name}", flush=True)
-stdin = FileObjectPosix(sys.stdin.fileno(), "rb")
-for _line in stdin:
+for _line in stdin_lines():
     state = {"nodes": node.nodes(), "listed": node.discovery.listed, "refused": dict(strategy.refused),
              "stats": vars(node.discovery.stats)}
     print("STATE " + json.dumps(state), flush=True)
