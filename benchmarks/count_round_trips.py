@@ -7,7 +7,9 @@ remote ``system.call``, a fresh pair of ``_dist_peer`` processes does N round
 trips and reports, per round trip and per side: greenlet switches
 (``greenlet.settrace``, ``$JOERL_BENCH_COUNT``) and system calls
 (``strace -c -f``, where installed), the warm-up and start-up taken off by
-subtracting a run of N/10 round trips.
+subtracting a run of N/10 round trips. Then the Python calls per round trip
+(cProfile, every function both nodes run, the two nodes in this one process:
+:func:`python_calls`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import re
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 from .bench_dist import PEER, Child, Cluster
 
@@ -69,6 +72,58 @@ def _run(cluster: Cluster, kind: str, n: int, strace: bool) -> dict[str, dict[st
     return counts
 
 
+def python_calls(kind: str, n: int) -> float:
+    """Python calls (cProfile's count: Python functions and C builtins) per
+    round trip of a ping-pong or remote call between two nodes of this
+    process (``node_cluster``), both nodes counted."""
+    import cProfile
+    import pstats
+
+    from gevent.event import AsyncResult
+
+    from joerl import gen_server
+    from joerl.pid import Pid
+    from joerl.testing import node_cluster
+
+    from ._dist_peer import echo_server_class
+
+    with node_cluster("a", "b", cookie="count", global_names=False) as (a, b):
+
+        def echo(ctx: Any) -> None:
+            while True:
+                msg = ctx.receive()
+                ctx.send(ctx.sender, msg)
+
+        def wire(pid: Pid) -> Any:
+            return Pid(b.node_id, pid.id, b.creation)
+
+        echo_pid = wire(b.system.spawn_fn(echo).pid)
+        server = wire(gen_server.start(b.system, echo_server_class()(), None).pid)
+
+        def ping(ctx: Any, k: int, out: AsyncResult) -> None:
+            for i in range(k):
+                ctx.send(echo_pid, ("ping", i))
+                ctx.receive(timeout=10)
+            out.set(None)
+
+        def run(k: int) -> None:
+            if kind == "pingpong":
+                out: AsyncResult = AsyncResult()
+                a.system.spawn_fn(ping, k, out)
+                out.get(timeout=60)
+            else:
+                for i in range(k):
+                    a.system.call(server, i, 10)
+
+        run(max(1, n // 10))  # (the link up, caches warm)
+        prof = cProfile.Profile()
+        prof.enable()
+        run(n)
+        prof.disable()
+        stats: Any = pstats.Stats(prof)
+        return float(sum(v[1] for v in stats.stats.values())) / n
+
+
 def main(argv: list[str]) -> None:
     n = int(argv[0]) if argv else 5000
     strace = shutil.which("strace") is not None
@@ -81,6 +136,8 @@ def main(argv: list[str]) -> None:
                 per = {k: (big[side].get(k, 0) - small[side].get(k, 0)) / (n - n // 10) for k in keys}
                 shown = ", ".join(f"{k} {v:.2f}" for k, v in sorted(per.items(), key=lambda kv: -kv[1]) if v >= 0.05)
                 print(f"  {side}: {shown}")
+    for kind in ("pingpong", "call"):
+        print(f"{kind}: {python_calls(kind, n):.0f} Python calls per round trip (cProfile, both nodes in one process)")
 
 
 if __name__ == "__main__":
