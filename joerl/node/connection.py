@@ -47,7 +47,6 @@ from ..pid import Pid
 from .compression import for_link
 from .config import LinkConfig
 from .delivery import Acknowledger, report_unconfirmed
-from .ticks import first_tick
 from .link_reader import LinkReader
 from .link_writer import LinkWriter
 from .protocol import (
@@ -65,6 +64,7 @@ from .protocol import (
     Send,
     Tick,
 )
+from .ticks import first_tick
 
 __all__ = [
     "Connection",
