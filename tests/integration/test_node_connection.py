@@ -752,3 +752,39 @@ def test_failure_log_keys_are_per_address_and_bounded() -> None:
     for key in "cdefg":  # more addresses than it remembers: still one line each
         assert failures.allow(key) == 0
         assert failures.allow(key) is None
+
+
+def test_reads_in_the_hub_keep_order_and_hand_the_rest_to_the_reader(net: Net) -> None:
+    """A handler that lists message classes as ``hub_safe`` gets those in the
+    hub (link_reader.py); anything else, and whatever follows it in the same
+    read, in the reader greenlet; order kept; bad and oversized frames as ever."""
+    seen: list[tuple[Any, bool]] = []
+
+    def handler(conn: Connection, msg: Any) -> None:
+        seen.append((msg, gevent.getcurrent() is gevent.get_hub()))
+
+    handler.hub_safe = frozenset({p.Send})  # type: ignore[attr-defined]
+    listener = net.listen()
+    closes = Closes()
+    conn = net.dial(
+        listener, handler=handler, on_closed=closes, config=LinkConfig(handshake_timeout=3.0, max_frame_size=4096)
+    )
+    conn.start()
+    accepted = listener.next()
+    wait_until(lambda: conn._reading.in_hub)  # (its first read, at once, is the greenlet's)
+
+    def send(i: int) -> bytes:
+        return p.encode_frame(p.Send(PB, PA, b"%d" % i))
+
+    bad = struct.pack(">I", 3) + b"\xc1\xc1\xc1"
+    accepted.sock.sendall(send(1) + bad + p.encode_frame(p.Link(PB, PA)) + send(2) + send(3))
+    wait_until(lambda: len(seen) == 4 and conn.stats.bad_frames == 1)
+    assert [m for m, _ in seen] == [p.Send(PB, PA, b"1"), p.Link(PB, PA), p.Send(PB, PA, b"2"), p.Send(PB, PA, b"3")]
+    assert seen[0][1] and not seen[1][1]  # (2 and 3 too, when they came in the same read)
+    accepted.sock.sendall(send(4))
+    wait_until(lambda: len(seen) == 5)
+    assert seen[4] == (p.Send(PB, PA, b"4"), True)  # back in the hub
+    accepted.sock.sendall(send(5) + struct.pack(">I", 10_000_000))
+    assert isinstance(closes.wait(), OversizedFrame)
+    assert seen[5][0] == p.Send(PB, PA, b"5") and len(seen) == 6  # what came before it is delivered
+    assert conn.wait_closed(5)
