@@ -141,7 +141,24 @@ class Dispatch:
         cls = msg.__class__
         inbound = self._inbound
         routing = self._routing
-        if cls is P.RegSend:
+        if cls is P.Monitor:  # (a remote call's frames first)
+            target = msg.to
+            local = self._whereis(target) if isinstance(target, str) else routing.local_target(target)
+            if local is None or not inbound.add_monitor(msg.sender, local, msg.ref):
+                self._answer(conn, P.Down(target, msg.sender, msg.ref, routing.wire_reason(NOPROC)))
+        elif cls is P.Demonitor:
+            target = msg.to
+            local = self._whereis(target) if isinstance(target, str) else routing.local_target(target)
+            if local is not None:
+                inbound.remove_monitor(local, msg.ref)
+        elif cls is P.CallReply:
+            ref = routing.local_ref(msg.ref)
+            if ref in self._pending:
+                self._pending.resolve(ref, (True, self._codec.decode(msg.payload)))
+            elif ref.node != 0 or not inbound.reply(ref, self._codec.decode(msg.payload)):
+                extra = self._stats.extra
+                extra["late_replies"] = extra.get("late_replies", 0) + 1
+        elif cls is P.RegSend:
             conn.messages_in += 1
             pid = self._whereis(msg.to_name)
             mailbox = self._mailbox(pid.id) if pid is not None else None
@@ -156,13 +173,6 @@ class Dispatch:
                 self._drop(DROP_NOPROC)
         elif cls is P.Flow:
             self.flow.on_flow(conn, msg)
-        elif cls is P.CallReply:
-            ref = routing.local_ref(msg.ref)
-            if ref in self._pending:
-                self._pending.resolve(ref, (True, self._codec.decode(msg.payload)))
-            elif ref.node != 0 or not inbound.reply(ref, self._codec.decode(msg.payload)):
-                extra = self._stats.extra
-                extra["late_replies"] = extra.get("late_replies", 0) + 1
         elif cls is P.AliveRequest:
             local = routing.local_target(msg.pid)
             alive = local is not None and self._is_alive(local)
@@ -181,16 +191,6 @@ class Dispatch:
             local = routing.local_target(msg.to)
             if local is not None:
                 inbound.exit(msg.sender or SYSTEM_PID, local, routing.read_reason(msg.reason), cls is P.Exit)
-        elif cls is P.Monitor:
-            target = msg.to
-            local = self._whereis(target) if isinstance(target, str) else routing.local_target(target)
-            if local is None or not inbound.add_monitor(msg.sender, local, msg.ref):
-                self._answer(conn, P.Down(target, msg.sender, msg.ref, routing.wire_reason(NOPROC)))
-        elif cls is P.Demonitor:
-            target = msg.to
-            local = self._whereis(target) if isinstance(target, str) else routing.local_target(target)
-            if local is not None:
-                inbound.remove_monitor(local, msg.ref)
         elif cls is P.Down:
             self._on_down(conn, msg)
         elif cls is P.SpawnRequest:
