@@ -18,12 +18,10 @@ import gevent
 from gevent import getcurrent
 from gevent.event import Event
 
-from . import _traced
+from . import _watch
 from ._crash import crash_report
 from ._signals import ExitSignal, Signals, add_link
 from ._stats import DROP_EXITED, DROP_TIMER_CANCELLED, RuntimeStats
-from ._traced import Traced
-from ._traced import handle as handle_traced
 from .actor import DEAD, EXITING, RUNNING, Actor, ActorContext, ActorRef, StopActor
 from .errors import SystemShutdown
 from .mailbox import LimitedMailbox, Mailbox
@@ -166,6 +164,7 @@ class Processes(Signals):
             if pctx is not None:
                 add_link(pctx, pid)
                 add_link(ctx, parent)
+        _watch.started(self._as_system(), ctx)
         tracer = self._tracer
         if tracer is not None and tracer.new:
             tracer.attach(ctx)
@@ -216,12 +215,12 @@ class Processes(Signals):
                             mailbox._release_putter()
                     else:
                         msg, ctx.sender = mailbox.get()
-                    ctx._received += 1.0  # (a float: see ActorContext)
-                    if _traced.seen and msg.__class__ is Traced:  # sent with a trace context (joerl.otel)
-                        handle_traced(ctx, msg, handle)
-                        continue
-                    if ctx._trace is not None:
-                        ctx._trace.on_receive(ctx, msg)
+                    if ctx._watched:  # counted, traced, or a Traced may come: joerl._watch
+                        if ctx._count_only:
+                            ctx._received += 1.0  # (a float: see ActorContext)
+                        else:
+                            _watch.handle(ctx, msg, handle)
+                            continue
                     handle(msg, ctx)
         except StopActor as stop:
             reason = stop.reason
@@ -312,6 +311,22 @@ class Processes(Signals):
     _shutdown_done: Event | None = None
     #: The running trace (joerl.trace), if any.
     _tracer: Any = None
+    #: Whether every process counts its messages (joerl._watch.count_messages).
+    _count_messages = False
+
+    @property
+    def count_messages(self) -> bool:
+        """Whether every process counts its messages in and out (see the constructor).
+
+        Set it to turn counts on or off for the live processes and those
+        spawned later; counts start at zero. Must be set in the system's thread.
+        """
+        return self._count_messages
+
+    @count_messages.setter
+    def count_messages(self, on: bool) -> None:
+        _watch.count_messages(self._as_system(), on)
+
     #: OpenTelemetry instrumentation (joerl.otel.instrument), if any.
     _otel: Any = None
 

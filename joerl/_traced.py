@@ -30,8 +30,8 @@ __all__ = ["Traced", "handle", "handle_call", "received"]
 
 
 #: True once a Traced was made in this process (sent, or decoded from a peer):
-#: until then the runtime's hot paths skip even the class check (one module
-#: attribute read per message taken).
+#: from then on every process is watched (joerl._watch), so that the runtime
+#: unwraps what it takes; until then the hot paths do not look for one.
 seen = False
 
 
@@ -44,8 +44,16 @@ class Traced:
     carrier: Any
 
     def __post_init__(self) -> None:
-        global seen
-        seen = True
+        if not seen:
+            _first()
+
+
+def _first() -> None:
+    global seen
+    seen = True
+    from . import _watch  # (imports this module)
+
+    _watch.watch_everything()
 
 
 def handle(ctx: ActorContext, env: Traced, handler: Callable[[Any, ActorContext], Any]) -> None:

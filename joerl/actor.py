@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING, Any, overload
 
 from gevent.event import AsyncResult
 
-from . import _traced
+from . import _watch
 from ._traced import Traced, unwrap_match
-from ._traced import received as traced_received
 from .message import KILL, NORMAL, Down
 from .pid import Pid, Ref
 
@@ -85,6 +84,9 @@ class ActorContext:
         "_exit_reason",
         "_trace",
         "_otel",
+        "_watched",
+        "_counting",
+        "_count_only",
         "_received",
         "_sent",
     )
@@ -111,11 +113,16 @@ class ActorContext:
         self._exit_reason: Any = None  # set as the process ends (ActorRef.wait)
         self._trace: Any = None  # the joerl.trace.Tracer tracing this process, if any
         self._otel: Any = None  # the trace context a function actor's receive attached (joerl.otel)
-        #: Messages taken from the mailbox and sent through this context
-        #: (joerl.introspect). Floats on purpose: CPython keeps freed floats
-        #: for reuse, so ``+= 1.0`` takes nothing from the allocator, where an
-        #: int above 256 is a new object at every increment (a third of the
-        #: counter's cost on the hot paths); exact up to 2**53. Read them with int().
+        #: Whether the hot paths take the slow path of joerl._watch (counted,
+        #: traced, or trace-context envelopes exist): the one test they make.
+        self._watched = False
+        self._counting = False  # message counts on (joerl._watch)
+        self._count_only = False  # counted, and watched for nothing else: counted inline
+        #: Messages taken from the mailbox and sent through this context,
+        #: while ``_counting`` (joerl.introspect). Floats on purpose: CPython
+        #: keeps freed floats for reuse, so ``+= 1.0`` takes nothing from the
+        #: allocator, where an int above 256 is a new object at every
+        #: increment; exact up to 2**53. Read them with int().
         self._received = 0.0
         self._sent = 0.0
 
@@ -126,9 +133,11 @@ class ActorContext:
 
     def send(self, dest: Any, msg: Any) -> None:
         """Send ``msg`` to a Pid, a registered name, ``(name, node)`` or an ActorRef."""
-        self._sent += 1.0
-        if self._trace is not None:
-            self._trace.on_send(self, dest, msg)
+        if self._watched:
+            if self._count_only:
+                self._sent += 1.0
+            else:
+                _watch.sent(self, dest, msg)
         self.system.send(dest, msg, sender=self.pid)
 
     def receive(
@@ -153,30 +162,25 @@ class ActorContext:
             while not q:
                 mailbox._wait(None)
             msg = q.popleft()
-            self._received += 1.0
-            if self._trace is not None:
-                self._trace.on_receive(self, msg)
             if msg.__class__ is tuple:  # queueing rule: inline copy of mailbox._pair()
                 msg, self.sender = msg
             else:
                 self.sender = None
             if mailbox._putters:
                 mailbox._release_putter()  # a slot is free: let a blocked writer in
-            if _traced.seen and msg.__class__ is Traced or self._otel is not None:
-                msg = traced_received(self, msg)
+            if self._watched:  # counted, traced, or a Traced may come
+                if not self._count_only:
+                    return _watch.received(self, msg)
+                self._received += 1.0
             return msg
         if isinstance(match, (type, tuple)):
             types = match
             match = lambda m: isinstance(m.msg if m.__class__ is Traced else m, types)  # noqa: E731
         elif match is not None:
             match = unwrap_match(match)
-        msg, sender = mailbox.receive(match, timeout)
-        self._received += 1.0
-        if self._trace is not None:
-            self._trace.on_receive(self, msg)
-        self.sender = sender
-        if _traced.seen and msg.__class__ is Traced or self._otel is not None:
-            msg = traced_received(self, msg)
+        msg, self.sender = mailbox.receive(match, timeout)
+        if self._watched:
+            return _watch.received(self, msg)
         return msg
 
     def send_after(self, delay: float, dest: Any, msg: Any) -> TimerRef:
@@ -307,9 +311,8 @@ class ActorContext:
 
     def call(self, server: Any, request: Any, timeout: float | None = 5.0) -> Any:
         """Call a GenServer (see :func:`joerl.gen_server.call`)."""
-        self._sent += 1.0
-        if self._trace is not None:
-            self._trace.on_call(self, server, request)
+        if self._watched:
+            _watch.called(self, server, request)
         return self.system.call(server, request, timeout, caller=self.pid)
 
     @property

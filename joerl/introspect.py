@@ -5,9 +5,11 @@
 whole (:class:`SystemInfo`). ``ActorSystem.process_info(pid)`` is the same
 as :func:`process_info`. Everything here is a snapshot taken in the calling
 greenlet, without switching: it reads the runtime's bookkeeping, changes
-nothing, and costs the hot paths nothing but two counters per process
-(messages received and sent), kept by :mod:`joerl.actor` and
-:mod:`joerl._process`.
+nothing, and costs the hot paths nothing. The messages in and out of a
+process are counted only while message counts are on (``ActorSystem(
+count_messages=True)``, ``system.count_messages = True``, or for one process
+``sys_calls.statistics(pid, True)``; see :mod:`joerl._watch`): otherwise
+they read None.
 
 :func:`as_dict` and :func:`process_info_from` turn a :class:`ProcessInfo`
 into plain terms and back: what crosses a node link (see
@@ -75,8 +77,9 @@ class ProcessInfo:
         behaviour: ``"gen_server"``, ``"gen_statem"``, ``"supervisor"`` or None (another actor).
         status: ``"running"``, ``"runnable"``, ``"waiting"`` or ``"exiting"``.
         mailbox_len: messages queued, not yet taken.
-        received: messages it has taken from its mailbox.
-        sent: messages it has sent (``ctx.send`` and calls).
+        received: messages it has taken from its mailbox since its counts
+            were turned on; None while they are off (see the module's text).
+        sent: messages it has sent (``ctx.send`` and calls), the same way.
         links: the processes linked with it (of any node).
         monitors: what it monitors (pids, or ``(name, node)`` for a name).
         monitored_by: the processes that monitor it.
@@ -92,8 +95,8 @@ class ProcessInfo:
     behaviour: str | None
     status: str
     mailbox_len: int
-    received: int
-    sent: int
+    received: int | None
+    sent: int | None
     links: tuple[Pid, ...]
     monitors: tuple[Any, ...]
     monitored_by: tuple[Pid, ...]
@@ -112,8 +115,9 @@ class SystemInfo:
         processes: live processes.
         registered: registered names and their pids, sorted by name.
         mailbox_total: messages queued in all mailboxes.
-        received: messages taken by the live processes (the dead ones' are not kept).
-        sent: messages sent by the live processes.
+        received: messages taken by the live processes (the dead ones' are
+            not kept), or None unless the system counts messages.
+        sent: messages sent by the live processes, the same way.
         dropped: messages dropped in all; ``dropped_by_reason``: by reason.
         supervisors: live supervisors (and pools).
         spawned, crashed, restarts: processes started, crashed and restarted by
@@ -124,8 +128,8 @@ class SystemInfo:
     processes: int
     registered: tuple[tuple[str, Pid], ...]
     mailbox_total: int
-    received: int
-    sent: int
+    received: int | None
+    sent: int | None
     dropped: int
     dropped_by_reason: dict[str, int]
     supervisors: int
@@ -209,8 +213,8 @@ def _info(ctx: ActorContext, names: dict[Pid, str]) -> ProcessInfo:
         behaviour=behaviour_of(ctx._actor),
         status=_status(ctx),
         mailbox_len=len(ctx._mailbox._q),
-        received=int(ctx._received),
-        sent=int(ctx._sent),
+        received=int(ctx._received) if ctx._counting else None,  # (floats: see ActorContext)
+        sent=int(ctx._sent) if ctx._counting else None,
         links=tuple(sorted(ctx._links or ())),
         monitors=tuple(monitors.values()) if monitors else (),
         monitored_by=tuple(w for w in watchers.values() if isinstance(w, Pid)) if watchers else (),
@@ -273,8 +277,8 @@ def system_info(system: ActorSystem) -> SystemInfo:
         processes=len(ctxs),
         registered=names,
         mailbox_total=sum(len(c._mailbox._q) for c in ctxs),
-        received=int(sum(c._received for c in ctxs)),
-        sent=int(sum(c._sent for c in ctxs)),
+        received=int(sum(c._received for c in ctxs)) if system.count_messages else None,
+        sent=int(sum(c._sent for c in ctxs)) if system.count_messages else None,
         dropped=stats.dropped,
         dropped_by_reason=dict(stats.dropped_by_reason),
         supervisors=sum(1 for c in ctxs if c._supervisor),

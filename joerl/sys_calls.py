@@ -23,6 +23,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from . import _watch
 from ._crash import actor_label
 from ._gen import From
 from .actor import ActorContext, ActorRef, StopActor
@@ -163,10 +164,12 @@ def _answer(behaviour: Any, ctx: ActorContext, what: Any, suspended: bool) -> An
 
 
 def _statistics(behaviour: Any, ctx: ActorContext, flag: Any) -> Any:
-    if flag is True:
+    if flag is True:  # this process counts its messages from now on (joerl._watch), as sys:statistics collects them
+        _watch.count_one(ctx, True)
         behaviour._joerl_sys_stats = (time.time(), ctx._received, ctx._sent)
         return None
     if flag is False:
+        _watch.count_one(ctx, False)
         behaviour._joerl_sys_stats = None
         return None
     base = behaviour._joerl_sys_stats

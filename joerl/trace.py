@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from . import _watch
 from ._crash import actor_label
 from .pid import Pid
 from .ratelimit import TokenBucket
@@ -110,6 +111,7 @@ class Tracer:
         """Trace ``ctx`` if it is selected (at start, and for each new process with ``new=True``)."""
         if self.stopped is None and ctx.pid != self._tracer_pid and ctx._trace is None and self._select(ctx):
             ctx._trace = self
+            _watch.refresh(ctx)
             self._traced.add(ctx.pid)
 
     def on_send(self, ctx: ActorContext, dest: Any, msg: Any) -> None:
@@ -159,6 +161,7 @@ class Tracer:
             ctx = self.system.context_of(pid)
             if ctx is not None and ctx._trace is self:
                 ctx._trace = None
+                _watch.refresh(ctx)
         self._traced.clear()
         if self.system._tracer is self:
             self.system._tracer = None

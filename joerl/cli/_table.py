@@ -37,11 +37,11 @@ class Row:
         return self.info.mailbox_len
 
     @property
-    def received(self) -> int:
+    def received(self) -> int | None:
         return self.info.received
 
     @property
-    def sent(self) -> int:
+    def sent(self) -> int | None:
         return self.info.sent
 
     @property
@@ -50,12 +50,19 @@ class Row:
 
 
 def rows(now: Sequence[ProcessInfo], before: Sequence[ProcessInfo] | None, seconds: float) -> list[Row]:
-    """Rows for ``now``, with rates from ``before`` (taken ``seconds`` earlier; None: rates of 0)."""
+    """Rows for ``now``, with rates from ``before`` (taken ``seconds`` earlier; None: rates of 0).
+
+    A process whose messages are not counted (``received`` None) has a rate of 0.
+    """
     earlier = {i.pid: i.received for i in before or ()}
     out = []
     for info in now:
-        taken = info.received - earlier.get(info.pid, info.received if before is None else 0)
-        out.append(Row(info, max(0, taken) / seconds if seconds > 0 else 0.0))
+        received = info.received
+        if received is None or before is None or seconds <= 0:
+            out.append(Row(info, 0.0))
+            continue
+        taken = received - (earlier.get(info.pid) or 0)
+        out.append(Row(info, max(0, taken) / seconds))
     return out
 
 
@@ -65,8 +72,17 @@ def sort_rows(table: list[Row], key: str, limit: int | None = None) -> list[Row]
     if field == "pid":
         ranked = sorted(table, key=lambda r: r.pid)
     else:
-        ranked = sorted(table, key=lambda r: -getattr(r, field))
+        ranked = sorted(table, key=lambda r: _descending(getattr(r, field)))
     return ranked if limit is None else ranked[:limit]
+
+
+def _descending(value: int | float | None) -> tuple[int, float]:
+    """Largest first; None (not counted) after every number."""
+    return (1, 0.0) if value is None else (0, -value)
+
+
+def _count(value: int | None) -> str:
+    return "-" if value is None else str(value)
 
 
 _HEADER = ("PID", "NAME", "ACTOR", "STATUS", "MAILBOX", "IN", "OUT", "MSG/S", "MEMORY")
@@ -84,8 +100,8 @@ def format_rows(table: Sequence[Row]) -> str:
                 i.actor[-48:],
                 i.status,
                 str(i.mailbox_len),
-                str(i.received),
-                str(i.sent),
+                _count(i.received),
+                _count(i.sent),
                 f"{r.rate:.1f}",
                 str(i.memory),
             )

@@ -9,7 +9,7 @@ import sys
 import gevent
 
 from ..introspect import as_dict
-from ._connect import add_connection_options, full_name, hidden_node
+from ._connect import add_connection_options, full_name, hidden_node, message_counts
 from ._table import SORT_KEYS, format_rows, rows, sort_rows
 
 __all__ = ["add_parser", "run"]
@@ -36,10 +36,13 @@ def run(args: argparse.Namespace) -> int:
         target = full_name(node, args.node)
         intro = node.introspection
         try:
-            before = intro.processes(target, args.timeout) if args.sort == "rate" else None
-            if before is not None:
-                gevent.sleep(args.interval)  # the window the rate is taken over, not a wait for a condition
-            now = intro.processes(target, args.timeout)
+            if args.sort == "rate":  # counted over the window (the node stops counting after, if it did not before)
+                with message_counts(node, target, args.timeout):
+                    before = intro.processes(target, args.timeout)
+                    gevent.sleep(args.interval)  # the window the rate is taken over, not a wait for a condition
+                    now = intro.processes(target, args.timeout)
+            else:
+                before, now = None, intro.processes(target, args.timeout)
         except Exception as exc:  # noqa: BLE001 - reported, not raised, at the command line
             print(f"joerl ps: cannot ask node {target!r}: {exc}", file=sys.stderr)
             return 1

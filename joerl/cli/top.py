@@ -8,7 +8,7 @@ import time
 
 import gevent
 
-from ._connect import add_connection_options, full_name, hidden_node
+from ._connect import add_connection_options, full_name, hidden_node, message_counts
 from ._table import SORT_KEYS, format_rows, rows, sort_rows
 
 __all__ = ["add_parser", "run"]
@@ -39,26 +39,27 @@ def run(args: argparse.Namespace) -> int:
         taken = time.monotonic()
         done = 0
         try:
-            while iterations is None or done < iterations:
-                if done or iterations is None or iterations > 1:
-                    gevent.sleep(args.interval)  # the refresh period
-                report = intro.node_info(target, args.timeout)
-                now = intro.processes(target, args.timeout)
-                at = time.monotonic()
-                table = sort_rows(rows(now, before, at - taken), args.sort, args.limit)
-                before, taken = now, at
-                s = report.system
-                up = sum(1 for p in report.peers if p.state == "up")
-                print(
-                    f"{_CLEAR if clear else ''}node {report.node}  processes {s.processes}  "
-                    f"queued {s.mailbox_total}  dropped {s.dropped}  restarts {s.restarts}  links up {up}  "
-                    f"link msgs in/out {report.stats.get('received', 0)}/{report.stats.get('sent', 0)}",
-                    flush=False,
-                )
-                print(format_rows(table), flush=True)
-                if not clear:
-                    print(flush=True)
-                done += 1
+            with message_counts(node, target, args.timeout):  # the rates need them
+                while iterations is None or done < iterations:
+                    if done or iterations is None or iterations > 1:
+                        gevent.sleep(args.interval)  # the refresh period
+                    report = intro.node_info(target, args.timeout)
+                    now = intro.processes(target, args.timeout)
+                    at = time.monotonic()
+                    table = sort_rows(rows(now, before, at - taken), args.sort, args.limit)
+                    before, taken = now, at
+                    s = report.system
+                    up = sum(1 for p in report.peers if p.state == "up")
+                    print(
+                        f"{_CLEAR if clear else ''}node {report.node}  processes {s.processes}  "
+                        f"queued {s.mailbox_total}  dropped {s.dropped}  restarts {s.restarts}  links up {up}  "
+                        f"link msgs in/out {report.stats.get('received', 0)}/{report.stats.get('sent', 0)}",
+                        flush=False,
+                    )
+                    print(format_rows(table), flush=True)
+                    if not clear:
+                        print(flush=True)
+                    done += 1
         except KeyboardInterrupt:
             return 0
         except Exception as exc:  # noqa: BLE001 - reported, not raised, at the command line

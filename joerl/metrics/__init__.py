@@ -1,9 +1,12 @@
 """Metrics: the counters and gauges of a runtime or a node, as one snapshot.
 
 :func:`snapshot` reads what the runtime counts anyway (``system.stats``,
-the send budget's count-down, each process's received count, a node's
-``node.stats`` and its links' counters) and adds nothing to the paths a
-message takes: it is cheap enough to stay on. The web observer, the
+the send budget's count-down, a node's ``node.stats`` and its links'
+counters) and adds nothing to the paths a message takes: it is cheap enough
+to stay on. The one exception is ``messages_received``: each process's count
+of the messages it takes, kept only while the system counts messages
+(``ActorSystem(count_messages=True)``, about 5% of a local message; None
+otherwise). The web observer, the
 Prometheus exporter (:mod:`joerl.metrics.prometheus`, extra
 ``prometheus``) and tests all read it.
 
@@ -32,7 +35,7 @@ COUNTERS: dict[str, str] = {
     "processes_crashed": "processes that ended with a crash report",
     "restarts": "children restarted by supervisors",
     "messages_sent": "messages sent through send() on this system's thread",
-    "messages_received": "messages taken from mailboxes",
+    "messages_received": "messages taken from mailboxes (while the system counts messages)",
     "messages_dropped": "messages dropped, by reason (label reason)",
     "node_messages_sent": "messages sent to other nodes",
     "node_messages_received": "messages received from other nodes",
@@ -107,7 +110,8 @@ def snapshot(target: ActorSystem | DistributedSystem) -> dict[str, Any]:
         ctx = system.context_of(pid)
         if ctx is None:
             continue
-        received += int(ctx._received)  # (a float: see ActorContext)
+        if ctx._counting:
+            received += int(ctx._received)  # (a float: see ActorContext)
         depth = ctx.mailbox_len
         queued += depth
         if depth > deepest:
@@ -122,7 +126,7 @@ def snapshot(target: ActorSystem | DistributedSystem) -> dict[str, Any]:
         "processes_crashed": stats.crashed,
         "restarts": stats.restarts,
         "messages_sent": system.messages_sent,
-        "messages_received": received,
+        "messages_received": received if system.count_messages else None,
         "messages_dropped": dict(stats.dropped_by_reason),
         "mailbox_messages": queued,
         "mailbox_max": deepest,

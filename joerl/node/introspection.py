@@ -2,8 +2,11 @@
 
 Every node (unless started with ``introspection=False``) runs a GenServer
 registered as :data:`SERVICE`. It answers only the queries of
-:data:`QUERIES`, each read-only; anything else is refused. The requests and
-answers are plain terms (pids are mapped at the wire boundary as any pid)::
+:data:`QUERIES`, each read-only but one (``count_messages`` turns the node's
+message counts on or off: what the rates of ``joerl ps``, ``joerl top`` and
+the observer need; see ``ActorSystem.count_messages`` for its cost);
+anything else is refused. The requests and answers are plain terms (pids
+are mapped at the wire boundary as any pid)::
 
     ("processes",)          -> ("ok", [process_info map, ...])
     ("process_info", pid)   -> ("ok", process_info map | None)
@@ -11,6 +14,7 @@ answers are plain terms (pids are mapped at the wire boundary as any pid)::
     ("get_state", pid)      -> ("ok", repr of the state) | ("error", why)
     ("metrics",)            -> ("ok", joerl.metrics.snapshot of the node)
     ("messages", pid)       -> ("ok", [repr of each of the first 20 queued messages] | None)
+    ("count_messages", on)  -> ("ok", whether counts were on before)
     anything else           -> ("error", "not_allowed", what)
 
 ``get_state`` asks the process with a sys-style call (:mod:`joerl.sys_calls`),
@@ -59,7 +63,7 @@ log = logging.getLogger("joerl.node")
 #: The registered name of every node's introspection service.
 SERVICE = "joerl_introspection"
 #: What the service answers (the allow-list); every query is read-only.
-QUERIES = frozenset({"processes", "process_info", "node_info", "get_state", "metrics", "messages"})
+QUERIES = frozenset({"processes", "process_info", "node_info", "get_state", "metrics", "messages", "count_messages"})
 #: The longest state ``repr`` the service sends.
 MAX_STATE_REPR = 4000
 
@@ -192,6 +196,22 @@ class Introspection:
             return processes_info(self._node.system)
         return [process_info_from(t) for t in self.query(node, ("processes",), timeout)]
 
+    def count_messages(self, node: str | None = None, on: bool = True, timeout: float = 5.0) -> bool:
+        """Turn ``node``'s message counts on (or off); whether they were on before.
+
+        The per-process counts (``ProcessInfo.received``/``sent``) and the
+        metrics' ``messages_received`` are kept only while they are on (see
+        ``ActorSystem.count_messages``).
+
+        Raises:
+            IntrospectionError, NodeUnreachable, CallTimeout, CallError: as for :meth:`processes`.
+        """
+        if self._is_self(node):
+            system = self._node.system
+            before, system.count_messages = system.count_messages, on
+            return before
+        return bool(self.query(node, ("count_messages", bool(on)), timeout))
+
     def process_info(self, pid: Pid, timeout: float = 5.0) -> ProcessInfo | None:
         """Process ``pid`` of any node (its own node is asked), or None if it is not alive."""
         if pid.node == 0 or pid.node == self._node.node_id:
@@ -310,6 +330,11 @@ class _Service(GenServer):
             return Reply(("ok", report_as_dict(self.introspection.local_report())))
         if what == "metrics":
             return Reply(("ok", _snapshot(self.introspection._node)))
+        if what == "count_messages":
+            if len(request) != 2 or not isinstance(request[1], bool):
+                return Reply(("error", "badarg", "True or False"))
+            before, system.count_messages = system.count_messages, request[1]
+            return Reply(("ok", before))
         pid = request[1] if len(request) == 2 else None
         if not isinstance(pid, Pid) or pid.node != 0:
             return Reply(("error", "badarg", "a pid of this node"))

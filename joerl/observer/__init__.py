@@ -8,7 +8,8 @@ GenServer's state, its supervisor); the supervision trees; and the message
 rate and process count over the last minutes. The front end is plain
 JavaScript with uPlot for the charts, vendored in ``static/vendor/`` with
 its licence: nothing is fetched from the network. ``joerl observer NODE``
-runs one on a hidden node. See docs/operations.md, "The web observer".
+runs one on a hidden node. It turns on the message counts of the nodes it
+shows (the rates need them). See docs/operations.md, "The web observer".
 """
 
 from __future__ import annotations

@@ -73,7 +73,7 @@ class History:
     def sample(self, node: str) -> None:
         """Take one sample of ``node`` now."""
         metrics = self._report(node)
-        now, received = time.time(), int(metrics["messages_received"])
+        now, received = time.time(), int(metrics["messages_received"] or 0)  # (None: not counted)
         last = self._last.get(node)
         rate = max(0.0, (received - last[1]) / (now - last[0])) if last and now > last[0] else 0.0
         self._last[node] = (now, received)

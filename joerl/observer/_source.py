@@ -62,6 +62,18 @@ class Source:
         self.name: str = self._node.node_name if self._node is not None else self._system.name
         self.default_node = default_node or self.name
         self.timeout = timeout
+        self._counted: set[str] = set()
+
+    def count_messages(self, name: str) -> None:
+        """Turn node ``name``'s message counts on, once (the message rates need them; they stay on)."""
+        if name in self._counted:
+            return
+        if self._node is None:
+            self._check_local(name)
+            self._system.count_messages = True
+        else:
+            self._node.introspection.count_messages(name, True, self.timeout)
+        self._counted.add(name)
 
     def nodes(self) -> dict[str, Any]:
         """The default node and its peers, with their link stats (a hidden node's own links are left out)."""
@@ -89,6 +101,7 @@ class Source:
 
     def metrics(self, name: str) -> dict[str, Any]:
         """Node ``name``'s counters and gauges (:func:`joerl.metrics.snapshot`)."""
+        self.count_messages(name)
         if self._node is None:
             self._check_local(name)
             from ..metrics import snapshot
@@ -100,6 +113,7 @@ class Source:
 
     def processes(self, name: str) -> list[dict[str, Any]]:
         """Every process of node ``name``, oldest first."""
+        self.count_messages(name)
         if self._node is None:
             self._check_local(name)
             infos = processes_info(self._system)

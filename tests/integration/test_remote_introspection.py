@@ -170,8 +170,16 @@ def test_state_of_a_remote_gen_server(cluster: Any) -> None:
 
 def test_only_the_allow_listed_queries_are_answered(cluster: Any) -> None:
     a, b, h = cluster
-    assert QUERIES == {"processes", "process_info", "node_info", "get_state", "metrics", "messages"}
-    for request in [("exit", a.whereis(SERVICE), "kill"), ("send",), "processes", (), ("process_info", "x")]:
+    assert QUERIES == {"processes", "process_info", "node_info", "get_state", "metrics", "messages", "count_messages"}
+    bad = [
+        ("exit", a.whereis(SERVICE), "kill"),
+        ("send",),
+        "processes",
+        (),
+        ("process_info", "x"),
+        ("count_messages", 1),
+    ]
+    for request in bad:
         with pytest.raises(IntrospectionError):
             h.introspection.query(a.node_name, request)  # type: ignore[arg-type]
     assert a.system.is_process_alive(a.whereis(SERVICE))
@@ -189,3 +197,31 @@ def test_a_node_without_the_service(cluster: Any) -> None:
             h.introspection.processes(quiet.node_name, timeout=2.0)
     finally:
         quiet.shutdown(2.0)
+
+
+def test_a_node_counts_messages_when_asked(cluster: Any) -> None:
+    a, b, h = cluster
+
+    def sink_body(ctx: Any) -> None:
+        while ctx.receive() != "end":
+            pass
+
+    sink = a.spawn_fn(sink_body, name="counted")
+    sink.send("before")
+
+    def seen() -> Any:
+        return {i.name: i for i in h.introspection.processes(a.node_name)}["counted"]
+
+    wait_until(lambda: seen().status == "waiting" and seen().mailbox_len == 0)
+    assert seen().received is None and seen().sent is None  # off: not counted, and it says so
+    assert h.introspection.metrics(a.node_name)["messages_received"] is None
+    assert h.introspection.count_messages(a.node_name, True) is False  # it was off
+    assert a.system.count_messages is True
+    sink.send("one")
+    sink.send("two")
+    wait_until(lambda: seen().received == 2, what="two messages counted")
+    assert h.introspection.metrics(a.node_name)["messages_received"] >= 2
+    assert h.introspection.count_messages(a.node_name, False) is True
+    assert seen().received is None
+    sink.send("end")
+    assert sink.wait(5) == "normal"

@@ -42,6 +42,7 @@ class Counter(GenServer):
 
 
 def test_a_process_is_described(system: ActorSystem, probe: Probe) -> None:
+    system.count_messages = True
     ref = system.spawn(Echo(), name="echo")
     for i in range(3):
         ref.send(("echo", probe.pid, i))
@@ -59,6 +60,8 @@ def test_a_process_is_described(system: ActorSystem, probe: Probe) -> None:
 
 
 def test_counts_and_mailbox_of_a_function_process(system: ActorSystem) -> None:
+    system.count_messages = True
+
     def body(ctx: ActorContext) -> None:
         ctx.receive(lambda m: m == "go")  # leaves the others queued
         ctx.receive()
@@ -118,6 +121,7 @@ def test_behaviours_and_supervisors_are_named(system: ActorSystem) -> None:
 
 
 def test_system_info(system: ActorSystem, probe: Probe) -> None:
+    system.count_messages = True
     ref = system.spawn(Echo(), name="echo")
     ref.send(("echo", probe.pid, 1))
     probe.receive()
@@ -125,7 +129,7 @@ def test_system_info(system: ActorSystem, probe: Probe) -> None:
     info = system_info(system)
     assert info.name == "test" and info.processes == len(system.processes())
     assert ("echo", ref.pid) in info.registered
-    assert info.received >= 1 and info.sent >= 1
+    assert info.received is not None and info.received >= 1 and info.sent is not None and info.sent >= 1
     assert info.dropped == system.stats.dropped
     assert info.spawned == system.stats.spawned >= 3 and info.restarts == 0 and info.crashed == 0
 

@@ -30,6 +30,8 @@ def test_a_fresh_system_reports_every_runtime_key(system: ActorSystem) -> None:
 
 def test_processes_and_messages_are_counted(system: ActorSystem, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.CRITICAL, logger="joerl")
+    assert snapshot(system)["messages_received"] is None  # not counted: the default
+    system.count_messages = True
     got: list[Any] = []
 
     def sink(ctx: ActorContext) -> None:

@@ -12,6 +12,10 @@
   function esc(s) {
     return String(s == null ? "" : s).replace(/[&<>"']/g, c => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
   }
+  // A message count, or "-" where the node does not count messages (null).
+  function count(n) {
+    return n == null ? "-" : String(n);
+  }
   function api(path) {
     return fetch("api/" + path, { credentials: "same-origin" }).then(r => r.json().then(body => {
       if (!r.ok) throw new Error(body.error || r.statusText);
@@ -91,7 +95,7 @@
       document.querySelectorAll("#processes th").forEach(th => th.classList.toggle("sorted", th.dataset.key === k));
       document.querySelector("#processes tbody").innerHTML = shown.map(r =>
         '<tr data-pid="' + esc(r.pid) + '"><td>' + pidLink(r.pid) + '</td><td class="name">' + esc(r.name || "") + "</td><td>" + esc(r.actor) +
-        "</td><td>" + esc(r.status) + '</td><td class="num">' + r.mailbox_len + '</td><td class="num">' + r.received + '</td><td class="num">' + r.sent +
+        "</td><td>" + esc(r.status) + '</td><td class="num">' + r.mailbox_len + '</td><td class="num">' + count(r.received) + '</td><td class="num">' + count(r.sent) +
         '</td><td class="num">' + r.rate.toFixed(1) + '</td><td class="num">' + bytes(r.memory) + "</td></tr>").join("");
       document.getElementById("count").textContent = shown.length + " of " + rows.length + " processes";
     };
@@ -108,7 +112,7 @@
       const dt = now - rates.at;
       for (const p of list) {
         const before = rates.received.get(p.pid);
-        if (before != null && dt > 0) rates.rate.set(p.pid, Math.max(0, (p.received - before) / dt));
+        if (before != null && p.received != null && dt > 0) rates.rate.set(p.pid, Math.max(0, (p.received - before) / dt));
         p.rate = rates.rate.get(p.pid) || 0;
       }
       rates.received = new Map(list.map(p => [p.pid, p.received]));
@@ -164,7 +168,7 @@
         "<dt>node</dt><dd>" + (p.node ? '<a href="' + nodeHref("node", p.node) + '">' + esc(p.node) + "</a>" : "-") + "</dd>" +
         '<dt>name</dt><dd id="p-name">' + esc(p.name || "-") + "</dd><dt>actor</dt><dd>" + esc(p.actor) + "</dd>" +
         "<dt>behaviour</dt><dd>" + esc(p.behaviour || "-") + '</dd><dt>status</dt><dd id="p-status">' + esc(p.status) + "</dd>" +
-        '<dt>mailbox</dt><dd id="p-mailbox">' + p.mailbox_len + "</dd><dt>messages in / out</dt><dd>" + p.received + " / " + p.sent + "</dd>" +
+        '<dt>mailbox</dt><dd id="p-mailbox">' + p.mailbox_len + "</dd><dt>messages in / out</dt><dd>" + count(p.received) + " / " + count(p.sent) + "</dd>" +
         "<dt>links</dt><dd>" + list(p.links) + "</dd><dt>monitors</dt><dd>" + list(p.monitors) + "</dd>" +
         "<dt>monitored by</dt><dd>" + list(p.monitored_by) + "</dd><dt>trap_exit</dt><dd>" + p.trap_exit + "</dd>" +
         "<dt>" + (p.parent ? "parent / supervisor" : "parent") + '</dt><dd id="p-parent">' + pidLink(p.parent) + "</dd>" +
