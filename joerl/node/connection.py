@@ -74,8 +74,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: ``handler(conn, message)``: runs in the link's reader greenlet, once per
-#: control message, in arrival order.
+#: ``handler(conn, message)``: runs in the link's reader greenlet (or in the
+#: hub, for the classes in its ``hub_safe``), once per control message, in arrival order.
 Handler = Callable[["Connection", Message], None]
 #: ``on_closed(conn, reason)``: runs once, in the greenlet that closed the link.
 ClosedCallback = Callable[["Connection", Any], None]

@@ -87,7 +87,7 @@ class Dispatch:
         self._arrive = self.flow.arrive
 
     def on_frame(self, conn: Connection, msg: Any) -> None:
-        """One control message from ``conn``'s peer (its reader greenlet).
+        """One control message from ``conn``'s peer (its reader greenlet, or the hub: ``hub_safe``).
 
         A payload or reason this node cannot decode (an unknown message type,
         bytes over a limit) is counted in ``stats.bad_payloads`` and re-raised:
@@ -239,7 +239,7 @@ Dispatch.on_frame.hub_safe = frozenset(  # type: ignore[attr-defined]
 class FlowControl:
     """Flow control's IO, both ends (the bookkeeping and protocol: ``flow.py``).
 
-    Receiving end: :meth:`arrive` (the reader greenlet) puts what fits into a
+    Receiving end: :meth:`arrive` (the reader greenlet or the hub) puts what fits into a
     bounded mailbox and queues the rest in the destination's
     :class:`~joerl.node.flow.Inflow`, which waits for room with
     ``Mailbox.on_room`` (the hook runs in the hub); GRANT and GONE frames go
@@ -358,7 +358,7 @@ class FlowControl:
     # -- the sending end --------------------------------------------------------------------
 
     def on_flow(self, conn: Connection, msg: P.Flow) -> None:
-        """A FLOW frame from ``conn``'s peer (its reader greenlet)."""
+        """A FLOW frame from ``conn``'s peer (its reader greenlet, or the hub)."""
         dest = msg.dest
         kind = msg.kind
         if kind != GRANT and kind != GONE:
