@@ -2,7 +2,8 @@
 
 Prints ``READY``, then takes one command on standard input, ``mesh NAME...``:
 it connects to every named node (all at once), waits until it has a link to
-each, and prints ``MESHED seconds=S`` (from the command to its full mesh).
+each, and prints ``MESHED seconds=S links=L`` (from the command to its full
+mesh), or ``PARTIAL ...`` if after two minutes links are still missing.
 Then it idles until its input ends.
 """
 
@@ -52,7 +53,8 @@ def main(argv: list[str]) -> None:
             gevent.spawn(node.connect_to_node, p, timeout=60)
         if not want <= set(node.nodes()):
             ups.wait(120)
-        say(f"MESHED seconds={time.perf_counter() - t0:.4f} links={len(node.nodes())}")
+        word = "MESHED" if want <= set(node.nodes()) else "PARTIAL"  # (links lost in the storm and not back)
+        say(f"{word} seconds={time.perf_counter() - t0:.4f} links={len(node.nodes())}")
     node.shutdown()
 
 
