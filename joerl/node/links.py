@@ -97,6 +97,7 @@ class Links:
         self.admission = admission
         self._first_bytes_timeout = first_bytes_timeout
         self.accept_other: Callable[[Any, Any], bool] | None = None  # another protocol on this port (erl_peers.py)
+        self._accepting: dict[str, int] = {}  # inbound handshakes past _decide, per peer name, until registered
         self._refusal_log = TokenBucket(0.1, 1.0)  # at most one such warning every 10 s
         self._unreachable: set[str] = set()  # names whose dial failure was logged (until they are reached)
         self._hub = get_hub()
@@ -245,6 +246,14 @@ class Links:
         deadline = monotonic() + self.config.handshake_timeout
         delay = 0.01
         while True:
+            if peer.link is not None and not peer.link.closed:
+                return None  # one came up while we looked the peer up: a second link would orphan one
+            if self._accepting.get(peer.name) and monotonic() < deadline:
+                # The peer's dial is past our _decide (ACCEPT, not DIALING: the
+                # tie-break is not in play), its link about to come up: wait for it.
+                if not peer.up.wait(min(delay, max(0.0, deadline - monotonic()))):
+                    delay = min(delay * 2, 0.5)
+                continue
             peer.handshaking = True
             try:
                 return dial(
@@ -311,8 +320,22 @@ class Links:
         why = self._peers.collision(hello.name, hello.node_id)
         return P.ACCEPT if why is None else P.Verdict.refuse("id_collision", why)
 
-    def _decide(self, hello: Any) -> Any:
-        """The handshake of an inbound link asks: may this peer link with us?"""
+    def _decide(self, hello: Any, claimed: list[str] | None = None) -> Any:
+        """The handshake of an inbound link asks: may this peer link with us?
+        (An accepted name is added to ``claimed`` and to ``_accepting``: see :meth:`_dial`.)"""
+        verdict = self._verdict(hello)
+        if claimed is not None and (verdict is P.ACCEPT or verdict is P.DIALING):
+            self._accepting[hello.name] = self._accepting.get(hello.name, 0) + 1
+            claimed.append(hello.name)
+        return verdict
+
+    def _unclaim(self, claimed: list[str]) -> None:
+        for name in claimed:
+            left = self._accepting.pop(name, 1) - 1
+            if left > 0:
+                self._accepting[name] = left
+
+    def _verdict(self, hello: Any) -> Any:
         if self.closed:
             return P.Verdict.refuse("not_allowed", "node is shutting down")
         problem = full_name_problem(hello.name)
@@ -393,6 +416,7 @@ class Links:
             self._refuse(host, "over its connection rate")
             sock.close()
             return
+        claimed: list[str] = []
         try:
             try:
                 wait_read(sock.fileno(), self._first_bytes_timeout)
@@ -410,7 +434,7 @@ class Links:
                 self._identity,
                 self._cookie,
                 config=self.config,
-                decide=self._decide,
+                decide=lambda hello: self._decide(hello, claimed),
                 handler=self._handler,
                 on_closed=self._on_closed,
                 address=address,
@@ -423,6 +447,7 @@ class Links:
             return
         finally:
             self.admission.done(ticket)
+            self._unclaim(claimed)  # (no yield from here to _register: a dial sees the link next)
         try:
             self._register(conn)
         except HandshakeError as exc:
