@@ -64,7 +64,7 @@ from .protocol import (
     Send,
     Tick,
 )
-from .ticks import first_tick
+from .ticks import first_tick, unread
 
 __all__ = [
     "Connection",
@@ -370,9 +370,10 @@ class Connection:
         stats = self.stats
         reading = self._reading
         silent = monotonic() - reading.last_read
-        if silent > limit and not reading.dispatching:
+        if silent > limit and not reading.dispatching and not unread(self.sock):
             # (Time our reader spends delivering, e.g. waiting on a full
-            # bounded mailbox, is ours, not the peer's silence.)
+            # bounded mailbox, is ours, not the peer's silence; so is what
+            # waits in the socket while our hub was late: ticks.py.)
             stats.tick_timeouts += 1
             reason = ConnectionLost(
                 f"node {self.peer_name!r} sent nothing for {silent:.1f}s (tick time {limit}s): declared down"

@@ -16,13 +16,28 @@ peers' ticks arrive together too, several in one wake-up. Only the phase
 changes: a tick still goes out only when nothing else was written for a
 whole interval, and a peer is still declared down after the tick time of
 silence (the first interval is merely shorter).
+
+Silence is the peer's, not this node's: :func:`unread` tells the tick
+check whether the peer's bytes wait in the socket, unread. A node whose hub
+was kept from polling (a sender and its link's writer handing the hub
+callback after callback, a long burst on a busy machine) runs its tick timer
+before the read watcher of the same pass (libev invokes the later-queued
+timer first) and would otherwise call a peer that did speak silent for as
+long as the hub was late; as Erlang's tick counts the bytes that reached
+the socket, not those its connection process has handled.
 """
 
 from __future__ import annotations
 
+import select
 import time
+from typing import Any
 
-__all__ = ["first_tick"]
+from gevent import monkey
+
+__all__ = ["first_tick", "unread"]
+
+_poll = monkey.get_original("select", "poll")  # (a poll of no time: never waits, in the hub too)
 
 
 def first_tick(interval: float, now: float | None = None) -> float:
@@ -34,3 +49,17 @@ def first_tick(interval: float, now: float | None = None) -> float:
         now = time.time()
     wait = interval - now % interval
     return wait if wait >= interval / 100 else wait + interval
+
+
+def unread(sock: Any) -> bool:
+    """Whether bytes (or the end of the stream) wait unread in ``sock``: the
+    kernel's buffer, or a TLS socket's decrypted ones."""
+    try:
+        pending = getattr(sock, "pending", None)
+        if pending is not None and pending():
+            return True
+        poller = _poll()
+        poller.register(sock.fileno(), select.POLLIN)
+        return bool(poller.poll(0))
+    except (OSError, ValueError):  # closed meanwhile
+        return False
