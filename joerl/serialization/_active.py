@@ -22,6 +22,7 @@ from ._interface import not_serializable
 from ._registry import MessageRegistry, default_registry
 from ._wire import IDENT
 
+_active = ACTIVE.get
 _plain = threading.local()  # .codecs: registry -> its plain Codec, per thread
 
 
@@ -71,6 +72,13 @@ def decode(data: bytes | bytearray | memoryview) -> Any:
 def pid_to_bytes(pid: Pid) -> bytes:
     """The 16-byte form of ``pid`` for hand-written serializers (node u32, id
     u64, creation u32, big-endian), mapped by the active codec's ``encode_pid``."""
+    frame = _active()
+    if frame is not None and pid.__class__ is Pid:  # (the common case inline: one call per pid)
+        codec = frame[0]
+        if codec.__class__ is Codec:
+            hit = codec.idents.pid_out.get(id(pid))
+            if hit is not None and hit[0] is pid:
+                return hit[1][1]  # type: ignore[no-any-return]
     return _ident_to_bytes(pid, Pid)
 
 
@@ -85,6 +93,13 @@ def pid_from_bytes(data: bytes | bytearray | memoryview) -> Pid:
     Raises:
         DecodeError: ``data`` is not 16 bytes.
     """
+    frame = _active()
+    if frame is not None:  # (the common case inline: one call per pid)
+        codec = frame[0]
+        if codec.__class__ is Codec:
+            pid = codec.idents.pid_in.get(data) if data.__class__ is bytes else None
+            if pid is not None:
+                return pid
     return _ident_from_bytes(data, Pid)  # type: ignore[no-any-return]
 
 

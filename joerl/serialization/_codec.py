@@ -28,6 +28,7 @@ from ._interface import MAX_TYPE_ID_BYTES, ISerializableMessage, check_type_id, 
 from ._limits import ExtWalk, Limits
 from ._registry import MessageRegistry, default_registry
 from ._wire import (
+    EXT4_HEADS,
     EXT_BIGINT,
     EXT_MESSAGE,
     EXT_PID,
@@ -43,6 +44,7 @@ from ._wire import (
     dec_head,
     enc_bigint,
     enc_tuple,
+    ext_head,
     make_ext,
 )
 
@@ -93,6 +95,9 @@ class Codec:
         # Below this size msgpack's own limits (the input length) are tighter than ours.
         self._small = min(lim.max_str_len, lim.max_bin_len, lim.max_container_len)
         self._check_above = min(lim.max_depth, lim.max_bytes)  # smaller messages pass both checks
+        # A message that is one registered message (one ext 4) nests no level: up to this size it
+        # passes every check, and Codec.decode reads it without msgpack.
+        self._one_ext_max = min(self._small, lim.max_bytes)
         self._big_limits = {
             "max_str_len": lim.max_str_len,
             "max_bin_len": lim.max_bin_len,
@@ -101,6 +106,8 @@ class Codec:
             "max_ext_len": max(lim.max_bin_len, lim.max_int_bytes) + 1 + MAX_TYPE_ID_BYTES,
         }
         self._entries = self.registry.entries()
+        self._enc_msg = self._enc_message
+        self._msg_classes: set[type] = set()  # the hand-written message classes met
         self._handlers: dict[type, Callable[[Any], Any]] = {
             Pid: self.idents.enc_pid,
             Ref: self.idents.enc_ref,
@@ -110,6 +117,7 @@ class Codec:
         self._handlers.update(dict.fromkeys(tuple_types, enc_tuple))
         self._prefixes: dict[str, bytes] = {}
         self._heads: dict[bytes, RecordHead] = {}
+        self._default = _make_default(self)
         self._encoder = _Encoder(self)
         self._decoder = _Decoder(self)
         self._frame: tuple[Codec, _Decoder | None] = (self, None)  # ACTIVE's value outside decodes
@@ -128,6 +136,7 @@ class Codec:
         self.idents.clear()
         self._prefixes.clear()
         self._heads.clear()
+        self._msg_classes.clear()
         for cls in [c for c in self._handlers if c not in (Pid, Ref, tuple, int, *self._tuple_types)]:
             del self._handlers[cls]
 
@@ -142,25 +151,25 @@ class Codec:
             BrokenMessageType: a message class does not honour the interface.
             SerializationError: anything else (a reference cycle, a hook failed).
         """
-        enc = self._encoder
-        if enc.busy:
-            enc = _Encoder(self)  # re-entered from a serialize(), or a greenlet switched inside one
-        enc.busy = True
         try:
-            return enc.pack(msg)
+            if msg.__class__ in self._msg_classes:
+                # One registered message: its ext 4 is the whole message (the bytes Packer makes).
+                body = self._message_body(msg)
+                size = len(body)
+                return (EXT4_HEADS[size] if size < 256 else ext_head(EXT_MESSAGE, size)) + body
+            enc = self._encoder
+            if enc.busy:
+                enc = _Encoder(self)  # re-entered from a serialize(), or a greenlet switched inside one
+            enc.busy = True
+            try:
+                return enc.pack(msg)
+            finally:
+                enc.busy = False
         except Exception as exc:
             err = explain(msg, exc, self.limits.max_int_bytes)
             if err is exc:
                 raise
             raise err from (exc.__cause__ if isinstance(exc, Refused) else exc)
-        finally:
-            enc.busy = False
-
-    def _default(self, obj: Any) -> Any:
-        handler = self._handlers.get(obj.__class__)
-        if handler is None:
-            handler = self._classify(obj)
-        return handler(obj)
 
     def _classify(self, obj: Any) -> Callable[[Any], Any]:
         cls = obj.__class__
@@ -174,8 +183,9 @@ class Codec:
             except BrokenMessageType as exc:
                 raise Refused(obj, error=exc) from None
             if ISerializableMessage.implementedBy(cls):
-                self._handlers[cls] = self._enc_message
-            return self._enc_message
+                self._handlers[cls] = self._enc_msg
+                self._msg_classes.add(cls)
+            return self._enc_msg
         if cls is datetime.datetime:
             raise Refused(obj, "a naive datetime: give it a tzinfo (it arrives in UTC)")
         raise Refused(obj)
@@ -187,6 +197,10 @@ class Codec:
         return ext
 
     def _enc_message(self, msg: Any) -> ExtType:
+        return make_ext(EXT_MESSAGE, self._message_body(msg))
+
+    def _message_body(self, msg: Any) -> bytes:
+        """Ext 4's payload for ``msg``: len u8 | type_id | serialize() bytes."""
         cls = msg.__class__
         try:
             type_id = msg.message_type_id
@@ -209,7 +223,7 @@ class Codec:
                 reason = f"its serialize() returned {type(data).__name__}, not bytes"
                 raise Refused(msg, error=BrokenMessageType(cls, reason))
             data = bytes(data)
-        return make_ext(EXT_MESSAGE, prefix + data)
+        return prefix + data
 
     def _prefix(self, type_id: str) -> bytes:
         raw = check_type_id(type_id).encode("utf-8")
@@ -235,6 +249,10 @@ class Codec:
         dec = self._decoder
         if dec.busy:
             dec = _Decoder(self)  # re-entered from a hook, or a greenlet switched inside a deserializer
+        if data and data[0] == 0xC7 and data.__class__ is bytes and len(data) <= self._one_ext_max:
+            # One registered message, as encode() writes it (ext 8): read here, without msgpack.
+            if len(data) > 3 and data[2] == EXT_MESSAGE and data[1] + 3 == len(data):
+                return dec.one_message(data, 3)
         return dec.run(data)
 
     def _decode_payload(self, data: bytes | bytearray | memoryview, budget: Budget) -> Any:
@@ -246,17 +264,26 @@ class Codec:
         dec.budget = budget
         return dec.run(raw)
 
-    def _dec_message(self, data: bytes, decoder: _Decoder) -> Any:
-        size = data[0] if data else 0  # len u8 | type_id | payload (see _wire.py)
-        end = size + 1
+    def _dec_message(self, data: bytes, start: int, decoder: _Decoder) -> Any:
+        """The registered message in the ext 4 payload ``data[start:]``."""
+        size = data[start] if len(data) > start else 0  # len u8 | type_id | payload (see _wire.py)
+        end = start + 1 + size
         if not size or len(data) < end:
             raise DecodeError("a message payload with a missing or truncated type id")
         try:
-            type_id = data[1:end].decode("utf-8")
+            type_id = data[start + 1 : end].decode("utf-8")
         except UnicodeDecodeError:
             raise DecodeError("a message type id that is not UTF-8") from None
         entry = self._entries.get(type_id) or self.registry.lookup(type_id)
-        return run_deserializer(decoder.frame, type_id, entry.deserializer, data[end:])
+        token = ACTIVE.set(decoder.frame)  # (run_deserializer, inline: a call per message counts)
+        try:
+            return entry.deserializer(data[end:])
+        except SerializationError:
+            raise
+        except Exception as exc:
+            raise DecodeError(f"the deserializer of {type_id!r} rejected its payload: {exc!r}") from exc
+        finally:
+            ACTIVE.reset(token)
 
     def call_deserializer(
         self, type_id: str, deserializer: Callable[[bytes], Any], data: bytes, decoder: _Decoder | None = None
@@ -292,6 +319,29 @@ class Codec:
                     raise
                 raise err from exc
         return spec.from_fields(head.version, items[1])
+
+
+def _make_default(codec: Codec) -> Callable[[Any], Any]:
+    """The Packer's ``default``: what msgpack does not know, by class (a Pid
+    from the cache without a further call)."""
+    handlers = codec._handlers
+    pid_out = codec.idents.pid_out  # (emptied in place, never replaced)
+    new_pid_ext = codec.idents.new_pid_ext
+    classify = codec._classify
+
+    def default(obj: Any) -> Any:
+        cls = obj.__class__
+        if cls is Pid:
+            hit = pid_out.get(id(obj))
+            if hit is not None and hit[0] is obj:
+                return hit[1]
+            return new_pid_ext(obj)
+        handler = handlers.get(cls)
+        if handler is None:
+            handler = classify(obj)
+        return handler(obj)
+
+    return default
 
 
 class _Encoder:
@@ -390,6 +440,27 @@ class _Decoder:
             raise DecodeError("a tuple or record marker outside the head of an array")
         return obj
 
+    def one_message(self, data: bytes, start: int) -> Any:
+        """``run`` for a message that is one ext 4 whose payload is ``data[start:]``
+        (checked by the caller: no size or depth limit applies to it)."""
+        self.busy = True
+        self.data = data
+        self.count = 1
+        try:
+            return self.codec._dec_message(data, start, self)
+        except SerializationError:
+            raise
+        except Exception as exc:
+            raise DecodeError(f"malformed message: {exc or type(exc).__name__}") from exc
+        finally:
+            self.busy = False
+            self.data = b""
+            self.count = 0
+            if self.walk is not None:
+                self.walk = None
+                self.payloads = 0
+                self.budget = None
+
     def _ext_hook(self, code: int, data: bytes) -> Any:
         if code == EXT_PID:
             pid = self.pid_in.get(data)
@@ -406,7 +477,7 @@ class _Decoder:
             return head
         if code == EXT_MESSAGE:
             self.count += 1  # payload_budget() tells which one is being deserialized
-            return self.codec._dec_message(data, self)
+            return self.codec._dec_message(data, 0, self)
         if code == EXT_REF:
             ref = self.ref_in.get(data)
             return ref if ref is not None else self.idents.new_ref(data)

@@ -2,7 +2,10 @@
 
 A node maps its local pids (node 0) to pids other nodes can route back on the
 way out, and back on the way in. Hook results are cached per Pid/Ref object
-(out) and per 16-byte form (in), so hooks must be pure.
+(out) and per 16-byte form (in), so hooks must be pure. A codec without a Pid
+hook has no call to save: it caches one Pid in ``SAMPLE`` (16) it encodes or
+decodes, so that a Pid sent again and again is soon found in the cache, and
+a stream of new Pids costs little more than packing and making them.
 """
 
 from __future__ import annotations
@@ -23,6 +26,15 @@ RefHook = Callable[[Ref], Ref]
 #: Entries a cache holds before it is emptied.
 CACHE_MAX = 4096
 
+#: A codec without a Pid hook caches one Pid in this many it makes (with a
+#: hook, every one: the cache saves a call to it).
+SAMPLE = 16
+
+_new_tuple = tuple.__new__
+_pack = IDENT.pack
+_unpack = IDENT.unpack
+_make_pid = Pid._unchecked
+
 
 class Idents:
     """Encodes and decodes Pids and Refs through a codec's hooks.
@@ -31,7 +43,9 @@ class Idents:
     the decoder's hot path; they are emptied in place, never replaced.
     """
 
-    __slots__ = ("encode_pid", "decode_pid", "encode_ref", "decode_ref", "pid_out", "ref_out", "pid_in", "ref_in")
+    __slots__ = (
+        "encode_pid", "decode_pid", "encode_ref", "decode_ref", "pid_out", "ref_out", "pid_in", "ref_in", "misses",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -48,6 +62,7 @@ class Idents:
         self.ref_out: dict[int, tuple[Ref, ExtType]] = {}
         self.pid_in: dict[bytes, Pid] = {}
         self.ref_in: dict[bytes, Ref] = {}
+        self.misses = 0  # Pids made without a hook (a plain codec caches one in SAMPLE)
 
     def clear(self) -> None:
         """Forget every cached hook result."""
@@ -63,7 +78,18 @@ class Idents:
         hit = self.pid_out.get(id(pid))
         if hit is not None and hit[0] is pid:
             return hit[1]
-        return _enc_ident(pid, self.pid_out, self.encode_pid, EXT_PID)
+        return self.new_pid_ext(pid)
+
+    def new_pid_ext(self, pid: Pid) -> ExtType:
+        """``enc_pid`` for a Pid not in ``pid_out`` (the encoder looked already)."""
+        hook = self.encode_pid
+        if hook is None:  # no call to save: one miss in SAMPLE is cached (see the module docstring)
+            ext: ExtType = _new_tuple(ExtType, (EXT_PID, _pack(pid.node, pid.id, pid.creation)))
+            self.misses += 1
+            if not self.misses % SAMPLE:
+                _put(self.pid_out, id(pid), (pid, ext))
+            return ext
+        return _enc_ident(pid, self.pid_out, hook, EXT_PID)
 
     def enc_ref(self, ref: Ref) -> ExtType:
         """Ext 2 for ``ref`` as ``encode_ref`` maps it (see ``enc_pid``)."""
@@ -88,11 +114,27 @@ class Idents:
 
     def new_pid(self, data: bytes) -> Pid:
         """``dec_pid`` for a form not in ``pid_in`` (the decoder looked already)."""
-        return _dec_ident(data, Pid, self.decode_pid, self.pid_in)  # type: ignore[no-any-return]
+        if len(data) != 16:
+            raise DecodeError(f"a Pid takes 16 bytes, not {len(data)}")
+        pid: Pid = _make_pid(*_unpack(data))
+        if self.decode_pid is not None:
+            pid = _run_hook(self.decode_pid, pid)
+            _put(self.pid_in, data, pid)
+            return pid
+        self.misses += 1
+        if not self.misses % SAMPLE:
+            _put(self.pid_in, data, pid)
+        return pid
 
     def new_ref(self, data: bytes) -> Ref:
         """``dec_ref`` for a form not in ``ref_in``."""
         return _dec_ident(data, Ref, self.decode_ref, self.ref_in)  # type: ignore[no-any-return]
+
+
+def _put(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(cache) >= CACHE_MAX:
+        cache.clear()
+    cache[key] = value
 
 
 def _enc_ident(ident: Any, cache: dict[int, Any], hook: Any, code: int) -> ExtType:

@@ -37,6 +37,23 @@ def make_ext(code: int, data: bytes) -> ExtType:
 # decode path itself (Codec._dec_message), where a call per message counts.
 
 
+def ext_head(code: int, size: int) -> bytes:
+    """The header msgpack writes before an ext of ``size`` bytes (fixext 1, 2,
+    4, 8, 16; else ext 8, 16, 32), its type byte included: a message that is
+    one ext is ``ext_head(code, len(data)) + data``, the bytes ``packb`` makes."""
+    if size in (1, 2, 4, 8, 16):
+        return bytes((0xD4 + size.bit_length() - 1, code))
+    if size <= 0xFF:
+        return bytes((0xC7, size, code))
+    if size <= 0xFFFF:
+        return b"\xc8" + size.to_bytes(2, "big") + bytes((code,))
+    return b"\xc9" + size.to_bytes(4, "big") + bytes((code,))
+
+
+#: ``ext_head(EXT_MESSAGE, n)`` for n < 256.
+EXT4_HEADS = tuple(ext_head(EXT_MESSAGE, n) for n in range(256))
+
+
 TUPLE_EXT = make_ext(EXT_TUPLE, b"")
 
 
