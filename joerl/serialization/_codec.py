@@ -23,7 +23,7 @@ from ..pid import Pid, Ref
 from ._budget import Budget, check_payload, check_size, first_budget, payload_budget
 from ._explain import Refused, explain
 from ._frame import ACTIVE, run_deserializer
-from ._idents import CACHE_MAX, Idents, PidHook, RefHook
+from ._idents import CACHE_MAX, Idents, PidHook, RefHook, make_default
 from ._interface import MAX_TYPE_ID_BYTES, ISerializableMessage, check_type_id, verify_message
 from ._limits import ExtWalk, Limits
 from ._registry import MessageRegistry, default_registry
@@ -117,7 +117,7 @@ class Codec:
         self._handlers.update(dict.fromkeys(tuple_types, enc_tuple))
         self._prefixes: dict[str, bytes] = {}
         self._heads: dict[bytes, RecordHead] = {}
-        self._default = _make_default(self)
+        self._default = make_default(self._handlers, self.idents, self._classify)
         self._encoder = _Encoder(self)
         self._decoder = _Decoder(self)
         self._frame: tuple[Codec, _Decoder | None] = (self, None)  # ACTIVE's value outside decodes
@@ -319,29 +319,6 @@ class Codec:
                     raise
                 raise err from exc
         return spec.from_fields(head.version, items[1])
-
-
-def _make_default(codec: Codec) -> Callable[[Any], Any]:
-    """The Packer's ``default``: what msgpack does not know, by class (a Pid
-    from the cache without a further call)."""
-    handlers = codec._handlers
-    pid_out = codec.idents.pid_out  # (emptied in place, never replaced)
-    new_pid_ext = codec.idents.new_pid_ext
-    classify = codec._classify
-
-    def default(obj: Any) -> Any:
-        cls = obj.__class__
-        if cls is Pid:
-            hit = pid_out.get(id(obj))
-            if hit is not None and hit[0] is obj:
-                return hit[1]
-            return new_pid_ext(obj)
-        handler = handlers.get(cls)
-        if handler is None:
-            handler = classify(obj)
-        return handler(obj)
-
-    return default
 
 
 class _Encoder:

@@ -44,7 +44,8 @@ class Idents:
     """
 
     __slots__ = (
-        "encode_pid", "decode_pid", "encode_ref", "decode_ref", "pid_out", "ref_out", "pid_in", "ref_in", "misses",
+        "encode_pid", "decode_pid", "encode_ref", "decode_ref", "pid_out", "ref_out", "pid_in", "ref_in", "made_out",
+        "made_in",
     )  # fmt: skip
 
     def __init__(
@@ -62,7 +63,7 @@ class Idents:
         self.ref_out: dict[int, tuple[Ref, ExtType]] = {}
         self.pid_in: dict[bytes, Pid] = {}
         self.ref_in: dict[bytes, Ref] = {}
-        self.misses = 0  # Pids made without a hook (a plain codec caches one in SAMPLE)
+        self.made_out = self.made_in = 0  # Pids made without a hook (one in SAMPLE is cached)
 
     def clear(self) -> None:
         """Forget every cached hook result."""
@@ -85,8 +86,8 @@ class Idents:
         hook = self.encode_pid
         if hook is None:  # no call to save: one miss in SAMPLE is cached (see the module docstring)
             ext: ExtType = _new_tuple(ExtType, (EXT_PID, _pack(pid.node, pid.id, pid.creation)))
-            self.misses += 1
-            if not self.misses % SAMPLE:
+            self.made_out += 1
+            if not self.made_out % SAMPLE:
                 _put(self.pid_out, id(pid), (pid, ext))
             return ext
         return _enc_ident(pid, self.pid_out, hook, EXT_PID)
@@ -121,8 +122,8 @@ class Idents:
             pid = _run_hook(self.decode_pid, pid)
             _put(self.pid_in, data, pid)
             return pid
-        self.misses += 1
-        if not self.misses % SAMPLE:
+        self.made_in += 1
+        if not self.made_in % SAMPLE:
             _put(self.pid_in, data, pid)
         return pid
 
@@ -179,3 +180,27 @@ def _run_hook(hook: Callable[[Any], Any], value: Any) -> Any:
     if mapped.__class__ is not value.__class__:
         raise DecodeError(f"the {type(value).__name__} hook returned {mapped!r} for {value}")
     return mapped
+
+
+def make_default(
+    handlers: dict[type, Callable[[Any], Any]], idents: Idents, classify: Callable[[Any], Callable[[Any], Any]]
+) -> Callable[[Any], Any]:
+    """A codec's Packer ``default``: what msgpack does not know, by class
+    (``handlers``, else ``classify`` finds the handler), a Pid from the cache
+    without a further call."""
+    pid_out = idents.pid_out  # (emptied in place, never replaced)
+    new_pid_ext = idents.new_pid_ext
+
+    def default(obj: Any) -> Any:
+        cls = obj.__class__
+        if cls is Pid:
+            hit = pid_out.get(id(obj))
+            if hit is not None and hit[0] is obj:
+                return hit[1]
+            return new_pid_ext(obj)
+        handler = handlers.get(cls)
+        if handler is None:
+            handler = classify(obj)
+        return handler(obj)
+
+    return default
