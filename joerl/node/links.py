@@ -35,7 +35,7 @@ from .admission import Admission
 from .connection import Connection, LinkConfig
 from .link_setup import accept_handshake, dial
 from .names import full_name_problem
-from .peers import UP
+from .peers import UP, Accepting
 from .routing import is_message
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ class Links:
         self.admission = admission
         self._first_bytes_timeout = first_bytes_timeout
         self.accept_other: Callable[[Any, Any], bool] | None = None  # another protocol on this port (erl_peers.py)
-        self._accepting: dict[str, int] = {}  # inbound handshakes past _decide, per peer name, until registered
+        self._accepting = Accepting()  # inbound handshakes let on, until registered (see _dial)
         self._refusal_log = TokenBucket(0.1, 1.0)  # at most one such warning every 10 s
         self._unreachable: set[str] = set()  # names whose dial failure was logged (until they are reached)
         self._hub = get_hub()
@@ -246,14 +246,8 @@ class Links:
         deadline = monotonic() + self.config.handshake_timeout
         delay = 0.01
         while True:
-            if peer.link is not None and not peer.link.closed:
-                return None  # one came up while we looked the peer up: a second link would orphan one
-            if self._accepting.get(peer.name) and monotonic() < deadline:
-                # The peer's dial is past our _decide (ACCEPT, not DIALING: the
-                # tie-break is not in play), its link about to come up: wait for it.
-                if not peer.up.wait(min(delay, max(0.0, deadline - monotonic()))):
-                    delay = min(delay * 2, 0.5)
-                continue
+            if self._accepting.link_coming(peer, deadline):
+                return None  # up, or coming from the peer's dial (a second link would orphan one)
             peer.handshaking = True
             try:
                 return dial(
@@ -320,22 +314,8 @@ class Links:
         why = self._peers.collision(hello.name, hello.node_id)
         return P.ACCEPT if why is None else P.Verdict.refuse("id_collision", why)
 
-    def _decide(self, hello: Any, claimed: list[str] | None = None) -> Any:
-        """The handshake of an inbound link asks: may this peer link with us?
-        (An accepted name is added to ``claimed`` and to ``_accepting``: see :meth:`_dial`.)"""
-        verdict = self._verdict(hello)
-        if claimed is not None and (verdict is P.ACCEPT or verdict is P.DIALING):
-            self._accepting[hello.name] = self._accepting.get(hello.name, 0) + 1
-            claimed.append(hello.name)
-        return verdict
-
-    def _unclaim(self, claimed: list[str]) -> None:
-        for name in claimed:
-            left = self._accepting.pop(name, 1) - 1
-            if left > 0:
-                self._accepting[name] = left
-
-    def _verdict(self, hello: Any) -> Any:
+    def _decide(self, hello: Any) -> Any:
+        """The handshake of an inbound link asks: may this peer link with us?"""
         if self.closed:
             return P.Verdict.refuse("not_allowed", "node is shutting down")
         problem = full_name_problem(hello.name)
@@ -413,7 +393,7 @@ class Links:
         host = str(address[0]) if isinstance(address, tuple) else str(address)
         ticket = self.admission.admit(host, _shutter(sock))
         if ticket is None:
-            self._refuse(host, "over its connection rate")
+            _refuse(self, host, "over its connection rate")
             sock.close()
             return
         claimed: list[str] = []
@@ -421,10 +401,10 @@ class Links:
             try:
                 wait_read(sock.fileno(), self._first_bytes_timeout)
             except TimeoutError:
-                self._refuse(host, f"silent for {self._first_bytes_timeout}s")
+                _refuse(self, host, f"silent for {self._first_bytes_timeout}s")
                 return
             if ticket.evicted:
-                self._refuse(host, "evicted by newer connections")
+                _refuse(self, host, "evicted by newer connections")
                 return
             self.admission.heard(ticket)
             if self.accept_other is not None and self.accept_other(sock, address):
@@ -434,7 +414,7 @@ class Links:
                 self._identity,
                 self._cookie,
                 config=self.config,
-                decide=lambda hello: self._decide(hello, claimed),
+                decide=lambda hello: self._accepting.decided(hello.name, self._decide(hello), claimed),
                 handler=self._handler,
                 on_closed=self._on_closed,
                 address=address,
@@ -447,7 +427,7 @@ class Links:
             return
         finally:
             self.admission.done(ticket)
-            self._unclaim(claimed)  # (no yield from here to _register: a dial sees the link next)
+            self._accepting.release(claimed)  # (no yield from here to _register: a dial sees the link next)
         try:
             self._register(conn)
         except HandshakeError as exc:
@@ -462,18 +442,19 @@ class Links:
             pass
         conn.wait_closed()
 
-    def _refuse(self, host: str, why: str) -> None:
-        """Count a connection closed unauthenticated; one log line per 10 s at most."""
-        self._stats.refused_connections += 1
-        if self._refusal_log.take():
-            log.warning(
-                "node %s: closed a connection from %s unauthenticated (%s; %d refused in all, %d handshakes now)",
-                self._name,
-                host,
-                why,
-                self._stats.refused_connections,
-                len(self.admission),
-            )
+
+def _refuse(links: Links, host: str, why: str) -> None:
+    """``links`` closed a connection unauthenticated: count it; one log line per 10 s at most."""
+    links._stats.refused_connections += 1
+    if links._refusal_log.take():
+        log.warning(
+            "node %s: closed a connection from %s unauthenticated (%s; %d refused in all, %d handshakes now)",
+            links._name,
+            host,
+            why,
+            links._stats.refused_connections,
+            len(links.admission),
+        )
 
 
 def _shutter(sock: Any) -> Callable[[], None]:

@@ -27,6 +27,7 @@ from ..backoff import Backoff
 from ..errors import DistributionError
 from ..pid import Pid, Ref
 from .config import node_id_of
+from .hello import ACCEPT, Verdict
 from .names import node_name
 
 if TYPE_CHECKING:
@@ -159,6 +160,39 @@ class Peer:
         lost, self.pending = self.pending, []
         self.pending_bytes = 0
         return lost
+
+
+class Accepting(dict[str, int]):
+    """Inbound handshakes let on by the node (ACCEPT, or DIALING: the tie-break
+    decides), per peer name, until the link is registered or the handshake
+    failed. The node's own dial to that name waits for that link: dialling
+    then would bring a second link up beside it (both registered in turn, the
+    first orphaned, never closed)."""
+
+    def decided(self, name: str, verdict: Verdict, claimed: list[str]) -> Verdict:
+        """``verdict`` on ``name``'s handshake; counted here (and in ``claimed``) if it lets it on."""
+        if verdict is ACCEPT or verdict.status == "dialing":
+            self[name] = self.get(name, 0) + 1
+            claimed.append(name)
+        return verdict
+
+    def release(self, claimed: list[str]) -> None:
+        """The handshakes of ``claimed`` ended (their link, if any, registered)."""
+        for name in claimed:
+            left = self.pop(name, 1) - 1
+            if left > 0:
+                self[name] = left
+
+    def link_coming(self, peer: Peer, deadline: float) -> bool:
+        """Whether ``peer`` has a link, or gets one by ``deadline`` from a
+        handshake let on here (waited for): then a dial is not to be made."""
+        delay = 0.01
+        while not (peer.link is not None and not peer.link.closed):
+            if not self.get(peer.name) or monotonic() >= deadline:
+                return False
+            peer.up.wait(min(delay, max(0.0, deadline - monotonic())))
+            delay = min(delay * 2, 0.5)
+        return True
 
 
 class PeerTable:
