@@ -10,8 +10,8 @@ import pytest
 
 pytest.importorskip("opentelemetry.sdk", reason="the OpenTelemetry SDK (the test extra) is not installed")
 
+from _otelkit import exporter, provider  # noqa: E402, F401 - fixtures
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider  # noqa: E402
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 from opentelemetry.trace import SpanKind  # noqa: E402
 
@@ -44,18 +44,6 @@ class Store(GenServer):
 def nodes() -> Iterator[list[DistributedSystem]]:
     with node_cluster("oa", "ob", cookie="joerl-otel-test", global_names=False) as nodes:
         yield nodes
-
-
-@pytest.fixture
-def exporter() -> InMemorySpanExporter:
-    return InMemorySpanExporter()
-
-
-@pytest.fixture
-def provider(exporter: InMemorySpanExporter) -> TracerProvider:
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return provider
 
 
 def finished(exporter: InMemorySpanExporter, name: str) -> ReadableSpan:

@@ -43,7 +43,7 @@ def test_links_started_apart_tick_in_one_pass_of_the_hub() -> None:
     instants (one wake-up for both), and an idle link still ticks."""
     cfg = LinkConfig(tick_time=1.0)
     with linked_pair(config=cfg) as one:
-        gevent.sleep(0.1)  # (a second link comes up later; nothing waits on this)
+        gevent.sleep(0.1)  # the offset the test is about: the second link starts 0.1 s after the first
         with linked_pair(config=cfg) as two:
             interval = one.initiator.tick_interval
             assert interval == two.initiator.tick_interval == 0.25

@@ -13,9 +13,9 @@ import pytest
 
 pytest.importorskip("opentelemetry.sdk", reason="the OpenTelemetry SDK (the test extra) is not installed")
 
+from _otelkit import exporter, provider  # noqa: E402, F401 - fixtures
 from opentelemetry import trace as otel_trace  # noqa: E402
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider  # noqa: E402
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 from opentelemetry.trace import SpanKind, StatusCode  # noqa: E402
 
@@ -50,18 +50,6 @@ class Store(GenServer):
 
     def handle_cast(self, request: Any, state: Any) -> Any:
         return {**state, "cast": request}
-
-
-@pytest.fixture
-def exporter() -> InMemorySpanExporter:
-    return InMemorySpanExporter()
-
-
-@pytest.fixture
-def provider(exporter: InMemorySpanExporter) -> TracerProvider:
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return provider
 
 
 @pytest.fixture
