@@ -38,9 +38,10 @@ def main(argv: list[str]) -> None:
             for mode in modes:
                 contestants[f"{label} {mode}"] = Contestant(tx, rx, mode.replace("ping-pong", "pingpong"), n)
         if oneway:
-            figures, _ = turns(contestants, repeats, unit)
+            figures, cpu = turns(contestants, repeats, unit)
             for key, fig in figures.items():
-                print(f"{key:24s} {fig.median:12,.0f} {unit}  spread {fig.spread:.0%}")
+                us = ", ".join(f"{side} {v:.2f}" for side, v in cpu.get(key, {}).items())
+                print(f"{key:24s} {fig.median:12,.0f} {unit}  spread {fig.spread:.0%}  CPU us per message: {us}")
             for what in modes:
                 b, a = figures[f"before {what}"].median, figures[f"after {what}"].median
                 print(f"{what}: after/before {a / b:.3f}x")

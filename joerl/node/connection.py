@@ -47,6 +47,7 @@ from ..pid import Pid
 from .compression import for_link
 from .config import LinkConfig
 from .delivery import Acknowledger, report_unconfirmed
+from .hello import FLAG_TERM_MAPS
 from .link_reader import LinkReader
 from .link_writer import LinkWriter
 from .protocol import (
@@ -179,7 +180,12 @@ class Connection:
         self.handler = handler
         self.on_closed = on_closed
         self.stats = LinkStats()
-        self.encoder = FrameEncoder(self.peer.max_frame, terms=bool(self.flags & FLAG_SEND_TERMS), peer=self.peer.name)
+        self.encoder = FrameEncoder(
+            self.peer.max_frame,
+            terms=bool(self.flags & FLAG_SEND_TERMS),
+            maps=bool(self.flags & FLAG_TERM_MAPS),
+            peer=self.peer.name,
+        )
         self.close_reason: Any = None
         self.acks = bool(self.flags & FLAG_ACK)
         self.messages_in = 0

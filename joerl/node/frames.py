@@ -51,6 +51,7 @@ from .messages import (
     OP_SPAWN_REQUEST,
     OP_UNLINK,
     OP_UNLINK_ACK,
+    TERM_KEYS,
     TERM_SCALARS,
     U32,
     U64,
@@ -256,6 +257,8 @@ class FrameEncoder:
         pid_cache_size: packed pids kept; the cache is cleared when full.
         terms: whether the peer takes SEND_TERMS (``FLAG_SEND_TERMS`` in
             use); when False, :meth:`term` always answers None.
+        maps: whether the peer takes flat dicts as plain terms
+            (``FLAG_TERM_MAPS`` in use); when False, a dict is no plain term.
         peer: the peer's name, for :class:`~joerl.errors.MessageTooLarge`.
     """
 
@@ -265,10 +268,12 @@ class FrameEncoder:
         *,
         pid_cache_size: int = 4096,
         terms: bool = True,
+        maps: bool = True,
         peer: str | None = None,
     ) -> None:
         self.max_frame_size = max_frame_size
         self.terms = terms
+        self.maps = maps
         self.peer = peer
         #: Compresses big frames (``compress_with``); None: none are.
         self.compressor: Compressor | None = None
@@ -372,7 +377,11 @@ class FrameEncoder:
                 if item.__class__ not in TERM_SCALARS:
                     return None
         elif cls not in TERM_SCALARS:
-            return None
+            if not (cls is dict and self.maps and len(msg) <= MAX_TERM_ITEMS):
+                return None
+            for k, v in msg.items():
+                if k.__class__ not in TERM_KEYS or v.__class__ not in TERM_SCALARS:
+                    return None
         try:
             body: bytes = self._pack(msg)
         except (OverflowError, UnicodeEncodeError):  # a big int, a lone surrogate: the codec's business

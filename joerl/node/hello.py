@@ -57,6 +57,7 @@ __all__ = [
     "DEFAULT_FLAGS",
     "DEFAULT_TICK_MS",
     "FLAG_ACK",
+    "FLAG_TERM_MAPS",
     "HIDDEN_FLAGS",
     "DIALING",
     "IncompatibleVersion",
@@ -106,6 +107,10 @@ FLAG_SEND_TERMS = 0x80  #: SEND_TERMS
 #: than it ignores it: no ACK, nothing reported on that link).
 FLAG_ACK = 0x100
 DEFAULT_FLAGS = 0x1FF
+#: SEND_TERMS may carry flat dicts (str or bin keys, scalar values) as plain
+#: terms; a peer older than it gets them in SEND frames, through the codec.
+FLAG_TERM_MAPS = 0x400
+DEFAULT_FLAGS |= FLAG_TERM_MAPS
 HIDDEN_FLAGS = DEFAULT_FLAGS & ~FLAG_PUBLISHED  #: what a hidden node offers
 
 STATUS_OK = "ok"

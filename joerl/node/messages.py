@@ -25,8 +25,9 @@ the ``op`` codes and what each message carries::
     18  ACK             taken: u64   (messages taken off the link so far; only with FLAG_ACK)
 
 A pid or ref is ``[node:u32, id:u64, creation:u32]`` with node != 0; a
-*plain term* (SEND_TERMS) is a str, bin, int, float, bool or nil, or a flat
-tuple of at most :data:`MAX_TERM_ITEMS` of them. The full specification is
+*plain term* (SEND_TERMS) is a str, bin, int, float, bool or nil, a flat
+tuple of at most :data:`MAX_TERM_ITEMS` of them, or (with FLAG_TERM_MAPS) a
+flat dict of at most :data:`MAX_TERM_ITEMS` of them under str or bin keys. The full specification is
 ``joerl/node/protocol.py``'s docstring. Here: one ``NamedTuple`` per message
 (:data:`Message` is their union, :class:`Tick` the empty frame), the ``OP_*``
 codes and the bounds both codecs check. No codec, no socket, no gevent:
@@ -62,6 +63,7 @@ __all__ = [
     "SendTerms",
     "SpawnReply",
     "SpawnRequest",
+    "TERM_KEYS",
     "TERM_SCALARS",
     "Tick",
     "U32",
@@ -110,6 +112,8 @@ MAX_MESSAGES_PER_FRAME = 1024
 MAX_TERMS_BYTES = 256 * 1024
 #: The types a plain term (or each item of its tuple) may have: exact types only.
 TERM_SCALARS = frozenset({str, bytes, int, float, bool, type(None)})
+#: The types of a plain term's dict keys (what msgpack's strict map keys allow).
+TERM_KEYS: frozenset[type] = frozenset({str, bytes})
 
 
 class Send(NamedTuple):
@@ -301,6 +305,12 @@ def plain_terms(msgs: tuple[Any, ...]) -> bool:
                 return False
             for item in m:
                 if item.__class__ not in TERM_SCALARS:
+                    return False
+        elif cls is dict:
+            if len(m) > MAX_TERM_ITEMS:
+                return False
+            for k, v in m.items():
+                if k.__class__ not in TERM_KEYS or v.__class__ not in TERM_SCALARS:
                     return False
         elif cls not in TERM_SCALARS:
             return False

@@ -86,13 +86,15 @@ with a field that is not a bin after the route is a bad frame, all of it.
 
 SEND_TERMS is SEND for the commonest messages, *plain terms*: a str, bin,
 int (64-bit), float, bool or nil, or a flat tuple of at most
-:data:`MAX_TERM_ITEMS` of them (``("ping", 7)``). It carries 1 to
+:data:`MAX_TERM_ITEMS` of them (``("ping", 7)``), or, when both sides offer
+:data:`FLAG_TERM_MAPS`, a flat dict of at most :data:`MAX_TERM_ITEMS` of them
+under str or bin keys (``{"ping": 7}``, a msgpack map). It carries 1 to
 :data:`MAX_MESSAGES_PER_FRAME` of them, in order, from one sender to one process:
 each is the value itself in msgpack (a tuple as an array), not a codec payload
 in a bin, so the frame's one decode yields every message, where SEND takes
 two decodes for one (the frame, then the payload). A sender batches a burst of
 plain terms to one process into one frame, as with SEND. Only these types travel this way:
-a frame with any other ``msg`` (a map, a nested array, an ext), or more than
+a frame with any other ``msg`` (a nested array or map, an ext), or more than
 :data:`MAX_TERMS_BYTES` of messages, is a bad frame, all of it. It is sent
 only when both sides offer :data:`FLAG_SEND_TERMS`; anything else takes SEND.
 
@@ -184,6 +186,7 @@ from .hello import (
     FLAG_PUBLISHED,
     FLAG_SEND_TERMS,
     FLAG_SPAWN,
+    FLAG_TERM_MAPS,
     FLAG_UNLINK_ACK,
     HIDDEN_FLAGS,
     MAX_HANDSHAKE_FRAME,
@@ -228,6 +231,7 @@ from .messages import (
     OP_SPAWN_REQUEST,
     OP_UNLINK,
     OP_UNLINK_ACK,
+    TERM_KEYS,
     TERM_SCALARS,
     Ack,
     AliveReply,
@@ -276,6 +280,7 @@ __all__ = [
     "FLAG_PUBLISHED",
     "FLAG_SEND_TERMS",
     "FLAG_SPAWN",
+    "FLAG_TERM_MAPS",
     "FLAG_ACK",
     "FLAG_UNLINK_ACK",
     "Flow",
@@ -338,6 +343,7 @@ __all__ = [
     "SimultaneousConnect",
     "SpawnReply",
     "SpawnRequest",
+    "TERM_KEYS",
     "TERM_SCALARS",
     "TICK_FRAME",
     "Tick",

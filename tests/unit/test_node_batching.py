@@ -30,7 +30,9 @@ P2_ROUTE = bytes.fromhex("00000004 0000000000000005 00000006")
 def batcher(**kw: Any) -> tuple[OutboundBatcher, list[int]]:
     """A batcher over a fresh encoder, and the costs its ``on_item`` saw."""
     items: list[int] = []
-    enc = FrameEncoder(kw.pop("max_frame_size", p.DEFAULT_MAX_FRAME_SIZE), terms=kw.pop("terms", True))
+    enc = FrameEncoder(
+        kw.pop("max_frame_size", p.DEFAULT_MAX_FRAME_SIZE), terms=kw.pop("terms", True), maps=kw.pop("maps", True)
+    )
     return OutboundBatcher(enc, "peer", on_item=items.append), items
 
 
@@ -106,13 +108,75 @@ def test_take_is_decodable_whole_bytewise_and_with_extra_bytes() -> None:
     assert dec.feed(data + data[:5]) == expected and dec.buffered() == 5
 
 
-def test_not_a_plain_term_queues_nothing() -> None:
+NOT_PLAIN = [
+    ("x",) * 33,  # a tuple over MAX_TERM_ITEMS
+    ((1, 2),),  # nested
+    [1, 2],  # a list (arrays are tuples in SEND_TERMS: lists take the codec)
+    {"a": [1]},  # a dict's value must be a scalar
+    {"a": (1,)},
+    {"a": {"b": 1}},
+    {1: "a"},  # a dict's keys must be str or bytes
+    {True: "a"},
+    {("a",): 1},
+    {f"k{i}": i for i in range(33)},  # a dict over MAX_TERM_ITEMS
+    2**64,  # past msgpack's ints
+    "\ud800",  # a lone surrogate
+    Pid(1, 2, 3),
+]
+
+
+@pytest.mark.parametrize("msg", NOT_PLAIN, ids=repr)
+def test_not_a_plain_term_queues_nothing(msg: Any) -> None:
     b, items = batcher()
-    assert b.term(P1, P2, {"a": 1}) is False
-    assert b.term(P1, P2, ("x",) * 33) is False
+    assert b.term(P1, P2, msg) is False
+    assert FrameEncoder().term(msg) is None  # (batcher.term has an inline copy of FrameEncoder.term)
     assert len(b) == 0 and items == [] and b.queued_bytes == 0
+    assert b.term(P1, P2, ("ok", 1)) is True  # the packer was reset after a failed pack
+    assert decode(b.take()[0]) == [p.SendTerms(P1, P2, (("ok", 1),))]
     off, _ = batcher(terms=False)
     assert off.term(P1, P2, 1) is False and len(off) == 0
+
+
+PLAIN = [
+    1, -(2**63), 2**64 - 1, 1.5, True, None, "s", b"b", (), ("ping", 7), ("x",) * 32,
+    {}, {"ping": 7}, {b"k": b"v", "f": 1.5, "n": None, "t": True}, {f"k{i}": i for i in range(32)},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("msg", PLAIN, ids=repr)
+def test_plain_terms_arrive_equal_and_of_the_same_types(msg: Any) -> None:
+    b, _ = batcher()
+    assert b.term(P1, P2, msg) is True
+    assert FrameEncoder().term(msg) == msgpack.packb(msg, use_bin_type=True)
+    (got,) = decode(b.take()[0])
+    assert got == p.SendTerms(P1, P2, (msg,))
+    assert type(got.msgs[0]) is type(msg)
+    if isinstance(msg, dict):
+        assert [(type(k), type(v)) for k, v in got.msgs[0].items()] == [(type(k), type(v)) for k, v in msg.items()]
+        assert list(got.msgs[0]) == list(msg)  # in order
+
+
+def test_a_burst_of_dicts_is_one_send_terms_frame() -> None:
+    b, _ = batcher()
+    assert b.term(P1, P2, {"ping": 1}) is True
+    assert b.term(P1, P2, {"ping": 2, b"k": None}) is True
+    assert b.term(P1, P2, ("ping", 3)) is True  # mixed with tuples and scalars in one frame
+    data, frames = b.take()
+    body = (
+        bytes.fromhex("95 10 c420") + P2_ROUTE + P1_ROUTE
+        + bytes.fromhex("81 a470696e67 01")  # {"ping": 1}
+        + bytes.fromhex("82 a470696e67 02 c4016b c0")  # {"ping": 2, b"k": None}
+        + bytes.fromhex("92 a470696e67 03")  # ("ping", 3)
+    )  # fmt: skip
+    assert data == len(body).to_bytes(4, "big") + body and frames == 1
+    assert decode(data) == [p.SendTerms(P1, P2, ({"ping": 1}, {"ping": 2, b"k": None}, ("ping", 3)))]
+
+
+def test_dicts_take_the_codec_when_the_peer_takes_no_maps() -> None:
+    b, items = batcher(maps=False)
+    assert b.term(P1, P2, {"ping": 1}) is False and len(b) == 0 and items == []
+    assert FrameEncoder(maps=False).term({"ping": 1}) is None
+    assert b.term(P1, P2, ("ping", 1)) is True  # tuples still do
 
 
 def test_queued_bytes_counts_joins_when_the_batch_closes() -> None:

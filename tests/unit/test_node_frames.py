@@ -130,7 +130,9 @@ class _Str(str):
     "msg",
     [
         [1],
-        {"a": 1},
+        {"a": [1]},  # a dict is a plain term when flat (str or bytes keys, scalar values)
+        {"a": {}},
+        {1: "a"},
         (1, [2]),
         ((1,),),
         (1, {}),
@@ -150,6 +152,7 @@ class _Str(str):
 def test_anything_else_is_not_a_plain_term(msg: Any) -> None:
     enc = FrameEncoder()
     assert enc.term(msg) is None
+    assert FrameEncoder(maps=False).term({"a": 1}) is None  # a peer without FLAG_TERM_MAPS: the codec
     assert enc.term(("after", 1)) == msgpack.packb(("after", 1))  # a failed pack leaves no residue
 
 
@@ -226,7 +229,10 @@ BAD_BODIES = [
     (msgpack.packb([1, {"a": 1}, b"x"]), "SEND"),
     (msgpack.packb([1, "route", b"x"]), "route must be a bin"),
     (msgpack.packb([16, P2_ROUTE]), "SEND_TERMS needs 2 fields, got 1"),
-    (msgpack.packb([16, P2_ROUTE, {"a": 1}]), "SEND_TERMS: msg must be a plain term"),
+    (msgpack.packb([16, P2_ROUTE, {"a": [1]}]), "SEND_TERMS: msg must be a plain term"),
+    (msgpack.packb([16, P2_ROUTE, {"a": {"b": 1}}]), "SEND_TERMS: msg must be a plain term"),
+    (msgpack.packb([16, P2_ROUTE, {f"{i}": i for i in range(33)}]), "SEND_TERMS: msg must be a plain term"),
+    (msgpack.packb([16, P2_ROUTE, {1: 2}]), "not msgpack"),  # (msgpack's strict map keys: str or bin)
     (msgpack.packb([16, P2_ROUTE, "ok", [[1]]]), "SEND_TERMS: msg must be a plain term"),
     (msgpack.packb([16, P2_ROUTE, list(range(33))]), "SEND_TERMS: msg must be a plain term"),
     (msgpack.packb([16, P2_ROUTE, msgpack.ExtType(5, b"")]), "SEND_TERMS: msg must be a plain term"),

@@ -42,7 +42,12 @@ def test_the_facade_re_exports_every_message() -> None:
         ((("x",) * (m.MAX_TERM_ITEMS + 1),), False),
         (((("nested",),),), False),
         (([1],), False),
-        (({"a": 1},), False),
+        (({"a": 1, b"b": None}, {}), True),
+        (({f"{i}": i for i in range(m.MAX_TERM_ITEMS)},), True),
+        (({f"{i}": i for i in range(m.MAX_TERM_ITEMS + 1)},), False),
+        (({"a": [1]},), False),
+        (({"a": (1,)},), False),
+        (({1: "a"},), False),
         ((P1,), False),
     ],
 )
