@@ -154,7 +154,7 @@ class ActorSystem(Processes, BudgetedSends, Timers, Serving):
 
     # -- messages --------------------------------------------------------------
 
-    def send(self, dest: Any, msg: Any, *, sender: Pid | None = None) -> None:
+    def send(self, dest: Any, msg: Any, sender: Pid | None = None) -> None:
         """Send ``msg`` to ``dest``: a Pid, a registered name, ``(name, node)`` or an ActorRef.
 
         A message to a dead pid is dropped, as in Erlang. Waits cooperatively
@@ -174,10 +174,12 @@ class ActorSystem(Processes, BudgetedSends, Timers, Serving):
                 # The hot path of the runtime, so _local() and the unbounded case
                 # of Mailbox.put() are written out here. (A subscript is cheaper
                 # than get() for live pids; a send to a dead one is the rare case.)
+                # The rare cases call out: a block this short needs no long
+                # jump, so that CPython specializes each of its steps.
                 try:
                     ctx = self._procs[dest.id]
                 except KeyError:
-                    self.stats.drop(DROP_NOPROC)
+                    self._drop_noproc()
                     return
                 if ctx.pid is dest or ctx.pid == dest:
                     mailbox = ctx._mailbox
@@ -187,10 +189,8 @@ class ActorSystem(Processes, BudgetedSends, Timers, Serving):
                         mailbox._q.append(msg if sender is None and msg.__class__ is not tuple else (msg, sender))
                         if mailbox._reader is not None:
                             mailbox._wake_reader()
-                    elif sender == dest:
-                        mailbox.put_signal((msg, sender))  # never wait on our own mailbox
-                    elif not mailbox.put((msg, sender)):  # its process ended while we waited for room
-                        self.stats.drop(DROP_NOPROC)
+                    else:
+                        self._put_bounded(mailbox, dest, msg, sender)
                 self._budget -= 1
                 if self._budget <= 0:
                     self._budget = self._budget_rule.spent()  # yields to the hub
@@ -215,6 +215,16 @@ class ActorSystem(Processes, BudgetedSends, Timers, Serving):
                 router.route_send_named(sender, target.name, target.node, msg)
             return
         self.send(target, msg, sender=sender)
+
+    def _put_bounded(self, mailbox: Any, dest: Pid, msg: Any, sender: Pid | None) -> None:
+        """``send``'s local case for a bounded mailbox (or one with a ``max_mailbox`` limit)."""
+        if sender == dest:
+            mailbox.put_signal((msg, sender))  # never wait on our own mailbox
+        elif not mailbox.put((msg, sender)):  # its process ended while we waited for room
+            self.stats.drop(DROP_NOPROC)
+
+    def _drop_noproc(self) -> None:
+        self.stats.drop(DROP_NOPROC)
 
     def try_send(self, dest: Any, msg: Any, *, sender: Pid | None = None) -> None:
         """Send without waiting.
