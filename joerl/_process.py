@@ -61,6 +61,31 @@ class _FnActor:
         return f"<fn {getattr(self.fn, '__qualname__', self.fn)!r}>"
 
 
+def _bounded_loop(ctx: ActorContext, handle: Callable[[Any, ActorContext], Any]) -> None:
+    """An Actor's message loop (see ``Processes._run``) on a bounded mailbox: each
+    message taken may let in a writer waiting for room. Never returns."""
+    mailbox = ctx._mailbox
+    q = mailbox._q
+    while True:
+        if q:
+            msg = q.popleft()
+            if msg.__class__ is tuple:  # queueing rule: inline copy of mailbox._pair()
+                msg, ctx.sender = msg
+            else:
+                ctx.sender = None
+            if mailbox._putters:
+                mailbox._release_putter()
+        else:
+            msg, ctx.sender = mailbox.get()
+        if ctx._watched:  # counted, traced, or a Traced may come: joerl._watch
+            if ctx._count_only:
+                ctx._received += 1.0  # (a float: see ActorContext)
+            else:
+                _watch.handle(ctx, msg, handle)
+                continue
+        handle(msg, ctx)
+
+
 class Processes(Signals):
     """Spawning and the life of a process (a part of ActorSystem)."""
 
@@ -204,17 +229,18 @@ class Processes(Signals):
                 handle = body.handle_message
                 mailbox = ctx._mailbox
                 q = mailbox._q
+                if mailbox._maxsize is not None:
+                    _bounded_loop(ctx, handle)
+                wait = mailbox._wait
                 while True:
-                    if q:
-                        msg = q.popleft()
-                        if msg.__class__ is tuple:  # queueing rule: inline copy of mailbox._pair()
-                            msg, ctx.sender = msg
-                        else:
-                            ctx.sender = None
-                        if mailbox._putters:
-                            mailbox._release_putter()
+                    # An unbounded mailbox: no writer ever waits for room in it.
+                    while not q:
+                        wait(None)
+                    msg = q.popleft()
+                    if msg.__class__ is tuple:  # queueing rule: inline copy of mailbox._pair()
+                        msg, ctx.sender = msg
                     else:
-                        msg, ctx.sender = mailbox.get()
+                        ctx.sender = None
                     if ctx._watched:  # counted, traced, or a Traced may come: joerl._watch
                         if ctx._count_only:
                             ctx._received += 1.0  # (a float: see ActorContext)

@@ -154,10 +154,10 @@ class ActorContext:
         Raises:
             ReceiveTimeout: nothing matched in time.
         """
-        mailbox = self._mailbox
         if match is None and timeout is None:
             # The common case, kept short: take the head of the queue here, as
             # the Actor loop does, and go through the mailbox only to park.
+            mailbox = self._mailbox
             q = mailbox._q
             while not q:
                 mailbox._wait(None)
@@ -173,12 +173,16 @@ class ActorContext:
                     return _watch.received(self, msg)
                 self._received += 1.0
             return msg
+        return self._receive(match, timeout)
+
+    def _receive(self, match: Callable[[Any], bool] | type | tuple[type, ...] | None, timeout: float | None) -> Any:
+        """:meth:`receive` with a pattern or a timeout (apart: its closure would cost the common case a cell)."""
         if isinstance(match, (type, tuple)):
             types = match
             match = lambda m: isinstance(m.msg if m.__class__ is Traced else m, types)  # noqa: E731
         elif match is not None:
             match = unwrap_match(match)
-        msg, self.sender = mailbox.receive(match, timeout)
+        msg, self.sender = self._mailbox.receive(match, timeout)
         if self._watched:
             return _watch.received(self, msg)
         return msg

@@ -218,9 +218,15 @@ class Mailbox:
         served): a node's flow control waits for room this way, without a
         greenlet. The hook runs in the hub: it must not block.
 
+        An unbounded mailbox always has room: the hook runs at the hub's next
+        turn (its reader never looks for waiting writers).
+
         Args:
             hook: called with no arguments; it may register itself again.
         """
+        if self._maxsize is None:
+            self._callback(hook)
+            return
         if self._putters is None:
             self._putters = deque()
         self._putters.append(_RoomHook(hook))

@@ -55,6 +55,7 @@ def test_every_inline_copy_is_known() -> None:
         "mailbox.py:deliver",
         "mailbox.py:deliver_all",
         "_process.py:_run",
+        "_process.py:_bounded_loop",
         "actor.py:receive",
     }
 
