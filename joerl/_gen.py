@@ -78,27 +78,45 @@ class Pending:
     starts (the request failed on the spot) keeps its value for that wait.
     A ref resolved twice, or after its wait ended, is ignored: late answers
     are dropped, never queued.
+
+    A ref of this node (``node`` 0: every ref its ``make_ref`` makes, and
+    those are unique by id; or, for a node's table, the same ref as peers
+    name it, ``<node_id.id.creation>``) is kept under its id, an int, whose
+    hash and comparison cost no Python call (Ref's do); any other ref under
+    itself.
+
+    Args:
+        node_id, creation: how peers name this node's refs (a node's table);
+            0 for a table that sees only local refs.
     """
 
-    __slots__ = ("_hub", "_waiters")
+    __slots__ = ("_hub", "_waiters", "_node", "_creation")
 
-    def __init__(self) -> None:
+    def __init__(self, node_id: int = 0, creation: int = 0) -> None:
         self._hub = get_hub()
-        self._waiters: dict[Ref, Waiter] = {}
+        self._waiters: dict[Any, Waiter] = {}  # ref.id (a ref of this node) or ref -> its waiter
+        self._node = node_id or -1  # (never a ref's node)
+        self._creation = creation
 
-    def __contains__(self, ref: object) -> bool:
-        return ref in self._waiters
+    def _key(self, ref: Ref) -> Any:
+        node = ref.node
+        return ref.id if not node or (node == self._node and ref.creation == self._creation) else ref
+
+    def __contains__(self, ref: Any) -> bool:
+        return self._key(ref) in self._waiters
 
     def __len__(self) -> int:
         return len(self._waiters)
 
     def refs(self) -> list[Ref]:
         """The refs waited on now (not yet resolved)."""
-        return list(self._waiters)
+        return [key if key.__class__ is Ref else Ref._unchecked(0, key, 0) for key in self._waiters]
 
     def add(self, ref: Ref) -> Waiter:
         """Open a wait under ``ref``; pass what it returns to :meth:`wait`."""
-        waiter = self._waiters[ref] = Waiter(self._hub)
+        node = ref.node  # (_key, inline: this is every call's path)
+        key = ref.id if not node or (node == self._node and ref.creation == self._creation) else ref
+        waiter = self._waiters[key] = Waiter(self._hub)
         return waiter
 
     def wait(self, waiter: Waiter, ref: Ref, timeout: float | None) -> Any:
@@ -115,7 +133,7 @@ class Pending:
         finally:
             if timer is not None:
                 timer.close()
-            self._waiters.pop(ref, None)
+            self._waiters.pop(self._key(ref), None)
 
     def request(
         self, ref: Ref, timeout: float | None, send: Callable[..., Any], dest: Any, msg: Any, sender: Pid | None
@@ -128,7 +146,8 @@ class Pending:
         hub = self._hub
         waiter = Waiter(hub)
         waiters = self._waiters
-        waiters[ref] = waiter
+        key = ref.id if not ref.node else self._key(ref)
+        waiters[key] = waiter
         timer = None
         try:
             send(dest, msg, sender=sender)
@@ -139,15 +158,17 @@ class Pending:
         finally:
             if timer is not None:
                 timer.close()
-            waiters.pop(ref, None)
+            waiters.pop(key, None)
 
     def discard(self, ref: Ref) -> None:
         """Close the wait under ``ref`` without waking anyone (the waiter gave up)."""
-        self._waiters.pop(ref, None)
+        self._waiters.pop(self._key(ref), None)
 
     def resolve(self, ref: Ref, value: Any) -> bool:
         """Wake the greenlet waiting under ``ref`` with ``value``; False if none waits."""
-        waiter = self._waiters.pop(ref, None)
+        node = ref.node  # (_key, inline)
+        key = ref.id if not node or (node == self._node and ref.creation == self._creation) else ref
+        waiter = self._waiters.pop(key, None)
         if waiter is None:
             return False
         self._hub.loop.run_callback(waiter.switch, value)

@@ -32,6 +32,7 @@ from .messages import (
     OP_ACK,
     OP_ALIVE_REPLY,
     OP_ALIVE_REQUEST,
+    OP_CALL,
     OP_CALL_REPLY,
     OP_DEMONITOR,
     OP_DOWN,
@@ -53,6 +54,7 @@ from .messages import (
     Ack,
     AliveReply,
     AliveRequest,
+    Call,
     CallReply,
     Demonitor,
     Down,
@@ -144,7 +146,7 @@ def _dbool(x: Any, what: str) -> bool:
 _ARITY = {
     OP_SEND: 3, OP_REG_SEND: 4, OP_LINK: 3, OP_UNLINK: 4, OP_UNLINK_ACK: 4, OP_EXIT: 4, OP_EXIT2: 4,
     OP_MONITOR: 4, OP_DEMONITOR: 4, OP_DOWN: 5, OP_SPAWN_REQUEST: 7, OP_SPAWN_REPLY: 4,
-    OP_ALIVE_REQUEST: 3, OP_ALIVE_REPLY: 3, OP_CALL_REPLY: 3, OP_SEND_TERMS: 3, OP_FLOW: 4, OP_ACK: 2,
+    OP_ALIVE_REQUEST: 3, OP_ALIVE_REPLY: 3, OP_CALL_REPLY: 3, OP_SEND_TERMS: 3, OP_FLOW: 4, OP_ACK: 2, OP_CALL: 4,
 }  # fmt: skip
 
 
@@ -211,7 +213,8 @@ class FrameDecoder:
             ),
             OP_ALIVE_REQUEST: lambda t: AliveRequest(_dref(t[1]), self._pid(t[2], "pid")),
             OP_ALIVE_REPLY: lambda t: AliveReply(_dref(t[1]), _dbool(t[2], "alive")),
-            OP_CALL_REPLY: lambda t: CallReply(_dref(t[1]), _dbytes(t[2], "payload")),
+            OP_CALL_REPLY: lambda t: CallReply(_dref(t[1]), _dbytes(t[2], "payload"), len(t) > 3 and t[3] is True),
+            OP_CALL: lambda t: Call(*self._caller_route(t[1]), _dref(t[2]), _dbytes(t[3], "payload")),
             OP_SEND_TERMS: lambda t: SendTerms(*self._route(t[1]), _dterms(t)),
             OP_FLOW: lambda t: Flow(self._pid(t[1], "dest"), _duint(t[2], 2, "kind"), _duint(t[3], U32, "n")),
             OP_ACK: lambda t: Ack(_duint(t[1], U64, "taken")),
@@ -312,7 +315,7 @@ class FrameDecoder:
                         for payload in t[2:]:
                             append(_new_tuple(Send, (sender, to, payload)))
                         continue
-                elif op == OP_CALL_REPLY or op == OP_MONITOR or op == OP_DEMONITOR:
+                elif op == OP_CALL or op == OP_CALL_REPLY or op == OP_MONITOR or op == OP_DEMONITOR:
                     call_msg = self._call_msg(t, op)  # (a remote call's frames)
                     if call_msg is not None:
                         append(call_msg)
@@ -335,13 +338,14 @@ class FrameDecoder:
         return out
 
     def _call_msg(self, t: tuple[Any, ...], op: int) -> Message | None:
-        """MONITOR, DEMONITOR or CALL_REPLY with exact types and known pids in
-        one call; None: the general path decides (and names what is wrong).
+        """CALL, MONITOR, DEMONITOR or CALL_REPLY with exact types and known
+        pids (a known route) in one call; None: the general path decides (and
+        names what is wrong).
 
         Raises:
-            LookupError, TypeError: the same (an unhashable field, say).
+            LookupError, TypeError: the same (an unknown route, an unhashable field).
         """
-        r = t[1] if op == OP_CALL_REPLY else t[3]
+        r = t[2] if op == OP_CALL else t[1] if op == OP_CALL_REPLY else t[3]
         if r.__class__ is not tuple or len(r) != 3:
             return None
         n, i, c = r
@@ -350,9 +354,17 @@ class FrameDecoder:
             and 0 <= c <= U32
         ):  # fmt: skip
             return None  # (as _dref's is_uint checks)
+        if op == OP_CALL:
+            caller, server = self._routes[t[1]]
+            payload = t[3]
+            if caller is None or payload.__class__ is not bytes:
+                return None
+            return _new_tuple(Call, (caller, server, Ref._unchecked(n, i, c), payload))
         if op == OP_CALL_REPLY:
             payload = t[2]
-            return _new_tuple(CallReply, (Ref._unchecked(n, i, c), payload)) if payload.__class__ is bytes else None
+            if payload.__class__ is not bytes:
+                return None
+            return _new_tuple(CallReply, (Ref._unchecked(n, i, c), payload, len(t) > 3 and t[3] is True))
         pids = self._pids  # (a triple found here is a valid pid's: see _pid)
         sender = pids.get(t[1])
         to = t[2]
@@ -431,6 +443,13 @@ class FrameDecoder:
             self._routes.clear()
         self._routes[x] = r
         return r
+
+    def _caller_route(self, x: Any) -> tuple[Pid, Pid]:
+        """A CALL's route -> (sender, to): the sender must be there."""
+        sender, to = self._route(x)
+        if sender is None:
+            raise _Bad("route must name the sender (a bin of 32 bytes: to, sender)")
+        return sender, to
 
     def _route_pid(self, x: bytes, offset: int, what: str) -> Pid:
         node, id_, creation = ROUTE_PID.unpack_from(x, offset)

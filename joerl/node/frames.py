@@ -58,6 +58,7 @@ from .messages import (
     Ack,
     AliveReply,
     AliveRequest,
+    Call,
     CallReply,
     Demonitor,
     Down,
@@ -157,21 +158,9 @@ def _ebool(b: Any, what: str) -> bool:
     return b
 
 
-def _eid(i: Any) -> int:
-    if not is_uint(i, U64):
-        raise _Bad(f"unlink id must be an int in 0..{U64}, got {_describe(i)}")
-    return i
-
-
-def _ecount(i: Any) -> int:
-    if not is_uint(i, U64):
-        raise _Bad(f"ACK taken must be an int in 0..{U64}, got {_describe(i)}")
-    return i
-
-
-def _eflow(i: Any, top: int, what: str) -> int:
+def _euint(i: Any, top: int, what: str) -> int:
     if not is_uint(i, top):
-        raise _Bad(f"FLOW {what} must be an int in 0..{top}, got {_describe(i)}")
+        raise _Bad(f"{what} must be an int in 0..{top}, got {_describe(i)}")
     return i
 
 
@@ -192,10 +181,14 @@ def _monitor_body(op: int) -> Callable[[Any], tuple[Any, ...]]:
 
 
 def _call_reply_body(m: Any) -> tuple[Any, ...]:
-    r, payload = m
+    r, payload, released = m
     if r.__class__ is Ref and r.node and payload.__class__ is bytes:
-        return (OP_CALL_REPLY, (r.node, r.id, r.creation), payload)
-    return (OP_CALL_REPLY, _eref(r), _ebytes(payload, "payload"))
+        if released is True:
+            return (OP_CALL_REPLY, (r.node, r.id, r.creation), payload, True)
+        if released is False:
+            return (OP_CALL_REPLY, (r.node, r.id, r.creation), payload)
+    fields = (OP_CALL_REPLY, _eref(r), _ebytes(payload, "payload"))
+    return fields + (True,) if _ebool(released, "released") else fields
 
 
 # The fields of each message but SEND (FrameEncoder.send builds SEND by hand).
@@ -204,8 +197,8 @@ _BODY: dict[type, Callable[[Any], tuple[Any, ...]]] = {
         OP_REG_SEND, _eopt_pid(m.sender, "sender"), _ename(m.to_name, "to_name"), _ebytes(m.payload, "payload")
     ),
     Link: lambda m: (OP_LINK, _epid(m.sender, "sender"), _epid(m.to, "to")),
-    Unlink: lambda m: (OP_UNLINK, _epid(m.sender, "sender"), _epid(m.to, "to"), _eid(m.id)),
-    UnlinkAck: lambda m: (OP_UNLINK_ACK, _epid(m.sender, "sender"), _epid(m.to, "to"), _eid(m.id)),
+    Unlink: lambda m: (OP_UNLINK, _epid(m.sender, "sender"), _epid(m.to, "to"), _euint(m.id, U64, "unlink id")),
+    UnlinkAck: lambda m: (OP_UNLINK_ACK, _epid(m.sender, "sender"), _epid(m.to, "to"), _euint(m.id, U64, "unlink id")),
     Exit: lambda m: (OP_EXIT, _epid(m.sender, "sender"), _epid(m.to, "to"), _ebytes(m.reason, "reason")),
     Exit2: lambda m: (OP_EXIT2, _eopt_pid(m.sender, "sender"), _epid(m.to, "to"), _ebytes(m.reason, "reason")),
     Monitor: _monitor_body(OP_MONITOR),
@@ -224,8 +217,8 @@ _BODY: dict[type, Callable[[Any], tuple[Any, ...]]] = {
     AliveRequest: lambda m: (OP_ALIVE_REQUEST, _eref(m.ref), _epid(m.pid, "pid")),
     AliveReply: lambda m: (OP_ALIVE_REPLY, _eref(m.ref), _ebool(m.alive, "alive")),
     CallReply: _call_reply_body,
-    Flow: lambda m: (OP_FLOW, _epid(m.dest, "dest"), _eflow(m.kind, 2, "kind"), _eflow(m.n, U32, "n")),
-    Ack: lambda m: (OP_ACK, _ecount(m.taken)),
+    Flow: lambda m: (OP_FLOW, _epid(m.dest, "dest"), _euint(m.kind, 2, "FLOW kind"), _euint(m.n, U32, "FLOW n")),
+    Ack: lambda m: (OP_ACK, _euint(m.taken, U64, "ACK taken")),
 }  # fmt: skip
 
 
@@ -300,6 +293,8 @@ class FrameEncoder:
             return TICK_FRAME
         if cls is Send:
             return self.send(*msg)
+        if cls is Call:
+            return self.call(*msg)
         if cls is SendTerms:
             sender, to, msgs = cast(SendTerms, msg)
             if not msgs or len(msgs) > MAX_MESSAGES_PER_FRAME:
@@ -342,6 +337,20 @@ class FrameEncoder:
                 raise self._too_large(size)
             return self._large(b"".join((b"\x93\x01", route, header, payload)))
         return b"".join((_pack_len32(size), b"\x93\x01", route, header, payload))
+
+    def call(self, sender: Pid, to: Pid, ref: Ref, payload: bytes) -> bytes:
+        """The CALL frame, without building a :class:`Call` first; raises as :meth:`encode`."""
+        if ref.__class__ is not Ref or not ref.node or payload.__class__ is not bytes or sender is None:
+            try:
+                _eref(ref), _ebytes(payload, "payload"), _epid(sender, "sender")
+            except _Bad as exc:
+                raise LocalProtocolError(f"cannot encode Call: {exc}") from None
+        route = self._route if to is self._route_to and sender is self._route_sender else self.route(sender, to)
+        r: bytes = self._pack((ref.node, ref.id, ref.creation))
+        size = 2 + len(route) + len(r) + len(header := _bin_header(len(payload))) + len(payload)
+        if size > self._check_at:  # (the peer's limit, compression)
+            return self._large(b"".join((b"\x94\x13", route, r, header, payload)))
+        return b"".join((_pack_len32(size), b"\x94\x13", route, r, header, payload))  # [CALL (19), ...]
 
     def payload(self, payload: bytes) -> bytes:
         """``payload`` (the codec's bytes) as one of the items of :meth:`send_many`.

@@ -57,6 +57,7 @@ __all__ = [
     "DEFAULT_FLAGS",
     "DEFAULT_TICK_MS",
     "FLAG_ACK",
+    "FLAG_CALL",
     "FLAG_TERM_MAPS",
     "HIDDEN_FLAGS",
     "DIALING",
@@ -106,7 +107,10 @@ FLAG_SEND_TERMS = 0x80  #: SEND_TERMS
 #: the sender reports those unconfirmed when the link goes down (a peer older
 #: than it ignores it: no ACK, nothing reported on that link).
 FLAG_ACK = 0x100
-DEFAULT_FLAGS = 0x1FF
+#: CALL: a remote call's MONITOR and SEND in one frame, its monitor dropped
+#: by the server's node as the reply goes out (CALL_REPLY ``released``).
+FLAG_CALL = 0x200
+DEFAULT_FLAGS = 0x3FF
 #: SEND_TERMS may carry flat dicts (str or bin keys, scalar values) as plain
 #: terms; a peer older than it gets them in SEND frames, through the codec.
 FLAG_TERM_MAPS = 0x400

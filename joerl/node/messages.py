@@ -19,10 +19,11 @@ the ``op`` codes and what each message carries::
     12  SPAWN_REPLY     ref, to: pid, result: pid (spawned) | str (error)
     13  ALIVE_REQUEST   ref, pid
     14  ALIVE_REPLY     ref, alive: bool
-    15  CALL_REPLY      ref, payload: bin
+    15  CALL_REPLY      ref, payload: bin[, released: bool]
     16  SEND_TERMS      route: bin, msg: plain term, msg, ...
     17  FLOW            dest: pid, kind: u8 (0 grant, 1 ack, 2 gone), n: u32   (flow control, ``flow.py``)
     18  ACK             taken: u64   (messages taken off the link so far; only with FLAG_ACK)
+    19  CALL            route: bin, ref, payload: bin   (MONITOR + SEND of a call; only with FLAG_CALL)
 
 A pid or ref is ``[node:u32, id:u64, creation:u32]`` with node != 0; a
 *plain term* (SEND_TERMS) is a str, bin, int, float, bool or nil, a flat
@@ -45,6 +46,7 @@ __all__ = [
     "Ack",
     "AliveReply",
     "AliveRequest",
+    "Call",
     "CallReply",
     "Demonitor",
     "Down",
@@ -102,6 +104,7 @@ OP_CALL_REPLY = 15
 OP_SEND_TERMS = 16
 OP_FLOW = 17
 OP_ACK = 18
+OP_CALL = 19
 
 #: The most items a plain term's tuple may hold (SEND_TERMS); longer ones take SEND.
 MAX_TERM_ITEMS = 32
@@ -239,8 +242,31 @@ class AliveReply(NamedTuple):
 
 
 class CallReply(NamedTuple):
-    """CALL_REPLY: a reply for whoever waits on ``ref`` on the receiving node."""
+    """CALL_REPLY: a reply for whoever waits on ``ref`` on the receiving node.
 
+    ``released``: the reply answers a CALL and the sending node has dropped
+    that call's monitor as the reply went through it, so the caller sends no
+    DEMONITOR (a trailing field: a node that does not know it ignores it).
+    """
+
+    ref: Ref
+    payload: bytes
+    released: bool = False
+
+
+class Call(NamedTuple):
+    """CALL: a GenServer call from ``sender`` to ``to`` in one frame (``FLAG_CALL``).
+
+    Means what ``MONITOR(sender, to, ref)`` then ``SEND`` of ``(CALL,
+    (sender, ref), request)`` mean, ``payload`` being the codec's bytes of
+    ``request`` alone (the receiving node builds the rest). A sender whose
+    id is 0 is plain code: the message is delivered without a sender. The
+    node of ``to`` drops the monitor when it sends the reply itself (a
+    CALL_REPLY with ``released``); else the caller sends DEMONITOR.
+    """
+
+    sender: Pid
+    to: Pid
     ref: Ref
     payload: bytes
 
@@ -281,6 +307,7 @@ Message = (
     | AliveRequest
     | AliveReply
     | CallReply
+    | Call
     | Flow
     | Ack
 )  # fmt: skip
@@ -292,6 +319,7 @@ OP_NAMES = {
     OP_DEMONITOR: "DEMONITOR", OP_DOWN: "DOWN", OP_SPAWN_REQUEST: "SPAWN_REQUEST",
     OP_SPAWN_REPLY: "SPAWN_REPLY", OP_ALIVE_REQUEST: "ALIVE_REQUEST", OP_ALIVE_REPLY: "ALIVE_REPLY",
     OP_CALL_REPLY: "CALL_REPLY", OP_SEND_TERMS: "SEND_TERMS", OP_FLOW: "FLOW", OP_ACK: "ACK",
+    OP_CALL: "CALL",
 }  # fmt: skip
 """Each op code's name, for error messages."""
 

@@ -115,11 +115,25 @@ op    message         fields after op
 12    SPAWN_REPLY     ref, to: pid, result: pid (spawned) | str (error)
 13    ALIVE_REQUEST   ref, pid
 14    ALIVE_REPLY     ref, alive: bool
-15    CALL_REPLY      ref, payload: bin
+15    CALL_REPLY      ref, payload: bin[, released: bool] (see CALL below)
 16    SEND_TERMS      route: bin, msg: plain term, msg, ... (see above)
 17    FLOW            dest: pid, kind: u8, n: u32 (flow control, see below)
 18    ACK             taken: u64 (delivery acknowledgement, see below)
+19    CALL            route: bin, ref, payload: bin (a call, see below)
 ====  ==============  =====================================================
+
+CALL is a GenServer call to a pid in one frame, sent only when both sides
+offer :data:`FLAG_CALL` (else a call is MONITOR then SEND): its route names
+the server (``to``) and the caller (``sender``, always present; id 0 is plain
+code, whose message has no sender), and it means exactly MONITOR(sender, to,
+ref) followed by SEND of ``(CALL, (sender, ref), request)`` to ``to``, where
+``payload`` is the codec's bytes of ``request`` alone. It is a message as
+SEND is (counted by ACK, charged to flow-control credit when ``to`` is
+bounded). When the node of ``to`` sends the CALL_REPLY for ``ref`` itself
+(whichever of its processes replies), it drops the monitor and sets the
+reply's ``released`` field (true): the caller sends no DEMONITOR. A call that
+ended otherwise (timed out, its server's DOWN, a reply from another node)
+still sends DEMONITOR, which also makes the server's node forget the call.
 
 FLOW is credit-based flow control for messages to a *bounded* mailbox
 (``joerl/node/flow.py``); ``dest`` is the bounded process, named as its own
@@ -180,6 +194,7 @@ from .hello import (
     DIALING,
     FLAG_ACK,
     FLAG_ALIVE,
+    FLAG_CALL,
     FLAG_CALL_REPLY,
     FLAG_LINKS,
     FLAG_MONITORS,
@@ -216,6 +231,7 @@ from .messages import (
     OP_ACK,
     OP_ALIVE_REPLY,
     OP_ALIVE_REQUEST,
+    OP_CALL,
     OP_CALL_REPLY,
     OP_DEMONITOR,
     OP_DOWN,
@@ -236,6 +252,7 @@ from .messages import (
     Ack,
     AliveReply,
     AliveRequest,
+    Call,
     CallReply,
     Demonitor,
     Down,
@@ -260,6 +277,7 @@ __all__ = [
     "Ack",
     "AliveReply",
     "AliveRequest",
+    "Call",
     "CHALLENGE_MAX",
     "CHALLENGE_MIN",
     "CallReply",
@@ -274,6 +292,7 @@ __all__ = [
     "Exit",
     "Exit2",
     "FLAG_ALIVE",
+    "FLAG_CALL",
     "FLAG_CALL_REPLY",
     "FLAG_LINKS",
     "FLAG_MONITORS",
@@ -309,6 +328,7 @@ __all__ = [
     "NodeIdentity",
     "OP_ALIVE_REPLY",
     "OP_ALIVE_REQUEST",
+    "OP_CALL",
     "OP_CALL_REPLY",
     "OP_DEMONITOR",
     "OP_DOWN",

@@ -30,13 +30,14 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 import gevent
 from gevent import get_hub, getcurrent
 
-from .._gen import CALL, From, Pending
+from .._gen import From, Pending
 from .._router import Inbound, RemoteName, RemoteTarget, Router
-from ..errors import CallError, CallTimeout, LinkDown, MessageTooLarge, SerializationError
+from ..errors import LinkDown, MessageTooLarge, SerializationError
 from ..message import NOCONNECTION, NOPROC, ExceptionReason
 from ..pid import BOUNDED_MAILBOX, SYSTEM_PID, Pid, Ref
 from ..serialization import Codec, Limits, MessageRegistry
 from . import protocol as P
+from .calls import RemoteCalls
 from .flow import FlowGate, NoFlow
 
 if TYPE_CHECKING:
@@ -104,7 +105,7 @@ class Routing:
         self.peers = peers
         self.stats = stats
         #: Remote calls, is_process_alive round trips and remote spawns waiting for an answer.
-        self.pending = Pending()
+        self.pending = Pending(node_id, creation)
         #: Set by the node once its links exist.
         self.outbox: Outbox = _Unwired()
         #: Called with a peer whose link or dial is lost, after its waits failed (remote spawn's bookkeeping).
@@ -124,11 +125,16 @@ class Routing:
             tuple_types=(From, ExceptionReason),  # plain data: they arrive as tuples
         )
         self._hub = get_hub()
-        self._make_ref = system.make_ref
+        self.make_ref = system.make_ref
         self._by_id = peers.by_id
         self._glob_cache: dict[int, Pid] = {}
         self._unresolved: dict[int, list[Any]] = {}  # node id -> messages waiting for its name
         self.inbound: Inbound = system.attach_router(self if wrap is None else wrap(self))
+        #: Remote calls, both ends (``calls.py``).
+        self.calls = RemoteCalls(self)
+        # The Router's call and route_reply, bound straight to them (no hop per call).
+        self.call = self.calls.call  # type: ignore[method-assign]
+        self.route_reply = self.calls.reply  # type: ignore[method-assign]
 
     @property
     def node_name(self) -> str:
@@ -291,78 +297,11 @@ class Routing:
         self.route(watcher.node, P.Down(self.glob_pid(pid), watcher, ref, self.wire_reason(reason)))
 
     def route_reply(self, from_: From, value: Any) -> None:
-        ref = from_[1]
-        self.route(ref.node, P.CallReply(ref, self.codec.encode(value)))
+        self.calls.reply(from_, value)
 
     def call(self, server: Pid | RemoteName, request: Any, timeout: float | None, caller: Pid | None) -> Any:
-        """A GenServer call to a process of another node.
-
-        The server is monitored for the duration of the call (by name when
-        called as ``(name, node)``), so its death, or the loss of its node,
-        fails the call at once; a late reply is dropped.
-        """
-        peer: Peer | None
-        target: Pid | str
-        if isinstance(server, RemoteName):
-            peer = self.peers.peer(server.node)
-            target = server.name
-            shown: Any = server.name + "@" + server.node
-        else:
-            peer = self.peers.for_id(server.node) if server.node != self.node_id else None
-            target = shown = server
-            if peer is None:
-                raise CallError(server, NOPROC)
-        ref = self._make_ref()
-        gref = self.glob_ref(ref)
-        gcaller = self.glob_pid(caller or SYSTEM_PID)
-        # From crosses as a plain (pid, ref) pair (the codec keeps no
-        # NamedTuple types); the server's node makes it a From again.
-        payload = self.codec.encode((CALL, (gcaller, gref), request))
-        monitor = P.Monitor(gcaller, target, gref)
-        if isinstance(target, str):
-            request_msg: Any = P.RegSend(self.glob_opt(caller), target, payload)
-        else:
-            request_msg = P.Send(self.glob_opt(caller), target, payload)
-        waiter = self.pending.add(ref)
-        peer.calls.add(ref)
-        left = timeout
-        try:
-            conn = peer.conn
-            bounded = isinstance(target, Pid) and bool(target.id & BOUNDED_MAILBOX)
-            if bounded:  # flow control: a bounded server, charged on this link or the next one
-                waited = self.flow.admit(conn, target, timeout)  # type: ignore[arg-type]
-                if waited is None:
-                    raise CallTimeout(shown, timeout)  # type: ignore[arg-type]
-                if timeout is not None:
-                    left = timeout - waited
-            if conn is not None:
-                # Both frames in one write: the server's node wakes up once per call.
-                try:
-                    conn.send_frame(conn.encoder.encode(monitor) + conn.encoder.encode(request_msg))
-                    conn.outbound.handed += 1  # (a message the peer acknowledges: delivery.py)
-                    self.stats.sent += 1
-                except LinkDown:  # the link's loss has failed this call with noconnection
-                    self.stats.dropped_unreachable += 1
-            else:
-                self.outbox.enqueue(peer, monitor)
-                self.outbox.enqueue(peer, request_msg)
-                if bounded:
-                    self.flow.settle_unlinked(peer, target, request_msg)  # type: ignore[arg-type]
-            result = self.pending.wait(waiter, ref, left)
-        finally:
-            self.pending.discard(ref)
-            peer.calls.discard(ref)
-            if peer.conn is not None:
-                try:
-                    peer.conn.send_later(P.Demonitor(gcaller, target, gref))  # (with the next call, if one follows)
-                except LinkDown:
-                    pass
-        if result is None:
-            raise CallTimeout(shown, timeout)  # type: ignore[arg-type]
-        ok, value = result
-        if ok:
-            return value
-        raise CallError(shown, value)
+        """A GenServer call to a process of another node (:meth:`RemoteCalls.call <joerl.node.calls.RemoteCalls.call>`)."""
+        return self.calls.call(server, request, timeout, caller)
 
     def is_alive(self, pid: Pid, timeout: float = 5.0) -> bool:
         """A round trip to ``pid``'s node; False if the node cannot be reached in time."""
@@ -382,7 +321,7 @@ class Routing:
         Returns ``(True, value)``, ``(False, reason)`` (the link or dial was
         lost) or None (no answer within ``timeout``).
         """
-        ref = self._make_ref()
+        ref = self.make_ref()
         waiter = self.pending.add(ref)
         peer.calls.add(ref)
         try:
@@ -473,6 +412,7 @@ class Routing:
         """Every wait that ``peer`` would answer fails with ``noconnection`` (its link or dial is lost)."""
         for ref in list(peer.calls):
             self.pending.resolve(ref, (False, NOCONNECTION))
+        self.calls.forget(peer)
         for hook in self.peer_lost_hooks:
             hook(peer)
 

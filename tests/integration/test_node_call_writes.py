@@ -5,12 +5,15 @@ yields to the hub; order on the link is kept."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from joerl import gen_server
+from joerl.errors import CallError, CallTimeout
+from joerl.node import protocol as p
 from joerl.node.node import DistributedSystem
-from joerl.testing import node_cluster, wait_until
+from joerl.testing import node_cluster, running_epmd, wait_until
 
 
 class Echo(gen_server.GenServer):
@@ -46,3 +49,92 @@ def test_back_to_back_calls_take_one_write_each_and_leave_no_monitor(
     ctx = b.system.context_of(server)
     assert ctx is not None
     wait_until(lambda: not ctx._monitored_by, what="every Demonitor to arrive")
+
+
+# -- CALL frames (FLAG_CALL): the server's node drops the call's monitor as it replies -------------
+
+
+class Forward(gen_server.GenServer):
+    """Hands each call's From to ``helper`` (a process of another node), which replies."""
+
+    def init(self, args: object) -> object:
+        return args
+
+    def handle_call(self, request: object, from_: object, state: object) -> gen_server.NoReply:
+        if request == "crash":
+            raise RuntimeError("boom")
+        if request == "hold":
+            return gen_server.NoReply()
+        self.ctx.send(state, (from_, request))  # type: ignore[arg-type]
+        return gen_server.NoReply()
+
+
+def _served(node: DistributedSystem) -> dict[object, object]:
+    return node._routing.calls.served
+
+
+def test_a_call_answered_by_its_servers_node_leaves_no_monitor_at_once(
+    pair: tuple[DistributedSystem, DistributedSystem],
+) -> None:
+    """The reply drops the monitor on the server's node: none is left the
+    moment a call returns, and the caller sent no DEMONITOR."""
+    a, b = pair
+    server = gen_server.start(b.system, Echo(), None).pid
+    gpid = type(server)(b.node_id, server.id, b.creation)
+    ctx = b.system.context_of(server)
+    assert ctx is not None
+    assert a.system.call(gpid, -1, 5) == -1  # (no link yet: MONITOR, SEND, then DEMONITOR)
+    wait_until(lambda: not ctx._monitored_by, what="the first call's DEMONITOR")
+    for i in range(50):
+        assert a.system.call(gpid, i, 5) == i
+        assert not ctx._monitored_by and not _served(b)
+    conn = a._peers[b.node_name].link
+    assert conn is not None and conn.flags & p.FLAG_CALL
+
+
+def test_a_call_replied_from_a_third_node_or_timed_out_or_crashed_forgets_its_monitor() -> None:
+    """Calls that end otherwise than by their server's node's reply send
+    DEMONITOR: the monitor and the server node's record of the call go."""
+    with node_cluster("a", "b", "c", cookie="calls3", global_names=False) as (a, b, c):
+
+        def helper(hctx: Any) -> None:
+            while True:
+                from_, request = hctx.receive()
+                gen_server.reply(c.system, from_, ("from c", request))
+
+        hpid = c.system.spawn_fn(helper).pid
+        ghelper = type(hpid)(c.node_id, hpid.id, c.creation)
+        server = gen_server.start(b.system, Forward(), ghelper).pid
+        gpid = type(server)(b.node_id, server.id, b.creation)
+        ctx = b.system.context_of(server)
+        assert ctx is not None
+        assert a.connect_to_node(b.node_name) and c.connect_to_node(a.node_name)  # (calls go as CALL frames)
+        assert a.system.call(gpid, 1, 5) == ("from c", 1)
+        wait_until(lambda: not ctx._monitored_by and not _served(b), what="the DEMONITOR of a call replied from c")
+        with pytest.raises(CallTimeout):
+            a.system.call(gpid, "hold", 0.2)
+        wait_until(lambda: not ctx._monitored_by and not _served(b), what="the DEMONITOR of a timed-out call")
+        with pytest.raises(CallError):
+            a.system.call(gpid, "crash", 5)
+        wait_until(lambda: not _served(b), what="the DEMONITOR of a call whose server crashed")
+
+
+def test_calls_to_a_node_without_flag_call_take_monitor_and_send(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A peer that does not offer FLAG_CALL (a joerl before it) gets MONITOR,
+    SEND and DEMONITOR, as before; the calls and their monitors are the same."""
+    with running_epmd() as epmd:
+        opts: dict[str, Any] = {"cookie": "calls-old", "start_epmd": False, "global_names": False}
+        with DistributedSystem("a", "127.0.0.1:0", epmd, **opts) as a:
+            monkeypatch.setattr(p, "DEFAULT_FLAGS", p.DEFAULT_FLAGS & ~p.FLAG_CALL)
+            with DistributedSystem("b", "127.0.0.1:0", epmd, **opts) as b:
+                monkeypatch.undo()
+                server = gen_server.start(b.system, Echo(), None).pid
+                gpid = type(server)(b.node_id, server.id, b.creation)
+                for i in range(20):
+                    assert a.system.call(gpid, i, 5) == i
+                conn = a._peers[b.node_name].link
+                assert conn is not None and not conn.flags & p.FLAG_CALL
+                ctx = b.system.context_of(server)
+                assert ctx is not None
+                wait_until(lambda: not ctx._monitored_by, what="every DEMONITOR to arrive")
+                assert not _served(b)

@@ -56,10 +56,10 @@ def test_a_bad_ack_is_a_bad_frame(body: list[object]) -> None:
 
 def test_flag_ack_is_offered_by_default_and_in_the_hello_bytes() -> None:
     assert p.FLAG_ACK == 0x100
-    assert p.DEFAULT_FLAGS == 0x5FF and p.DEFAULT_FLAGS & p.FLAG_ACK
+    assert p.DEFAULT_FLAGS == 0x7FF and p.DEFAULT_FLAGS & p.FLAG_ACK
     ini, _ = handshake_engines()
     raw = ini.data_to_send()
-    assert bytes.fromhex("a5") + b"flags" + bytes.fromhex("cd 05 ff") in raw
+    assert bytes.fromhex("a5") + b"flags" + bytes.fromhex("cd 07 ff") in raw
     got = next_message(bytearray(raw))
     assert got is not None and p.parse_hello(got[1]).flags & p.FLAG_ACK
 

@@ -58,6 +58,9 @@ ALL_MESSAGES: list[Any] = [
     p.AliveReply(R1, True),
     p.AliveReply(R1, False),
     p.CallReply(R1, b"\xa2ok"),
+    p.CallReply(R1, b"\xa2ok", True),
+    p.Call(P1, P2, R1, b"\x92\xa3get\x01"),
+    p.Call(Pid(1, 0, 3), P2, R1, b""),
     p.Send(Pid(2**32 - 1, 2**64 - 1, 2**32 - 1), Pid(1, 0, 0), b"max"),
     p.SendTerms(P1, P2, (("ping", 1),)),
     p.SendTerms(None, P2, ("text", b"bin", 0, -(2**63), 2**64 - 1, 1.5, True, None, (), ("a",) * 32)),
@@ -360,7 +363,8 @@ messages = st.one_of(
     st.builds(p.SpawnRequest, refs, pids, names, blobs, st.booleans(), st.booleans()),
     st.builds(p.SpawnReply, refs, pids, pids | names),
     st.builds(p.AliveReply, refs, st.booleans()),
-    st.builds(p.CallReply, refs, blobs),
+    st.builds(p.CallReply, refs, blobs, st.booleans()),
+    st.builds(p.Call, pids, pids, refs, blobs),
 )
 
 
@@ -382,6 +386,7 @@ CALL_FRAMES = [
     p.Demonitor(P1, P2, Ref(1, 7, 3)),
 ]
 CALL_FRAMES += [p.CallReply(Ref(4, 9, 6), b"\x01"), p.Monitor(P1, P2, Ref(0xFFFFFFFF, 2**64 - 1, 0xFFFFFFFF))]
+CALL_FRAMES += [p.Call(P1, P2, Ref(1, 10, 3), b"\x01"), p.CallReply(Ref(4, 10, 6), b"\x02", True)]
 
 
 def test_a_calls_frames_decode_alike_with_pids_known_or_not() -> None:
@@ -401,3 +406,36 @@ def test_a_calls_frames_decode_alike_with_pids_known_or_not() -> None:
     assert out == p.Monitor(P1, Pid(7, 7, 7), Ref(1, 2, 3))
     (out,) = dec.feed(_raw_frame(msgpack.packb([8, [1, 2, 3], [0, 7, 7], [1, 2, 3]])))
     assert isinstance(out, FrameError) and "to must be a pid" in str(out)
+
+
+def test_call_byte_vector_and_its_reply() -> None:
+    """CALL: [19, route (to, sender), ref, payload]; a released CALL_REPLY has a
+    trailing true, which a decoder ignores as any trailing field (released False)."""
+    frame = encode_frame(p.Call(P1, P2, R1, b"hi"))
+    body = bytes.fromhex("94 13 c420") + P2_ROUTE + P1_ROUTE + bytes.fromhex("93 01 63 03 c402 6869")
+    assert frame == struct.pack(">I", len(body)) + body
+    assert FrameEncoder().call(P1, P2, R1, b"hi") == frame
+    released = encode_frame(p.CallReply(R1, b"x", True))
+    body = bytes.fromhex("94 0f 93 01 63 03 c401 78 c3")
+    assert released == struct.pack(">I", len(body)) + body
+    dec = FrameDecoder()
+    assert dec.feed(_raw_frame(msgpack.packb([15, [1, 99, 3], b"x", "what"]))) == [p.CallReply(R1, b"x", False)]
+    assert dec.feed(released) == [p.CallReply(R1, b"x", True)]
+
+
+def test_bad_call_frames_are_frame_errors_and_refused_on_encode() -> None:
+    dec = FrameDecoder()
+    assert dec.feed(encode_frame(p.Call(P1, P2, R1, b"x"))) == [p.Call(P1, P2, R1, b"x")]  # (the route known)
+    to_only = b"\xc4\x10" + P2_ROUTE
+    for body, what in (
+        ([19, to_only[2:], [1, 2, 3], b"x"], "sender"),  # a route without the caller
+        ([19, (P2_ROUTE + P1_ROUTE), [0, 2, 3], b"x"], "ref"),
+        ([19, (P2_ROUTE + P1_ROUTE), [1, 2, 3], "x"], "payload must be bin"),
+        ([19, (P2_ROUTE + P1_ROUTE), [1, 2, 3]], "CALL needs 3 fields"),
+    ):
+        (out,) = dec.feed(_raw_frame(msgpack.packb(body)))
+        assert isinstance(out, FrameError) and what in str(out), (body, out)
+    enc = FrameEncoder()
+    for args in ((None, P2, R1, b"x"), (P1, P2, Ref(0, 1, 0), b"x"), (P1, P2, R1, "x"), (Pid(0, 1, 0), P2, R1, b"x")):
+        with pytest.raises(LocalProtocolError):
+            enc.call(*args)  # type: ignore[arg-type]

@@ -14,7 +14,7 @@ R1 = Ref(1, 99, 3)
 
 def test_op_codes_are_the_wire_table() -> None:
     ops = {name: getattr(m, name) for name in dir(m) if name.startswith("OP_") and name != "OP_NAMES"}
-    assert sorted(ops.values()) == list(range(1, 19))  # 17: FLOW (flow control), 18: ACK
+    assert sorted(ops.values()) == list(range(1, 20))  # 17: FLOW (flow control), 18: ACK, 19: CALL
     assert {m.OP_NAMES[code] for code in ops.values()} == {name[3:] for name in ops}
 
 
@@ -24,6 +24,8 @@ def test_defaults_and_fields() -> None:
     assert (req.link, req.monitor) == (False, False)
     assert m.SendTerms(None, P2, (1,))._fields == ("sender", "to", "msgs")
     assert m.Tick() == ()
+    assert m.CallReply(R1, b"x").released is False
+    assert m.Call._fields == ("sender", "to", "ref", "payload")
 
 
 def test_the_facade_re_exports_every_message() -> None:
