@@ -117,16 +117,28 @@ class OutboundBatcher:
         self.idle = False
         self.write_now: Callable[[bytes], None] = self._queue_frame
         self.queued_bytes = 0
-        self.handed = 0
+        self._handed = 0  # handed, but for what joined the open _Terms after its first (see handed)
         self._items: list[bytes | _Batch] = []
         self._max_term = encoder.max_frame_size - _FRAME_OVERHEAD
         self.batch_room = min(MAX_TERMS_BYTES, self._max_term, MAX_MESSAGES_PER_FRAME * (TERM_COST + 1))
         # The _Batch at the end of _items, open to more messages (one of the two, or neither).
         self._terms: _Terms | None = None
         self._sends: _Sends | None = None
-        self._terms_ok = encoder.terms
         self._maps = encoder.maps
         self._pack = encoder._pack
+        if not encoder.terms:
+            self.term = _no_term  # type: ignore[method-assign]
+
+    @property
+    def handed(self) -> int:
+        """Messages queued by :meth:`term` and :meth:`payload` so far (see the class docstring)."""
+        t = self._terms
+        return self._handed + (len(t) - 1 if t is not None else 0)
+
+    @handed.setter
+    def handed(self, value: int) -> None:
+        t = self._terms
+        self._handed = value - (len(t) - 1 if t is not None else 0)
 
     def __len__(self) -> int:
         return len(self._items)
@@ -148,40 +160,46 @@ class OutboundBatcher:
         # (tests/unit/test_node_batching.py checks they agree).
         cls = msg.__class__
         if cls is tuple:
-            if len(msg) > MAX_TERM_ITEMS:
-                return False
-            for item in msg:
-                if item.__class__ not in TERM_SCALARS:
+            n = len(msg)
+            if n == 2:  # the commonest, ("ping", 7): unrolled (a loop costs a tuple iterator)
+                a, b = msg
+                if a.__class__ not in TERM_SCALARS or b.__class__ not in TERM_SCALARS:
                     return False
+            elif n > MAX_TERM_ITEMS:
+                return False
+            else:
+                for item in msg:
+                    if item.__class__ not in TERM_SCALARS:
+                        return False
         elif cls not in TERM_SCALARS:
             if not (cls is dict and self._maps and len(msg) <= MAX_TERM_ITEMS):
                 return False
             for k, v in msg.items():
                 if k.__class__ not in TERM_KEYS or v.__class__ not in TERM_SCALARS:
                     return False
-        if not self._terms_ok:
-            return False
         try:
             body: bytes = self._pack(msg)
         except (OverflowError, UnicodeEncodeError):  # a big int, a lone surrogate: the codec's business
             self.encoder._packer.reset()
             return False
+        batch = self._terms
+        if batch is not None and to is batch.to and sender is batch.sender:
+            room = batch.room - len(body) - TERM_COST
+            if room >= 0:  # (so the body is within MAX_TERMS_BYTES, as batch_room is)
+                # The hot path: a burst to one process. Its bytes are counted by
+                # _close_batch, its messages by handed (len(batch)).
+                batch.append(body)
+                batch.room = room
+                return True
         if len(body) > MAX_TERMS_BYTES:
             return False
-        size = len(body) + TERM_COST
-        batch = self._terms
-        if batch is not None and to is batch.to and sender is batch.sender and batch.room >= size:
-            batch.append(body)  # the hot path: a burst to one process (counted by _close_batch)
-            batch.room -= size
-            self.handed += 1
-            return True
         if self.idle and not self._items and len(body) <= self._max_term:
             # An idle link's latency path: its frame goes to write_now, no batch is opened.
             self.write_now(self.encoder.one_term(sender, to, body))
-            self.handed += 1
+            self._handed += 1
             return True
-        self._open(_Terms, sender, to, body, size)
-        self.handed += 1  # (not when _open raised: the feeder counts that one dropped)
+        self._open(_Terms, sender, to, body, len(body) + TERM_COST)
+        self._handed += 1  # (not when _open raised: the feeder counts that one dropped)
         return True
 
     def payload(self, sender: Pid | None, to: Pid, payload: bytes) -> None:
@@ -197,21 +215,21 @@ class OutboundBatcher:
         size = len(payload) + TERM_COST + 5  # and its bin header
         if self.idle and not self._items:  # an idle link's latency path (see term)
             self.write_now(self.encoder.send(sender, to, payload))
-            self.handed += 1
+            self._handed += 1
             return
         if size > self.batch_room:
             self.frame(self.encoder.send(sender, to, payload))
-            self.handed += 1
+            self._handed += 1
             return
         body = self.encoder.payload(payload)
         batch = self._sends
         if batch is not None and to is batch.to and sender is batch.sender and batch.room >= size:
             batch.append(body)
             batch.room -= size
-            self.handed += 1
+            self._handed += 1
             return
         self._open(_Sends, sender, to, body, size)
-        self.handed += 1
+        self._handed += 1
 
     def frame(self, frame: bytes) -> None:
         """Queue ``frame`` (encoded bytes, or the unsent rest of some) after
@@ -236,6 +254,8 @@ class OutboundBatcher:
 
     def take(self) -> tuple[bytes, int]:
         """The bytes of everything queued, and how many frames they are; the queue empties."""
+        if self._terms is not None:
+            self._handed += len(self._terms) - 1
         items = self._items
         self._items = []
         self.queued_bytes = 0
@@ -249,6 +269,8 @@ class OutboundBatcher:
 
     def clear(self) -> None:
         """Drop everything queued."""
+        if self._terms is not None:
+            self._handed += len(self._terms) - 1
         self._items = []
         self.queued_bytes = 0
         self._terms = self._sends = None
@@ -278,8 +300,15 @@ class OutboundBatcher:
         opened (the hot paths leave that to here) in ``queued_bytes``."""
         batch = self._terms or self._sends
         if batch is not None:
+            if batch is self._terms:
+                self._handed += len(batch) - 1
             self.queued_bytes += batch.start - batch.room
             self._terms = self._sends = None
+
+
+def _no_term(sender: Pid | None, to: Pid, msg: Any) -> bool:
+    """OutboundBatcher.term when the peer takes no SEND_TERMS."""
+    return False
 
 
 def _ignore(cost: int) -> None:

@@ -336,3 +336,24 @@ def test_an_idle_link_gets_a_lone_message_as_its_own_frame_at_once() -> None:
     alone, _ = batcher()
     alone.idle = True  # (the default write_now queues: without a link, nothing writes)
     assert alone.term(P2, P1, ("ping", 3)) and len(alone) == 1 and not alone.idle
+
+
+def test_handed_counts_every_message_queued_joins_included() -> None:
+    b, _ = batcher()
+    for i in range(5):
+        b.term(P1, P2, i)  # one batch: the first opens it, four join
+    assert b.handed == 5
+    b.handed += 1  # (the link counts its REG_SENDs so)
+    assert b.handed == 6
+    b.payload(P1, P2, b"x")  # closes the batch
+    b.term(P1, P3, 1)
+    b.term(P1, P3, 2)
+    assert b.handed == 9
+    b.take()
+    assert b.handed == 9
+    b.term(P1, P2, 1)
+    b.term(P1, P2, 2)
+    b.clear()  # dropped, but handed to the link all the same
+    assert b.handed == 11
+    off, _ = batcher(terms=False)
+    assert off.term(P1, P2, 1) is False and off.handed == 0
