@@ -133,7 +133,9 @@ class Pending:
         finally:
             if timer is not None:
                 timer.close()
-            self._waiters.pop(self._key(ref), None)
+            node = ref.node  # (_key, inline: every call's path)
+            key = ref.id if not node or (node == self._node and ref.creation == self._creation) else ref
+            self._waiters.pop(key, None)
 
     def request(
         self, ref: Ref, timeout: float | None, send: Callable[..., Any], dest: Any, msg: Any, sender: Pid | None

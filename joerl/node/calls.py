@@ -51,6 +51,7 @@ class RemoteCalls:
         self._stats = routing.stats
         self._by_id = routing.peers.by_id
         self._node_id = routing.node_id
+        self._creation = routing.creation
         #: Calls to this node's processes that came as CALL frames and are not
         #: answered yet: their ref, as ``(node, id, creation)`` (a tuple hashes
         #: without a Python call), -> the local pid their monitor is on
@@ -98,8 +99,7 @@ class RemoteCalls:
             conn = peer.conn if peer is not None else None
             if conn is not None and conn.flags & FLAG_CALL and server.node != self._node_id:
                 gcaller = routing.glob_pid(caller or SYSTEM_PID)
-                ref = routing.make_ref()
-                return self._call(peer, conn, server, request, timeout, ref, routing.glob_ref(ref), gcaller)  # type: ignore[arg-type]
+                return self._call(peer, conn, server, request, timeout, routing.make_ref(), gcaller)  # type: ignore[arg-type]
         target: Pid | str
         if isinstance(server, RemoteName):
             peer = routing.peers.peer(server.node)
@@ -115,7 +115,7 @@ class RemoteCalls:
         gcaller = routing.glob_pid(caller or SYSTEM_PID)
         conn = peer.conn
         if conn is not None and conn.flags & FLAG_CALL and target.__class__ is Pid:
-            return self._call(peer, conn, target, request, timeout, ref, gref, gcaller)
+            return self._call(peer, conn, target, request, timeout, ref, gcaller)
         # From crosses as a plain (pid, ref) pair (the codec keeps no
         # NamedTuple types); the server's node makes it a From again.
         payload = self._codec.encode((CALL, (gcaller, gref), request))
@@ -165,8 +165,7 @@ class RemoteCalls:
         raise CallError(shown, value)
 
     def _call(
-        self, peer: Peer, conn: Any, target: Pid, request: Any, timeout: float | None, ref: Ref, gref: Ref,
-        gcaller: Pid,
+        self, peer: Peer, conn: Any, target: Pid, request: Any, timeout: float | None, ref: Ref, gcaller: Pid
     ) -> Any:  # fmt: skip
         """:meth:`call` on a link that takes CALL: the monitor and the request in one frame."""
         payload = self._codec.encode(request)
@@ -183,7 +182,8 @@ class RemoteCalls:
                 if timeout is not None:
                     left = timeout - waited
             try:
-                conn.send_frame(conn.encoder.call(gcaller, target, gref, payload))
+                # (the ref as peers name it, as a triple: no Ref made for the wire)
+                conn.send_frame(conn.encoder.call(gcaller, target, (self._node_id, ref.id, self._creation), payload))
                 conn.outbound.handed += 1  # (a message the peer acknowledges: delivery.py)
                 self._stats.sent += 1
             except LinkDown:  # the link's loss has failed this call with noconnection
@@ -196,7 +196,8 @@ class RemoteCalls:
             # (released: the server's node dropped the monitor as it replied)
             if (result is None or len(result) == 2) and peer.conn is not None:
                 try:
-                    peer.conn.send_later(P.Demonitor(gcaller, target, gref))  # (with the next call, if one follows)
+                    demonitor = P.Demonitor(gcaller, target, self._routing.glob_ref(ref))
+                    peer.conn.send_later(demonitor)  # (with the next call, if one follows)
                 except LinkDown:
                     pass
         if result is None:

@@ -35,6 +35,7 @@ from . import protocol as P
 from .flow_control import FlowControl
 
 if TYPE_CHECKING:
+    from ..mailbox import Mailbox
     from ..system import ActorSystem
     from .connection import Connection
     from .routing import Routing
@@ -74,6 +75,9 @@ class Dispatch:
         self._creation = routing.creation
         self._whereis = system.whereis
         self._is_alive = system.is_process_alive
+        self._context_of = system.context_of
+        self._boxes: dict[int, Mailbox] = {}  # local id -> the open mailbox of that process (see _box)
+        self._servers: dict[int, Pid] = {}  # local id -> the pid object of a process called here (see _on_call)
         self._spawns = spawns
         self._drop = system.stats.drop
         #: Flow control for bounded mailboxes (both ends); installed as the routing's.
@@ -92,7 +96,9 @@ class Dispatch:
             to = msg[1]
             conn.messages_in += len(msg[2])  # (taken off the link: what the ACK counts)
             if to.node == self._node_id and to.creation == self._creation:
-                mailbox = self._mailbox(to.id)
+                mailbox = self._boxes.get(to.id)
+                if mailbox is None or mailbox.closed:
+                    mailbox = self._box(to.id)
                 msgs = msg[2]
                 if mailbox is not None:
                     self._stats.received += len(msgs)
@@ -110,7 +116,9 @@ class Dispatch:
                 to = msg.to
                 conn.messages_in += 1
                 if to.node == self._node_id and to.creation == self._creation:
-                    mailbox = self._mailbox(to.id)
+                    mailbox = self._boxes.get(to.id)
+                    if mailbox is None or mailbox.closed:
+                        mailbox = self._box(to.id)
                     if mailbox is not None:
                         payload = self._codec.decode(msg.payload)
                         if payload.__class__ is tuple and len(payload) == 3 and payload[0] == CALL:
@@ -142,7 +150,9 @@ class Dispatch:
         conn.messages_in += 1  # (a message: what the ACK counts)
         routing = self._routing
         if to.node == self._node_id and to.creation == self._creation:  # (routing.local_target, inline)
-            local: Pid | None = Pid._unchecked(0, to.id, 0)
+            # The server's own pid object (ids are never reused): the runtime's
+            # lookups of it (add_monitor, remove_monitor) then compare by identity.
+            local: Pid | None = self._servers.get(to.id) or self._server(to.id)
         else:
             local = routing.local_target(to)  # (None: counted, logged)
         if local is not None and self._inbound.add_monitor(sender, local, ref):
@@ -152,7 +162,9 @@ class Dispatch:
             if local is None:
                 self._stats.dropped_stale += 1
                 return
-        mailbox = self._mailbox(to.id)
+        mailbox = self._boxes.get(to.id)
+        if mailbox is None or mailbox.closed:
+            mailbox = self._box(to.id)
         if mailbox is None:
             self._dead(conn, to, 1)
             return
@@ -162,6 +174,31 @@ class Dispatch:
             mailbox.deliver(call, sender if sender.id else None)  # (id 0: plain code, no sender)
         else:
             self._arrive(conn, to, mailbox, (call,), sender if sender.id else None)
+
+    def _box(self, local_id: int) -> Mailbox | None:
+        """The mailbox of local process ``local_id`` (``Inbound.mailbox``), kept while open: a
+        message for a process that has one open takes a dict lookup, not a call into the runtime."""
+        mailbox = self._mailbox(local_id)
+        boxes = self._boxes
+        if mailbox is None or mailbox.closed:
+            boxes.pop(local_id, None)
+        else:
+            if len(boxes) >= 4096:
+                boxes.clear()
+            boxes[local_id] = mailbox
+        return mailbox
+
+    def _server(self, local_id: int) -> Pid:
+        """The pid of local process ``local_id``: its own object while it is alive (kept), else a new one."""
+        pid: Pid = Pid._unchecked(0, local_id, 0)
+        ctx = self._context_of(pid)
+        if ctx is None:
+            return pid  # (not alive: the call fails with noproc)
+        if len(self._servers) >= 4096:
+            self._servers.clear()
+        own: Pid = ctx.pid
+        self._servers[local_id] = own
+        return own
 
     def _on_control(self, conn: Connection, msg: Any) -> None:
         """Every control message but ``Send`` and ``SendTerms``."""

@@ -49,6 +49,7 @@ from .messages import (
     OP_SPAWN_REQUEST,
     OP_UNLINK,
     OP_UNLINK_ACK,
+    TERM_SCALARS,
     U32,
     U64,
     Ack,
@@ -304,6 +305,14 @@ class FrameDecoder:
                     sender, to = routes[t[1]]
                     if op == OP_SEND_TERMS:
                         msgs = t[2:]
+                        m = msgs[0] if len(msgs) == 1 else None
+                        if m.__class__ is tuple and len(m) <= MAX_TERM_ITEMS and size <= MAX_TERMS_FRAME:
+                            for item in m:  # (plain_terms of one tuple, inline: a round trip's message)
+                                if item.__class__ not in TERM_SCALARS:
+                                    break
+                            else:
+                                append(_new_tuple(SendTerms, (sender, to, msgs)))
+                                continue
                         if size <= MAX_TERMS_FRAME and msgs and plain_terms(msgs):
                             append(_new_tuple(SendTerms, (sender, to, msgs)))
                             continue

@@ -338,15 +338,17 @@ class FrameEncoder:
             return self._large(b"".join((b"\x93\x01", route, header, payload)))
         return b"".join((_pack_len32(size), b"\x93\x01", route, header, payload))
 
-    def call(self, sender: Pid, to: Pid, ref: Ref, payload: bytes) -> bytes:
-        """The CALL frame, without building a :class:`Call` first; raises as :meth:`encode`."""
-        if ref.__class__ is not Ref or not ref.node or payload.__class__ is not bytes or sender is None:
+    def call(self, sender: Pid, to: Pid, ref: Ref | tuple[int, int, int], payload: bytes) -> bytes:
+        """The CALL frame, without building a :class:`Call` first (``ref`` may be the runtime's
+        ``(node, id, creation)`` of a Ref); raises as :meth:`encode`."""
+        r = ref if ref.__class__ is tuple else (ref.node, ref.id, ref.creation) if ref.__class__ is Ref else ()
+        if not r or not r[0] or payload.__class__ is not bytes or sender is None:
             try:
                 _eref(ref), _ebytes(payload, "payload"), _epid(sender, "sender")
             except _Bad as exc:
                 raise LocalProtocolError(f"cannot encode Call: {exc}") from None
         route = self._route if to is self._route_to and sender is self._route_sender else self.route(sender, to)
-        r: bytes = self._pack((ref.node, ref.id, ref.creation))
+        r = self._pack(r)
         size = 2 + len(route) + len(r) + len(header := _bin_header(len(payload))) + len(payload)
         if size > self._check_at:  # (the peer's limit, compression)
             return self._large(b"".join((b"\x94\x13", route, r, header, payload)))

@@ -415,6 +415,7 @@ def test_call_byte_vector_and_its_reply() -> None:
     body = bytes.fromhex("94 13 c420") + P2_ROUTE + P1_ROUTE + bytes.fromhex("93 01 63 03 c402 6869")
     assert frame == struct.pack(">I", len(body)) + body
     assert FrameEncoder().call(P1, P2, R1, b"hi") == frame
+    assert FrameEncoder().call(P1, P2, (1, 99, 3), b"hi") == frame  # (the runtime's triple of a ref)
     released = encode_frame(p.CallReply(R1, b"x", True))
     body = bytes.fromhex("94 0f 93 01 63 03 c401 78 c3")
     assert released == struct.pack(">I", len(body)) + body
@@ -436,6 +437,9 @@ def test_bad_call_frames_are_frame_errors_and_refused_on_encode() -> None:
         (out,) = dec.feed(_raw_frame(msgpack.packb(body)))
         assert isinstance(out, FrameError) and what in str(out), (body, out)
     enc = FrameEncoder()
-    for args in ((None, P2, R1, b"x"), (P1, P2, Ref(0, 1, 0), b"x"), (P1, P2, R1, "x"), (Pid(0, 1, 0), P2, R1, b"x")):
+    for args in (
+        (None, P2, R1, b"x"), (P1, P2, Ref(0, 1, 0), b"x"), (P1, P2, R1, "x"), (Pid(0, 1, 0), P2, R1, b"x"),
+        (P1, P2, (0, 1, 0), b"x"), (P1, P2, (), b"x"),
+    ):  # fmt: skip
         with pytest.raises(LocalProtocolError):
             enc.call(*args)  # type: ignore[arg-type]
