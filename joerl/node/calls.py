@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from .._gen import CALL, From
 from .._router import RemoteName
 from ..errors import CallError, CallTimeout, LinkDown
-from ..message import NOPROC
+from ..message import NOCONNECTION, NOPROC
 from ..pid import BOUNDED_MAILBOX, SYSTEM_PID, Pid, Ref
 from . import protocol as P
 from .hello import FLAG_CALL
@@ -58,6 +58,10 @@ class RemoteCalls:
         #: (:meth:`reply` drops the monitor; a DEMONITOR, ``dispatch.py``, or
         #: the loss of the caller's link, :meth:`forget`, forgets the call).
         self.served: dict[tuple[int, int, int], Pid] = {}
+        #: This node's CALL calls waiting for an answer, by the node called:
+        #: their refs' ids (ints: no Python hash per call; ``Peer.calls`` holds
+        #: the waits of the other requests). :meth:`forget` fails them.
+        self._waiting: dict[int, set[int]] = {}
 
     def reply(self, from_: From, value: Any) -> None:
         """Send the reply to the call ``from_`` (a ``From`` whose ref is of another node)."""
@@ -84,7 +88,12 @@ class RemoteCalls:
             pass  # (the caller's call fails with noconnection)
 
     def forget(self, peer: Peer) -> None:
-        """``peer``'s link is lost: forget its calls to us (their monitors went with it: ``Inbound.node_down``)."""
+        """``peer``'s link is lost: our CALL calls to it fail with ``noconnection``; its calls
+        to us are forgotten (their monitors went with it: ``Inbound.node_down``)."""
+        waiting = self._waiting.pop(peer.node_id, None)
+        if waiting:
+            for ref_id in list(waiting):
+                self._pending.resolve(Ref._unchecked(0, ref_id, 0), (False, NOCONNECTION))
         served = self.served
         if served:
             for key in [key for key in served if key[0] == peer.node_id]:
@@ -171,7 +180,11 @@ class RemoteCalls:
         payload = self._codec.encode(request)
         pending = self._pending
         waiter = pending.add(ref)
-        peer.calls.add(ref)
+        waiting = self._waiting.get(peer.node_id)
+        if waiting is None:
+            waiting = self._waiting[peer.node_id] = set()
+        ref_id = ref.id
+        waiting.add(ref_id)
         left = timeout
         result = None
         try:
@@ -192,7 +205,7 @@ class RemoteCalls:
         finally:
             if result is None:
                 pending.discard(ref)  # (the wait may not have started)
-            peer.calls.discard(ref)
+            waiting.discard(ref_id)
             # (released: the server's node dropped the monitor as it replied)
             if (result is None or len(result) == 2) and peer.conn is not None:
                 try:

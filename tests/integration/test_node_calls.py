@@ -132,13 +132,16 @@ def test_a_server_that_crashes_mid_call_fails_the_call_at_once(cluster: list[Dis
     assert not isinstance(info.value, CallTimeout)
 
 
+@pytest.mark.parametrize("linked", [False, True], ids=["MONITOR and SEND", "CALL"])
 @pytest.mark.parametrize("side", ["caller's side", "server's side"])
 def test_a_node_lost_mid_call_fails_the_call_at_once_with_noconnection(
-    cluster: list[DistributedSystem], side: str
+    cluster: list[DistributedSystem], side: str, linked: bool
 ) -> None:
     a, b, _ = cluster
     server, pid = start_store(b)
     caller = Probe(a)
+    if linked:  # (a call on a link that is up goes as one CALL frame)
+        assert a.connect_to_node("b")
     g, out = call_in_greenlet(lambda: caller.ctx.call(remote(b, pid), ("hold",), timeout=10))
     assert server.in_call.wait(5)
     (link(a, "b") if side == "caller's side" else link(b, "a")).close("test: node lost")
