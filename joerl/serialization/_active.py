@@ -17,18 +17,17 @@ from ..errors import DecodeError, SerializationError
 from ..pid import Pid, Ref
 from ._codec import Codec
 from ._explain import Refused
-from ._frame import ACTIVE
+from ._frame import active_frame, get_slot, getcurrent
 from ._interface import not_serializable
 from ._registry import MessageRegistry, default_registry
 from ._wire import IDENT
 
-_active = ACTIVE.get
 _plain = threading.local()  # .codecs: registry -> its plain Codec, per thread
 
 
 def active_codec() -> Codec | None:
     """The codec running the current ``serialize()`` or deserializer, if any."""
-    frame = ACTIVE.get()
+    frame = active_frame()
     return None if frame is None else _frame_codec(frame[0])
 
 
@@ -45,7 +44,7 @@ def plain_codec(registry: MessageRegistry) -> Codec:
 
 def current_codec() -> Codec:
     """The active codec, else the default registry's plain codec."""
-    frame = ACTIVE.get()
+    frame = active_frame()
     if frame is None:
         return plain_codec(default_registry())
     runner = frame[0]
@@ -72,9 +71,9 @@ def decode(data: bytes | bytearray | memoryview) -> Any:
 def pid_to_bytes(pid: Pid) -> bytes:
     """The 16-byte form of ``pid`` for hand-written serializers (node u32, id
     u64, creation u32, big-endian), mapped by the active codec's ``encode_pid``."""
-    frame = _active()
-    if frame is not None and pid.__class__ is Pid:  # (the common case inline: one call per pid)
-        codec = frame[0]
+    slot = get_slot()  # (_frame.active_frame, inline: the common case costs one call per pid)
+    if slot is not None and slot.frame is not None and pid.__class__ is Pid and slot.owner is getcurrent():
+        codec = slot.frame[0]
         if codec.__class__ is Codec:
             hit = codec.idents.pid_out.get(id(pid))
             if hit is not None and hit[0] is pid:
@@ -93,9 +92,9 @@ def pid_from_bytes(data: bytes | bytearray | memoryview) -> Pid:
     Raises:
         DecodeError: ``data`` is not 16 bytes.
     """
-    frame = _active()
-    if frame is not None:  # (the common case inline: one call per pid)
-        codec = frame[0]
+    slot = get_slot()  # (_frame.active_frame, inline: the common case costs one call per pid)
+    if slot is not None and slot.frame is not None and slot.owner is getcurrent():
+        codec = slot.frame[0]
         if codec.__class__ is Codec:
             pid = codec.idents.pid_in.get(data) if data.__class__ is bytes else None
             if pid is not None:
@@ -112,7 +111,7 @@ def _ident_to_bytes(value: object, kind: type[Pid] | type[Ref]) -> bytes:
     if value.__class__ is not kind:
         raise not_serializable(type(value), "", f"expected a {kind.__name__}")
     ident: Any = value
-    frame = ACTIVE.get()
+    frame = active_frame()
     if frame is None:
         return IDENT.pack(ident.node, ident.id, ident.creation)
     codec = frame[0]
@@ -131,7 +130,7 @@ def _ident_from_bytes(data: bytes | bytearray | memoryview, kind: Any) -> Any:
         data = bytes(data)
     if len(data) != 16:
         raise DecodeError(f"a {kind.__name__} takes 16 bytes, not {len(data)}")
-    frame = ACTIVE.get()
+    frame = active_frame()
     if frame is None:
         return kind._unchecked(*IDENT.unpack(data))
     codec = frame[0]

@@ -15,32 +15,23 @@ import datetime
 from collections.abc import Callable
 from typing import Any
 
-import msgpack
 from msgpack import ExtType
 
 from ..errors import BrokenMessageType, DecodeError, SerializationError
 from ..pid import Pid, Ref
-from ._budget import Budget, check_payload, check_size, first_budget, payload_budget
+from ._budget import Budget, check_payload
+from ._decoder import Decoder, Encoder
 from ._explain import Refused, explain
-from ._frame import ACTIVE, run_deserializer
+from ._frame import get_slot, getcurrent, new_slot, run_deserializer
 from ._idents import CACHE_MAX, Idents, PidHook, RefHook, make_default
 from ._interface import MAX_TYPE_ID_BYTES, ISerializableMessage, check_type_id, verify_message
-from ._limits import ExtWalk, Limits
+from ._limits import Limits
 from ._registry import MessageRegistry, default_registry
 from ._wire import (
     EXT4_HEADS,
-    EXT_BIGINT,
     EXT_MESSAGE,
-    EXT_PID,
     EXT_RECORD,
-    EXT_REF,
-    EXT_TUPLE,
-    MIN_BIG_MAP,
-    TUPLE_MARK,
     RecordHead,
-    TupleMark,
-    checked_dict,
-    dec_bigint,
     dec_head,
     enc_bigint,
     enc_tuple,
@@ -48,8 +39,38 @@ from ._wire import (
     make_ext,
 )
 
-_unpackb = msgpack.unpackb
-_active = ACTIVE.get
+_setattr = object.__setattr__
+_new = object.__new__
+
+#: Data sizes whose ext 4 header (with the type id) a codec keeps, per message type.
+_HEADS_MAX = 64
+
+
+class _Heads(dict):  # type: ignore[type-arg]
+    """One message type's ext 4 headers, type id included (``Codec.encode``),
+    by the size of its ``serialize()`` bytes; and that type id's ``len u8 | type_id``."""
+
+    __slots__ = ("prefix",)
+
+    def __init__(self, prefix: bytes) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def whole(self, data: bytes) -> bytes:
+        """The message whose ext 4 payload is ``prefix + data`` (caching its header)."""
+        size = len(self.prefix) + len(data)
+        head = (EXT4_HEADS[size] if size < 256 else ext_head(EXT_MESSAGE, size)) + self.prefix
+        if len(self) < _HEADS_MAX:
+            self[len(data)] = head
+        return head + data
+
+
+def _as_bytes(msg: Any, data: Any) -> bytes:
+    """What a ``serialize()`` returned, as bytes (else refused)."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        reason = f"its serialize() returned {type(data).__name__}, not bytes"
+        raise Refused(msg, error=BrokenMessageType(msg.__class__, reason))
+    return bytes(data)
 
 
 class Codec:
@@ -107,7 +128,9 @@ class Codec:
         }
         self._entries = self.registry.entries()
         self._enc_msg = self._enc_message
-        self._msg_classes: set[type] = set()  # the hand-written message classes met
+        # The classes of a whole message with a way of its own: a hand-written message class
+        # met -> True; a @serializable class met -> its to_wire.
+        self._tops: dict[type, Any] = {}
         self._handlers: dict[type, Callable[[Any], Any]] = {
             Pid: self.idents.enc_pid,
             Ref: self.idents.enc_ref,
@@ -115,12 +138,13 @@ class Codec:
             int: self._enc_int,
         }
         self._handlers.update(dict.fromkeys(tuple_types, enc_tuple))
-        self._prefixes: dict[str, bytes] = {}
+        self._prefixes: dict[str, _Heads] = {}  # type id -> its ext 4 headers
+        self._ids_in: dict[bytes, str] = {}  # a type id's UTF-8 -> the type id
         self._heads: dict[bytes, RecordHead] = {}
         self._default = make_default(self._handlers, self.idents, self._classify)
-        self._encoder = _Encoder(self)
-        self._decoder = _Decoder(self)
-        self._frame: tuple[Codec, _Decoder | None] = (self, None)  # ACTIVE's value outside decodes
+        self._encoder = Encoder(self)
+        self._decoder = Decoder(self)
+        self._frame: tuple[Codec, Decoder | None] = (self, None)  # the active frame outside decodes (_frame.py)
 
     # The hooks live in ``idents``; these keep them readable where they were.
     encode_pid = property(lambda self: self.idents.encode_pid, doc="The outgoing Pid hook (or None).")
@@ -136,7 +160,8 @@ class Codec:
         self.idents.clear()
         self._prefixes.clear()
         self._heads.clear()
-        self._msg_classes.clear()
+        self._tops.clear()
+        self._ids_in.clear()
         for cls in [c for c in self._handlers if c not in (Pid, Ref, tuple, int, *self._tuple_types)]:
             del self._handlers[cls]
 
@@ -152,14 +177,42 @@ class Codec:
             SerializationError: anything else (a reference cycle, a hook failed).
         """
         try:
-            if msg.__class__ in self._msg_classes:
-                # One registered message: its ext 4 is the whole message (the bytes Packer makes).
-                body = self._message_body(msg)
-                size = len(body)
-                return (EXT4_HEADS[size] if size < 256 else ext_head(EXT_MESSAGE, size)) + body
+            if msg.__class__ in self._tops:
+                top = self._tops[msg.__class__]
+                if top is not True:  # a @serializable record: its array, without the call to default
+                    return self._pack(top(msg))
+                # One registered message: its ext 4 is the whole message (the bytes Packer makes),
+                # made here as _message_body makes ext 4's payload (inline: a call per message counts).
+                try:
+                    heads = self._prefixes.get(msg.message_type_id)  # type: ignore[attr-defined]
+                except (AttributeError, TypeError):
+                    heads = None
+                if heads is None:  # a type id not met yet, or unusable (_message_body says why)
+                    body = self._message_body(msg)
+                    size = len(body)
+                    return (EXT4_HEADS[size] if size < 256 else ext_head(EXT_MESSAGE, size)) + body
+                slot = get_slot()  # (_frame.run_deserializer, inline: a call per message counts)
+                me = getcurrent()
+                if slot is None or slot.owner is not None and slot.owner is not me:
+                    slot = new_slot()
+                prev, prev_owner = slot.frame, slot.owner
+                slot.frame, slot.owner = self._frame, me
+                try:
+                    data = msg.serialize()  # type: ignore[attr-defined]
+                except SerializationError as exc:
+                    raise Refused(msg, error=exc) from None
+                except Exception as exc:
+                    reason = f"its serialize() raised {exc!r}"
+                    raise Refused(msg, error=BrokenMessageType(msg.__class__, reason)) from exc
+                finally:
+                    slot.frame, slot.owner = prev, prev_owner
+                if data.__class__ is bytes:
+                    head = heads.get(len(data))
+                    return head + data if head is not None else heads.whole(data)
+                return heads.whole(_as_bytes(msg, data))
             enc = self._encoder
             if enc.busy:
-                enc = _Encoder(self)  # re-entered from a serialize(), or a greenlet switched inside one
+                enc = Encoder(self)  # re-entered from a serialize(), or a greenlet switched inside one
             enc.busy = True
             try:
                 return enc.pack(msg)
@@ -175,7 +228,7 @@ class Codec:
         cls = obj.__class__
         spec = cls.__dict__.get("__joerl_record__")
         if spec is not None and spec.cls is cls:
-            self._handlers[cls] = spec.to_wire
+            self._handlers[cls] = self._tops[cls] = spec.to_wire
             return spec.to_wire  # type: ignore[no-any-return]
         if ISerializableMessage.providedBy(obj):
             try:
@@ -184,7 +237,7 @@ class Codec:
                 raise Refused(obj, error=exc) from None
             if ISerializableMessage.implementedBy(cls):
                 self._handlers[cls] = self._enc_msg
-                self._msg_classes.add(cls)
+                self._tops[cls] = True
             return self._enc_msg
         if cls is datetime.datetime:
             raise Refused(obj, "a naive datetime: give it a tzinfo (it arrives in UTC)")
@@ -199,17 +252,32 @@ class Codec:
     def _enc_message(self, msg: Any) -> ExtType:
         return make_ext(EXT_MESSAGE, self._message_body(msg))
 
+    def _pack(self, obj: Any) -> bytes:
+        enc = self._encoder
+        if enc.busy:
+            enc = Encoder(self)
+        enc.busy = True
+        try:
+            return enc.pack(obj)
+        finally:
+            enc.busy = False
+
     def _message_body(self, msg: Any) -> bytes:
         """Ext 4's payload for ``msg``: len u8 | type_id | serialize() bytes."""
         cls = msg.__class__
         try:
             type_id = msg.message_type_id
-            prefix = self._prefixes.get(type_id)
-            if prefix is None:
-                prefix = self._prefix(type_id)
+            heads = self._prefixes.get(type_id)
+            if heads is None:
+                heads = self._new_heads(type_id)
         except (AttributeError, TypeError, ValueError) as exc:
             raise Refused(msg, error=BrokenMessageType(cls, f"its message_type_id is unusable: {exc}")) from None
-        token = ACTIVE.set(self._frame)
+        slot = get_slot()  # (_frame.run_deserializer, inline: a call per message counts)
+        me = getcurrent()
+        if slot is None or slot.owner is not None and slot.owner is not me:
+            slot = new_slot()
+        prev, prev_owner = slot.frame, slot.owner
+        slot.frame, slot.owner = self._frame, me
         try:
             data = msg.serialize()
         except SerializationError as exc:
@@ -217,21 +285,16 @@ class Codec:
         except Exception as exc:
             raise Refused(msg, error=BrokenMessageType(cls, f"its serialize() raised {exc!r}")) from exc
         finally:
-            ACTIVE.reset(token)
-        if data.__class__ is not bytes:
-            if not isinstance(data, (bytes, bytearray, memoryview)):
-                reason = f"its serialize() returned {type(data).__name__}, not bytes"
-                raise Refused(msg, error=BrokenMessageType(cls, reason))
-            data = bytes(data)
-        return prefix + data
+            slot.frame, slot.owner = prev, prev_owner
+        return heads.prefix + (data if data.__class__ is bytes else _as_bytes(msg, data))
 
-    def _prefix(self, type_id: str) -> bytes:
+    def _new_heads(self, type_id: str) -> _Heads:
         raw = check_type_id(type_id).encode("utf-8")
-        prefix = bytes((len(raw),)) + raw
+        heads = _Heads(bytes((len(raw),)) + raw)
         if len(self._prefixes) >= CACHE_MAX:
             self._prefixes.clear()
-        self._prefixes[type_id] = prefix
-        return prefix
+        self._prefixes[type_id] = heads
+        return heads
 
     # -- decoding ------------------------------------------------------------
 
@@ -243,39 +306,76 @@ class Codec:
                 a deserializer rejected its payload.
             UnknownMessageType: a message type id not registered here.
         """
-        frame = _active()
-        if frame is not None and frame[1] is not None:  # a deserializer's decode: a payload decoded again
-            return self._decode_payload(data, frame[1].payload_budget())
+        slot = get_slot()  # (_frame.active_frame, inline)
+        if slot is not None and slot.frame is not None and slot.frame[1] is not None and slot.owner is getcurrent():
+            # A deserializer's decode: a payload decoded again.
+            return self._decode_payload(data, slot.frame[1].payload_budget())
         dec = self._decoder
         if dec.busy:
-            dec = _Decoder(self)  # re-entered from a hook, or a greenlet switched inside a deserializer
-        if data and data[0] == 0xC7 and data.__class__ is bytes and len(data) <= self._one_ext_max:
-            # One registered message, as encode() writes it (ext 8): read here, without msgpack.
-            if len(data) > 3 and data[2] == EXT_MESSAGE and data[1] + 3 == len(data):
-                return dec.one_message(data, 3)
+            dec = Decoder(self)  # re-entered from a hook, or a greenlet switched inside a deserializer
+        if data and data[0] >= 0x92 and data.__class__ is bytes:  # (a dict, 0x8N, goes straight to run)
+            if data[0] == 0xC7 and 3 < len(data) <= self._one_ext_max:
+                # One registered message, as encode() writes it (ext 8): read here, without msgpack.
+                if data[2] == EXT_MESSAGE and data[1] + 3 == len(data):
+                    dec.busy = True  # (Decoder.run's bookkeeping, for one ext 4)
+                    dec.data = data
+                    dec.count = 1
+                    try:
+                        return self._dec_message(data, 3, dec)
+                    except SerializationError:
+                        raise
+                    except Exception as exc:
+                        raise DecodeError(f"malformed message: {exc or type(exc).__name__}") from exc
+                    finally:
+                        dec.busy = False
+                        dec.data = b""
+                        dec.count = 0
+                        if dec.walk is not None:  # it decoded a payload again
+                            dec.forget_walk()
+            elif data[0] == 0x92 and 4 < len(data) <= self._check_above and data[1] == 0xC7:
+                # A small @serializable record [ext6 head (ext 8), {fields}] whose head was met
+                # before: its fields are decoded alone (the head and the array need no hook).
+                end = data[2] + 4
+                head = self._heads.get(data[4:end]) if data[3] == EXT_RECORD else None
+                if head is not None:
+                    fields = dec.run(data[end:])
+                    if fields.__class__ is not dict:
+                        raise DecodeError(f"record {head.type_id!r} is not [head, {{fields}}]")
+                    return self._build_record(head, fields)
         return dec.run(data)
 
     def _decode_payload(self, data: bytes | bytearray | memoryview, budget: Budget) -> Any:
         """Decode a registered message's payload inside the decode that met
         the message, within what that decode leaves it (see ``Limits``)."""
-        raw = data if data.__class__ is bytes else _Decoder.as_bytes(data)
+        raw = data if data.__class__ is bytes else Decoder.as_bytes(data)
         check_payload(raw, budget, self.limits)
-        dec = _Decoder(self)
+        dec = Decoder(self)
         dec.budget = budget
         return dec.run(raw)
 
-    def _dec_message(self, data: bytes, start: int, decoder: _Decoder) -> Any:
+    def _dec_message(self, data: bytes, start: int, decoder: Decoder) -> Any:
         """The registered message in the ext 4 payload ``data[start:]``."""
         size = data[start] if len(data) > start else 0  # len u8 | type_id | payload (see _wire.py)
         end = start + 1 + size
         if not size or len(data) < end:
             raise DecodeError("a message payload with a missing or truncated type id")
-        try:
-            type_id = data[start + 1 : end].decode("utf-8")
-        except UnicodeDecodeError:
-            raise DecodeError("a message type id that is not UTF-8") from None
+        raw = data[start + 1 : end]
+        type_id = self._ids_in.get(raw)
+        if type_id is None:
+            try:
+                type_id = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise DecodeError("a message type id that is not UTF-8") from None
+            if len(self._ids_in) >= CACHE_MAX:
+                self._ids_in.clear()
+            self._ids_in[raw] = type_id
         entry = self._entries.get(type_id) or self.registry.lookup(type_id)
-        token = ACTIVE.set(decoder.frame)  # (run_deserializer, inline: a call per message counts)
+        slot = get_slot()  # (_frame.run_deserializer, inline: a call per message counts)
+        me = getcurrent()
+        if slot is None or slot.owner is not None and slot.owner is not me:
+            slot = new_slot()
+        prev, prev_owner = slot.frame, slot.owner
+        slot.frame, slot.owner = decoder.frame, me
         try:
             return entry.deserializer(data[end:])
         except SerializationError:
@@ -283,10 +383,10 @@ class Codec:
         except Exception as exc:
             raise DecodeError(f"the deserializer of {type_id!r} rejected its payload: {exc!r}") from exc
         finally:
-            ACTIVE.reset(token)
+            slot.frame, slot.owner = prev, prev_owner
 
     def call_deserializer(
-        self, type_id: str, deserializer: Callable[[bytes], Any], data: bytes, decoder: _Decoder | None = None
+        self, type_id: str, deserializer: Callable[[bytes], Any], data: bytes, decoder: Decoder | None = None
     ) -> Any:
         """Run a registered deserializer with this codec active (so that
         ``pid_from_bytes`` and ``decode`` inside it use this codec); from
@@ -304,6 +404,9 @@ class Codec:
     def _dec_record(self, head: RecordHead, items: list[Any]) -> Any:
         if len(items) != 2 or items[1].__class__ is not dict:
             raise DecodeError(f"record {head.type_id!r} is not [head, {{fields}}]")
+        return self._build_record(head, items[1])
+
+    def _build_record(self, head: RecordHead, fields: dict[Any, Any]) -> Any:
         entry = self._entries.get(head.type_id) or self.registry.lookup(head.type_id)
         spec = entry.record
         if spec is None:
@@ -311,177 +414,16 @@ class Codec:
                 f"{head.type_id!r} arrived as a @serializable record, but is registered here with a bytes deserializer"
             )
         if head.version == spec.version:
+            if spec.plain and fields.keys() == spec.names:
+                # Every field, and __init__ would only store them: built as copy and pickle build (RecordSpec).
+                obj = _new(spec.cls)
+                _setattr(obj, "__dict__", fields)
+                return obj
             try:
-                return spec.cls(**items[1])
+                return spec.cls(**fields)
             except Exception as exc:
-                err = spec.build_error(head.version, items[1], exc)
+                err = spec.build_error(head.version, fields, exc)
                 if err is exc:
                     raise
                 raise err from exc
-        return spec.from_fields(head.version, items[1])
-
-
-class _Encoder:
-    """A Packer and whether it is in use (a busy one is never re-entered)."""
-
-    __slots__ = ("pack", "busy")
-
-    def __init__(self, codec: Codec) -> None:
-        packer = msgpack.Packer(
-            default=codec._default, strict_types=True, use_bin_type=True, datetime=True, autoreset=True
-        )
-        self.pack: Callable[[Any], bytes] = packer.pack
-        self.busy = False
-
-
-class _Decoder:
-    """The hooks of one decode, its count of unconsumed ext 3/6 markers, and
-    what a registered message's payload decoded inside it may still use.
-
-    ``budget`` is None for an outermost decode (until a payload is decoded
-    again), else the ``Budget`` given to a payload's (fresh) decoder by
-    ``Codec._decode_payload``; ``count`` counts the ext 4s met; ``walk``
-    finds where they sit in ``data``, once a payload is decoded again (most
-    deserializers read bytes: no walk); ``payloads`` counts those decodes.
-    """
-
-    __slots__ = (
-        "codec", "idents", "pid_in", "ref_in", "busy", "pending", "ext_hook", "list_hook", "data", "budget",
-        "count", "walk", "payloads", "frame",
-    )  # fmt: skip
-
-    def __init__(self, codec: Codec) -> None:
-        self.codec = codec
-        self.idents = idents = codec.idents
-        self.pid_in = idents.pid_in
-        self.ref_in = idents.ref_in
-        self.busy = False
-        self.pending = 0
-        self.ext_hook = self._ext_hook
-        self.list_hook = self._list_hook
-        self.data = b""
-        self.budget: Budget | None = None
-        self.count = 0
-        self.walk: ExtWalk | None = None
-        self.payloads = 0
-        self.frame: tuple[Codec, _Decoder | None] = (codec, self)  # ACTIVE's value in its deserializers
-
-    @staticmethod
-    def as_bytes(data: Any) -> bytes:
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError(f"decode() takes bytes, not {type(data).__name__}")
-        return bytes(data)
-
-    def run(self, data: bytes | bytearray | memoryview) -> Any:
-        codec = self.codec
-        if data.__class__ is not bytes:
-            data = self.as_bytes(data)
-        size = len(data)
-        if size > codec._check_above:
-            check_size(data, codec.limits)  # (a payload decoded again was checked against its budget too)
-        self.data = data
-        # A map of more than 15 pairs (map16/map32 header: 0xde, 0xdf) is built by
-        # checked_dict, which refuses keys with colliding hashes (hash flooding).
-        flood_check = size >= MIN_BIG_MAP and (0xDE in data or 0xDF in data)  # int: a memchr
-        self.busy = True
-        self.pending = 0
-        try:
-            if size <= codec._small and not flood_check:
-                obj = _unpackb(
-                    data, ext_hook=self.ext_hook, list_hook=self.list_hook, strict_map_key=False, timestamp=3
-                )
-            else:
-                obj = _unpackb(
-                    data,
-                    ext_hook=self.ext_hook,
-                    list_hook=self.list_hook,
-                    strict_map_key=False,
-                    timestamp=3,
-                    object_pairs_hook=checked_dict if flood_check else None,
-                    **(codec._big_limits if size > codec._small else {}),
-                )
-        except SerializationError:
-            raise
-        except Exception as exc:
-            raise DecodeError(f"malformed message: {exc or type(exc).__name__}") from exc
-        finally:
-            self.busy = False
-            self.data = b""
-            if self.count:  # it met a registered message
-                self.count = 0
-                if self.walk is not None:  # and decoded a payload again
-                    self.walk = None
-                    self.payloads = 0
-                    self.budget = None  # (only a payload's decoder is given one; it is not reused)
-        if self.pending:
-            raise DecodeError("a tuple or record marker outside the head of an array")
-        return obj
-
-    def one_message(self, data: bytes, start: int) -> Any:
-        """``run`` for a message that is one ext 4 whose payload is ``data[start:]``
-        (checked by the caller: no size or depth limit applies to it)."""
-        self.busy = True
-        self.data = data
-        self.count = 1
-        try:
-            return self.codec._dec_message(data, start, self)
-        except SerializationError:
-            raise
-        except Exception as exc:
-            raise DecodeError(f"malformed message: {exc or type(exc).__name__}") from exc
-        finally:
-            self.busy = False
-            self.data = b""
-            self.count = 0
-            if self.walk is not None:
-                self.walk = None
-                self.payloads = 0
-                self.budget = None
-
-    def _ext_hook(self, code: int, data: bytes) -> Any:
-        if code == EXT_PID:
-            pid = self.pid_in.get(data)
-            return pid if pid is not None else self.idents.new_pid(data)
-        if code == EXT_TUPLE:
-            if data:
-                raise DecodeError("a tuple marker with a payload")
-            self.pending += 1
-            return TUPLE_MARK
-        if code == EXT_RECORD:
-            codec = self.codec
-            head = codec._heads.get(data) or codec._dec_head(data)
-            self.pending += 1
-            return head
-        if code == EXT_MESSAGE:
-            self.count += 1  # payload_budget() tells which one is being deserialized
-            return self.codec._dec_message(data, 0, self)
-        if code == EXT_REF:
-            ref = self.ref_in.get(data)
-            return ref if ref is not None else self.idents.new_ref(data)
-        if code == EXT_BIGINT:
-            return dec_bigint(data, self.codec.limits.max_int_bytes)
-        raise DecodeError(f"unknown ext type {code}")
-
-    def payload_budget(self) -> Budget:
-        """What the payload of the registered message being deserialized (the
-        last ext 4 met) may use when decoded again (see ``_budget.payload_budget``)."""
-        budget = self.budget
-        if budget is None:
-            budget = self.budget = first_budget(self.codec.limits)
-        walk = self.walk
-        if walk is None:
-            walk = self.walk = ExtWalk(self.data, EXT_MESSAGE)
-        self.payloads += 1
-        return payload_budget(budget, walk, len(self.data), self.count - 1, self.payloads)
-
-    def _list_hook(self, items: list[Any]) -> Any:
-        if items:
-            head = items[0]
-            cls = head.__class__
-            if cls is TupleMark:
-                self.pending -= 1
-                return tuple(items[1:])
-            if cls is RecordHead:
-                self.pending -= 1
-                return self.codec._dec_record(head, items)
-        return items
+        return spec.from_fields(head.version, fields)

@@ -11,6 +11,7 @@ function before the class is called with them.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import keyword
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -36,7 +37,7 @@ _RESERVED = frozenset({"message_type_id", "message_version", "serialize"})
 class RecordSpec:
     """How one ``@serializable`` class is encoded and rebuilt."""
 
-    __slots__ = ("cls", "type_id", "version", "fields", "upgrade", "head", "to_wire")
+    __slots__ = ("cls", "type_id", "version", "fields", "upgrade", "head", "to_wire", "names", "plain")
 
     def __init__(self, cls: type, type_id: str, version: int, fields: tuple[str, ...], upgrade: Upgrade | None) -> None:
         self.cls = cls
@@ -46,6 +47,10 @@ class RecordSpec:
         self.upgrade = upgrade
         self.head = make_ext(EXT_RECORD, RECORD_VERSION.pack(version) + type_id.encode("utf-8"))
         self.to_wire = _make_to_wire(self.head, fields)
+        self.names = frozenset(fields)
+        #: Whether an instance given every field may be built without ``__init__``
+        #: (``object.__new__`` and its ``__dict__``), as ``copy`` and ``pickle`` build one.
+        self.plain = _init_only_stores(cls, fields)
 
     def __repr__(self) -> str:
         return f"<RecordSpec {self.type_id!r} v{self.version} {self.cls.__qualname__}>"
@@ -94,6 +99,36 @@ class RecordSpec:
         if obj.__class__ is not self.cls:
             raise DecodeError(f"bytes registered as {self.type_id!r} decoded to a {type(obj).__name__}")
         return obj
+
+
+def _init_only_stores(cls: type, names: tuple[str, ...]) -> bool:
+    """True when ``cls(**fields)`` given every field only stores them in the
+    instance ``__dict__``: its ``__init__`` is the one ``@dataclass`` wrote and
+    takes exactly the fields (no ``InitVar``, no ``init=False`` field), there is
+    no ``__post_init__``, ``__new__`` or ``__setattr__`` of the class's own
+    (a frozen dataclass's is allowed: it refuses stores after ``__init__``), no
+    ``__slots__`` anywhere, and no field is a descriptor on the class."""
+    init: Any = cls.__dict__.get("__init__")
+    code = getattr(init, "__code__", None)
+    params: Any = getattr(cls, "__dataclass_params__", None)
+    if code is None or code.co_filename != "<string>" or not getattr(params, "init", False):
+        return False  # not the generated __init__ (dataclasses compiles it from a string)
+    try:
+        args = tuple(inspect.signature(init).parameters)[1:]
+    except (TypeError, ValueError):
+        return False
+    if args != names or len(dataclasses.fields(cls)) != len(names) or hasattr(cls, "__post_init__"):
+        return False
+    new: Any = cls.__new__
+    if new is not object.__new__ or any("__slots__" in vars(k) for k in cls.__mro__[:-1]):
+        return False
+    setattr_: Any = cls.__setattr__
+    if (
+        setattr_ is not object.__setattr__
+        and getattr(getattr(setattr_, "__code__", None), "co_filename", "") != "<string>"
+    ):
+        return False
+    return not any(hasattr(type(inspect.getattr_static(cls, n, None)), "__set__") for n in names)
 
 
 def _make_to_wire(head: Any, names: tuple[str, ...]) -> Callable[[Any], list[Any]]:
