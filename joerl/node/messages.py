@@ -329,11 +329,17 @@ def plain_terms(msgs: tuple[Any, ...]) -> bool:
     for m in msgs:
         cls = m.__class__
         if cls is tuple:
-            if len(m) > MAX_TERM_ITEMS:
-                return False
-            for item in m:
-                if item.__class__ not in TERM_SCALARS:
+            n = len(m)
+            if n == 2:  # the commonest, ("ping", 7): unrolled (a loop costs a tuple iterator)
+                a, b = m
+                if a.__class__ not in TERM_SCALARS or b.__class__ not in TERM_SCALARS:
                     return False
+            elif n > MAX_TERM_ITEMS:
+                return False
+            else:
+                for item in m:
+                    if item.__class__ not in TERM_SCALARS:
+                        return False
         elif cls is dict:
             if len(m) > MAX_TERM_ITEMS:
                 return False

@@ -43,6 +43,9 @@ def test_the_facade_re_exports_every_message() -> None:
         ((("x",) * m.MAX_TERM_ITEMS,), True),
         ((("x",) * (m.MAX_TERM_ITEMS + 1),), False),
         (((("nested",),),), False),
+        ((("a", [1]),), False),  # (a pair's items are checked unrolled)
+        ((([1], "a"),), False),
+        ((("a", None), (b"b", 1.5)), True),
         (([1],), False),
         (({"a": 1, b"b": None}, {}), True),
         (({f"{i}": i for i in range(m.MAX_TERM_ITEMS)},), True),
