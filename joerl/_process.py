@@ -22,7 +22,7 @@ from . import _watch
 from ._crash import crash_report
 from ._signals import ExitSignal, Signals, add_link
 from ._stats import DROP_EXITED, DROP_TIMER_CANCELLED, RuntimeStats
-from .actor import DEAD, EXITING, RUNNING, Actor, ActorContext, ActorRef, StopActor
+from .actor import DEAD, EXITING, RUNNING, Actor, ActorContext, ActorRef, StopActor, context_class
 from .errors import SystemShutdown
 from .mailbox import LimitedMailbox, Mailbox
 from .message import KILLED, NORMAL, SHUTDOWN, format_reason, is_normal
@@ -171,7 +171,7 @@ class Processes(Signals):
             mailbox = Mailbox(mailbox_size)
         else:
             mailbox = LimitedMailbox(mailbox_size, limit, lambda: self._overflow(pid, limit))
-        ctx = ActorContext(self._as_system(), pid, mailbox, parent)
+        ctx = context_class(mailbox)(self._as_system(), pid, mailbox, parent)
         ctx._actor = body
         ctx._supervisor = bool(getattr(body, "_joerl_supervisor", False))
         self._procs[pid.id] = ctx

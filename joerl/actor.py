@@ -166,8 +166,7 @@ class ActorContext:
                 msg, self.sender = msg
             else:
                 self.sender = None
-            if mailbox._putters:
-                mailbox._release_putter()  # a slot is free: let a blocked writer in
+            # (Unbounded: no writer ever waits for room. See _BoundedContext.)
             if self._watched:  # counted, traced, or a Traced may come
                 if not self._count_only:
                     return _watch.received(self, msg)
@@ -333,6 +332,45 @@ class ActorContext:
     def mailbox_len(self) -> int:
         """How many messages wait in this process's mailbox."""
         return len(self._mailbox)
+
+
+class _BoundedContext(ActorContext):
+    """The context of a process whose mailbox has a bound (or a ``max_mailbox``
+    limit): taking a message may let in a writer that waits for room.
+
+    Only such processes get this class, so that :meth:`ActorContext.receive`
+    pays nothing for the bound.
+    """
+
+    __slots__ = ()
+
+    def receive(
+        self, match: Callable[[Any], bool] | type | tuple[type, ...] | None = None, timeout: float | None = None
+    ) -> Any:
+        """As :meth:`ActorContext.receive`."""
+        if match is None and timeout is None:
+            mailbox = self._mailbox
+            q = mailbox._q
+            while not q:
+                mailbox._wait(None)
+            msg = q.popleft()
+            if msg.__class__ is tuple:  # queueing rule: inline copy of mailbox._pair()
+                msg, self.sender = msg
+            else:
+                self.sender = None
+            if mailbox._putters:
+                mailbox._release_putter()  # a slot is free: let a blocked writer in
+            if self._watched:  # counted, traced, or a Traced may come
+                if not self._count_only:
+                    return _watch.received(self, msg)
+                self._received += 1.0
+            return msg
+        return self._receive(match, timeout)
+
+
+def context_class(mailbox: Any) -> type[ActorContext]:
+    """The class of the context of a process with ``mailbox``."""
+    return ActorContext if mailbox._maxsize is None else _BoundedContext
 
 
 class ActorRef:

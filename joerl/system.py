@@ -62,6 +62,22 @@ log = logging.getLogger("joerl.actor")
 _tuple_new = tuple.__new__
 
 
+# ActorSystem.send's rare local cases, out of its hot block (see there).
+
+
+def _put_bounded(system: ActorSystem, mailbox: Any, dest: Pid, msg: Any, sender: Pid | None) -> None:
+    """A send to a bounded mailbox (or one with a ``max_mailbox`` limit)."""
+    if sender == dest:
+        mailbox.put_signal((msg, sender))  # never wait on our own mailbox
+    elif not mailbox.put((msg, sender)):  # its process ended while we waited for room
+        system.stats.drop(DROP_NOPROC)
+
+
+def _noproc(system: ActorSystem) -> None:
+    """A send to a dead local pid."""
+    system.stats.drop(DROP_NOPROC)
+
+
 class ActorSystem(Processes, BudgetedSends, Timers, Serving):
     """A local actor runtime. Use as a context manager, or call :meth:`shutdown`.
 
@@ -174,12 +190,13 @@ class ActorSystem(Processes, BudgetedSends, Timers, Serving):
                 # The hot path of the runtime, so _local() and the unbounded case
                 # of Mailbox.put() are written out here. (A subscript is cheaper
                 # than get() for live pids; a send to a dead one is the rare case.)
-                # The rare cases call out: a block this short needs no long
-                # jump, so that CPython specializes each of its steps.
+                # The rare cases call out: a block this short (under 256 code
+                # units) needs no long jump, so that CPython 3.11 specializes
+                # the test above it.
                 try:
                     ctx = self._procs[dest.id]
                 except KeyError:
-                    self._drop_noproc()
+                    _noproc(self)
                     return
                 if ctx.pid is dest or ctx.pid == dest:
                     mailbox = ctx._mailbox
@@ -190,7 +207,7 @@ class ActorSystem(Processes, BudgetedSends, Timers, Serving):
                         if mailbox._reader is not None:
                             mailbox._wake_reader()
                     else:
-                        self._put_bounded(mailbox, dest, msg, sender)
+                        _put_bounded(self, mailbox, dest, msg, sender)
                 self._budget -= 1
                 if self._budget <= 0:
                     self._budget = self._budget_rule.spent()  # yields to the hub
@@ -215,16 +232,6 @@ class ActorSystem(Processes, BudgetedSends, Timers, Serving):
                 router.route_send_named(sender, target.name, target.node, msg)
             return
         self.send(target, msg, sender=sender)
-
-    def _put_bounded(self, mailbox: Any, dest: Pid, msg: Any, sender: Pid | None) -> None:
-        """``send``'s local case for a bounded mailbox (or one with a ``max_mailbox`` limit)."""
-        if sender == dest:
-            mailbox.put_signal((msg, sender))  # never wait on our own mailbox
-        elif not mailbox.put((msg, sender)):  # its process ended while we waited for room
-            self.stats.drop(DROP_NOPROC)
-
-    def _drop_noproc(self) -> None:
-        self.stats.drop(DROP_NOPROC)
 
     def try_send(self, dest: Any, msg: Any, *, sender: Pid | None = None) -> None:
         """Send without waiting.

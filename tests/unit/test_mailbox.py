@@ -9,10 +9,11 @@ import gevent
 import pytest
 from gevent.event import Event
 
-from joerl.actor import ActorContext
+from joerl.actor import Actor, ActorContext
 from joerl.errors import MailboxFull, ReceiveTimeout
 from joerl.mailbox import Mailbox
 from joerl.message import Down, Exit
+from joerl.pid import SYSTEM_PID
 from joerl.system import ActorSystem
 
 # -- the Mailbox on its own (read from the test's greenlet) ---------------------
@@ -382,3 +383,60 @@ def test_wakeup_is_not_lost_when_the_woken_sender_dies(system: ActorSystem) -> N
     assert recv.join(5.0)
     assert prod_b.join(2.0)
     assert got == ["fill", "B"]
+
+
+def test_on_room_of_an_unbounded_mailbox_runs_at_the_next_turn() -> None:
+    mb = Mailbox()
+    ran = Event()
+    mb.on_room(ran.set)  # its reader never looks for waiting writers: there is always room
+    assert mb.waiting_writers == 0
+    assert ran.wait(2.0)
+
+
+class _Slow(Actor):
+    """Handles a message once the gate opens (a bounded Actor's loop under writers that wait)."""
+
+    def __init__(self, gate: Event, out: list[Any]) -> None:
+        self.gate, self.out = gate, out
+
+    def handle_message(self, msg: Any, ctx: ActorContext) -> None:
+        self.gate.wait()
+        self.out.append((msg, ctx.sender))
+        if msg == "last":
+            ctx.stop()
+
+
+@pytest.mark.parametrize("options", [{"mailbox_size": 1}, {"mailbox_size": 2, "max_mailbox": 50}])
+def test_an_actor_on_a_bounded_mailbox_lets_waiting_writers_in(
+    system: ActorSystem, options: dict[str, Any], wait_until: Any
+) -> None:
+    gate, out = Event(), list[Any]()
+    ref = system.spawn(_Slow(gate, out), **options)
+
+    def producer(ctx: ActorContext) -> None:
+        for i in range(5):
+            ctx.send(ref.pid, i)
+        ctx.send(ref.pid, "last")
+
+    prod = system.spawn_fn(producer)
+    wait_until(lambda: system.context_of(ref.pid)._mailbox.waiting_writers == 1, timeout=5.0)  # type: ignore[union-attr]
+    gate.set()
+    assert prod.join(5.0) and ref.join(5.0)
+    assert out == [(m, prod.pid) for m in [0, 1, 2, 3, 4, "last"]]
+
+
+@pytest.mark.parametrize("options", [{}, {"mailbox_size": 3}, {"max_mailbox": 50}])
+def test_receive_takes_pairs_and_bare_messages_alike(system: ActorSystem, options: dict[str, Any]) -> None:
+    seen: list[tuple[Any, Any]] = []
+
+    def body(ctx: ActorContext) -> None:
+        for _ in range(4):
+            seen.append((ctx.receive(), ctx.sender))
+
+    ref = system.spawn_fn(body, **options)
+    system.send(ref.pid, "bare")
+    system.send(ref.pid, ("a", "tuple"))
+    system.send(ref.pid, "with", SYSTEM_PID)
+    system.send(ref.pid, "bare again")
+    assert ref.join(5.0)
+    assert seen == [("bare", None), (("a", "tuple"), None), ("with", SYSTEM_PID), ("bare again", None)]
