@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 __all__ = ["RemoteCalls"]
 
 _tuple_new = tuple.__new__
+_SCALARS = frozenset({float, bool, bytes, type(None)})  # (ints and str: checked, see RemoteCalls.reply)
+_I64, _U64 = -(1 << 63), (1 << 64) - 1
 
 
 class RemoteCalls:
@@ -67,16 +69,20 @@ class RemoteCalls:
         """Send the reply to the call ``from_`` (a ``From`` whose ref is of another node)."""
         routing = self._routing
         ref = from_[1]
-        payload = self._codec.encode(value)
+        cls = value.__class__
+        # A scalar the packer takes as it is (an int in range, ASCII text, ...)
+        # may travel as itself in a reply to a CALL; anything else in the codec's bytes.
+        plain = cls in _SCALARS or (cls is int and _I64 <= value <= _U64) or (cls is str and value.isascii())
+        payload = None if plain else self._codec.encode(value)  # (NotSerializable: raised before anything)
         served = self.served
         local = served.pop((ref.node, ref.id, ref.creation), None) if served else None
-        if local is None:
-            msg = _tuple_new(P.CallReply, (ref, payload, False))  # (P.CallReply(...) without its Python __new__)
+        if local is None:  # (P.CallReply(...) without its Python-level __new__)
+            msg = _tuple_new(P.CallReply, (ref, self._codec.encode(value) if payload is None else payload, False))
         else:
             # A CALL's reply leaving its server's node: drop the call's monitor here,
             # so that the caller sends no DEMONITOR (``released``, protocol.py).
             routing.inbound.remove_monitor(local, ref)
-            msg = _tuple_new(P.CallReply, (ref, payload, True))
+            msg = _tuple_new(P.CallReply, (ref, (value,) if payload is None else payload, True))
         peer = self._by_id.get(ref.node)
         conn = peer.conn if peer is not None else None
         if conn is None:
@@ -177,7 +183,8 @@ class RemoteCalls:
         self, peer: Peer, conn: Any, target: Pid, request: Any, timeout: float | None, ref: Ref, gcaller: Pid
     ) -> Any:  # fmt: skip
         """:meth:`call` on a link that takes CALL: the monitor and the request in one frame."""
-        payload = self._codec.encode(request)
+        body = conn.encoder.term(request)  # (a plain term travels as itself, as SEND_TERMS carries it)
+        payload = self._codec.encode(request) if body is None else body
         pending = self._pending
         waiter = pending.add(ref)
         waiting = self._waiting.get(peer.node_id)
@@ -196,7 +203,8 @@ class RemoteCalls:
                     left = timeout - waited
             try:
                 # (the ref as peers name it, as a triple: no Ref made for the wire)
-                conn.send_frame(conn.encoder.call(gcaller, target, (self._node_id, ref.id, self._creation), payload))
+                triple = (self._node_id, ref.id, self._creation)
+                conn.send_frame(conn.encoder.call(gcaller, target, triple, payload, body is not None))
                 conn.outbound.handed += 1  # (a message the peer acknowledges: delivery.py)
                 self._stats.sent += 1
             except LinkDown:  # the link's loss has failed this call with noconnection

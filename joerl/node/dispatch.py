@@ -168,7 +168,8 @@ class Dispatch:
         if mailbox is None:
             self._dead(conn, to, 1)
             return
-        call = (CALL, _tuple_new(From, (sender, ref)), self._codec.decode(payload))
+        request = payload[0] if payload.__class__ is tuple else self._codec.decode(payload)  # type: ignore[arg-type]
+        call = (CALL, _tuple_new(From, (sender, ref)), request)  # ((request,): a plain term, as itself)
         self._stats.received += 1
         if mailbox.maxsize is None:
             mailbox.deliver(call, sender if sender.id else None)  # (id 0: plain code, no sender)
@@ -221,7 +222,8 @@ class Dispatch:
         elif cls is P.CallReply:
             ref = msg.ref
             if ref.node == self._node_id and ref.creation == self._creation:  # (a ref of ours: a wait here)
-                value = self._codec.decode(msg.payload)
+                payload = msg.payload  # ((value,): a plain term, as itself)
+                value = payload[0] if payload.__class__ is tuple else self._codec.decode(payload)
                 # (released: the server's node dropped the call's monitor; calls.py sends no DEMONITOR)
                 if self._pending.resolve(ref, (True, value, True) if msg[2] else (True, value)):
                     return

@@ -101,6 +101,18 @@ def _dbytes(x: Any, what: str) -> bytes:
     return x
 
 
+def _dpayload(x: Any) -> bytes | tuple[Any]:
+    """A CALL's or CALL_REPLY's payload: the codec's bytes, or [term], one plain term as itself."""
+    if type(x) is bytes or (type(x) is tuple and len(x) == 1 and plain_terms(x)):
+        return x
+    raise _Bad(f"payload must be bin or [plain term], got {_describe(x)}")
+
+
+def _term1(x: Any) -> bool:
+    """Whether ``x`` is [term], one scalar (inline) or other plain term (``plain_terms``)."""
+    return x.__class__ is tuple and len(x) == 1 and (x[0].__class__ in TERM_SCALARS or plain_terms(x))
+
+
 def _dname(x: Any, what: str) -> str:
     if type(x) is not str or not x:
         raise _Bad(f"{what} must be a non-empty str, got {_describe(x)}")
@@ -214,8 +226,8 @@ class FrameDecoder:
             ),
             OP_ALIVE_REQUEST: lambda t: AliveRequest(_dref(t[1]), self._pid(t[2], "pid")),
             OP_ALIVE_REPLY: lambda t: AliveReply(_dref(t[1]), _dbool(t[2], "alive")),
-            OP_CALL_REPLY: lambda t: CallReply(_dref(t[1]), _dbytes(t[2], "payload"), len(t) > 3 and t[3] is True),
-            OP_CALL: lambda t: Call(*self._caller_route(t[1]), _dref(t[2]), _dbytes(t[3], "payload")),
+            OP_CALL_REPLY: lambda t: CallReply(_dref(t[1]), _dpayload(t[2]), len(t) > 3 and t[3] is True),
+            OP_CALL: lambda t: Call(*self._caller_route(t[1]), _dref(t[2]), _dpayload(t[3])),
             OP_SEND_TERMS: lambda t: SendTerms(*self._route(t[1]), _dterms(t)),
             OP_FLOW: lambda t: Flow(self._pid(t[1], "dest"), _duint(t[2], 2, "kind"), _duint(t[3], U32, "n")),
             OP_ACK: lambda t: Ack(_duint(t[1], U64, "taken")),
@@ -366,12 +378,12 @@ class FrameDecoder:
         if op == OP_CALL:
             caller, server = self._routes[t[1]]
             payload = t[3]
-            if caller is None or payload.__class__ is not bytes:
+            if caller is None or not (payload.__class__ is bytes or _term1(payload)):
                 return None
             return _new_tuple(Call, (caller, server, Ref._unchecked(n, i, c), payload))
         if op == OP_CALL_REPLY:
             payload = t[2]
-            if payload.__class__ is not bytes:
+            if not (payload.__class__ is bytes or _term1(payload)):
                 return None
             return _new_tuple(CallReply, (Ref._unchecked(n, i, c), payload, len(t) > 3 and t[3] is True))
         pids = self._pids  # (a triple found here is a valid pid's: see _pid)

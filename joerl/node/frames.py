@@ -77,6 +77,7 @@ from .messages import (
     Unlink,
     UnlinkAck,
     is_uint,
+    plain_terms,
 )
 
 __all__ = [
@@ -165,8 +166,7 @@ def _euint(i: Any, top: int, what: str) -> int:
 
 
 def _monitor_body(op: int) -> Callable[[Any], tuple[Any, ...]]:
-    """MONITOR's or DEMONITOR's fields (a remote call's frames): the usual
-    fields checked inline, anything else through the checks that name it."""
+    """MONITOR's or DEMONITOR's fields: the usual checked inline, the rest by the checks that name it."""
 
     def body(m: Any) -> tuple[Any, ...]:
         s, t, r = m
@@ -180,13 +180,15 @@ def _monitor_body(op: int) -> Callable[[Any], tuple[Any, ...]]:
     return body
 
 
+def _term1(x: Any) -> bool:
+    return x.__class__ is tuple and len(x) == 1 and plain_terms(x)
+
+
 def _call_reply_body(m: Any) -> tuple[Any, ...]:
-    r, payload, released = m
-    if r.__class__ is Ref and r.node and payload.__class__ is bytes:
-        if released is True:
-            return (OP_CALL_REPLY, (r.node, r.id, r.creation), payload, True)
-        if released is False:
-            return (OP_CALL_REPLY, (r.node, r.id, r.creation), payload)
+    r, payload, released = m  # (payload: the codec's bytes, or (term,): a plain term as itself)
+    if r.__class__ is Ref and r.node and (payload.__class__ is bytes or _term1(payload)) and released.__class__ is bool:
+        fields = (OP_CALL_REPLY, (r.node, r.id, r.creation), payload)
+        return fields + (True,) if released else fields
     fields = (OP_CALL_REPLY, _eref(r), _ebytes(payload, "payload"))
     return fields + (True,) if _ebool(released, "released") else fields
 
@@ -293,8 +295,10 @@ class FrameEncoder:
             return TICK_FRAME
         if cls is Send:
             return self.send(*msg)
-        if cls is Call:
-            return self.call(*msg)
+        if cls is Call:  # (payload (term,): one plain term, packed as itself)
+            s, t, r, pl = cast(Call, msg)
+            term = pl.__class__ is tuple
+            return self.call(s, t, r, _term1(pl) and self.term(pl[0]) if term else pl, term)  # type: ignore[arg-type]
         if cls is SendTerms:
             sender, to, msgs = cast(SendTerms, msg)
             if not msgs or len(msgs) > MAX_MESSAGES_PER_FRAME:
@@ -338,9 +342,8 @@ class FrameEncoder:
             return self._large(b"".join((b"\x93\x01", route, header, payload)))
         return b"".join((_pack_len32(size), b"\x93\x01", route, header, payload))
 
-    def call(self, sender: Pid, to: Pid, ref: Ref | tuple[int, int, int], payload: bytes) -> bytes:
-        """The CALL frame, without building a :class:`Call` first (``ref`` may be the runtime's
-        ``(node, id, creation)`` of a Ref); raises as :meth:`encode`."""
+    def call(self, sender: Pid, to: Pid, ref: Ref | tuple[int, int, int], payload: bytes, term: bool = False) -> bytes:
+        """The CALL frame (``ref``: a Ref or its triple; ``term``: ``payload`` is from :meth:`term`, not the codec)."""
         r = ref if ref.__class__ is tuple else (ref.node, ref.id, ref.creation) if ref.__class__ is Ref else ()
         if not r or not r[0] or payload.__class__ is not bytes or sender is None:
             try:
@@ -349,10 +352,9 @@ class FrameEncoder:
                 raise LocalProtocolError(f"cannot encode Call: {exc}") from None
         route = self._route if to is self._route_to and sender is self._route_sender else self.route(sender, to)
         r = self._pack(r)
-        size = 2 + len(route) + len(r) + len(header := _bin_header(len(payload))) + len(payload)
-        if size > self._check_at:  # (the peer's limit, compression)
-            return self._large(b"".join((b"\x94\x13", route, r, header, payload)))
-        return b"".join((_pack_len32(size), b"\x94\x13", route, r, header, payload))  # [CALL (19), ...]
+        size = 2 + len(route) + len(r) + len(header := b"\x91" if term else _bin_header(len(payload))) + len(payload)
+        parts = (b"\x94\x13", route, r, header, payload)  # [CALL (19), ...]; past _check_at: the limit, compression
+        return self._large(b"".join(parts)) if size > self._check_at else _pack_len32(size) + b"".join(parts)
 
     def payload(self, payload: bytes) -> bytes:
         """``payload`` (the codec's bytes) as one of the items of :meth:`send_many`.

@@ -19,11 +19,11 @@ the ``op`` codes and what each message carries::
     12  SPAWN_REPLY     ref, to: pid, result: pid (spawned) | str (error)
     13  ALIVE_REQUEST   ref, pid
     14  ALIVE_REPLY     ref, alive: bool
-    15  CALL_REPLY      ref, payload: bin[, released: bool]
+    15  CALL_REPLY      ref, payload: bin | [term][, released: bool]
     16  SEND_TERMS      route: bin, msg: plain term, msg, ...
     17  FLOW            dest: pid, kind: u8 (0 grant, 1 ack, 2 gone), n: u32   (flow control, ``flow.py``)
     18  ACK             taken: u64   (messages taken off the link so far; only with FLAG_ACK)
-    19  CALL            route: bin, ref, payload: bin   (MONITOR + SEND of a call; only with FLAG_CALL)
+    19  CALL            route: bin, ref, payload: bin | [term]   (MONITOR + SEND of a call; only with FLAG_CALL)
 
 A pid or ref is ``[node:u32, id:u64, creation:u32]`` with node != 0; a
 *plain term* (SEND_TERMS) is a str, bin, int, float, bool or nil, a flat
@@ -247,10 +247,12 @@ class CallReply(NamedTuple):
     ``released``: the reply answers a CALL and the sending node has dropped
     that call's monitor as the reply went through it, so the caller sends no
     DEMONITOR (a trailing field: a node that does not know it ignores it).
+    ``payload``: the codec's bytes, or (in a released reply only) a 1-tuple
+    ``(value,)`` of a plain term, which travels as itself (a 1-array).
     """
 
     ref: Ref
-    payload: bytes
+    payload: bytes | tuple[Any]
     released: bool = False
 
 
@@ -259,7 +261,8 @@ class Call(NamedTuple):
 
     Means what ``MONITOR(sender, to, ref)`` then ``SEND`` of ``(CALL,
     (sender, ref), request)`` mean, ``payload`` being the codec's bytes of
-    ``request`` alone (the receiving node builds the rest). A sender whose
+    ``request`` alone (the receiving node builds the rest), or a 1-tuple
+    ``(request,)`` of a plain term, which travels as itself. A sender whose
     id is 0 is plain code: the message is delivered without a sender. The
     node of ``to`` drops the monitor when it sends the reply itself (a
     CALL_REPLY with ``released``); else the caller sends DEMONITOR.
@@ -268,7 +271,7 @@ class Call(NamedTuple):
     sender: Pid
     to: Pid
     ref: Ref
-    payload: bytes
+    payload: bytes | tuple[Any]
 
 
 class Flow(NamedTuple):

@@ -115,11 +115,11 @@ op    message         fields after op
 12    SPAWN_REPLY     ref, to: pid, result: pid (spawned) | str (error)
 13    ALIVE_REQUEST   ref, pid
 14    ALIVE_REPLY     ref, alive: bool
-15    CALL_REPLY      ref, payload: bin[, released: bool] (see CALL below)
+15    CALL_REPLY      ref, payload: bin | [term][, released: bool] (see CALL below)
 16    SEND_TERMS      route: bin, msg: plain term, msg, ... (see above)
 17    FLOW            dest: pid, kind: u8, n: u32 (flow control, see below)
 18    ACK             taken: u64 (delivery acknowledgement, see below)
-19    CALL            route: bin, ref, payload: bin (a call, see below)
+19    CALL            route: bin, ref, payload: bin | [term] (a call, see below)
 ====  ==============  =====================================================
 
 CALL is a GenServer call to a pid in one frame, sent only when both sides
@@ -127,7 +127,9 @@ offer :data:`FLAG_CALL` (else a call is MONITOR then SEND): its route names
 the server (``to``) and the caller (``sender``, always present; id 0 is plain
 code, whose message has no sender), and it means exactly MONITOR(sender, to,
 ref) followed by SEND of ``(CALL, (sender, ref), request)`` to ``to``, where
-``payload`` is the codec's bytes of ``request`` alone. It is a message as
+``payload`` is the codec's bytes of ``request`` alone or, when ``request``
+is a plain term (what SEND_TERMS carries), a 1-array of it, as itself (a
+released CALL_REPLY may carry its value the same way). It is a message as
 SEND is (counted by ACK, charged to flow-control credit when ``to`` is
 bounded). When the node of ``to`` sends the CALL_REPLY for ``ref`` itself
 (whichever of its processes replies), it drops the monitor and sets the

@@ -138,3 +138,23 @@ def test_calls_to_a_node_without_flag_call_take_monitor_and_send(monkeypatch: py
                 assert ctx is not None
                 wait_until(lambda: not ctx._monitored_by, what="every DEMONITOR to arrive")
                 assert not _served(b)
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [7, -(2**63), 2**64 - 1, 2**64, -(2**63) - 1, "ascii", "é", b"x", None, True, 1.5, ("get", 1),
+     {"a": 1}, [1, 2], ("nested", (1,)), ()],
+    ids=repr,
+)  # fmt: skip
+def test_requests_and_replies_cross_alike_as_plain_terms_or_through_the_codec(
+    pair: tuple[DistributedSystem, DistributedSystem], request_: object
+) -> None:
+    """A plain term travels in a CALL or its reply as itself, anything else in
+    the codec's bytes: either way the server and the caller get what was sent,
+    type and all."""
+    a, b = pair
+    server = gen_server.start(b.system, Echo(), None).pid
+    gpid = type(server)(b.node_id, server.id, b.creation)
+    assert a.connect_to_node(b.node_name)
+    got = a.system.call(gpid, request_, 5)
+    assert got == request_ and type(got) is type(request_)

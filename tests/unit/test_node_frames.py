@@ -61,6 +61,8 @@ ALL_MESSAGES: list[Any] = [
     p.CallReply(R1, b"\xa2ok", True),
     p.Call(P1, P2, R1, b"\x92\xa3get\x01"),
     p.Call(Pid(1, 0, 3), P2, R1, b""),
+    p.Call(P1, P2, R1, (("get", 7),)),  # a request that is a plain term travels as itself
+    p.CallReply(R1, (None,), True),
     p.Send(Pid(2**32 - 1, 2**64 - 1, 2**32 - 1), Pid(1, 0, 0), b"max"),
     p.SendTerms(P1, P2, (("ping", 1),)),
     p.SendTerms(None, P2, ("text", b"bin", 0, -(2**63), 2**64 - 1, 1.5, True, None, (), ("a",) * 32)),
@@ -432,11 +434,17 @@ def test_bad_call_frames_are_frame_errors_and_refused_on_encode() -> None:
         ([19, to_only[2:], [1, 2, 3], b"x"], "sender"),  # a route without the caller
         ([19, (P2_ROUTE + P1_ROUTE), [0, 2, 3], b"x"], "ref"),
         ([19, (P2_ROUTE + P1_ROUTE), [1, 2, 3], "x"], "payload must be bin"),
+        ([19, (P2_ROUTE + P1_ROUTE), [1, 2, 3], [[1, [2]]]], "payload must be bin or [plain term]"),
+        ([19, (P2_ROUTE + P1_ROUTE), [1, 2, 3], [1, 2]], "payload must be bin or [plain term]"),
         ([19, (P2_ROUTE + P1_ROUTE), [1, 2, 3]], "CALL needs 3 fields"),
     ):
         (out,) = dec.feed(_raw_frame(msgpack.packb(body)))
         assert isinstance(out, FrameError) and what in str(out), (body, out)
+    (out,) = dec.feed(_raw_frame(msgpack.packb([15, [1, 2, 3], [{"a": [1]}], True])))
+    assert isinstance(out, FrameError) and "payload must be bin or [plain term]" in str(out)
     enc = FrameEncoder()
+    with pytest.raises(LocalProtocolError):
+        enc.encode(p.Call(P1, P2, R1, ([1],)))  # (a payload (term,) must hold a plain term)
     for args in (
         (None, P2, R1, b"x"), (P1, P2, Ref(0, 1, 0), b"x"), (P1, P2, R1, "x"), (Pid(0, 1, 0), P2, R1, b"x"),
         (P1, P2, (0, 1, 0), b"x"), (P1, P2, (), b"x"),
