@@ -129,7 +129,7 @@ class Codec:
         self._entries = self.registry.entries()
         self._enc_msg = self._enc_message
         # The classes of a whole message with a way of its own: a hand-written message class
-        # met -> True; a @serializable class met -> its to_wire.
+        # met -> True; a @serializable class met -> its RecordSpec.
         self._tops: dict[type, Any] = {}
         self._handlers: dict[type, Callable[[Any], Any]] = {
             Pid: self.idents.enc_pid,
@@ -141,6 +141,7 @@ class Codec:
         self._prefixes: dict[str, _Heads] = {}  # type id -> its ext 4 headers
         self._ids_in: dict[bytes, str] = {}  # a type id's UTF-8 -> the type id
         self._heads: dict[bytes, RecordHead] = {}
+        self._top_heads: dict[bytes, RecordHead] = {}  # the same, by the ext 8 that holds the payload
         self._default = make_default(self._handlers, self.idents, self._classify)
         self._encoder = Encoder(self)
         self._decoder = Decoder(self)
@@ -160,6 +161,7 @@ class Codec:
         self.idents.clear()
         self._prefixes.clear()
         self._heads.clear()
+        self._top_heads.clear()
         self._tops.clear()
         self._ids_in.clear()
         for cls in [c for c in self._handlers if c not in (Pid, Ref, tuple, int, *self._tuple_types)]:
@@ -179,8 +181,15 @@ class Codec:
         try:
             if msg.__class__ in self._tops:
                 top = self._tops[msg.__class__]
-                if top is not True:  # a @serializable record: its array, without the call to default
-                    return self._pack(top(msg))
+                if top is not True:  # a @serializable record (its RecordSpec): array and head packed already
+                    enc = self._encoder
+                    if enc.busy:
+                        return top.top + self._pack(top.fields_of(msg))  # type: ignore[no-any-return]
+                    enc.busy = True
+                    try:
+                        return top.top + enc.pack(top.fields_of(msg))  # type: ignore[no-any-return]
+                    finally:
+                        enc.busy = False
                 # One registered message: its ext 4 is the whole message (the bytes Packer makes),
                 # made here as _message_body makes ext 4's payload (inline: a call per message counts).
                 try:
@@ -228,7 +237,8 @@ class Codec:
         cls = obj.__class__
         spec = cls.__dict__.get("__joerl_record__")
         if spec is not None and spec.cls is cls:
-            self._handlers[cls] = self._tops[cls] = spec.to_wire
+            self._handlers[cls] = spec.to_wire
+            self._tops[cls] = spec
             return spec.to_wire  # type: ignore[no-any-return]
         if ISerializableMessage.providedBy(obj):
             try:
@@ -332,16 +342,22 @@ class Codec:
                         dec.count = 0
                         if dec.walk is not None:  # it decoded a payload again
                             dec.forget_walk()
-            elif data[0] == 0x92 and 4 < len(data) <= self._check_above and data[1] == 0xC7:
-                # A small @serializable record [ext6 head (ext 8), {fields}] whose head was met
-                # before: its fields are decoded alone (the head and the array need no hook).
+            elif data[0] == 0x92 and 4 < len(data) <= self._check_above:
+                # A small @serializable record [ext6 head (an ext 8), {fields}] whose head was met
+                # before (_top_heads: a match is c7 len 06 head): its fields are decoded alone.
                 end = data[2] + 4
-                head = self._heads.get(data[4:end]) if data[3] == EXT_RECORD else None
+                head = self._top_heads.get(data[1:end])
                 if head is not None:
                     fields = dec.run(data[end:])
-                    if fields.__class__ is not dict:
-                        raise DecodeError(f"record {head.type_id!r} is not [head, {{fields}}]")
-                    return self._build_record(head, fields)
+                    if fields.__class__ is dict:  # every field, and nothing for __init__ to do (_build_record)
+                        spec = (self._entries.get(head.type_id) or self.registry.lookup(head.type_id)).record
+                        if spec is not None and spec.plain and head.version == spec.version:
+                            if fields.keys() == spec.names:
+                                obj = _new(spec.cls)
+                                _setattr(obj, "__dict__", fields)
+                                return obj
+                        return self._build_record(head, fields)
+                    raise DecodeError(f"record {head.type_id!r} is not [head, {{fields}}]")
         return dec.run(data)
 
     def _decode_payload(self, data: bytes | bytearray | memoryview, budget: Budget) -> Any:
@@ -398,7 +414,13 @@ class Codec:
         head = dec_head(data)
         if len(self._heads) >= CACHE_MAX:
             self._heads.clear()
+        self._top_heads.clear()
         self._heads[data] = head
+        top = ext_head(EXT_RECORD, len(data)) + data
+        if top[0] == 0xC7:  # (Codec.decode reads this form of a record at the top)
+            if len(self._top_heads) >= CACHE_MAX:
+                self._top_heads.clear()
+            self._top_heads[top] = head
         return head
 
     def _dec_record(self, head: RecordHead, items: list[Any]) -> Any:

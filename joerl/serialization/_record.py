@@ -16,6 +16,7 @@ import keyword
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import msgpack
 from zope.interface import classImplements
 from zope.interface.verify import verifyClass
 
@@ -37,7 +38,9 @@ _RESERVED = frozenset({"message_type_id", "message_version", "serialize"})
 class RecordSpec:
     """How one ``@serializable`` class is encoded and rebuilt."""
 
-    __slots__ = ("cls", "type_id", "version", "fields", "upgrade", "head", "to_wire", "names", "plain")
+    __slots__ = (
+        "cls", "type_id", "version", "fields", "upgrade", "head", "to_wire", "names", "plain", "top", "fields_of",
+    )  # fmt: skip
 
     def __init__(self, cls: type, type_id: str, version: int, fields: tuple[str, ...], upgrade: Upgrade | None) -> None:
         self.cls = cls
@@ -46,7 +49,10 @@ class RecordSpec:
         self.fields = fields
         self.upgrade = upgrade
         self.head = make_ext(EXT_RECORD, RECORD_VERSION.pack(version) + type_id.encode("utf-8"))
-        self.to_wire = _make_to_wire(self.head, fields)
+        self.to_wire, self.fields_of = _make_to_wire(self.head, fields)
+        #: A record's bytes at the top of a message: ``top + pack(fields_of(record))``
+        #: (the array header and the head, as msgpack packs ``to_wire(record)``).
+        self.top = b"\x92" + msgpack.packb(self.head)
         self.names = frozenset(fields)
         #: Whether an instance given every field may be built without ``__init__``
         #: (``object.__new__`` and its ``__dict__``), as ``copy`` and ``pickle`` build one.
@@ -131,7 +137,10 @@ def _init_only_stores(cls: type, names: tuple[str, ...]) -> bool:
     return not any(hasattr(type(inspect.getattr_static(cls, n, None)), "__set__") for n in names)
 
 
-def _make_to_wire(head: Any, names: tuple[str, ...]) -> Callable[[Any], list[Any]]:
+def _make_to_wire(
+    head: Any, names: tuple[str, ...]
+) -> tuple[Callable[[Any], list[Any]], Callable[[Any], dict[str, Any]]]:
+    """``to_wire(o) -> [head, {field: value}]`` and ``fields_of(o) -> {field: value}``."""
     # A generated function with one dict display is twice as fast as a dict
     # comprehension over getattr (dataclasses generates __init__ the same way).
     # Names are checked to be identifiers, so nothing but attribute loads is built.
@@ -139,12 +148,16 @@ def _make_to_wire(head: Any, names: tuple[str, ...]) -> Callable[[Any], list[Any
         body = ", ".join(f"{n!r}: o.{n}" for n in names)
         namespace: dict[str, Any] = {"HEAD": head}
         exec(f"def to_wire(o):\n    return [HEAD, {{{body}}}]\n", namespace)  # noqa: S102
-        return namespace["to_wire"]  # type: ignore[no-any-return]
+        exec(f"def fields_of(o):\n    return {{{body}}}\n", namespace)  # noqa: S102
+        return namespace["to_wire"], namespace["fields_of"]
 
     def to_wire(o: Any) -> list[Any]:
         return [head, {n: getattr(o, n) for n in names}]
 
-    return to_wire
+    def fields_of(o: Any) -> dict[str, Any]:
+        return {n: getattr(o, n) for n in names}
+
+    return to_wire, fields_of
 
 
 def serializable(

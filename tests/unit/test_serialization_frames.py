@@ -271,3 +271,23 @@ def test_instances_of_one_class_with_other_type_ids() -> None:
     reg.unregister("x::Two")
     reg.register("x::Two", lambda data: ("new two", data))
     assert codec.decode(codec.encode(Sized("x::Two", b"2"))) == ("new two", b"2")
+
+
+@pytest.mark.parametrize("type_id", ["a::b", "abcdefgh::ij", "frames::Head", "x::" + "y" * 200])
+def test_a_record_at_the_top_has_the_bytes_of_its_array(type_id: str) -> None:
+    reg = MessageRegistry()
+
+    @serializable(type_id, registry=reg)
+    @dataclass(frozen=True)
+    class Rec:
+        n: int
+        p: Pid
+
+    codec = Codec(reg)
+    head = Rec.__joerl_record__.head  # type: ignore[attr-defined]
+    msg = Rec(1, Pid(0, 2, 0))
+    wire = msgpack.packb([head, {"n": 1, "p": msgpack.ExtType(1, bytes(4) + (2).to_bytes(8, "big") + bytes(4))}])
+    for _ in range(3):  # learned after the first: the record's own path each way
+        assert codec.encode(msg) == wire
+        assert codec.decode(wire) == msg
+        assert codec.encode([msg]) == b"\x91" + wire and codec.decode(b"\x91" + wire) == [msg]
