@@ -68,6 +68,7 @@ class ActorContext:
         "system",
         "sender",
         "_mailbox",
+        "_q",
         "_greenlet",
         "_links",
         "_monitors",
@@ -97,6 +98,7 @@ class ActorContext:
         #: The sender of the message being handled, when one is known.
         self.sender: Pid | None = None
         self._mailbox = mailbox
+        self._q = mailbox._q  # its deque (receive's common case reads it per message)
         self._greenlet: Any = None
         self._links: set[Pid] | None = None
         self._monitors: dict[Ref, Any] | None = None  # monitors I hold: ref -> target
@@ -157,10 +159,9 @@ class ActorContext:
         if match is None and timeout is None:
             # The common case, kept short: take the head of the queue here, as
             # the Actor loop does, and go through the mailbox only to park.
-            mailbox = self._mailbox
-            q = mailbox._q
+            q = self._q
             while not q:
-                mailbox._wait(None)
+                self._mailbox._wait(None)
             msg = q.popleft()
             if msg.__class__ is tuple:  # queueing rule: inline copy of mailbox._pair()
                 msg, self.sender = msg
