@@ -72,10 +72,22 @@ def _run(cluster: Cluster, kind: str, n: int, strace: bool) -> dict[str, dict[st
     return counts
 
 
+def loop(kind: str, n: int) -> None:
+    """N round trips (after 200 to warm up) of a ping-pong or remote call between
+    two nodes of this process, uncounted: for an instruction count per round
+    trip, run it under callgrind for two values of N and take the difference
+    (``--loop KIND N``; benchmarks/README.md, the per-round-trip budget)."""
+    _two_nodes(kind, n, profile=False)
+
+
 def python_calls(kind: str, n: int) -> float:
     """Python calls (cProfile's count: Python functions and C builtins) per
     round trip of a ping-pong or remote call between two nodes of this
     process (``node_cluster``), both nodes counted."""
+    return _two_nodes(kind, n, profile=True)
+
+
+def _two_nodes(kind: str, n: int, profile: bool) -> float:
     import cProfile
     import pstats
 
@@ -115,7 +127,10 @@ def python_calls(kind: str, n: int) -> float:
                 for i in range(k):
                     a.system.call(server, i, 10)
 
-        run(max(1, n // 10))  # (the link up, caches warm)
+        run(max(200, n // 10))  # (the link up, caches warm)
+        if not profile:
+            run(n)
+            return 0.0
         prof = cProfile.Profile()
         prof.enable()
         run(n)
@@ -125,6 +140,9 @@ def python_calls(kind: str, n: int) -> float:
 
 
 def main(argv: list[str]) -> None:
+    if argv[:1] == ["--loop"]:
+        loop(argv[1], int(argv[2]))
+        return
     n = int(argv[0]) if argv else 5000
     strace = shutil.which("strace") is not None
     with Cluster() as cluster:
