@@ -64,7 +64,7 @@ def _make(cls: Any, node: int, id: int, creation: int) -> Any:
     the cost.
     """
     h = hash((cls._kind, node, id, creation))
-    self = _new(_Blank)
+    self = _Blank()  # (calling the class is cheaper than object.__new__(_Blank))
     self.node = node
     self.id = id
     self.creation = creation
@@ -164,6 +164,27 @@ class Ref(_Ident):
 
     __repr__ = __str__
 
+
+def _maker(cls: Any) -> Any:
+    """``_make`` for one class, as a plain function (no classmethod to bind per call)."""
+    kind = cls._kind
+
+    def make(node: int, id: int, creation: int) -> Any:
+        self = _Blank()  # (calling the class is cheaper than object.__new__(_Blank))
+        self.node = node
+        self.id = id
+        self.creation = creation
+        self._hash = hash((kind, node, id, creation))
+        self.__class__ = cls
+        return self
+
+    return make
+
+
+#: ``Pid._unchecked`` for the hot paths of decoders: a Pid of these (already checked) fields.
+make_pid: Final = _maker(Pid)
+#: ``Ref._unchecked``, as ``make_pid``.
+make_ref: Final = _maker(Ref)
 
 #: The pid that plain (non-actor) code sends from: ``<0.0.0>``; never a process.
 SYSTEM_PID = Pid(0, 0, 0)

@@ -15,6 +15,7 @@ import datetime
 from collections.abc import Callable
 from typing import Any
 
+import msgpack
 from msgpack import ExtType
 
 from ..errors import BrokenMessageType, DecodeError, SerializationError
@@ -31,6 +32,7 @@ from ._wire import (
     EXT4_HEADS,
     EXT_MESSAGE,
     EXT_RECORD,
+    MIN_BIG_MAP,
     RecordHead,
     dec_head,
     enc_bigint,
@@ -40,6 +42,7 @@ from ._wire import (
 )
 
 _setattr = object.__setattr__
+_unpackb = msgpack.unpackb
 _new = object.__new__
 
 #: Data sizes whose ext 4 header (with the type id) a codec keeps, per message type.
@@ -119,6 +122,7 @@ class Codec:
         # A message that is one registered message (one ext 4) nests no level: up to this size it
         # passes every check, and Codec.decode reads it without msgpack.
         self._one_ext_max = min(self._small, lim.max_bytes)
+        self._simple_max = min(self._small, self._check_above)  # Codec.decode runs these inline
         self._big_limits = {
             "max_str_len": lim.max_str_len,
             "max_bin_len": lim.max_bin_len,
@@ -184,7 +188,7 @@ class Codec:
                 if top is not True:  # a @serializable record (its RecordSpec): array and head packed already
                     enc = self._encoder
                     if enc.busy:
-                        return top.top + self._pack(top.fields_of(msg))  # type: ignore[no-any-return]
+                        return top.top + Encoder(self).pack(top.fields_of(msg))  # type: ignore[no-any-return]
                     enc.busy = True
                     try:
                         return top.top + enc.pack(top.fields_of(msg))  # type: ignore[no-any-return]
@@ -261,16 +265,6 @@ class Codec:
 
     def _enc_message(self, msg: Any) -> ExtType:
         return make_ext(EXT_MESSAGE, self._message_body(msg))
-
-    def _pack(self, obj: Any) -> bytes:
-        enc = self._encoder
-        if enc.busy:
-            enc = Encoder(self)
-        enc.busy = True
-        try:
-            return enc.pack(obj)
-        finally:
-            enc.busy = False
 
     def _message_body(self, msg: Any) -> bytes:
         """Ext 4's payload for ``msg``: len u8 | type_id | serialize() bytes."""
@@ -358,7 +352,33 @@ class Codec:
                                 return obj
                         return self._build_record(head, fields)
                     raise DecodeError(f"record {head.type_id!r} is not [head, {{fields}}]")
-        return dec.run(data)
+        if (
+            data.__class__ is not bytes
+            or len(data) > self._simple_max
+            or len(data) >= MIN_BIG_MAP
+            and (0xDE in data or 0xDF in data)
+        ):
+            return dec.run(data)
+        # A small message: Decoder.run, inline (a call per message counts), with nothing to check first.
+        dec.data = data
+        dec.busy = True
+        dec.pending = 0
+        try:
+            obj = _unpackb(data, ext_hook=dec.ext_hook, list_hook=dec.list_hook, strict_map_key=False, timestamp=3)
+        except SerializationError:
+            raise
+        except Exception as exc:
+            raise DecodeError(f"malformed message: {exc or type(exc).__name__}") from exc
+        finally:
+            dec.busy = False
+            dec.data = b""
+            if dec.count:  # it met a registered message
+                dec.count = 0
+                if dec.walk is not None:  # and decoded a payload again
+                    dec.forget_walk()
+        if dec.pending:
+            raise DecodeError("a tuple or record marker outside the head of an array")
+        return obj
 
     def _decode_payload(self, data: bytes | bytearray | memoryview, budget: Budget) -> Any:
         """Decode a registered message's payload inside the decode that met

@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 
 from ..errors import DecodeError, SerializationError
+from ..pid import make_pid as _make_pid
 from ._budget import Budget, check_size, first_budget, payload_budget
+from ._idents import SAMPLE, put
 from ._limits import ExtWalk
 from ._wire import (
     EXT_BIGINT,
@@ -20,6 +22,7 @@ from ._wire import (
     EXT_RECORD,
     EXT_REF,
     EXT_TUPLE,
+    IDENT,
     MIN_BIG_MAP,
     TUPLE_MARK,
     RecordHead,
@@ -32,6 +35,7 @@ if TYPE_CHECKING:
     from ._codec import Codec
 
 _unpackb = msgpack.unpackb
+_unpack = IDENT.unpack
 
 
 class Encoder:
@@ -59,7 +63,7 @@ class Decoder:
     """
 
     __slots__ = (
-        "codec", "idents", "pid_in", "ref_in", "busy", "pending", "ext_hook", "list_hook", "data", "budget",
+        "codec", "idents", "pid_in", "ref_in", "plain_pids", "made", "busy", "pending", "ext_hook", "list_hook", "data", "budget",
         "count", "walk", "payloads", "frame",
     )  # fmt: skip
 
@@ -68,6 +72,8 @@ class Decoder:
         self.idents = idents = codec.idents
         self.pid_in = idents.pid_in
         self.ref_in = idents.ref_in
+        self.plain_pids = idents.decode_pid is None  # new Pids need no hook call: made inline
+        self.made = 0  # Pids made inline (one in SAMPLE is cached, as Idents.new_pid does)
         self.busy = False
         self.pending = 0
         self.ext_hook = self._ext_hook
@@ -137,7 +143,15 @@ class Decoder:
     def _ext_hook(self, code: int, data: bytes) -> Any:
         if code == EXT_PID:
             pid = self.pid_in.get(data)
-            return pid if pid is not None else self.idents.new_pid(data)
+            if pid is not None:
+                return pid
+            if self.plain_pids and len(data) == 16:  # (Idents.new_pid, inline: a call per new Pid counts)
+                pid = _make_pid(*_unpack(data))
+                self.made += 1
+                if not self.made % SAMPLE:
+                    put(self.pid_in, data, pid)
+                return pid
+            return self.idents.new_pid(data)
         if code == EXT_TUPLE:
             if data:
                 raise DecodeError("a tuple marker with a payload")

@@ -88,7 +88,7 @@ class Idents:
             ext: ExtType = _new_tuple(ExtType, (EXT_PID, _pack(pid.node, pid.id, pid.creation)))
             self.made_out += 1
             if not self.made_out % SAMPLE:
-                _put(self.pid_out, id(pid), (pid, ext))
+                put(self.pid_out, id(pid), (pid, ext))
             return ext
         return _enc_ident(pid, self.pid_out, hook, EXT_PID)
 
@@ -120,11 +120,11 @@ class Idents:
         pid: Pid = _make_pid(*_unpack(data))
         if self.decode_pid is not None:
             pid = _run_hook(self.decode_pid, pid)
-            _put(self.pid_in, data, pid)
+            put(self.pid_in, data, pid)
             return pid
         self.made_in += 1
         if not self.made_in % SAMPLE:
-            _put(self.pid_in, data, pid)
+            put(self.pid_in, data, pid)
         return pid
 
     def new_ref(self, data: bytes) -> Ref:
@@ -132,7 +132,7 @@ class Idents:
         return _dec_ident(data, Ref, self.decode_ref, self.ref_in)  # type: ignore[no-any-return]
 
 
-def _put(cache: dict[Any, Any], key: Any, value: Any) -> None:
+def put(cache: dict[Any, Any], key: Any, value: Any) -> None:
     if len(cache) >= CACHE_MAX:
         cache.clear()
     cache[key] = value
@@ -203,4 +203,26 @@ def make_default(
             handler = classify(obj)
         return handler(obj)
 
-    return default
+    if idents.encode_pid is not None:
+        return default
+    made = 0
+
+    def plain_default(obj: Any) -> Any:
+        # default, with new_pid_ext's hook-less branch inline (a call per new Pid counts).
+        cls = obj.__class__
+        if cls is Pid:
+            hit = pid_out.get(id(obj))
+            if hit is not None and hit[0] is obj:
+                return hit[1]
+            ext = _new_tuple(ExtType, (EXT_PID, _pack(obj.node, obj.id, obj.creation)))
+            nonlocal made
+            made += 1
+            if not made % SAMPLE:
+                put(pid_out, id(obj), (obj, ext))
+            return ext
+        handler = handlers.get(cls)
+        if handler is None:
+            handler = classify(obj)
+        return handler(obj)
+
+    return plain_default

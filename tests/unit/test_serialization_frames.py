@@ -23,6 +23,8 @@ from joerl.serialization import (
     ISerializableMessage,
     MessageRegistry,
     active_codec,
+    decode,
+    encode,
     pid_from_bytes,
     pid_to_bytes,
     serializable,
@@ -291,3 +293,24 @@ def test_a_record_at_the_top_has_the_bytes_of_its_array(type_id: str) -> None:
         assert codec.encode(msg) == wire
         assert codec.decode(wire) == msg
         assert codec.encode([msg]) == b"\x91" + wire and codec.decode(b"\x91" + wire) == [msg]
+
+
+def test_a_record_encoded_inside_a_serialize_while_the_packer_is_busy() -> None:
+    reg = MessageRegistry()
+
+    @serializable("frames::Inner", registry=reg)
+    @dataclass(frozen=True)
+    class Inner:
+        n: int
+
+    @implementer(ISerializableMessage)
+    class Holder:
+        message_type_id = "frames::Holder"
+
+        def serialize(self) -> bytes:
+            return encode(Inner(5))  # the codec's Packer is busy with the list around this message
+
+    reg.register(Holder.message_type_id, lambda data: ("held", decode(data)))
+    codec = Codec(reg)
+    for _ in range(2):
+        assert codec.decode(codec.encode([Holder(), Inner(6)])) == [("held", Inner(5)), Inner(6)]
