@@ -23,7 +23,7 @@ Modes (the Erlang counterparts are in ``dist_peer.erl``):
   ``echo``, ``server``. ``tx``'s commands: ``oneway N`` (an actor sends
   ``("ping", i)`` N times to the remote sink, then ``("end",)``; the sink
   answers ``("ack", count)``), ``oneway-dict N`` (the same with
-  ``{"ping": i}``, a message that is not a plain term), ``pingpong N`` (an actor sends and waits for
+  ``{"ping": i}``, a flat dict: a plain term too, with FLAG_TERM_MAPS), ``pingpong N`` (an actor sends and waits for
   each echo), ``call N`` (``system.call(remote_pid, i)`` from plain code) and
   ``lcall N`` (the same to a GenServer of the tx node itself).
 * ``watcher NAME`` / ``victim NAME``: node-down detection. The watcher's
@@ -356,7 +356,7 @@ def node_tx(args: argparse.Namespace) -> None:
 
     def oneway_body(ctx: Any, n: int, dicts: bool = False) -> None:
         send = ctx.send
-        if dicts:  # not a plain term: through the codec (two loops keep each tight)
+        if dicts:  # a flat dict: a plain term too, in SEND_TERMS (two loops keep each tight)
             for i in range(n):
                 send(sink, {"ping": i})
         else:
