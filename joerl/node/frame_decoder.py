@@ -318,11 +318,8 @@ class FrameDecoder:
                     if op == OP_SEND_TERMS:
                         msgs = t[2:]
                         m = msgs[0] if len(msgs) == 1 else None
-                        if m.__class__ is tuple and len(m) <= MAX_TERM_ITEMS and size <= MAX_TERMS_FRAME:
-                            for item in m:  # (plain_terms of one tuple, inline: a round trip's message)
-                                if item.__class__ not in TERM_SCALARS:
-                                    break
-                            else:
+                        if m.__class__ is tuple and len(m) == 2 and size <= MAX_TERMS_FRAME:  # ("ping", 7): inline
+                            if m[0].__class__ in TERM_SCALARS and m[1].__class__ in TERM_SCALARS:
                                 append(_new_tuple(SendTerms, (sender, to, msgs)))
                                 continue
                         if size <= MAX_TERMS_FRAME and msgs and plain_terms(msgs):

@@ -451,3 +451,23 @@ def test_bad_call_frames_are_frame_errors_and_refused_on_encode() -> None:
     ):  # fmt: skip
         with pytest.raises(LocalProtocolError):
             enc.call(*args)  # type: ignore[arg-type]
+
+
+def test_send_terms_checks_hold_on_the_fast_path_of_a_known_route() -> None:
+    """One pair in SEND_TERMS is checked inline once its route is known: the
+    same messages, and the same bad frames, as the general path's."""
+    dec = FrameDecoder()
+    route = b"\xc4\x10" + P2_ROUTE
+    assert dec.feed(_raw_frame(b"\x93\x10" + route + msgpack.packb(("ping", 1)))) == [
+        p.SendTerms(None, P2, (("ping", 1),))
+    ]
+    assert dec.feed(_raw_frame(b"\x93\x10" + route + msgpack.packb(("ping", 2)))) == [
+        p.SendTerms(None, P2, (("ping", 2),))
+    ]
+    for msg, what in (
+        (("x", b"y" * (p.MAX_TERMS_BYTES + 100)), "over"),
+        (("x", [1]), "plain term"),
+        ((msgpack.ExtType(5, b""), 1), "plain term"),
+    ):
+        (out,) = dec.feed(_raw_frame(b"\x93\x10" + route + msgpack.packb(msg)))
+        assert isinstance(out, FrameError) and what in str(out), (msg, out)
