@@ -172,11 +172,19 @@ class OutboundBatcher:
                     if item.__class__ not in TERM_SCALARS:
                         return False
         elif cls not in TERM_SCALARS:
-            if not (cls is dict and self._maps and len(msg) <= MAX_TERM_ITEMS):
+            if not (cls is dict and self._maps):
                 return False
-            for k, v in msg.items():
-                if k.__class__ not in TERM_KEYS or v.__class__ not in TERM_SCALARS:
-                    return False
+            n = len(msg)
+            if n == 1:  # {"ping": 7}: no items view
+                for k in msg:
+                    if k.__class__ not in TERM_KEYS or msg[k].__class__ not in TERM_SCALARS:
+                        return False
+            elif n > MAX_TERM_ITEMS:
+                return False
+            else:
+                for k, v in msg.items():
+                    if k.__class__ not in TERM_KEYS or v.__class__ not in TERM_SCALARS:
+                        return False
         try:
             body: bytes = self._pack(msg)
         except (OverflowError, UnicodeEncodeError):  # a big int, a lone surrogate: the codec's business

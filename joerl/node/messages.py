@@ -344,11 +344,17 @@ def plain_terms(msgs: tuple[Any, ...]) -> bool:
                     if item.__class__ not in TERM_SCALARS:
                         return False
         elif cls is dict:
-            if len(m) > MAX_TERM_ITEMS:
+            n = len(m)
+            if n == 1:  # {"ping": 7}: no items view
+                for k in m:
+                    if k.__class__ not in TERM_KEYS or m[k].__class__ not in TERM_SCALARS:
+                        return False
+            elif n > MAX_TERM_ITEMS:
                 return False
-            for k, v in m.items():
-                if k.__class__ not in TERM_KEYS or v.__class__ not in TERM_SCALARS:
-                    return False
+            else:
+                for k, v in m.items():
+                    if k.__class__ not in TERM_KEYS or v.__class__ not in TERM_SCALARS:
+                        return False
         elif cls not in TERM_SCALARS:
             return False
     return True

@@ -113,6 +113,7 @@ NOT_PLAIN = [
     ((1, 2),),  # nested
     [1, 2],  # a list (arrays are tuples in SEND_TERMS: lists take the codec)
     {"a": [1]},  # a dict's value must be a scalar
+    {"a": 1, "b": [1]},
     {"a": (1,)},
     {"a": {"b": 1}},
     {1: "a"},  # a dict's keys must be str or bytes

@@ -53,6 +53,8 @@ def test_the_facade_re_exports_every_message() -> None:
         (({"a": [1]},), False),
         (({"a": (1,)},), False),
         (({1: "a"},), False),
+        (({"a": [1]}, {"b": 1}), False),  # (a one-entry dict is checked without its items view)
+        (({b"k": 1.5}, {"a": None, "b": True}), True),
         ((P1,), False),
     ],
 )
