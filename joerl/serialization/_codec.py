@@ -317,6 +317,7 @@ class Codec:
         dec = self._decoder
         if dec.busy:
             dec = Decoder(self)  # re-entered from a hook, or a greenlet switched inside a deserializer
+        head = None
         if data and data[0] >= 0x92 and data.__class__ is bytes:  # (a dict, 0x8N, goes straight to run)
             if data[0] == 0xC7 and 3 < len(data) <= self._one_ext_max:
                 # One registered message, as encode() writes it (ext 8): read here, without msgpack.
@@ -342,43 +343,45 @@ class Codec:
                 end = data[2] + 4
                 head = self._top_heads.get(data[1:end])
                 if head is not None:
-                    fields = dec.run(data[end:])
-                    if fields.__class__ is dict:  # every field, and nothing for __init__ to do (_build_record)
-                        spec = (self._entries.get(head.type_id) or self.registry.lookup(head.type_id)).record
-                        if spec is not None and spec.plain and head.version == spec.version:
-                            if fields.keys() == spec.names:
-                                obj = _new(spec.cls)
-                                _setattr(obj, "__dict__", fields)
-                                return obj
-                        return self._build_record(head, fields)
-                    raise DecodeError(f"record {head.type_id!r} is not [head, {{fields}}]")
+                    data = data[end:]
         if (
             data.__class__ is not bytes
             or len(data) > self._simple_max
             or len(data) >= MIN_BIG_MAP
             and (0xDE in data or 0xDF in data)
         ):
-            return dec.run(data)
-        # A small message: Decoder.run, inline (a call per message counts), with nothing to check first.
-        dec.data = data
-        dec.busy = True
-        dec.pending = 0
-        try:
-            obj = _unpackb(data, ext_hook=dec.ext_hook, list_hook=dec.list_hook, strict_map_key=False, timestamp=3)
-        except SerializationError:
-            raise
-        except Exception as exc:
-            raise DecodeError(f"malformed message: {exc or type(exc).__name__}") from exc
-        finally:
-            dec.busy = False
-            dec.data = b""
-            if dec.count:  # it met a registered message
-                dec.count = 0
-                if dec.walk is not None:  # and decoded a payload again
-                    dec.forget_walk()
-        if dec.pending:
-            raise DecodeError("a tuple or record marker outside the head of an array")
-        return obj
+            obj = dec.run(data)
+        else:  # a small message: Decoder.run, inline (a call per message counts), with nothing to check first
+            dec.data = data
+            dec.busy = True
+            dec.pending = 0
+            try:
+                obj = _unpackb(data, ext_hook=dec.ext_hook, list_hook=dec.list_hook, strict_map_key=False, timestamp=3)
+            except SerializationError:
+                raise
+            except Exception as exc:
+                raise DecodeError(f"malformed message: {exc or type(exc).__name__}") from exc
+            finally:
+                dec.busy = False
+                dec.data = b""
+                if dec.count:  # it met a registered message
+                    dec.count = 0
+                    if dec.walk is not None:  # and decoded a payload again
+                        dec.forget_walk()
+            if dec.pending:
+                raise DecodeError("a tuple or record marker outside the head of an array")
+        if head is None:
+            return obj
+        if obj.__class__ is not dict:
+            raise DecodeError(f"record {head.type_id!r} is not [head, {{fields}}]")
+        # The record's fields: built without __init__ when it has nothing else to do (_build_record).
+        spec = (self._entries.get(head.type_id) or self.registry.lookup(head.type_id)).record
+        if spec is not None and spec.plain and head.version == spec.version and obj.keys() == spec.names:
+            fields = obj
+            obj = _new(spec.cls)
+            _setattr(obj, "__dict__", fields)
+            return obj
+        return self._build_record(head, obj)
 
     def _decode_payload(self, data: bytes | bytearray | memoryview, budget: Budget) -> Any:
         """Decode a registered message's payload inside the decode that met
