@@ -417,7 +417,7 @@ class ActorSystem(Processes, BudgetedSends, Timers, Serving):
         if caller is not None and pid == caller:
             raise CallError(server, "calling_self")
         if pid.__class__ is RemoteName or pid.node != 0:
-            return self._node(pid).call(pid, request, timeout, caller)
+            return (self._router or self._node(pid)).call(pid, request, timeout, caller)
         tctx = self._local(pid)
         if tctx is None or tctx._state >= EXITING:
             raise CallError(server, NOPROC)
