@@ -134,6 +134,16 @@ class Dispatch:
                     self._stats.dropped_stale += 1
             elif cls is P.Call:
                 self._on_call(conn, msg)
+            elif cls is P.CallReply:  # (a remote call's answer, inline: the caller's hot path)
+                ref = msg.ref
+                if ref.node == self._node_id and ref.creation == self._creation:  # (a ref of ours: a wait here)
+                    payload = msg.payload  # ((value,): a plain term, as itself)
+                    value = payload[0] if payload.__class__ is tuple else self._codec.decode(payload)
+                    # (released: the server's node dropped the call's monitor; calls.py sends no DEMONITOR)
+                    if not self._pending.resolve(ref, (True, value, True) if msg[2] else (True, value)):
+                        self._unawaited(ref, value)
+                else:
+                    self._unawaited(None, None)
             else:
                 self._on_control(conn, msg)
         except SerializationError:
@@ -219,18 +229,6 @@ class Dispatch:
             if self._served:  # (a CALL's: it ended without our reply)
                 ref = msg.ref
                 self._served.pop((ref.node, ref.id, ref.creation), None)
-        elif cls is P.CallReply:
-            ref = msg.ref
-            if ref.node == self._node_id and ref.creation == self._creation:  # (a ref of ours: a wait here)
-                payload = msg.payload  # ((value,): a plain term, as itself)
-                value = payload[0] if payload.__class__ is tuple else self._codec.decode(payload)
-                # (released: the server's node dropped the call's monitor; calls.py sends no DEMONITOR)
-                if self._pending.resolve(ref, (True, value, True) if msg[2] else (True, value)):
-                    return
-                if inbound.reply(routing.local_ref(ref), value):  # (a call of this node's runtime)
-                    return
-            extra = self._stats.extra
-            extra["late_replies"] = extra.get("late_replies", 0) + 1
         elif cls is P.RegSend:
             conn.messages_in += 1
             pid = self._whereis(msg.to_name)
@@ -272,6 +270,14 @@ class Dispatch:
             self._spawns.on_reply(msg)
         else:
             log.debug("ignoring %s from %s", cls.__name__, conn.peer_name)
+
+    def _unawaited(self, ref: Any, value: Any) -> None:
+        """A CALL_REPLY no remote call waits for: a call of this node's runtime whose server
+        handed its ``From`` to another node (``ref``, ours, and its ``value``), or late (counted)."""
+        if ref is not None and self._inbound.reply(self._routing.local_ref(ref), value):
+            return
+        extra = self._stats.extra
+        extra["late_replies"] = extra.get("late_replies", 0) + 1
 
     def _on_down(self, conn: Connection, msg: Any) -> None:
         routing = self._routing
