@@ -105,7 +105,7 @@ class Instrumentation:
 
     # -- sending: the system's send and call while instrumented -----------------
 
-    def send(self, dest: Any, msg: Any, *, sender: Any = None) -> None:
+    def send(self, dest: Any, msg: Any, sender: Any = None) -> None:
         if (
             msg.__class__ is not Traced
             and not is_call(msg)  # a call's own request: call() wrapped it
