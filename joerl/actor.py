@@ -140,7 +140,7 @@ class ActorContext:
                 self._sent += 1.0
             else:
                 _watch.sent(self, dest, msg)
-        self.system.send(dest, msg, sender=self.pid)
+        self.system.send(dest, msg, self.pid)  # positionally: a call with keywords is never specialized
 
     def receive(
         self, match: Callable[[Any], bool] | type | tuple[type, ...] | None = None, timeout: float | None = None
