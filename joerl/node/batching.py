@@ -117,7 +117,7 @@ class OutboundBatcher:
         self.idle = False
         self.write_now: Callable[[bytes], None] = self._queue_frame
         self.queued_bytes = 0
-        self._handed = 0  # handed, but for what joined the open _Terms after its first (see handed)
+        self.handed = 0  # (a plain attribute: the link adds to it once per remote call)
         self._items: list[bytes | _Batch] = []
         self._max_term = encoder.max_frame_size - _FRAME_OVERHEAD
         self.batch_room = min(MAX_TERMS_BYTES, self._max_term, MAX_MESSAGES_PER_FRAME * (TERM_COST + 1))
@@ -128,17 +128,6 @@ class OutboundBatcher:
         self._pack = encoder._pack
         if not encoder.terms:
             self.term = _no_term  # type: ignore[method-assign]
-
-    @property
-    def handed(self) -> int:
-        """Messages queued by :meth:`term` and :meth:`payload` so far (see the class docstring)."""
-        t = self._terms
-        return self._handed + (len(t) - 1 if t is not None else 0)
-
-    @handed.setter
-    def handed(self, value: int) -> None:
-        t = self._terms
-        self._handed = value - (len(t) - 1 if t is not None else 0)
 
     def __len__(self) -> int:
         return len(self._items)
@@ -194,20 +183,20 @@ class OutboundBatcher:
         if batch is not None and to is batch.to and sender is batch.sender:
             room = batch.room - len(body) - TERM_COST
             if room >= 0:  # (so the body is within MAX_TERMS_BYTES, as batch_room is)
-                # The hot path: a burst to one process. Its bytes are counted by
-                # _close_batch, its messages by handed (len(batch)).
+                # The hot path: a burst to one process. Its bytes are counted by _close_batch.
                 batch.append(body)
                 batch.room = room
+                self.handed += 1
                 return True
         if len(body) > MAX_TERMS_BYTES:
             return False
         if self.idle and not self._items and len(body) <= self._max_term:
             # An idle link's latency path: its frame goes to write_now, no batch is opened.
             self.write_now(self.encoder.one_term(sender, to, body))
-            self._handed += 1
+            self.handed += 1
             return True
         self._open(_Terms, sender, to, body, len(body) + TERM_COST)
-        self._handed += 1  # (not when _open raised: the feeder counts that one dropped)
+        self.handed += 1  # (not when _open raised: the feeder counts that one dropped)
         return True
 
     def payload(self, sender: Pid | None, to: Pid, payload: bytes) -> None:
@@ -223,21 +212,21 @@ class OutboundBatcher:
         size = len(payload) + TERM_COST + 5  # and its bin header
         if self.idle and not self._items:  # an idle link's latency path (see term)
             self.write_now(self.encoder.send(sender, to, payload))
-            self._handed += 1
+            self.handed += 1
             return
         if size > self.batch_room:
             self.frame(self.encoder.send(sender, to, payload))
-            self._handed += 1
+            self.handed += 1
             return
         body = self.encoder.payload(payload)
         batch = self._sends
         if batch is not None and to is batch.to and sender is batch.sender and batch.room >= size:
             batch.append(body)
             batch.room -= size
-            self._handed += 1
+            self.handed += 1
             return
         self._open(_Sends, sender, to, body, size)
-        self._handed += 1
+        self.handed += 1
 
     def frame(self, frame: bytes) -> None:
         """Queue ``frame`` (encoded bytes, or the unsent rest of some) after
@@ -262,8 +251,6 @@ class OutboundBatcher:
 
     def take(self) -> tuple[bytes, int]:
         """The bytes of everything queued, and how many frames they are; the queue empties."""
-        if self._terms is not None:
-            self._handed += len(self._terms) - 1
         items = self._items
         self._items = []
         self.queued_bytes = 0
@@ -277,8 +264,6 @@ class OutboundBatcher:
 
     def clear(self) -> None:
         """Drop everything queued."""
-        if self._terms is not None:
-            self._handed += len(self._terms) - 1
         self._items = []
         self.queued_bytes = 0
         self._terms = self._sends = None
@@ -308,8 +293,6 @@ class OutboundBatcher:
         opened (the hot paths leave that to here) in ``queued_bytes``."""
         batch = self._terms or self._sends
         if batch is not None:
-            if batch is self._terms:
-                self._handed += len(batch) - 1
             self.queued_bytes += batch.start - batch.room
             self._terms = self._sends = None
 

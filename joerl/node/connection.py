@@ -134,6 +134,7 @@ class Connection:
         status: ``"ok"`` or ``"ok_simultaneous"``.
         encoder: a :class:`FrameEncoder` bounded by the peer's max frame size.
         stats: a :class:`LinkStats`.
+        closed: True once :meth:`close` ran (for whatever reason).
         close_reason: why the link closed (None while open).
         acks, messages_in, unconfirmed, inbound, outbound: delivery acknowledgement
             (``delivery.py``): whether it is on, messages taken off the link, set
@@ -211,7 +212,8 @@ class Connection:
         self.send_payload: Callable[[Pid | None, Pid, bytes], None] = queue.payload
         self._reading = LinkReader(self, established.leftover, self._writer, direct=self._direct_ok)
         self._closed_event = Event()
-        self._closed = False
+        #: A plain attribute (read once per message received, link_reader.py): only close() sets it.
+        self.closed = False
         self._started = False
         self._greenlets: list[gevent.Greenlet] = []
         self._reader: gevent.Greenlet | None = None
@@ -219,13 +221,8 @@ class Connection:
         self._tick_mark = -1
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else ("up" if self._started else "new")
+        state = "closed" if self.closed else ("up" if self._started else "new")
         return f"<Connection {self.local.name}->{self.peer_name} {self.role.value} {state}>"
-
-    @property
-    def closed(self) -> bool:
-        """True once :meth:`close` ran (for whatever reason)."""
-        return self._closed
 
     @property
     def queued_bytes(self) -> int:
@@ -251,7 +248,7 @@ class Connection:
             raise ValueError("set a handler before starting the connection")
         if self._started:
             raise RuntimeError(f"{self!r} is already started")
-        if self._closed:
+        if self.closed:
             raise self._writer.down_error()
         self._started = True
         self._reading.last_read = monotonic()
@@ -273,9 +270,9 @@ class Connection:
         ``on_closed(self, reason)`` once. Use :meth:`flush` first for a
         graceful close. Never blocks.
         """
-        if self._closed:
+        if self.closed:
             return
-        self._closed = True
+        self.closed = True
         self.close_reason = reason
         if self._tick_timer is not None:
             self._tick_timer.close()
@@ -370,7 +367,7 @@ class Connection:
         idle link costs no greenlet switch and no timer made per tick): a peer
         silent for the tick time is declared down; a tick goes out when
         nothing was written during the interval."""
-        if self._closed:
+        if self.closed:
             return
         limit = self.config.tick_time
         stats = self.stats
