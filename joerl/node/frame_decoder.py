@@ -23,12 +23,27 @@ import msgpack
 
 from .._describe import describe as _describe
 from ..errors import FrameError, OversizedFrame
-from ..pid import Pid, Ref
+from ..pid import Pid
 from .compression import COMPRESSED, CompressionError
+from .frame_fields import (
+    ARITY,
+    Bad,
+    bins,
+    dbool,
+    dbytes,
+    dname,
+    dpayload,
+    dpayloads,
+    dref,
+    dterms,
+    duint,
+)
+from .frame_fields import (
+    call_msg as _call_msg,
+)
 from .frames import DEFAULT_MAX_FRAME_SIZE, MAX_TERMS_FRAME, ROUTE_PID
 from .messages import (
     MAX_MESSAGES_PER_FRAME,
-    MAX_TERM_ITEMS,
     OP_ACK,
     OP_ALIVE_REPLY,
     OP_ALIVE_REQUEST,
@@ -82,87 +97,6 @@ _unpack_len32 = struct.Struct(">I").unpack_from
 _new_tuple = tuple.__new__
 
 
-class _Bad(Exception):
-    """Internal: a field could not be decoded."""
-
-
-def _dref(x: Any) -> Ref:
-    if type(x) is tuple and len(x) == 3:
-        n, i, c = x
-        if is_uint(n, U32) and n and is_uint(i, U64) and is_uint(c, U32):
-            ref: Ref = Ref._unchecked(n, i, c)
-            return ref
-    raise _Bad(f"expected a ref [node>0, id, creation], got {_describe(x)}")
-
-
-def _dbytes(x: Any, what: str) -> bytes:
-    if type(x) is not bytes:
-        raise _Bad(f"{what} must be bin, got {type(x).__name__}")
-    return x
-
-
-def _dpayload(x: Any) -> bytes | tuple[Any]:
-    """A CALL's or CALL_REPLY's payload: the codec's bytes, or [term], one plain term as itself."""
-    if type(x) is bytes or (type(x) is tuple and len(x) == 1 and plain_terms(x)):
-        return x
-    raise _Bad(f"payload must be bin or [plain term], got {_describe(x)}")
-
-
-def _term1(x: Any) -> bool:
-    """Whether ``x`` is [term], one scalar (inline) or other plain term (``plain_terms``)."""
-    return x.__class__ is tuple and len(x) == 1 and (x[0].__class__ in TERM_SCALARS or plain_terms(x))
-
-
-def _dname(x: Any, what: str) -> str:
-    if type(x) is not str or not x:
-        raise _Bad(f"{what} must be a non-empty str, got {_describe(x)}")
-    return x
-
-
-def _bins(t: tuple[Any, ...]) -> bool:
-    """Whether every field of ``t`` after its first two is bytes (SEND's payloads)."""
-    for p in t[2:]:
-        if p.__class__ is not bytes:
-            return False
-    return True
-
-
-def _dpayloads(t: tuple[Any, ...]) -> tuple[bytes, ...]:
-    payloads = t[2:]  # (at most MAX_MESSAGES_PER_FRAME: the Unpacker's max_array_len)
-    for p in payloads:
-        _dbytes(p, "payload")
-    return payloads
-
-
-def _dterms(t: tuple[Any, ...]) -> tuple[Any, ...]:
-    msgs = t[2:]  # (at most MAX_MESSAGES_PER_FRAME: the Unpacker's max_array_len)
-    if not plain_terms(msgs):
-        bad = next(m for m in msgs if not plain_terms((m,)))
-        raise _Bad(
-            f"msg must be a plain term (a scalar, or a flat array of at most {MAX_TERM_ITEMS}), got {_describe(bad)}"
-        )
-    return msgs
-
-
-def _duint(x: Any, top: int, what: str) -> int:
-    if not is_uint(x, top):
-        raise _Bad(f"{what} must be an int in 0..{top}, got {_describe(x)}")
-    return x
-
-
-def _dbool(x: Any, what: str) -> bool:
-    if type(x) is not bool:
-        raise _Bad(f"{what} must be a bool, got {_describe(x)}")
-    return x
-
-
-_ARITY = {
-    OP_SEND: 3, OP_REG_SEND: 4, OP_LINK: 3, OP_UNLINK: 4, OP_UNLINK_ACK: 4, OP_EXIT: 4, OP_EXIT2: 4,
-    OP_MONITOR: 4, OP_DEMONITOR: 4, OP_DOWN: 5, OP_SPAWN_REQUEST: 7, OP_SPAWN_REPLY: 4,
-    OP_ALIVE_REQUEST: 3, OP_ALIVE_REPLY: 3, OP_CALL_REPLY: 3, OP_SEND_TERMS: 3, OP_FLOW: 4, OP_ACK: 2, OP_CALL: 4,
-}  # fmt: skip
-
-
 class FrameDecoder:
     """Turns the bytes of a link (after the handshake) into control messages.
 
@@ -202,35 +136,35 @@ class FrameDecoder:
         self._pos = 0
         self._new_unpacker()
         self._ops: dict[int, Callable[[tuple[Any, ...]], Message | list[Send]]] = {
-            OP_SEND: lambda t: [Send(*route, p) for route in (self._route(t[1]),) for p in _dpayloads(t)],
+            OP_SEND: lambda t: [Send(*route, p) for route in (self._route(t[1]),) for p in dpayloads(t)],
             OP_REG_SEND: lambda t: RegSend(
-                self._opt_pid(t[1], "sender"), _dname(t[2], "to_name"), _dbytes(t[3], "payload")
+                self._opt_pid(t[1], "sender"), dname(t[2], "to_name"), dbytes(t[3], "payload")
             ),
             OP_LINK: lambda t: Link(self._pid(t[1], "sender"), self._pid(t[2], "to")),
             OP_UNLINK: lambda t: Unlink(self._pid(t[1], "sender"), self._pid(t[2], "to"), self._id(t[3])),
             OP_UNLINK_ACK: lambda t: UnlinkAck(self._pid(t[1], "sender"), self._pid(t[2], "to"), self._id(t[3])),
-            OP_EXIT: lambda t: Exit(self._pid(t[1], "sender"), self._pid(t[2], "to"), _dbytes(t[3], "reason")),
-            OP_EXIT2: lambda t: Exit2(self._opt_pid(t[1], "sender"), self._pid(t[2], "to"), _dbytes(t[3], "reason")),
-            OP_MONITOR: lambda t: Monitor(self._pid(t[1], "sender"), self._target(t[2], "to"), _dref(t[3])),
-            OP_DEMONITOR: lambda t: Demonitor(self._pid(t[1], "sender"), self._target(t[2], "to"), _dref(t[3])),
+            OP_EXIT: lambda t: Exit(self._pid(t[1], "sender"), self._pid(t[2], "to"), dbytes(t[3], "reason")),
+            OP_EXIT2: lambda t: Exit2(self._opt_pid(t[1], "sender"), self._pid(t[2], "to"), dbytes(t[3], "reason")),
+            OP_MONITOR: lambda t: Monitor(self._pid(t[1], "sender"), self._target(t[2], "to"), dref(t[3])),
+            OP_DEMONITOR: lambda t: Demonitor(self._pid(t[1], "sender"), self._target(t[2], "to"), dref(t[3])),
             OP_DOWN: lambda t: Down(
-                self._target(t[1], "sender"), self._pid(t[2], "to"), _dref(t[3]), _dbytes(t[4], "reason")
+                self._target(t[1], "sender"), self._pid(t[2], "to"), dref(t[3]), dbytes(t[4], "reason")
             ),
             OP_SPAWN_REQUEST: lambda t: SpawnRequest(
-                _dref(t[1]), self._pid(t[2], "sender"), _dname(t[3], "factory"), _dbytes(t[4], "args"),
-                _dbool(t[5], "link"), _dbool(t[6], "monitor"),
+                dref(t[1]), self._pid(t[2], "sender"), dname(t[3], "factory"), dbytes(t[4], "args"),
+                dbool(t[5], "link"), dbool(t[6], "monitor"),
             ),
             OP_SPAWN_REPLY: lambda t: SpawnReply(
-                _dref(t[1]), self._pid(t[2], "to"), _dname(t[3], "result") if type(t[3]) is str
+                dref(t[1]), self._pid(t[2], "to"), dname(t[3], "result") if type(t[3]) is str
                 else self._pid(t[3], "result"),
             ),
-            OP_ALIVE_REQUEST: lambda t: AliveRequest(_dref(t[1]), self._pid(t[2], "pid")),
-            OP_ALIVE_REPLY: lambda t: AliveReply(_dref(t[1]), _dbool(t[2], "alive")),
-            OP_CALL_REPLY: lambda t: CallReply(_dref(t[1]), _dpayload(t[2]), len(t) > 3 and t[3] is True),
-            OP_CALL: lambda t: Call(*self._caller_route(t[1]), _dref(t[2]), _dpayload(t[3])),
-            OP_SEND_TERMS: lambda t: SendTerms(*self._route(t[1]), _dterms(t)),
-            OP_FLOW: lambda t: Flow(self._pid(t[1], "dest"), _duint(t[2], 2, "kind"), _duint(t[3], U32, "n")),
-            OP_ACK: lambda t: Ack(_duint(t[1], U64, "taken")),
+            OP_ALIVE_REQUEST: lambda t: AliveRequest(dref(t[1]), self._pid(t[2], "pid")),
+            OP_ALIVE_REPLY: lambda t: AliveReply(dref(t[1]), dbool(t[2], "alive")),
+            OP_CALL_REPLY: lambda t: CallReply(dref(t[1]), dpayload(t[2]), len(t) > 3 and t[3] is True),
+            OP_CALL: lambda t: Call(*self._caller_route(t[1]), dref(t[2]), dpayload(t[3])),
+            OP_SEND_TERMS: lambda t: SendTerms(*self._route(t[1]), dterms(t)),
+            OP_FLOW: lambda t: Flow(self._pid(t[1], "dest"), duint(t[2], 2, "kind"), duint(t[3], U32, "n")),
+            OP_ACK: lambda t: Ack(duint(t[1], U64, "taken")),
         }  # fmt: skip
 
     def buffered(self) -> int:
@@ -329,12 +263,12 @@ class FrameDecoder:
                         if (payload := t[2]).__class__ is bytes:
                             append(_new_tuple(Send, (sender, to, payload)))
                             continue
-                    elif len(t) > 3 and _bins(t):
+                    elif len(t) > 3 and bins(t):
                         for payload in t[2:]:
                             append(_new_tuple(Send, (sender, to, payload)))
                         continue
                 elif op == OP_CALL or op == OP_CALL_REPLY or op == OP_MONITOR or op == OP_DEMONITOR:
-                    call_msg = self._call_msg(t, op)  # (a remote call's frames)
+                    call_msg = _call_msg(t, op, routes, self._pids)  # (a remote call's frames)
                     if call_msg is not None:
                         append(call_msg)
                         continue
@@ -354,43 +288,6 @@ class FrameDecoder:
         elif off < end_all:
             buf += src[off:]
         return out
-
-    def _call_msg(self, t: tuple[Any, ...], op: int) -> Message | None:
-        """CALL, MONITOR, DEMONITOR or CALL_REPLY with exact types and known
-        pids (a known route) in one call; None: the general path decides (and
-        names what is wrong).
-
-        Raises:
-            LookupError, TypeError: the same (an unknown route, an unhashable field).
-        """
-        r = t[2] if op == OP_CALL else t[1] if op == OP_CALL_REPLY else t[3]
-        if r.__class__ is not tuple or len(r) != 3:
-            return None
-        n, i, c = r
-        if not (
-            n.__class__ is int and i.__class__ is int and c.__class__ is int and 0 < n <= U32 and 0 <= i <= U64
-            and 0 <= c <= U32
-        ):  # fmt: skip
-            return None  # (as _dref's is_uint checks)
-        if op == OP_CALL:
-            caller, server = self._routes[t[1]]
-            payload = t[3]
-            if caller is None or not (payload.__class__ is bytes or _term1(payload)):
-                return None
-            return _new_tuple(Call, (caller, server, Ref._unchecked(n, i, c), payload))
-        if op == OP_CALL_REPLY:
-            payload = t[2]
-            if not (payload.__class__ is bytes or _term1(payload)):
-                return None
-            return _new_tuple(CallReply, (Ref._unchecked(n, i, c), payload, len(t) > 3 and t[3] is True))
-        pids = self._pids  # (a triple found here is a valid pid's: see _pid)
-        sender = pids.get(t[1])
-        to = t[2]
-        if to.__class__ is not str or not to:
-            to = pids.get(to)
-        if sender is None or to is None:
-            return None
-        return _new_tuple(Monitor if op == OP_MONITOR else Demonitor, (sender, to, Ref._unchecked(n, i, c)))  # type: ignore[return-value]
 
     def _new_unpacker(self) -> None:
         # Limits bound what a declared length can make msgpack allocate up front.
@@ -421,13 +318,13 @@ class FrameDecoder:
         fn = self._ops.get(op)
         if fn is None:
             return FrameError(f"unknown control message type {op}", size=size, op=op)
-        if len(t) < _ARITY[op]:
-            return FrameError(f"{OP_NAMES[op]} needs {_ARITY[op] - 1} fields, got {len(t) - 1}", size=size, op=op)
+        if len(t) < ARITY[op]:
+            return FrameError(f"{OP_NAMES[op]} needs {ARITY[op] - 1} fields, got {len(t) - 1}", size=size, op=op)
         if op == OP_SEND_TERMS and size > MAX_TERMS_FRAME:
             return FrameError(f"SEND_TERMS: a frame of {size} bytes, over {MAX_TERMS_FRAME}", size=size, op=op)
         try:
             return fn(t)
-        except _Bad as exc:
+        except Bad as exc:
             return FrameError(f"{OP_NAMES[op]}: {exc}", size=size, op=op)
         except Exception as exc:  # e.g. an unhashable pid triple: still just a bad frame
             return FrameError(f"{OP_NAMES[op]}: {type(exc).__name__}: {exc}", size=size, op=op)
@@ -445,7 +342,7 @@ class FrameDecoder:
                         self._pids.clear()
                     self._pids[x] = p
                     return p
-            raise _Bad(f"{what} must be a pid [node>0, id, creation], got {_describe(x)}")
+            raise Bad(f"{what} must be a pid [node>0, id, creation], got {_describe(x)}")
         return p
 
     def _route(self, x: Any) -> tuple[Pid | None, Pid]:
@@ -454,7 +351,7 @@ class FrameDecoder:
         if r is not None:
             return r
         if x.__class__ is not bytes or len(x) not in (16, 32):
-            raise _Bad(f"route must be a bin of 16 or 32 bytes (to, sender), got {_describe(x)}")
+            raise Bad(f"route must be a bin of 16 or 32 bytes (to, sender), got {_describe(x)}")
         to = self._route_pid(x, 0, "to")
         r = (self._route_pid(x, 16, "sender") if len(x) == 32 else None, to)
         if len(self._routes) >= self._pid_cache_size:
@@ -466,13 +363,13 @@ class FrameDecoder:
         """A CALL's route -> (sender, to): the sender must be there."""
         sender, to = self._route(x)
         if sender is None:
-            raise _Bad("route must name the sender (a bin of 32 bytes: to, sender)")
+            raise Bad("route must name the sender (a bin of 32 bytes: to, sender)")
         return sender, to
 
     def _route_pid(self, x: bytes, offset: int, what: str) -> Pid:
         node, id_, creation = ROUTE_PID.unpack_from(x, offset)
         if not node:
-            raise _Bad(f"{what} in a route has node 0")
+            raise Bad(f"{what} in a route has node 0")
         return self._pid((node, id_, creation), what)
 
     def _opt_pid(self, x: Any, what: str) -> Pid | None:
@@ -484,5 +381,5 @@ class FrameDecoder:
     @staticmethod
     def _id(x: Any) -> int:
         if not is_uint(x, U64):
-            raise _Bad(f"unlink id must be an int in 0..{U64}, got {_describe(x)}")
+            raise Bad(f"unlink id must be an int in 0..{U64}, got {_describe(x)}")
         return x
