@@ -11,7 +11,10 @@ through the same table.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
+from heapq import heapify, heappop, heappush
+from time import monotonic as _monotonic
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from gevent import get_hub
@@ -20,7 +23,7 @@ from gevent.hub import Waiter
 
 from .errors import NameTaken, StartError
 from .message import KILL
-from .pid import Pid, Ref
+from .pid import Pid, Ref, make_ref
 
 if TYPE_CHECKING:
     from .actor import ActorContext
@@ -83,20 +86,48 @@ class Pending:
     those are unique by id; or, for a node's table, the same ref as peers
     name it, ``<node_id.id.creation>``) is kept under its id, an int, whose
     hash and comparison cost no Python call (Ref's do); any other ref under
-    itself.
+    itself. :meth:`open` and :meth:`wait_id` wait by that id alone, for a
+    caller that never needs the Ref object.
+
+    The timeouts share one libev timer per table, armed at the earliest
+    deadline of the waits in flight (a heap of ``(deadline, seq, key,
+    waiter)``; an entry whose wait ended is skipped when it comes due). A new
+    wait re-arms it only when its deadline is earlier; when it fires, the
+    expired waits time out (their value None) and it is armed again for the
+    earliest left; when no timed wait is left it is stopped. Deadlines are
+    ``time.monotonic()``: a wait never times out before its ``timeout``.
 
     Args:
         node_id, creation: how peers name this node's refs (a node's table);
             0 for a table that sees only local refs.
     """
 
-    __slots__ = ("_hub", "_waiters", "_node", "_creation")
+    __slots__ = (
+        "_hub",
+        "_loop",
+        "_waiters",
+        "_node",
+        "_creation",
+        "_due",
+        "_seq",
+        "_timed",
+        "_timer",
+        "_after",
+        "_armed",
+    )
 
     def __init__(self, node_id: int = 0, creation: int = 0) -> None:
         self._hub = get_hub()
+        self._loop = self._hub.loop
         self._waiters: dict[Any, Waiter] = {}  # ref.id (a ref of this node) or ref -> its waiter
         self._node = node_id or -1  # (never a ref's node)
         self._creation = creation
+        self._due: list[tuple[float, int, Any, Waiter]] = []  # the heap of deadlines (see the class docstring)
+        self._seq = itertools.count().__next__  # (orders equal deadlines: keys need not compare)
+        self._timed = 0  # timed waits in flight
+        self._timer: Any = None  # the shared timer (kept while stopped: a wait of the same timeout restarts it)
+        self._after = -1.0  # its delay
+        self._armed: float | None = None  # the deadline it is armed for; None: stopped
 
     def _key(self, ref: Ref) -> Any:
         node = ref.node
@@ -110,7 +141,7 @@ class Pending:
 
     def refs(self) -> list[Ref]:
         """The refs waited on now (not yet resolved)."""
-        return [key if key.__class__ is Ref else Ref._unchecked(0, key, 0) for key in self._waiters]
+        return [key if key.__class__ is Ref else make_ref(0, key, 0) for key in self._waiters]
 
     def add(self, ref: Ref) -> Waiter:
         """Open a wait under ``ref``; pass what it returns to :meth:`wait`."""
@@ -119,23 +150,80 @@ class Pending:
         waiter = self._waiters[key] = Waiter(self._hub)
         return waiter
 
+    def open(self, ref_id: int) -> Waiter:
+        """:meth:`add` for a ref of this node named by its id alone (no Ref made); then :meth:`wait_id`."""
+        waiter = self._waiters[ref_id] = Waiter(self._hub)
+        return waiter
+
     def wait(self, waiter: Waiter, ref: Ref, timeout: float | None) -> Any:
         """Block until ``ref`` is resolved; its value, or None after ``timeout`` seconds.
 
         The wait under ``ref`` is closed when this returns, however it ends.
         """
-        timer = None
+        node = ref.node  # (_key, inline: every call's path)
+        key = ref.id if not node or (node == self._node and ref.creation == self._creation) else ref
+        return self.wait_id(waiter, key, timeout)
+
+    def wait_id(self, waiter: Waiter, key: Any, timeout: float | None) -> Any:
+        """:meth:`wait` under ``key``: a ref's id (a ref of this node) or the ref."""
+        if timeout is None:
+            try:
+                return waiter.get()  # a value resolved already is queued behind this get()
+            finally:
+                self._waiters.pop(key, None)
+        self._timed += 1
         try:
-            if timeout is not None:
-                timer = self._hub.loop.timer(timeout)
-                timer.start(waiter.switch, None)
-            return waiter.get()  # a value resolved already is queued behind this get()
+            self._deadline(key, waiter, timeout)
+            return waiter.get()
         finally:
-            if timer is not None:
-                timer.close()
-            node = ref.node  # (_key, inline: every call's path)
-            key = ref.id if not node or (node == self._node and ref.creation == self._creation) else ref
             self._waiters.pop(key, None)
+            self._timed -= 1
+            if not self._timed and self._armed is not None:  # no timed wait left: stop the timer
+                self._armed = None
+                self._timer.stop()
+                self._due.clear()
+
+    def _deadline(self, key: Any, waiter: Waiter, timeout: float) -> None:
+        """Time out the wait of ``waiter`` under ``key`` in ``timeout`` seconds (the shared timer)."""
+        at = _monotonic() + timeout
+        heappush(self._due, (at, self._seq(), key, waiter))
+        armed = self._armed
+        if armed is None or at < armed:
+            timer = self._timer
+            if timer is not None:
+                if armed is not None:
+                    timer.stop()
+                if self._after != timeout:  # (a libev timer's delay is fixed when it is made)
+                    timer.close()
+                    timer = None
+            if timer is None:
+                timer = self._timer = self._loop.timer(max(timeout, 0.0))
+                self._after = timeout
+            self._armed = at
+            timer.start(self._fire)
+
+    def _fire(self) -> None:
+        """The shared timer fired (in the hub): time out the expired waits, re-arm for the earliest left."""
+        self._armed = None
+        now = _monotonic()
+        due = self._due
+        waiters = self._waiters
+        run = self._loop.run_callback
+        while due and due[0][0] <= now:
+            _at, _seq, key, waiter = heappop(due)
+            if waiters.get(key) is waiter:  # (else its wait ended: resolved, or closed)
+                del waiters[key]  # (a late answer finds no waiter: dropped)
+                run(waiter.switch, None)
+        if len(due) > 2 * len(waiters) + 64:  # mostly ended waits: drop them
+            due[:] = [entry for entry in due if waiters.get(entry[2]) is entry[3]]
+            heapify(due)
+        if due:
+            at = due[0][0]
+            # (a new timer: this one is still in its callback)
+            self._timer = self._loop.timer(max(at - now, 0.0))
+            self._after = -1.0  # (a remainder: no wait's timeout)
+            self._armed = at
+            self._timer.start(self._fire)
 
     def request(
         self, ref: Ref, timeout: float | None, send: Callable[..., Any], dest: Any, msg: Any, sender: Pid | None
@@ -145,31 +233,37 @@ class Pending:
         The same as ``add(ref)``, the send, ``wait(...)``, with the wait
         closed however it ends (the send raising included).
         """
-        hub = self._hub
-        waiter = Waiter(hub)
+        waiter = Waiter(self._hub)
         waiters = self._waiters
         key = ref.id if not ref.node else self._key(ref)
         waiters[key] = waiter
-        timer = None
         try:
             send(dest, msg, sender=sender)
-            if timeout is not None:
-                timer = hub.loop.timer(timeout)
-                timer.start(waiter.switch, None)
-            return waiter.get()
-        finally:
-            if timer is not None:
-                timer.close()
+        except BaseException:
             waiters.pop(key, None)
+            raise
+        return self.wait_id(waiter, key, timeout)
 
     def discard(self, ref: Ref) -> None:
         """Close the wait under ``ref`` without waking anyone (the waiter gave up)."""
         self._waiters.pop(self._key(ref), None)
 
+    def discard_id(self, key: Any) -> None:
+        """:meth:`discard` by key (see :meth:`wait_id`)."""
+        self._waiters.pop(key, None)
+
     def resolve(self, ref: Ref, value: Any) -> bool:
         """Wake the greenlet waiting under ``ref`` with ``value``; False if none waits."""
         node = ref.node  # (_key, inline)
         key = ref.id if not node or (node == self._node and ref.creation == self._creation) else ref
+        waiter = self._waiters.pop(key, None)
+        if waiter is None:
+            return False
+        self._hub.loop.run_callback(waiter.switch, value)
+        return True
+
+    def resolve_id(self, key: Any, value: Any) -> bool:
+        """:meth:`resolve` by key (see :meth:`wait_id`)."""
         waiter = self._waiters.pop(key, None)
         if waiter is None:
             return False

@@ -43,6 +43,7 @@ from .errors import CallError, CallTimeout, MailboxFull, NoProcError, NotRegiste
 from .introspect import ProcessInfo, process_info
 from .message import NOPROC
 from .pid import SYSTEM_PID, Pid, Ref
+from .pid import make_ref as _new_ref
 from .registry import Registry
 from .timer import TimerRef, Timers
 
@@ -165,8 +166,12 @@ class ActorSystem(Processes, BudgetedSends, Timers, Serving):
 
     def make_ref(self) -> Ref:
         """A reference unique within this system."""
-        ref: Ref = Ref._unchecked(0, next(self._ref_ids), 0)
+        ref: Ref = _new_ref(0, next(self._ref_ids), 0)
         return ref
+
+    def make_ref_id(self) -> int:
+        """The id of a new reference, ``make_ref().id``, with no Ref made (a wait kept by id)."""
+        return next(self._ref_ids)
 
     # -- messages --------------------------------------------------------------
 

@@ -18,13 +18,14 @@ up yet, a peer without ``FLAG_CALL``) a call is MONITOR then SEND of
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .._gen import CALL, From
 from .._router import RemoteName
 from ..errors import CallError, CallTimeout, LinkDown
 from ..message import NOCONNECTION, NOPROC
-from ..pid import BOUNDED_MAILBOX, SYSTEM_PID, Pid, Ref
+from ..pid import BOUNDED_MAILBOX, SYSTEM_PID, Pid, make_ref
 from . import protocol as P
 from .hello import FLAG_CALL
 
@@ -54,6 +55,9 @@ class RemoteCalls:
         self._by_id = routing.peers.by_id
         self._node_id = routing.node_id
         self._creation = routing.creation
+        # A new ref's id, no Ref made (a CALL call's ref is kept by id alone: :meth:`_call`).
+        system = getattr(routing.make_ref, "__self__", None)
+        self._ref_id: Callable[[], int] = getattr(system, "make_ref_id", None) or (lambda: routing.make_ref().id)
         #: Calls to this node's processes that came as CALL frames and are not
         #: answered yet: their ref, as ``(node, id, creation)`` (a tuple hashes
         #: without a Python call), -> the local pid their monitor is on
@@ -99,7 +103,7 @@ class RemoteCalls:
         waiting = self._waiting.pop(peer.node_id, None)
         if waiting:
             for ref_id in list(waiting):
-                self._pending.resolve(Ref._unchecked(0, ref_id, 0), (False, NOCONNECTION))
+                self._pending.resolve_id(ref_id, (False, NOCONNECTION))
         served = self.served
         if served:
             for key in [key for key in served if key[0] == peer.node_id]:
@@ -114,7 +118,7 @@ class RemoteCalls:
             conn = peer.conn if peer is not None else None
             if conn is not None and conn.flags & FLAG_CALL and server.node != self._node_id:
                 gcaller = routing.glob_pid(caller or SYSTEM_PID)
-                return self._call(peer, conn, server, request, timeout, routing.make_ref(), gcaller)  # type: ignore[arg-type]
+                return self._call(peer, conn, server, request, timeout, self._ref_id(), gcaller)  # type: ignore[arg-type]
         target: Pid | str
         if isinstance(server, RemoteName):
             peer = routing.peers.peer(server.node)
@@ -130,7 +134,7 @@ class RemoteCalls:
         gcaller = routing.glob_pid(caller or SYSTEM_PID)
         conn = peer.conn
         if conn is not None and conn.flags & FLAG_CALL and target.__class__ is Pid:
-            return self._call(peer, conn, target, request, timeout, ref, gcaller)
+            return self._call(peer, conn, target, request, timeout, ref.id, gcaller)
         # From crosses as a plain (pid, ref) pair (the codec keeps no
         # NamedTuple types); the server's node makes it a From again.
         payload = self._codec.encode((CALL, (gcaller, gref), request))
@@ -180,17 +184,21 @@ class RemoteCalls:
         raise CallError(shown, value)
 
     def _call(
-        self, peer: Peer, conn: Any, target: Pid, request: Any, timeout: float | None, ref: Ref, gcaller: Pid
+        self, peer: Peer, conn: Any, target: Pid, request: Any, timeout: float | None, ref_id: int, gcaller: Pid
     ) -> Any:  # fmt: skip
-        """:meth:`call` on a link that takes CALL: the monitor and the request in one frame."""
+        """:meth:`call` on a link that takes CALL: the monitor and the request in one frame.
+
+        The call's ref is of this node and observable nowhere on this side, so
+        it is kept as its id alone (no Ref made): the wait is by id, and the
+        wire carries the ref as peers name it, a triple.
+        """
         body = conn.encoder.term(request)  # (a plain term travels as itself, as SEND_TERMS carries it)
         payload = self._codec.encode(request) if body is None else body
         pending = self._pending
-        waiter = pending.add(ref)
+        waiter = pending.open(ref_id)
         waiting = self._waiting.get(peer.node_id)
         if waiting is None:
             waiting = self._waiting[peer.node_id] = set()
-        ref_id = ref.id
         waiting.add(ref_id)
         left = timeout
         result = None
@@ -202,22 +210,21 @@ class RemoteCalls:
                 if timeout is not None:
                     left = timeout - waited
             try:
-                # (the ref as peers name it, as a triple: no Ref made for the wire)
-                triple = (self._node_id, ref.id, self._creation)
+                triple = (self._node_id, ref_id, self._creation)
                 conn.send_frame(conn.encoder.call(gcaller, target, triple, payload, body is not None))
                 conn.outbound.handed += 1  # (a message the peer acknowledges: delivery.py)
                 self._stats.sent += 1
             except LinkDown:  # the link's loss has failed this call with noconnection
                 self._stats.dropped_unreachable += 1
-            result = pending.wait(waiter, ref, left)  # (closes the wait, however it ends)
+            result = pending.wait_id(waiter, ref_id, left)  # (closes the wait, however it ends)
         finally:
             if result is None:
-                pending.discard(ref)  # (the wait may not have started)
+                pending.discard_id(ref_id)  # (the wait may not have started)
             waiting.discard(ref_id)
             # (released: the server's node dropped the monitor as it replied)
             if (result is None or len(result) == 2) and peer.conn is not None:
                 try:
-                    demonitor = P.Demonitor(gcaller, target, self._routing.glob_ref(ref))
+                    demonitor = P.Demonitor(gcaller, target, make_ref(self._node_id, ref_id, self._creation))
                     peer.conn.send_later(demonitor)  # (with the next call, if one follows)
                 except LinkDown:
                     pass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import gevent
 import pytest
 
@@ -77,3 +79,43 @@ def test_request_sends_then_waits_and_closes_the_wait_when_send_raises() -> None
     with pytest.raises(RuntimeError):
         pending.request(REF, 5, broken, "d", "m", None)
     assert len(pending) == 0
+
+
+def test_timeouts_share_one_timer_and_each_fires_on_time() -> None:
+    # One timer per table, armed at the earliest deadline: a shorter timeout
+    # started after a longer one re-arms it, and each wait ends at its own deadline.
+    pending = Pending()
+    ended: dict[int, float] = {}
+    start = time.monotonic()
+
+    def wait(ref_id: int, timeout: float) -> None:
+        waiter = pending.open(ref_id)
+        assert pending.wait_id(waiter, ref_id, timeout) is None
+        ended[ref_id] = time.monotonic() - start
+
+    waits = [gevent.spawn(wait, ref_id, timeout) for ref_id, timeout in ((1, 0.4), (2, 0.05), (3, 0.2))]
+    gevent.joinall(waits, timeout=5, raise_error=True)
+    assert sorted(ended, key=ended.__getitem__) == [2, 3, 1]
+    assert ended[2] >= 0.05 and ended[3] >= 0.2 and ended[1] >= 0.4
+    assert ended[2] < 0.4  # (not held back by the longer wait armed first)
+    assert len(pending) == 0 and pending._armed is None  # no timed wait left: the timer is stopped
+    assert pending.resolve_id(2, "late") is False  # a late answer is dropped
+
+
+def test_a_resolved_wait_leaves_the_others_timed_and_the_heap_is_trimmed() -> None:
+    pending = Pending()
+    results: dict[int, object] = {}
+
+    def wait(ref_id: int, timeout: float) -> None:
+        results[ref_id] = pending.wait_id(pending.open(ref_id), ref_id, timeout)
+
+    slow = gevent.spawn(wait, 1, 0.3)
+    gevent.sleep(0)  # (slow's wait is open)
+    for ref_id in range(2, 202):  # answered waits leave their deadlines behind
+        waiter = pending.open(ref_id)
+        gevent.spawn(pending.resolve_id, ref_id, ref_id)
+        assert pending.wait_id(waiter, ref_id, 0.1) == ref_id
+    assert len(pending._due) == 201
+    slow.join(timeout=5)
+    assert results == {1: None} and len(pending) == 0
+    assert pending._armed is None and pending._due == []
