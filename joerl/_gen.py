@@ -173,7 +173,12 @@ class Pending:
                 self._waiters.pop(key, None)
         self._timed += 1
         try:
-            self._deadline(key, waiter, timeout)
+            # The deadline, on the shared timer (see the class docstring).
+            at = _monotonic() + timeout
+            heappush(self._due, (at, self._seq(), key, waiter))
+            armed = self._armed
+            if armed is None or at < armed:
+                self._arm(at, timeout, armed)
             return waiter.get()
         finally:
             self._waiters.pop(key, None)
@@ -183,24 +188,20 @@ class Pending:
                 self._timer.stop()
                 self._due.clear()
 
-    def _deadline(self, key: Any, waiter: Waiter, timeout: float) -> None:
-        """Time out the wait of ``waiter`` under ``key`` in ``timeout`` seconds (the shared timer)."""
-        at = _monotonic() + timeout
-        heappush(self._due, (at, self._seq(), key, waiter))
-        armed = self._armed
-        if armed is None or at < armed:
-            timer = self._timer
-            if timer is not None:
-                if armed is not None:
-                    timer.stop()
-                if self._after != timeout:  # (a libev timer's delay is fixed when it is made)
-                    timer.close()
-                    timer = None
-            if timer is None:
-                timer = self._timer = self._loop.timer(max(timeout, 0.0))
-                self._after = timeout
-            self._armed = at
-            timer.start(self._fire)
+    def _arm(self, at: float, timeout: float, armed: float | None) -> None:
+        """(Re-)arm the shared timer for the deadline ``at``, ``timeout`` seconds from now."""
+        timer = self._timer
+        if timer is not None:
+            if armed is not None:
+                timer.stop()
+            if self._after != timeout:  # (a libev timer's delay is fixed when it is made)
+                timer.close()
+                timer = None
+        if timer is None:
+            timer = self._timer = self._loop.timer(max(timeout, 0.0))
+            self._after = timeout
+        self._armed = at
+        timer.start(self._fire)
 
     def _fire(self) -> None:
         """The shared timer fired (in the hub): time out the expired waits, re-arm for the earliest left."""
@@ -213,7 +214,7 @@ class Pending:
             _at, _seq, key, waiter = heappop(due)
             if waiters.get(key) is waiter:  # (else its wait ended: resolved, or closed)
                 del waiters[key]  # (a late answer finds no waiter: dropped)
-                run(waiter.switch, None)
+                run(waiter.switch, None)  # type: ignore[union-attr, unused-ignore]
         if len(due) > 2 * len(waiters) + 64:  # mostly ended waits: drop them
             due[:] = [entry for entry in due if waiters.get(entry[2]) is entry[3]]
             heapify(due)

@@ -87,7 +87,12 @@ class _Ident(_Fields):
         return _make(cls, node, id, creation)
 
     #: Build without range checks (for the runtime and decoders, whose ints are known good).
+    #: Pid's and Ref's are the plain makers below (``make_pid``, ``make_ref``: no classmethod bound per call).
     _unchecked = classmethod(_make)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._unchecked = classmethod(_make)  # (a subclass builds its own kind)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"{self._kind} is immutable")
@@ -185,6 +190,9 @@ def _maker(cls: Any) -> Any:
 make_pid: Final = _maker(Pid)
 #: ``Ref._unchecked``, as ``make_pid``.
 make_ref: Final = _maker(Ref)
+# (Pid._unchecked and Ref._unchecked are these: the decoders' hot paths call them)
+Pid._unchecked = staticmethod(make_pid)  # type: ignore[assignment]
+Ref._unchecked = staticmethod(make_ref)  # type: ignore[assignment]
 
 #: The pid that plain (non-actor) code sends from: ``<0.0.0>``; never a process.
 SYSTEM_PID = Pid(0, 0, 0)
