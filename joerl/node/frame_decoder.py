@@ -184,6 +184,37 @@ class FrameDecoder:
                 it in this call are in the exception's ``messages``; every
                 later call raises it again.
         """
+        n = len(data)
+        if 4 < n <= 4100 and not self._buf and self._broken is None:
+            # The fast path: ``data`` is one whole small frame and no more (a
+            # ping-pong's read), nothing buffered: the loop's checks, without its setup.
+            size = n - 4
+            if (
+                _unpack_len32(data)[0] == size and size <= self.max_frame_size
+                and (self.inflate is None or data[4] != COMPRESSED)
+            ):  # fmt: skip
+                self._feed(data[4:])
+                pos = self._pos + size
+                try:
+                    t = self._unpack()
+                except Exception as exc:
+                    self.frames += 1
+                    return [self._reset(f"body is not msgpack ({type(exc).__name__}: {exc})", size)]
+                if self._tell() != pos:
+                    self.frames += 1
+                    return [self._reset("body is not msgpack (extra data after the message)", size)]
+                self._pos = pos
+                try:
+                    if t[0] == OP_SEND_TERMS and t[0].__class__ is int and len(t) == 3 and size <= MAX_TERMS_FRAME:
+                        m = t[2]
+                        if m.__class__ is tuple and len(m) == 2:  # ("ping", 7)
+                            if m[0].__class__ in TERM_SCALARS and m[1].__class__ in TERM_SCALARS:
+                                sender, to = self._routes[t[1]]
+                                self.frames += 1
+                                return [_new_tuple(SendTerms, (sender, to, t[2:]))]
+                except (LookupError, TypeError):
+                    pass
+                return self._one(t, size)
         if self._broken is not None:
             raise self._broken
         buf = self._buf
@@ -287,6 +318,38 @@ class FrameDecoder:
             del buf[:off]
         elif off < end_all:
             buf += src[off:]
+        return out
+
+    def _one(self, t: Any, size: int) -> list[Message | FrameError]:
+        """The fast path's body ``t`` (of ``size`` bytes), not a known route's
+        ("ping", 7): what the loop of :meth:`feed` makes of it."""
+        out: list[Message | FrameError] = []
+        try:
+            op = t[0]
+            if op.__class__ is int and (op == OP_SEND_TERMS or op == OP_SEND):
+                sender, to = self._routes[t[1]]
+                if op == OP_SEND_TERMS:
+                    msgs = t[2:]
+                    if size <= MAX_TERMS_FRAME and msgs and plain_terms(msgs):
+                        out.append(_new_tuple(SendTerms, (sender, to, msgs)))
+                elif len(t) >= 3 and bins(t):
+                    for payload in t[2:]:
+                        out.append(_new_tuple(Send, (sender, to, payload)))
+            elif op == OP_CALL or op == OP_CALL_REPLY or op == OP_MONITOR or op == OP_DEMONITOR:
+                call_msg = _call_msg(t, op, self._routes, self._pids)  # (a remote call's frames)
+                if call_msg is not None:
+                    out.append(call_msg)
+        except (LookupError, TypeError):
+            pass
+        if not out:
+            event = self._decode(t, size)
+            if event.__class__ is list:  # a SEND of several payloads
+                out = event  # type: ignore[assignment]
+            elif event.__class__ is Ack:
+                self.acked = event.taken
+            else:
+                out.append(event)  # type: ignore[arg-type]
+        self.frames += len(out)
         return out
 
     def _new_unpacker(self) -> None:

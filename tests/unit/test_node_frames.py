@@ -471,3 +471,19 @@ def test_send_terms_checks_hold_on_the_fast_path_of_a_known_route() -> None:
     ):
         (out,) = dec.feed(_raw_frame(b"\x93\x10" + route + msgpack.packb(msg)))
         assert isinstance(out, FrameError) and what in str(out), (msg, out)
+
+
+@pytest.mark.parametrize("body, match", BAD_BODIES, ids=[f"{i}-{m}" for i, (_, m) in enumerate(BAD_BODIES)])
+def test_a_frame_fed_alone_is_checked_as_in_a_stream(body: bytes, match: str) -> None:
+    """A read of one whole small frame takes feed's fast path: the same errors,
+    route known or not, and the frames after it decode."""
+    ping = _raw_frame(b"\x93\x10\xc4\x10" + P2_ROUTE + msgpack.packb(("ping", 1)))
+    for known in (False, True):
+        dec = FrameDecoder()
+        if known:
+            assert dec.feed(ping) == [p.SendTerms(None, P2, (("ping", 1),))]
+        (out,) = dec.feed(_raw_frame(body))
+        assert isinstance(out, FrameError) and out.size == len(body) and match in str(out), (known, out)
+        assert dec.feed(ping) == [p.SendTerms(None, P2, (("ping", 1),))]
+        assert dec.feed(encode_frame(p.Link(P1, P2))) == [p.Link(P1, P2)]
+        assert dec.frames == 3 + known and dec.buffered() == 0
