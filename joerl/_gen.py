@@ -37,6 +37,7 @@ CAST = "$gen_cast"
 STOP = "$gen_stop"
 
 _tuple_new = tuple.__new__
+_NAN = float("nan")
 
 
 class From(NamedTuple):
@@ -126,7 +127,7 @@ class Pending:
         self._seq = itertools.count().__next__  # (orders equal deadlines: keys need not compare)
         self._timed = 0  # timed waits in flight
         self._timer: Any = None  # the shared timer (kept while stopped: a wait of the same timeout restarts it)
-        self._after = -1.0  # its delay
+        self._after = _NAN  # its delay (NaN: equal to no timeout)
         self._armed: float | None = None  # the deadline it is armed for; None: stopped
 
     def _key(self, ref: Ref) -> Any:
@@ -177,7 +178,10 @@ class Pending:
             at = _monotonic() + timeout
             heappush(self._due, (at, self._seq(), key, waiter))
             armed = self._armed
-            if armed is None or at < armed:
+            if armed is None and self._after == timeout:  # (the usual: the timer stopped, made for this timeout)
+                self._armed = at
+                self._timer.start(self._fire)
+            elif armed is None or at < armed:
                 self._arm(at, timeout, armed)
             return waiter.get()
         finally:
@@ -222,7 +226,7 @@ class Pending:
             at = due[0][0]
             # (a new timer: this one is still in its callback)
             self._timer = self._loop.timer(max(at - now, 0.0))
-            self._after = -1.0  # (a remainder: no wait's timeout)
+            self._after = _NAN  # (a remainder: no wait's timeout)
             self._armed = at
             self._timer.start(self._fire)
 

@@ -119,3 +119,12 @@ def test_a_resolved_wait_leaves_the_others_timed_and_the_heap_is_trimmed() -> No
     slow.join(timeout=5)
     assert results == {1: None} and len(pending) == 0
     assert pending._armed is None and pending._due == []
+
+
+def test_an_overdue_timeout_ends_the_wait_at_once() -> None:
+    # (a call whose flow-control wait used up more than its timeout waits with a negative one)
+    pending = Pending()
+    for timeout in (-1.0, 0.0, -0.5):
+        waiter = pending.open(5)
+        assert pending.wait_id(waiter, 5, timeout) is None
+    assert len(pending) == 0 and pending._armed is None
