@@ -93,23 +93,23 @@ class Dispatch:
         """
         cls = msg.__class__
         if cls is P.SendTerms:  # the hot path, kept inline: plain terms, never a call
-            to = msg[1]
-            conn.messages_in += len(msg[2])  # (taken off the link: what the ACK counts)
+            sender, to, msgs = msg
+            n = len(msgs)
+            conn.messages_in += n  # (taken off the link: what the ACK counts)
             if to.node == self._node_id and to.creation == self._creation:
                 mailbox = self._boxes.get(to.id)
                 if mailbox is None or mailbox.closed:
                     mailbox = self._box(to.id)
-                msgs = msg[2]
                 if mailbox is not None:
-                    self._stats.received += len(msgs)
+                    self._stats.received += n
                     if mailbox.maxsize is None:
-                        mailbox.deliver_all(msgs, msg[0])
+                        mailbox.deliver_all(msgs, sender)
                     else:
-                        self._arrive(conn, to, mailbox, msgs, msg[0])
+                        self._arrive(conn, to, mailbox, msgs, sender)
                 else:
-                    self._dead(conn, to, len(msgs))
+                    self._dead(conn, to, n)
             else:
-                self._stats.dropped_stale += len(msg[2])
+                self._stats.dropped_stale += n
             return
         try:
             if cls is P.Send:

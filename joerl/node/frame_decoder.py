@@ -193,14 +193,15 @@ class FrameDecoder:
                 _unpack_len32(data)[0] == size and size <= self.max_frame_size
                 and (self.inflate is None or data[4] != COMPRESSED)
             ):  # fmt: skip
-                self._feed(data[4:])
+                feed, unpack, tell = self._feed, self._unpack, self._tell  # (attributes: no method lookups)
+                feed(data[4:])
                 pos = self._pos + size
                 try:
-                    t = self._unpack()
+                    t = unpack()
                 except Exception as exc:
                     self.frames += 1
                     return [self._reset(f"body is not msgpack ({type(exc).__name__}: {exc})", size)]
-                if self._tell() != pos:
+                if tell() != pos:
                     self.frames += 1
                     return [self._reset("body is not msgpack (extra data after the message)", size)]
                 self._pos = pos
@@ -211,7 +212,7 @@ class FrameDecoder:
                             if m[0].__class__ in TERM_SCALARS and m[1].__class__ in TERM_SCALARS:
                                 sender, to = self._routes[t[1]]
                                 self.frames += 1
-                                return [_new_tuple(SendTerms, (sender, to, t[2:]))]
+                                return [_new_tuple(SendTerms, (sender, to, (m,)))]
                 except (LookupError, TypeError):
                     pass
                 return self._one(t, size)

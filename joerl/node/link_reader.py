@@ -210,8 +210,9 @@ class LinkReader:
     def _on_readable(self) -> None:
         """In the hub, the socket readable: recv, decode, deliver (see the module docstring)."""
         conn = self._conn
+        recv = self._recv  # (a slot read: no method lookup)
         try:
-            data = self._recv(self._size)
+            data = recv(self._size)
         except BlockingIOError:
             return
         except OSError as exc:
