@@ -175,7 +175,8 @@ class OutboundBatcher:
                     if k.__class__ not in TERM_KEYS or v.__class__ not in TERM_SCALARS:
                         return False
         try:
-            body: bytes = self._pack(msg)
+            pack = self._pack  # (an attribute read: a bound method called via LOAD_METHOD costs a lookup)
+            body: bytes = pack(msg)
         except (OverflowError, UnicodeEncodeError):  # a big int, a lone surrogate: the codec's business
             self.encoder._packer.reset()
             return False
@@ -192,7 +193,8 @@ class OutboundBatcher:
             return False
         if self.idle and not self._items and len(body) <= self._max_term:
             # An idle link's latency path: its frame goes to write_now, no batch is opened.
-            self.write_now(self.encoder.one_term(sender, to, body))
+            write_now = self.write_now  # (as pack above)
+            write_now(self.encoder.one_term(sender, to, body))
             self.handed += 1
             return True
         self._open(_Terms, sender, to, body, len(body) + TERM_COST)
