@@ -169,10 +169,6 @@ class ActorSystem(Processes, BudgetedSends, Timers, Serving):
         ref: Ref = _new_ref(0, next(self._ref_ids), 0)
         return ref
 
-    def make_ref_id(self) -> int:
-        """The id of a new reference, ``make_ref().id``, with no Ref made (a wait kept by id)."""
-        return next(self._ref_ids)
-
     # -- messages --------------------------------------------------------------
 
     def send(self, dest: Any, msg: Any, sender: Pid | None = None) -> None:

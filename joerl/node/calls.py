@@ -56,7 +56,7 @@ class RemoteCalls:
         self._node_id = routing.node_id
         self._creation = routing.creation
         # A new ref's id, no Ref made (a CALL call's ref is kept by id alone: :meth:`_call`).
-        # (ActorSystem's own counter when there is one: make_ref_id without a Python frame)
+        # (ActorSystem's own counter when there is one: a new ref's id without a Python frame)
         system = getattr(routing.make_ref, "__self__", None)
         ids = getattr(system, "_ref_ids", None)
         self._ref_id: Callable[[], int] = ids.__next__ if ids is not None else (lambda: routing.make_ref().id)
