@@ -191,6 +191,15 @@ class Pending:
                 self._armed = None
                 self._timer.stop()
                 self._due.clear()
+            elif len(self._due) > 2 * self._timed + 64:  # (calls always in flight: the heap stays bounded)
+                self._trim()
+
+    def _trim(self) -> None:
+        """Drop the heap's entries of ended waits (amortized: when they outnumber the live ones)."""
+        waiters = self._waiters
+        due = self._due
+        due[:] = [entry for entry in due if waiters.get(entry[2]) is entry[3]]
+        heapify(due)
 
     def _arm(self, at: float, timeout: float, armed: float | None) -> None:
         """(Re-)arm the shared timer for the deadline ``at``, ``timeout`` seconds from now."""
@@ -219,9 +228,8 @@ class Pending:
             if waiters.get(key) is waiter:  # (else its wait ended: resolved, or closed)
                 del waiters[key]  # (a late answer finds no waiter: dropped)
                 run(waiter.switch, None)  # type: ignore[union-attr, unused-ignore]
-        if len(due) > 2 * len(waiters) + 64:  # mostly ended waits: drop them
-            due[:] = [entry for entry in due if waiters.get(entry[2]) is entry[3]]
-            heapify(due)
+        if len(due) > 2 * len(waiters) + 64:
+            self._trim()
         if due:
             at = due[0][0]
             # (a new timer: this one is still in its callback)

@@ -118,7 +118,7 @@ class ActorSystem(Processes, BudgetedSends, Timers, Serving):
         #: Python); look them up with :meth:`_local`, which also checks the pid.
         self._procs: dict[int, ActorContext] = {}
         self._ids = itertools.count(1)
-        self._ref_ids = itertools.count(1)
+        self.ref_ids = itertools.count(1)  # what make_ref draws from (a node's calls take bare ids)
         self._registry = Registry()
         self._timers: set[TimerRef] = set()
         self._calls = Pending()
@@ -166,7 +166,7 @@ class ActorSystem(Processes, BudgetedSends, Timers, Serving):
 
     def make_ref(self) -> Ref:
         """A reference unique within this system."""
-        ref: Ref = _new_ref(0, next(self._ref_ids), 0)
+        ref: Ref = _new_ref(0, next(self.ref_ids), 0)
         return ref
 
     # -- messages --------------------------------------------------------------

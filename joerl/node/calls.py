@@ -18,7 +18,6 @@ up yet, a peer without ``FLAG_CALL``) a call is MONITOR then SEND of
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .._gen import CALL, From
@@ -56,10 +55,7 @@ class RemoteCalls:
         self._node_id = routing.node_id
         self._creation = routing.creation
         # A new ref's id, no Ref made (a CALL call's ref is kept by id alone: :meth:`_call`).
-        # (ActorSystem's own counter when there is one: a new ref's id without a Python frame)
-        system = getattr(routing.make_ref, "__self__", None)
-        ids = getattr(system, "_ref_ids", None)
-        self._ref_id: Callable[[], int] = ids.__next__ if ids is not None else (lambda: routing.make_ref().id)
+        self._ref_id = routing.ref_id
         #: Calls to this node's processes that came as CALL frames and are not
         #: answered yet: their ref, as ``(node, id, creation)`` (a tuple hashes
         #: without a Python call), -> the local pid their monitor is on

@@ -126,6 +126,7 @@ class Routing:
         )
         self._hub = get_hub()
         self.make_ref = system.make_ref
+        self.ref_id: Callable[[], int] = system.ref_ids.__next__  # a new ref's id, no Ref made
         self._by_id = peers.by_id
         self._glob_cache: dict[int, Pid] = {}
         self._unresolved: dict[int, list[Any]] = {}  # node id -> messages waiting for its name

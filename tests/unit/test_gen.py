@@ -115,7 +115,7 @@ def test_a_resolved_wait_leaves_the_others_timed_and_the_heap_is_trimmed() -> No
         waiter = pending.open(ref_id)
         gevent.spawn(pending.resolve_id, ref_id, ref_id)
         assert pending.wait_id(waiter, ref_id, 0.1) == ref_id
-    assert len(pending._due) == 201
+    assert len(pending._due) <= 2 * 1 + 64  # trimmed as it goes, while one timed wait stays in flight
     slow.join(timeout=5)
     assert results == {1: None} and len(pending) == 0
     assert pending._armed is None and pending._due == []
