@@ -10,9 +10,11 @@ protocol. The wire is the sans-IO modules' (:mod:`joerl.erlang.handshake`,
 * :class:`ErlangLink` reads frames (``FrameDecoder``) and hands each control
   message to the node's handler, writes frames (from the writer greenlet,
   which takes everything queued when the sender yields: one ``sendall`` a
-  burst; a sender waits while more than ``max_queue_bytes`` are queued), and ticks: a tick goes out when nothing was written for a
-  quarter of ``tick_time``, and a peer silent for ``tick_time`` is down
-  (Erlang's ``net_ticktime``).
+  burst; a sender waits while more than ``max_queue_bytes`` are queued), and ticks: a tick goes out when nothing was
+  written for a quarter of ``tick_time``, and a peer silent for ``tick_time`` is down
+  (Erlang's ``net_ticktime``). The ticker is a repeating libev timer run in
+  the hub, on the wall-clock grid the node's own links use (:mod:`~joerl.node.ticks`):
+  an idle link costs no greenlet and no timer made per tick.
 
 A bad frame is counted and skipped; a handler that raises is logged and the
 link carries on; an oversized frame or a broken socket closes the link once,
@@ -35,6 +37,7 @@ from ..erlang.decoder import Decoder
 from ..erlang.handshake import Connected, ErlangHandshake, NameReceived
 from ..errors import ConnectionLost, FrameError, HandshakeError, LinkClosed, OversizedFrame, SimultaneousConnect
 from ..ratelimit import TokenBucket
+from .ticks import first_tick, unread
 
 __all__ = ["Decision", "ErlangLink", "run_handshake"]
 
@@ -160,6 +163,7 @@ class ErlangLink:
         self._hub = get_hub()
         self._last_in = self._last_out = monotonic()
         self._greenlets: list[gevent.Greenlet] = []
+        self._tick_timer: Any = None
         self._log_limit = TokenBucket(0.2, 3.0)  # a bad peer's frames: a few lines, then one every 5 s
 
     def __repr__(self) -> str:
@@ -171,8 +175,11 @@ class ErlangLink:
         return self._queued
 
     def start(self) -> None:
-        """Spawn the reader, writer and ticker greenlets."""
-        self._greenlets = [gevent.spawn(self._read), gevent.spawn(self._write), gevent.spawn(self._tick)]
+        """Spawn the reader and writer greenlets; start the tick timer."""
+        self._greenlets = [gevent.spawn(self._read), gevent.spawn(self._write)]
+        interval = self.tick_time / 4.0  # Erlang's ticker period: net_ticktime / 4
+        self._tick_timer = timer = self._hub.loop.timer(first_tick(interval), interval)
+        timer.start(self._tick)
 
     # -- sending ----------------------------------------------------------------------
 
@@ -290,19 +297,23 @@ class ErlangLink:
                                   self.peer_name, cls.__name__, self.bad_frames)  # fmt: skip
 
     def _tick(self) -> None:
-        interval = self.tick_time / 4.0
-        while not self.closed:
-            gevent.sleep(interval)  # (the ticker's own period: Erlang's ticktime / 4)
-            now = monotonic()
-            if now - self._last_in > self.tick_time:
-                self.close(f"net_tick_timeout: nothing heard for {self.tick_time}s")
+        """Every quarter tick time, in the hub (the timer's callback): a peer
+        silent for ``tick_time`` is down; a tick goes out when nothing was
+        written for the interval."""
+        if self.closed:
+            return
+        now = monotonic()
+        silent = now - self._last_in
+        if silent > self.tick_time and not unread(self.sock):  # (bytes unread while our hub was late: ticks.py)
+            self._tick_timer.close()
+            gevent.spawn(self.close, f"net_tick_timeout: nothing heard for {self.tick_time}s")  # on_closed may block
+            return
+        if now - self._last_out >= self.tick_time / 4.0 and not self._out and not self._busy:
+            try:
+                self.send_bytes(TICK)  # (in the hub: queued for the writer, never waits)
+                self.ticks_out += 1
+            except LinkClosed:
                 return
-            if now - self._last_out >= interval and not self.closed:
-                try:
-                    self.send_bytes(TICK)
-                    self.ticks_out += 1
-                except (ConnectionLost, LinkClosed):
-                    return
 
     # -- closing --------------------------------------------------------------------------
 
@@ -312,6 +323,8 @@ class ErlangLink:
             return
         self.closed = True
         self.reason = reason
+        if self._tick_timer is not None:
+            self._tick_timer.close()
         try:
             self.sock.close()
         except OSError:  # pragma: no cover

@@ -1,6 +1,6 @@
 """joerl.node.erl_link.ErlangLink over a socket pair: frames in (leftover bytes first), a handler
 that raises does not stop it, bad frames are counted, ticks go out when idle, a silent peer is
-down within tick_time, and a peer that does not read holds senders back (bounded queue)."""
+down within tick_time (but not one whose bytes wait unread), and a peer that does not read holds senders back (bounded queue)."""
 
 from __future__ import annotations
 
@@ -68,6 +68,22 @@ def test_ticks_when_idle_and_a_silent_peer_is_down_within_tick_time() -> None:
             link.send(Send(TO, 1))
     finally:
         peer.close()
+
+
+def test_a_peer_whose_bytes_wait_unread_is_not_silent_and_close_stops_the_ticker() -> None:
+    link, peer, _, closed = make(tick=0.4)
+    try:
+        peer.sendall(TICK)  # heard, but never read: the reader is kept from running below
+        link._last_in -= 10.0  # as if our hub had been late for ten seconds
+        link._greenlets[0].kill()  # the reader
+        ticks = link.ticks_out
+        wait_until(lambda: link.ticks_out >= ticks + 2, timeout=5, what="two more ticks")
+        assert not closed  # the peer's tick waits in the socket: it spoke (ticks.unread)
+        link.close("test over")
+        assert not link._tick_timer.active  # the ticker is a libev timer: closed with the link
+    finally:
+        peer.close()
+    assert closed == ["test over"]
 
 
 def test_a_peer_that_does_not_read_holds_senders_back() -> None:
