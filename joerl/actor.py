@@ -156,12 +156,13 @@ class ActorContext:
         Raises:
             ReceiveTimeout: nothing matched in time.
         """
-        if match is None and timeout is None:
+        if match is None:
             # The common case, kept short: take the head of the queue here, as
-            # the Actor loop does, and go through the mailbox only to park.
+            # the Actor loop does, and go through the mailbox only to park
+            # (what Mailbox.get does: a timeout ends the wait with ReceiveTimeout).
             q = self._q
             while not q:
-                self._mailbox._wait(None)
+                self._mailbox._wait(timeout)
             msg = q.popleft()
             if msg.__class__ is tuple:  # queueing rule: inline copy of mailbox._pair()
                 msg, self.sender = msg
@@ -175,12 +176,12 @@ class ActorContext:
             return msg
         return self._receive(match, timeout)
 
-    def _receive(self, match: Callable[[Any], bool] | type | tuple[type, ...] | None, timeout: float | None) -> Any:
-        """:meth:`receive` with a pattern or a timeout (apart: its closure would cost the common case a cell)."""
+    def _receive(self, match: Callable[[Any], bool] | type | tuple[type, ...], timeout: float | None) -> Any:
+        """:meth:`receive` with a pattern (apart: its closure would cost the common case a cell)."""
         if isinstance(match, (type, tuple)):
             types = match
             match = lambda m: isinstance(m.msg if m.__class__ is Traced else m, types)  # noqa: E731
-        elif match is not None:
+        else:
             match = unwrap_match(match)
         msg, self.sender = self._mailbox.receive(match, timeout)
         if self._watched:
@@ -349,11 +350,11 @@ class _BoundedContext(ActorContext):
         self, match: Callable[[Any], bool] | type | tuple[type, ...] | None = None, timeout: float | None = None
     ) -> Any:
         """As :meth:`ActorContext.receive`."""
-        if match is None and timeout is None:
+        if match is None:
             mailbox = self._mailbox
             q = mailbox._q
             while not q:
-                mailbox._wait(None)
+                mailbox._wait(timeout)
             msg = q.popleft()
             if msg.__class__ is tuple:  # queueing rule: inline copy of mailbox._pair()
                 msg, self.sender = msg

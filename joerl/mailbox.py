@@ -56,7 +56,7 @@ def _message(queued: Any) -> Any:
 class Mailbox:
     """A deque with a single waiting reader (the fastest one-reader primitive)."""
 
-    __slots__ = ("_q", "_reader", "_maxsize", "maxsize", "_putters", "_hub", "_callback", "closed")
+    __slots__ = ("_q", "_reader", "_maxsize", "maxsize", "_putters", "_hub", "_callback", "closed", "_timer", "_after")
 
     def __init__(self, maxsize: int | None = None) -> None:
         if maxsize is not None and maxsize < 1:
@@ -70,6 +70,8 @@ class Mailbox:
         self._hub = get_hub()
         self._callback = self._hub.loop.run_callback
         self.closed = False
+        self._timer: Any = None  # the reader's timed waits' libev timer, kept stopped between them
+        self._after: float | None = None  # its delay
 
     def __len__(self) -> int:
         return len(self._q)
@@ -309,12 +311,20 @@ class Mailbox:
         if timeout <= 0:
             self._reader = None
             raise ReceiveTimeout(timeout)
-        timer = self._hub.loop.timer(timeout)
+        # One timer per mailbox, stopped (not closed) as each wait ends: a wait
+        # of the same timeout as the last (a receive loop's) restarts it, as a
+        # new timer would start (from the loop's time), without making one.
+        timer = self._timer
+        if timer is None or self._after != timeout:
+            if timer is not None:
+                timer.close()
+            timer = self._timer = self._hub.loop.timer(timeout)
+            self._after = timeout
         timer.start(waiter.switch, _TIMEOUT)
         try:
             result = waiter.get()
         finally:
-            timer.close()
+            timer.stop()
             self._reader = None
         if result is _TIMEOUT and not self._q:
             raise ReceiveTimeout(timeout)

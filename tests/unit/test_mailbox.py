@@ -80,6 +80,30 @@ def test_receive_timeout_raises() -> None:
     assert mb.messages() == ["unwanted"]
 
 
+def test_timed_waits_keep_one_timer_and_each_still_times_out() -> None:
+    # The reader's timed waits share one libev timer, stopped between them; a
+    # wait of another timeout makes a new one. Each wait still ends on time
+    # (ReceiveTimeout when nothing came) or at its message, and a stopped
+    # timer never fires into a later wait.
+    mb = Mailbox()
+    for _ in range(3):
+        with pytest.raises(ReceiveTimeout) as info:
+            mb.get(timeout=0.02)
+        assert info.value.timeout == 0.02
+    timer = mb._timer
+    assert timer is not None and not timer.active
+    writer = gevent.spawn(mb.put, ("late", None))
+    assert mb.get(timeout=0.02) == ("late", None)
+    writer.join()
+    assert mb._timer is timer and not timer.active
+    writer = gevent.spawn_later(0.05, mb.put, ("later", None))
+    assert mb.get(timeout=5.0) == ("later", None)  # another timeout: another timer, not the 0.02 one
+    assert mb._timer is not timer and not mb._timer.active
+    writer.join()
+    with pytest.raises(ReceiveTimeout):
+        mb.receive(None, timeout=0.02)
+
+
 def test_timeout_zero_only_looks() -> None:
     mb = Mailbox()
     with pytest.raises(ReceiveTimeout):
