@@ -9,9 +9,10 @@ Wire layout, after the handshake (every integer big-endian)::
 
 This module owns the frame layout (length prefix, tick, route, limits) and
 encoding: :class:`FrameEncoder` / :func:`encode_frame` turn control messages
-(``messages.py``) into frames, with the SEND and SEND_TERMS hot path
-(:meth:`FrameEncoder.route`, :meth:`~FrameEncoder.term`,
-:meth:`~FrameEncoder.send_terms`, ...) that ``batching.py`` builds on.
+(``messages.py``; their fields: ``frame_bodies.py``) into frames, with the
+SEND and SEND_TERMS hot path (:meth:`FrameEncoder.route`,
+:meth:`~FrameEncoder.term`, :meth:`~FrameEncoder.send_terms`, ...) that
+``batching.py`` builds on. A big payload is copied once, into its frame.
 Decoding is ``frame_decoder.py``. Opens no socket, imports no gevent. The
 full specification is ``joerl/node/protocol.py``'s docstring; import these
 names from :mod:`joerl.node.protocol`.
@@ -20,7 +21,6 @@ names from :mod:`joerl.node.protocol`.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
 from typing import Any, cast
 
 import msgpack
@@ -29,55 +29,26 @@ from .._describe import describe as _describe
 from ..errors import LocalProtocolError, MessageTooLarge
 from ..pid import Pid, Ref
 from .compression import Compressor
+from .frame_bodies import BODY as _BODY
+from .frame_bodies import BYTES_AT as _BYTES_AT
+from .frame_bodies import Bad as _Bad
+from .frame_bodies import ebytes as _ebytes
+from .frame_bodies import epid as _epid
+from .frame_bodies import eref as _eref
+from .frame_bodies import term1 as _term1
 from .messages import (
     MAX_MESSAGES_PER_FRAME,
     MAX_TERM_ITEMS,
     MAX_TERMS_BYTES,
-    OP_ACK,
-    OP_ALIVE_REPLY,
-    OP_ALIVE_REQUEST,
-    OP_CALL_REPLY,
-    OP_DEMONITOR,
-    OP_DOWN,
-    OP_EXIT,
-    OP_EXIT2,
-    OP_FLOW,
-    OP_LINK,
-    OP_MONITOR,
-    OP_REG_SEND,
     OP_SEND,
     OP_SEND_TERMS,
-    OP_SPAWN_REPLY,
-    OP_SPAWN_REQUEST,
-    OP_UNLINK,
-    OP_UNLINK_ACK,
     TERM_KEYS,
     TERM_SCALARS,
-    U32,
-    U64,
-    Ack,
-    AliveReply,
-    AliveRequest,
     Call,
-    CallReply,
-    Demonitor,
-    Down,
-    Exit,
-    Exit2,
-    Flow,
-    Link,
     Message,
-    Monitor,
-    RegSend,
     Send,
     SendTerms,
-    SpawnReply,
-    SpawnRequest,
     Tick,
-    Unlink,
-    UnlinkAck,
-    is_uint,
-    plain_terms,
 )
 
 __all__ = [
@@ -112,116 +83,9 @@ _BIN8 = [b"\xc4" + bytes([n]) for n in range(256)]
 _ROUTE_TO_ONLY = b"\xc4\x10"  # bin of 16 bytes: to
 _ROUTE_BOTH = b"\xc4\x20"  # bin of 32 bytes: to, sender
 
-
-class _Bad(Exception):
-    """Internal: a field could not be encoded or decoded."""
-
-
-def _epid(p: Any, what: str = "pid") -> tuple[int, int, int]:
-    if p.__class__ is not Pid:
-        raise _Bad(f"{what} must be a Pid, not {type(p).__name__}")
-    if p.node == 0:
-        raise _Bad(f"{what} {p} has node 0 ('this node'): give it the local node id before it leaves")
-    return (p.node, p.id, p.creation)
-
-
-def _eopt_pid(p: Any, what: str) -> tuple[int, int, int] | None:
-    return None if p is None else _epid(p, what)
-
-
-def _eref(r: Any) -> tuple[int, int, int]:
-    if r.__class__ is not Ref:
-        raise _Bad(f"ref must be a Ref, not {type(r).__name__}")
-    if r.node == 0:
-        raise _Bad(f"ref {r} has node 0 ('this node'): give it the local node id before it leaves")
-    return (r.node, r.id, r.creation)
-
-
-def _ebytes(b: Any, what: str) -> bytes:
-    if b.__class__ is not bytes:
-        raise _Bad(f"{what} must be bytes (encoded by the serialization codec), not {type(b).__name__}")
-    return b
-
-
-def _ename(n: Any, what: str) -> str:
-    if n.__class__ is not str or not n:
-        raise _Bad(f"{what} must be a non-empty str, got {_describe(n)}")
-    return n
-
-
-def _etarget(t: Any, what: str) -> Any:
-    return t if t.__class__ is str and t else _epid(t, what)
-
-
-def _ebool(b: Any, what: str) -> bool:
-    if b.__class__ is not bool:
-        raise _Bad(f"{what} must be a bool, got {_describe(b)}")
-    return b
-
-
-def _euint(i: Any, top: int, what: str) -> int:
-    if not is_uint(i, top):
-        raise _Bad(f"{what} must be an int in 0..{top}, got {_describe(i)}")
-    return i
-
-
-def _monitor_body(op: int) -> Callable[[Any], tuple[Any, ...]]:
-    """MONITOR's or DEMONITOR's fields: the usual checked inline, the rest by the checks that name it."""
-
-    def body(m: Any) -> tuple[Any, ...]:
-        s, t, r = m
-        if s.__class__ is Pid and s.node and r.__class__ is Ref and r.node:
-            if t.__class__ is Pid and t.node:
-                return (op, (s.node, s.id, s.creation), (t.node, t.id, t.creation), (r.node, r.id, r.creation))
-            if t.__class__ is str and t:
-                return (op, (s.node, s.id, s.creation), t, (r.node, r.id, r.creation))
-        return (op, _epid(s, "sender"), _etarget(t, "to"), _eref(r))
-
-    return body
-
-
-def _term1(x: Any) -> bool:
-    return x.__class__ is tuple and len(x) == 1 and plain_terms(x)
-
-
-def _call_reply_body(m: Any) -> tuple[Any, ...]:
-    r, payload, released = m  # (payload: the codec's bytes, or (term,): a plain term as itself)
-    if r.__class__ is Ref and r.node and (payload.__class__ is bytes or _term1(payload)) and released.__class__ is bool:
-        fields = (OP_CALL_REPLY, (r.node, r.id, r.creation), payload)
-        return fields + (True,) if released else fields
-    fields = (OP_CALL_REPLY, _eref(r), _ebytes(payload, "payload"))
-    return fields + (True,) if _ebool(released, "released") else fields
-
-
-# The fields of each message but SEND (FrameEncoder.send builds SEND by hand).
-_BODY: dict[type, Callable[[Any], tuple[Any, ...]]] = {
-    RegSend: lambda m: (
-        OP_REG_SEND, _eopt_pid(m.sender, "sender"), _ename(m.to_name, "to_name"), _ebytes(m.payload, "payload")
-    ),
-    Link: lambda m: (OP_LINK, _epid(m.sender, "sender"), _epid(m.to, "to")),
-    Unlink: lambda m: (OP_UNLINK, _epid(m.sender, "sender"), _epid(m.to, "to"), _euint(m.id, U64, "unlink id")),
-    UnlinkAck: lambda m: (OP_UNLINK_ACK, _epid(m.sender, "sender"), _epid(m.to, "to"), _euint(m.id, U64, "unlink id")),
-    Exit: lambda m: (OP_EXIT, _epid(m.sender, "sender"), _epid(m.to, "to"), _ebytes(m.reason, "reason")),
-    Exit2: lambda m: (OP_EXIT2, _eopt_pid(m.sender, "sender"), _epid(m.to, "to"), _ebytes(m.reason, "reason")),
-    Monitor: _monitor_body(OP_MONITOR),
-    Demonitor: _monitor_body(OP_DEMONITOR),
-    Down: lambda m: (
-        OP_DOWN, _etarget(m.sender, "sender"), _epid(m.to, "to"), _eref(m.ref), _ebytes(m.reason, "reason")
-    ),
-    SpawnRequest: lambda m: (
-        OP_SPAWN_REQUEST, _eref(m.ref), _epid(m.sender, "sender"), _ename(m.factory, "factory"),
-        _ebytes(m.args, "args"), _ebool(m.link, "link"), _ebool(m.monitor, "monitor"),
-    ),
-    SpawnReply: lambda m: (
-        OP_SPAWN_REPLY, _eref(m.ref), _epid(m.to, "to"),
-        _ename(m.result, "result") if m.result.__class__ is str else _epid(m.result, "result"),
-    ),
-    AliveRequest: lambda m: (OP_ALIVE_REQUEST, _eref(m.ref), _epid(m.pid, "pid")),
-    AliveReply: lambda m: (OP_ALIVE_REPLY, _eref(m.ref), _ebool(m.alive, "alive")),
-    CallReply: _call_reply_body,
-    Flow: lambda m: (OP_FLOW, _epid(m.dest, "dest"), _euint(m.kind, 2, "FLOW kind"), _euint(m.n, U32, "FLOW n")),
-    Ack: lambda m: (OP_ACK, _euint(m.taken, U64, "ACK taken")),
-}  # fmt: skip
+#: A bytes field past this is not copied into the Packer's buffer: the fields
+#: around it are packed, and the frame joined from them and it (one copy).
+SPLIT_AT = 64 * 1024
 
 
 def _no_term(msg: Any) -> None:
@@ -316,6 +180,9 @@ class FrameEncoder:
             raise LocalProtocolError(f"not a control message: {type(msg).__name__}") from None
         except (_Bad, AttributeError) as exc:
             raise LocalProtocolError(f"cannot encode {type(msg).__name__}: {exc}") from None
+        at = _BYTES_AT.get(cls)
+        if at is not None and len(big := fields[at]) > SPLIT_AT and big.__class__ is bytes:
+            return self._split(fields, at)
         body: bytes = self._packer.pack(fields)
         size = len(body)
         if size > self._check_at:
@@ -473,6 +340,22 @@ class FrameEncoder:
         self._check_at = (
             self.max_frame_size if compressor is None else min(self.max_frame_size, compressor.min_size - 1)
         )
+
+    def _split(self, fields: tuple[Any, ...], at: int) -> bytes:
+        """The frame of ``fields`` whose ``fields[at]`` is big bytes: the Packer
+        packs the fields around it (an array's items are packed one after the
+        other), the frame is joined from those and it, which is copied once."""
+        pack = self._pack
+        big = fields[at]
+        n = len(fields)
+        head = b"".join((bytes((0x90 | n,)), *map(pack, fields[:at]), _bin_header(len(big))))  # (n < 16)
+        tail = b"".join(map(pack, fields[at + 1 :]))
+        size = len(head) + len(big) + len(tail)
+        if size > self._check_at:
+            if size > self.max_frame_size:  # (before joining: nothing is copied)
+                raise self._too_large(size)
+            return self._large(b"".join((head, big, tail)))
+        return b"".join((_pack_len32(size), head, big, tail))
 
     def _large(self, body: bytes) -> bytes:
         """The frame of a body past ``_check_at``: refused over the peer's

@@ -31,6 +31,7 @@ __all__ = ["LinkWriter"]
 
 _WRITE_PIECE = 256 * 1024  # bytes per send() of the writer (progress is noted per piece)
 _YIELD_AT = 64 * 1024  # queued bytes past which a sender yields to the writer
+_DIRECT_MAX = 64 * 1024  # a bigger frame goes to the writer whole (an unsent end would be copied)
 log = logging.getLogger("joerl.node.connection")
 
 
@@ -244,6 +245,11 @@ class LinkWriter:
         self._direct_spent = True
         self.queue.idle = False
         self._loop.run_callback(self._refresh_direct)
+        if len(frame) > _DIRECT_MAX:
+            # A big frame: the socket would take part of it, and the rest be
+            # copied to queue it. Queued whole, the writer sends it from a view.
+            self.queue.frame(frame)
+            return
         try:
             sent = self._send_now(frame)  # type: ignore[misc]
         except OSError:  # EAGAIN, or a broken socket the writer will report
