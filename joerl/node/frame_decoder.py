@@ -25,6 +25,7 @@ from .._describe import describe as _describe
 from ..errors import FrameError, OversizedFrame
 from ..pid import Pid
 from .compression import COMPRESSED, CompressionError
+from .frame_big import LARGE_BODY, BigBody, decode
 from .frame_fields import (
     ARITY,
     Bad,
@@ -134,6 +135,7 @@ class FrameDecoder:
         self._routes: dict[bytes, tuple[Pid | None, Pid]] = {}  # SEND's route -> (sender, to)
         self._pid_cache_size = pid_cache_size
         self._pos = 0
+        self._big: BigBody | None = None  # a big frame's body, being filled (frame_big.py)
         self._new_unpacker()
         self._ops: dict[int, Callable[[tuple[Any, ...]], Message | list[Send]]] = {
             OP_SEND: lambda t: [Send(*route, p) for route in (self._route(t[1]),) for p in dpayloads(t)],
@@ -169,7 +171,7 @@ class FrameDecoder:
 
     def buffered(self) -> int:
         """How many bytes of an incomplete frame are waiting for the rest."""
-        return len(self._buf)
+        return len(self._buf) if self._big is None else 4 + self._big.filled
 
     def feed(self, data: bytes) -> list[Message | FrameError]:
         """Take bytes from the link; return the messages of every complete frame.
@@ -220,6 +222,8 @@ class FrameDecoder:
             raise self._broken
         buf = self._buf
         if buf:
+            if self._big is not None:  # a big frame's body is being filled
+                return self._fill(data)
             buf += data
             src: bytes | bytearray = buf
         else:
@@ -319,6 +323,32 @@ class FrameDecoder:
             del buf[:off]
         elif off < end_all:
             buf += src[off:]
+        if len(buf) >= 4 and _unpack_len32(buf)[0] >= LARGE_BODY:
+            self._big = BigBody(buf)  # (which leaves the length prefix in buf: feed comes to _fill)
+        return out
+
+    def _fill(self, data: bytes) -> list[Message | FrameError]:
+        """``data`` continues the big frame being filled: once it is whole, its
+        messages (decoded from its buffer), then those of what follows it."""
+        big = cast(BigBody, self._big)
+        rest = big.fill(data)
+        if rest is None:
+            return []
+        self._big = None
+        self._buf = bytearray()
+        decoded = decode(big.body, self.inflate, self._limits())
+        del big
+        if isinstance(decoded, FrameError):
+            self.frames += 1
+            out: list[Message | FrameError] = [decoded]
+        else:
+            out = self._one(*decoded)
+        if rest:
+            try:
+                out += self.feed(rest)
+            except OversizedFrame as exc:
+                exc.messages[:0] = out
+                raise
         return out
 
     def _one(self, t: Any, size: int) -> list[Message | FrameError]:
@@ -353,12 +383,11 @@ class FrameDecoder:
         self.frames += len(out)
         return out
 
-    def _new_unpacker(self) -> None:
+    def _limits(self) -> dict[str, Any]:
         # Limits bound what a declared length can make msgpack allocate up front.
-        unpacker = msgpack.Unpacker(
+        return dict(
             use_list=False,
             raw=False,
-            max_buffer_size=max(self.max_frame_size, 1 << 20),
             max_bin_len=self.max_frame_size,
             max_str_len=self.max_frame_size,  # a str allocates nothing before its bytes arrive
             # Bounds what one array header makes msgpack allocate, and the
@@ -367,6 +396,9 @@ class FrameDecoder:
             max_map_len=64,
             max_ext_len=64,
         )
+
+    def _new_unpacker(self) -> None:
+        unpacker = msgpack.Unpacker(max_buffer_size=max(self.max_frame_size, 1 << 20), **self._limits())
         self._feed, self._unpack, self._tell = unpacker.feed, unpacker.unpack, unpacker.tell
         self._pos = 0
 

@@ -1,12 +1,16 @@
-"""Big frames (joerl/node/frames.py, joerl/node/frame_decoder.py, joerl/node/link_writer.py).
+"""Big frames (joerl/node/frames.py, frame_big.py, frame_decoder.py, link_writer.py).
 
 A big bytes field (a payload, a reason) is not copied into the Packer: the
 frame made around it must be the very bytes the Packer makes of the fields,
-and the limits and compression must hold for it as for any frame.
+and the limits and compression must hold for it as for any frame. A big frame
+in is read into a buffer of its size and decoded from it: the same messages,
+errors and limits as the streaming path, however the bytes are split.
 """
 
 from __future__ import annotations
 
+import random
+import tracemalloc
 from typing import Any
 
 import gevent
@@ -14,15 +18,16 @@ import msgpack
 import pytest
 from gevent import socket as gsocket
 
-from joerl.errors import MessageTooLarge
+from joerl.errors import FrameError, MessageTooLarge, OversizedFrame
 from joerl.node import protocol as p
 from joerl.node.compression import Compressor, Decompressor
 from joerl.node.config import LinkConfig
 from joerl.node.connection import LinkStats
+from joerl.node.frame_big import LARGE_BODY
 from joerl.node.frame_bodies import BODY, BYTES_AT
 from joerl.node.frames import SPLIT_AT, FrameEncoder
 from joerl.node.link_writer import LinkWriter
-from joerl.node.protocol import FrameDecoder
+from joerl.node.protocol import FrameDecoder, encode_frame
 from joerl.pid import Pid, Ref
 
 P1, P2 = Pid(1, 2, 3), Pid(4, 5, 6)
@@ -112,3 +117,81 @@ def test_a_big_frame_on_an_idle_link_goes_to_the_writer_whole() -> None:
         loop.join(10)
         a.close()
         b.close()
+
+
+# -- big frames in (frame_big.py) ------------------------------------------------------
+
+BIG_IN = [p.RegSend(P1, "sink", bytes(range(256)) * 4096), p.Send(P1, P2, b"y" * (LARGE_BODY + 1))]
+SMALL_IN = [p.Link(P1, P2), p.SendTerms(P1, P2, (("ping", 1),))]
+
+
+def _feed_in(dec: FrameDecoder, data: bytes, step: int) -> list[Any]:
+    out: list[Any] = []
+    for i in range(0, len(data), step):
+        out += dec.feed(data[i : i + step])
+    return out
+
+
+@pytest.mark.parametrize("step", [1000, 4100, 65536, 256 * 1024, 1 << 30])
+def test_big_frames_among_small_ones_decode_however_the_bytes_are_split(step: int) -> None:
+    msgs = [SMALL_IN[0], BIG_IN[0], SMALL_IN[1], BIG_IN[1], BIG_IN[0], SMALL_IN[0]]
+    data = b"".join(encode_frame(m) for m in msgs) + p.TICK_FRAME
+    dec = FrameDecoder()
+    assert _feed_in(dec, data, step) == msgs
+    assert dec.ticks == 1 and dec.frames == len(msgs) and dec.buffered() == 0
+
+
+def test_a_big_frame_is_buffered_whole_and_nothing_of_it_is_kept() -> None:
+    frame = encode_frame(BIG_IN[0])
+    dec = FrameDecoder()
+    assert dec.feed(frame[:1000]) == [] and dec.buffered() == 1000
+    assert dec.feed(frame[1000:-1]) == [] and dec.buffered() == len(frame) - 1
+    tracemalloc.start()
+    try:
+        assert dec.feed(frame[-1:]) == [BIG_IN[0]]
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert held < len(frame) + 64 * 1024  # the message's payload, and no buffer as large
+    assert dec.buffered() == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "match"),
+    [
+        (b"\xc1" + b"\x00" * LARGE_BODY, "not msgpack"),
+        (msgpack.packb([p.OP_LINK, [1, 2, 3], [4, 5, 6]]) + b"\x00" * LARGE_BODY, "extra data"),
+        (msgpack.packb([99, b"z" * LARGE_BODY]), "unknown control message"),
+    ],
+)
+def test_a_bad_big_frame_is_reported_in_place(body: bytes, match: str) -> None:
+    data = encode_frame(SMALL_IN[0]) + len(body).to_bytes(4, "big") + body + encode_frame(SMALL_IN[1])
+    out = _feed_in(FrameDecoder(), data, 65536)
+    assert out[0] == SMALL_IN[0] and out[2] == SMALL_IN[1]
+    assert isinstance(out[1], FrameError) and match in str(out[1])
+
+
+def test_a_big_compressed_frame_is_inflated_and_a_bad_one_reported() -> None:
+    noise = random.Random(7).randbytes(LARGE_BODY)
+    msg = p.RegSend(P1, "sink", noise + bytes(4 * LARGE_BODY))
+    enc = FrameEncoder()
+    enc.compress_with(Compressor("zlib", 1024))
+    frame = enc.encode(msg)
+    assert LARGE_BODY < len(frame) < len(encode_frame(msg))
+    dec = FrameDecoder()
+    dec.inflate = Decompressor(("zlib",), dec.max_frame_size).body
+    bad = frame[:-100] + bytes(100)
+    out = _feed_in(dec, frame + bad + encode_frame(SMALL_IN[0]), 65536)
+    assert out[0] == msg and isinstance(out[1], FrameError) and out[2] == SMALL_IN[0]
+    assert "bad compressed frame" in str(out[1])
+
+
+def test_an_oversized_frame_after_a_big_one_keeps_the_big_ones_messages() -> None:
+    dec = FrameDecoder(max_frame_size=2 * LARGE_BODY)
+    frame = encode_frame(BIG_IN[1])
+    with pytest.raises(OversizedFrame) as info:
+        dec.feed(frame[:100])
+        dec.feed(frame[100:] + encode_frame(SMALL_IN[0]) + (4 * LARGE_BODY).to_bytes(4, "big"))
+    assert info.value.messages == [BIG_IN[1], SMALL_IN[0]]
+    with pytest.raises(OversizedFrame):
+        dec.feed(b"\x00")
