@@ -31,7 +31,7 @@ __all__ = ["LinkWriter"]
 
 _WRITE_PIECE = 256 * 1024  # bytes per send() of the writer (progress is noted per piece)
 _YIELD_AT = 64 * 1024  # queued bytes past which a sender yields to the writer
-_DIRECT_MAX = 64 * 1024  # a bigger frame goes to the writer whole (an unsent end would be copied)
+_DIRECT_MAX = 256 * 1024  # a bigger frame goes to the writer whole (an unsent end would be copied)
 log = logging.getLogger("joerl.node.connection")
 
 
