@@ -17,6 +17,9 @@ on standard input and answers a measuring command with one JSON line
   big message while another actor keeps doing ping-pong with ``echo``: the
   answer has the round trips' times before and during the transfer).
   Every answer carries ``bytes_out``, the link's bytes written during it.
+  The message of ``big`` and ``doc`` is made by the first command of its
+  kind and size and kept for the next ones (the one before it dropped
+  first): a sample's memory is what sending costs, not making the message.
 """
 
 from __future__ import annotations
@@ -164,6 +167,14 @@ def node_tx(args: argparse.Namespace) -> None:
         done.set()
 
     in_actor(sends, ("blob", b"warm"), 1)  # the link is up before anything is timed
+    made: dict[tuple[str, int], Any] = {}  # the message of the last big/doc command
+
+    def message(cmd: str, size: int) -> Any:
+        if (cmd, size) not in made:
+            made.clear()  # (before the next is made)
+            made[cmd, size] = ("blob", b"x" * size) if cmd == "big" else document(size)
+        return made[cmd, size]
+
     say("READY")
     for words in commands():
         cmd, size = words[0], int(words[1])
@@ -171,12 +182,12 @@ def node_tx(args: argparse.Namespace) -> None:
         answer: dict[str, Any]
         if cmd in ("big", "doc"):
             n = int(words[2])
-            msg = ("blob", b"x" * size) if cmd == "big" else document(size)
+            msg = message(cmd, size)
             t0 = time.perf_counter()
             in_actor(sends, msg, n)
             answer = {"seconds": time.perf_counter() - t0, "n": n}
         else:  # bystand
-            msg = ("blob", b"x" * size)
+            msg = message("big", size)
             idle: list[float] = []
             during: list[float] = []
             stop, done = Event(), Event()

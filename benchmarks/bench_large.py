@@ -6,11 +6,15 @@ Helpers: ``benchmarks/_large_peer.py``, on one private port mapper (as
 * **large/throughput**: ``("blob", bytes)`` of 64 KiB, 1 MiB and 32 MiB from
   an actor to a sink actor of another node, each acknowledged before the
   next, beside raw gevent writing ``Len:32 | bytes`` with one ``sendall`` and
-  waiting for a 4-byte ack (MB/s of message bytes).
+  waiting for a 4-byte ack (MB/s of message bytes). ``extra.cpu_ms_per_msg``:
+  the CPU time each process spent per message (``/proc/PID/schedstat``,
+  nanoseconds; steadier than the rates on a shared machine).
 * **large/memory**: the peak resident set of each node process during those
   samples, above its resident set just before (``VmHWM`` after resetting it
-  through ``/proc/PID/clear_refs``), in bytes, beside the message size.
-  Target: at most 3x (no quadratic copying).
+  through ``/proc/PID/clear_refs``), in bytes, beside the message size. The
+  message is made once, before the samples (it is in the resident set before
+  each): the figure is what sending and receiving it cost, beyond the
+  message the sender holds. Target: at most 3x (no quadratic copying).
 * **large/bystander**: while one 32 MiB message crosses, another actor of the
   sending node does ping-pong with the other node; its longest round trip
   beside the big message's own transfer time. Target: at most 1x (a big
@@ -24,6 +28,7 @@ Helpers: ``benchmarks/_large_peer.py``, on one private port mapper (as
 
 from __future__ import annotations
 
+import statistics
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +65,11 @@ def _status(pid: int, key: str) -> int:
     raise RuntimeError(f"no {key} for process {pid}")
 
 
+def _cpu_ns(pid: int) -> int:
+    """The CPU time of a process's main thread so far (``/proc/PID/schedstat``; gevent runs there)."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+
+
 def _reset_peak(pid: int) -> bool:
     try:
         Path(f"/proc/{pid}/clear_refs").write_text("5")  # resets VmHWM to VmRSS (Linux >= 4.0)
@@ -78,7 +88,10 @@ class _Pair:
         procs = {"client": self.client.pid, "server": self.server.pid}
         idle = {k: _status(pid, "VmRSS") for k, pid in procs.items()}
         peaks_ok = all(_reset_peak(pid) for pid in procs.values())
+        cpu = {k: _cpu_ns(pid) for k, pid in procs.items()}
         answer = self.client.command(cmd, timeout)
+        for k, pid in procs.items():
+            answer[f"{k}_cpu_ns"] = _cpu_ns(pid) - cpu[k]
         if peaks_ok:
             for k, pid in procs.items():
                 answer[f"{k}_peak"] = _status(pid, "VmHWM") - idle[k]
@@ -112,14 +125,17 @@ def _large_rows(joerl: _Pair, raw: _Pair, p: Params) -> list[Row]:
         name = _size_name(size)
         rate: dict[str, list[float]] = {"joerl": [], "raw": []}
         peaks: dict[str, list[float]] = {"tx": [], "rx": [], "raw-client": [], "raw-server": []}
+        cpu: dict[str, list[float]] = {k: [] for k in peaks}
         for pair in (joerl, raw):
             pair.run(f"big {size} 1")  # warm-up
         for _ in range(p.repeats):
             for key, pair in (("joerl", joerl), ("raw", raw)):
                 a = pair.run(f"big {size} {n}")
                 rate[key].append(a["n"] * size / a["seconds"] / 1e6)
+                sides = ("tx", "rx") if key == "joerl" else ("raw-client", "raw-server")
+                cpu[sides[0]].append(a["client_cpu_ns"] / a["n"] / 1e6)
+                cpu[sides[1]].append(a["server_cpu_ns"] / a["n"] / 1e6)
                 if "client_peak" in a:
-                    sides = ("tx", "rx") if key == "joerl" else ("raw-client", "raw-server")
                     peaks[sides[0]].append(a["client_peak"])
                     peaks[sides[1]].append(a["server_peak"])
         rows.append(
@@ -129,6 +145,7 @@ def _large_rows(joerl: _Pair, raw: _Pair, p: Params) -> list[Row]:
                 Figure(f"raw gevent sendall, {name}", "MB/s", rate["raw"]),
                 note=f"('blob', {name} of bytes) actor -> remote sink, acknowledged each, {n} per sample; "
                 f"beside raw gevent Len:32 | bytes and a 4-byte ack",
+                extra={"cpu_ms_per_msg": {k: statistics.median(v) for k, v in cpu.items()}},
             )
         )
         for side in ("tx", "rx"):
