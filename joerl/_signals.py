@@ -341,10 +341,15 @@ class NodeInbound:
         self._system._exit_signal(local, sender, reason, from_link)
 
     def add_monitor(self, watcher: Pid, local: Pid, ref: Ref) -> bool:
-        tctx = self._system._local(local)
-        if tctx is None or tctx._state >= EXITING:
+        # (every remote call's path: _local and add_watcher inline)
+        tctx = self._procs.get(local.id)
+        if tctx is None or tctx._state >= EXITING or not (tctx.pid is local or tctx.pid == local):
             return False
-        add_watcher(tctx, ref, watcher)
+        watchers = tctx._monitored_by
+        if watchers is None:
+            tctx._monitored_by = {ref: watcher}
+        else:
+            watchers[ref] = watcher
         return True
 
     def record_monitor(self, watcher: Pid, ref: Ref, remote: Pid) -> bool:
@@ -357,7 +362,10 @@ class NodeInbound:
         return True
 
     def remove_monitor(self, local: Pid, ref: Ref) -> None:
-        remove_watcher(self._system._local(local), ref)
+        # (every remote call's path: _local and remove_watcher inline)
+        tctx = self._procs.get(local.id)
+        if tctx is not None and tctx._monitored_by is not None and (tctx.pid is local or tctx.pid == local):
+            tctx._monitored_by.pop(ref, None)
 
     def down(self, watcher: Pid, ref: Ref, pid: Pid, reason: Any) -> None:
         wctx = self._system._local(watcher)

@@ -140,7 +140,8 @@ class Dispatch:
                     payload = msg.payload  # ((value,): a plain term, as itself)
                     value = payload[0] if payload.__class__ is tuple else self._codec.decode(payload)
                     # (released: the server's node dropped the call's monitor; calls.py sends no DEMONITOR)
-                    if not self._pending.resolve(ref, (True, value, True) if msg[2] else (True, value)):
+                    # (by id: a ref of ours is kept under its id, see Pending)
+                    if not self._pending.resolve_id(ref.id, (True, value, True) if msg[2] else (True, value)):
                         self._unawaited(ref, value)
                 else:
                     self._unawaited(None, None)

@@ -208,13 +208,19 @@ class FrameDecoder:
                     return [self._reset("body is not msgpack (extra data after the message)", size)]
                 self._pos = pos
                 try:
-                    if t[0] == OP_SEND_TERMS and t[0].__class__ is int and len(t) == 3 and size <= MAX_TERMS_FRAME:
+                    op = t[0]
+                    if op == OP_SEND_TERMS and op.__class__ is int and len(t) == 3 and size <= MAX_TERMS_FRAME:
                         m = t[2]
                         if m.__class__ is tuple and len(m) == 2:  # ("ping", 7)
                             if m[0].__class__ in TERM_SCALARS and m[1].__class__ in TERM_SCALARS:
                                 sender, to = self._routes[t[1]]
                                 self.frames += 1
                                 return [_new_tuple(SendTerms, (sender, to, (m,)))]
+                    elif op == OP_CALL_REPLY or op == OP_CALL:  # (a remote call's frames: as the loop does)
+                        call_msg = _call_msg(t, op, self._routes, self._pids)
+                        if call_msg is not None:
+                            self.frames += 1
+                            return [call_msg]
                 except (LookupError, TypeError):
                     pass
                 return self._one(t, size)
