@@ -21,31 +21,36 @@ socket, imports no gevent.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from ..errors import MessageTooLarge
 from ..pid import Pid
 from .frames import FrameEncoder
 from .messages import MAX_MESSAGES_PER_FRAME, MAX_TERM_ITEMS, MAX_TERMS_BYTES, TERM_KEYS, TERM_SCALARS
 
-__all__ = ["TERM_COST", "OutboundBatcher"]
+__all__ = ["CLOSED", "NO_LANE", "TERM_COST", "OutboundBatcher"]
 
 #: What a queued message costs beyond its bytes (a bytes object and a list
 #: slot): counted in ``queued_bytes``, so that a bound on it holds for memory.
 TERM_COST = 48
 # A SEND or SEND_TERMS frame's head (at most 4 bytes) and route (at most 34).
 _FRAME_OVERHEAD = 38
+#: The ``room`` of a batch that was closed (taken, cleared, or followed by
+#: another item): no message fits, so that whoever kept it sees it closed.
+CLOSED = -(1 << 40)
 
 
 class _Batch(list[bytes]):
     """Messages queued along one route, that become one frame."""
 
-    __slots__ = ("sender", "to", "route", "room", "start")
+    __slots__ = ("sender", "to", "route", "room", "start", "key", "counted")
     sender: Pid | None  # the messages' sender and destination (as objects: compared with "is")
     to: Pid
     route: bytes
-    room: int  # what more messages may add (each counts its bytes and TERM_COST)
+    room: int  # what more messages may add (each counts its bytes and TERM_COST); CLOSED once closed
     start: int  # room when opened: start - room is what joined since
+    key: Any  # the feeder's own (the routing's lane: its sender as the runtime passed it)
+    counted: int  # messages counted in handed as they joined; the others are counted when it closes
 
     @staticmethod
     def frame(encoder: FrameEncoder, route: bytes, items: list[bytes]) -> bytes:
@@ -64,6 +69,12 @@ class _Sends(_Batch):
 
     __slots__ = ()
     frame = staticmethod(FrameEncoder.send_many)  # type: ignore[assignment]
+
+
+#: A batch closed from the start, for no one: a feeder's lane when it has none.
+NO_LANE: Final = _Terms()
+NO_LANE.sender = NO_LANE.to = NO_LANE.key = object()  # type: ignore[assignment]
+NO_LANE.room = CLOSED
 
 
 class OutboundBatcher:
@@ -112,6 +123,9 @@ class OutboundBatcher:
         self.encoder = encoder
         self.peer = peer
         self.on_item: Callable[[int], None] = on_item or _ignore
+        #: ``on_joined(n)``: ``n`` messages that joined a batch through a
+        #: feeder's lane (:meth:`open_terms`), uncounted, as it closed.
+        self.on_joined: Callable[[int], None] = _ignore
         #: Set by the link while its queue may skip batching: a lone message's
         #: frame goes to ``write_now(frame)`` at once (which queues what the socket did not take).
         self.idle = False
@@ -124,8 +138,8 @@ class OutboundBatcher:
         # The _Batch at the end of _items, open to more messages (one of the two, or neither).
         self._terms: _Terms | None = None
         self._sends: _Sends | None = None
-        self._maps = encoder.maps
-        self._pack = encoder._pack
+        self._maps = self.maps = encoder.maps
+        self._pack = self.pack = encoder._pack  # msgpack's pack (public: the routing's lane packs with it)
         if not encoder.terms:
             self.term = _no_term  # type: ignore[method-assign]
 
@@ -187,6 +201,7 @@ class OutboundBatcher:
                 # The hot path: a burst to one process. Its bytes are counted by _close_batch.
                 batch.append(body)
                 batch.room = room
+                batch.counted += 1
                 self.handed += 1
                 return True
         if len(body) > MAX_TERMS_BYTES:
@@ -225,6 +240,7 @@ class OutboundBatcher:
         if batch is not None and to is batch.to and sender is batch.sender and batch.room >= size:
             batch.append(body)
             batch.room -= size
+            batch.counted += 1
             self.handed += 1
             return
         self._open(_Sends, sender, to, body, size)
@@ -246,6 +262,18 @@ class OutboundBatcher:
         self.queued_bytes += size
         self.on_item(size)
 
+    def open_terms(self) -> _Batch | None:
+        """The open batch of plain terms (last in the queue, more may join it), or None.
+
+        A feeder may keep it (its lane) and append a packed term (``pack``)
+        to it while its ``room`` allows, as :meth:`term` does, taking
+        ``len(body) + TERM_COST`` off ``room``, and counting nothing: when
+        the batch closes (another item follows it, or :meth:`take`, or
+        :meth:`clear`) ``room`` turns :data:`CLOSED`, and what joined it so
+        is counted in ``handed`` and handed to ``on_joined(n)``.
+        """
+        return self._terms
+
     def _queue_frame(self, frame: bytes) -> None:
         """The default ``write_now``: no writing here, queue it."""
         self.idle = False
@@ -256,7 +284,10 @@ class OutboundBatcher:
         items = self._items
         self._items = []
         self.queued_bytes = 0
-        self._terms = self._sends = None
+        batch = self._terms or self._sends
+        if batch is not None:
+            self._terms = self._sends = None
+            self._closed(batch)
         encoder = self.encoder
         if len(items) == 1:  # an idle link's latency path: one frame, or one batch
             f = items[0]
@@ -268,7 +299,10 @@ class OutboundBatcher:
         """Drop everything queued."""
         self._items = []
         self.queued_bytes = 0
-        self._terms = self._sends = None
+        batch = self._terms or self._sends
+        if batch is not None:
+            self._terms = self._sends = None
+            self._closed(batch)
 
     def _open(self, kind: type[_Batch], sender: Pid | None, to: Pid, body: bytes, size: int) -> None:
         """Queue a new batch of ``kind`` holding ``body``."""
@@ -282,6 +316,7 @@ class OutboundBatcher:
         batch.to = to
         batch.route = route
         batch.room = batch.start = self.batch_room - size
+        batch.counted = 1  # (the feeder counts this one in handed once _open returned)
         if kind is _Terms:
             self._terms = batch  # type: ignore[assignment]
         else:
@@ -297,6 +332,17 @@ class OutboundBatcher:
         if batch is not None:
             self.queued_bytes += batch.start - batch.room
             self._terms = self._sends = None
+            self._closed(batch)
+
+    def _closed(self, batch: _Batch) -> None:
+        """``batch`` closed: no message may join it now; what joined it
+        uncounted (a feeder's lane: :meth:`open_terms`) is counted in
+        ``handed`` and handed to ``on_joined``."""
+        batch.room = CLOSED
+        n = len(batch) - batch.counted
+        if n:
+            self.handed += n
+            self.on_joined(n)
 
 
 def _no_term(sender: Pid | None, to: Pid, msg: Any) -> bool:

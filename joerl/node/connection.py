@@ -276,6 +276,7 @@ class Connection:
         self.close_reason = reason
         if self._tick_timer is not None:
             self._tick_timer.close()
+        self.outbound.clear()  # (first: what joined its open batch uncounted counts in handed)
         if self.acks:
             self.unconfirmed = report_unconfirmed(self, reason)  # (and stops the ACK timer)
         self._reading.stop()  # (before the socket closes: reads in the hub watch its fd)

@@ -37,8 +37,10 @@ from ..message import NOCONNECTION, NOPROC, ExceptionReason
 from ..pid import BOUNDED_MAILBOX, SYSTEM_PID, Pid, Ref
 from ..serialization import Codec, Limits, MessageRegistry
 from . import protocol as P
+from .batching import NO_LANE, TERM_COST
 from .calls import RemoteCalls
 from .flow import FlowGate, NoFlow
+from .messages import TERM_KEYS, TERM_SCALARS
 
 if TYPE_CHECKING:
     from ..system import ActorSystem
@@ -130,6 +132,10 @@ class Routing:
         self._by_id = peers.by_id
         self._glob_cache: dict[int, Pid] = {}
         self._unresolved: dict[int, list[Any]] = {}  # node id -> messages waiting for its name
+        # route_send's lane: the open batch a burst joins (NO_LANE: none), its link's pack and maps flag.
+        self._lane: Any = NO_LANE
+        self._lane_pack: Callable[[Any], bytes] = bytes
+        self._lane_maps = False
         self.inbound: Inbound = system.attach_router(self if wrap is None else wrap(self))
         #: Remote calls, both ends (``calls.py``).
         self.calls = RemoteCalls(self)
@@ -224,6 +230,40 @@ class Routing:
     # -- the Router --------------------------------------------------------------
 
     def route_send(self, sender: Pid | None, to: Pid, msg: Any) -> None:
+        lane = self._lane
+        if to is lane.to and sender is lane.key:
+            # The lane: more of a burst from one process to one of another node
+            # whose batch of plain terms is still open. The full path's checks
+            # (peer, link up, creation, unbounded destination, sender as it
+            # crosses) held when the lane was set and hold while the batch is
+            # open (a link down clears its queue; a new link or creation, or
+            # anything else queued on the link, closes the batch: room CLOSED).
+            # OutboundBatcher.term's check and join, inlined for its commonest
+            # shapes (tests/unit/test_node_lane.py checks they agree).
+            cls = msg.__class__
+            if cls is tuple:
+                if len(msg) == 2:
+                    a, b = msg
+                    plain = a.__class__ in TERM_SCALARS and b.__class__ in TERM_SCALARS
+                else:
+                    plain = False
+            elif cls is dict and len(msg) == 1 and self._lane_maps:
+                for k in msg:
+                    plain = k.__class__ in TERM_KEYS and msg[k].__class__ in TERM_SCALARS
+            else:
+                plain = False
+            if plain:
+                try:
+                    body = self._lane_pack(msg)
+                    room = lane.room - len(body) - TERM_COST
+                except (OverflowError, UnicodeEncodeError):  # the full path packs it again, fails, resets
+                    room = -1
+                if room >= 0:
+                    lane.append(body)  # (counted as the batch closes: on_joined)
+                    lane.room = room
+                    return
+                self._lane = NO_LANE  # closed, or full: the full path opens the next batch
+        key = sender
         peer = self._by_id.get(to.node)
         if peer is not None:
             conn = peer.conn
@@ -241,7 +281,14 @@ class Routing:
                 try:
                     # A plain term (("ping", 7)) travels as itself, skipping the
                     # codec, and a burst of them to one process shares frames.
-                    if not conn.send_term(sender, to, msg):
+                    if conn.send_term(sender, to, msg):
+                        out = conn.outbound
+                        lane = out.open_terms()
+                        if lane is not None and lane.to is to and not to.id & BOUNDED_MAILBOX:
+                            lane.key = key  # (more of this burst joins it above)
+                            self._lane, self._lane_pack, self._lane_maps = lane, out.pack, out.maps
+                            out.on_joined = self._count_joined
+                    else:
                         conn.send_payload(sender, to, self.codec.encode(msg))
                 except LinkDown:  # dropped while we waited for room: lost with the link
                     self.stats.sent -= 1  # (counted once: as dropped)
@@ -255,6 +302,10 @@ class Routing:
         self.route(to.node, send)
         if peer is not None:
             self.flow.settle_unlinked(peer, to, send)
+
+    def _count_joined(self, n: int) -> None:
+        """``n`` messages that joined a batch through the lane: sent (counted as it closed)."""
+        self.stats.sent += n
 
     def route_try_send(self, sender: Pid | None, to: Pid, msg: Any) -> bool:
         """:meth:`route_send` unless flow control holds ``to`` back: then False, nothing sent."""
