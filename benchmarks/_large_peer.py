@@ -114,6 +114,7 @@ def node_rx(args: argparse.Namespace) -> None:
         while True:
             msg = ctx.receive()
             size = len(msg[1]) if msg.__class__ is tuple else len(msg["records"])
+            del msg  # (not kept while the next one arrives: a sample's memory is what receiving it costs)
             ctx.send(ctx.sender, ("ack", size))
 
     def echo(ctx: Any) -> None:

@@ -342,7 +342,8 @@ class LinkWriter:
                     self._writing = False
                 stats.writes += 1
                 stats.frames_out += frames
-                stats.bytes_out += len(data)
+                stats.bytes_out += size
+                del view, data  # (written: a big frame is not kept while the writer waits)
         except OSError as exc:
             if not self.closed:
                 self._on_broken(ConnectionLost(f"writing to node {self.peer_name!r} failed: {exc}"))

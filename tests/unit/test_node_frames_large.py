@@ -10,6 +10,7 @@ errors and limits as the streaming path, however the bytes are split.
 from __future__ import annotations
 
 import random
+import sys
 import tracemalloc
 from typing import Any
 
@@ -118,6 +119,8 @@ def test_a_big_frame_on_an_idle_link_goes_to_the_writer_whole() -> None:
         assert _read(b, len(small) + len(big)) == small + big
         assert direct == [len(small)]
         assert writer.flush(10)
+        gevent.sleep(0)  # (the writer is back waiting)
+        assert sys.getrefcount(big) == 2  # (big, and getrefcount's argument): not kept by the writer
     finally:
         writer.stop("done")
         loop.join(10)
