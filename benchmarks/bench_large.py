@@ -24,6 +24,12 @@ Helpers: ``benchmarks/_large_peer.py``, on one private port mapper (as
   (with the ``zstd`` extra) zstd: bytes on the wire per message and rate.
   And 100-byte messages with and without compression enabled (below
   ``compress_min``: no attempt, so the cost must be nil).
+
+Two trees in the same turns: ``python -m benchmarks.bench_large OTHER_TREE
+[SIZE [N [TURNS]]]`` (e.g. a ``git worktree`` of an earlier commit, and this
+one; as ``ab_dist.py``): ``big SIZE N`` from each tree's node pair and raw
+gevent, a, b, c, a, b, c, ...; prints the rate, each process's CPU ms per
+message and the peaks above idle (x the message size) of each.
 """
 
 from __future__ import annotations
@@ -243,3 +249,42 @@ def run(quick: bool) -> list[Row]:
         print("  large: compression", file=sys.stderr)
         rows += _compression_rows(cluster, joerl, p)
     return rows
+
+
+def _ab(argv: list[str]) -> None:
+    other = argv[0]
+    size, n, turns = (int(a) for a in (argv[1:] + ["1048576", "30", "7"][len(argv) - 1 :])[:3])
+    with Cluster() as cluster:
+        pairs: dict[str, _Pair] = {}
+        for label, env in {
+            "before": dict(cluster.env, PYTHONPATH=other, PYTHONSAFEPATH="1"),
+            "after": cluster.env,
+        }.items():
+            extra = ["--epmd", cluster.epmd, "--compress", ""]
+            rx = cluster.spawn(f"rx-{label}", [*LARGE, "rx", f"ab{label}rx", *extra], env=env)
+            rx.ready()
+            tx = cluster.spawn(f"tx-{label}", [*LARGE, "tx", f"ab{label}tx", f"ab{label}rx", *extra], env=env)
+            tx.ready(60)
+            pairs[label] = _Pair(tx, rx)
+        pairs["raw"] = _raw(cluster)
+        for pair in pairs.values():
+            pair.run(f"big {size} 1")  # (warm-up; makes the message)
+        runs: dict[str, list[dict[str, Any]]] = {k: [] for k in pairs}
+        for _ in range(turns):
+            for key, pair in pairs.items():
+                runs[key].append(pair.run(f"big {size} {n}"))
+    for key, answers in runs.items():
+        fig = Figure(key, "MB/s", [a["n"] * size / a["seconds"] / 1e6 for a in answers])
+
+        def med(field: str, per: float, answers: list[dict[str, Any]] = answers) -> float:
+            return statistics.median(a.get(field, 0) / per for a in answers)
+
+        print(
+            f"{key:7s} {fig.median:9.1f} MB/s (spread {fig.spread:.0%})  CPU ms per message: "
+            f"tx {med('client_cpu_ns', n * 1e6):.3f} rx {med('server_cpu_ns', n * 1e6):.3f}  "
+            f"peak above idle x the message: tx {med('client_peak', size):.2f} rx {med('server_peak', size):.2f}"
+        )
+
+
+if __name__ == "__main__":
+    _ab(sys.argv[1:])
