@@ -32,6 +32,11 @@ __all__ = ["LinkWriter"]
 _WRITE_PIECE = 256 * 1024  # bytes per send() of the writer (progress is noted per piece)
 _YIELD_AT = 64 * 1024  # queued bytes past which a sender yields to the writer
 _DIRECT_MAX = 256 * 1024  # a bigger frame goes to the writer whole (an unsent end would be copied)
+# Bytes written, past which the writer drops them before it waits (else they stay referenced
+# until its next write: an idle link would keep its last big frame). Smaller ones stay: freed at
+# once, malloc gave their memory back and the next message faulted it in again (1 MiB
+# messages: 0.51 -> 1.28 ms of CPU per message sent).
+_KEEP_MAX = 4 * 1024 * 1024
 log = logging.getLogger("joerl.node.connection")
 
 
@@ -343,7 +348,8 @@ class LinkWriter:
                 stats.writes += 1
                 stats.frames_out += frames
                 stats.bytes_out += size
-                del view, data  # (written: a big frame is not kept while the writer waits)
+                if size > _KEEP_MAX:  # (see _KEEP_MAX)
+                    del view, data
         except OSError as exc:
             if not self.closed:
                 self._on_broken(ConnectionLost(f"writing to node {self.peer_name!r} failed: {exc}"))
