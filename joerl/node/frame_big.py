@@ -1,14 +1,13 @@
-"""Big link frames in: read into a buffer of their size, decoded from it (sans-IO).
+"""Big link frames in: read into a buffer of their own, decoded from it (sans-IO).
 
 A frame whose body has ``LARGE_BODY`` bytes or more would otherwise grow the
 :class:`~joerl.node.frame_decoder.FrameDecoder`'s input buffer read by read,
-then be copied into its streaming Unpacker, then out of it. Its body goes
-instead into a :class:`BigBody` of the announced size (its length prefix was
-checked against ``max_frame`` first), filled as the bytes come, then decoded
-straight from that buffer by :func:`decode`, with the Unpacker's limits: one
-copy of a payload, into the message, and nothing of it kept once decoded (the
-Unpacker's buffer, grown to a big frame, stays as large for the link's life).
-Opens no socket, imports no gevent.
+then be copied into the link's streaming Unpacker, whose buffer then stays as
+large for the link's life. Its body goes instead into a :class:`BigBody`
+(its length prefix was checked against ``max_frame`` first), filled as the
+bytes come, then decoded straight from it by :func:`decode`, with the
+Unpacker's limits: one copy of a payload, into the message, and nothing of
+it kept once decoded. Opens no socket, imports no gevent.
 """
 
 from __future__ import annotations
@@ -30,32 +29,37 @@ LARGE_BODY = 256 * 1024
 class BigBody:
     """The body of one big frame, filled as its bytes come.
 
+    It grows with them (the announced size is not allocated up front: a
+    peer holds as much of this node's memory as it has sent).
+
     Args:
         buf: the bytes buffered so far: the frame's length prefix, then the
             start of its body (moved here; ``buf`` keeps the prefix).
     """
 
-    __slots__ = ("body", "filled")
+    __slots__ = ("body", "size")
 
     def __init__(self, buf: bytearray) -> None:
-        self.body = bytearray(int.from_bytes(buf[:4], "big"))
-        self.filled = n = len(buf) - 4
-        self.body[:n] = memoryview(buf)[4:]
+        self.size = int.from_bytes(buf[:4], "big")
+        self.body = bytearray(memoryview(buf)[4:])
         del buf[4:]
+
+    @property
+    def filled(self) -> int:
+        """The body's bytes received so far."""
+        return len(self.body)
 
     def fill(self, data: bytes) -> bytes | None:
         """Take ``data``: None while the body is not whole, else the bytes
         of ``data`` that follow it (the next frames; may be empty)."""
-        body, filled = self.body, self.filled
-        missing = len(body) - filled
+        body = self.body
+        missing = self.size - len(body)
         if len(data) < missing:
-            body[filled : filled + len(data)] = data
-            self.filled = filled + len(data)
+            body += data
             return None
         with memoryview(data) as view:
-            body[filled:] = view[:missing]
+            body += view[:missing]
             rest = bytes(view[missing:])
-        self.filled = len(body)
         return rest
 
 

@@ -204,3 +204,15 @@ def test_an_oversized_frame_after_a_big_one_keeps_the_big_ones_messages() -> Non
     assert info.value.messages == [BIG_IN[1], SMALL_IN[0]]
     with pytest.raises(OversizedFrame):
         dec.feed(b"\x00")
+
+
+def test_an_announced_big_frame_holds_only_the_bytes_that_came() -> None:
+    dec = FrameDecoder()
+    tracemalloc.start()
+    try:
+        assert dec.feed((dec.max_frame_size).to_bytes(4, "big") + b"\x93" + bytes(LARGE_BODY)) == []
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert dec.buffered() == 4 + 1 + LARGE_BODY
+    assert held < 4 * LARGE_BODY  # (not the 64 MiB announced)
