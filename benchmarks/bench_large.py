@@ -282,7 +282,9 @@ def _ab(argv: list[str]) -> None:
         print(
             f"{key:7s} {fig.median:9.1f} MB/s (spread {fig.spread:.0%})  CPU ms per message: "
             f"tx {med('client_cpu_ns', n * 1e6):.3f} rx {med('server_cpu_ns', n * 1e6):.3f}  "
-            f"peak above idle x the message: tx {med('client_peak', size):.2f} rx {med('server_peak', size):.2f}"
+            f"peak above idle x the message (median, max): tx {med('client_peak', size):.2f}, "
+            f"{max(a.get('client_peak', 0) for a in answers) / size:.2f} rx {med('server_peak', size):.2f}, "
+            f"{max(a.get('server_peak', 0) for a in answers) / size:.2f}"
         )
 
 
