@@ -272,7 +272,7 @@ class Pending:
         waiter = self._waiters.pop(key, None)
         if waiter is None:
             return False
-        self._hub.loop.run_callback(waiter.switch, value)
+        self._loop.run_callback(waiter.switch, value)
         return True
 
     def resolve_id(self, key: Any, value: Any) -> bool:
@@ -280,7 +280,7 @@ class Pending:
         waiter = self._waiters.pop(key, None)
         if waiter is None:
             return False
-        self._hub.loop.run_callback(waiter.switch, value)
+        self._loop.run_callback(waiter.switch, value)
         return True
 
 

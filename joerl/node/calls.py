@@ -56,6 +56,7 @@ class RemoteCalls:
         self._creation = routing.creation
         # A new ref's id, no Ref made (a CALL call's ref is kept by id alone: :meth:`_call`).
         self._ref_id = routing.ref_id
+        self._glob_system = routing.glob_pid(SYSTEM_PID)  # (plain code's calls: the caller as peers see it)
         #: Calls to this node's processes that came as CALL frames and are not
         #: answered yet: their ref, as ``(node, id, creation)`` (a tuple hashes
         #: without a Python call), -> the local pid their monitor is on
@@ -115,7 +116,7 @@ class RemoteCalls:
             peer = self._by_id.get(server.node)
             conn = peer.conn if peer is not None else None
             if conn is not None and conn.flags & FLAG_CALL and server.node != self._node_id:
-                gcaller = routing.glob_pid(caller or SYSTEM_PID)
+                gcaller = self._glob_system if caller is None else routing.glob_pid(caller)
                 return self._call(peer, conn, server, request, timeout, self._ref_id(), gcaller)  # type: ignore[arg-type]
         target: Pid | str
         if isinstance(server, RemoteName):
