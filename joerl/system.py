@@ -110,7 +110,7 @@ class ActorSystem(Processes, BudgetedSends, Timers, Serving):
         self.name = name
         self._hub = get_hub()
         self._budget_rule = SendBudget(self._hub, send_budget)
-        self._budget = self._budget_rule.refill()  # sends left before the sender yields
+        self._ticks = self._budget_rule.refill()  # sends left before the sender yields (next() each)
         #: What other OS threads ask of this system runs in its thread through this.
         self.thread_bridge = ThreadBridge(self._hub)
         self._thread = self.thread_bridge.thread_ident
@@ -209,9 +209,10 @@ class ActorSystem(Processes, BudgetedSends, Timers, Serving):
                             mailbox._wake_reader()
                     else:
                         _put_bounded(self, mailbox, dest, msg, sender)
-                self._budget -= 1
-                if self._budget <= 0:
-                    self._budget = self._budget_rule.spent()  # yields to the hub
+                try:
+                    next(self._ticks)
+                except StopIteration:
+                    self._ticks = self._budget_rule.spent()  # yields to the hub
                 return
             router = self._router
             if router is None:
@@ -220,9 +221,10 @@ class ActorSystem(Processes, BudgetedSends, Timers, Serving):
                 self.thread_bridge.submit(router.route_send, sender, dest, msg)
                 return
             router.route_send(sender, dest, msg)
-            self._budget -= 1
-            if self._budget <= 0:
-                self._budget = self._budget_rule.spent()
+            try:
+                next(self._ticks)
+            except StopIteration:
+                self._ticks = self._budget_rule.spent()
             return
         target: Any = self._resolve(dest)  # a Pid, or a RemoteName for (name, other node)
         if target.__class__ is RemoteName:

@@ -17,6 +17,7 @@ import pytest
 from gevent.event import Event
 
 from joerl import gen_server
+from joerl._budget import SendBudget
 from joerl.gen_server import GenServer, Reply
 from joerl.system import ActorSystem
 from joerl.testing import node_cluster, wait_until
@@ -117,6 +118,23 @@ def test_budget_yields_every_n_sends_and_can_be_turned_off(system: ActorSystem) 
         assert (turns > before) is expect_yield, (budget, turns - before)
         g.kill()
     assert system.send_budget == 0
+
+
+@pytest.mark.parametrize("budget", [1, 2, 100, 256, 512, 4000])  # (a budget over 256 is spent in equal rounds)
+def test_the_yield_comes_at_exactly_the_budgets_send(
+    system: ActorSystem, budget: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pid, _ = sink(system, -1)
+    system.send_budget = budget
+    start = system.messages_sent
+    sending = 0
+    yields: list[int] = []
+    monkeypatch.setattr(SendBudget, "_yield_to_loop", lambda self: yields.append(sending))
+    for i in range(3 * budget + 5):
+        sending = i + 1
+        system.send(pid, i)
+        assert system.messages_sent - start == sending
+    assert yields == list(range(budget, 3 * budget + 6, budget))
 
 
 def test_sends_from_the_hub_and_other_threads_never_yield(system: ActorSystem) -> None:
