@@ -111,8 +111,10 @@ class OutboundBatcher:
             :meth:`frame`, what the socket did not take: the link clears
             ``idle`` before).
         handed: messages queued by :meth:`term` and :meth:`payload` so far
-            (one each; the link adds the REG_SENDs it queues): what the
-            link's peer acknowledges (ACK), what is unconfirmed at link down.
+            (one each; the link adds the REG_SENDs it queues), and those a
+            feeder's lane added to a batch (:meth:`open_terms`: counted as
+            the batch closes): what the link's peer acknowledges (ACK), what
+            is unconfirmed at link down.
         batch_room: what one batch may hold, in bytes and ``TERM_COST`` per
             message: it bounds the frame's bytes and its number of messages.
     """
