@@ -16,7 +16,7 @@ from joerl.errors import DecodeError, UnknownMessageType
 from joerl.pid import Pid
 from joerl.serialization import Codec, ISerializableMessage, Limits, MessageRegistry, pid_from_bytes, pid_to_bytes
 from joerl.serialization._idents import SAMPLE
-from joerl.serialization._limits import _STACK_DEPTH, _walk, exceeds_depth
+from joerl.serialization._limits import _SKIP_ONLY, _STACK_DEPTH, _walk, exceeds_depth
 from joerl.serialization._wire import EXT_MESSAGE, ext_head
 
 pytestmark = pytest.mark.timeout(60)
@@ -120,6 +120,18 @@ def test_the_stack_depth_check_is_exact(limit: int) -> None:
         assert exceeds_depth(wire, limit) is (depth > limit) is _walk(wire, limit)
     wide = msgpack.packb([[[i]] for i in range(2000)])  # 4001 opener bytes, depth 3
     assert exceeds_depth(wide, 3) is False and exceeds_depth(wide, 2) is True
+
+
+def test_the_depth_check_of_a_big_message_is_exact_too() -> None:
+    blob = b"\x9f" * (_SKIP_ONLY + 1)  # opener bytes inside a bin: counted by translate, not levels
+    for depth in (3, 4, 5):
+        value: Any = blob
+        for _ in range(depth):
+            value = [value]
+        wire = msgpack.packb(value)
+        assert len(wire) > _SKIP_ONLY
+        assert exceeds_depth(wire, 4) is (depth > 4) is _walk(wire, 4)
+    assert exceeds_depth(b"\x91" * 300 + b"\xc1" * _SKIP_ONLY, 10) is True  # malformed past the limit
 
 
 def test_the_depth_check_above_the_stack_walks() -> None:
