@@ -284,7 +284,8 @@ class Routing:
                     if conn.send_term(sender, to, msg):
                         out = conn.outbound
                         lane = out.open_terms()
-                        if lane is not None and lane.to is to and not to.id & BOUNDED_MAILBOX:
+                        # (The batch this message joined: not another sender's opened while it waited.)
+                        if lane is not None and lane.to is to and lane.sender is sender and not to.id & BOUNDED_MAILBOX:
                             lane.key = key  # (more of this burst joins it above)
                             self._lane, self._lane_pack, self._lane_maps = lane, out.pack, out.maps
                             out.on_joined = self._count_joined

@@ -100,16 +100,17 @@ def test_order_holds_when_codec_messages_and_other_senders_interleave(
     inbox = Probe(b)
     a.connect_to_node(b.node_name)
     other = Probe(a)
+    to = inbox.gpid  # (one object: the lane knows a burst's destination by identity)
 
     def burst(ctx: ActorContext) -> None:
         for i in range(3000):
-            ctx.send(inbox.gpid, ("p", i))
+            ctx.send(to, ("p", i))
             if i % 7 == 0:
-                ctx.send(inbox.gpid, ["codec", i])  # not a plain term: SEND, in order
+                ctx.send(to, ["codec", i])  # not a plain term: SEND, in order
             if i % 11 == 0:
-                other.ctx.send(inbox.gpid, ("other", i))  # another sender between two of ours
+                other.ctx.send(to, ("other", i))  # another sender between two of ours
             if i % 13 == 0:
-                ctx.send(inbox.gpid, {"d": i})
+                ctx.send(to, {"d": i})
 
     in_actor(a, burst)
     n = 3000 + len(range(0, 3000, 7)) + len(range(0, 3000, 11)) + len(range(0, 3000, 13))
@@ -220,16 +221,61 @@ def test_a_message_too_large_is_refused_with_the_lane_open_and_order_holds() -> 
     with node_cluster("a", "b", cookie=COOKIE, global_names=False, link_config=config) as (a, b):
         inbox = Probe(b)
         a.connect_to_node(b.node_name)
+        to = inbox.gpid
 
         def burst(ctx: ActorContext) -> Any:
             for i in range(10):
-                ctx.send(inbox.gpid, ("x", i))
+                ctx.send(to, ("x", i))
+            assert a._routing._lane.to is to
             with pytest.raises(MessageTooLarge):
-                ctx.send(inbox.gpid, ("big", b"z" * 100_000))
+                ctx.send(to, ("big", b"z" * 100_000))
             for i in range(10, 20):
-                ctx.send(inbox.gpid, ("x", i))
+                ctx.send(to, ("x", i))
+            assert a._routing._lane.to is to
 
         in_actor(a, burst)
         wait_until(lambda: len(inbox.pending()) == 20, timeout=WAIT)
         assert inbox.pending() == [("x", i) for i in range(20)]
         wait_until(lambda: a.stats.sent == 20, timeout=WAIT)
+
+
+def test_the_lane_is_never_set_on_another_senders_batch(pair: tuple[DistributedSystem, DistributedSystem]) -> None:
+    """While a message waits inside the link's queue (for room, or a yield to
+    the writer), another process may open the next batch to the same
+    destination: the lane must not take that batch for the first sender's."""
+    a, b = pair
+    got: list[Any] = []
+
+    def sink(ctx: ActorContext) -> None:
+        while True:
+            got.append((ctx.receive(), ctx.sender))
+
+    to = remote(b, b.spawn_fn(sink).pid)
+    a.connect_to_node(b.node_name)
+    conn = a._peers[b.node_name].link
+    assert conn is not None
+    other = Probe(a)
+    plain_send_term = conn.send_term
+
+    def send_term(sender: Any, dest: Any, msg: Any) -> bool:
+        queued = plain_send_term(sender, dest, msg)
+        if msg == ("a", 5):  # as if another process ran while this one waited in the queue
+            other.ctx.send(to, ("b", 0))
+        return queued
+
+    conn.send_term = send_term  # type: ignore[method-assign]
+
+    def burst(ctx: ActorContext) -> Any:
+        for i in range(5):
+            ctx.send(to, ("a", i))
+        ctx.send(to, ["codec"])  # (closes the batch: the next message takes the full path)
+        for i in range(5, 10):
+            ctx.send(to, ("a", i))
+        return ctx.pid
+
+    me = remote(a, in_actor(a, burst))
+    wait_until(lambda: len(got) == 12, timeout=WAIT)
+    assert [m for m, s in got if s == me] == [("a", i) for i in range(5)] + [["codec"]] + [
+        ("a", i) for i in range(5, 10)
+    ]
+    assert [m for m, s in got if s != me] == [("b", 0)]
