@@ -209,22 +209,18 @@ class ActorSystem(Processes, BudgetedSends, Timers, Serving):
                             mailbox._wake_reader()
                     else:
                         _put_bounded(self, mailbox, dest, msg, sender)
-                try:
-                    next(self._ticks)
-                except StopIteration:
-                    self._ticks = self._budget_rule.spent()  # yields to the hub
-                return
-            router = self._router
-            if router is None:
-                router = self._node(dest)  # raises
-            if get_ident() != self._thread:  # another OS thread: in order, in the hub's
-                self.thread_bridge.submit(router.route_send, sender, dest, msg)
-                return
-            router.route_send(sender, dest, msg)
+            else:
+                router = self._router
+                if router is None:
+                    router = self._node(dest)  # raises
+                if get_ident() != self._thread:  # another OS thread: in order, in the hub's
+                    self.thread_bridge.submit(router.route_send, sender, dest, msg)
+                    return
+                router.route_send(sender, dest, msg)
             try:
                 next(self._ticks)
             except StopIteration:
-                self._ticks = self._budget_rule.spent()
+                self._ticks = self._budget_rule.spent()  # yields to the hub
             return
         target: Any = self._resolve(dest)  # a Pid, or a RemoteName for (name, other node)
         if target.__class__ is RemoteName:

@@ -21,6 +21,7 @@ from joerl import MessageTooLarge
 from joerl.actor import ActorContext
 from joerl.node.batching import CLOSED, NO_LANE
 from joerl.node.config import LinkConfig
+from joerl.node.connection import Connection
 from joerl.node.node import DistributedSystem
 from joerl.testing import Probe, node_cluster, wait_until
 
@@ -40,6 +41,16 @@ SHAPES: list[Any] = [
 def pair() -> Iterator[tuple[DistributedSystem, DistributedSystem]]:
     with node_cluster("a", "b", cookie=COOKIE, global_names=False) as (a, b):
         yield a, b
+
+
+def up(node: DistributedSystem, peer: DistributedSystem) -> Connection:
+    """``node``'s link to ``peer``, up and open to direct sends (messages
+    queued while it came up are on it: sends no longer wait in the peer's queue)."""
+    node.connect_to_node(peer.node_name)
+    wait_until(lambda: node._peers[peer.node_name].conn is not None, timeout=WAIT)
+    conn = node._peers[peer.node_name].conn
+    assert conn is not None
+    return conn
 
 
 def in_actor(node: DistributedSystem, body: Callable[[ActorContext], Any]) -> Any:
@@ -62,9 +73,7 @@ def test_the_lane_judges_and_packs_every_message_as_the_batcher_does(
     a, b = pair
     inbox = Probe(b)
     routing = a._routing
-    a.connect_to_node(b.node_name)
-    conn = a._peers[b.node_name].link
-    assert conn is not None
+    conn = up(a, b)
 
     to = inbox.gpid
 
@@ -98,7 +107,7 @@ def test_order_holds_when_codec_messages_and_other_senders_interleave(
 ) -> None:
     a, b = pair
     inbox = Probe(b)
-    a.connect_to_node(b.node_name)
+    up(a, b)
     other = Probe(a)
     to = inbox.gpid  # (one object: the lane knows a burst's destination by identity)
 
@@ -136,9 +145,7 @@ def test_the_lane_closes_with_its_link_and_the_burst_goes_on_over_the_next(
     a, b = pair
     inbox = Probe(b)
     routing = a._routing
-    a.connect_to_node(b.node_name)
-    old = a._peers[b.node_name].link
-    assert old is not None
+    old = up(a, b)
 
     to = inbox.gpid
 
@@ -174,7 +181,7 @@ def test_a_restarted_peer_gets_nothing_through_the_lane_of_its_earlier_incarnati
     old = inbox1.gpid  # (one object: the lane knows a burst's destination by identity)
     sender = Probe(a)
     routing = a._routing
-    a.connect_to_node(d1.node_name)
+    up(a, d1)
     for i in range(50):
         sender.ctx.send(old, ("one", i))
     lane = routing._lane
@@ -184,7 +191,7 @@ def test_a_restarted_peer_gets_nothing_through_the_lane_of_its_earlier_incarnati
     d = make_node("d")
     assert d.creation != d1.creation
     inbox = Probe(d)
-    a.connect_to_node(d.node_name)
+    up(a, d)
     stale = a.stats.dropped_stale
     for i in range(50):
         sender.ctx.send(old, ("stale", i))  # the old incarnation's pid: dropped, counted, never sent
@@ -205,7 +212,7 @@ def test_no_lane_to_a_bounded_mailbox(pair: tuple[DistributedSystem, Distributed
         done.set(True)
 
     bounded = remote(b, b.spawn_fn(sink, mailbox_size=1000).pid)
-    a.connect_to_node(b.node_name)
+    up(a, b)
 
     def burst(ctx: ActorContext) -> Any:
         for i in range(200):
@@ -220,7 +227,7 @@ def test_a_message_too_large_is_refused_with_the_lane_open_and_order_holds() -> 
     config = LinkConfig(max_frame_size=64 * 1024)
     with node_cluster("a", "b", cookie=COOKIE, global_names=False, link_config=config) as (a, b):
         inbox = Probe(b)
-        a.connect_to_node(b.node_name)
+        up(a, b)
         to = inbox.gpid
 
         def burst(ctx: ActorContext) -> Any:
@@ -251,9 +258,7 @@ def test_the_lane_is_never_set_on_another_senders_batch(pair: tuple[DistributedS
             got.append((ctx.receive(), ctx.sender))
 
     to = remote(b, b.spawn_fn(sink).pid)
-    a.connect_to_node(b.node_name)
-    conn = a._peers[b.node_name].link
-    assert conn is not None
+    conn = up(a, b)
     other = Probe(a)
     plain_send_term = conn.send_term
 
