@@ -410,6 +410,15 @@ def test_a_calls_frames_decode_alike_with_pids_known_or_not() -> None:
     assert isinstance(out, FrameError) and "to must be a pid" in str(out)
 
 
+def test_a_calls_frames_fed_one_per_read_decode_as_in_a_stream() -> None:
+    """A read of one CALL or CALL_REPLY frame (a remote call's) takes feed's
+    fast path once its route is known: the same messages as a stream's."""
+    dec = FrameDecoder()
+    for _ in range(2):  # routes and pids new, then known
+        assert [m for frame in CALL_FRAMES for m in dec.feed(encode_frame(frame))] == CALL_FRAMES
+    assert dec.frames == 2 * len(CALL_FRAMES) and dec.buffered() == 0
+
+
 def test_call_byte_vector_and_its_reply() -> None:
     """CALL: [19, route (to, sender), ref, payload]; a released CALL_REPLY has a
     trailing true, which a decoder ignores as any trailing field (released False)."""
