@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._describe import describe as _describe
-from ..pid import Pid, Ref
+from ..pid import Pid, Ref, make_ref
 from .messages import (
     MAX_TERM_ITEMS,
     OP_ACK,
@@ -62,7 +62,7 @@ def dref(x: Any) -> Ref:
     if type(x) is tuple and len(x) == 3:
         n, i, c = x
         if is_uint(n, U32) and n and is_uint(i, U64) and is_uint(c, U32):
-            ref: Ref = Ref._unchecked(n, i, c)
+            ref: Ref = make_ref(n, i, c)
             return ref
     raise Bad(f"expected a ref [node>0, id, creation], got {_describe(x)}")
 
@@ -159,14 +159,17 @@ def call_msg(
     if op == OP_CALL:
         caller, server = routes[t[1]]
         payload = t[3]
-        if caller is None or not (payload.__class__ is bytes or term1(payload)):
+        # ([one scalar], a call's usual payload: term1's first test, inline)
+        one = payload.__class__ is tuple and len(payload) == 1 and payload[0].__class__ in TERM_SCALARS
+        if caller is None or not (payload.__class__ is bytes or one or term1(payload)):
             return None
-        return _new_tuple(Call, (caller, server, Ref._unchecked(n, i, c), payload))
+        return _new_tuple(Call, (caller, server, make_ref(n, i, c), payload))
     if op == OP_CALL_REPLY:
         payload = t[2]
-        if not (payload.__class__ is bytes or term1(payload)):
+        one = payload.__class__ is tuple and len(payload) == 1 and payload[0].__class__ in TERM_SCALARS  # (as CALL's)
+        if not (payload.__class__ is bytes or one or term1(payload)):
             return None
-        return _new_tuple(CallReply, (Ref._unchecked(n, i, c), payload, len(t) > 3 and t[3] is True))
+        return _new_tuple(CallReply, (make_ref(n, i, c), payload, len(t) > 3 and t[3] is True))
     # (a triple found in pids is a valid pid's: see FrameDecoder._pid)
     sender = pids.get(t[1])
     to = t[2]
@@ -174,4 +177,4 @@ def call_msg(
         to = pids.get(to)
     if sender is None or to is None:
         return None
-    return _new_tuple(Monitor if op == OP_MONITOR else Demonitor, (sender, to, Ref._unchecked(n, i, c)))  # type: ignore[return-value]
+    return _new_tuple(Monitor if op == OP_MONITOR else Demonitor, (sender, to, make_ref(n, i, c)))  # type: ignore[return-value]
