@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from joerl.errors import LocalProtocolError, MessageTooLarge
 from joerl.node import protocol as p
-from joerl.node.batching import TERM_COST, OutboundBatcher
+from joerl.node.batching import CLOSED, NO_LANE, TERM_COST, OutboundBatcher
 from joerl.node.protocol import FrameDecoder, FrameEncoder
 from joerl.pid import Pid
 
@@ -358,3 +358,41 @@ def test_handed_counts_every_message_queued_joins_included() -> None:
     assert b.handed == 11
     off, _ = batcher(terms=False)
     assert off.term(P1, P2, 1) is False and off.handed == 0
+
+
+def test_a_lane_appends_to_the_open_batch_until_it_closes_and_is_counted_then() -> None:
+    """What a feeder's lane may do (``open_terms``, ``Routing.route_send``):
+    append packed terms, taking their cost off ``room``; the batch's room
+    turns CLOSED however it closes, and what joined uncounted is counted in
+    ``handed`` and handed to ``on_joined`` once."""
+    joined: list[int] = []
+    for close in ("take", "clear", "frame", "payload", "other sender"):
+        b, _ = batcher()
+        b.on_joined = joined.append
+        assert b.open_terms() is None
+        b.term(P1, P2, ("ping", 0))  # opens the batch (counted: handed 1)
+        lane = b.open_terms()
+        assert lane is not None and lane.to is P2 and lane.sender is P1 and b.handed == 1
+        for i in range(1, 4):
+            body = b.pack(("ping", i))
+            lane.append(body)
+            lane.room -= len(body) + TERM_COST
+        b.term(P1, P2, ("ping", 4))  # the full path joins the same batch (counted: handed 2)
+        assert b.open_terms() is lane and b.handed == 2 and joined == []
+        if close == "take":
+            data, frames = b.take()
+            assert frames == 1 and decode(data)[0].msgs == tuple(("ping", i) for i in range(5))
+        elif close == "clear":
+            b.clear()
+        elif close == "frame":
+            b.frame(b"\x00\x00\x00\x01\x00")
+        elif close == "payload":
+            b.payload(P1, P2, msgpack.packb([1]))
+        else:
+            b.term(P3, P2, ("ping", 5))
+        assert lane.room == CLOSED and b.open_terms() is not lane, close
+        assert joined == [3] and b.handed == 5 + (close in ("payload", "other sender")), close
+        joined.clear()
+        b.take()  # (nothing more to count: closed once)
+        assert joined == []
+    assert NO_LANE.room == CLOSED and NO_LANE.to is not None
