@@ -12,6 +12,11 @@ __all__ = ["NodeStats", "link_counters"]
 class NodeStats:
     """Counters of one node's traffic (for tests, benchmarks and operators)."""
 
+    #: Messages handed to links. The rest of a burst from one process to one
+    #: remote process joins its open batch without the per-message path
+    #: (``Routing.route_send``'s lane) and is counted as that batch closes
+    #: (written, or dropped with its link): during a burst ``sent`` and a
+    #: link's ``messages_out`` may be one batch behind.
     sent: int = 0
     received: int = 0
     dropped_stale: int = 0
