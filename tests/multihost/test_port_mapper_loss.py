@@ -57,7 +57,8 @@ def test_existing_links_survive_new_ones_fail_then_recover(net: Network) -> None
     wait_until(reached, timeout=60, interval=0.2, what="n3@gamma reaches n2@beta once beta's port mapper is back")
     recovered = time.monotonic() - t_back
     n3.ok("ping", node=n2.node)
-    assert n1.ok("nodes")["nodes"] == [n2.node]
+    # (n3 may be linked with n1 by now too: global's transitive connect, as Erlang's)
+    assert n2.node in n1.ok("nodes")["nodes"]
     events = [e for e in n1.events + n2.events if e["kind"] in ("nodedown", "exit", "down", "anchor_exit")]
     assert events == [], f"the link between n1 and n2 was disturbed: {events}"
     print(
