@@ -279,7 +279,6 @@ terms = st.recursive(
 )
 
 
-@pytest.mark.filterwarnings("ignore:Generating overly large repr")  # (hypothesis, of a big generated term: harmless)
 @settings(max_examples=400, deadline=None)
 @given(terms)
 def test_round_trip_in_python(term: Any) -> None:
