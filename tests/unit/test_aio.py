@@ -71,7 +71,7 @@ def test_call_does_not_block_the_asyncio_loop(system: ActorSystem) -> None:
         async def ticker() -> None:
             nonlocal ticks
             while True:
-                await asyncio.sleep(0.01)
+                await asyncio.sleep(0.01)  # the ticker's period: what it shows is that the loop keeps running
                 ticks += 1
 
         task = asyncio.create_task(ticker())
